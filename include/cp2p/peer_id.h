@@ -26,9 +26,11 @@ typedef struct cp2p_peer_id {
 CP2P_API CP2P_NODISCARD int cp2p_peer_id_from_bytes(const uint8_t *in, size_t len,
                                                     cp2p_peer_id *out);
 /* Parse the text form: base58btc ("12D3KooW...", "Qm...", "16Uiu2...") or a CIDv1 with the
- * libp2p-key codec (0x72) in any supported multibase ("bafz..."). Returns 0 or CP2P_EINVAL. */
+ * libp2p-key codec (0x72) in any supported multibase ("bafz..."). Returns 0, CP2P_EINVAL
+ * (with nothing stored), or CP2P_ENOMEM (a small scratch buffer could not be allocated). */
 CP2P_API CP2P_NODISCARD int cp2p_peer_id_parse(const char *in, size_t len, cp2p_peer_id *out);
-/* Text forms. Append to out (NUL kept after the text). Returns 0 or buf errors. */
+/* Text forms. Append to out (NUL kept after the text). Returns 0, CP2P_EINVAL if *id is not a
+ * valid peer ID, or buf errors (out unchanged on any error). */
 CP2P_API CP2P_NODISCARD int cp2p_peer_id_to_base58(const cp2p_peer_id *id, cp2p_buf *out);
 CP2P_API CP2P_NODISCARD int cp2p_peer_id_to_cid(const cp2p_peer_id *id, cp2p_buf *out);
 /* Base58btc text into a caller array; returns the string (never NULL: "<invalid>" if the id

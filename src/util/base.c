@@ -3,7 +3,7 @@
 
 #include <cp2p/codec.h>
 
-#include "util/limits.h"
+#include "util/basex.h"
 
 static const char HEX[] = "0123456789abcdef";
 static const char B58[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
@@ -83,92 +83,14 @@ int cp2p_hex_decode(cp2p_buf *out, const char *in, size_t len)
     return 0;
 }
 
-/* Base58 is quadratic in the input length, so inputs are bounded (CP2P_BASE58_MAX_BYTES). */
 int cp2p_base58btc_encode(cp2p_buf *out, const uint8_t *in, size_t len)
 {
-    int rc;
-    if (len > CP2P_BASE58_MAX_BYTES) {
-        return CP2P_ELIMIT;
-    }
-    size_t zeros = 0;
-    while (zeros < len && in[zeros] == 0) {
-        zeros++;
-    }
-    /* log(256)/log(58) < 1.38: enough base-58 digits for the rest. */
-    size_t size = (len - zeros) * 138 / 100 + 1;
-    uint8_t *w = tail(out, zeros + size, &rc);
-    if (w == NULL) {
-        return rc;
-    }
-    uint8_t *digits = w + zeros; /* little-endian base-58 digits, built in place */
-    size_t ndig = 0;
-    for (size_t i = zeros; i < len; i++) {
-        unsigned carry = in[i];
-        for (size_t j = 0; j < ndig; j++) {
-            carry += (unsigned)digits[j] << 8;
-            digits[j] = (uint8_t)(carry % 58);
-            carry /= 58;
-        }
-        while (carry > 0) {
-            digits[ndig++] = (uint8_t)(carry % 58);
-            carry /= 58;
-        }
-    }
-    memset(w, '1', zeros);
-    for (size_t j = 0; j < ndig / 2; j++) { /* reverse into big-endian order */
-        uint8_t t = digits[j];
-        digits[j] = digits[ndig - 1 - j];
-        digits[ndig - 1 - j] = t;
-    }
-    for (size_t j = 0; j < ndig; j++) {
-        digits[j] = (uint8_t)B58[digits[j]];
-    }
-    commit(out, zeros + ndig);
-    return 0;
+    return cp2p__basex_encode(out, B58, 58, in, len);
 }
 
 int cp2p_base58btc_decode(cp2p_buf *out, const char *in, size_t len)
 {
-    int rc;
-    if (len > CP2P_BASE58_MAX_BYTES * 2) {
-        return CP2P_ELIMIT;
-    }
-    size_t ones = 0;
-    while (ones < len && in[ones] == '1') {
-        ones++;
-    }
-    /* log(58)/log(256) < 0.733 */
-    size_t size = (len - ones) * 733 / 1000 + 1;
-    uint8_t *w = tail(out, ones + size, &rc);
-    if (w == NULL) {
-        return rc;
-    }
-    uint8_t *bytes = w + ones; /* little-endian base-256, built in place */
-    size_t nb = 0;
-    for (size_t i = ones; i < len; i++) {
-        int v = alpha_index(B58, 58, in[i]);
-        if (v < 0) {
-            return CP2P_EINVAL;
-        }
-        unsigned carry = (unsigned)v;
-        for (size_t j = 0; j < nb; j++) {
-            carry += (unsigned)bytes[j] * 58;
-            bytes[j] = (uint8_t)carry;
-            carry >>= 8;
-        }
-        while (carry > 0) {
-            bytes[nb++] = (uint8_t)carry;
-            carry >>= 8;
-        }
-    }
-    memset(w, 0, ones);
-    for (size_t j = 0; j < nb / 2; j++) {
-        uint8_t t = bytes[j];
-        bytes[j] = bytes[nb - 1 - j];
-        bytes[nb - 1 - j] = t;
-    }
-    commit(out, ones + nb);
-    return 0;
+    return cp2p__basex_decode(out, B58, 58, in, len);
 }
 
 /* Shared bit-packing for the power-of-two bases: `bits` per character. */

@@ -4,9 +4,10 @@
 #define CP2P_UTIL_LIMITS_H
 
 /* ---- util ---- */
-/* Base58 is quadratic; the longest base58 text we need is a CIDv0/peer ID (~50 chars).
- * Our choice: 256 bytes of binary (about 350 characters) is far above any real use. */
-#define CP2P_BASE58_MAX_BYTES 256
+/* Big-number bases (base58btc, base36) are quadratic; the longest such text we need is a
+ * CIDv0/peer ID (~50 chars). Our choice: 256 bytes of binary (about 350 characters) is far
+ * above any real use. Encoders and decoders share the bound. */
+#define CP2P_BASEX_MAX_BYTES 256
 /* Log lines are formatted into a stack buffer of this size and truncated past it (our choice). */
 #define CP2P_LOG_LINE_MAX 1024
 /* Per-module log level overrides (our choice). */
@@ -38,7 +39,6 @@
 /* Most components in one multiaddr. Our choice: a relayed webtransport address has about ten. */
 #define CP2P_MULTIADDR_MAX_COMPONENTS 32
 /* Base36 (multibase 'k') is quadratic like base58: same bound, for the same reason. */
-#define CP2P_BASE36_MAX_BYTES CP2P_BASE58_MAX_BYTES
 
 /* ---- crypto (noise) ---- */
 /* Largest Noise message, the body of one frame: the 2-byte big-endian length prefix cannot say
@@ -65,5 +65,76 @@
  * by cp2p__noise_new: CP2P_NOISE_PLAINTEXT_MAX in, 2 + CP2P_NOISE_MSG_MAX out). */
 #define CP2P_NOISE_RX_BUF_DEFAULT (256 * 1024)
 #define CP2P_NOISE_TX_BUF_DEFAULT (256 * 1024)
+
+/* ---- protocols: identify ---- */
+/* Largest identify message body. js-libp2p's identify refuses messages over 8 KiB
+ * (MAX_IDENTIFY_MESSAGE_SIZE); go-libp2p's signed-record-carrying messages fit too. */
+#define CP2P_IDENTIFY_MAX_MSG 8192
+/* Listen addresses and protocols kept from one message; the rest are dropped and counted
+ * (our choice: far above what real nodes announce, and bounded by the message size anyway). */
+#define CP2P_IDENTIFY_MAX_ADDRS 64
+#define CP2P_IDENTIFY_MAX_PROTOCOLS 256
+/* A protocol ID or version string longer than this is dropped (our choice; multistream-select
+ * cannot negotiate an ID longer than CP2P_MSS_MAX_MSG anyway). */
+#define CP2P_IDENTIFY_MAX_STRING 1023
+
+/* ---- muxer (yamux) ---- */
+/* A new stream's receive window, which both sides assume without any frame (hashicorp/yamux
+ * spec.md "Flow Control": 256KB). A larger configured initial window is granted in the SYN/ACK. */
+#define CP2P_YAMUX_SPEC_WINDOW (256 * 1024)
+#define CP2P_YAMUX_INITIAL_WINDOW CP2P_YAMUX_SPEC_WINDOW
+/* Auto-tuning ceiling of one stream's receive window: go-yamux maxStreamWindow and js-libp2p
+ * yamux MAX_STREAM_WINDOW are both 16 MiB. */
+#define CP2P_YAMUX_MAX_WINDOW (16 * 1024 * 1024)
+/* Peer-opened streams alive at once; past it new SYNs are reset. go-yamux MaxIncomingStreams and
+ * js-libp2p yamux maxInboundStreams are both 1000. A stream counts until the app releases it. */
+#define CP2P_YAMUX_MAX_INBOUND_STREAMS 1000
+/* Our streams alive at once: js-libp2p yamux maxOutboundStreams (1000). */
+#define CP2P_YAMUX_MAX_OUTBOUND_STREAMS 1000
+/* Peer-opened streams the application has not accepted yet; past it new SYNs are reset.
+ * go-yamux AcceptBacklog (256). */
+#define CP2P_YAMUX_MAX_UNACKED_INBOUND 256
+/* Our SYNs not yet acknowledged: go-yamux blocks OpenStream at AcceptBacklog (256) in-flight
+ * SYNs ("synCh"); we return CP2P_EFULL instead. */
+#define CP2P_YAMUX_MAX_UNACKED_OUTBOUND 256
+/* Largest Data frame we send, header included: go-yamux MaxMessageSize and js-libp2p yamux
+ * maxMessageSize are 64 KiB, so one stream cannot hog the connection. */
+#define CP2P_YAMUX_MAX_FRAME (64 * 1024)
+/* Cap on bytes buffered for all streams of one session, and on the sum of their receive windows
+ * beyond what auto-tuning may grow: go-libp2p's resource manager gives a connection 32 MiB
+ * (ConnBaseLimit.Memory). */
+#define CP2P_YAMUX_MAX_SESSION_RECV (32 * 1024 * 1024)
+/* write() accepts data while less than this is queued and unsent: go-yamux queues at most 64
+ * frames of 64 KiB (sendCh) before Write blocks, i.e. 4 MiB. */
+#define CP2P_YAMUX_MAX_OUT_BUFFERED (4 * 1024 * 1024)
+/* A ping unanswered this long is reported as timed out: go-yamux waits ConnectionWriteTimeout
+ * (10 s) for a ping answer. */
+#define CP2P_YAMUX_PING_TIMEOUT_MS 10000
+/* Unsent answers to the peer's pings; past it answers are dropped: go-yamux PingBacklog (32). */
+#define CP2P_YAMUX_MAX_PONG_BACKLOG 32
+/* Abuse budgets (STYLE.md 6.9), token buckets (burst, refill per second). Our choices:
+ * - resets of peer-opened streams by the peer: the HTTP/2 "rapid reset" attack (CVE-2023-44487)
+ *   and h2o's reset_budget; 256 at once and 32 a second is far above stream cancellation in real
+ *   libp2p protocols;
+ * - SYNs we must refuse (over a limit, after GoAway): 1024 at once covers a js peer opening its
+ *   1000 outbound streams in one burst while we are slow to accept;
+ * - pings and unsolicited ping answers: go and js send keepalives every 30 s;
+ * - frames with no flags and no bytes (HTTP/2 "empty frames flood", CVE-2019-9518): go-yamux and
+ *   js never send them. */
+#define CP2P_YAMUX_RESET_BURST 256
+#define CP2P_YAMUX_RESET_PER_SEC 32
+#define CP2P_YAMUX_REFUSE_BURST 1024
+#define CP2P_YAMUX_REFUSE_PER_SEC 128
+#define CP2P_YAMUX_PING_BURST 32
+#define CP2P_YAMUX_PING_PER_SEC 8
+#define CP2P_YAMUX_EMPTY_BURST 1024
+#define CP2P_YAMUX_EMPTY_PER_SEC 256
+/* Largest value a budget parameter may take (keeps the token arithmetic in 64 bits). */
+#define CP2P_YAMUX_BUDGET_MAX 1000000
+/* Stream IDs (per parity) behind the highest one the peer opened for which we remember whether
+ * they were opened, to detect ID reuse while tolerating SYNs that arrive out of order (go-yamux
+ * allocates IDs before queueing SYNs, so concurrent opens can reorder up to AcceptBacklog = 256
+ * of them). Our choice: 4x that, 128 bytes of bitmap. */
+#define CP2P_YAMUX_ID_WINDOW 1024
 
 #endif

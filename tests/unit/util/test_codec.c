@@ -12,7 +12,7 @@
 #include "util/alloc.h"
 #include "util/limits.h"
 
-#define CP2P_BASE58_MAX_BYTES_TEST (CP2P_BASE58_MAX_BYTES + 1)
+#define CP2P_BASEX_MAX_BYTES_TEST (CP2P_BASEX_MAX_BYTES + 1)
 
 /* ---- varint ---- */
 
@@ -210,7 +210,7 @@ static void encoders_respect_buffer_max(void **state)
     static const uint8_t raw[] = {1, 2};
     assert_int_equal(cp2p_hex_encode(&b, raw, 2), CP2P_ELIMIT);
     assert_int_equal(b.len, 0);
-    uint8_t big[CP2P_BASE58_MAX_BYTES_TEST];
+    uint8_t big[CP2P_BASEX_MAX_BYTES_TEST];
     memset(big, 1, sizeof(big));
     cp2p_buf_fini(&b);
     cp2p_buf_init(&b, 100000);
