@@ -5,7 +5,8 @@ ASAN      ?= build-asan
 FUZZDIR   ?= build-fuzz
 FUZZ_SECONDS ?= 5
 
-.PHONY: all deps build run test test-unit test-asan test-fuzz fuzz bench checksrc clean
+.PHONY: all deps build run test test-unit test-fuzz fuzz bench checksrc clean
+MAKEFLAGS += --no-print-directory
 
 all: build
 
@@ -14,31 +15,22 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCP2P_INTEROP=ON >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
 # The main job. For now it creates an identity and prints it.
 run: build
 	@scripts/run.sh $(BUILD)
 
-test: deps checksrc test-unit test-asan test-fuzz
-	@echo "make test: all suites passed"
+test: deps
+	@JOBS=$(JOBS) BUILD=$(BUILD) ASAN=$(ASAN) FUZZDIR=$(FUZZDIR) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	    scripts/test.sh
 
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-test-asan: deps
-	@cmake -S . -B $(ASAN) -DCP2P_SANITIZE=ON >/dev/null
-	@cmake --build $(ASAN) -j $(JOBS)
-	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --output-on-failure -j $(JOBS) -L 'unit|fuzzreplay'
-
-$(FUZZDIR)/.configured: CMakeLists.txt
-	@CC=clang cmake -S . -B $(FUZZDIR) -DCP2P_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@touch $@
-
-test-fuzz: deps $(FUZZDIR)/.configured
-	@cmake --build $(FUZZDIR) -j $(JOBS)
+test-fuzz: deps
+	@[ -f $(FUZZDIR)/CMakeCache.txt ] || CC=clang cmake -S . -B $(FUZZDIR) -DCP2P_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZDIR) -j $(JOBS) -- --no-print-directory
 	@scripts/fuzz.sh $(FUZZDIR) $(FUZZ_SECONDS)
 
 # Longer fuzzing by hand: make fuzz FUZZ_SECONDS=60

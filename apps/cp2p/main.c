@@ -1,15 +1,51 @@
-/* cp2p command-line program. */
+/* cp2p: the command-line program. One subcommand per file (cmd_*.c); see docs/CLI.md. */
 #include <stdio.h>
 #include <string.h>
 
 #include <cp2p/cp2p.h>
 
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} COMMANDS[] = {
+    {"id", cli_cmd_id, "print a peer ID (new, from --seed, or from --key FILE)"},
+    {"keygen", cli_cmd_keygen, "create a private key file (mode 0600)"},
+    {"version", cli_cmd_version, "print the version"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cp2p COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    }
+    fprintf(f, "\n'cp2p COMMAND --help' describes a command's options.\n"
+               "Environment: CP2P_LOG=trace|debug|info|warn|error|off sets the log level.\n");
+}
+
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "version") == 0) {
-        printf("cp2p %s\n", cp2p_version());
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
         return 0;
     }
-    fprintf(stderr, "usage: cp2p version\n");
-    return 2;
+    if (strcmp(argv[1], "--version") == 0) {
+        return cli_cmd_version(argc - 1, argv + 1);
+    }
+    for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
+        if (strcmp(argv[1], COMMANDS[i].name) == 0) {
+            return COMMANDS[i].run(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "cp2p: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
 }

@@ -7,5 +7,8 @@
 #include <cp2p/codec.h>
 #include <cp2p/log.h>
 #include <cp2p/peer_id.h>
+#include <cp2p/keys.h>
+#include <cp2p/multiaddr.h>
+#include <cp2p/multiformats.h>
 
 #endif
