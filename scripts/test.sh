@@ -49,11 +49,11 @@ cmake -S . -B "$BUILD" -DCP2P_INTEROP=ON >/dev/null
 cmake --build "$BUILD" -j "$JOBS" -- --no-print-directory
 run_ctest "$BUILD" || { finish; exit 1; }
 
-stage "sanitizer build ($ASAN, ASan + UBSan): unit and corpus replay tests"
+stage "sanitizer build ($ASAN, ASan + UBSan): unit, integration and corpus replay tests"
 cmake -S . -B "$ASAN" -DCP2P_SANITIZE=ON >/dev/null
 cmake --build "$ASAN" -j "$JOBS" -- --no-print-directory
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_ctest "$ASAN" -L 'unit|fuzzreplay' || { finish; exit 1; }
+    run_ctest "$ASAN" -L 'unit|fuzzreplay|integration' || { finish; exit 1; }
 
 stage "libFuzzer ($FUZZDIR): each target for ${FUZZ_SECONDS}s"
 if [ ! -f "$FUZZDIR/CMakeCache.txt" ]; then

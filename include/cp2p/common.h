@@ -44,6 +44,8 @@ typedef enum cp2p_err {
     CP2P_ECANCELED = -22,  /* the operation was canceled (e.g. by a close) */
     CP2P_ETIMEDOUT = -23,  /* the operation's deadline passed */
     CP2P_EFULL = -24,      /* a bounded queue is full and its policy is to reject */
+    CP2P_EOF = -25,        /* end of stream: the peer closed its side cleanly */
+    CP2P_ERESET = -26,     /* the stream was reset (by the peer, or its connection died) */
     /* peer fault (or bad input bytes) */
     CP2P_EPROTO = -40,     /* malformed input: violates the format or protocol */
     CP2P_ELIMIT = -41,     /* input exceeds a configured or protocol limit */

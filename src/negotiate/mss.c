@@ -9,8 +9,8 @@
 
 #define HEADER CP2P_MSS_PROTOCOL
 #define HEADER_LEN (sizeof(HEADER) - 1)
-/* Output never holds more than a header, one reply and an ls listing. */
-#define OUT_MAX (4 * CP2P_MSS_MAX_MSG + CP2P_MSS_MAX_OFFER * CP2P_MSS_MAX_MSG)
+/* Output never holds more than a header, a few replies and an ls listing. */
+#define OUT_MAX (4 * CP2P_MSS_MAX_MSG + CP2P_MSS_MAX_LS)
 
 static const char *const STATE_NAMES[] = {"EXPECT_HEADER", "EXPECT_REPLY", "EXPECT_PROPOSAL",
                                           "DONE", "FAILED"};
@@ -47,7 +47,7 @@ static int init_common(cp2p__mss *m, const char *const *protos, size_t n, bool d
 {
     *m = (cp2p__mss){0};
     cp2p_buf_init(&m->out, OUT_MAX);
-    if (n == 0 || n > CP2P_MSS_MAX_OFFER) {
+    if (n == 0 || n > (dialer ? CP2P_MSS_MAX_OFFER : CP2P_MSS_MAX_SUPPORTED)) {
         return CP2P_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
@@ -76,13 +76,27 @@ int cp2p__mss_init_dialer(cp2p__mss *m, const char *const *protos, size_t n, boo
     return rc;
 }
 
-int cp2p__mss_init_listener(cp2p__mss *m, const char *const *protos, size_t n)
+int cp2p__mss_init_listener_filtered(cp2p__mss *m, const char *const *protos, size_t n,
+                                     bool (*accept)(void *ud, size_t idx), void *ud)
 {
     int rc = init_common(m, protos, n, false);
     if (rc != 0) {
         cp2p__mss_fini(m);
+        return rc;
     }
-    return rc;
+    m->accept = accept;
+    m->accept_ud = ud;
+    return 0;
+}
+
+int cp2p__mss_init_listener(cp2p__mss *m, const char *const *protos, size_t n)
+{
+    return cp2p__mss_init_listener_filtered(m, protos, n, NULL, NULL);
+}
+
+static bool accepts(const cp2p__mss *m, size_t i)
+{
+    return m->accept == NULL || m->accept(m->accept_ud, i);
 }
 
 void cp2p__mss_fini(cp2p__mss *m)
@@ -163,14 +177,20 @@ static int on_reply(cp2p__mss *m, const char *t, size_t n, const char **why)
     return cp2p__mss_write_msg(&m->out, m->protos[m->next], strlen(m->protos[m->next]));
 }
 
-/* "ls": one message whose body is each protocol as its own message, then a newline. */
+/* "ls": one message whose body is each protocol as its own message, then a newline. The listing
+ * stops at CP2P_MSS_MAX_LS bytes. */
 static int write_ls(cp2p__mss *m)
 {
     cp2p_buf body;
     int rc = 0;
-    cp2p_buf_init(&body, CP2P_MSS_MAX_OFFER * CP2P_MSS_MAX_MSG);
+    cp2p_buf_init(&body, CP2P_MSS_MAX_LS - CP2P_UVARINT_MAX - 1);
     for (size_t i = 0; i < m->nprotos && rc == 0; i++) {
-        rc = cp2p__mss_write_msg(&body, m->protos[i], strlen(m->protos[i]));
+        if (accepts(m, i)) {
+            rc = cp2p__mss_write_msg(&body, m->protos[i], strlen(m->protos[i]));
+        }
+    }
+    if (rc == CP2P_ELIMIT) {
+        rc = 0; /* a truncated listing is still a listing */
     }
     if (rc == 0 && (rc = cp2p_uvarint_append(&m->out, body.len + 1)) == 0 &&
         (rc = cp2p_buf_append(&m->out, body.ptr, body.len)) == 0) {
@@ -190,7 +210,7 @@ static int on_proposal(cp2p__mss *m, const char *t, size_t n, const char **why)
         return write_ls(m);
     }
     for (size_t i = 0; i < m->nprotos; i++) {
-        if (eq(t, n, m->protos[i])) {
+        if (eq(t, n, m->protos[i]) && accepts(m, i)) {
             m->selected = i;
             set_state(m, MSS_DONE);
             return cp2p__mss_write_msg(&m->out, t, n);

@@ -35,6 +35,8 @@ typedef struct cp2p__mss {
     size_t next;         /* dialer: index of the protocol being proposed */
     size_t selected;     /* index into protos once DONE */
     unsigned proposals;  /* listener: proposals seen */
+    bool (*accept)(void *ud, size_t idx); /* listener: optional filter over protos */
+    void *accept_ud;
     cp2p_buf out;
 } cp2p__mss;
 
@@ -45,9 +47,16 @@ typedef struct cp2p__mss {
  * protocol that is empty, lacks the leading '/', contains '\n', or is too long), CP2P_ENOMEM. */
 CP2P_NODISCARD int cp2p__mss_init_dialer(cp2p__mss *m, const char *const *protos, size_t n,
                                          bool lazy);
-/* Start a listener that accepts any of protos[0..n) (borrowed). Same errors. The listener sends
- * its header at once. */
+/* Start a listener that accepts any of protos[0..n) (borrowed; n <= CP2P_MSS_MAX_SUPPORTED) for
+ * which accept(ud, index) is true (accept may be NULL: all). Same errors as the dialer. The
+ * listener sends its header at once. A host passes its handler table and uses `accept` to skip
+ * removed handlers. */
 CP2P_NODISCARD int cp2p__mss_init_listener(cp2p__mss *m, const char *const *protos, size_t n);
+CP2P_NODISCARD int cp2p__mss_init_listener_filtered(cp2p__mss *m, const char *const *protos,
+                                                   size_t n, bool (*accept)(void *ud, size_t idx),
+                                                   void *ud);
+/* Index of the agreed protocol in protos (valid once DONE). */
+static inline size_t cp2p__mss_selected_index(const cp2p__mss *m) { return m->selected; }
 void cp2p__mss_fini(cp2p__mss *m);
 
 /* Consume whole messages from in[0..len). Returns bytes consumed (possibly 0 when a message is

@@ -17,6 +17,8 @@ const char *cp2p_strerror(int err)
     case CP2P_ECANCELED: return "canceled";
     case CP2P_ETIMEDOUT: return "timed out";
     case CP2P_EFULL: return "queue full";
+    case CP2P_EOF: return "end of stream";
+    case CP2P_ERESET: return "stream reset";
     case CP2P_EPROTO: return "protocol error (malformed input)";
     case CP2P_ELIMIT: return "limit exceeded";
     case CP2P_EBADSIG: return "invalid signature";

@@ -30,6 +30,10 @@
 #define CP2P_MSS_MAX_PROPOSALS 16
 /* Protocols a dialer may offer in one negotiation (our choice, same bound). */
 #define CP2P_MSS_MAX_OFFER 16
+/* Protocols a listener may support, i.e. handlers a host may register (our choice). */
+#define CP2P_MSS_MAX_SUPPORTED 256
+/* Largest "ls" answer we send; the listing is cut there (our choice). */
+#define CP2P_MSS_MAX_LS (64 * 1024)
 
 /* ---- multiformats ---- */
 /* Largest binary multiaddr accepted. Our choice: the multiaddr spec sets no limit; real
@@ -129,6 +133,10 @@
 #define CP2P_YAMUX_PING_PER_SEC 8
 #define CP2P_YAMUX_EMPTY_BURST 1024
 #define CP2P_YAMUX_EMPTY_PER_SEC 256
+/* Unsent control frames (window updates, answers, resets) past which we stop answering refused
+ * SYNs with RST (dropped and counted): a peer that opens streams but never reads could otherwise
+ * grow our output without bound. Our choice: 64 KiB, about 5,000 frames. */
+#define CP2P_YAMUX_MAX_CTRL_BACKLOG (64 * 1024)
 /* Largest value a budget parameter may take (keeps the token arithmetic in 64 bits). */
 #define CP2P_YAMUX_BUDGET_MAX 1000000
 /* Stream IDs (per parity) behind the highest one the peer opened for which we remember whether
@@ -136,5 +144,38 @@
  * allocates IDs before queueing SYNs, so concurrent opens can reorder up to AcceptBacklog = 256
  * of them). Our choice: 4x that, 128 bytes of bitmap. */
 #define CP2P_YAMUX_ID_WINDOW 1024
+
+/* ---- swarm (host, connections, streams) ---- */
+/* Timeouts of the host (our choices, as go-libp2p: 10 s dial and upgrade, 10 s negotiation). */
+#define CP2P_HOST_DIAL_TIMEOUT_MS 10000
+#define CP2P_HOST_UPGRADE_TIMEOUT_MS 10000
+#define CP2P_HOST_NEGOTIATE_TIMEOUT_MS 10000
+/* yamux keepalive ping interval on a connection (go-yamux's KeepAliveInterval: 30 s; we check
+ * liveness more often, 15 s, since consensus networks want dead peers found fast). */
+#define CP2P_HOST_KEEPALIVE_MS 15000
+/* Connections at once, and inbound connections still in their upgrade (our choices; the latter
+ * caps what a slow-loris attacker holds: each costs one socket and a few KiB). */
+#define CP2P_HOST_MAX_CONNS 256
+#define CP2P_HOST_MAX_PENDING_INBOUND 64
+#define CP2P_HOST_MAX_LISTENERS 16
+#define CP2P_HOST_MAX_OBSERVERS 8
+/* Bytes one stream may have queued by cp2p_stream_write and not yet taken by yamux. */
+#define CP2P_HOST_STREAM_WRITE_BUFFER (8 * 1024 * 1024)
+/* Socket read buffer of a connection: one read asks for this much (libuv suggests 64 KiB);
+ * unconsumed bytes stay below 2 Noise frames plus one read. */
+#define CP2P_CONN_READ_CHUNK (64 * 1024)
+#define CP2P_CONN_RBUF_MAX (4 * 64 * 1024)
+/* Encrypted bytes handed to uv_write and not yet written: past this, yamux output waits, which
+ * pushes back on stream writers through yamux (our choice: a few bandwidth-delay products of a
+ * fast LAN). */
+#define CP2P_CONN_MAX_WRITE_INFLIGHT (4 * 1024 * 1024)
+
+/* ---- protocols: ping, perf ---- */
+/* Ping payload (libp2p ping spec: 32 random bytes). */
+#define CP2P_PING_SIZE 32
+#define CP2P_PING_TIMEOUT_MS 10000
+/* perf: bytes per write while streaming, and how much one perf stream keeps queued. */
+#define CP2P_PERF_CHUNK (64 * 1024)
+#define CP2P_PERF_QUEUE (1024 * 1024)
 
 #endif

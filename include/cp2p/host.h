@@ -1,0 +1,195 @@
+/* cp2p: the host on the caller's libuv loop — listen, dial, secure multiplexed connections
+ * (TCP + multistream-select + Noise + yamux), streams with protocol negotiation, protocol
+ * handlers and connection events. Built-in protocols: /ipfs/ping/1.0.0, /ipfs/id/1.0.0,
+ * /ipfs/id/push/1.0.0 and /perf/1.0.0 (see cp2p/protocols.h).
+ *
+ * Threading: every function here is called on the loop thread that runs the host, and every
+ * callback runs on it. Callback rule (STYLE.md section 3): a function that returns an error
+ * never calls its callback; one that returns 0 calls it exactly once, never before it returned.
+ *
+ * Lifetimes: a cp2p_conn is valid from the callback that hands it out until the
+ * CP2P_EVENT_CONN_CLOSED event for it returns. A cp2p_stream belongs to the application from
+ * the callback that hands it out until the application calls cp2p_stream_close() or
+ * cp2p_stream_reset() — always exactly one of them, even after the connection died. */
+#ifndef CP2P_HOST_H
+#define CP2P_HOST_H
+
+#include <stdbool.h>
+
+#include <uv.h>
+
+#include <cp2p/keys.h>
+#include <cp2p/multiaddr.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cp2p_host cp2p_host;
+typedef struct cp2p_conn cp2p_conn;
+typedef struct cp2p_stream cp2p_stream;
+
+typedef struct cp2p_host_config {
+    /* Required: the host's identity. The host keeps its own copy. */
+    const cp2p_privkey *identity;
+    /* identify's agentVersion (default "cp2p/<version>") and protocolVersion ("ipfs/0.1.0").
+     * Copied. */
+    const char *agent_version;
+    const char *protocol_version;
+    uint64_t dial_timeout_ms;       /* TCP connect (default 10 s) */
+    uint64_t upgrade_timeout_ms;    /* security + muxer negotiation of a new connection (10 s) */
+    uint64_t negotiate_timeout_ms;  /* multistream-select on a new stream (10 s) */
+    uint64_t keepalive_ms;          /* yamux ping on idle connections; 0 = off (15 s) */
+    uint32_t max_conns;             /* connections at once; more are refused (256) */
+    uint32_t max_pending_inbound;   /* inbound connections still upgrading (64): slow-loris cap */
+    uint32_t yamux_max_window;      /* receive-window auto-tuning ceiling (16 MiB) */
+    size_t max_stream_write_buffer; /* bytes queued by cp2p_stream_write not yet taken (8 MiB) */
+    bool perf_server;               /* serve /perf/1.0.0 (off: it sends whatever a peer asks) */
+} cp2p_host_config;
+
+/* Fill c with the defaults (identity NULL). Any thread. */
+CP2P_API void cp2p_host_config_default(cp2p_host_config *c);
+
+/* Create a host on `loop`. Returns 0, CP2P_EINVAL (no identity, bad config), CP2P_ENOMEM. */
+CP2P_API CP2P_NODISCARD int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config *cfg,
+                                          cp2p_host **out);
+/* Close listeners and connections (GoAway, then close), reset streams; `cb` runs once all
+ * handles are closed, with h == NULL since the memory is gone by then. Streams still held by
+ * the application get their read callback with CP2P_ERESET; when cb runs every stream and
+ * connection handle is invalid, so the application must not close them after it. */
+typedef void (*cp2p_host_close_cb)(cp2p_host *h, void *ud);
+CP2P_API void cp2p_host_close(cp2p_host *h, cp2p_host_close_cb cb, void *ud);
+
+CP2P_API const cp2p_peer_id *cp2p_host_peer_id(const cp2p_host *h);
+CP2P_API uv_loop_t *cp2p_host_loop(const cp2p_host *h);
+
+/* Listen on a TCP multiaddr (/ip4|ip6/ADDR/tcp/PORT; port 0 picks one). Returns 0,
+ * CP2P_ENOTSUP (not a TCP address), CP2P_EIO (bind failed, e.g. in use), CP2P_ENOMEM. */
+CP2P_API CP2P_NODISCARD int cp2p_host_listen(cp2p_host *h, const cp2p_multiaddr *ma);
+/* The n-th listen address as actually bound (real port), with /p2p/<our id> appended when
+ * `with_peer_id`. Returns 0 with a new multiaddr in *out, or CP2P_ENOENT past the last. */
+CP2P_API CP2P_NODISCARD int cp2p_host_listen_addr(const cp2p_host *h, size_t n, bool with_peer_id,
+                                                 cp2p_multiaddr **out);
+
+/* Dial a TCP multiaddr; with a trailing /p2p/<id> the authenticated peer must be that peer
+ * (else the connection closes with CP2P_EPEERID). cb gets the connection, upgraded and ready,
+ * or an error: CP2P_ETIMEDOUT, CP2P_EIO (refused), CP2P_ENOENT (name did not resolve),
+ * CP2P_EPROTO (the peer broke a protocol), CP2P_EPEERID, CP2P_ENOTSUP (no common security or
+ * muxer protocol), CP2P_ELIMIT (too many connections), CP2P_ECANCELED (host closing).
+ * Returns 0, CP2P_ENOTSUP (not a TCP address), CP2P_ECLOSED (host closing), CP2P_ENOMEM. */
+typedef void (*cp2p_dial_cb)(cp2p_host *h, int status, cp2p_conn *conn, void *ud);
+CP2P_API CP2P_NODISCARD int cp2p_host_dial(cp2p_host *h, const cp2p_multiaddr *ma,
+                                           cp2p_dial_cb cb, void *ud);
+
+/* ---- protocol handlers ---- */
+
+/* An inbound stream negotiated to `protocol`: the handler owns it (see the lifetime rule). */
+typedef void (*cp2p_stream_handler)(cp2p_stream *s, void *ud);
+/* Register (or replace) the handler of `protocol` (copied). Connected peers learn of a new
+ * protocol through identify push. Returns 0, CP2P_EINVAL (not a valid protocol ID),
+ * CP2P_EFULL (CP2P_MSS_MAX_SUPPORTED handlers), CP2P_ENOMEM. */
+CP2P_API CP2P_NODISCARD int cp2p_host_set_handler(cp2p_host *h, const char *protocol,
+                                                  cp2p_stream_handler cb, void *ud);
+/* Remove a handler: new streams for it are refused ("na"). Returns 0 or CP2P_ENOENT. */
+CP2P_API CP2P_NODISCARD int cp2p_host_remove_handler(cp2p_host *h, const char *protocol);
+
+/* ---- events ---- */
+
+typedef enum cp2p_event_type {
+    CP2P_EVENT_CONN_OPENED,     /* a connection finished its upgrade (either direction) */
+    CP2P_EVENT_CONN_CLOSED,     /* err: why it closed (0 = we closed it) */
+    CP2P_EVENT_PEER_IDENTIFIED, /* identify (or a push) from the peer arrived: see
+                                   cp2p_conn_identify() */
+    CP2P_EVENT_INBOUND_REFUSED, /* an inbound connection was refused or failed its upgrade */
+} cp2p_event_type;
+
+typedef struct cp2p_event {
+    cp2p_event_type type;
+    cp2p_conn *conn;            /* NULL for INBOUND_REFUSED */
+    int err;                    /* CONN_CLOSED, INBOUND_REFUSED */
+    const char *why;            /* static text or NULL */
+} cp2p_event;
+
+/* One listener for host events (NULL removes it). */
+typedef void (*cp2p_event_cb)(cp2p_host *h, const cp2p_event *ev, void *ud);
+CP2P_API void cp2p_host_set_event_cb(cp2p_host *h, cp2p_event_cb cb, void *ud);
+
+/* ---- connections ---- */
+
+CP2P_API const cp2p_peer_id *cp2p_conn_peer_id(const cp2p_conn *c);
+CP2P_API const cp2p_pubkey *cp2p_conn_peer_key(const cp2p_conn *c);
+/* Remote and local socket addresses (borrowed, valid with the connection). */
+CP2P_API const cp2p_multiaddr *cp2p_conn_remote_addr(const cp2p_conn *c);
+CP2P_API const cp2p_multiaddr *cp2p_conn_local_addr(const cp2p_conn *c);
+CP2P_API bool cp2p_conn_is_outbound(const cp2p_conn *c);
+CP2P_API cp2p_host *cp2p_conn_host(const cp2p_conn *c);
+CP2P_API uint64_t cp2p_conn_id(const cp2p_conn *c);
+/* Smoothed RTT measured by yamux pings, or 0 when none yet. */
+CP2P_API uint64_t cp2p_conn_rtt_ms(const cp2p_conn *c);
+/* Close the connection: GoAway, flush, close; streams are reset. CONN_CLOSED follows. */
+CP2P_API void cp2p_conn_close(cp2p_conn *c);
+
+/* What identify told us about the peer (NULL until it arrived). Borrowed: valid until the
+ * next PEER_IDENTIFIED or CONN_CLOSED event for this connection. */
+typedef struct cp2p_identify_info {
+    const char *agent_version;      /* NULL when not sent */
+    const char *protocol_version;
+    const char *const *protocols;
+    size_t n_protocols;
+    const cp2p_multiaddr *const *listen_addrs;
+    size_t n_listen_addrs;
+    const cp2p_multiaddr *observed_addr; /* how the peer sees us; NULL when not sent */
+} cp2p_identify_info;
+CP2P_API const cp2p_identify_info *cp2p_conn_identify(const cp2p_conn *c);
+
+/* ---- streams ---- */
+
+/* Open a stream and negotiate the first of protos[0..n) (copied) that the peer supports. cb
+ * gets the stream (the application's, see the lifetime rule) or an error: CP2P_ENOTSUP (the
+ * peer supports none), CP2P_ETIMEDOUT, CP2P_ERESET, CP2P_EPROTO, CP2P_ECLOSED.
+ * Returns 0, CP2P_EINVAL (n == 0, too many, or a bad ID), CP2P_ECLOSED (connection closing),
+ * CP2P_EFULL (too many streams), CP2P_ENOMEM. */
+typedef void (*cp2p_open_cb)(cp2p_stream *s, int status, void *ud);
+CP2P_API CP2P_NODISCARD int cp2p_conn_open_stream(cp2p_conn *c, const char *const *protos,
+                                                  size_t n, cp2p_open_cb cb, void *ud);
+
+/* Reading: after cp2p_stream_read_start(), cb runs with n > 0 and `data` (borrowed for the
+ * call) for each chunk; then once with CP2P_EOF (the peer closed its side) or an error
+ * (CP2P_ERESET, CP2P_ECLOSED when the connection ended); no more calls follow those. Bytes are
+ * credited back to the peer (flow control) when cb returns; cp2p_stream_read_stop() stops the
+ * calls and so, once the window is used, the sender. Returns 0, CP2P_ESTATE (already
+ * reading) or CP2P_ECLOSED (the stream already ended or died: nothing more to read). The
+ * callback may close or reset the stream. */
+typedef void (*cp2p_read_cb)(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud);
+CP2P_API CP2P_NODISCARD int cp2p_stream_read_start(cp2p_stream *s, cp2p_read_cb cb, void *ud);
+CP2P_API void cp2p_stream_read_stop(cp2p_stream *s);
+
+/* Queue len bytes (copied). cb runs once with 0 when all of them were handed to the
+ * connection (the peer's window admitted them), or with an error (CP2P_ERESET, CP2P_ECLOSED)
+ * if the stream or connection died first. cb may be NULL. Returns 0, CP2P_ECLOSED (after
+ * close_write, or the stream is dead), CP2P_ELIMIT (more than max_stream_write_buffer bytes
+ * would be queued: wait for earlier callbacks), CP2P_ENOMEM. */
+typedef void (*cp2p_write_cb)(cp2p_stream *s, int status, void *ud);
+CP2P_API CP2P_NODISCARD int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len,
+                                              cp2p_write_cb cb, void *ud);
+/* Bytes queued by cp2p_stream_write and not yet handed to the connection. */
+CP2P_API size_t cp2p_stream_write_queued(const cp2p_stream *s);
+/* Half-close: FIN once the queued bytes are sent. Reading continues. Returns 0 or
+ * CP2P_ECLOSED (already closed or dead). */
+CP2P_API CP2P_NODISCARD int cp2p_stream_close_write(cp2p_stream *s);
+/* Done with the stream: queued bytes are still sent, then FIN; what the peer sends is
+ * discarded. Pending write callbacks still run. The handle is invalid on return. */
+CP2P_API void cp2p_stream_close(cp2p_stream *s);
+/* Abort both directions (RST); queued bytes are dropped and pending write callbacks run with
+ * CP2P_ERESET. The handle is invalid on return. */
+CP2P_API void cp2p_stream_reset(cp2p_stream *s);
+
+CP2P_API const char *cp2p_stream_protocol(const cp2p_stream *s);
+CP2P_API cp2p_conn *cp2p_stream_conn(const cp2p_stream *s);
+CP2P_API void cp2p_stream_set_user(cp2p_stream *s, void *user);
+CP2P_API void *cp2p_stream_user(const cp2p_stream *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1313 @@
+/* A connection: TCP socket -> multistream-select(/noise) -> Noise -> [multistream-select
+ * (/yamux/1.0.0) unless Noise negotiated it early] -> yamux -> streams, each negotiated with
+ * multistream-select. The protocol logic is in the sans-I/O cores; this file moves bytes
+ * between them and the socket, runs their timers and turns their events into callbacks.
+ *
+ * Re-entrancy: public calls (write, read_start, open, close, reset) only change state and
+ * schedule a run on the connection's timer at 0 ms, so no callback ever runs inside the call
+ * that caused it. conn_run() does all the work: input, core events, stream negotiation, reads,
+ * writes, output, timers. A connection closed from inside a callback is torn down when
+ * conn_run() unwinds. */
+#include <string.h>
+
+#include "swarm/swarm.h"
+#include "util/alloc.h"
+#include "util/log_internal.h"
+
+#define YAMUX_ID "/yamux/1.0.0"
+#define IOV_MAX_BATCH 32
+
+static const char *const SEC_PROTOS[] = {CP2P__NOISE_PROTOCOL_ID};
+static const char *const MUX_PROTOS[] = {YAMUX_ID};
+
+typedef struct wq_item {
+    struct wq_item *next;
+    size_t len, off;
+    cp2p_write_cb cb;
+    void *ud;
+    uint8_t data[];
+} wq_item;
+
+typedef enum { S_NEGOTIATING, S_OPEN, S_DEAD } stream_state;
+
+struct cp2p_stream {
+    cp2p_conn *conn;
+    cp2p_stream *next, *prev;
+    cp2p__yamux_stream *ys; /* NULL once released */
+    stream_state state;
+    bool outbound;
+    bool app_owned;        /* the application holds the handle */
+    bool app_closed;       /* cp2p_stream_close: flush, FIN, then release */
+    bool mss_live;
+    cp2p__mss mss;
+    char *protocol;
+    char *offer[CP2P_MSS_MAX_OFFER];
+    size_t noffer;
+    cp2p_open_cb open_cb;
+    void *open_ud;
+    uint64_t neg_deadline;
+    cp2p_read_cb read_cb;
+    void *read_ud;
+    bool reading;
+    bool read_done;        /* EOF or an error was delivered */
+    int dead_err;
+    wq_item *wq_head, *wq_tail;
+    size_t queued;
+    bool want_fin, fin_sent;
+    int in_cb;             /* application callbacks on the stack for this stream */
+    void *user;
+};
+
+static void conn_run(cp2p_conn *c);
+static void conn_teardown(cp2p_conn *c);
+static void on_timer(uv_timer_t *t);
+
+static uint64_t now_ms(const cp2p_conn *c)
+{
+    return uv_now(c->host->loop);
+}
+
+/* Schedule a run of the connection: on the next loop iteration, or at the end of the run in
+ * progress. */
+static void conn_defer(cp2p_conn *c)
+{
+    c->pending = true;
+    if (c->stage != CONN_CLOSED && c->in_run == 0) {
+        (void)uv_timer_start(&c->timer, on_timer, 0, 0);
+    }
+}
+
+/* ---- socket output ---- */
+
+typedef struct {
+    uv_write_t req;
+    cp2p_conn *conn;
+    size_t len;
+    uint8_t data[];
+} wreq;
+
+static void on_written(uv_write_t *req, int status)
+{
+    wreq *w = (wreq *)req;
+    cp2p_conn *c = w->conn;
+    c->write_inflight -= w->len;
+    cp2p_free(w);
+    if (status < 0) {
+        if (status != UV_ECANCELED) {
+            cp2p__conn_close(c, CP2P_EIO, "write failed");
+        }
+        return;
+    }
+    if (c->stage != CONN_CLOSED) {
+        conn_run(c); /* more output may be waiting for room */
+    }
+}
+
+static int write_raw(cp2p_conn *c, const uint8_t *p, size_t len)
+{
+    wreq *w = cp2p_malloc(sizeof(*w) + len);
+    if (w == NULL) {
+        return CP2P_ENOMEM;
+    }
+    w->conn = c;
+    w->len = len;
+    memcpy(w->data, p, len);
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+    int e = uv_write(&w->req, (uv_stream_t *)c->tcp, &b, 1, on_written);
+    if (e != 0) {
+        cp2p_free(w);
+        return CP2P_EIO;
+    }
+    c->write_inflight += len;
+    return 0;
+}
+
+/* Move every core's output toward the socket. Returns 0 or an error (the caller closes). */
+static int conn_flush(cp2p_conn *c)
+{
+    cp2p_slice sl;
+    int rc;
+    if (c->stage == CONN_CLOSED) {
+        return 0;
+    }
+    if (c->stage == CONN_SEC_NEG) {
+        sl = cp2p__mss_out(&c->mss);
+        if (sl.len > 0) {
+            if ((rc = write_raw(c, sl.ptr, sl.len)) != 0) {
+                return rc;
+            }
+            cp2p__mss_out_done(&c->mss, sl.len);
+        }
+        return 0;
+    }
+    if (c->noise == NULL) {
+        return 0;
+    }
+    for (;;) {
+        bool progress = false;
+        if (c->stage == CONN_MUX_NEG) {
+            sl = cp2p__mss_out(&c->mss);
+            if (sl.len > 0) {
+                ptrdiff_t n = cp2p__noise_write(c->noise, sl.ptr, sl.len);
+                if (n < 0) {
+                    return (int)n;
+                }
+                cp2p__mss_out_done(&c->mss, (size_t)n);
+                progress = n > 0;
+            }
+        }
+        if (c->stage == CONN_OPEN && c->yamux != NULL &&
+            c->write_inflight < CP2P_CONN_MAX_WRITE_INFLIGHT) {
+            cp2p_slice iov[IOV_MAX_BATCH];
+            size_t niov = cp2p__yamux_outv(c->yamux, iov, IOV_MAX_BATCH);
+            if (niov > 0) {
+                ptrdiff_t n = cp2p__noise_writev(c->noise, iov, niov);
+                if (n < 0) {
+                    return (int)n;
+                }
+                if (n > 0) {
+                    (void)!cp2p__yamux_out_done(c->yamux, (size_t)n);
+                    progress = true;
+                }
+            }
+        }
+        while (cp2p__noise_out(c->noise, &sl) > 0) {
+            if ((rc = write_raw(c, sl.ptr, sl.len)) != 0) {
+                return rc;
+            }
+            cp2p__noise_out_done(c->noise, sl.len);
+            progress = true;
+        }
+        if (!progress) {
+            return 0;
+        }
+    }
+}
+
+/* ---- streams ---- */
+
+static void stream_link(cp2p_conn *c, cp2p_stream *s)
+{
+    s->conn = c;
+    s->next = c->streams;
+    if (c->streams != NULL) {
+        c->streams->prev = s;
+    }
+    c->streams = s;
+}
+
+static void stream_free(cp2p_stream *s)
+{
+    cp2p_conn *c = s->conn;
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        c->streams = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+    if (s->mss_live) {
+        cp2p__mss_fini(&s->mss);
+    }
+    for (size_t i = 0; i < s->noffer; i++) {
+        cp2p_free(s->offer[i]);
+    }
+    cp2p_free(s->protocol);
+    cp2p_free(s);
+}
+
+/* Fail every queued write with err. */
+static void stream_fail_writes(cp2p_stream *s, int err)
+{
+    while (s->wq_head != NULL) {
+        wq_item *w = s->wq_head;
+        s->wq_head = w->next;
+        s->queued -= w->len - w->off;
+        if (w->cb != NULL) {
+            s->in_cb++;
+            w->cb(s, err, w->ud);
+            s->in_cb--;
+        }
+        cp2p_free(w);
+    }
+    s->wq_tail = NULL;
+}
+
+/* Free the stream once nobody needs it: not the application, not yamux, no callback running. */
+static bool stream_maybe_free(cp2p_stream *s)
+{
+    if (!s->app_owned && s->ys == NULL && s->wq_head == NULL && s->in_cb == 0) {
+        stream_free(s);
+        return true;
+    }
+    return false;
+}
+
+static void stream_release_ys(cp2p_stream *s)
+{
+    if (s->ys != NULL) {
+        cp2p__yamux_stream_release(s->ys);
+        s->ys = NULL;
+    }
+}
+
+/* The stream died under us (peer reset, connection gone, negotiation failed). */
+static void stream_kill(cp2p_stream *s, int err)
+{
+    cp2p_conn *c = s->conn;
+    stream_state was = s->state;
+    if (s->state == S_DEAD) {
+        return;
+    }
+    s->state = S_DEAD;
+    s->dead_err = err;
+    if (s->ys != NULL) {
+        (void)!cp2p__yamux_stream_reset(s->ys, 0);
+        stream_release_ys(s);
+    }
+    if (was == S_NEGOTIATING) {
+        if (s->outbound && s->open_cb != NULL) {
+            cp2p_open_cb cb = s->open_cb;
+            s->open_cb = NULL;
+            c->host->stats.negotiation_failed++;
+            cb(NULL, err, s->open_ud);
+        }
+        (void)stream_maybe_free(s);
+        return;
+    }
+    stream_fail_writes(s, err == CP2P_ECLOSED ? CP2P_ECLOSED : CP2P_ERESET);
+    if (s->app_owned && s->reading && !s->read_done) {
+        s->read_done = true;
+        s->in_cb++;
+        s->read_cb(s, err == CP2P_ECLOSED ? CP2P_ECLOSED : CP2P_ERESET, NULL, s->read_ud);
+        s->in_cb--;
+    }
+    (void)stream_maybe_free(s);
+}
+
+/* Write the negotiation output of a stream into yamux. */
+static int stream_flush_mss(cp2p_stream *s)
+{
+    cp2p_slice sl = cp2p__mss_out(&s->mss);
+    if (sl.len == 0 || s->ys == NULL) {
+        return 0;
+    }
+    ptrdiff_t n = cp2p__yamux_stream_write(s->ys, sl.ptr, sl.len);
+    if (n < 0) {
+        return (int)n;
+    }
+    cp2p__mss_out_done(&s->mss, (size_t)n);
+    return 0;
+}
+
+static void stream_negotiated(cp2p_stream *s)
+{
+    cp2p_conn *c = s->conn;
+    cp2p_host *h = c->host;
+    const char *sel = cp2p__mss_selected(&s->mss);
+    s->protocol = cp2p__memdup(sel, strlen(sel) + 1);
+    size_t idx = cp2p__mss_selected_index(&s->mss);
+    cp2p__mss_fini(&s->mss);
+    s->mss_live = false;
+    if (s->protocol == NULL) {
+        stream_kill(s, CP2P_ENOMEM);
+        return;
+    }
+    s->state = S_OPEN;
+    s->app_owned = true;
+    c->app_streams++;
+    h->stats.streams_opened++;
+    if (s->outbound) {
+        cp2p_open_cb cb = s->open_cb;
+        s->open_cb = NULL;
+        s->in_cb++;
+        cb(s, 0, s->open_ud);
+        s->in_cb--;
+    } else {
+        swarm_handler hd = h->handlers[idx];
+        s->in_cb++;
+        hd.cb(s, hd.ud);
+        s->in_cb--;
+    }
+    (void)stream_maybe_free(s);
+}
+
+/* Feed buffered stream bytes to its multistream-select. Messages may straddle the two slices
+ * of yamux's ring, so at most two messages' worth is staged in one array. */
+static void stream_negotiate(cp2p_stream *s)
+{
+    uint8_t stage[2 * CP2P_MSS_MAX_MSG + 16];
+    const char *why = NULL;
+    while (s->state == S_NEGOTIATING && s->ys != NULL) {
+        cp2p_slice sl[2];
+        size_t n = cp2p__yamux_stream_peek(s->ys, sl), have = 0;
+        for (size_t i = 0; i < n && have < sizeof(stage); i++) {
+            size_t k = sl[i].len < sizeof(stage) - have ? sl[i].len : sizeof(stage) - have;
+            memcpy(stage + have, sl[i].ptr, k);
+            have += k;
+        }
+        ptrdiff_t used = have > 0 ? cp2p__mss_recv(&s->mss, stage, have, &why) : 0;
+        if (used < 0) {
+            CP2P_LOG(CP2P_LOG_DEBUG, "host", s->conn->id, "host.negotiation_failed %s", why);
+            (void)stream_flush_mss(s); /* a final "na" for the peer */
+            stream_kill(s, used == CP2P_ENOTSUP ? CP2P_ENOTSUP : CP2P_EPROTO);
+            return;
+        }
+        if (used > 0 &&
+            cp2p__yamux_stream_consumed(s->ys, (size_t)used, now_ms(s->conn)) != 0) {
+            stream_kill(s, CP2P_ENOMEM);
+            return;
+        }
+        if (stream_flush_mss(s) != 0) {
+            stream_kill(s, CP2P_ENOMEM);
+            return;
+        }
+        if (cp2p__mss_state_get(&s->mss) == MSS_DONE) {
+            stream_negotiated(s);
+            return;
+        }
+        if (used == 0) {
+            if (cp2p__yamux_stream_eof(s->ys)) {
+                stream_kill(s, CP2P_ERESET); /* closed before agreeing on a protocol */
+            }
+            return;
+        }
+    }
+}
+
+/* Hand buffered bytes to the reader; EOF once the peer's FIN and every byte went out. */
+static void stream_deliver(cp2p_stream *s)
+{
+    while (s->state == S_OPEN && s->reading && s->ys != NULL && s->app_owned) {
+        cp2p_slice sl[2];
+        size_t n = cp2p__yamux_stream_peek(s->ys, sl);
+        if (n == 0) {
+            break;
+        }
+        /* Copy the slice out: the callback may write, and yamux may move its ring. */
+        size_t len = sl[0].len;
+        s->in_cb++;
+        s->read_cb(s, (ptrdiff_t)len, sl[0].ptr, s->read_ud);
+        s->in_cb--;
+        if (s->ys == NULL) {
+            break; /* reset from inside the callback */
+        }
+        if (cp2p__yamux_stream_consumed(s->ys, len, now_ms(s->conn)) != 0) {
+            stream_kill(s, CP2P_ENOMEM);
+            return;
+        }
+    }
+    if (s->state == S_OPEN && s->reading && s->app_owned && !s->read_done && s->ys != NULL &&
+        cp2p__yamux_stream_eof(s->ys)) {
+        s->read_done = true;
+        s->in_cb++;
+        s->read_cb(s, CP2P_EOF, NULL, s->read_ud);
+        s->in_cb--;
+    }
+}
+
+/* Drop what arrives on a stream nobody reads any more (closed by the application). */
+static void stream_discard(cp2p_stream *s)
+{
+    cp2p_slice sl[2];
+    size_t n;
+    while (s->ys != NULL && (n = cp2p__yamux_stream_peek(s->ys, sl)) > 0) {
+        size_t total = sl[0].len + (n > 1 ? sl[1].len : 0);
+        if (cp2p__yamux_stream_consumed(s->ys, total, now_ms(s->conn)) != 0) {
+            break;
+        }
+    }
+}
+
+/* Push queued bytes into yamux; FIN when asked and drained; release a closed stream. */
+static void stream_pump(cp2p_stream *s)
+{
+    while (s->wq_head != NULL && s->ys != NULL && s->state == S_OPEN) {
+        wq_item *w = s->wq_head;
+        ptrdiff_t n = cp2p__yamux_stream_write(s->ys, w->data + w->off, w->len - w->off);
+        if (n < 0) {
+            stream_kill(s, CP2P_ERESET);
+            return;
+        }
+        if (n == 0) {
+            return; /* window or output full: WRITABLE resumes us */
+        }
+        w->off += (size_t)n;
+        s->queued -= (size_t)n;
+        if (w->off < w->len) {
+            return;
+        }
+        s->wq_head = w->next;
+        if (s->wq_head == NULL) {
+            s->wq_tail = NULL;
+        }
+        if (w->cb != NULL) {
+            s->in_cb++;
+            w->cb(s, 0, w->ud);
+            s->in_cb--;
+        }
+        cp2p_free(w);
+    }
+    if (s->want_fin && !s->fin_sent && s->wq_head == NULL && s->ys != NULL) {
+        if (cp2p__yamux_stream_close_write(s->ys) == 0) {
+            s->fin_sent = true;
+        }
+    }
+    if (s->app_closed && s->fin_sent) {
+        stream_release_ys(s); /* yamux keeps draining the peer's side until its FIN */
+        (void)stream_maybe_free(s);
+    }
+}
+
+/* ---- yamux events ---- */
+
+static void on_inbound_stream(cp2p_conn *c, cp2p__yamux_stream *ys)
+{
+    cp2p_host *h = c->host;
+    cp2p_stream *s = NULL;
+    if (c->closing || h->closing || h->nprotos == 0 || (s = cp2p_calloc(1, sizeof(*s))) == NULL) {
+        (void)!cp2p__yamux_stream_reset(ys, 0);
+        cp2p__yamux_stream_release(ys);
+        h->stats.streams_refused++;
+        return;
+    }
+    s->ys = ys;
+    s->state = S_NEGOTIATING;
+    s->neg_deadline = now_ms(c) + h->cfg.negotiate_timeout_ms;
+    stream_link(c, s);
+    cp2p__yamux_stream_set_user(ys, s);
+    if (cp2p__mss_init_listener_filtered(&s->mss, h->proto_names, h->nprotos,
+                                         cp2p__host_handler_active, h) != 0) {
+        stream_kill(s, CP2P_ENOMEM);
+        return;
+    }
+    s->mss_live = true;
+    if (cp2p__yamux_stream_accept(ys) != 0 || stream_flush_mss(s) != 0) {
+        stream_kill(s, CP2P_ENOMEM);
+    }
+}
+
+static void dispatch_yamux(cp2p_conn *c)
+{
+    cp2p__yamux_event ev;
+    while (c->yamux != NULL && cp2p__yamux_next_event(c->yamux, &ev)) {
+        cp2p_stream *s = ev.user;
+        switch (ev.type) {
+        case CP2P__YAMUX_EV_STREAM_OPENED:
+            on_inbound_stream(c, ev.stream);
+            break;
+        case CP2P__YAMUX_EV_STREAM_READABLE:
+        case CP2P__YAMUX_EV_STREAM_REMOTE_FIN:
+            if (s == NULL) {
+                break;
+            }
+            if (s->state == S_NEGOTIATING) {
+                stream_negotiate(s);
+            } else if (!s->app_owned) {
+                stream_discard(s);
+            } else {
+                stream_deliver(s);
+            }
+            break;
+        case CP2P__YAMUX_EV_STREAM_WRITABLE:
+            if (s != NULL && s->state == S_NEGOTIATING) {
+                (void)stream_flush_mss(s);
+            } else if (s != NULL) {
+                stream_pump(s);
+            }
+            break;
+        case CP2P__YAMUX_EV_STREAM_RESET:
+            if (s != NULL) {
+                stream_release_ys(s); /* the core is done with it; reset() is not needed */
+                stream_kill(s, ev.err == 0 ? CP2P_ERESET : ev.err);
+            } else {
+                cp2p__yamux_stream_release(ev.stream);
+            }
+            break;
+        case CP2P__YAMUX_EV_PING:
+            if (ev.err == CP2P_ETIMEDOUT) {
+                cp2p__conn_close(c, CP2P_ETIMEDOUT, "keepalive ping unanswered");
+            }
+            break;
+        case CP2P__YAMUX_EV_GOAWAY:
+            CP2P_LOG(CP2P_LOG_DEBUG, "host", c->id, "host.goaway_received code=%u", ev.code);
+            break;
+        case CP2P__YAMUX_EV_SESSION_ERROR:
+            c->host->stats.protocol_errors++;
+            cp2p__conn_close(c, ev.err, ev.why);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* ---- the upgrade ---- */
+
+static void conn_fail(cp2p_conn *c, int err, const char *why)
+{
+    CP2P_LOG(CP2P_LOG_INFO, "host", c->id, "host.conn_failed err=%s why=%s", cp2p_strerror(err),
+             why != NULL ? why : "-");
+    if (err == CP2P_EPROTO || err == CP2P_ELIMIT) {
+        c->host->stats.protocol_errors++;
+    }
+    cp2p__conn_close(c, err, why);
+}
+
+static int start_yamux(cp2p_conn *c)
+{
+    cp2p__yamux_config yc;
+    cp2p__yamux_config_default(&yc);
+    yc.max_window = c->host->cfg.yamux_max_window;
+    yc.conn_id = c->id;
+    int rc = cp2p__yamux_new(&yc, c->outbound, &c->yamux);
+    if (rc != 0) {
+        return rc;
+    }
+    c->stage = CONN_OPEN;
+    c->upgraded = true;
+    c->next_keepalive = c->host->cfg.keepalive_ms ? now_ms(c) + c->host->cfg.keepalive_ms : 0;
+    if (!c->outbound) {
+        c->host->npending_inbound--;
+    }
+    c->host->stats.conns_opened++;
+    char pid[CP2P_PEER_ID_STR_MAX];
+    CP2P_LOG(CP2P_LOG_DEBUG, "host", c->id, "host.conn_opened peer=%s outbound=%d",
+             cp2p_peer_id_str(&c->peer, pid), c->outbound);
+    if (c->dial_cb != NULL) {
+        cp2p_dial_cb cb = c->dial_cb;
+        c->dial_cb = NULL;
+        cb(c->host, 0, c, c->dial_ud);
+    }
+    if (!c->closing) {
+        cp2p__host_emit(c->host, CP2P_EVENT_CONN_OPENED, c, 0, NULL);
+    }
+    return 0;
+}
+
+static int on_secured(cp2p_conn *c)
+{
+    c->peer = *cp2p__noise_remote_peer_id(c->noise);
+    int rc = cp2p_pubkey_dup(cp2p__noise_remote_pubkey(c->noise), &c->peer_key);
+    if (rc != 0) {
+        return rc;
+    }
+    const char *mux = cp2p__noise_muxer(c->noise);
+    if (mux != NULL && strcmp(mux, YAMUX_ID) == 0) {
+        return start_yamux(c);
+    }
+    c->stage = CONN_MUX_NEG;
+    return c->outbound ? cp2p__mss_init_dialer(&c->mss, MUX_PROTOS, 1, false)
+                       : cp2p__mss_init_listener(&c->mss, MUX_PROTOS, 1);
+}
+
+static int start_noise(cp2p_conn *c)
+{
+    cp2p__noise_config nc;
+    cp2p__noise_config_default(&nc);
+    nc.muxers = MUX_PROTOS;
+    nc.n_muxers = 1;
+    nc.handshake_timeout_ms = c->host->cfg.upgrade_timeout_ms;
+    nc.conn_id = c->id;
+    int rc = cp2p__noise_new(&nc, c->outbound, c->host->key, c->expect_peer ? &c->expected : NULL,
+                             now_ms(c), &c->noise);
+    if (rc == 0) {
+        c->stage = CONN_NOISE;
+    }
+    return rc;
+}
+
+/* Consume socket bytes through the stages. Returns 0, or an error after which the caller
+ * fails the connection (*why set). */
+static int conn_feed(cp2p_conn *c, const char **why)
+{
+    for (;;) {
+        bool progress = false;
+        ptrdiff_t n;
+        int rc;
+        if (c->stage == CONN_SEC_NEG) {
+            n = cp2p__mss_recv(&c->mss, c->rbuf.ptr, c->rbuf.len, why);
+            if (n < 0) {
+                return (int)n;
+            }
+            cp2p_buf_consume(&c->rbuf, (size_t)n);
+            if (cp2p__mss_state_get(&c->mss) == MSS_DONE) {
+                /* The listener's echo is still queued: send it before the next stage. */
+                if ((rc = conn_flush(c)) != 0) {
+                    *why = "cannot queue output";
+                    return rc;
+                }
+                cp2p__mss_fini(&c->mss);
+                if ((rc = start_noise(c)) != 0) {
+                    *why = "cannot start noise";
+                    return rc;
+                }
+                progress = true;
+            }
+            if (!progress && n == 0) {
+                return 0;
+            }
+            continue;
+        }
+        if (c->noise == NULL || c->stage == CONN_CLOSED) {
+            return 0;
+        }
+        n = cp2p__noise_recv(c->noise, c->rbuf.ptr, c->rbuf.len, now_ms(c), why);
+        if (n < 0) {
+            return (int)n;
+        }
+        cp2p_buf_consume(&c->rbuf, (size_t)n);
+        progress = n > 0;
+        if (c->stage == CONN_NOISE && cp2p__noise_handshake_done(c->noise)) {
+            if ((rc = on_secured(c)) != 0) {
+                *why = "cannot start the muxer";
+                return rc;
+            }
+            progress = true;
+        }
+        cp2p_slice pt;
+        while (c->stage != CONN_CLOSED && !c->closing && cp2p__noise_read(c->noise, &pt) > 0) {
+            ptrdiff_t m;
+            if (c->stage == CONN_MUX_NEG) {
+                m = cp2p__mss_recv(&c->mss, pt.ptr, pt.len, why);
+                if (m < 0) {
+                    return (int)m;
+                }
+                cp2p__noise_read_done(c->noise, (size_t)m);
+                if (cp2p__mss_state_get(&c->mss) == MSS_DONE) {
+                    if ((rc = conn_flush(c)) != 0) {
+                        *why = "cannot queue output";
+                        return rc;
+                    }
+                    cp2p__mss_fini(&c->mss);
+                    if ((rc = start_yamux(c)) != 0) {
+                        *why = "cannot start yamux";
+                        return rc;
+                    }
+                    progress = true;
+                    continue;
+                }
+            } else if (c->stage == CONN_OPEN) {
+                m = cp2p__yamux_recv(c->yamux, pt.ptr, pt.len, now_ms(c), why);
+                if (m < 0) {
+                    return (int)m;
+                }
+                cp2p__noise_read_done(c->noise, (size_t)m);
+                dispatch_yamux(c);
+            } else {
+                *why = "data before the muxer";
+                return CP2P_EPROTO;
+            }
+            if (m == 0) {
+                break;
+            }
+            progress = true;
+        }
+        if (!progress) {
+            return 0;
+        }
+    }
+}
+
+/* ---- the run loop of one connection ---- */
+
+static uint64_t min_deadline(uint64_t a, uint64_t b)
+{
+    return (b != 0 && b < a) ? b : a;
+}
+
+static void conn_arm_timer(cp2p_conn *c)
+{
+    uint64_t d = UINT64_MAX;
+    if (c->stage == CONN_CLOSED) {
+        return;
+    }
+    if (c->pending) {
+        (void)uv_timer_start(&c->timer, on_timer, 0, 0);
+        return;
+    }
+    if (!c->upgraded) {
+        d = min_deadline(d, c->upgrade_deadline);
+    }
+    if (c->noise != NULL) {
+        d = min_deadline(d, cp2p__noise_deadline(c->noise));
+    }
+    if (c->yamux != NULL) {
+        d = min_deadline(d, cp2p__yamux_deadline(c->yamux));
+        d = min_deadline(d, c->next_keepalive);
+    }
+    for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
+        if (s->state == S_NEGOTIATING) {
+            d = min_deadline(d, s->neg_deadline);
+        }
+    }
+    if (d == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = now_ms(c);
+    (void)uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
+}
+
+static void conn_timers(cp2p_conn *c)
+{
+    uint64_t now = now_ms(c);
+    if (!c->upgraded && now >= c->upgrade_deadline) {
+        conn_fail(c, CP2P_ETIMEDOUT, "upgrade timed out");
+        return;
+    }
+    if (c->noise != NULL && !cp2p__noise_handshake_done(c->noise) &&
+        cp2p__noise_on_timeout(c->noise, now) != 0) {
+        conn_fail(c, CP2P_ETIMEDOUT, "noise handshake timed out");
+        return;
+    }
+    if (c->yamux != NULL) {
+        cp2p__yamux_on_timeout(c->yamux, now);
+        if (c->next_keepalive != 0 && now >= c->next_keepalive) {
+            (void)!cp2p__yamux_ping(c->yamux, now);
+            c->next_keepalive = now + c->host->cfg.keepalive_ms;
+        }
+    }
+    for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
+        next = s->next;
+        if (s->state == S_NEGOTIATING && now >= s->neg_deadline) {
+            stream_kill(s, CP2P_ETIMEDOUT);
+        }
+    }
+}
+
+/* Everything the connection can do now without new input. */
+static void conn_work(cp2p_conn *c)
+{
+    for (int round = 0; round < 8 && !c->closing && c->stage != CONN_CLOSED; round++) {
+        c->pending = false;
+        dispatch_yamux(c);
+        for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
+            next = s->next;
+            if (s->state == S_NEGOTIATING) {
+                (void)stream_flush_mss(s);
+            } else if (s->state == S_OPEN) {
+                stream_pump(s);
+            } else if (s->wq_head != NULL) {
+                stream_fail_writes(s, CP2P_ERESET); /* reset by the application */
+                (void)stream_maybe_free(s);
+            }
+        }
+        for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
+            next = s->next;
+            if (s->state == S_OPEN && s->app_owned && s->reading) {
+                stream_deliver(s);
+            }
+        }
+        int rc = conn_flush(c);
+        if (rc != 0) {
+            conn_fail(c, rc, "cannot queue output");
+            return;
+        }
+        if (!c->pending) {
+            break;
+        }
+    }
+}
+
+static void conn_run(cp2p_conn *c)
+{
+    c->in_run++;
+    conn_work(c);
+    c->in_run--;
+    if (c->in_run == 0) {
+        if (c->closing && c->stage != CONN_CLOSED) {
+            conn_teardown(c);
+        } else {
+            conn_arm_timer(c);
+        }
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    cp2p_conn *c = t->data;
+    c->in_run++;
+    conn_timers(c);
+    c->in_run--;
+    conn_run(c);
+}
+
+/* ---- socket input ---- */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    cp2p_conn *c = handle->data;
+    (void)suggested;
+    if (cp2p_buf_reserve(&c->rbuf, CP2P_CONN_READ_CHUNK) != 0) {
+        *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+        return;
+    }
+    *buf = uv_buf_init((char *)c->rbuf.ptr + c->rbuf.len, CP2P_CONN_READ_CHUNK);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    cp2p_conn *c = stream->data;
+    const char *why = NULL;
+    (void)buf;
+    if (c->stage == CONN_CLOSED) {
+        return;
+    }
+    if (nread < 0) {
+        if (nread == UV_ENOBUFS) {
+            conn_fail(c, CP2P_ELIMIT, "peer sent more than we can buffer");
+        } else {
+            cp2p__conn_close(c, nread == UV_EOF ? CP2P_ECLOSED : CP2P_EIO,
+                             nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
+        }
+        conn_run(c);
+        return;
+    }
+    c->rbuf.len += (size_t)nread;
+    c->in_run++;
+    int rc = conn_feed(c, &why);
+    c->in_run--;
+    if (rc != 0) {
+        conn_fail(c, rc, why);
+    }
+    conn_run(c);
+}
+
+/* ---- lifecycle ---- */
+
+static void conn_free(cp2p_conn *c)
+{
+    cp2p_host *h = c->host;
+    while (c->streams != NULL) {
+        stream_free(c->streams);
+    }
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        h->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    if (c->identify_free != NULL) {
+        c->identify_free(c->identify);
+    }
+    cp2p_pubkey_free(c->peer_key);
+    cp2p_multiaddr_free(c->remote_addr);
+    cp2p_multiaddr_free(c->local_addr);
+    cp2p_buf_fini(&c->rbuf);
+    cp2p_free(c);
+}
+
+/* Free once the handles are closed and no application stream remains (or the host is going). */
+static void conn_maybe_free(cp2p_conn *c)
+{
+    if (c->stage == CONN_CLOSED && c->handles_open == 0 &&
+        (c->app_streams == 0 || c->host->closing)) {
+        conn_free(c);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    cp2p_conn *c = handle->data;
+    if (handle == (uv_handle_t *)c->tcp) {
+        cp2p_free(c->tcp);
+        c->tcp = NULL;
+    }
+    c->handles_open--;
+    conn_maybe_free(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    cp2p_conn *c = req->data;
+    (void)status;
+    cp2p_free(req);
+    uv_close((uv_handle_t *)c->tcp, on_handle_closed);
+}
+
+static void conn_teardown(cp2p_conn *c)
+{
+    cp2p_host *h = c->host;
+    bool was_upgraded = c->upgraded;
+    if (c->stage == CONN_CLOSED) {
+        return;
+    }
+    /* A graceful local close says GoAway and lets the queued bytes out first. */
+    if (c->close_err == 0 && c->yamux != NULL) {
+        (void)!cp2p__yamux_goaway(c->yamux, 0);
+        (void)conn_flush(c);
+    }
+    c->stage = CONN_CLOSED;
+    if (c->yamux != NULL) {
+        c->in_run++;
+        cp2p__yamux_abort(c->yamux, CP2P_ECLOSED);
+        dispatch_yamux(c);
+        c->in_run--;
+        cp2p__yamux_free(c->yamux);
+        c->yamux = NULL;
+    }
+    for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
+        next = s->next;
+        s->ys = NULL;
+        stream_kill(s, CP2P_ECLOSED);
+    }
+    cp2p__noise_free(c->noise);
+    c->noise = NULL;
+    cp2p__mss_fini(&c->mss); /* also after an earlier fini: the buffer is released once */
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_shutdown_t *sd = NULL;
+    if (c->close_err == 0 && c->write_inflight > 0) {
+        sd = cp2p_malloc(sizeof(*sd));
+    }
+    if (sd != NULL) {
+        sd->data = c;
+        if (uv_shutdown(sd, (uv_stream_t *)c->tcp, on_shutdown) != 0) {
+            cp2p_free(sd);
+            uv_close((uv_handle_t *)c->tcp, on_handle_closed);
+        }
+    } else {
+        uv_close((uv_handle_t *)c->tcp, on_handle_closed);
+    }
+    if (was_upgraded) {
+        h->nconns--;
+        h->stats.conns_closed++;
+        cp2p__host_emit(h, CP2P_EVENT_CONN_CLOSED, c, c->close_err, c->close_why);
+    } else {
+        if (!c->outbound) {
+            h->npending_inbound--;
+        }
+        h->nconns--;
+        h->stats.upgrade_failed++;
+        int err = c->close_err != 0 ? c->close_err : CP2P_ECANCELED;
+        if (c->dial_cb != NULL) {
+            cp2p_dial_cb cb = c->dial_cb;
+            c->dial_cb = NULL;
+            cb(h, err, NULL, c->dial_ud);
+        } else if (!c->outbound) {
+            cp2p__host_emit(h, CP2P_EVENT_INBOUND_REFUSED, NULL, err, c->close_why);
+        }
+    }
+}
+
+void cp2p__conn_close(cp2p_conn *c, int err, const char *why)
+{
+    if (c->closing || c->stage == CONN_CLOSED) {
+        return;
+    }
+    c->closing = true;
+    c->close_err = err;
+    c->close_why = why;
+    if (c->in_run == 0) {
+        conn_teardown(c);
+    }
+}
+
+void cp2p_conn_close(cp2p_conn *c)
+{
+    cp2p__conn_close(c, 0, "closed locally");
+}
+
+cp2p_conn *cp2p__conn_start(cp2p_host *h, uv_tcp_t *sock, bool outbound,
+                            const cp2p_peer_id *expected, cp2p_dial_cb cb, void *ud)
+{
+    cp2p_conn *c = cp2p_calloc(1, sizeof(*c));
+    int rc;
+    if (c == NULL) {
+        uv_close((uv_handle_t *)sock, cp2p__tcp_free_on_close);
+        return NULL;
+    }
+    c->host = h;
+    c->id = h->next_conn_id++;
+    c->outbound = outbound;
+    c->tcp = sock;
+    c->stage = CONN_SEC_NEG;
+    c->dial_cb = cb;
+    c->dial_ud = ud;
+    if (expected != NULL) {
+        c->expect_peer = true;
+        c->expected = *expected;
+    }
+    cp2p_buf_init(&c->rbuf, CP2P_CONN_RBUF_MAX);
+    sock->data = c;
+    (void)uv_timer_init(h->loop, &c->timer);
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->upgrade_deadline = now_ms(c) + h->cfg.upgrade_timeout_ms;
+    c->next = h->conns;
+    if (h->conns != NULL) {
+        h->conns->prev = c;
+    }
+    h->conns = c;
+    h->nconns++;
+    if (!outbound) {
+        h->npending_inbound++;
+    }
+    (void)!cp2p__tcp_sock_addr(sock, true, &c->remote_addr);
+    (void)!cp2p__tcp_sock_addr(sock, false, &c->local_addr);
+    rc = outbound ? cp2p__mss_init_dialer(&c->mss, SEC_PROTOS, 1, false)
+                  : cp2p__mss_init_listener(&c->mss, SEC_PROTOS, 1);
+    if (rc == 0 && uv_read_start((uv_stream_t *)sock, on_alloc, on_read) != 0) {
+        rc = CP2P_EIO;
+    }
+    if (rc != 0) {
+        /* Report through the normal path so the dial callback runs from the loop. */
+        c->closing = true;
+        c->close_err = rc;
+        c->close_why = "cannot start the connection";
+        (void)uv_timer_start(&c->timer, on_timer, 0, 0);
+        return c;
+    }
+    conn_run(c);
+    return c;
+}
+
+/* ---- public connection accessors ---- */
+
+const cp2p_peer_id *cp2p_conn_peer_id(const cp2p_conn *c)
+{
+    return &c->peer;
+}
+
+const cp2p_pubkey *cp2p_conn_peer_key(const cp2p_conn *c)
+{
+    return c->peer_key;
+}
+
+const cp2p_multiaddr *cp2p_conn_remote_addr(const cp2p_conn *c)
+{
+    return c->remote_addr;
+}
+
+const cp2p_multiaddr *cp2p_conn_local_addr(const cp2p_conn *c)
+{
+    return c->local_addr;
+}
+
+cp2p_host *cp2p_conn_host(const cp2p_conn *c)
+{
+    return c->host;
+}
+
+bool cp2p_conn_is_outbound(const cp2p_conn *c)
+{
+    return c->outbound;
+}
+
+uint64_t cp2p_conn_id(const cp2p_conn *c)
+{
+    return c->id;
+}
+
+uint64_t cp2p_conn_rtt_ms(const cp2p_conn *c)
+{
+    uint64_t rtt = 0;
+    if (c->yamux != NULL && cp2p__yamux_rtt(c->yamux, &rtt)) {
+        return rtt;
+    }
+    return 0;
+}
+
+const cp2p_identify_info *cp2p_conn_identify(const cp2p_conn *c)
+{
+    return c->identify != NULL ? &c->identify_view : NULL;
+}
+
+void cp2p__conn_set_identify(cp2p_conn *c, void *msg, const cp2p_identify_info *view,
+                             void (*free_fn)(void *))
+{
+    if (c->identify_free != NULL) {
+        c->identify_free(c->identify);
+    }
+    c->identify = msg;
+    c->identify_view = *view;
+    c->identify_free = free_fn;
+}
+
+/* ---- public stream API ---- */
+
+int cp2p_conn_open_stream(cp2p_conn *c, const char *const *protos, size_t n, cp2p_open_cb cb,
+                          void *ud)
+{
+    cp2p_stream *s;
+    int rc;
+    if (n == 0 || n > CP2P_MSS_MAX_OFFER || cb == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (c->closing || c->stage != CONN_OPEN || c->host->closing) {
+        return CP2P_ECLOSED;
+    }
+    if ((s = cp2p_calloc(1, sizeof(*s))) == NULL) {
+        return CP2P_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((s->offer[i] = cp2p__memdup(protos[i], strlen(protos[i]) + 1)) == NULL) {
+            rc = CP2P_ENOMEM;
+            goto fail;
+        }
+        s->noffer++;
+    }
+    if ((rc = cp2p__mss_init_dialer(&s->mss, (const char *const *)s->offer, n, false)) != 0) {
+        goto fail;
+    }
+    s->mss_live = true;
+    if ((rc = cp2p__yamux_stream_open(c->yamux, s, &s->ys)) != 0) {
+        goto fail;
+    }
+    s->outbound = true;
+    s->state = S_NEGOTIATING;
+    s->open_cb = cb;
+    s->open_ud = ud;
+    s->neg_deadline = now_ms(c) + c->host->cfg.negotiate_timeout_ms;
+    stream_link(c, s);
+    conn_defer(c);
+    return 0;
+fail:
+    if (s->mss_live) {
+        cp2p__mss_fini(&s->mss);
+    }
+    for (size_t i = 0; i < s->noffer; i++) {
+        cp2p_free(s->offer[i]);
+    }
+    cp2p_free(s);
+    return rc;
+}
+
+int cp2p_stream_read_start(cp2p_stream *s, cp2p_read_cb cb, void *ud)
+{
+    if (s->reading || cb == NULL) {
+        return CP2P_ESTATE;
+    }
+    if (s->state == S_DEAD || s->read_done) {
+        return CP2P_ECLOSED;
+    }
+    s->reading = true;
+    s->read_cb = cb;
+    s->read_ud = ud;
+    conn_defer(s->conn);
+    return 0;
+}
+
+void cp2p_stream_read_stop(cp2p_stream *s)
+{
+    s->reading = false;
+}
+
+int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len, cp2p_write_cb cb, void *ud)
+{
+    if (s->state != S_OPEN || s->want_fin || s->app_closed) {
+        return CP2P_ECLOSED;
+    }
+    if (len > s->conn->host->cfg.max_stream_write_buffer ||
+        s->queued > s->conn->host->cfg.max_stream_write_buffer - len) {
+        return CP2P_ELIMIT;
+    }
+    wq_item *w = cp2p_malloc(sizeof(*w) + len);
+    if (w == NULL) {
+        return CP2P_ENOMEM;
+    }
+    *w = (wq_item){.len = len, .cb = cb, .ud = ud};
+    if (len > 0) {
+        memcpy(w->data, data, len);
+    }
+    if (s->wq_tail != NULL) {
+        s->wq_tail->next = w;
+    } else {
+        s->wq_head = w;
+    }
+    s->wq_tail = w;
+    s->queued += len;
+    conn_defer(s->conn);
+    return 0;
+}
+
+size_t cp2p_stream_write_queued(const cp2p_stream *s)
+{
+    return s->queued;
+}
+
+int cp2p_stream_close_write(cp2p_stream *s)
+{
+    if (s->state != S_OPEN || s->want_fin) {
+        return CP2P_ECLOSED;
+    }
+    s->want_fin = true;
+    conn_defer(s->conn);
+    return 0;
+}
+
+static void app_release(cp2p_stream *s)
+{
+    cp2p_conn *c = s->conn;
+    if (!s->app_owned) {
+        return;
+    }
+    s->app_owned = false;
+    s->reading = false;
+    c->app_streams--;
+}
+
+void cp2p_stream_close(cp2p_stream *s)
+{
+    cp2p_conn *c = s->conn;
+    app_release(s);
+    s->app_closed = true;
+    if (s->state == S_OPEN) {
+        s->want_fin = true;
+        stream_discard(s);
+        conn_defer(c);
+    }
+    if (!stream_maybe_free(s) && s->state == S_DEAD) {
+        stream_release_ys(s);
+        (void)stream_maybe_free(s);
+    }
+    if (c->stage == CONN_CLOSED) {
+        conn_maybe_free(c);
+    }
+}
+
+void cp2p_stream_reset(cp2p_stream *s)
+{
+    cp2p_conn *c = s->conn;
+    app_release(s);
+    s->app_closed = true;
+    if (s->ys != NULL) {
+        (void)!cp2p__yamux_stream_reset(s->ys, 0);
+        stream_release_ys(s);
+    }
+    if (s->state != S_DEAD) {
+        s->state = S_DEAD;
+        s->dead_err = CP2P_ERESET;
+    }
+    /* Queued writes fail from the loop (conn_work), never inside this call. */
+    (void)stream_maybe_free(s);
+    if (c->stage == CONN_CLOSED) {
+        conn_maybe_free(c);
+    } else {
+        conn_defer(c);
+    }
+}
+
+const char *cp2p_stream_protocol(const cp2p_stream *s)
+{
+    return s->protocol;
+}
+
+cp2p_conn *cp2p_stream_conn(const cp2p_stream *s)
+{
+    return s->conn->stage == CONN_CLOSED ? NULL : s->conn;
+}
+
+void cp2p_stream_set_user(cp2p_stream *s, void *user)
+{
+    s->user = user;
+}
+
+void *cp2p_stream_user(const cp2p_stream *s)
+{
+    return s->user;
+}

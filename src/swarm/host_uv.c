@@ -1,0 +1,385 @@
+/* The host: listeners, dials, the handler table and events. Connections are in conn_uv.c. */
+#include <string.h>
+
+#include "swarm/swarm.h"
+#include "util/alloc.h"
+#include "util/log_internal.h"
+
+struct swarm_dial {
+    cp2p_host *host;
+    swarm_dial *next, *prev;
+    cp2p__tcp_dial *tcp;
+    cp2p_dial_cb cb;
+    void *ud;
+    bool expect_peer;
+    cp2p_peer_id peer;
+};
+
+void cp2p_host_config_default(cp2p_host_config *c)
+{
+    *c = (cp2p_host_config){
+        .identity = NULL,
+        .agent_version = NULL,
+        .protocol_version = NULL,
+        .dial_timeout_ms = CP2P_HOST_DIAL_TIMEOUT_MS,
+        .upgrade_timeout_ms = CP2P_HOST_UPGRADE_TIMEOUT_MS,
+        .negotiate_timeout_ms = CP2P_HOST_NEGOTIATE_TIMEOUT_MS,
+        .keepalive_ms = CP2P_HOST_KEEPALIVE_MS,
+        .max_conns = CP2P_HOST_MAX_CONNS,
+        .max_pending_inbound = CP2P_HOST_MAX_PENDING_INBOUND,
+        .yamux_max_window = CP2P_YAMUX_MAX_WINDOW,
+        .max_stream_write_buffer = CP2P_HOST_STREAM_WRITE_BUFFER,
+    };
+}
+
+static char *dup_str(const char *s)
+{
+    return cp2p__memdup(s, strlen(s) + 1);
+}
+
+static void host_free(cp2p_host *h)
+{
+    for (size_t i = 0; i < h->nprotos; i++) {
+        cp2p_free((void *)h->proto_names[i]);
+    }
+    for (size_t i = 0; i < h->nlisteners; i++) {
+        cp2p_multiaddr_free(h->listeners[i].addr);
+    }
+    cp2p_privkey_free(h->key);
+    cp2p_free(h->agent_version);
+    cp2p_free(h->protocol_version);
+    cp2p_free(h);
+}
+
+int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **out)
+{
+    cp2p_buf kb;
+    int rc;
+    if (loop == NULL || cfg == NULL || cfg->identity == NULL || cfg->max_conns == 0 ||
+        cfg->dial_timeout_ms == 0 || cfg->upgrade_timeout_ms == 0 ||
+        cfg->negotiate_timeout_ms == 0 || cfg->yamux_max_window < CP2P_YAMUX_INITIAL_WINDOW) {
+        return CP2P_EINVAL;
+    }
+    cp2p_host *h = cp2p_calloc(1, sizeof(*h));
+    if (h == NULL) {
+        return CP2P_ENOMEM;
+    }
+    h->loop = loop;
+    h->cfg = *cfg;
+    h->cfg.identity = NULL;
+    h->next_conn_id = 1;
+    char version[64];
+    snprintf(version, sizeof(version), "cp2p/%s", cp2p_version());
+    h->agent_version = dup_str(cfg->agent_version != NULL ? cfg->agent_version : version);
+    h->protocol_version =
+        dup_str(cfg->protocol_version != NULL ? cfg->protocol_version : "ipfs/0.1.0");
+    /* Our own copy of the key, through its encoding. */
+    cp2p_buf_init(&kb, CP2P_KEY_PB_MAX);
+    rc = cp2p_privkey_marshal(cfg->identity, &kb);
+    if (rc == 0) {
+        rc = cp2p_privkey_unmarshal(kb.ptr, kb.len, &h->key);
+    }
+    cp2p_buf_fini_wipe(&kb);
+    if (rc == 0) {
+        rc = cp2p_peer_id_from_pubkey(cp2p_privkey_public(h->key), &h->id);
+    }
+    if (rc == 0 && (h->agent_version == NULL || h->protocol_version == NULL)) {
+        rc = CP2P_ENOMEM;
+    }
+    if (rc != 0) {
+        host_free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+const cp2p_peer_id *cp2p_host_peer_id(const cp2p_host *h)
+{
+    return &h->id;
+}
+
+uv_loop_t *cp2p_host_loop(const cp2p_host *h)
+{
+    return h->loop;
+}
+
+const cp2p__host_stats *cp2p__host_stats_get(const cp2p_host *h)
+{
+    return &h->stats;
+}
+
+/* ---- events ---- */
+
+void cp2p_host_set_event_cb(cp2p_host *h, cp2p_event_cb cb, void *ud)
+{
+    h->event_cb = cb;
+    h->event_ud = ud;
+}
+
+int cp2p__host_add_observer(cp2p_host *h, cp2p_event_cb cb, void *ud)
+{
+    if (h->nobservers == CP2P_HOST_MAX_OBSERVERS) {
+        return CP2P_EFULL;
+    }
+    h->observers[h->nobservers++] = (swarm_observer){cb, ud};
+    return 0;
+}
+
+void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, const char *why)
+{
+    cp2p_event ev = {.type = type, .conn = c, .err = err, .why = why};
+    for (size_t i = 0; i < h->nobservers; i++) {
+        h->observers[i].cb(h, &ev, h->observers[i].ud);
+    }
+    if (h->event_cb != NULL && (int)type < CP2P__EVENT_PROTOCOLS_CHANGED) {
+        h->event_cb(h, &ev, h->event_ud);
+    }
+}
+
+/* ---- handlers ---- */
+
+static bool valid_protocol(const char *p)
+{
+    size_t n = p == NULL ? 0 : strlen(p);
+    return n >= 2 && p[0] == '/' && n < CP2P_MSS_MAX_MSG && strchr(p, '\n') == NULL;
+}
+
+static ptrdiff_t find_protocol(const cp2p_host *h, const char *p)
+{
+    for (size_t i = 0; i < h->nprotos; i++) {
+        if (strcmp(h->proto_names[i], p) == 0) {
+            return (ptrdiff_t)i;
+        }
+    }
+    return -1;
+}
+
+int cp2p_host_set_handler(cp2p_host *h, const char *protocol, cp2p_stream_handler cb, void *ud)
+{
+    if (!valid_protocol(protocol) || cb == NULL) {
+        return CP2P_EINVAL;
+    }
+    ptrdiff_t i = find_protocol(h, protocol);
+    bool was_active = i >= 0 && h->handlers[i].active;
+    if (i < 0) {
+        if (h->nprotos == CP2P_MSS_MAX_SUPPORTED) {
+            return CP2P_EFULL;
+        }
+        char *name = dup_str(protocol);
+        if (name == NULL) {
+            return CP2P_ENOMEM;
+        }
+        i = (ptrdiff_t)h->nprotos++;
+        h->proto_names[i] = name;
+    }
+    h->handlers[i] = (swarm_handler){cb, ud, true};
+    if (!was_active) {
+        cp2p__host_emit(h, (cp2p_event_type)CP2P__EVENT_PROTOCOLS_CHANGED, NULL, 0, NULL);
+    }
+    return 0;
+}
+
+int cp2p_host_remove_handler(cp2p_host *h, const char *protocol)
+{
+    ptrdiff_t i = protocol == NULL ? -1 : find_protocol(h, protocol);
+    if (i < 0 || !h->handlers[i].active) {
+        return CP2P_ENOENT;
+    }
+    h->handlers[i].active = false;
+    cp2p__host_emit(h, (cp2p_event_type)CP2P__EVENT_PROTOCOLS_CHANGED, NULL, 0, NULL);
+    return 0;
+}
+
+bool cp2p__host_handler_active(void *host, size_t idx)
+{
+    cp2p_host *h = host;
+    return idx < h->nprotos && h->handlers[idx].active;
+}
+
+/* ---- listening ---- */
+
+static void on_accept(cp2p__tcp_listener *l, uv_tcp_t *sock, void *ud)
+{
+    cp2p_host *h = ud;
+    const char *why = NULL;
+    (void)l;
+    if (h->closing) {
+        why = "host closing";
+    } else if (h->nconns >= h->cfg.max_conns) {
+        why = "connection limit reached";
+    } else if (h->npending_inbound >= h->cfg.max_pending_inbound) {
+        why = "too many inbound connections still upgrading";
+    }
+    if (why != NULL) {
+        h->stats.inbound_refused++;
+        CP2P_LOG(CP2P_LOG_INFO, "host", 0, "host.inbound_refused %s", why);
+        uv_close((uv_handle_t *)sock, cp2p__tcp_free_on_close);
+        cp2p__host_emit(h, CP2P_EVENT_INBOUND_REFUSED, NULL, CP2P_ELIMIT, why);
+        return;
+    }
+    (void)cp2p__conn_start(h, sock, false, NULL, NULL, NULL);
+}
+
+int cp2p_host_listen(cp2p_host *h, const cp2p_multiaddr *ma)
+{
+    const char *why = "";
+    if (h->closing) {
+        return CP2P_ECLOSED;
+    }
+    if (h->nlisteners == CP2P_HOST_MAX_LISTENERS) {
+        return CP2P_EFULL;
+    }
+    swarm_listener *sl = &h->listeners[h->nlisteners];
+    int rc = cp2p__tcp_listen(h->loop, ma, on_accept, h, &sl->tcp, &why);
+    if (rc != 0) {
+        CP2P_LOG(CP2P_LOG_WARN, "host", 0, "host.listen_failed %s", why);
+        return rc;
+    }
+    rc = cp2p__tcp_listener_addr(sl->tcp, &sl->addr);
+    if (rc != 0) {
+        cp2p__tcp_listener_close(sl->tcp);
+        return rc;
+    }
+    h->nlisteners++;
+    return 0;
+}
+
+int cp2p_host_listen_addr(const cp2p_host *h, size_t n, bool with_peer_id, cp2p_multiaddr **out)
+{
+    if (n >= h->nlisteners) {
+        return CP2P_ENOENT;
+    }
+    if (!with_peer_id) {
+        return cp2p_multiaddr_dup(h->listeners[n].addr, out);
+    }
+    cp2p_buf s;
+    cp2p_multiaddr *p2p = NULL;
+    int rc;
+    cp2p_buf_init(&s, 256);
+    if ((rc = cp2p_buf_append(&s, "/p2p/", 5)) == 0 && (rc = cp2p_peer_id_to_base58(&h->id, &s)) == 0 &&
+        (rc = cp2p_multiaddr_parse((const char *)s.ptr, s.len, &p2p)) == 0) {
+        rc = cp2p_multiaddr_encapsulate(h->listeners[n].addr, p2p, out);
+    }
+    cp2p_multiaddr_free(p2p);
+    cp2p_buf_fini(&s);
+    return rc;
+}
+
+/* ---- dialing ---- */
+
+static void dial_unlink(cp2p_host *h, swarm_dial *d)
+{
+    if (d->prev != NULL) {
+        d->prev->next = d->next;
+    } else {
+        h->dials = d->next;
+    }
+    if (d->next != NULL) {
+        d->next->prev = d->prev;
+    }
+}
+
+static void on_tcp_dialed(int status, uv_tcp_t *sock, void *ud)
+{
+    swarm_dial *d = ud;
+    cp2p_host *h = d->host;
+    dial_unlink(h, d);
+    if (status == 0 && h->closing) {
+        uv_close((uv_handle_t *)sock, cp2p__tcp_free_on_close);
+        status = CP2P_ECANCELED;
+    } else if (status == 0 && h->nconns >= h->cfg.max_conns) {
+        uv_close((uv_handle_t *)sock, cp2p__tcp_free_on_close);
+        status = CP2P_ELIMIT;
+    }
+    if (status != 0) {
+        d->cb(h, status, NULL, d->ud);
+    } else if (cp2p__conn_start(h, sock, true, d->expect_peer ? &d->peer : NULL, d->cb,
+                                d->ud) == NULL) {
+        d->cb(h, CP2P_ENOMEM, NULL, d->ud);
+    }
+    cp2p_free(d);
+}
+
+int cp2p_host_dial(cp2p_host *h, const cp2p_multiaddr *ma, cp2p_dial_cb cb, void *ud)
+{
+    cp2p__tcp_target t;
+    const char *why = NULL;
+    if (h->closing) {
+        return CP2P_ECLOSED;
+    }
+    int rc = cp2p__tcp_target_parse(ma, &t, &why);
+    if (rc != 0) {
+        return rc;
+    }
+    if (t.has_peer && cp2p_peer_id_equal(&t.peer, &h->id)) {
+        return CP2P_EINVAL; /* dialing ourselves */
+    }
+    swarm_dial *d = cp2p_calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return CP2P_ENOMEM;
+    }
+    d->host = h;
+    d->cb = cb;
+    d->ud = ud;
+    d->expect_peer = t.has_peer;
+    d->peer = t.peer;
+    rc = cp2p__tcp_dial_start(h->loop, &t, h->cfg.dial_timeout_ms, on_tcp_dialed, d, &d->tcp);
+    if (rc != 0) {
+        cp2p_free(d);
+        return rc;
+    }
+    d->next = h->dials;
+    if (h->dials != NULL) {
+        h->dials->prev = d;
+    }
+    h->dials = d;
+    return 0;
+}
+
+/* ---- closing ---- */
+
+static void on_idle_closed(uv_handle_t *handle)
+{
+    cp2p_host *h = handle->data;
+    cp2p_host_close_cb cb = h->close_cb;
+    void *ud = h->close_ud;
+    host_free(h);
+    if (cb != NULL) {
+        cb(NULL, ud);
+    }
+}
+
+/* Polls until every connection has finished closing its handles, then frees the host. */
+static void on_close_idle(uv_idle_t *idle)
+{
+    cp2p_host *h = idle->data;
+    if (h->conns == NULL && h->dials == NULL) {
+        uv_idle_stop(idle);
+        uv_close((uv_handle_t *)idle, on_idle_closed);
+    }
+}
+
+void cp2p_host_close(cp2p_host *h, cp2p_host_close_cb cb, void *ud)
+{
+    if (h->closing) {
+        return;
+    }
+    h->closing = true;
+    h->close_cb = cb;
+    h->close_ud = ud;
+    for (size_t i = 0; i < h->nlisteners; i++) {
+        cp2p__tcp_listener_close(h->listeners[i].tcp);
+    }
+    for (swarm_dial *d = h->dials, *next; d != NULL; d = next) {
+        next = d->next; /* the cancel runs the dial callback, which frees d */
+        cp2p__tcp_dial_cancel(d->tcp);
+    }
+    for (cp2p_conn *c = h->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        cp2p__conn_close(c, 0, "host closing");
+    }
+    uv_idle_init(h->loop, &h->close_idle);
+    h->close_idle.data = h;
+    uv_idle_start(&h->close_idle, on_close_idle);
+}

@@ -1,0 +1,138 @@
+/* The host's internals shared by host_uv.c (listen, dial, handlers, events) and conn_uv.c
+ * (the connection pipeline and streams), and the internal surface the built-in protocols use.
+ * Loop thread only. */
+#ifndef CP2P_SWARM_SWARM_H
+#define CP2P_SWARM_SWARM_H
+
+#include <cp2p/host.h>
+
+#include "crypto/noise/noise.h"
+#include "muxer/yamux.h"
+#include "negotiate/mss.h"
+#include "transport/tcp_uv.h"
+#include "util/limits.h"
+
+/* Internal events, delivered to observers only (after the public ones in cp2p_event_type). */
+#define CP2P__EVENT_PROTOCOLS_CHANGED 100
+
+typedef struct {
+    cp2p_event_cb cb;
+    void *ud;
+} swarm_observer;
+
+typedef struct {
+    cp2p_stream_handler cb;
+    void *ud;
+    bool active;
+} swarm_handler;
+
+typedef struct swarm_listener {
+    cp2p__tcp_listener *tcp;
+    cp2p_multiaddr *addr; /* as bound */
+} swarm_listener;
+
+typedef struct swarm_dial swarm_dial;
+
+/* Counters of the host (exported later through metrics). */
+typedef struct cp2p__host_stats {
+    uint64_t conns_opened, conns_closed, inbound_refused, upgrade_failed;
+    uint64_t streams_opened, streams_refused, negotiation_failed, protocol_errors;
+} cp2p__host_stats;
+
+struct cp2p_host {
+    uv_loop_t *loop;
+    cp2p_host_config cfg;
+    char *agent_version, *protocol_version;
+    cp2p_privkey *key;
+    cp2p_peer_id id;
+    swarm_listener listeners[CP2P_HOST_MAX_LISTENERS];
+    size_t nlisteners;
+    /* Handler table: names never move or disappear until the host is freed, so multistream
+     * listeners can borrow the array; removal only clears `active`. */
+    const char *proto_names[CP2P_MSS_MAX_SUPPORTED];
+    swarm_handler handlers[CP2P_MSS_MAX_SUPPORTED];
+    size_t nprotos;
+    cp2p_conn *conns; /* doubly linked list of live connections */
+    size_t nconns, npending_inbound;
+    swarm_dial *dials; /* TCP dials in flight */
+    cp2p_event_cb event_cb;
+    void *event_ud;
+    swarm_observer observers[CP2P_HOST_MAX_OBSERVERS];
+    size_t nobservers;
+    uint64_t next_conn_id;
+    bool closing;
+    cp2p_host_close_cb close_cb;
+    void *close_ud;
+    uv_idle_t close_idle; /* polls for the last connection to go */
+    cp2p__host_stats stats;
+};
+
+typedef enum {
+    CONN_SEC_NEG,  /* multistream-select of the security protocol, in the clear */
+    CONN_NOISE,    /* Noise handshake */
+    CONN_MUX_NEG,  /* multistream-select of the muxer, inside Noise */
+    CONN_OPEN,     /* yamux running */
+    CONN_CLOSED,   /* terminal: handles closing, waiting for the application's streams */
+} conn_stage;
+
+struct cp2p_conn {
+    cp2p_host *host;
+    cp2p_conn *next, *prev;
+    uint64_t id;
+    bool outbound;
+    conn_stage stage;
+    uv_tcp_t *tcp;
+    uv_timer_t timer;
+    int handles_open;       /* tcp + timer until their close callbacks ran */
+    cp2p__mss mss;          /* security or muxer negotiation */
+    cp2p__noise *noise;
+    cp2p__yamux *yamux;
+    cp2p_buf rbuf;          /* bytes read from the socket and not yet consumed */
+    uint64_t upgrade_deadline;
+    uint64_t next_keepalive;
+    bool expect_peer;
+    cp2p_peer_id expected;
+    cp2p_peer_id peer;
+    cp2p_pubkey *peer_key;
+    cp2p_multiaddr *remote_addr, *local_addr;
+    cp2p_dial_cb dial_cb;
+    void *dial_ud;
+    cp2p_stream *streams;   /* every stream with a yamux stream or held by the app */
+    size_t app_streams;     /* streams the application has not closed or reset */
+    size_t write_inflight;  /* bytes in uv_write requests */
+    int in_run;             /* re-entrancy depth of conn_run */
+    bool pending;           /* work was scheduled (conn_defer) */
+    bool closing;           /* close requested; torn down when conn_run unwinds */
+    bool upgraded;          /* yamux running: counted in nconns, CONN_OPENED sent */
+    bool shutting_down;     /* uv_shutdown in flight before the close */
+    int close_err;
+    const char *close_why;
+    /* identify, set by the identify protocol */
+    void *identify;         /* cp2p__identify_msg *, owned */
+    cp2p_identify_info identify_view;
+    void (*identify_free)(void *);
+};
+
+/* ---- host_uv.c ---- */
+void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, const char *why);
+/* Observers see every event (public and internal) before the application. Up to
+ * CP2P_HOST_MAX_OBSERVERS. Returns 0 or CP2P_EFULL. */
+CP2P_NODISCARD int cp2p__host_add_observer(cp2p_host *h, cp2p_event_cb cb, void *ud);
+bool cp2p__host_handler_active(void *host, size_t idx);
+const cp2p__host_stats *cp2p__host_stats_get(const cp2p_host *h);
+/* Create the bare host; cp2p_host_new() (protocols/builtin.c) adds the built-in protocols. */
+CP2P_NODISCARD int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg,
+                                   cp2p_host **out);
+
+/* ---- conn_uv.c ---- */
+/* Take over an accepted or dialed socket and start the upgrade. On failure the socket is closed
+ * and NULL returned (the dial callback, if any, is the caller's to call). */
+cp2p_conn *cp2p__conn_start(cp2p_host *h, uv_tcp_t *sock, bool outbound,
+                            const cp2p_peer_id *expected, cp2p_dial_cb cb, void *ud);
+/* Close with a reason (err 0 = local close). Safe to call more than once and from callbacks. */
+void cp2p__conn_close(cp2p_conn *c, int err, const char *why);
+/* Replace the identify data of c (takes ownership of `msg`, freed with `free_fn`). */
+void cp2p__conn_set_identify(cp2p_conn *c, void *msg, const cp2p_identify_info *view,
+                             void (*free_fn)(void *));
+
+#endif

@@ -1,0 +1,130 @@
+// Helpers for the host interop tests: a js-libp2p node configured like a typical deployment
+// (TCP + Noise + yamux, identify, identify push, ping, echo), a /perf/1.0.0 implementation for
+// js (no perf package is published for js-libp2p 3.x, so the test carries the spec's protocol),
+// and a driver for cp2p's host_tool process.
+import './polyfill.mjs'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, identifyPush } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { echo } from '@libp2p/echo'
+import { toolPath } from './tool.mjs'
+
+export const PERF = '/perf/1.0.0'
+
+function drain (stream) {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => { stream.removeEventListener('close', onClose); resolve() }
+    const onClose = () => { stream.removeEventListener('drain', onDrain); reject(new Error('stream closed')) }
+    stream.addEventListener('drain', onDrain, { once: true })
+    stream.addEventListener('close', onClose, { once: true })
+  })
+}
+
+async function sendBytes (stream, total, first) {
+  const chunk = new Uint8Array(64 * 1024)
+  if (first != null && !stream.send(first)) await drain(stream)
+  let left = total
+  while (left > 0) {
+    const n = Math.min(left, chunk.length)
+    if (!stream.send(n === chunk.length ? chunk : chunk.subarray(0, n))) await drain(stream)
+    left -= n
+  }
+}
+
+// Server side of the perf spec: read the u64 download size, discard the upload until EOF, send.
+export async function perfHandler (stream) {
+  const header = []
+  let have = 0
+  for await (const buf of stream) {
+    const bytes = buf.subarray ? buf.subarray() : buf
+    if (have < 8) {
+      header.push(bytes.slice(0, 8 - have))
+      have += Math.min(8, have + bytes.byteLength) - have
+    }
+  }
+  if (have < 8) { stream.abort(new Error('short perf header')); return }
+  const h = Buffer.concat(header.map(b => Buffer.from(b)))
+  await sendBytes(stream, Number(h.readBigUInt64BE(0)))
+  await stream.close()
+}
+
+// Client side: returns {uploadBytes, downloadBytes, uploadMs, downloadMs, totalMs}.
+export async function perfClient (node, peer, upload, download) {
+  const stream = await node.dialProtocol(peer, PERF)
+  const t0 = performance.now()
+  let received = 0
+  let tUp = 0
+  const reading = (async () => { for await (const buf of stream) received += buf.byteLength })()
+  const hdr = Buffer.alloc(8)
+  hdr.writeBigUInt64BE(BigInt(download))
+  await sendBytes(stream, upload, hdr)
+  tUp = performance.now()
+  await stream.close()
+  await reading
+  const t = performance.now()
+  return { uploadBytes: upload, downloadBytes: received, uploadMs: tUp - t0, downloadMs: t - tUp, totalMs: t - t0 }
+}
+
+export async function jsNode (extra = {}) {
+  const node = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), identifyPush: identifyPush(), ping: ping(), echo: echo({ timeout: 120_000, maxInboundStreams: 256, maxOutboundStreams: 256 }) },
+    ...extra
+  })
+  await node.handle(PERF, perfHandler, { maxInboundStreams: 4 })
+  return node
+}
+
+// cp2p's host_tool: commands in, JSON lines out.
+export class Cp2pHost {
+  constructor () {
+    this.proc = spawn(toolPath('host_tool'), [], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } })
+    this.stderr = ''
+    this.proc.stderr.setEncoding('utf8').on('data', d => { this.stderr += d })
+    this.events = []
+    this.waiters = []
+    this.replies = []
+    this.replyWaiters = []
+    createInterface({ input: this.proc.stdout }).on('line', l => this.#line(l))
+    this.exited = new Promise(resolve => this.proc.on('exit', code => resolve(code)))
+  }
+
+  #line (l) {
+    const msg = JSON.parse(l)
+    if (msg.cmd != null) {
+      const w = this.replyWaiters.shift()
+      if (w != null) w(msg); else this.replies.push(msg)
+      return
+    }
+    this.events.push(msg)
+    this.waiters = this.waiters.filter(w => !w(msg))
+  }
+
+  // Resolves with the first event (past or future) that satisfies pred.
+  event (pred) {
+    const seen = this.events.find(pred)
+    if (seen != null) return Promise.resolve(seen)
+    return new Promise(resolve => this.waiters.push(m => { if (pred(m)) { resolve(m); return true } return false }))
+  }
+
+  cmd (line) {
+    this.proc.stdin.write(line + '\n')
+    const r = this.replies.shift()
+    if (r != null) return Promise.resolve(r)
+    return new Promise(resolve => this.replyWaiters.push(resolve))
+  }
+
+  async stop () {
+    this.proc.stdin.end('quit\n')
+    const code = await this.exited
+    if (code !== 0) throw new Error(`host_tool exited with ${code}: ${this.stderr}`)
+  }
+}
