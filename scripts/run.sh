@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# The main job of `make run`. For now: create (once) and show this machine's cp2p identity.
-# Later issues grow this into a running node and a local network demo.
+# The main job of `make run`: this machine's cp2p node, until Ctrl-C.
+# The identity is created once in $BUILD/node.key (mode 0600) and reused.
+# CP2P_LISTEN overrides the listen address (default /ip4/127.0.0.1/tcp/4001).
 set -euo pipefail
 build=${1:-build}
 key="$build/node.key"
 cli="$build/cp2p"
+listen=${CP2P_LISTEN:-/ip4/127.0.0.1/tcp/4001}
 if [ ! -f "$key" ]; then
-    echo "== creating an identity in $key"
     "$cli" keygen --out "$key" >/dev/null
 fi
-echo "== cp2p $("$cli" version | cut -d' ' -f2): the identity of this node ($key)"
-"$cli" id --key "$key" --json
-echo "== the same peer ID as text: $("$cli" id --key "$key")"
+id=$("$cli" id --key "$key")
+port=${listen##*/}
+host=$(echo "$listen" | cut -d/ -f3)
+cat <<TXT
+== cp2p $("$cli" version | cut -d' ' -f2): starting a node with the identity in $key
+   In another terminal:
+     $cli ping /ip4/$host/tcp/$port/p2p/$id
+     $cli perf /ip4/$host/tcp/$port/p2p/$id --upload 100M --download 100M
+   Ctrl-C stops the node.
+TXT
+exec "$cli" node --key "$key" --listen "$listen" --perf

@@ -7,6 +7,7 @@
 
 #include <cp2p/buf.h>
 #include <cp2p/keys.h>
+#include <cp2p/multiaddr.h>
 
 /* Exit codes: 0 success, 1 runtime failure, 2 usage error (as most Unix tools). */
 #define CLI_EXIT_FAIL 1
@@ -15,6 +16,19 @@
 int cli_cmd_id(int argc, char **argv);
 int cli_cmd_keygen(int argc, char **argv);
 int cli_cmd_version(int argc, char **argv);
+int cli_cmd_node(int argc, char **argv);
+int cli_cmd_ping(int argc, char **argv);
+int cli_cmd_perf(int argc, char **argv);
+
+/* Load (--key), derive (--seed) or generate the identity the options ask for; `type_s` may be
+ * NULL. Returns 0 or an exit code after printing why. */
+int cli_get_key(const char *key_file, const char *seed_hex, const char *type_s,
+                cp2p_privkey **out);
+/* Parse a byte count: digits with an optional K, M, G (powers of 1000) or Ki, Mi, Gi (1024)
+ * suffix. Returns 0 or -1. */
+int cli_parse_bytes(const char *s, uint64_t *out);
+/* Parse a multiaddr argument, printing an error. Returns 0 or -1. */
+int cli_parse_multiaddr(const char *s, cp2p_multiaddr **out);
 
 /* Parse "ed25519" / "secp256k1". Returns 0 or -1 (after printing an error). */
 int cli_parse_key_type(const char *s, cp2p_key_type *out);

@@ -1,5 +1,8 @@
 /* Helpers shared by the subcommands. */
+#include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include <cp2p/codec.h>
 
@@ -65,5 +68,96 @@ int cli_cmd_version(int argc, char **argv)
     (void)argc;
     (void)argv;
     printf("cp2p %s\n", cp2p_version());
+    return 0;
+}
+
+/* Load or make the key the options ask for. Returns 0 or an exit code. */
+int cli_get_key(const char *key_file, const char *seed_hex, const char *type_s,
+                   cp2p_privkey **out)
+{
+    cp2p_key_type type = CP2P_KEY_ED25519;
+    int rc;
+    if (type_s != NULL && cli_parse_key_type(type_s, &type) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+    if (key_file != NULL && seed_hex != NULL) {
+        fprintf(stderr, "cp2p: --key and --seed exclude each other\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (key_file != NULL) {
+        if ((rc = cp2p_privkey_load(key_file, out)) != 0) {
+            fprintf(stderr, "cp2p: cannot load key %s: %s\n", key_file, cp2p_strerror(rc));
+            if (rc == CP2P_EPERM) {
+                fprintf(stderr, "cp2p: the key file must not be readable by others: "
+                                "chmod 600 %s\n", key_file);
+            }
+            return CLI_EXIT_FAIL;
+        }
+        if (type_s != NULL && cp2p_privkey_type(*out) != type) {
+            fprintf(stderr, "cp2p: %s holds a %s key, not %s\n", key_file,
+                    cli_key_type_name(cp2p_privkey_type(*out)), type_s);
+            cp2p_privkey_free(*out);
+            *out = NULL;
+            return CLI_EXIT_USAGE;
+        }
+        return 0;
+    }
+    if (seed_hex != NULL) {
+        uint8_t seed[32];
+        if (cli_parse_seed(seed_hex, seed) != 0) {
+            return CLI_EXIT_USAGE;
+        }
+        rc = cp2p_privkey_from_seed(type, seed, out);
+        sodium_memzero(seed, sizeof(seed));
+    } else {
+        rc = cp2p_privkey_generate(type, out);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "cp2p: cannot create a %s key: %s\n", cli_key_type_name(type),
+                cp2p_strerror(rc));
+        return rc == CP2P_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+    }
+    return 0;
+}
+
+
+int cli_parse_bytes(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    if (s == NULL || *s < '0' || *s > '9') {
+        return -1;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    uint64_t mul = 1;
+    if (strcmp(end, "") == 0) {
+        mul = 1;
+    } else if (strcmp(end, "K") == 0 || strcmp(end, "k") == 0) {
+        mul = 1000;
+    } else if (strcmp(end, "M") == 0) {
+        mul = 1000 * 1000;
+    } else if (strcmp(end, "G") == 0) {
+        mul = 1000 * 1000 * 1000;
+    } else if (strcmp(end, "Ki") == 0) {
+        mul = 1024;
+    } else if (strcmp(end, "Mi") == 0) {
+        mul = 1024 * 1024;
+    } else if (strcmp(end, "Gi") == 0) {
+        mul = 1024 * 1024 * 1024;
+    } else {
+        return -1;
+    }
+    if (v > UINT64_MAX / mul) {
+        return -1;
+    }
+    *out = (uint64_t)v * mul;
+    return 0;
+}
+
+int cli_parse_multiaddr(const char *s, cp2p_multiaddr **out)
+{
+    if (cp2p_multiaddr_parse(s, strlen(s), out) != 0) {
+        fprintf(stderr, "cp2p: '%s' is not a valid multiaddr\n", s);
+        return -1;
+    }
     return 0;
 }

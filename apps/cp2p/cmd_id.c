@@ -29,55 +29,6 @@ static const char KEYGEN_HELP[] =
     "Create a private key, save it to FILE (protobuf PrivateKey, mode 0600) and print its\n"
     "peer ID. An existing FILE is kept unless --force is given.\n";
 
-/* Load or make the key the options ask for. Returns 0 or an exit code. */
-static int get_key(const char *key_file, const char *seed_hex, const char *type_s,
-                   cp2p_privkey **out)
-{
-    cp2p_key_type type = CP2P_KEY_ED25519;
-    int rc;
-    if (type_s != NULL && cli_parse_key_type(type_s, &type) != 0) {
-        return CLI_EXIT_USAGE;
-    }
-    if (key_file != NULL && seed_hex != NULL) {
-        fprintf(stderr, "cp2p: --key and --seed exclude each other\n");
-        return CLI_EXIT_USAGE;
-    }
-    if (key_file != NULL) {
-        if ((rc = cp2p_privkey_load(key_file, out)) != 0) {
-            fprintf(stderr, "cp2p: cannot load key %s: %s\n", key_file, cp2p_strerror(rc));
-            if (rc == CP2P_EPERM) {
-                fprintf(stderr, "cp2p: the key file must not be readable by others: "
-                                "chmod 600 %s\n", key_file);
-            }
-            return CLI_EXIT_FAIL;
-        }
-        if (type_s != NULL && cp2p_privkey_type(*out) != type) {
-            fprintf(stderr, "cp2p: %s holds a %s key, not %s\n", key_file,
-                    cli_key_type_name(cp2p_privkey_type(*out)), type_s);
-            cp2p_privkey_free(*out);
-            *out = NULL;
-            return CLI_EXIT_USAGE;
-        }
-        return 0;
-    }
-    if (seed_hex != NULL) {
-        uint8_t seed[32];
-        if (cli_parse_seed(seed_hex, seed) != 0) {
-            return CLI_EXIT_USAGE;
-        }
-        rc = cp2p_privkey_from_seed(type, seed, out);
-        sodium_memzero(seed, sizeof(seed));
-    } else {
-        rc = cp2p_privkey_generate(type, out);
-    }
-    if (rc != 0) {
-        fprintf(stderr, "cp2p: cannot create a %s key: %s\n", cli_key_type_name(type),
-                cp2p_strerror(rc));
-        return rc == CP2P_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
-    }
-    return 0;
-}
-
 /* Print the identity of `key`, as text or JSON. Returns 0 or an exit code. */
 static int print_identity(const cp2p_privkey *key, bool json)
 {
@@ -143,7 +94,7 @@ int cli_cmd_id(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     cp2p_privkey *key = NULL;
-    int rc = get_key(key_file, seed, type, &key);
+    int rc = cli_get_key(key_file, seed, type, &key);
     if (rc != 0) {
         return rc;
     }
@@ -185,7 +136,7 @@ int cli_cmd_keygen(int argc, char **argv)
         return CLI_EXIT_FAIL;
     }
     cp2p_privkey *key = NULL;
-    int rc = get_key(NULL, seed, type, &key);
+    int rc = cli_get_key(NULL, seed, type, &key);
     if (rc != 0) {
         return rc;
     }

@@ -81,3 +81,43 @@ test('usage errors exit 2 with a message; --help exits 0', () => {
   const n = 'fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141'
   assert.equal(run('id', '--type', 'secp256k1', '--seed', n).status, 2)
 })
+
+test('node + ping + perf: a node answers pings and perf, and exits 0 on SIGTERM', async () => {
+  const { spawn } = await import('node:child_process')
+  const { createInterface } = await import('node:readline')
+  const node = spawn(cli, ['node', '--listen', '/ip4/127.0.0.1/tcp/0', '--perf', '--json', '--seed', SEED])
+  const lines = createInterface({ input: node.stdout })
+  const first = await new Promise(resolve => lines.once('line', l => resolve(JSON.parse(l))))
+  assert.equal(first.event, 'listening')
+  assert.equal(first.peer_id, PEER)
+  assert.equal(first.addrs.length, 1)
+  const addr = first.addrs[0]
+  assert.match(addr, new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${PEER}$`))
+  const run = (...args) => new Promise(resolve => {
+    const p = spawn(cli, args)
+    let out = ''
+    p.stdout.on('data', d => { out += d })
+    p.on('exit', code => resolve({ code, out }))
+  })
+  const ping = await run('ping', addr, '-c', '3', '-i', '10', '--json')
+  assert.equal(ping.code, 0, ping.out)
+  const pl = ping.out.trim().split('\n').map(l => JSON.parse(l))
+  assert.equal(pl.length, 4)
+  assert.ok(pl.slice(0, 3).every(p => p.rtt_ms > 0 && p.peer === PEER))
+  assert.equal(pl[3].received, 3)
+  const text = await run('ping', addr, '-c', '1')
+  assert.match(text.out, /1 transmitted, 1 received, 0% packet loss/)
+  const perf = await run('perf', addr, '--upload', '3Mi', '--download', '5M', '--json')
+  assert.equal(perf.code, 0, perf.out)
+  const pr = JSON.parse(perf.out)
+  assert.equal(pr.upload_bytes, 3 * 1024 * 1024)
+  assert.equal(pr.download_bytes, 5000000)
+  // A wrong /p2p/ ID is refused, and a closed port fails fast; both exit 1.
+  const wrong = addr.replace(PEER, '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA')
+  assert.equal((await run('ping', wrong, '-c', '1')).code, 1)
+  assert.equal((await run('ping', '/ip4/127.0.0.1/tcp/1', '-c', '1')).code, 1)
+  assert.equal((await run('ping', 'not-an-addr')).code, 2)
+  node.kill('SIGTERM')
+  const code = await new Promise(resolve => node.on('exit', c => resolve(c)))
+  assert.equal(code, 0)
+})

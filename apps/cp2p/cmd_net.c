@@ -1,0 +1,281 @@
+/* cp2p ping / cp2p perf: dial a peer with a throwaway identity and measure. */
+#include <getopt.h>
+#include <math.h>
+#include <string.h>
+
+#include <cp2p/protocols.h>
+
+#include "cli.h"
+
+static const char PING_HELP[] =
+    "usage: cp2p ping MULTIADDR [-c COUNT] [-i INTERVAL_MS] [-W TIMEOUT_MS] [--json]\n"
+    "\n"
+    "Connect to MULTIADDR (TCP, with /p2p/ID to check the peer) and send /ipfs/ping/1.0.0\n"
+    "pings, printing each round-trip time and a summary like ping(8). Exit status 0 when at\n"
+    "least one reply came back, 1 otherwise.\n"
+    "\n"
+    "  -c COUNT        pings to send (default 5)\n"
+    "  -i INTERVAL_MS  pause between pings (default 1000)\n"
+    "  -W TIMEOUT_MS   wait this long for each reply (default 10000)\n"
+    "  --json          one JSON object per reply, then a summary object\n";
+
+static const char PERF_HELP[] =
+    "usage: cp2p perf MULTIADDR [--upload BYTES] [--download BYTES] [--json]\n"
+    "\n"
+    "Connect to MULTIADDR and run /perf/1.0.0 (the peer must serve it, e.g. 'cp2p node\n"
+    "--perf'): send BYTES, ask for BYTES back, and print the throughput of each direction.\n"
+    "BYTES takes K, M, G (10^3..) or Ki, Mi, Gi (2^10..) suffixes.\n"
+    "\n"
+    "  --upload BYTES    bytes to send (default 100M)\n"
+    "  --download BYTES  bytes to receive (default 100M)\n"
+    "  --json            print one JSON object\n";
+
+typedef struct {
+    uv_loop_t *loop;
+    cp2p_host *host;
+    cp2p_conn *conn;
+    bool json;
+    int exit_code;
+    char peer[CP2P_PEER_ID_STR_MAX];
+    /* ping */
+    int count, sent, received;
+    uint64_t interval_ms, timeout_ms, start;
+    double rtt_min, rtt_max, rtt_sum, rtt_sq;
+    uv_timer_t timer;
+    /* perf */
+    uint64_t upload, download;
+} net_ctx;
+
+static void finish(net_ctx *n, int exit_code)
+{
+    n->exit_code = exit_code;
+    cp2p_host_close(n->host, NULL, NULL);
+}
+
+static void send_ping(net_ctx *n);
+
+static void on_pause(uv_timer_t *t)
+{
+    send_ping(t->data);
+}
+
+static void ping_summary(net_ctx *n)
+{
+    double avg = n->received ? n->rtt_sum / n->received : 0;
+    double mdev = n->received ? sqrt(fmax(0, n->rtt_sq / n->received - avg * avg)) : 0;
+    double loss = n->sent ? 100.0 * (n->sent - n->received) / n->sent : 0;
+    uint64_t elapsed = uv_now(n->loop) - n->start;
+    if (n->json) {
+        printf("{\"peer\":\"%s\",\"transmitted\":%d,\"received\":%d,\"loss_pct\":%.1f,"
+               "\"time_ms\":%llu,\"min_ms\":%.3f,\"avg_ms\":%.3f,\"max_ms\":%.3f,"
+               "\"mdev_ms\":%.3f}\n",
+               n->peer, n->sent, n->received, loss, (unsigned long long)elapsed,
+               n->received ? n->rtt_min : 0, avg, n->rtt_max, mdev);
+    } else {
+        printf("\n--- %s ping statistics ---\n", n->peer);
+        printf("%d transmitted, %d received, %.0f%% packet loss, time %llums\n", n->sent,
+               n->received, loss, (unsigned long long)elapsed);
+        if (n->received > 0) {
+            printf("rtt min/avg/max/mdev = %.3f/%.3f/%.3f/%.3f ms\n", n->rtt_min, avg,
+                   n->rtt_max, mdev);
+        }
+    }
+}
+
+static void on_ping(cp2p_conn *c, int status, uint64_t rtt_ns, void *ud)
+{
+    net_ctx *n = ud;
+    (void)c;
+    if (status == 0) {
+        double ms = (double)rtt_ns / 1e6;
+        n->received++;
+        n->rtt_min = n->received == 1 || ms < n->rtt_min ? ms : n->rtt_min;
+        n->rtt_max = ms > n->rtt_max ? ms : n->rtt_max;
+        n->rtt_sum += ms;
+        n->rtt_sq += ms * ms;
+        if (n->json) {
+            printf("{\"seq\":%d,\"peer\":\"%s\",\"rtt_ms\":%.3f}\n", n->sent, n->peer, ms);
+        } else {
+            printf("32 bytes from %s: seq=%d time=%.3f ms\n", n->peer, n->sent, ms);
+        }
+    } else if (n->json) {
+        printf("{\"seq\":%d,\"peer\":\"%s\",\"error\":", n->sent, n->peer);
+        cli_json_string(stdout, cp2p_strerror(status));
+        printf("}\n");
+    } else {
+        printf("seq=%d: %s\n", n->sent, cp2p_strerror(status));
+    }
+    fflush(stdout);
+    if (n->sent == n->count || status == CP2P_ECLOSED) {
+        ping_summary(n);
+        finish(n, n->received > 0 ? 0 : CLI_EXIT_FAIL);
+        return;
+    }
+    uv_timer_start(&n->timer, on_pause, n->interval_ms, 0);
+}
+
+static void send_ping(net_ctx *n)
+{
+    n->sent++;
+    int rc = cp2p_ping(n->conn, n->timeout_ms, on_ping, n);
+    if (rc != 0) {
+        on_ping(n->conn, rc, 0, n);
+    }
+}
+
+static void on_perf(cp2p_conn *c, int status, const cp2p_perf_result *r, void *ud)
+{
+    net_ctx *n = ud;
+    (void)c;
+    if (status != 0) {
+        fprintf(stderr, "cp2p perf: %s\n", cp2p_strerror(status));
+        finish(n, CLI_EXIT_FAIL);
+        return;
+    }
+    double up_s = (double)r->upload_ns / 1e9, down_s = (double)r->download_ns / 1e9;
+    double up = up_s > 0 ? (double)r->upload_bytes / up_s : 0;
+    double down = down_s > 0 ? (double)r->download_bytes / down_s : 0;
+    if (n->json) {
+        printf("{\"peer\":\"%s\",\"upload_bytes\":%llu,\"upload_s\":%.6f,"
+               "\"upload_bytes_per_s\":%.0f,\"download_bytes\":%llu,\"download_s\":%.6f,"
+               "\"download_bytes_per_s\":%.0f,\"total_s\":%.6f}\n",
+               n->peer, (unsigned long long)r->upload_bytes, up_s, up,
+               (unsigned long long)r->download_bytes, down_s, down, (double)r->total_ns / 1e9);
+    } else {
+        printf("upload:   %llu bytes in %.3f s = %.1f MB/s (%.2f Gbit/s)\n",
+               (unsigned long long)r->upload_bytes, up_s, up / 1e6, up * 8 / 1e9);
+        printf("download: %llu bytes in %.3f s = %.1f MB/s (%.2f Gbit/s)\n",
+               (unsigned long long)r->download_bytes, down_s, down / 1e6, down * 8 / 1e9);
+    }
+    finish(n, 0);
+}
+
+static void on_dialed(cp2p_host *h, int status, cp2p_conn *c, void *ud)
+{
+    net_ctx *n = ud;
+    (void)h;
+    if (status != 0) {
+        fprintf(stderr, "cp2p: cannot connect: %s\n", cp2p_strerror(status));
+        finish(n, CLI_EXIT_FAIL);
+        return;
+    }
+    n->conn = c;
+    cp2p_peer_id_str(cp2p_conn_peer_id(c), n->peer);
+    n->start = uv_now(n->loop);
+    if (n->count > 0) {
+        send_ping(n);
+        return;
+    }
+    int rc = cp2p_perf(c, n->upload, n->download, on_perf, n);
+    if (rc != 0) {
+        on_perf(c, rc, NULL, n);
+    }
+}
+
+/* Dial `addr` with a fresh identity and run until the host closes. */
+static int run(net_ctx *n, const char *addr)
+{
+    cp2p_privkey *key;
+    cp2p_multiaddr *ma;
+    cp2p_host_config cfg;
+    int rc;
+    if (cli_parse_multiaddr(addr, &ma) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+    if ((rc = cp2p_privkey_generate(CP2P_KEY_ED25519, &key)) != 0) {
+        cp2p_multiaddr_free(ma);
+        return CLI_EXIT_FAIL;
+    }
+    n->loop = uv_default_loop();
+    cp2p_host_config_default(&cfg);
+    cfg.identity = key;
+    rc = cp2p_host_new(n->loop, &cfg, &n->host);
+    cp2p_privkey_free(key);
+    if (rc == 0 && (rc = cp2p_host_dial(n->host, ma, on_dialed, n)) != 0) {
+        fprintf(stderr, "cp2p: cannot dial %s: %s\n", addr, cp2p_strerror(rc));
+        cp2p_host_close(n->host, NULL, NULL);
+        n->exit_code = CLI_EXIT_USAGE;
+    } else if (rc != 0) {
+        fprintf(stderr, "cp2p: cannot create the host: %s\n", cp2p_strerror(rc));
+        cp2p_multiaddr_free(ma);
+        return CLI_EXIT_FAIL;
+    }
+    cp2p_multiaddr_free(ma);
+    uv_timer_init(n->loop, &n->timer);
+    n->timer.data = n;
+    uv_run(n->loop, UV_RUN_DEFAULT); /* ends when the host has closed */
+    uv_close((uv_handle_t *)&n->timer, NULL);
+    uv_run(n->loop, UV_RUN_DEFAULT);
+    return n->exit_code;
+}
+
+int cli_cmd_ping(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"count", required_argument, NULL, 'c'}, {"interval", required_argument, NULL, 'i'},
+        {"timeout", required_argument, NULL, 'W'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    net_ctx n = {.count = 5, .interval_ms = 1000, .timeout_ms = 10000};
+    int c;
+    uint64_t v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:i:W:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            if (cli_parse_bytes(optarg, &v) != 0 || v == 0 || v > 1000000) {
+                fprintf(stderr, "cp2p ping: -c needs a count from 1 to 1000000\n");
+                return CLI_EXIT_USAGE;
+            }
+            n.count = (int)v;
+            break;
+        case 'i':
+        case 'W':
+            if (cli_parse_bytes(optarg, &v) != 0 || v > 3600000 || (c == 'W' && v == 0)) {
+                fprintf(stderr, "cp2p ping: -%c needs milliseconds\n", c);
+                return CLI_EXIT_USAGE;
+            }
+            *(c == 'i' ? &n.interval_ms : &n.timeout_ms) = v;
+            break;
+        case 'j': n.json = true; break;
+        case 'h': fputs(PING_HELP, stdout); return 0;
+        default: fputs(PING_HELP, stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs(PING_HELP, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return run(&n, argv[optind]);
+}
+
+int cli_cmd_perf(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"upload", required_argument, NULL, 'u'}, {"download", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    net_ctx n = {.upload = 100000000, .download = 100000000};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+        case 'd':
+            if (cli_parse_bytes(optarg, c == 'u' ? &n.upload : &n.download) != 0) {
+                fprintf(stderr, "cp2p perf: '%s' is not a byte count\n", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case 'j': n.json = true; break;
+        case 'h': fputs(PERF_HELP, stdout); return 0;
+        default: fputs(PERF_HELP, stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs(PERF_HELP, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return run(&n, argv[optind]);
+}

@@ -1,0 +1,266 @@
+/* cp2p node: run a host until SIGINT/SIGTERM, printing its identity, addresses and events. */
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+
+#include <cp2p/protocols.h>
+
+#include "cli.h"
+
+static const char NODE_HELP[] =
+    "usage: cp2p node [--listen MULTIADDR]... [--key FILE | --seed HEX32] [--peer MULTIADDR]...\n"
+    "                 [--perf] [--json]\n"
+    "\n"
+    "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
+    "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
+    "It answers ping, identify (and identify push); with --perf it also serves /perf/1.0.0.\n"
+    "\n"
+    "  --listen MA   TCP address to listen on, repeatable (default /ip4/0.0.0.0/tcp/4001);\n"
+    "                port 0 picks a free port\n"
+    "  --key FILE    identity from a key file (see 'cp2p keygen'); default: a new identity\n"
+    "  --seed HEX32  identity derived from 32 bytes (64 hex characters)\n"
+    "  --peer MA     dial this peer at start, repeatable\n"
+    "  --perf        serve /perf/1.0.0 (it sends whatever a peer asks for: only on test nets)\n"
+    "  --json        one JSON object per line (see docs/CLI.md)\n";
+
+#define MAX_ADDRS 16
+
+typedef struct {
+    cp2p_host *host;
+    bool json;
+    uv_signal_t sigint, sigterm;
+    int closing;
+} node_ctx;
+
+static void print_conn_event(node_ctx *n, const char *what, cp2p_conn *c, int err)
+{
+    char pid[CP2P_PEER_ID_STR_MAX];
+    cp2p_buf addr;
+    cp2p_buf_init(&addr, CP2P_MULTIADDR_STR_MAX);
+    if (cp2p_conn_remote_addr(c) != NULL) {
+        (void)!cp2p_multiaddr_to_string(cp2p_conn_remote_addr(c), &addr);
+    }
+    cp2p_peer_id_str(cp2p_conn_peer_id(c), pid);
+    if (n->json) {
+        printf("{\"event\":\"%s\",\"peer\":\"%s\",\"addr\":", what, pid);
+        cli_json_string(stdout, addr.len ? (const char *)addr.ptr : "");
+        printf(",\"direction\":\"%s\"", cp2p_conn_is_outbound(c) ? "outbound" : "inbound");
+        if (err != 0) {
+            printf(",\"error\":");
+            cli_json_string(stdout, cp2p_strerror(err));
+        }
+        printf("}\n");
+    } else {
+        printf("%s %s %s %s%s%s\n", what, pid, addr.len ? (const char *)addr.ptr : "-",
+               cp2p_conn_is_outbound(c) ? "outbound" : "inbound", err ? " error=" : "",
+               err ? cp2p_strerror(err) : "");
+    }
+    cp2p_buf_fini(&addr);
+}
+
+static void print_identified(node_ctx *n, cp2p_conn *c)
+{
+    const cp2p_identify_info *v = cp2p_conn_identify(c);
+    char pid[CP2P_PEER_ID_STR_MAX];
+    cp2p_peer_id_str(cp2p_conn_peer_id(c), pid);
+    if (v == NULL) {
+        return;
+    }
+    if (n->json) {
+        printf("{\"event\":\"identified\",\"peer\":\"%s\",\"agent\":", pid);
+        cli_json_string(stdout, v->agent_version ? v->agent_version : "");
+        printf(",\"protocols\":[");
+        for (size_t i = 0; i < v->n_protocols; i++) {
+            printf(i ? "," : "");
+            cli_json_string(stdout, v->protocols[i]);
+        }
+        printf("]}\n");
+    } else {
+        printf("identified %s agent=%s protocols=%zu\n", pid,
+               v->agent_version ? v->agent_version : "-", v->n_protocols);
+    }
+}
+
+static void on_event(cp2p_host *h, const cp2p_event *ev, void *ud)
+{
+    node_ctx *n = ud;
+    (void)h;
+    switch (ev->type) {
+    case CP2P_EVENT_CONN_OPENED: print_conn_event(n, "connected", ev->conn, 0); break;
+    case CP2P_EVENT_CONN_CLOSED: print_conn_event(n, "disconnected", ev->conn, ev->err); break;
+    case CP2P_EVENT_PEER_IDENTIFIED: print_identified(n, ev->conn); break;
+    default: break;
+    }
+    fflush(stdout);
+}
+
+static void on_dialed(cp2p_host *h, int status, cp2p_conn *c, void *ud)
+{
+    node_ctx *n = ((void)c, (void)h, ud);
+    if (status != 0) {
+        if (n->json) {
+            printf("{\"event\":\"dial_failed\",\"error\":");
+            cli_json_string(stdout, cp2p_strerror(status));
+            printf("}\n");
+        } else {
+            printf("dial failed: %s\n", cp2p_strerror(status));
+        }
+        fflush(stdout);
+    }
+}
+
+static void on_closed(cp2p_host *h, void *ud)
+{
+    node_ctx *n = ud;
+    (void)h;
+    uv_close((uv_handle_t *)&n->sigint, NULL);
+    uv_close((uv_handle_t *)&n->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    node_ctx *n = s->data;
+    (void)signum;
+    if (n->closing++ == 0) {
+        if (!n->json) {
+            fprintf(stderr, "cp2p node: closing connections\n");
+        }
+        cp2p_host_close(n->host, on_closed, n);
+    }
+}
+
+static void print_addrs(node_ctx *n)
+{
+    char pid[CP2P_PEER_ID_STR_MAX];
+    cp2p_peer_id_str(cp2p_host_peer_id(n->host), pid);
+    if (n->json) {
+        printf("{\"event\":\"listening\",\"peer_id\":\"%s\",\"addrs\":[", pid);
+    } else {
+        printf("peer id: %s\nlistening on:\n", pid);
+    }
+    for (size_t i = 0;; i++) {
+        cp2p_multiaddr *ma;
+        cp2p_buf b;
+        if (cp2p_host_listen_addr(n->host, i, true, &ma) != 0) {
+            break;
+        }
+        cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
+        if (cp2p_multiaddr_to_string(ma, &b) == 0) {
+            if (n->json) {
+                printf(i ? "," : "");
+                cli_json_string(stdout, (const char *)b.ptr);
+            } else {
+                printf("  %s\n", (const char *)b.ptr);
+            }
+        }
+        cp2p_buf_fini(&b);
+        cp2p_multiaddr_free(ma);
+    }
+    if (n->json) {
+        printf("]}\n");
+    }
+    fflush(stdout);
+}
+
+int cli_cmd_node(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'}, {"key", required_argument, NULL, 'k'},
+        {"seed", required_argument, NULL, 's'},   {"peer", required_argument, NULL, 'p'},
+        {"perf", no_argument, NULL, 'P'},         {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *listen[MAX_ADDRS], *peers[MAX_ADDRS];
+    size_t nlisten = 0, npeers = 0;
+    const char *key_file = NULL, *seed = NULL;
+    bool perf = false;
+    node_ctx n = {0};
+    int c, rc;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (nlisten == MAX_ADDRS) {
+                fprintf(stderr, "cp2p node: at most %d --listen\n", MAX_ADDRS);
+                return CLI_EXIT_USAGE;
+            }
+            listen[nlisten++] = optarg;
+            break;
+        case 'p':
+            if (npeers == MAX_ADDRS) {
+                fprintf(stderr, "cp2p node: at most %d --peer\n", MAX_ADDRS);
+                return CLI_EXIT_USAGE;
+            }
+            peers[npeers++] = optarg;
+            break;
+        case 'k': key_file = optarg; break;
+        case 's': seed = optarg; break;
+        case 'P': perf = true; break;
+        case 'j': n.json = true; break;
+        case 'h': fputs(NODE_HELP, stdout); return 0;
+        default: fputs(NODE_HELP, stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "cp2p node: unexpected argument '%s'\n", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    if (nlisten == 0) {
+        listen[nlisten++] = "/ip4/0.0.0.0/tcp/4001";
+    }
+    cp2p_privkey *key = NULL;
+    if ((rc = cli_get_key(key_file, seed, NULL, &key)) != 0) {
+        return rc;
+    }
+    uv_loop_t *loop = uv_default_loop();
+    cp2p_host_config cfg;
+    cp2p_host_config_default(&cfg);
+    cfg.identity = key;
+    cfg.perf_server = perf;
+    rc = cp2p_host_new(loop, &cfg, &n.host);
+    cp2p_privkey_free(key);
+    if (rc != 0) {
+        fprintf(stderr, "cp2p node: cannot create the host: %s\n", cp2p_strerror(rc));
+        return CLI_EXIT_FAIL;
+    }
+    cp2p_host_set_event_cb(n.host, on_event, &n);
+    int exit_code = 0;
+    for (size_t i = 0; i < nlisten && exit_code == 0; i++) {
+        cp2p_multiaddr *ma;
+        if (cli_parse_multiaddr(listen[i], &ma) != 0) {
+            exit_code = CLI_EXIT_USAGE;
+            break;
+        }
+        if ((rc = cp2p_host_listen(n.host, ma)) != 0) {
+            fprintf(stderr, "cp2p node: cannot listen on %s: %s\n", listen[i], cp2p_strerror(rc));
+            exit_code = rc == CP2P_ENOTSUP ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+        }
+        cp2p_multiaddr_free(ma);
+    }
+    for (size_t i = 0; i < npeers && exit_code == 0; i++) {
+        cp2p_multiaddr *ma;
+        if (cli_parse_multiaddr(peers[i], &ma) != 0) {
+            exit_code = CLI_EXIT_USAGE;
+            break;
+        }
+        if ((rc = cp2p_host_dial(n.host, ma, on_dialed, &n)) != 0) {
+            fprintf(stderr, "cp2p node: cannot dial %s: %s\n", peers[i], cp2p_strerror(rc));
+            exit_code = CLI_EXIT_USAGE;
+        }
+        cp2p_multiaddr_free(ma);
+    }
+    if (exit_code != 0) {
+        cp2p_host_close(n.host, NULL, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
+        return exit_code;
+    }
+    print_addrs(&n);
+    uv_signal_init(loop, &n.sigint);
+    uv_signal_init(loop, &n.sigterm);
+    n.sigint.data = n.sigterm.data = &n;
+    uv_signal_start(&n.sigint, on_signal, SIGINT);
+    uv_signal_start(&n.sigterm, on_signal, SIGTERM);
+    uv_run(loop, UV_RUN_DEFAULT);
+    (void)!uv_loop_close(loop);
+    return 0;
+}
