@@ -547,7 +547,12 @@ static void dispatch_yamux(cp2p_conn *c)
 
 static void conn_fail(cp2p_conn *c, int err, const char *why)
 {
-    CP2P_LOG(CP2P_LOG_INFO, "host", c->id, "host.conn_failed err=%s why=%s", cp2p_strerror(err),
+    /* Protocol cores log their own one line for a peer's fault; the host adds one only for
+     * what no core reports (timeouts, I/O). */
+    cp2p_log_level lvl = err == CP2P_EPROTO || err == CP2P_ELIMIT || err == CP2P_EPEERID
+                             ? CP2P_LOG_DEBUG
+                             : CP2P_LOG_INFO;
+    CP2P_LOG(lvl, "host", c->id, "host.conn_failed err=%s why=%s", cp2p_strerror(err),
              why != NULL ? why : "-");
     if (err == CP2P_EPROTO || err == CP2P_ELIMIT) {
         c->host->stats.protocol_errors++;

@@ -212,8 +212,16 @@ static void on_accept(cp2p__tcp_listener *l, uv_tcp_t *sock, void *ud)
         why = "too many inbound connections still upgrading";
     }
     if (why != NULL) {
+        /* A flood must not become a log flood: one line per second at most, with a count. */
+        uint64_t now = uv_now(h->loop);
         h->stats.inbound_refused++;
-        CP2P_LOG(CP2P_LOG_INFO, "host", 0, "host.inbound_refused %s", why);
+        h->refused_unlogged++;
+        if (now >= h->refused_log_at) {
+            CP2P_LOG(CP2P_LOG_INFO, "host", 0, "host.inbound_refused %s (%llu since last line)",
+                     why, (unsigned long long)h->refused_unlogged);
+            h->refused_unlogged = 0;
+            h->refused_log_at = now + 1000;
+        }
         uv_close((uv_handle_t *)sock, cp2p__tcp_free_on_close);
         cp2p__host_emit(h, CP2P_EVENT_INBOUND_REFUSED, NULL, CP2P_ELIMIT, why);
         return;

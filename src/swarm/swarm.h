@@ -65,6 +65,7 @@ struct cp2p_host {
     void *close_ud;
     uv_idle_t close_idle; /* polls for the last connection to go */
     cp2p__host_stats stats;
+    uint64_t refused_log_at, refused_unlogged; /* rate limit of the refusal log line */
 };
 
 typedef enum {
