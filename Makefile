@@ -37,7 +37,7 @@ test-fuzz: deps
 fuzz: test-fuzz
 
 bench: build
-	@echo "no benchmarks yet: they arrive with the transport (see docs/BENCHMARKS.md)"
+	@bench/run.sh $(BUILD)
 
 checksrc:
 	@scripts/checksrc

@@ -390,8 +390,8 @@ static void stream_deliver(cp2p_stream *s)
         s->in_cb++;
         s->read_cb(s, (ptrdiff_t)len, sl[0].ptr, s->read_ud);
         s->in_cb--;
-        if (s->ys == NULL) {
-            break; /* reset from inside the callback */
+        if (s->ys == NULL || !s->app_owned) {
+            break; /* reset, or closed (which discarded the buffer), inside the callback */
         }
         if (cp2p__yamux_stream_consumed(s->ys, len, now_ms(s->conn)) != 0) {
             stream_kill(s, CP2P_ENOMEM);
@@ -549,9 +549,9 @@ static void conn_fail(cp2p_conn *c, int err, const char *why)
 {
     /* Protocol cores log their own one line for a peer's fault; the host adds one only for
      * what no core reports (timeouts, I/O). */
-    cp2p_log_level lvl = err == CP2P_EPROTO || err == CP2P_ELIMIT || err == CP2P_EPEERID
-                             ? CP2P_LOG_DEBUG
-                             : CP2P_LOG_INFO;
+    bool core_logged = (err == CP2P_EPROTO || err == CP2P_ELIMIT || err == CP2P_EPEERID) &&
+                       (c->stage == CONN_NOISE || c->stage == CONN_OPEN);
+    cp2p_log_level lvl = core_logged ? CP2P_LOG_DEBUG : CP2P_LOG_INFO;
     CP2P_LOG(lvl, "host", c->id, "host.conn_failed err=%s why=%s", cp2p_strerror(err),
              why != NULL ? why : "-");
     if (err == CP2P_EPROTO || err == CP2P_ELIMIT) {

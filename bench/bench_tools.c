@@ -1,0 +1,316 @@
+/* Baselines for `make bench` (bench/run.sh), each measured in the same run as cp2p:
+ *   raw-sink PORT / raw-send PORT BYTES      raw TCP through libuv, one direction
+ *   enc-sink PORT / enc-send PORT BYTES      the encrypted-pipe limit: 64 KiB frames sealed
+ *                                            with libsodium's ChaCha20-Poly1305 by the sender
+ *                                            and opened by the receiver, over loopback TCP
+ *   echo-server PORT / rtt PORT COUNT        64-byte TCP round trips (raw ping)
+ *   handshakes COUNT                         Noise XX handshakes/s in memory, against the rate
+ *                                            the raw crypto operations allow
+ * Results are printed as one JSON object per line. Plain sockets here, not libuv where libuv
+ * would only add a loop around a blocking transfer: the point is the machine's limit. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include <cp2p/keys.h>
+
+#include "crypto/noise/noise.h"
+
+#define FRAME (64 * 1024)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int listen_on(int port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(s, 4) != 0) {
+        perror("listen");
+        exit(1);
+    }
+    int c = accept(s, NULL, NULL);
+    close(s);
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return c;
+}
+
+static int connect_to(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int tries = 0; tries < 200; tries++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0) {
+            setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            return s;
+        }
+        close(s);
+        usleep(10000);
+    }
+    perror("connect");
+    exit(1);
+}
+
+static void write_all(int s, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(s, p, n);
+        if (w <= 0) {
+            perror("write");
+            exit(1);
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static int read_all(int s, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = read(s, p, n);
+        if (r <= 0) {
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static void raw_sink(int port)
+{
+    int s = listen_on(port);
+    static uint8_t buf[1 << 20];
+    uint64_t total = 0;
+    ssize_t r;
+    while ((r = read(s, buf, sizeof(buf))) > 0) {
+        total += (uint64_t)r;
+    }
+    close(s);
+    printf("{\"sink_bytes\":%llu}\n", (unsigned long long)total);
+}
+
+static void raw_send(int port, uint64_t bytes)
+{
+    static uint8_t buf[FRAME];
+    int s = connect_to(port);
+    double t0 = now_s();
+    for (uint64_t sent = 0; sent < bytes; sent += FRAME) {
+        write_all(s, buf, FRAME);
+    }
+    shutdown(s, SHUT_WR);
+    read(s, buf, 1); /* wait for the sink to close: everything was read */
+    double t = now_s() - t0;
+    close(s);
+    printf("{\"bench\":\"raw_tcp\",\"bytes\":%llu,\"seconds\":%.4f,\"mb_per_s\":%.1f}\n",
+           (unsigned long long)bytes, t, (double)bytes / t / 1e6);
+}
+
+static const uint8_t KEY[crypto_aead_chacha20poly1305_ietf_KEYBYTES] = {1, 2, 3};
+
+static void enc_sink(int port)
+{
+    int s = listen_on(port);
+    static uint8_t ct[2 + FRAME + 16], pt[FRAME];
+    uint8_t nonce[12] = {0};
+    uint64_t n = 0, total = 0;
+    for (;;) {
+        if (read_all(s, ct, 2 + 3) != 0) { /* 2-byte length then at least the header */
+            break;
+        }
+        size_t len = (size_t)ct[0] << 16 | (size_t)ct[1] << 8 | ct[2];
+        if (read_all(s, ct + 5, len - 2) != 0) {
+            break;
+        }
+        memcpy(nonce + 4, &n, 8);
+        n++;
+        unsigned long long plen;
+        if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, &plen, NULL, ct + 3, len, NULL, 0,
+                                                      nonce, KEY) != 0) {
+            fprintf(stderr, "enc-sink: bad frame\n");
+            exit(1);
+        }
+        total += plen;
+    }
+    close(s);
+    printf("{\"sink_bytes\":%llu}\n", (unsigned long long)total);
+}
+
+static void enc_send(int port, uint64_t bytes)
+{
+    static uint8_t pt[FRAME], ct[3 + FRAME + 16];
+    uint8_t nonce[12] = {0};
+    uint64_t n = 0;
+    int s = connect_to(port);
+    double t0 = now_s();
+    for (uint64_t sent = 0; sent < bytes; sent += FRAME) {
+        unsigned long long clen;
+        memcpy(nonce + 4, &n, 8);
+        n++;
+        crypto_aead_chacha20poly1305_ietf_encrypt(ct + 3, &clen, pt, FRAME, NULL, 0, NULL, nonce,
+                                                  KEY);
+        ct[0] = (uint8_t)(clen >> 16);
+        ct[1] = (uint8_t)(clen >> 8);
+        ct[2] = (uint8_t)clen;
+        write_all(s, ct, 3 + clen);
+    }
+    shutdown(s, SHUT_WR);
+    read(s, pt, 1);
+    double t = now_s() - t0;
+    close(s);
+    printf("{\"bench\":\"encrypted_pipe\",\"bytes\":%llu,\"seconds\":%.4f,\"mb_per_s\":%.1f}\n",
+           (unsigned long long)bytes, t, (double)bytes / t / 1e6);
+}
+
+static void echo_server(int port)
+{
+    int s = listen_on(port);
+    uint8_t b[64];
+    while (read_all(s, b, sizeof(b)) == 0) {
+        write_all(s, b, sizeof(b));
+    }
+    close(s);
+}
+
+static void rtt(int port, int count)
+{
+    int s = connect_to(port);
+    uint8_t b[64] = {0};
+    double sum = 0;
+    for (int i = 0; i < count; i++) {
+        double t0 = now_s();
+        write_all(s, b, sizeof(b));
+        if (read_all(s, b, sizeof(b)) != 0) {
+            exit(1);
+        }
+        sum += now_s() - t0;
+    }
+    close(s);
+    printf("{\"bench\":\"raw_tcp_rtt\",\"count\":%d,\"avg_us\":%.2f}\n", count, sum / count * 1e6);
+}
+
+/* One full handshake between two cores in memory. */
+static void one_handshake(const cp2p_privkey *a, const cp2p_privkey *b)
+{
+    cp2p__noise *i = NULL, *r = NULL;
+    cp2p__noise_config cfg;
+    const char *why = NULL;
+    cp2p__noise_config_default(&cfg);
+    if (cp2p__noise_new(&cfg, true, a, NULL, 0, &i) != 0 ||
+        cp2p__noise_new(&cfg, false, b, NULL, 0, &r) != 0) {
+        fprintf(stderr, "cannot create noise cores\n");
+        exit(1);
+    }
+    for (int round = 0; round < 6; round++) {
+        cp2p_slice o;
+        while (cp2p__noise_out(i, &o) > 0) {
+            if (cp2p__noise_recv(r, o.ptr, o.len, 0, &why) != (ptrdiff_t)o.len) {
+                exit(1);
+            }
+            cp2p__noise_out_done(i, o.len);
+        }
+        while (cp2p__noise_out(r, &o) > 0) {
+            if (cp2p__noise_recv(i, o.ptr, o.len, 0, &why) != (ptrdiff_t)o.len) {
+                exit(1);
+            }
+            cp2p__noise_out_done(r, o.len);
+        }
+    }
+    if (!cp2p__noise_handshake_done(i) || !cp2p__noise_handshake_done(r)) {
+        fprintf(stderr, "handshake did not finish\n");
+        exit(1);
+    }
+    cp2p__noise_free(i);
+    cp2p__noise_free(r);
+}
+
+static void handshakes(int count)
+{
+    cp2p_privkey *a, *b;
+    cp2p_buf sig;
+    uint8_t sk[32], pk[32], out[32], msg[56] = {0};
+    if (cp2p_privkey_generate(CP2P_KEY_ED25519, &a) != 0 ||
+        cp2p_privkey_generate(CP2P_KEY_ED25519, &b) != 0) {
+        exit(1);
+    }
+    one_handshake(a, b); /* warm up */
+    double t0 = now_s();
+    for (int n = 0; n < count; n++) {
+        one_handshake(a, b);
+    }
+    double hs = now_s() - t0;
+    /* The raw operations of one handshake, both sides: 2 x (key generation + 3 X25519 +
+     * 1 Ed25519 sign + 1 verify). */
+    randombytes_buf(sk, sizeof(sk));
+    crypto_scalarmult_base(pk, sk);
+    cp2p_buf_init(&sig, 128);
+    t0 = now_s();
+    for (int n = 0; n < count; n++) {
+        for (int side = 0; side < 2; side++) {
+            crypto_scalarmult_base(out, sk);
+            for (int k = 0; k < 3; k++) {
+                if (crypto_scalarmult(out, sk, pk) != 0) {
+                    exit(1);
+                }
+            }
+            cp2p_buf_reset(&sig);
+            if (cp2p_privkey_sign(a, msg, sizeof(msg), &sig) != 0 ||
+                cp2p_pubkey_verify(cp2p_privkey_public(a), msg, sizeof(msg), sig.ptr, sig.len) !=
+                    0) {
+                exit(1);
+            }
+        }
+    }
+    double raw = now_s() - t0;
+    printf("{\"bench\":\"noise_handshakes\",\"count\":%d,\"per_s\":%.0f,"
+           "\"raw_crypto_per_s\":%.0f,\"ratio\":%.3f}\n",
+           count, count / hs, count / raw, raw / hs);
+    cp2p_buf_fini(&sig);
+    cp2p_privkey_free(a);
+    cp2p_privkey_free(b);
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0 || argc < 2) {
+        fprintf(stderr, "usage: see bench/bench_tools.c\n");
+        return 2;
+    }
+    const char *m = argv[1];
+    int port = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 0;
+    if (strcmp(m, "raw-sink") == 0) {
+        raw_sink(port);
+    } else if (strcmp(m, "raw-send") == 0 && argc > 3) {
+        raw_send(port, strtoull(argv[3], NULL, 10));
+    } else if (strcmp(m, "enc-sink") == 0) {
+        enc_sink(port);
+    } else if (strcmp(m, "enc-send") == 0 && argc > 3) {
+        enc_send(port, strtoull(argv[3], NULL, 10));
+    } else if (strcmp(m, "echo-server") == 0) {
+        echo_server(port);
+    } else if (strcmp(m, "rtt") == 0 && argc > 3) {
+        rtt(port, (int)strtol(argv[3], NULL, 10));
+    } else if (strcmp(m, "handshakes") == 0 && argc > 2) {
+        handshakes((int)strtol(argv[2], NULL, 10));
+    } else {
+        fprintf(stderr, "bench_tools: unknown mode\n");
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `make bench`: cp2p against baselines measured in the same run on this machine. Prints each
+# figure and its ratio; the targets are those of the transport issue (docs/BENCHMARKS.md).
+# Not a test: nothing here fails on a slow machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-build}
+BYTES=${BENCH_BYTES:-2000000000}
+JS_BYTES=${BENCH_JS_BYTES:-500000000}
+PINGS=${BENCH_PINGS:-2000}
+port=$((20000 + RANDOM % 20000))
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+json() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
+
+echo "== raw TCP, one direction, $BYTES bytes"
+"$B/bench_tools" raw-sink $port >/dev/null & sleep 0.2
+raw=$("$B/bench_tools" raw-send $port "$BYTES"); wait
+echo "$raw"
+echo "== encrypted pipe (ChaCha20-Poly1305 64 KiB frames, two processes), $BYTES bytes"
+"$B/bench_tools" enc-sink $((port + 1)) >/dev/null & sleep 0.2
+enc=$("$B/bench_tools" enc-send $((port + 1)) "$BYTES"); wait
+echo "$enc"
+
+echo "== cp2p -> cp2p, /perf/1.0.0, one stream, two processes, $BYTES bytes each way"
+"$B/cp2p" node --listen /ip4/127.0.0.1/tcp/$((port + 2)) --perf --json > "$tmp/node" &
+for _ in $(seq 50); do grep -q listening "$tmp/node" 2>/dev/null && break; sleep 0.1; done
+addr=$(sed -E 's/.*"addrs":\["([^"]+)".*/\1/' < <(grep listening "$tmp/node"))
+perf=$("$B/cp2p" perf "$addr" --upload "$BYTES" --download "$BYTES" --json)
+echo "$perf"
+echo "== ping RTT on an established connection ($PINGS pings) vs raw TCP 64-byte round trip"
+ping=$("$B/cp2p" ping "$addr" -c "$PINGS" -i 0 --json | tail -1)
+echo "$ping"
+"$B/bench_tools" echo-server $((port + 3)) & sleep 0.2
+rtt=$("$B/bench_tools" rtt $((port + 3)) "$PINGS"); wait %2 2>/dev/null || true
+echo "$rtt"
+kill %1 2>/dev/null || true
+
+echo "== Noise XX handshakes per second (in memory) vs the raw crypto operations"
+hs=$("$B/bench_tools" handshakes 3000)
+echo "$hs"
+
+echo "== js-libp2p -> js-libp2p, /perf/1.0.0, two processes, $JS_BYTES bytes each way"
+node tests/interop/bench_perf.mjs server > "$tmp/js" &
+for _ in $(seq 100); do grep -q addr "$tmp/js" 2>/dev/null && break; sleep 0.1; done
+jsaddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/js")
+js=$(node tests/interop/bench_perf.mjs client "$jsaddr" "$JS_BYTES")
+echo "$js"
+
+raw_mb=$(json "$raw" mb_per_s); enc_mb=$(json "$enc" mb_per_s)
+up=$(json "$perf" upload_bytes_per_s); down=$(json "$perf" download_bytes_per_s)
+js_up=$(json "$js" upload_mb_per_s); js_down=$(json "$js" download_mb_per_s)
+ping_avg=$(json "$ping" avg_ms); rtt_us=$(json "$rtt" avg_us)
+awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up" \
+    -v jsd="$js_down" -v p="$ping_avg" -v r="$rtt_us" -v hsr="$(json "$hs" ratio)" 'BEGIN {
+    cu = up / 1e6; cd = down / 1e6
+    printf "\n%-44s %10s %10s %8s\n", "figure", "cp2p", "baseline", "ratio"
+    printf "%-44s %10.0f %10.0f %8.2f  (target >= 0.70)\n", "upload MB/s vs encrypted pipe", cu, enc, cu / enc
+    printf "%-44s %10.0f %10.0f %8.2f  (target >= 0.70)\n", "download MB/s vs encrypted pipe", cd, enc, cd / enc
+    printf "%-44s %10.0f %10.0f %8.2f\n", "upload MB/s vs raw TCP (libuv-free sockets)", cu, raw, cu / raw
+    printf "%-44s %10.0f %10.0f %8.2f  (target >= 3)\n", "upload MB/s vs js-libp2p", cu, jsu, cu / jsu
+    printf "%-44s %10.0f %10.0f %8.2f  (target >= 3)\n", "download MB/s vs js-libp2p", cd, jsd, cd / jsd
+    printf "%-44s %10.1f %10.1f %8.2f  (target <= 1.5)\n", "ping RTT us vs raw TCP 64-byte RTT", p * 1000, r, p * 1000 / r
+    printf "%-44s %10s %10s %8.2f  (target >= 0.50)\n", "Noise handshakes vs raw crypto rate", "", "", hsr
+}'
