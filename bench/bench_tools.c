@@ -3,7 +3,7 @@
  *   enc-sink PORT / enc-send PORT BYTES      the encrypted-pipe limit: 64 KiB frames sealed
  *                                            with libsodium's ChaCha20-Poly1305 by the sender
  *                                            and opened by the receiver, over loopback TCP
- *   echo-server PORT / rtt PORT COUNT        64-byte TCP round trips (raw ping)
+ *   echo-server PORT / rtt PORT COUNT [US]   64-byte TCP round trips (raw ping), US apart
  *   handshakes COUNT                         Noise XX handshakes/s in memory, against the rate
  *                                            the raw crypto operations allow
  * Results are printed as one JSON object per line. Plain sockets here, not libuv where libuv
@@ -188,12 +188,15 @@ static void echo_server(int port)
     close(s);
 }
 
-static void rtt(int port, int count)
+static void rtt(int port, int count, int interval_us)
 {
     int s = connect_to(port);
     uint8_t b[64] = {0};
     double sum = 0;
     for (int i = 0; i < count; i++) {
+        if (interval_us > 0) {
+            usleep((useconds_t)interval_us);
+        }
         double t0 = now_s();
         write_all(s, b, sizeof(b));
         if (read_all(s, b, sizeof(b)) != 0) {
@@ -305,7 +308,7 @@ int main(int argc, char **argv)
     } else if (strcmp(m, "echo-server") == 0) {
         echo_server(port);
     } else if (strcmp(m, "rtt") == 0 && argc > 3) {
-        rtt(port, (int)strtol(argv[3], NULL, 10));
+        rtt(port, (int)strtol(argv[3], NULL, 10), argc > 4 ? (int)strtol(argv[4], NULL, 10) : 0);
     } else if (strcmp(m, "handshakes") == 0 && argc > 2) {
         handshakes((int)strtol(argv[2], NULL, 10));
     } else {

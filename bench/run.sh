@@ -14,38 +14,40 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 json() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
 
 echo "== raw TCP, one direction, $BYTES bytes"
-"$B/bench_tools" raw-sink $port >/dev/null & sleep 0.2
-raw=$("$B/bench_tools" raw-send $port "$BYTES"); wait
+"$B/bench_tools" raw-sink $port >/dev/null & sink=$!; sleep 0.2
+raw=$("$B/bench_tools" raw-send $port "$BYTES"); wait $sink
 echo "$raw"
 echo "== encrypted pipe (ChaCha20-Poly1305 64 KiB frames, two processes), $BYTES bytes"
-"$B/bench_tools" enc-sink $((port + 1)) >/dev/null & sleep 0.2
-enc=$("$B/bench_tools" enc-send $((port + 1)) "$BYTES"); wait
+"$B/bench_tools" enc-sink $((port + 1)) >/dev/null & sink=$!; sleep 0.2
+enc=$("$B/bench_tools" enc-send $((port + 1)) "$BYTES"); wait $sink
 echo "$enc"
 
 echo "== cp2p -> cp2p, /perf/1.0.0, one stream, two processes, $BYTES bytes each way"
-"$B/cp2p" node --listen /ip4/127.0.0.1/tcp/$((port + 2)) --perf --json > "$tmp/node" &
+"$B/cp2p" node --listen /ip4/127.0.0.1/tcp/$((port + 2)) --perf --json > "$tmp/node" & node=$!
 for _ in $(seq 50); do grep -q listening "$tmp/node" 2>/dev/null && break; sleep 0.1; done
 addr=$(sed -E 's/.*"addrs":\["([^"]+)".*/\1/' < <(grep listening "$tmp/node"))
 perf=$("$B/cp2p" perf "$addr" --upload "$BYTES" --download "$BYTES" --json)
 echo "$perf"
-echo "== ping RTT on an established connection ($PINGS pings) vs raw TCP 64-byte round trip"
-ping=$("$B/cp2p" ping "$addr" -c "$PINGS" -i 0 --json | tail -1)
+# Both sides ping 1 ms apart, so each round trip meets an idle connection, as ping(8) does.
+echo "== ping RTT on an established connection ($PINGS pings, 1 ms apart) vs raw TCP 64-byte RTT"
+ping=$("$B/cp2p" ping "$addr" -c "$PINGS" -i 1 --json | tail -1)
 echo "$ping"
-"$B/bench_tools" echo-server $((port + 3)) & sleep 0.2
-rtt=$("$B/bench_tools" rtt $((port + 3)) "$PINGS"); wait %2 2>/dev/null || true
+"$B/bench_tools" echo-server $((port + 3)) & echo_pid=$!; sleep 0.2
+rtt=$("$B/bench_tools" rtt $((port + 3)) "$PINGS" 1000); wait $echo_pid || true
 echo "$rtt"
-kill %1 2>/dev/null || true
+kill $node 2>/dev/null || true
 
 echo "== Noise XX handshakes per second (in memory) vs the raw crypto operations"
 hs=$("$B/bench_tools" handshakes 3000)
 echo "$hs"
 
 echo "== js-libp2p -> js-libp2p, /perf/1.0.0, two processes, $JS_BYTES bytes each way"
-node tests/interop/bench_perf.mjs server > "$tmp/js" &
+node tests/interop/bench_perf.mjs server > "$tmp/js" & js_pid=$!
 for _ in $(seq 100); do grep -q addr "$tmp/js" 2>/dev/null && break; sleep 0.1; done
 jsaddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/js")
 js=$(node tests/interop/bench_perf.mjs client "$jsaddr" "$JS_BYTES")
 echo "$js"
+kill $js_pid 2>/dev/null || true
 
 raw_mb=$(json "$raw" mb_per_s); enc_mb=$(json "$enc" mb_per_s)
 up=$(json "$perf" upload_bytes_per_s); down=$(json "$perf" download_bytes_per_s)
