@@ -431,6 +431,37 @@ static void wrong_peer_id_is_refused(void **state)
     nodes_stop((node[]){a, b}, 2);
 }
 
+/* /dns4/localhost/... resolves (from /etc/hosts) through the thread pool and connects. */
+static void dial_by_dns_name(void **state)
+{
+    node a, b;
+    dial_res r = {0};
+    cp2p_multiaddr *ma, *dns;
+    cp2p_multiaddr_component port;
+    char text[256];
+    char pid[CP2P_PEER_ID_STR_MAX];
+    (void)state;
+    node_start(&a, true);
+    node_start(&b, false);
+    assert_int_equal(cp2p_host_listen_addr(a.h, 0, false, &ma), 0);
+    assert_int_equal(cp2p_multiaddr_component_at(ma, 1, &port), 0);
+    int n = snprintf(text, sizeof(text), "/dns4/localhost/tcp/%u/p2p/%s",
+                     (unsigned)(port.value.ptr[0] << 8 | port.value.ptr[1]),
+                     cp2p_peer_id_str(cp2p_host_peer_id(a.h), pid));
+    assert_int_equal(cp2p_multiaddr_parse(text, (size_t)n, &dns), 0);
+    assert_int_equal(cp2p_host_dial(b.h, dns, on_dial, &r), 0);
+    run_until(&r.done);
+    assert_int_equal(r.status, 0);
+    cp2p_multiaddr_free(dns);
+    cp2p_multiaddr_free(ma);
+    /* (No lookup of an unknown name here: it would send a query off this machine.) */
+    /* Not TCP: refused at once, no callback. */
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/udp/1/quic-v1", 28, &dns), 0);
+    assert_int_equal(cp2p_host_dial(b.h, dns, on_dial, &r), CP2P_ENOTSUP);
+    cp2p_multiaddr_free(dns);
+    nodes_stop((node[]){a, b}, 2);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -461,6 +492,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unsupported_protocol_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(perf_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(wrong_peer_id_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(dial_by_dns_name, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
