@@ -12,6 +12,7 @@
 #include "crypto/crypto_init.h"
 #include "keys.pb-c.h"
 #include "util/limits.h"
+#include "util/pb.h"
 
 /* Multihash codes used by peer IDs (multiformats multicodec table). */
 #define MH_IDENTITY 0x00
@@ -51,24 +52,6 @@ struct cp2p_privkey {
 
 /* Routes protobuf-c's allocations through cp2p_malloc and remembers whether one failed, so that a
  * failed unpack can be told apart as CP2P_ENOMEM rather than CP2P_EPROTO. */
-typedef struct pb_alloc_state {
-    bool failed;
-} pb_alloc_state;
-
-static void *pb_alloc(void *ud, size_t n)
-{
-    void *p = cp2p_malloc(n);
-    if (p == NULL) {
-        ((pb_alloc_state *)ud)->failed = true;
-    }
-    return p;
-}
-
-static void pb_free(void *ud, void *p)
-{
-    (void)ud;
-    cp2p_free(p);
-}
 
 static int key_type_from_pb(Cp2pPb__KeyType t, cp2p_key_type *out)
 {
@@ -126,14 +109,14 @@ static int key_pb_decode(const uint8_t *in, size_t len, bool is_private, cp2p_ke
     if (len > CP2P_KEY_PB_MAX) {
         return CP2P_ELIMIT;
     }
-    pb_alloc_state st = {.failed = false};
-    ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &st};
+    cp2p__pb_alloc pa;
+    cp2p__pb_alloc_init(&pa);
     const ProtobufCMessageDescriptor *desc =
         is_private ? &cp2p_pb__private_key__descriptor : &cp2p_pb__public_key__descriptor;
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, len, in);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &pa.a, len, in);
     if (m == NULL) {
         /* Missing required fields, bad wire types, truncation: all malformed input. */
-        return st.failed ? CP2P_ENOMEM : CP2P_EPROTO;
+        return pa.failed ? CP2P_ENOMEM : CP2P_EPROTO;
     }
     /* The two messages have the same fields; read them through the matching type. */
     Cp2pPb__KeyType pbtype;
@@ -169,7 +152,7 @@ static int key_pb_decode(const uint8_t *in, size_t len, bool is_private, cp2p_ke
     if (pbdata->data != NULL) {
         sodium_memzero(pbdata->data, pbdata->len);
     }
-    protobuf_c_message_free_unpacked(m, &alloc);
+    protobuf_c_message_free_unpacked(m, &pa.a);
     if (rc != 0) {
         return rc;
     }

@@ -5,8 +5,11 @@
 
 static void *pb_alloc(void *ud, size_t n)
 {
-    (void)ud;
-    return cp2p_malloc(n);
+    void *p = cp2p_malloc(n);
+    if (p == NULL) {
+        ((cp2p__pb_alloc *)ud)->failed = true;
+    }
+    return p;
 }
 
 static void pb_free(void *ud, void *p)
@@ -15,4 +18,8 @@ static void pb_free(void *ud, void *p)
     cp2p_free(p);
 }
 
-ProtobufCAllocator cp2p__pb_allocator = {.alloc = pb_alloc, .free = pb_free, .allocator_data = NULL};
+void cp2p__pb_alloc_init(cp2p__pb_alloc *pa)
+{
+    pa->a = (ProtobufCAllocator){.alloc = pb_alloc, .free = pb_free, .allocator_data = pa};
+    pa->failed = false;
+}

@@ -2,39 +2,16 @@
  * handshake, bad Noise frames, bad yamux frames after a genuine handshake, and a slow-loris
  * crowd. Each case must cost only the offending connection: a well-behaved peer connected
  * alongside keeps working, the host counts the event, and nothing leaks (ASan). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-
-#include <cp2p/protocols.h>
+#include "integration/harness.h"
 
 #include "crypto/noise/noise.h"
 #include "muxer/yamux.h"
 #include "negotiate/mss.h"
 #include "swarm/swarm.h"
 #include "util/bytes.h"
-
-#define GUARD_MS 60000
-
-static uv_loop_t loop;
-
-static void run_until(const bool *flag)
-{
-    uint64_t start = uv_now(&loop);
-    while (!*flag) {
-        uv_run(&loop, UV_RUN_ONCE);
-        uv_update_time(&loop);
-        if (uv_now(&loop) - start > GUARD_MS) {
-            fail_msg("condition not reached within the guard time");
-        }
-    }
-}
 
 static cp2p_host *host_new(uint64_t upgrade_timeout_ms, uint32_t max_pending)
 {
@@ -72,57 +49,6 @@ static void hosts_close(cp2p_host **hs, int n)
     while (closed_hosts < n) {
         uv_run(&loop, UV_RUN_ONCE);
     }
-}
-
-/* ---- a good peer, connected before the attack, pinging through it ---- */
-
-typedef struct {
-    bool done;
-    int status;
-    cp2p_conn *conn;
-} dial_res;
-
-static void on_dial(cp2p_host *h, int status, cp2p_conn *c, void *ud)
-{
-    dial_res *r = ud;
-    (void)h;
-    r->done = true;
-    r->status = status;
-    r->conn = c;
-}
-
-static cp2p_conn *dial(cp2p_host *from, cp2p_host *to)
-{
-    cp2p_multiaddr *ma;
-    dial_res r = {0};
-    assert_int_equal(cp2p_host_listen_addr(to, 0, true, &ma), 0);
-    assert_int_equal(cp2p_host_dial(from, ma, on_dial, &r), 0);
-    cp2p_multiaddr_free(ma);
-    run_until(&r.done);
-    assert_int_equal(r.status, 0);
-    return r.conn;
-}
-
-typedef struct {
-    bool done;
-    int status;
-} ping_res;
-
-static void on_ping(cp2p_conn *c, int status, uint64_t rtt, void *ud)
-{
-    ping_res *p = ud;
-    (void)c;
-    (void)rtt;
-    p->done = true;
-    p->status = status;
-}
-
-static void assert_ping_ok(cp2p_conn *c)
-{
-    ping_res p = {0};
-    assert_int_equal(cp2p_ping(c, 5000, on_ping, &p), 0);
-    run_until(&p.done);
-    assert_int_equal(p.status, 0);
 }
 
 /* ---- an evil peer: raw TCP, optionally a genuine Noise handshake first ---- */
@@ -286,7 +212,9 @@ static void attack(evil *e)
 {
     cp2p_host *victim = host_new(10000, 64);
     cp2p_host *friend = host_new(10000, 64);
-    cp2p_conn *good = dial(friend, victim);
+    dial_res dr;
+    cp2p_conn *good = dial_host(friend, victim, &dr);
+    assert_int_equal(dr.status, 0);
     const cp2p__host_stats *st = cp2p__host_stats_get(victim);
     uint64_t failed_before = st->upgrade_failed + st->protocol_errors + st->conns_closed;
     evil_start(e, victim);
@@ -370,7 +298,9 @@ static void slow_loris(void **state)
     static evil crowd[N];
     cp2p_host *victim = host_new(1500, 64);
     cp2p_host *friend = host_new(10000, 64);
-    cp2p_conn *good = dial(friend, victim);
+    dial_res dr;
+    cp2p_conn *good = dial_host(friend, victim, &dr);
+    assert_int_equal(dr.status, 0);
     const cp2p__host_stats *st = cp2p__host_stats_get(victim);
     (void)state;
     memset(crowd, 0, sizeof(crowd));
@@ -385,33 +315,12 @@ static void slow_loris(void **state)
     assert_int_equal(victim->npending_inbound, 0);
     assert_ping_ok(good);
     cp2p_host *late = host_new(10000, 64);
-    assert_ping_ok(dial(late, victim));
+    assert_ping_ok(dial_host(late, victim, &dr));
     for (int i = 0; i < N; i++) {
         evil_end(&crowd[i]);
     }
     cp2p_host *hs[] = {victim, friend, late};
     hosts_close(hs, 3);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    return uv_loop_init(&loop);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    /* A passing test closed its hosts: the loop drains in a few turns. A failed one may have
-     * left handles open; report that instead of waiting for them forever. */
-    for (int i = 0; i < 100 && uv_loop_alive(&loop); i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-    }
-    if (uv_loop_close(&loop) != 0) {
-        fprintf(stderr, "teardown: handles still open (the test failed before closing them)\n");
-        return -1;
-    }
-    return 0;
 }
 
 int main(void)

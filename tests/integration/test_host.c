@@ -1,34 +1,11 @@
 /* Two and more hosts in one process over loopback TCP: upgrade, identify, ping, streams,
  * perf, wrong peer IDs, bad input and clean shutdown. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <sodium.h>
 
-#include <cp2p/protocols.h>
-
+#include "integration/harness.h"
 #include "swarm/swarm.h"
-
-#define GUARD_MS 60000 /* a hang fails the test instead of blocking CI; not a speed assertion */
-
-static uv_loop_t loop;
-
-static void run_until(const bool *flag)
-{
-    uint64_t start = uv_now(&loop);
-    while (!*flag) {
-        uv_run(&loop, UV_RUN_ONCE);
-        uv_update_time(&loop);
-        if (uv_now(&loop) - start > GUARD_MS) {
-            fail_msg("condition not reached within the guard time");
-        }
-    }
-}
 
 typedef struct {
     cp2p_host *h;
@@ -112,32 +89,6 @@ static void nodes_stop(node *ns, int count)
     }
 }
 
-typedef struct {
-    bool done;
-    int status;
-    cp2p_conn *conn;
-} dial_res;
-
-static void on_dial(cp2p_host *h, int status, cp2p_conn *c, void *ud)
-{
-    dial_res *r = ud;
-    (void)h;
-    r->done = true;
-    r->status = status;
-    r->conn = c;
-}
-
-static cp2p_conn *dial(node *from, node *to, dial_res *r)
-{
-    cp2p_multiaddr *ma;
-    memset(r, 0, sizeof(*r));
-    assert_int_equal(cp2p_host_listen_addr(to->h, 0, true, &ma), 0);
-    assert_int_equal(cp2p_host_dial(from->h, ma, on_dial, r), 0);
-    cp2p_multiaddr_free(ma);
-    run_until(&r->done);
-    return r->conn;
-}
-
 static void connect_identify_and_close(void **state)
 {
     node a, b;
@@ -145,7 +96,7 @@ static void connect_identify_and_close(void **state)
     (void)state;
     node_start(&a, true);
     node_start(&b, false);
-    cp2p_conn *c = dial(&b, &a, &r);
+    cp2p_conn *c = dial_host(b.h, a.h, &r);
     assert_int_equal(r.status, 0);
     assert_non_null(c);
     assert_true(cp2p_peer_id_equal(cp2p_conn_peer_id(c), cp2p_host_peer_id(a.h)));
@@ -184,21 +135,6 @@ static void connect_identify_and_close(void **state)
     nodes_stop((node[]){a, b}, 2);
 }
 
-typedef struct {
-    bool done;
-    int status;
-    uint64_t rtt;
-} ping_res;
-
-static void on_ping(cp2p_conn *c, int status, uint64_t rtt, void *ud)
-{
-    ping_res *p = ud;
-    (void)c;
-    p->done = true;
-    p->status = status;
-    p->rtt = rtt;
-}
-
 static void ping_works(void **state)
 {
     node a, b;
@@ -206,7 +142,7 @@ static void ping_works(void **state)
     (void)state;
     node_start(&a, true);
     node_start(&b, false);
-    cp2p_conn *c = dial(&b, &a, &r);
+    cp2p_conn *c = dial_host(b.h, a.h, &r);
     assert_int_equal(r.status, 0);
     for (int i = 0; i < 10; i++) {
         ping_res p = {0};
@@ -293,7 +229,7 @@ static void concurrent_echo_streams(void **state)
     (void)state;
     node_start(&a, true);
     node_start(&b, false);
-    cp2p_conn *c = dial(&b, &a, &r);
+    cp2p_conn *c = dial_host(b.h, a.h, &r);
     assert_int_equal(r.status, 0);
     for (int i = 0; i < NSTREAMS; i++) {
         e[i] = (echo_client){.sent = malloc(STREAM_BYTES), .ok = true, .remaining = &remaining};
@@ -334,7 +270,7 @@ static void unsupported_protocol_is_refused(void **state)
     (void)state;
     node_start(&a, true);
     node_start(&b, false);
-    cp2p_conn *c = dial(&b, &a, &r);
+    cp2p_conn *c = dial_host(b.h, a.h, &r);
     assert_int_equal(r.status, 0);
     assert_int_equal(cp2p_conn_open_stream(c, protos, 0, on_open_res, &o), CP2P_EINVAL);
     assert_int_equal(cp2p_conn_open_stream(c, protos, 2, on_open_res, &o), 0);
@@ -378,7 +314,7 @@ static void perf_both_ways(void **state)
     (void)state;
     node_start(&a, true);
     node_start(&b, false);
-    cp2p_conn *c = dial(&b, &a, &r);
+    cp2p_conn *c = dial_host(b.h, a.h, &r);
     assert_int_equal(r.status, 0);
     perf_res p = {0};
     assert_int_equal(cp2p_perf(c, 32u << 20, 48u << 20, on_perf, &p), 0);
@@ -460,27 +396,6 @@ static void dial_by_dns_name(void **state)
     assert_int_equal(cp2p_host_dial(b.h, dns, on_dial, &r), CP2P_ENOTSUP);
     cp2p_multiaddr_free(dns);
     nodes_stop((node[]){a, b}, 2);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    return uv_loop_init(&loop);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    /* A passing test closed its hosts: the loop drains in a few turns. A failed one may have
-     * left handles open; report that instead of waiting for them forever. */
-    for (int i = 0; i < 100 && uv_loop_alive(&loop); i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-    }
-    if (uv_loop_close(&loop) != 0) {
-        fprintf(stderr, "teardown: handles still open (the test failed before closing them)\n");
-        return -1;
-    }
-    return 0;
 }
 
 int main(void)

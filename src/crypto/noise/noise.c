@@ -14,6 +14,7 @@
 #include "noise.pb-c.h"
 #include "util/bytes.h"
 #include "util/limits.h"
+#include "util/pb.h"
 #include "util/log_internal.h"
 
 #define LOG_MODULE "noise"
@@ -216,24 +217,6 @@ static size_t buf_peek(const cp2p_buf *b, size_t off, cp2p_slice *out)
 
 /* ---- protobuf ---- */
 
-typedef struct pb_alloc_state {
-    bool failed;
-} pb_alloc_state;
-
-static void *pb_alloc(void *ud, size_t size)
-{
-    void *p = cp2p_malloc(size);
-    if (p == NULL) {
-        ((pb_alloc_state *)ud)->failed = true;
-    }
-    return p;
-}
-
-static void pb_free(void *ud, void *p)
-{
-    (void)ud;
-    cp2p_free(p);
-}
 
 /* Encode our NoiseHandshakePayload: identity key, its signature over the static key, and the
  * muxer list when we have one (as the spec says, only in messages 2 and 3). */
@@ -288,19 +271,19 @@ fail:
  * the muxer list. Nothing is published until the handshake completes. */
 static int payload_check(cp2p__noise *n, const uint8_t *p, size_t len, const char **why)
 {
-    pb_alloc_state st = {false};
-    ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free, .allocator_data = &st};
+    cp2p__pb_alloc pa;
+    cp2p__pb_alloc_init(&pa);
     uint8_t signed_data[SIG_PREFIX_LEN + CP2P__NOISE_DHLEN];
     cp2p_slice names[CP2P_NOISE_MUXERS_MAX];
     cp2p_pubkey *key = NULL;
     int rc;
 
     /* Size check before unpacking (STYLE.md 6.10): len is at most max_handshake_msg. */
-    Cp2pPb__NoiseHandshakePayload *pl = cp2p_pb__noise_handshake_payload__unpack(&alloc, len, p);
+    Cp2pPb__NoiseHandshakePayload *pl = cp2p_pb__noise_handshake_payload__unpack(&pa.a, len, p);
     if (pl == NULL) {
-        *why = st.failed ? "out of memory decoding the noise handshake payload"
+        *why = pa.failed ? "out of memory decoding the noise handshake payload"
                          : "malformed noise handshake payload";
-        return st.failed ? CP2P_ENOMEM : CP2P_EPROTO;
+        return pa.failed ? CP2P_ENOMEM : CP2P_EPROTO;
     }
     if (!pl->has_identity_key || !pl->has_identity_sig) {
         *why = "noise handshake payload lacks the identity key or signature";
@@ -355,11 +338,11 @@ static int payload_check(cp2p__noise *n, const uint8_t *p, size_t len, const cha
     }
     n->remote_key = key;
     memcpy(n->remote_static, cp2p__noise_xx_remote_static(&n->hs), CP2P__NOISE_DHLEN);
-    cp2p_pb__noise_handshake_payload__free_unpacked(pl, &alloc);
+    cp2p_pb__noise_handshake_payload__free_unpacked(pl, &pa.a);
     return 0;
 fail:
     cp2p_pubkey_free(key);
-    cp2p_pb__noise_handshake_payload__free_unpacked(pl, &alloc);
+    cp2p_pb__noise_handshake_payload__free_unpacked(pl, &pa.a);
     return rc;
 }
 

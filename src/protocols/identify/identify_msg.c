@@ -85,10 +85,12 @@ int cp2p__identify_decode(const uint8_t *in, size_t len, cp2p__identify_msg *out
         return CP2P_ELIMIT;
     }
     /* Checked size first (STYLE.md 6.10); protobuf-c does not recurse on this message. */
-    pb = cp2p_pb__identify__unpack(&cp2p__pb_allocator, len, in);
+    cp2p__pb_alloc pa;
+    cp2p__pb_alloc_init(&pa);
+    pb = cp2p_pb__identify__unpack(&pa.a, len, in);
     if (pb == NULL) {
-        *why = "identify message is not valid protobuf";
-        return CP2P_EPROTO;
+        *why = pa.failed ? "out of memory" : "identify message is not valid protobuf";
+        return pa.failed ? CP2P_ENOMEM : CP2P_EPROTO;
     }
     if ((rc = take_string(pb->protocolversion, &out->protocol_version, &out->dropped_strings)) ||
         (rc = take_string(pb->agentversion, &out->agent_version, &out->dropped_strings)) ||
@@ -145,10 +147,10 @@ int cp2p__identify_decode(const uint8_t *in, size_t len, cp2p__identify_msg *out
             out->protocols[out->n_protocols++] = p;
         }
     }
-    cp2p_pb__identify__free_unpacked(pb, &cp2p__pb_allocator);
+    cp2p_pb__identify__free_unpacked(pb, &pa.a);
     return 0;
 fail:
-    cp2p_pb__identify__free_unpacked(pb, &cp2p__pb_allocator);
+    cp2p_pb__identify__free_unpacked(pb, &pa.a);
     cp2p__identify_msg_fini(out);
     *why = "out of memory";
     return rc;

@@ -1,0 +1,103 @@
+/* Shared pieces of the integration tests: one loop, a guarded wait, dial and ping results, and
+ * setup/teardown that insist every handle was closed (STYLE.md section 10). */
+#ifndef CP2P_TESTS_INTEGRATION_HARNESS_H
+#define CP2P_TESTS_INTEGRATION_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include <cp2p/protocols.h>
+
+#define GUARD_MS 60000 /* a hang fails the test instead of blocking CI; not a speed assertion */
+
+static uv_loop_t loop;
+
+static inline void run_until(const bool *flag)
+{
+    uint64_t start = uv_now(&loop);
+    while (!*flag) {
+        uv_run(&loop, UV_RUN_ONCE);
+        uv_update_time(&loop);
+        if (uv_now(&loop) - start > GUARD_MS) {
+            fail_msg("condition not reached within the guard time");
+        }
+    }
+}
+
+typedef struct {
+    bool done;
+    int status;
+    cp2p_conn *conn;
+} dial_res;
+
+static inline void on_dial(cp2p_host *h, int status, cp2p_conn *c, void *ud)
+{
+    dial_res *r = ud;
+    (void)h;
+    r->done = true;
+    r->status = status;
+    r->conn = c;
+}
+
+/* Dial `to`'s first listen address (with its peer ID) from `from`; returns r's connection. */
+static inline cp2p_conn *dial_host(cp2p_host *from, cp2p_host *to, dial_res *r)
+{
+    cp2p_multiaddr *ma;
+    *r = (dial_res){0};
+    assert_int_equal(cp2p_host_listen_addr(to, 0, true, &ma), 0);
+    assert_int_equal(cp2p_host_dial(from, ma, on_dial, r), 0);
+    cp2p_multiaddr_free(ma);
+    run_until(&r->done);
+    return r->conn;
+}
+
+typedef struct {
+    bool done;
+    int status;
+    uint64_t rtt;
+} ping_res;
+
+static inline void on_ping(cp2p_conn *c, int status, uint64_t rtt, void *ud)
+{
+    ping_res *p = ud;
+    (void)c;
+    p->done = true;
+    p->status = status;
+    p->rtt = rtt;
+}
+
+static inline void assert_ping_ok(cp2p_conn *c)
+{
+    ping_res p = {0};
+    assert_int_equal(cp2p_ping(c, 5000, on_ping, &p), 0);
+    run_until(&p.done);
+    assert_int_equal(p.status, 0);
+}
+
+static inline int setup(void **state)
+{
+    (void)state;
+    return uv_loop_init(&loop);
+}
+
+static inline int teardown(void **state)
+{
+    (void)state;
+    /* A passing test closed its hosts: the loop drains in a few turns. A failed one may have
+     * left handles open; report that instead of waiting for them forever. */
+    for (int i = 0; i < 100 && uv_loop_alive(&loop); i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    if (uv_loop_close(&loop) != 0) {
+        fprintf(stderr, "teardown: handles still open (the test failed before closing them)\n");
+        return -1;
+    }
+    return 0;
+}
+
+#endif
