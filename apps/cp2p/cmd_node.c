@@ -138,14 +138,12 @@ static void print_addrs(node_ctx *n)
     } else {
         printf("peer id: %s\nlistening on:\n", pid);
     }
-    for (size_t i = 0;; i++) {
-        cp2p_multiaddr *ma;
+    cp2p_multiaddr *addrs[64];
+    ptrdiff_t count = cp2p_host_addrs(n->host, true, addrs, 64);
+    for (ptrdiff_t i = 0; i < count; i++) {
         cp2p_buf b;
-        if (cp2p_host_listen_addr(n->host, i, true, &ma) != 0) {
-            break;
-        }
         cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
-        if (cp2p_multiaddr_to_string(ma, &b) == 0) {
+        if (cp2p_multiaddr_to_string(addrs[i], &b) == 0) {
             if (n->json) {
                 printf(i ? "," : "");
                 cli_json_string(stdout, (const char *)b.ptr);
@@ -154,7 +152,7 @@ static void print_addrs(node_ctx *n)
             }
         }
         cp2p_buf_fini(&b);
-        cp2p_multiaddr_free(ma);
+        cp2p_multiaddr_free(addrs[i]);
     }
     if (n->json) {
         printf("]}\n");

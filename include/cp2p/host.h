@@ -71,6 +71,13 @@ CP2P_API CP2P_NODISCARD int cp2p_host_listen(cp2p_host *h, const cp2p_multiaddr 
 CP2P_API CP2P_NODISCARD int cp2p_host_listen_addr(const cp2p_host *h, size_t n, bool with_peer_id,
                                                  cp2p_multiaddr **out);
 
+/* The addresses peers can dial us at: each listen address, with an unspecified one (0.0.0.0,
+ * ::) replaced by one address per interface of its family (loopback included), each with
+ * /p2p/<our id> when `with_peer_id`. Writes up to `max` new multiaddrs to out (the caller frees
+ * each) and returns how many, or CP2P_ENOMEM. Identify announces these. */
+CP2P_API CP2P_NODISCARD ptrdiff_t cp2p_host_addrs(const cp2p_host *h, bool with_peer_id,
+                                                 cp2p_multiaddr **out, size_t max);
+
 /* Dial a TCP multiaddr; with a trailing /p2p/<id> the authenticated peer must be that peer
  * (else the connection closes with CP2P_EPEERID). cb gets the connection, upgraded and ready,
  * or an error: CP2P_ETIMEDOUT, CP2P_EIO (refused), CP2P_ENOENT (name did not resolve),

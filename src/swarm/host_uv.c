@@ -274,6 +274,78 @@ int cp2p_host_listen_addr(const cp2p_host *h, size_t n, bool with_peer_id, cp2p_
     return rc;
 }
 
+/* /ip4|ip6/<ip>/tcp/<port>[/p2p/<id>] as a new multiaddr. */
+static int make_addr(const cp2p_host *h, const char *family, const char *ip, unsigned port,
+                     bool with_peer_id, cp2p_multiaddr **out)
+{
+    char text[256], pid[CP2P_PEER_ID_STR_MAX];
+    int n = snprintf(text, sizeof(text), "/%s/%s/tcp/%u%s%s", family, ip, port,
+                     with_peer_id ? "/p2p/" : "", with_peer_id ? cp2p_peer_id_str(&h->id, pid) : "");
+    if (n < 0 || (size_t)n >= sizeof(text)) {
+        return CP2P_EINVAL;
+    }
+    return cp2p_multiaddr_parse(text, (size_t)n, out);
+}
+
+ptrdiff_t cp2p_host_addrs(const cp2p_host *h, bool with_peer_id, cp2p_multiaddr **out,
+                          size_t max)
+{
+    size_t n = 0;
+    uv_interface_address_t *ifs = NULL;
+    int nifs = 0;
+    for (size_t i = 0; i < h->nlisteners && n < max; i++) {
+        cp2p__tcp_target t;
+        const char *why;
+        int rc;
+        if (cp2p__tcp_target_parse(h->listeners[i].addr, &t, &why) != 0) {
+            continue;
+        }
+        bool any4 = t.kind == CP2P_TCP_IP4 && strcmp(t.host, "0.0.0.0") == 0;
+        bool any6 = t.kind == CP2P_TCP_IP6 && strcmp(t.host, "::") == 0;
+        if (!any4 && !any6) {
+            rc = cp2p_host_listen_addr(h, i, with_peer_id, &out[n]);
+            if (rc == CP2P_ENOMEM) {
+                goto fail;
+            }
+            n += rc == 0;
+            continue;
+        }
+        if (ifs == NULL && uv_interface_addresses(&ifs, &nifs) != 0) {
+            ifs = NULL;
+            nifs = 0;
+        }
+        for (int k = 0; k < nifs && n < max; k++) {
+            char ip[64];
+            int fam = ifs[k].address.address4.sin_family;
+            if ((any4 && fam != AF_INET) || (any6 && fam != AF_INET6)) {
+                continue;
+            }
+            if (fam == AF_INET) {
+                uv_ip4_name(&ifs[k].address.address4, ip, sizeof(ip));
+            } else {
+                uv_ip6_name(&ifs[k].address.address6, ip, sizeof(ip));
+            }
+            rc = make_addr(h, any4 ? "ip4" : "ip6", ip, t.port, with_peer_id, &out[n]);
+            if (rc == CP2P_ENOMEM) {
+                goto fail;
+            }
+            n += rc == 0; /* e.g. a link-local IPv6 with a zone: not a multiaddr ip6 */
+        }
+    }
+    if (ifs != NULL) {
+        uv_free_interface_addresses(ifs, nifs);
+    }
+    return (ptrdiff_t)n;
+fail:
+    if (ifs != NULL) {
+        uv_free_interface_addresses(ifs, nifs);
+    }
+    while (n > 0) {
+        cp2p_multiaddr_free(out[--n]);
+    }
+    return CP2P_ENOMEM;
+}
+
 /* ---- dialing ---- */
 
 static void dial_unlink(cp2p_host *h, swarm_dial *d)

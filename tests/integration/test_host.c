@@ -398,6 +398,44 @@ static void dial_by_dns_name(void **state)
     nodes_stop((node[]){a, b}, 2);
 }
 
+/* A host on 0.0.0.0 announces its interface addresses, loopback among them, and a peer
+ * dials the loopback one. */
+static void unspecified_listen_address_expands(void **state)
+{
+    node a, b;
+    dial_res r;
+    cp2p_multiaddr *ma, *addrs[32];
+    (void)state;
+    node_start(&a, false);
+    node_start(&b, false);
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/0.0.0.0/tcp/0", 18, &ma), 0);
+    assert_int_equal(cp2p_host_listen(a.h, ma), 0);
+    cp2p_multiaddr_free(ma);
+    ptrdiff_t n = cp2p_host_addrs(a.h, true, addrs, 32);
+    assert_true(n >= 1);
+    ptrdiff_t loopback = -1;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        cp2p_buf t;
+        cp2p_buf_init(&t, CP2P_MULTIADDR_STR_MAX);
+        assert_int_equal(cp2p_multiaddr_to_string(addrs[i], &t), 0);
+        assert_null(strstr((const char *)t.ptr, "0.0.0.0"));
+        if (strncmp((const char *)t.ptr, "/ip4/127.0.0.1/tcp/", 19) == 0) {
+            loopback = i;
+        }
+        cp2p_buf_fini(&t);
+    }
+    assert_true(loopback >= 0);
+    r = (dial_res){0};
+    assert_int_equal(cp2p_host_dial(b.h, addrs[loopback], on_dial, &r), 0);
+    run_until(&r.done);
+    assert_int_equal(r.status, 0);
+    assert_ping_ok(r.conn);
+    for (ptrdiff_t i = 0; i < n; i++) {
+        cp2p_multiaddr_free(addrs[i]);
+    }
+    nodes_stop((node[]){a, b}, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(perf_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(wrong_peer_id_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(dial_by_dns_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(unspecified_listen_address_expands, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@ static int build_message(cp2p_conn *c, cp2p_buf *out)
     cp2p_host *h = cp2p_conn_host(c);
     cp2p__identify_msg m = {0};
     cp2p_buf key, body;
-    cp2p_multiaddr *addrs[CP2P_HOST_MAX_LISTENERS] = {0};
+    cp2p_multiaddr *addrs[CP2P_IDENTIFY_MAX_ADDRS] = {0};
     char *protos[CP2P_MSS_MAX_SUPPORTED];
     int rc;
     cp2p_buf_init(&key, CP2P_KEY_PB_MAX);
@@ -39,11 +39,8 @@ static int build_message(cp2p_conn *c, cp2p_buf *out)
     }
     m.public_key = key.ptr;
     m.public_key_len = key.len;
-    for (size_t i = 0; i < h->nlisteners && i < CP2P_IDENTIFY_MAX_ADDRS; i++) {
-        if (cp2p_host_listen_addr(h, i, false, &addrs[m.n_listen_addrs]) == 0) {
-            m.n_listen_addrs++;
-        }
-    }
+    ptrdiff_t na = cp2p_host_addrs(h, false, addrs, sizeof(addrs) / sizeof(addrs[0]));
+    m.n_listen_addrs = na > 0 ? (size_t)na : 0;
     m.listen_addrs = addrs;
     m.observed_addr = (cp2p_multiaddr *)cp2p_conn_remote_addr(c);
     for (size_t i = 0; i < h->nprotos && m.n_protocols < CP2P_IDENTIFY_MAX_PROTOCOLS; i++) {
