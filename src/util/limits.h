@@ -170,6 +170,35 @@
  * fast LAN). */
 #define CP2P_CONN_MAX_WRITE_INFLIGHT (4 * 1024 * 1024)
 
+/* ---- swarm: peerstore (src/swarm/peerstore.c) ---- */
+/* Default peers kept (our choice, after CometBFT's address book, which holds a few thousand
+ * addresses in 256 "new" + 64 "old" buckets; go-libp2p's peerstore is unbounded). Configurable
+ * up to CP2P_PEERSTORE_MAX_PEERS_LIMIT. */
+#define CP2P_PEERSTORE_MAX_PEERS_DEFAULT 10000
+#define CP2P_PEERSTORE_MAX_PEERS_LIMIT 1000000
+/* Default addresses per peer (our choice: identify keeps CP2P_IDENTIFY_MAX_ADDRS = 64 from one
+ * message, but real nodes announce a handful; the address that expires first is dropped). */
+#define CP2P_PEERSTORE_MAX_ADDRS_DEFAULT 32
+#define CP2P_PEERSTORE_MAX_ADDRS_LIMIT 1024
+/* Default protocols per peer: what identify keeps from one message. */
+#define CP2P_PEERSTORE_MAX_PROTOCOLS_DEFAULT CP2P_IDENTIFY_MAX_PROTOCOLS
+#define CP2P_PEERSTORE_MAX_PROTOCOLS_LIMIT 4096
+/* Longest protocol ID: one multistream-select message (newline included) cannot carry more. */
+#define CP2P_PEERSTORE_PROTOCOL_MAX CP2P_MSS_MAX_MSG
+/* Longest agent version (our choice: real ones are under 100 bytes, e.g.
+ * "go-libp2p/0.33.0 kubo/0.27.0"; identify messages are 8 KiB in all). */
+#define CP2P_PEERSTORE_AGENT_MAX 1024
+/* RTT smoothing: the new sample weighs 1/10 (go-libp2p peerstore LatencyEWMASmoothing = 0.1).
+ * Samples are clamped to one minute (our choice: far above any ping timeout) so the integer
+ * EWMA cannot overflow. */
+#define CP2P_PEERSTORE_RTT_EWMA_DIV 10
+#define CP2P_PEERSTORE_RTT_MAX_NS (60ULL * 1000 * 1000 * 1000)
+/* Removed peers remembered for the next flush; past this the next flush rewrites the whole file
+ * instead (our choice: bounds memory under add/remove churn between flushes). */
+#define CP2P_PEERSTORE_PENDING_DELETES_MAX 4096
+/* Initial hash buckets (our choice; doubled while peers outnumber buckets). */
+#define CP2P_PEERSTORE_BUCKETS_MIN 64
+
 /* ---- protocols: ping, perf ---- */
 /* Ping payload (libp2p ping spec: 32 random bytes). */
 #define CP2P_PING_SIZE 32
@@ -177,5 +206,21 @@
 /* perf: bytes per write while streaming, and how much one perf stream keeps queued. */
 #define CP2P_PERF_CHUNK (64 * 1024)
 #define CP2P_PERF_QUEUE (1024 * 1024)
+
+/* ---- protocols: request-response (src/protocols/reqresp) ---- */
+/* Default request and response size caps: rust-libp2p request_response's cbor/json codecs
+ * (1 MiB request, 10 MiB response). */
+#define CP2P_REQRESP_MAX_REQUEST_BYTES (1024 * 1024)
+#define CP2P_REQRESP_MAX_RESPONSE_BYTES (10 * 1024 * 1024)
+/* Default per-request timeout, open + write + read: rust-libp2p request_response's 10 s. */
+#define CP2P_REQRESP_TIMEOUT_MS 10000
+/* Default concurrent inbound requests per connection and protocol (our choice; rust-libp2p
+ * allows 100 streams per behaviour, go-libp2p's resource manager a few hundred per peer). */
+#define CP2P_REQRESP_MAX_INBOUND_PER_PEER 32
+/* Sending a request or response: bytes per cp2p_stream_write, and how many one request keeps
+ * queued on its stream (our choice: below the host's per-stream write buffer, so a 10 MiB
+ * response is fed as the window admits it). */
+#define CP2P_REQRESP_WRITE_CHUNK (64 * 1024)
+#define CP2P_REQRESP_WRITE_QUEUE (1024 * 1024)
 
 #endif
