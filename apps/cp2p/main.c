@@ -1,4 +1,5 @@
 /* cp2p: the command-line program. One subcommand per file (cmd_*.c); see docs/CLI.md. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* A peer that closes while we write must cost an EPIPE on that connection, not the process
+     * (libuv leaves SIGPIPE to the application). */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;

@@ -7,6 +7,10 @@
  * callback runs on it. Callback rule (STYLE.md section 3): a function that returns an error
  * never calls its callback; one that returns 0 calls it exactly once, never before it returned.
  *
+ * Signals: like every libuv program, an application must ignore SIGPIPE
+ * (signal(SIGPIPE, SIG_IGN)) so that a peer closing while we write costs an EPIPE on that
+ * connection, not the process. cp2p_node_start() does it for the node API.
+ *
  * Lifetimes: a cp2p_conn is valid from the callback that hands it out until the
  * CP2P_EVENT_CONN_CLOSED event for it returns. A cp2p_stream belongs to the application from
  * the callback that hands it out until the application calls cp2p_stream_close() or
@@ -87,6 +91,9 @@ CP2P_API CP2P_NODISCARD ptrdiff_t cp2p_host_addrs(const cp2p_host *h, bool with_
 typedef void (*cp2p_dial_cb)(cp2p_host *h, int status, cp2p_conn *conn, void *ud);
 CP2P_API CP2P_NODISCARD int cp2p_host_dial(cp2p_host *h, const cp2p_multiaddr *ma,
                                            cp2p_dial_cb cb, void *ud);
+
+/* An open connection to `peer` (the most recent when there are several), or NULL. */
+CP2P_API cp2p_conn *cp2p_host_conn_to(const cp2p_host *h, const cp2p_peer_id *peer);
 
 /* ---- protocol handlers ---- */
 

@@ -137,6 +137,18 @@ void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, 
     }
 }
 
+cp2p_conn *cp2p_host_conn_to(const cp2p_host *h, const cp2p_peer_id *peer)
+{
+    /* New connections are linked at the head, so the first match is the most recent. */
+    for (cp2p_conn *c = h->conns; c != NULL; c = c->next) {
+        if (c->upgraded && !c->closing && c->stage == CONN_OPEN &&
+            cp2p_peer_id_equal(&c->peer, peer)) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
 /* ---- handlers ---- */
 
 static bool valid_protocol(const char *p)

@@ -4,6 +4,7 @@
 #define CP2P_TESTS_INTEGRATION_HARNESS_H
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,6 +83,7 @@ static inline void assert_ping_ok(cp2p_conn *c)
 static inline int setup(void **state)
 {
     (void)state;
+    signal(SIGPIPE, SIG_IGN); /* as every cp2p application must (see cp2p/host.h) */
     return uv_loop_init(&loop);
 }
 

@@ -10,6 +10,7 @@
  *   quit
  * Events: {"event":"listening","addr":..}, {"event":"conn",..}, {"event":"identified",..}.
  * Inbound /echo/1.0.0 streams are echoed; /perf/1.0.0 is served. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +430,7 @@ int main(void)
     cp2p_host_config cfg;
     cp2p_privkey *key;
     cp2p_multiaddr *ma;
+    signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
     if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
         return 1;
