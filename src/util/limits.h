@@ -223,4 +223,18 @@
 #define CP2P_REQRESP_WRITE_CHUNK (64 * 1024)
 #define CP2P_REQRESP_WRITE_QUEUE (1024 * 1024)
 
+/* ---- api: the node (thread-safe client of a loop thread) ---- */
+/* Commands waiting for the loop thread; past it a call fails fast or waits, as the caller asks
+ * (our choice: far above what a busy application keeps in flight). */
+#define CP2P_NODE_COMMAND_QUEUE 1024
+/* Handler worker threads and the inbound requests waiting for one (seed 000 sizes its flows'
+ * queues at 100..1000; our choice). */
+#define CP2P_NODE_WORKERS 2
+#define CP2P_NODE_MAX_WORKERS 256
+#define CP2P_NODE_WORKER_QUEUE 1024
+/* Addresses a node reports (cp2p_node_addr). */
+#define CP2P_NODE_MAX_ADDRS 64
+/* How long control calls (registering a handler) wait for the loop. */
+#define CP2P_NODE_CONTROL_TIMEOUT_MS 10000
+
 #endif

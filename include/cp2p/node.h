@@ -1,0 +1,99 @@
+/* cp2p: the node — a host on its own loop thread, driven from any thread (seed 001's
+ * Client/Server split). Every cp2p_node_* call is thread-safe: it posts a command to the loop
+ * thread through a bounded queue and, for the blocking calls, waits for the answer on the calling
+ * thread only. Nothing in the loop takes a lock except the queues' own mutexes.
+ *
+ * Request handlers are registered once per protocol and run either on the loop thread (short,
+ * non-blocking handlers) or on a bounded worker pool (anything slow): when the pool's queue is
+ * full, the inbound request is refused (the requester sees its stream reset) and counted, never
+ * silently dropped. */
+#ifndef CP2P_NODE_H
+#define CP2P_NODE_H
+
+#include <cp2p/host.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cp2p_node cp2p_node;
+
+typedef struct cp2p_node_config {
+    cp2p_host_config host;        /* host.identity is required; the node keeps its own copy */
+    const char *const *listen;    /* multiaddrs to listen on (copied); may be empty */
+    size_t n_listen;
+    size_t command_queue;         /* commands waiting for the loop (default 1024) */
+    uint32_t workers;             /* handler worker threads (default 2) */
+    size_t worker_queue;          /* inbound requests waiting for a worker (default 1024) */
+    size_t max_request_bytes;     /* request-response limits for every protocol of the node */
+    size_t max_response_bytes;    /* (defaults 1 MiB and 10 MiB) */
+} cp2p_node_config;
+
+/* Fill c with the defaults (no identity, no listen address). Any thread. */
+CP2P_API void cp2p_node_config_default(cp2p_node_config *c);
+
+/* Start a node: creates the host on a new loop thread, listens, and returns once it is ready.
+ * Returns 0, CP2P_EINVAL (bad config), CP2P_ENOTSUP/CP2P_EIO (a listen address failed: nothing
+ * is left running), CP2P_ENOMEM. Any thread. */
+CP2P_API CP2P_NODISCARD int cp2p_node_start(const cp2p_node_config *cfg, cp2p_node **out);
+/* Stop: refuse new commands, fail queued and in-flight ones with CP2P_ECANCELED, close the
+ * host (connections get GoAway), let workers finish their current handler, join every thread
+ * and free everything. Calls blocked in cp2p_node_* return CP2P_ECANCELED. Any thread except
+ * the node's own loop and worker threads; call it once. */
+CP2P_API void cp2p_node_stop(cp2p_node *n);
+
+CP2P_API const cp2p_peer_id *cp2p_node_peer_id(const cp2p_node *n);
+/* The n-th address the node can be dialed at, with /p2p/<id>, as text into out (NUL ended).
+ * Returns 0, CP2P_ENOENT past the last, CP2P_ENOSPC when outlen is too small. Any thread. */
+CP2P_API CP2P_NODISCARD int cp2p_node_addr(cp2p_node *n, size_t i, char *out, size_t outlen);
+
+/* How a call behaves when the command queue is full: timeout_ms 0 fails at once with
+ * CP2P_EFULL; otherwise it waits up to timeout_ms for room (then CP2P_EFULL). The same
+ * timeout_ms also bounds the whole operation (then CP2P_ETIMEDOUT). */
+
+/* Connect to a multiaddr (text, e.g. "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooW..."). On success the
+ * peer's ID goes to *peer (may be NULL). Blocks the calling thread only. Returns 0 or the
+ * dial's error (see cp2p_host_dial), CP2P_EINVAL (bad address), CP2P_ETIMEDOUT, CP2P_EFULL,
+ * CP2P_ECANCELED (node stopping). */
+CP2P_API CP2P_NODISCARD int cp2p_node_dial(cp2p_node *n, const char *multiaddr,
+                                           uint64_t timeout_ms, cp2p_peer_id *peer);
+
+/* Send `req` to `peer` over `protocol` (request-response: one stream per request) and wait for
+ * the response. On success *resp (free with cp2p_free; NULL when empty) and *resp_len hold it.
+ * The peer must be connected (cp2p_node_dial); CP2P_ENOENT otherwise. Errors: CP2P_ETIMEDOUT
+ * (within timeout_ms: never a hang), CP2P_ENOTSUP (the peer lacks the protocol), CP2P_ERESET
+ * (the peer refused, e.g. its handler failed or its worker queue was full), CP2P_ELIMIT (a
+ * message over its size limit), CP2P_ECLOSED (the connection died), CP2P_EFULL, CP2P_ECANCELED,
+ * CP2P_ENOMEM. Blocks the calling thread only; any thread except the node's own. */
+CP2P_API CP2P_NODISCARD int cp2p_node_request(cp2p_node *n, const cp2p_peer_id *peer,
+                                              const char *protocol, const void *req,
+                                              size_t len, uint64_t timeout_ms, uint8_t **resp,
+                                              size_t *resp_len);
+
+/* An inbound request: fill `resp` (bounded by the node's max_response_bytes) and return 0, or
+ * return a negative cp2p_err to refuse it (the requester sees CP2P_ERESET). `from` and `req` are
+ * borrowed for the call. Runs on the loop thread or a worker thread, as registered. */
+typedef int (*cp2p_node_request_handler)(void *ud, const cp2p_peer_id *from, const uint8_t *req,
+                                         size_t len, cp2p_buf *resp);
+typedef enum cp2p_node_exec {
+    CP2P_NODE_ON_LOOP,  /* called on the loop thread: must not block */
+    CP2P_NODE_ON_POOL,  /* called on a worker thread; may block */
+} cp2p_node_exec;
+/* Register the handler of `protocol` (replacing an earlier one). Blocks until the loop has it.
+ * Returns 0, CP2P_EINVAL, CP2P_EFULL, CP2P_ECANCELED, CP2P_ENOMEM. */
+CP2P_API CP2P_NODISCARD int cp2p_node_set_request_handler(cp2p_node *n, const char *protocol,
+                                                          cp2p_node_request_handler cb,
+                                                          void *ud, cp2p_node_exec exec);
+
+/* Counters (a snapshot; any thread). */
+typedef struct cp2p_node_stats {
+    uint64_t commands, commands_refused_full;
+    uint64_t requests_sent, requests_failed;
+    uint64_t requests_handled, requests_refused_pool_full, requests_refused_handler;
+} cp2p_node_stats;
+CP2P_API void cp2p_node_stats_get(cp2p_node *n, cp2p_node_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,847 @@
+/* The node: a host on its own loop thread, driven through a bounded command queue (see
+ * cp2p/node.h). One mutex guards the queues, the completion flags and the counters; the loop
+ * thread owns the host and never blocks on a caller. A command is shared by the caller and the
+ * loop (two references): whoever lets go last frees it, so a caller that gave up on its timeout
+ * never leaves the loop with a dangling pointer. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cp2p/node.h>
+#include <cp2p/protocols.h>
+#include <cp2p/reqresp.h>
+
+#include "util/alloc.h"
+#include "util/limits.h"
+#include "util/log_internal.h"
+#include "util/queue.h"
+
+typedef enum { CMD_DIAL, CMD_REQUEST, CMD_SET_HANDLER } cmd_type;
+
+typedef struct node_cmd {
+    cp2p_node *node;
+    cmd_type type;
+    int refs;              /* under node->mu */
+    bool done;             /* under node->mu */
+    int status;
+    pthread_cond_t cond;
+    char *text;            /* dial address or protocol */
+    cp2p_peer_id peer;
+    uint8_t *data;
+    size_t len;
+    uint64_t timeout_ms;
+    cp2p_node_request_handler handler;
+    void *hud;
+    cp2p_node_exec exec;
+    uint8_t *resp;         /* result of a request, owned until taken */
+    size_t resp_len;
+} node_cmd;
+
+/* A registered request handler; lives until the node is freed. */
+typedef struct node_proto {
+    struct node_proto *next;
+    cp2p_node *node;
+    char *protocol;
+    cp2p_node_request_handler cb;
+    void *ud;
+    cp2p_node_exec exec;
+} node_proto;
+
+/* An inbound request handed to the worker pool, and its answer on the way back. */
+typedef struct node_job {
+    cp2p_reqresp_responder *r;
+    node_proto *proto;
+    cp2p_peer_id from;
+    uint8_t *req;
+    size_t len;
+    int rc;
+    cp2p_buf resp;
+} node_job;
+
+struct cp2p_node {
+    cp2p_node_config cfg;
+    cp2p_privkey *key;
+    cp2p_peer_id id;
+    uv_loop_t loop;
+    uv_async_t async;
+    pthread_t thread;
+    pthread_t *workers;
+    uint32_t nworkers;
+    cp2p_host *host;
+    node_proto *protos;        /* loop thread only */
+    pthread_mutex_t mu;
+    pthread_cond_t room;       /* the command queue has room */
+    pthread_cond_t work;       /* the job queue has work, or the workers must stop */
+    pthread_cond_t ready;      /* the loop thread finished starting */
+    cp2p_queue cmds;           /* node_cmd *, caller -> loop */
+    cp2p_queue jobs;           /* node_job *, loop -> workers */
+    cp2p_queue answers;        /* node_job *, workers -> loop (as large as jobs + workers) */
+    bool stopping;             /* no new commands; the loop winds down */
+    bool workers_stop;
+    bool workers_joined;       /* set by cp2p_node_stop: the loop may shut down */
+    bool async_closed;         /* the loop closed its async handle: nobody may wake it */
+    unsigned callers;          /* threads inside a public call: the node outlives them */
+    pthread_cond_t idle;       /* callers dropped to 0 */
+    bool started;
+    int start_rc;
+    cp2p_node_stats stats;
+    char **addrs;              /* dialable addresses, fixed at start */
+    size_t naddrs;
+    char **listen;
+};
+
+void cp2p_node_config_default(cp2p_node_config *c)
+{
+    *c = (cp2p_node_config){0};
+    cp2p_host_config_default(&c->host);
+    c->command_queue = CP2P_NODE_COMMAND_QUEUE;
+    c->workers = CP2P_NODE_WORKERS;
+    c->worker_queue = CP2P_NODE_WORKER_QUEUE;
+    c->max_request_bytes = CP2P_REQRESP_MAX_REQUEST_BYTES;
+    c->max_response_bytes = CP2P_REQRESP_MAX_RESPONSE_BYTES;
+}
+
+/* ---- time and conditions ---- */
+
+static struct timespec deadline_after(uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static int cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    if (pthread_condattr_init(&a) != 0) {
+        return CP2P_ENOMEM;
+    }
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(c, &a) == 0 ? 0 : CP2P_ENOMEM;
+    pthread_condattr_destroy(&a);
+    return rc;
+}
+
+/* Wake the loop thread. Called with n->mu held: the loop closes its async handle under the
+ * same mutex, so no wake-up ever reaches a closed handle. */
+static void wake_locked(cp2p_node *n)
+{
+    if (!n->async_closed) {
+        uv_async_send(&n->async);
+    }
+}
+
+/* Public calls bracket themselves with enter/leave so cp2p_node_stop frees the node only once
+ * every caller has left. */
+static bool enter(cp2p_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool ok = !n->stopping;
+    n->callers += ok;
+    pthread_mutex_unlock(&n->mu);
+    return ok;
+}
+
+static void leave(cp2p_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    if (--n->callers == 0) {
+        pthread_cond_broadcast(&n->idle);
+    }
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* ---- commands ---- */
+
+static node_cmd *cmd_new(cp2p_node *n, cmd_type type)
+{
+    node_cmd *c = cp2p_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    if (cond_init_monotonic(&c->cond) != 0) {
+        cp2p_free(c);
+        return NULL;
+    }
+    c->node = n;
+    c->type = type;
+    c->refs = 1;
+    return c;
+}
+
+static void cmd_unref_locked(node_cmd *c)
+{
+    if (--c->refs > 0) {
+        return;
+    }
+    pthread_cond_destroy(&c->cond);
+    cp2p_free(c->text);
+    cp2p_free(c->data);
+    cp2p_free(c->resp);
+    cp2p_free(c);
+}
+
+/* Loop thread: report a result and drop the loop's reference. */
+static void cmd_complete(node_cmd *c, int status)
+{
+    cp2p_node *n = c->node;
+    pthread_mutex_lock(&n->mu);
+    c->status = n->stopping && status != 0 ? CP2P_ECANCELED : status;
+    if (c->type == CMD_REQUEST) {
+        n->stats.requests_sent++;
+        n->stats.requests_failed += status != 0;
+    }
+    c->done = true;
+    pthread_cond_signal(&c->cond);
+    cmd_unref_locked(c);
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Caller thread: queue c and wait for its result within timeout_ms. On success the caller
+ * still holds its reference (to read the results; release it with cmd_release); on failure
+ * the reference is gone. */
+static int cmd_run(cp2p_node *n, node_cmd *c, uint64_t timeout_ms)
+{
+    struct timespec dl = deadline_after(timeout_ms);
+    int rc;
+    pthread_mutex_lock(&n->mu);
+    while (!n->stopping && cp2p__queue_full(&n->cmds)) {
+        if (timeout_ms == 0 || pthread_cond_timedwait(&n->room, &n->mu, &dl) != 0) {
+            n->stats.commands_refused_full++;
+            cmd_unref_locked(c);
+            pthread_mutex_unlock(&n->mu);
+            return CP2P_EFULL;
+        }
+    }
+    if (n->stopping) {
+        cmd_unref_locked(c);
+        pthread_mutex_unlock(&n->mu);
+        return CP2P_ECANCELED;
+    }
+    c->refs = 2;
+    (void)!cp2p__queue_push(&n->cmds, c); /* room was checked under the lock */
+    n->stats.commands++;
+    wake_locked(n);
+    while (!c->done) {
+        if (pthread_cond_timedwait(&c->cond, &n->mu, &dl) != 0 && !c->done) {
+            break; /* our deadline; the loop's own timeout completes it soon after */
+        }
+    }
+    rc = c->done ? c->status : CP2P_ETIMEDOUT;
+    if (rc != 0) {
+        cmd_unref_locked(c);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return rc;
+}
+
+static void cmd_release(cp2p_node *n, node_cmd *c)
+{
+    pthread_mutex_lock(&n->mu);
+    cmd_unref_locked(c);
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* ---- loop thread: inbound requests ---- */
+
+static void job_free(node_job *j)
+{
+    cp2p_free(j->req);
+    cp2p_buf_fini(&j->resp);
+    cp2p_free(j);
+}
+
+/* Answer a job on the loop thread. */
+static void job_answer(cp2p_node *n, node_job *j)
+{
+    if (j->rc == 0) {
+        (void)!cp2p_reqresp_respond(j->r, j->resp.ptr, j->resp.len);
+    } else {
+        cp2p_reqresp_refuse(j->r);
+        pthread_mutex_lock(&n->mu);
+        n->stats.requests_refused_handler++;
+        pthread_mutex_unlock(&n->mu);
+    }
+    job_free(j);
+}
+
+static void on_inbound(cp2p_reqresp_responder *r, cp2p_conn *conn, const uint8_t *req,
+                       size_t len, void *ud)
+{
+    node_proto *p = ud;
+    cp2p_node *n = p->node;
+    node_job *j = cp2p_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        cp2p_reqresp_refuse(r);
+        return;
+    }
+    j->r = r;
+    j->proto = p;
+    j->from = *cp2p_conn_peer_id(conn);
+    cp2p_buf_init(&j->resp, n->cfg.max_response_bytes);
+    pthread_mutex_lock(&n->mu);
+    n->stats.requests_handled++;
+    pthread_mutex_unlock(&n->mu);
+    if (p->exec == CP2P_NODE_ON_LOOP) {
+        j->rc = p->cb(p->ud, &j->from, req, len, &j->resp);
+        job_answer(n, j);
+        return;
+    }
+    j->req = len > 0 ? cp2p__memdup(req, len) : NULL;
+    j->len = len;
+    pthread_mutex_lock(&n->mu);
+    if ((len > 0 && j->req == NULL) || n->workers_stop || cp2p__queue_push(&n->jobs, j) != 0) {
+        /* The pool is saturated: refuse now rather than queue without bound. */
+        n->stats.requests_refused_pool_full++;
+        pthread_mutex_unlock(&n->mu);
+        CP2P_LOG(CP2P_LOG_DEBUG, "node", cp2p_conn_id(conn), "node.pool_full request refused");
+        cp2p_reqresp_refuse(r);
+        job_free(j);
+        return;
+    }
+    pthread_cond_signal(&n->work);
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    cp2p_node *n = arg;
+    pthread_mutex_lock(&n->mu);
+    for (;;) {
+        node_job *j = NULL;
+        while (!n->workers_stop && (j = cp2p__queue_pop(&n->jobs)) == NULL) {
+            pthread_cond_wait(&n->work, &n->mu);
+        }
+        if (j == NULL) {
+            break; /* stopping: queued jobs are refused by the loop */
+        }
+        pthread_mutex_unlock(&n->mu);
+        j->rc = j->proto->cb(j->proto->ud, &j->from, j->req, j->len, &j->resp);
+        pthread_mutex_lock(&n->mu);
+        (void)!cp2p__queue_push(&n->answers, j); /* sized for every job there can be */
+        wake_locked(n);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return NULL;
+}
+
+/* ---- loop thread: commands ---- */
+
+static void on_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
+{
+    node_cmd *c = ud;
+    (void)h;
+    if (status == 0) {
+        c->peer = *cp2p_conn_peer_id(conn);
+    }
+    cmd_complete(c, status);
+}
+
+static void on_response(cp2p_conn *conn, int status, const uint8_t *resp, size_t len, void *ud)
+{
+    node_cmd *c = ud;
+    (void)conn;
+    if (status == 0 && len > 0) {
+        c->resp = cp2p__memdup(resp, len);
+        c->resp_len = len;
+        if (c->resp == NULL) {
+            status = CP2P_ENOMEM;
+        }
+    }
+    cmd_complete(c, status);
+}
+
+static int set_handler(cp2p_node *n, node_cmd *c)
+{
+    node_proto *p = n->protos;
+    while (p != NULL && strcmp(p->protocol, c->text) != 0) {
+        p = p->next;
+    }
+    if (p == NULL) {
+        p = cp2p_calloc(1, sizeof(*p));
+        if (p == NULL) {
+            return CP2P_ENOMEM;
+        }
+        p->protocol = c->text;
+        c->text = NULL;
+        p->node = n;
+        p->next = n->protos;
+        n->protos = p;
+    }
+    /* Jobs already queued keep running the old handler's pointer until answered; replacing a
+     * handler takes effect for requests that arrive afterwards. */
+    p->cb = c->handler;
+    p->ud = c->hud;
+    p->exec = c->exec;
+    cp2p_reqresp_config rc;
+    cp2p_reqresp_config_default(&rc);
+    rc.max_request_bytes = n->cfg.max_request_bytes;
+    rc.max_response_bytes = n->cfg.max_response_bytes;
+    return cp2p_reqresp_register(n->host, p->protocol, &rc, on_inbound, p);
+}
+
+static void run_command(cp2p_node *n, node_cmd *c)
+{
+    int rc;
+    if (n->stopping) {
+        cmd_complete(c, CP2P_ECANCELED);
+        return;
+    }
+    switch (c->type) {
+    case CMD_DIAL: {
+        cp2p_multiaddr *ma;
+        rc = cp2p_multiaddr_parse(c->text, strlen(c->text), &ma);
+        if (rc == 0) {
+            rc = cp2p_host_dial(n->host, ma, on_dialed, c);
+            cp2p_multiaddr_free(ma);
+        }
+        if (rc != 0) {
+            cmd_complete(c, rc);
+        }
+        return;
+    }
+    case CMD_REQUEST: {
+        cp2p_conn *conn = cp2p_host_conn_to(n->host, &c->peer);
+        cp2p_reqresp_config cfg;
+        if (conn == NULL) {
+            cmd_complete(c, CP2P_ENOENT);
+            return;
+        }
+        cp2p_reqresp_config_default(&cfg);
+        cfg.max_request_bytes = n->cfg.max_request_bytes;
+        cfg.max_response_bytes = n->cfg.max_response_bytes;
+        cfg.timeout_ms = c->timeout_ms;
+        rc = cp2p_reqresp_request(conn, c->text, &cfg, c->data, c->len, on_response, c);
+        if (rc != 0) {
+            cmd_complete(c, rc);
+        }
+        return;
+    }
+    case CMD_SET_HANDLER:
+        cmd_complete(c, set_handler(n, c));
+        return;
+    }
+    cmd_complete(c, CP2P_EINVAL);
+}
+
+static void close_async(cp2p_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    n->async_closed = true;
+    uv_close((uv_handle_t *)&n->async, NULL);
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void on_host_closed(cp2p_host *h, void *ud)
+{
+    cp2p_node *n = ud;
+    (void)h;
+    n->host = NULL;
+    close_async(n);
+}
+
+/* Wind down on the loop thread: fail what is queued, answer what the workers left, close. */
+static void loop_shutdown(cp2p_node *n)
+{
+    node_cmd *c;
+    node_job *j;
+    pthread_mutex_lock(&n->mu);
+    while ((c = cp2p__queue_pop(&n->cmds)) != NULL) {
+        pthread_mutex_unlock(&n->mu);
+        cmd_complete(c, CP2P_ECANCELED);
+        pthread_mutex_lock(&n->mu);
+    }
+    pthread_cond_broadcast(&n->room);
+    pthread_mutex_unlock(&n->mu);
+    /* The workers are joined (cp2p_node_stop did it before waking us): what remains is ours. */
+    while ((j = cp2p__queue_pop(&n->answers)) != NULL) {
+        job_answer(n, j);
+    }
+    while ((j = cp2p__queue_pop(&n->jobs)) != NULL) {
+        j->rc = CP2P_ECANCELED;
+        job_answer(n, j);
+    }
+    for (node_proto *p = n->protos; p != NULL; p = p->next) {
+        (void)!cp2p_reqresp_unregister(n->host, p->protocol);
+    }
+    cp2p_host_close(n->host, on_host_closed, n);
+}
+
+static void on_async(uv_async_t *a)
+{
+    cp2p_node *n = a->data;
+    node_cmd *c;
+    node_job *j;
+    bool stopping;
+    if (n->host == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    stopping = n->stopping;
+    while (!stopping && (c = cp2p__queue_pop(&n->cmds)) != NULL) {
+        pthread_cond_signal(&n->room);
+        pthread_mutex_unlock(&n->mu);
+        run_command(n, c);
+        pthread_mutex_lock(&n->mu);
+        stopping = n->stopping;
+    }
+    while (!stopping && (j = cp2p__queue_pop(&n->answers)) != NULL) {
+        pthread_mutex_unlock(&n->mu);
+        job_answer(n, j);
+        pthread_mutex_lock(&n->mu);
+    }
+    bool shut = n->stopping && n->workers_joined;
+    pthread_mutex_unlock(&n->mu);
+    if (shut) {
+        loop_shutdown(n);
+    }
+}
+
+/* ---- start and stop ---- */
+
+static int loop_start(cp2p_node *n)
+{
+    int rc = cp2p_host_new(&n->loop, &n->cfg.host, &n->host);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < n->cfg.n_listen && rc == 0; i++) {
+        cp2p_multiaddr *ma;
+        rc = cp2p_multiaddr_parse(n->listen[i], strlen(n->listen[i]), &ma);
+        if (rc == 0) {
+            rc = cp2p_host_listen(n->host, ma);
+            cp2p_multiaddr_free(ma);
+        }
+    }
+    if (rc == 0) {
+        cp2p_multiaddr *addrs[CP2P_NODE_MAX_ADDRS];
+        ptrdiff_t na = cp2p_host_addrs(n->host, true, addrs, CP2P_NODE_MAX_ADDRS);
+        n->addrs = na > 0 ? cp2p_calloc((size_t)na, sizeof(char *)) : NULL;
+        for (ptrdiff_t i = 0; i < na; i++) {
+            cp2p_buf b;
+            cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
+            if (n->addrs != NULL && cp2p_multiaddr_to_string(addrs[i], &b) == 0) {
+                uint8_t *s;
+                (void)cp2p_buf_take(&b, &s);
+                n->addrs[n->naddrs++] = (char *)s;
+            }
+            cp2p_buf_fini(&b);
+            cp2p_multiaddr_free(addrs[i]);
+        }
+    }
+    return rc;
+}
+
+static void *loop_main(void *arg)
+{
+    cp2p_node *n = arg;
+    int rc = loop_start(n);
+    pthread_mutex_lock(&n->mu);
+    n->start_rc = rc;
+    n->started = true;
+    pthread_cond_broadcast(&n->ready);
+    pthread_mutex_unlock(&n->mu);
+    if (rc != 0) {
+        if (n->host != NULL) {
+            cp2p_host_close(n->host, NULL, NULL);
+            n->host = NULL;
+        }
+        close_async(n);
+    }
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static void node_free(cp2p_node *n)
+{
+    for (node_proto *p = n->protos, *next; p != NULL; p = next) {
+        next = p->next;
+        cp2p_free(p->protocol);
+        cp2p_free(p);
+    }
+    for (size_t i = 0; i < n->naddrs; i++) {
+        cp2p_free(n->addrs[i]);
+    }
+    cp2p_free(n->addrs);
+    for (size_t i = 0; n->listen != NULL && i < n->cfg.n_listen; i++) {
+        cp2p_free(n->listen[i]);
+    }
+    cp2p_free(n->listen);
+    cp2p__queue_fini(&n->cmds, NULL, NULL);
+    cp2p__queue_fini(&n->jobs, NULL, NULL);
+    cp2p__queue_fini(&n->answers, NULL, NULL);
+    cp2p_free(n->workers);
+    cp2p_privkey_free(n->key);
+    pthread_mutex_destroy(&n->mu);
+    pthread_cond_destroy(&n->room);
+    pthread_cond_destroy(&n->work);
+    pthread_cond_destroy(&n->ready);
+    pthread_cond_destroy(&n->idle);
+    cp2p_free(n);
+}
+
+int cp2p_node_start(const cp2p_node_config *cfg, cp2p_node **out)
+{
+    cp2p_node *n;
+    cp2p_buf kb;
+    int rc;
+    if (cfg == NULL || cfg->host.identity == NULL || cfg->command_queue == 0 ||
+        cfg->worker_queue == 0 || cfg->workers > CP2P_NODE_MAX_WORKERS ||
+        (cfg->n_listen > 0 && cfg->listen == NULL)) {
+        return CP2P_EINVAL;
+    }
+    /* A peer closing while we write must cost an EPIPE, not the process (see cp2p/host.h). */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        signal(SIGPIPE, SIG_IGN);
+    }
+    if ((n = cp2p_calloc(1, sizeof(*n))) == NULL) {
+        return CP2P_ENOMEM;
+    }
+    n->cfg = *cfg;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_cond_init(&n->work, NULL);
+    pthread_cond_init(&n->ready, NULL);
+    pthread_cond_init(&n->idle, NULL);
+    rc = cond_init_monotonic(&n->room);
+    /* Our own copy of the key (the caller may free theirs). */
+    cp2p_buf_init(&kb, CP2P_KEY_PB_MAX);
+    if (rc == 0 && (rc = cp2p_privkey_marshal(cfg->host.identity, &kb)) == 0) {
+        rc = cp2p_privkey_unmarshal(kb.ptr, kb.len, &n->key);
+    }
+    cp2p_buf_fini_wipe(&kb);
+    n->cfg.host.identity = n->key;
+    if (rc == 0) {
+        rc = cp2p_peer_id_from_pubkey(cp2p_privkey_public(n->key), &n->id);
+    }
+    if (rc == 0 && cfg->n_listen > 0) {
+        n->listen = cp2p_calloc(cfg->n_listen, sizeof(char *));
+        for (size_t i = 0; n->listen != NULL && i < cfg->n_listen && rc == 0; i++) {
+            n->listen[i] = cp2p__memdup(cfg->listen[i], strlen(cfg->listen[i]) + 1);
+            rc = n->listen[i] == NULL ? CP2P_ENOMEM : 0;
+        }
+        rc = n->listen == NULL ? CP2P_ENOMEM : rc;
+    }
+    n->cfg.listen = NULL;
+    if (rc == 0) {
+        rc = cp2p__queue_init(&n->cmds, cfg->command_queue, CP2P_QUEUE_REJECT, NULL, NULL);
+    }
+    if (rc == 0) {
+        rc = cp2p__queue_init(&n->jobs, cfg->worker_queue, CP2P_QUEUE_REJECT, NULL, NULL);
+    }
+    if (rc == 0) {
+        rc = cp2p__queue_init(&n->answers, cfg->worker_queue + cfg->workers + 1,
+                              CP2P_QUEUE_REJECT, NULL, NULL);
+    }
+    if (rc == 0 && uv_loop_init(&n->loop) != 0) {
+        rc = CP2P_EIO;
+    }
+    if (rc != 0) {
+        node_free(n);
+        return rc;
+    }
+    if (uv_async_init(&n->loop, &n->async, on_async) != 0) {
+        (void)!uv_loop_close(&n->loop);
+        node_free(n);
+        return CP2P_EIO;
+    }
+    n->async.data = n;
+    n->workers = cfg->workers > 0 ? cp2p_calloc(cfg->workers, sizeof(pthread_t)) : NULL;
+    if ((cfg->workers > 0 && n->workers == NULL) ||
+        pthread_create(&n->thread, NULL, loop_main, n) != 0) {
+        uv_close((uv_handle_t *)&n->async, NULL);
+        uv_run(&n->loop, UV_RUN_DEFAULT);
+        (void)!uv_loop_close(&n->loop);
+        node_free(n);
+        return CP2P_ENOMEM;
+    }
+    pthread_mutex_lock(&n->mu);
+    while (!n->started) {
+        pthread_cond_wait(&n->ready, &n->mu);
+    }
+    rc = n->start_rc;
+    pthread_mutex_unlock(&n->mu);
+    if (rc != 0) {
+        pthread_join(n->thread, NULL);
+        (void)!uv_loop_close(&n->loop);
+        node_free(n);
+        return rc;
+    }
+    for (uint32_t i = 0; i < cfg->workers; i++) {
+        if (pthread_create(&n->workers[i], NULL, worker_main, n) != 0) {
+            break;
+        }
+        n->nworkers++;
+    }
+    *out = n;
+    return 0;
+}
+
+void cp2p_node_stop(cp2p_node *n)
+{
+    if (n == NULL) {
+        return;
+    }
+    /* 1. No new commands; callers waiting for room give up. */
+    pthread_mutex_lock(&n->mu);
+    n->stopping = true;
+    pthread_cond_broadcast(&n->room);
+    /* 2. Workers finish the handler they are in and exit. */
+    n->workers_stop = true;
+    pthread_cond_broadcast(&n->work);
+    pthread_mutex_unlock(&n->mu);
+    for (uint32_t i = 0; i < n->nworkers; i++) {
+        pthread_join(n->workers[i], NULL);
+    }
+    /* 3. The loop fails what is queued, answers what is left, closes the host and returns. */
+    pthread_mutex_lock(&n->mu);
+    n->workers_joined = true;
+    wake_locked(n);
+    pthread_mutex_unlock(&n->mu);
+    pthread_join(n->thread, NULL);
+    (void)!uv_loop_close(&n->loop);
+    /* 4. Callers still inside a call have their answer (CP2P_ECANCELED): wait for them. */
+    pthread_mutex_lock(&n->mu);
+    while (n->callers > 0) {
+        pthread_cond_wait(&n->idle, &n->mu);
+    }
+    pthread_mutex_unlock(&n->mu);
+    node_free(n);
+}
+
+/* ---- public calls ---- */
+
+const cp2p_peer_id *cp2p_node_peer_id(const cp2p_node *n)
+{
+    return &n->id;
+}
+
+int cp2p_node_addr(cp2p_node *n, size_t i, char *out, size_t outlen)
+{
+    if (i >= n->naddrs) {
+        return CP2P_ENOENT;
+    }
+    size_t len = strlen(n->addrs[i]);
+    if (len + 1 > outlen) {
+        return CP2P_ENOSPC;
+    }
+    memcpy(out, n->addrs[i], len + 1);
+    return 0;
+}
+
+int cp2p_node_dial(cp2p_node *n, const char *multiaddr, uint64_t timeout_ms, cp2p_peer_id *peer)
+{
+    node_cmd *c;
+    int rc;
+    if (multiaddr == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    if ((c = cmd_new(n, CMD_DIAL)) == NULL ||
+        (c->text = cp2p__memdup(multiaddr, strlen(multiaddr) + 1)) == NULL) {
+        if (c != NULL) {
+            cmd_release(n, c);
+        }
+        leave(n);
+        return CP2P_ENOMEM;
+    }
+    rc = cmd_run(n, c, timeout_ms);
+    if (rc == 0) {
+        if (peer != NULL) {
+            *peer = c->peer;
+        }
+        cmd_release(n, c);
+    }
+    leave(n);
+    return rc;
+}
+
+int cp2p_node_request(cp2p_node *n, const cp2p_peer_id *peer, const char *protocol,
+                      const void *req, size_t len, uint64_t timeout_ms, uint8_t **resp,
+                      size_t *resp_len)
+{
+    node_cmd *c;
+    if (peer == NULL || protocol == NULL || resp == NULL || resp_len == NULL ||
+        (req == NULL && len > 0) || timeout_ms == 0) {
+        return CP2P_EINVAL;
+    }
+    if (len > n->cfg.max_request_bytes) {
+        return CP2P_ELIMIT;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    if ((c = cmd_new(n, CMD_REQUEST)) == NULL) {
+        leave(n);
+        return CP2P_ENOMEM;
+    }
+    c->peer = *peer;
+    c->timeout_ms = timeout_ms;
+    c->text = cp2p__memdup(protocol, strlen(protocol) + 1);
+    c->data = len > 0 ? cp2p__memdup(req, len) : NULL;
+    c->len = len;
+    if (c->text == NULL || (len > 0 && c->data == NULL)) {
+        cmd_release(n, c);
+        leave(n);
+        return CP2P_ENOMEM;
+    }
+    int rc = cmd_run(n, c, timeout_ms);
+    if (rc == 0) {
+        *resp = c->resp;
+        *resp_len = c->resp_len;
+        c->resp = NULL;
+        cmd_release(n, c);
+    }
+    leave(n);
+    return rc;
+}
+
+int cp2p_node_set_request_handler(cp2p_node *n, const char *protocol,
+                                  cp2p_node_request_handler cb, void *ud, cp2p_node_exec exec)
+{
+    node_cmd *c;
+    if (protocol == NULL || cb == NULL ||
+        (exec != CP2P_NODE_ON_LOOP && exec != CP2P_NODE_ON_POOL) ||
+        (exec == CP2P_NODE_ON_POOL && n->nworkers == 0)) {
+        return CP2P_EINVAL;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    if ((c = cmd_new(n, CMD_SET_HANDLER)) == NULL) {
+        leave(n);
+        return CP2P_ENOMEM;
+    }
+    c->text = cp2p__memdup(protocol, strlen(protocol) + 1);
+    c->handler = cb;
+    c->hud = ud;
+    c->exec = exec;
+    if (c->text == NULL) {
+        cmd_release(n, c);
+        leave(n);
+        return CP2P_ENOMEM;
+    }
+    int rc = cmd_run(n, c, CP2P_NODE_CONTROL_TIMEOUT_MS);
+    if (rc == 0) {
+        cmd_release(n, c);
+    }
+    leave(n);
+    return rc;
+}
+
+void cp2p_node_stats_get(cp2p_node *n, cp2p_node_stats *out)
+{
+    pthread_mutex_lock(&n->mu);
+    *out = n->stats;
+    pthread_mutex_unlock(&n->mu);
+}
