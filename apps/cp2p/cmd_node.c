@@ -4,12 +4,13 @@
 #include <string.h>
 
 #include <cp2p/protocols.h>
+#include <cp2p/reqresp.h>
 
 #include "cli.h"
 
 static const char NODE_HELP[] =
     "usage: cp2p node [--listen MULTIADDR]... [--key FILE | --seed HEX32] [--peer MULTIADDR]...\n"
-    "                 [--perf] [--json]\n"
+    "                 [--perf] [--echo PROTOCOL]... [--json]\n"
     "\n"
     "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
     "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
@@ -21,12 +22,16 @@ static const char NODE_HELP[] =
     "  --seed HEX32  identity derived from 32 bytes (64 hex characters)\n"
     "  --peer MA     dial this peer at start, repeatable\n"
     "  --perf        serve /perf/1.0.0 (it sends whatever a peer asks for: only on test nets)\n"
+    "  --echo PROTO  answer request-response requests on PROTO with their own bytes\n"
+    "                (repeatable; try it with 'cp2p req')\n"
     "  --json        one JSON object per line (see docs/CLI.md)\n";
 
 #define MAX_ADDRS 16
 
 typedef struct {
     cp2p_host *host;
+    const char *echo[MAX_ADDRS];
+    size_t necho;
     bool json;
     uv_signal_t sigint, sigterm;
     int closing;
@@ -117,6 +122,14 @@ static void on_closed(cp2p_host *h, void *ud)
     uv_close((uv_handle_t *)&n->sigterm, NULL);
 }
 
+static void echo_request(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req, size_t len,
+                         void *ud)
+{
+    (void)c;
+    (void)ud;
+    (void)!cp2p_reqresp_respond(r, req, len);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     node_ctx *n = s->data;
@@ -124,6 +137,9 @@ static void on_signal(uv_signal_t *s, int signum)
     if (n->closing++ == 0) {
         if (!n->json) {
             fprintf(stderr, "cp2p node: closing connections\n");
+        }
+        for (size_t i = 0; i < n->necho; i++) {
+            (void)!cp2p_reqresp_unregister(n->host, n->echo[i]);
         }
         cp2p_host_close(n->host, on_closed, n);
     }
@@ -166,6 +182,7 @@ int cli_cmd_node(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'}, {"key", required_argument, NULL, 'k'},
         {"seed", required_argument, NULL, 's'},   {"peer", required_argument, NULL, 'p'},
         {"perf", no_argument, NULL, 'P'},         {"json", no_argument, NULL, 'j'},
+        {"echo", required_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *listen[MAX_ADDRS], *peers[MAX_ADDRS];
@@ -194,6 +211,13 @@ int cli_cmd_node(int argc, char **argv)
         case 'k': key_file = optarg; break;
         case 's': seed = optarg; break;
         case 'P': perf = true; break;
+        case 'e':
+            if (n.necho == MAX_ADDRS) {
+                fprintf(stderr, "cp2p node: at most %d --echo\n", MAX_ADDRS);
+                return CLI_EXIT_USAGE;
+            }
+            n.echo[n.necho++] = optarg;
+            break;
         case 'j': n.json = true; break;
         case 'h': fputs(NODE_HELP, stdout); return 0;
         default: fputs(NODE_HELP, stderr); return CLI_EXIT_USAGE;
@@ -223,6 +247,13 @@ int cli_cmd_node(int argc, char **argv)
     }
     cp2p_host_set_event_cb(n.host, on_event, &n);
     int exit_code = 0;
+    for (size_t i = 0; i < n.necho && exit_code == 0; i++) {
+        if ((rc = cp2p_reqresp_register(n.host, n.echo[i], NULL, echo_request, NULL)) != 0) {
+            fprintf(stderr, "cp2p node: cannot serve %s: %s\n", n.echo[i], cp2p_strerror(rc));
+            exit_code = CLI_EXIT_USAGE;
+            n.necho = i;
+        }
+    }
     for (size_t i = 0; i < nlisten && exit_code == 0; i++) {
         cp2p_multiaddr *ma;
         if (cli_parse_multiaddr(listen[i], &ma) != 0) {
@@ -248,6 +279,9 @@ int cli_cmd_node(int argc, char **argv)
         cp2p_multiaddr_free(ma);
     }
     if (exit_code != 0) {
+        for (size_t i = 0; i < n.necho; i++) {
+            (void)!cp2p_reqresp_unregister(n.host, n.echo[i]);
+        }
         cp2p_host_close(n.host, NULL, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         return exit_code;

@@ -17,6 +17,8 @@ static const struct {
     {"node", cli_cmd_node, "run a node until interrupted"},
     {"ping", cli_cmd_ping, "ping a peer (/ipfs/ping/1.0.0)"},
     {"perf", cli_cmd_perf, "measure throughput to a peer (/perf/1.0.0)"},
+    {"req", cli_cmd_req, "send one request-response request and print the response"},
+    {"chat", cli_cmd_chat, "line-based chat between two nodes"},
     {"version", cli_cmd_version, "print the version"},
 };
 

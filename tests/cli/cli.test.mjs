@@ -121,3 +121,60 @@ test('node + ping + perf: a node answers pings and perf, and exits 0 on SIGTERM'
   const code = await new Promise(resolve => node.on('exit', c => resolve(c)))
   assert.equal(code, 0)
 })
+
+test('req: one request-response exchange with a node serving --echo; chat: a line crosses', async () => {
+  const { spawn } = await import('node:child_process')
+  const { createInterface } = await import('node:readline')
+  const node = spawn(cli, ['node', '--listen', '/ip4/127.0.0.1/tcp/0', '--echo', '/test/echo/1', '--json'])
+  const first = await new Promise(resolve => createInterface({ input: node.stdout }).once('line', l => resolve(JSON.parse(l))))
+  const addr = first.addrs[0]
+  const run = (...args) => new Promise(resolve => {
+    const p = spawn(cli, args)
+    let out = ''
+    let err = ''
+    p.stdout.on('data', d => { out += d })
+    p.stderr.on('data', d => { err += d })
+    p.on('exit', code => resolve({ code, out, err }))
+  })
+  const r = await run('req', addr, '/test/echo/1', 'hello cp2p')
+  assert.equal(r.code, 0, r.err)
+  assert.equal(r.out, 'hello cp2p\n')
+  const j = JSON.parse((await run('req', addr, '/test/echo/1', 'x', '--json')).out)
+  assert.equal(j.response, 'x')
+  assert.equal(j.bytes, 1)
+  const nope = await run('req', addr, '/nope/1', 'x')
+  assert.equal(nope.code, 1)
+  assert.match(nope.err, /not supported/)
+  assert.equal((await run('req', 'nonsense', '/p/1', 'x')).code, 2)
+  node.kill('SIGTERM')
+  assert.equal(await new Promise(resolve => node.on('exit', resolve)), 0)
+
+  // chat: A waits, B connects and says hello, A prints it and answers, B prints the answer.
+  const a = spawn(cli, ['chat'])
+  const aLines = createInterface({ input: a.stdout })
+  const aSeen = []
+  const aWait = (re) => new Promise(resolve => {
+    const hit = aSeen.find(l => re.test(l)); if (hit) return resolve(hit)
+    aLines.on('line', function f (l) { if (re.test(l)) { aLines.off('line', f); resolve(l) } })
+  })
+  aLines.on('line', l => aSeen.push(l))
+  const listening = await aWait(/^chat: listening on /)
+  const aAddr = listening.replace('chat: listening on ', '')
+  const b = spawn(cli, ['chat', aAddr])
+  const bLines = createInterface({ input: b.stdout })
+  const bSeen = []
+  bLines.on('line', l => bSeen.push(l))
+  const bWait = (re) => new Promise(resolve => {
+    const hit = bSeen.find(l => re.test(l)); if (hit) return resolve(hit)
+    bLines.on('line', function f (l) { if (re.test(l)) { bLines.off('line', f); resolve(l) } })
+  })
+  await bWait(/^chat: connected$/)
+  b.stdin.write('hello from b\n')
+  assert.match(await aWait(/: hello from b$/), /: hello from b$/)
+  a.stdin.write('hi b\n')
+  assert.match(await bWait(/: hi b$/), /: hi b$/)
+  a.stdin.end()
+  b.stdin.end()
+  assert.equal(await new Promise(resolve => a.on('exit', resolve)), 0)
+  assert.equal(await new Promise(resolve => b.on('exit', resolve)), 0)
+})
