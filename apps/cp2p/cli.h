@@ -32,6 +32,12 @@ int cli_parse_bytes(const char *s, uint64_t *out);
 /* Parse a multiaddr argument, printing an error. Returns 0 or -1. */
 int cli_parse_multiaddr(const char *s, cp2p_multiaddr **out);
 
+/* Read a config file (see config.c) into flags: *argv_out holds "--name" [value] pairs to
+ * parse before the command line's own. Returns 0 or -1 after printing why. */
+int cli_config_load(const char *path, int *argc_out, char ***argv_out);
+void cli_config_free(int argc, char **argv);
+int cli_cmd_init(int argc, char **argv);
+
 /* Parse "ed25519" / "secp256k1". Returns 0 or -1 (after printing an error). */
 int cli_parse_key_type(const char *s, cp2p_key_type *out);
 /* Parse 64 hex characters into 32 bytes. Returns 0 or -1 (after printing an error). */

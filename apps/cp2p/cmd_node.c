@@ -1,16 +1,20 @@
 /* cp2p node: run a host until SIGINT/SIGTERM, printing its identity, addresses and events. */
 #include <getopt.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <cp2p/log.h>
 #include <cp2p/protocols.h>
 #include <cp2p/reqresp.h>
 
 #include "cli.h"
 
 static const char NODE_HELP[] =
-    "usage: cp2p node [--listen MULTIADDR]... [--key FILE | --seed HEX32] [--peer MULTIADDR]...\n"
-    "                 [--perf] [--echo PROTOCOL]... [--json]\n"
+    "usage: cp2p node [--config FILE] [--listen MULTIADDR]... [--key FILE | --seed HEX32]\n"
+    "                 [--peer MULTIADDR]... [--perf] [--echo PROTOCOL]... [--json]\n"
+    "                 [--max-conns N] [--max-pending-inbound N] [--keepalive-ms MS]\n"
+    "                 [--dial-timeout-ms MS] [--log-level LEVEL]\n"
     "\n"
     "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
     "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
@@ -24,7 +28,14 @@ static const char NODE_HELP[] =
     "  --perf        serve /perf/1.0.0 (it sends whatever a peer asks for: only on test nets)\n"
     "  --echo PROTO  answer request-response requests on PROTO with their own bytes\n"
     "                (repeatable; try it with 'cp2p req')\n"
-    "  --json        one JSON object per line (see docs/CLI.md)\n";
+    "  --json        one JSON object per line (see docs/CLI.md)\n"
+    "  --max-conns N             connections at once (default 256)\n"
+    "  --max-pending-inbound N   inbound connections still upgrading (default 64)\n"
+    "  --keepalive-ms MS         yamux ping on idle connections, 0 = off (default 15000)\n"
+    "  --dial-timeout-ms MS      TCP connect timeout (default 10000)\n"
+    "  --log-level LEVEL         trace|debug|info|warn|error|off (default info, or $CP2P_LOG)\n"
+    "  --config FILE             read options from FILE first: one 'name = value' per line,\n"
+    "                            names as the flags above (see 'cp2p init', docs/CLI.md)\n";
 
 #define MAX_ADDRS 16
 
@@ -176,6 +187,10 @@ static void print_addrs(node_ctx *n)
     fflush(stdout);
 }
 
+static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, size_t nlisten,
+                    const char **peers, size_t npeers, const char *key_file, const char *seed,
+                    bool perf);
+
 int cli_cmd_node(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -183,6 +198,11 @@ int cli_cmd_node(int argc, char **argv)
         {"seed", required_argument, NULL, 's'},   {"peer", required_argument, NULL, 'p'},
         {"perf", no_argument, NULL, 'P'},         {"json", no_argument, NULL, 'j'},
         {"echo", required_argument, NULL, 'e'},
+        {"max-conns", required_argument, NULL, 'C'},
+        {"max-pending-inbound", required_argument, NULL, 'I'},
+        {"keepalive-ms", required_argument, NULL, 'K'},
+        {"dial-timeout-ms", required_argument, NULL, 'D'},
+        {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *listen[MAX_ADDRS], *peers[MAX_ADDRS];
@@ -191,20 +211,89 @@ int cli_cmd_node(int argc, char **argv)
     bool perf = false;
     node_ctx n = {0};
     int c, rc;
+    cp2p_host_config cfg;
+    uint64_t v;
+    cp2p_host_config_default(&cfg);
+    /* --config FILE: its options come first, the command line's after (and win for single
+     * values, add up for repeatable ones). */
+    int cargc = 0;
+    char **cargv = NULL;
+    char **all = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            if (cargv != NULL || cli_config_load(argv[i + 1], &cargc, &cargv) != 0) {
+                fprintf(stderr, "cp2p node: one --config, readable\n");
+                cli_config_free(cargc, cargv);
+                return CLI_EXIT_USAGE;
+            }
+            i++;
+        }
+    }
+    if (cargv != NULL) {
+        int m = 0;
+        all = calloc((size_t)(argc + cargc + 1), sizeof(char *));
+        if (all == NULL) {
+            cli_config_free(cargc, cargv);
+            return CLI_EXIT_FAIL;
+        }
+        all[m++] = argv[0];
+        for (int i = 0; i < cargc; i++) {
+            all[m++] = cargv[i];
+        }
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--config") == 0) {
+                i++;
+                continue;
+            }
+            all[m++] = argv[i];
+        }
+        argc = m;
+        argv = all;
+    }
+    rc = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
+        case 'C':
+        case 'I':
+        case 'K':
+        case 'D':
+            if (cli_parse_bytes(optarg, &v) != 0 || v > UINT32_MAX || (c != 'K' && v == 0)) {
+                fprintf(stderr, "cp2p node: bad value '%s'\n", optarg);
+                rc = CLI_EXIT_USAGE;
+            } else if (c == 'C') {
+                cfg.max_conns = (uint32_t)v;
+            } else if (c == 'I') {
+                cfg.max_pending_inbound = (uint32_t)v;
+            } else if (c == 'K') {
+                cfg.keepalive_ms = v;
+            } else {
+                cfg.dial_timeout_ms = v;
+            }
+            break;
+        case 'L': {
+            cp2p_log_level lvl;
+            if (cp2p_log_level_parse(optarg, &lvl) != 0) {
+                fprintf(stderr, "cp2p node: unknown log level '%s'\n", optarg);
+                rc = CLI_EXIT_USAGE;
+            } else {
+                cp2p_log_set_level(lvl);
+            }
+            break;
+        }
         case 'l':
             if (nlisten == MAX_ADDRS) {
                 fprintf(stderr, "cp2p node: at most %d --listen\n", MAX_ADDRS);
-                return CLI_EXIT_USAGE;
+                rc = CLI_EXIT_USAGE;
+                break;
             }
             listen[nlisten++] = optarg;
             break;
         case 'p':
             if (npeers == MAX_ADDRS) {
                 fprintf(stderr, "cp2p node: at most %d --peer\n", MAX_ADDRS);
-                return CLI_EXIT_USAGE;
+                rc = CLI_EXIT_USAGE;
+                break;
             }
             peers[npeers++] = optarg;
             break;
@@ -214,19 +303,39 @@ int cli_cmd_node(int argc, char **argv)
         case 'e':
             if (n.necho == MAX_ADDRS) {
                 fprintf(stderr, "cp2p node: at most %d --echo\n", MAX_ADDRS);
-                return CLI_EXIT_USAGE;
+                rc = CLI_EXIT_USAGE;
+                break;
             }
             n.echo[n.necho++] = optarg;
             break;
         case 'j': n.json = true; break;
-        case 'h': fputs(NODE_HELP, stdout); return 0;
-        default: fputs(NODE_HELP, stderr); return CLI_EXIT_USAGE;
+        case 'h': fputs(NODE_HELP, stdout); rc = -1; break;
+        default: fputs(NODE_HELP, stderr); rc = CLI_EXIT_USAGE; break;
         }
     }
-    if (optind != argc) {
+    if (rc == 0 && optind != argc) {
         fprintf(stderr, "cp2p node: unexpected argument '%s'\n", argv[optind]);
-        return CLI_EXIT_USAGE;
+        rc = CLI_EXIT_USAGE;
     }
+    if (rc != 0) {
+        free(all);
+        cli_config_free(cargc, cargv);
+        return rc < 0 ? 0 : rc;
+    }
+    rc = node_run(&n, &cfg, listen, nlisten, peers, npeers, key_file, seed, perf);
+    free(all);
+    cli_config_free(cargc, cargv);
+    return rc;
+}
+
+/* The node itself, once the options are known. */
+static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, size_t nlisten,
+                    const char **peers, size_t npeers, const char *key_file, const char *seed,
+                    bool perf)
+{
+    node_ctx n = *np;
+    cp2p_host_config cfg = *cfgp;
+    int rc;
     if (nlisten == 0) {
         listen[nlisten++] = "/ip4/0.0.0.0/tcp/4001";
     }
@@ -235,8 +344,6 @@ int cli_cmd_node(int argc, char **argv)
         return rc;
     }
     uv_loop_t *loop = uv_default_loop();
-    cp2p_host_config cfg;
-    cp2p_host_config_default(&cfg);
     cfg.identity = key;
     cfg.perf_server = perf;
     rc = cp2p_host_new(loop, &cfg, &n.host);
@@ -286,12 +393,13 @@ int cli_cmd_node(int argc, char **argv)
         uv_run(loop, UV_RUN_DEFAULT);
         return exit_code;
     }
-    print_addrs(&n);
+    /* Handlers first: whoever reads our addresses may signal us at once. */
     uv_signal_init(loop, &n.sigint);
     uv_signal_init(loop, &n.sigterm);
     n.sigint.data = n.sigterm.data = &n;
     uv_signal_start(&n.sigint, on_signal, SIGINT);
     uv_signal_start(&n.sigterm, on_signal, SIGTERM);
+    print_addrs(&n);
     uv_run(loop, UV_RUN_DEFAULT);
     (void)!uv_loop_close(loop);
     return 0;

@@ -14,6 +14,7 @@ static const struct {
 } COMMANDS[] = {
     {"id", cli_cmd_id, "print a peer ID (new, from --seed, or from --key FILE)"},
     {"keygen", cli_cmd_keygen, "create a private key file (mode 0600)"},
+    {"init", cli_cmd_init, "create a home directory with a key and a default config"},
     {"node", cli_cmd_node, "run a node until interrupted"},
     {"ping", cli_cmd_ping, "ping a peer (/ipfs/ping/1.0.0)"},
     {"perf", cli_cmd_perf, "measure throughput to a peer (/perf/1.0.0)"},

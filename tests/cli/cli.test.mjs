@@ -178,3 +178,37 @@ test('req: one request-response exchange with a node serving --echo; chat: a lin
   assert.equal(await new Promise(resolve => a.on('exit', resolve)), 0)
   assert.equal(await new Promise(resolve => b.on('exit', resolve)), 0)
 })
+
+test('init writes a key and a config that node --config runs; flags override; bad configs are refused', async () => {
+  const { spawn } = await import('node:child_process')
+  const { createInterface } = await import('node:readline')
+  const { readFileSync, writeFileSync } = await import('node:fs')
+  const dir = mkdtempSync(path.join(tmpdir(), 'cp2p-init-'))
+  try {
+    const home = path.join(dir, 'home')
+    const init = run('init', '--home', home)
+    assert.equal(init.status, 0, init.stderr)
+    const peer = init.stdout.trim()
+    assert.match(peer, /^12D3KooW/)
+    assert.equal(statSync(path.join(home, 'node.key')).mode & 0o777, 0o600)
+    assert.equal(run('id', '--key', path.join(home, 'node.key')).stdout.trim(), peer)
+    assert.equal(run('init', '--home', home).status, 1) // never overwrites silently
+    const cfgFile = path.join(home, 'config.toml')
+    const cfg = readFileSync(cfgFile, 'utf8').replace('/ip4/0.0.0.0/tcp/4001', '/ip4/127.0.0.1/tcp/0')
+    writeFileSync(cfgFile, cfg)
+    const node = spawn(cli, ['node', '--config', cfgFile, '--json'])
+    const first = await new Promise(resolve => createInterface({ input: node.stdout }).once('line', l => resolve(JSON.parse(l))))
+    assert.equal(first.peer_id, peer) // the key came from the config
+    node.kill('SIGTERM')
+    assert.equal(await new Promise(resolve => node.on('exit', resolve)), 0)
+    writeFileSync(path.join(dir, 'bad.toml'), 'listen /ip4/1.2.3.4/tcp/1\n')
+    const bad = run('node', '--config', path.join(dir, 'bad.toml'))
+    assert.equal(bad.status, 2)
+    assert.match(bad.stderr, /expected 'name = value'/)
+    writeFileSync(path.join(dir, 'unknown.toml'), 'no-such-option = 1\n')
+    assert.equal(run('node', '--config', path.join(dir, 'unknown.toml')).status, 2)
+    assert.equal(run('node', '--config', path.join(dir, 'missing.toml')).status, 2)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
