@@ -199,6 +199,39 @@
 /* Initial hash buckets (our choice; doubled while peers outnumber buckets). */
 #define CP2P_PEERSTORE_BUCKETS_MIN 64
 
+/* ---- swarm: the host's peerstore and the dialer (src/swarm/host_uv.c, dialer_uv.c) ---- */
+/* How often the host writes its peerstore to disk and drops expired addresses (our choice:
+ * CometBFT's address book saves every 2 minutes; 30 s loses less on a crash and a flush of
+ * the few peers that changed costs milliseconds). */
+#define CP2P_HOST_PEERSTORE_FLUSH_MS 30000
+/* TTL of the addresses a peer announces in identify, and of an address we dialed explicitly
+ * and reached (our choice: a day, renewed by every identify and every connection, so a node
+ * restarted within a day redials its peers; go-libp2p keeps them while connected, then 15 min,
+ * but it has a DHT to find peers again). */
+#define CP2P_HOST_IDENTIFY_ADDR_TTL_MS (24ULL * 3600 * 1000)
+#define CP2P_HOST_DIALED_ADDR_TTL_MS (24ULL * 3600 * 1000)
+/* Addresses of one peer a dial by peer ID considers (the best ones, in peerstore order). */
+#define CP2P_DIALER_MAX_ADDRS 16
+/* Address dials of one peer dial in flight at once, and the delay before each further one
+ * starts while the earlier ones are still pending (go-libp2p's dial ranker for TCP:
+ * 250 ms between addresses; it never has more than a handful in flight per peer). */
+#define CP2P_DIALER_MAX_PARALLEL 4
+#define CP2P_DIALER_STAGGER_MS 250
+/* Default overall deadline of one dial by peer ID, all addresses included (our choice:
+ * three TCP dial timeouts' worth would be too long for a caller; go-libp2p's
+ * DefaultDialTimeout per peer is 15 s plus the upgrade). */
+#define CP2P_DIALER_PEER_TIMEOUT_MS 30000
+/* Backoff after a failed dial by peer ID: base * 2^(failures-1), capped, with "equal jitter"
+ * (a uniform draw in [d/2, d]) so peers that failed together do not retry together
+ * (go-libp2p swarm: BackoffBase 5 s, BackoffMax 5 min). An entry is forgotten once it has been
+ * expired for the max; at most CP2P_DIALER_MAX_BACKOFFS are kept (the oldest goes first). */
+#define CP2P_DIALER_BACKOFF_BASE_MS 5000
+#define CP2P_DIALER_BACKOFF_MAX_MS (5ULL * 60 * 1000)
+#define CP2P_DIALER_MAX_BACKOFFS 1024
+/* Dials by peer ID in flight host-wide (go-libp2p's ConcurrentFdDials is 160 sockets; at
+ * CP2P_DIALER_MAX_PARALLEL addresses each, 40 peers make the same 160). */
+#define CP2P_DIALER_MAX_DIALS 40
+
 /* ---- protocols: ping, perf ---- */
 /* Ping payload (libp2p ping spec: 32 random bytes). */
 #define CP2P_PING_SIZE 32
@@ -236,5 +269,18 @@
 #define CP2P_NODE_MAX_ADDRS 64
 /* How long control calls (registering a handler) wait for the loop. */
 #define CP2P_NODE_CONTROL_TIMEOUT_MS 10000
+
+/* ---- swarm: connection manager ---- */
+/* Watermarks and grace period (go-libp2p's connmgr defaults: low 160, high 192, grace 1 min;
+ * ours are scaled to the host's 256-connection cap). */
+#define CP2P_CONNMGR_LOW_WATER 192
+#define CP2P_CONNMGR_HIGH_WATER 224
+#define CP2P_CONNMGR_GRACE_MS 60000
+/* Connections per IP address (CometBFT allows one per IP by default for inbound peers; a
+ * handful lets NATed operators share an address; our choice) and accepted inbound connections
+ * per second with a burst (our choice). */
+#define CP2P_CONNMGR_MAX_PER_IP 8
+#define CP2P_CONNMGR_INBOUND_PER_SEC 32
+#define CP2P_CONNMGR_INBOUND_BURST 64
 
 #endif

@@ -1,0 +1,185 @@
+/* Connection manager core. See connmgr.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "swarm/connmgr.h"
+#include "util/alloc.h"
+#include "util/limits.h"
+
+typedef struct {
+    uint8_t ip[16];
+    uint8_t len;
+    uint32_t count;
+} ip_count;
+
+struct cp2p__connmgr {
+    cp2p__connmgr_config cfg;
+    ip_count *ips;          /* one entry per IP with live connections: bounded by them */
+    size_t nips, capips;
+    uint64_t tokens_milli;  /* inbound token bucket, in thousandths of a token */
+    uint64_t refilled_at;
+    cp2p__connmgr_stats stats;
+};
+
+void cp2p__connmgr_config_default(cp2p__connmgr_config *c)
+{
+    *c = (cp2p__connmgr_config){
+        .low_water = CP2P_CONNMGR_LOW_WATER,
+        .high_water = CP2P_CONNMGR_HIGH_WATER,
+        .grace_ms = CP2P_CONNMGR_GRACE_MS,
+        .max_per_ip = CP2P_CONNMGR_MAX_PER_IP,
+        .inbound_per_sec = CP2P_CONNMGR_INBOUND_PER_SEC,
+        .inbound_burst = CP2P_CONNMGR_INBOUND_BURST,
+    };
+}
+
+int cp2p__connmgr_new(const cp2p__connmgr_config *cfg, uint64_t now, cp2p__connmgr **out)
+{
+    if (cfg == NULL || cfg->high_water == 0 || cfg->low_water > cfg->high_water ||
+        cfg->inbound_per_sec == 0 || cfg->inbound_burst == 0) {
+        return CP2P_EINVAL;
+    }
+    cp2p__connmgr *cm = cp2p_calloc(1, sizeof(*cm));
+    if (cm == NULL) {
+        return CP2P_ENOMEM;
+    }
+    cm->cfg = *cfg;
+    cm->tokens_milli = (uint64_t)cfg->inbound_burst * 1000;
+    cm->refilled_at = now;
+    *out = cm;
+    return 0;
+}
+
+void cp2p__connmgr_free(cp2p__connmgr *cm)
+{
+    if (cm != NULL) {
+        cp2p_free(cm->ips);
+        cp2p_free(cm);
+    }
+}
+
+static ip_count *find_ip(cp2p__connmgr *cm, const uint8_t *ip, size_t len)
+{
+    for (size_t i = 0; i < cm->nips; i++) {
+        if (cm->ips[i].len == len && memcmp(cm->ips[i].ip, ip, len) == 0) {
+            return &cm->ips[i];
+        }
+    }
+    return NULL;
+}
+
+static bool ip_ok(size_t len)
+{
+    return len == 4 || len == 16;
+}
+
+int cp2p__connmgr_admit(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen, uint64_t now,
+                        const char **why)
+{
+    /* Refill: inbound_per_sec tokens per 1000 ms, capped at the burst. */
+    if (now > cm->refilled_at) {
+        uint64_t add = (now - cm->refilled_at) * cm->cfg.inbound_per_sec;
+        uint64_t cap = (uint64_t)cm->cfg.inbound_burst * 1000;
+        cm->tokens_milli = cm->tokens_milli + add > cap ? cap : cm->tokens_milli + add;
+        cm->refilled_at = now;
+    }
+    if (ip_ok(iplen) && cm->cfg.max_per_ip > 0) {
+        ip_count *e = find_ip(cm, ip, iplen);
+        if (e != NULL && e->count >= cm->cfg.max_per_ip) {
+            cm->stats.refused_per_ip++;
+            *why = "too many connections from this IP address";
+            return CP2P_ELIMIT;
+        }
+    }
+    if (cm->tokens_milli < 1000) {
+        cm->stats.refused_rate++;
+        *why = "inbound connection rate limit";
+        return CP2P_ELIMIT;
+    }
+    cm->tokens_milli -= 1000;
+    return 0;
+}
+
+int cp2p__connmgr_conn_opened(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen)
+{
+    if (!ip_ok(iplen)) {
+        return 0;
+    }
+    ip_count *e = find_ip(cm, ip, iplen);
+    if (e != NULL) {
+        e->count++;
+        return 0;
+    }
+    if (cm->nips == cm->capips) {
+        size_t cap = cm->capips ? cm->capips * 2 : 16;
+        ip_count *p = cp2p_realloc(cm->ips, cap * sizeof(*p));
+        if (p == NULL) {
+            return CP2P_ENOMEM;
+        }
+        cm->ips = p;
+        cm->capips = cap;
+    }
+    e = &cm->ips[cm->nips++];
+    memset(e, 0, sizeof(*e));
+    memcpy(e->ip, ip, iplen);
+    e->len = (uint8_t)iplen;
+    e->count = 1;
+    return 0;
+}
+
+void cp2p__connmgr_conn_closed(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen)
+{
+    ip_count *e = ip_ok(iplen) ? find_ip(cm, ip, iplen) : NULL;
+    if (e != NULL && --e->count == 0) {
+        *e = cm->ips[--cm->nips]; /* order does not matter */
+    }
+}
+
+/* Least valuable first: lowest tag, no open streams, least recently active, oldest. */
+static int cmp_value(const void *pa, const void *pb)
+{
+    const cp2p__connmgr_conn *a = pa, *b = pb;
+    if (a->tag != b->tag) {
+        return a->tag < b->tag ? -1 : 1;
+    }
+    if ((a->streams > 0) != (b->streams > 0)) {
+        return a->streams > 0 ? 1 : -1;
+    }
+    if (a->last_active_ms != b->last_active_ms) {
+        return a->last_active_ms < b->last_active_ms ? -1 : 1;
+    }
+    if (a->opened_ms != b->opened_ms) {
+        return a->opened_ms < b->opened_ms ? -1 : 1;
+    }
+    return a->id < b->id ? -1 : (a->id > b->id);
+}
+
+size_t cp2p__connmgr_trim(cp2p__connmgr *cm, cp2p__connmgr_conn *conns, size_t n, uint64_t now,
+                          uint64_t *victims, size_t max)
+{
+    if (n <= cm->cfg.high_water) {
+        return 0;
+    }
+    /* Move the eligible ones (not protected, past their grace period) to the front. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool keep = conns[i].protect || now - conns[i].opened_ms < cm->cfg.grace_ms;
+        if (!keep) {
+            cp2p__connmgr_conn t = conns[k];
+            conns[k++] = conns[i];
+            conns[i] = t;
+        }
+    }
+    qsort(conns, k, sizeof(*conns), cmp_value);
+    size_t want = n - cm->cfg.low_water, out = 0;
+    for (size_t i = 0; i < k && out < want && out < max; i++) {
+        victims[out++] = conns[i].id;
+    }
+    cm->stats.trimmed += out;
+    return out;
+}
+
+const cp2p__connmgr_stats *cp2p__connmgr_stats_get(const cp2p__connmgr *cm)
+{
+    return &cm->stats;
+}
