@@ -24,6 +24,7 @@
 
 #include <cp2p/keys.h>
 #include <cp2p/multiaddr.h>
+#include <cp2p/peerstore.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,12 +50,24 @@ typedef struct cp2p_host_config {
     uint32_t yamux_max_window;      /* receive-window auto-tuning ceiling (16 MiB) */
     size_t max_stream_write_buffer; /* bytes queued by cp2p_stream_write not yet taken (8 MiB) */
     bool perf_server;               /* serve /perf/1.0.0 (off: it sends whatever a peer asks) */
+    /* The host's peerstore (cp2p/peerstore.h): an SQLite file, created if missing and written
+     * every 30 s and when the host closes, or NULL to keep it in memory. Only read while
+     * cp2p_host_new() runs. */
+    const char *peerstore_path;
+    uint32_t peerstore_max_peers;   /* peers the peerstore keeps; 0 = default (10,000) */
+    /* Dials by peer ID (cp2p_host_dial_peer). */
+    uint64_t dial_peer_timeout_ms;  /* overall deadline of one, every address included (30 s) */
+    uint64_t dial_backoff_base_ms;  /* backoff after the first failure (5 s), doubled per */
+    uint64_t dial_backoff_max_ms;   /* further failure up to this (5 min), with jitter */
+    uint32_t max_peer_dials;        /* dials by peer ID in flight at once (40) */
 } cp2p_host_config;
 
 /* Fill c with the defaults (identity NULL). Any thread. */
 CP2P_API void cp2p_host_config_default(cp2p_host_config *c);
 
-/* Create a host on `loop`. Returns 0, CP2P_EINVAL (no identity, bad config), CP2P_ENOMEM. */
+/* Create a host on `loop`. Opens the peerstore (blocking file I/O when peerstore_path is set:
+ * call it before the loop runs). Returns 0, CP2P_EINVAL (no identity, bad config), CP2P_ENOMEM,
+ * or the peerstore's CP2P_EIO / CP2P_ENOTSUP (see cp2p_peerstore_open). */
 CP2P_API CP2P_NODISCARD int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config *cfg,
                                           cp2p_host **out);
 /* Close listeners and connections (GoAway, then close), reset streams; `cb` runs once all
@@ -91,6 +104,35 @@ CP2P_API CP2P_NODISCARD ptrdiff_t cp2p_host_addrs(const cp2p_host *h, bool with_
 typedef void (*cp2p_dial_cb)(cp2p_host *h, int status, cp2p_conn *conn, void *ud);
 CP2P_API CP2P_NODISCARD int cp2p_host_dial(cp2p_host *h, const cp2p_multiaddr *ma,
                                            cp2p_dial_cb cb, void *ud);
+
+/* Dial a peer by ID: complete with an open connection to it if there is one; otherwise dial
+ * the peer's unexpired addresses from the peerstore (best first, at most 16), up to 4 at once,
+ * each started 250 ms after the previous one unless that one failed sooner (go-libp2p's TCP
+ * dial ranking). Each address is dialed as cp2p_host_dial(addr/p2p/<peer>), so the peer ID is
+ * checked. The first connection to finish its upgrade wins; the other dials are canceled.
+ * Concurrent calls for the same peer share one dial: every cb runs once, with the same result.
+ * After a failed dial the peer is in backoff (dial_backoff_base_ms doubled per consecutive
+ * failure up to dial_backoff_max_ms, with jitter); a success ends it.
+ * cb gets the connection or an error: the last address's error (see cp2p_host_dial),
+ * CP2P_ETIMEDOUT (dial_peer_timeout_ms passed), CP2P_ECANCELED (host closing).
+ * Returns 0, or (cb never runs):
+ *   CP2P_EINVAL    peer or cb NULL, or peer is this host;
+ *   CP2P_ENOENT    not connected and the peerstore has no unexpired address of the peer
+ *                  (teach it one: cp2p_peerstore_add_addrs, or cp2p_host_dial an address);
+ *   CP2P_ESTATE    the peer is in dial backoff after a failed dial: retry later;
+ *   CP2P_EFULL     max_peer_dials dials by peer ID are in flight: retry later;
+ *   CP2P_ENOTSUP   none of the peer's addresses is one this host can dial;
+ *   CP2P_ECLOSED   host closing;  CP2P_ENOMEM.
+ * cb runs from the loop, never inside this call (also when already connected). */
+CP2P_API CP2P_NODISCARD int cp2p_host_dial_peer(cp2p_host *h, const cp2p_peer_id *peer,
+                                                cp2p_dial_cb cb, void *ud);
+
+/* The host's peerstore (see cp2p/peerstore.h), owned by the host and valid until the host's
+ * close callback. The host fills it: identify results (listen addresses, protocols, agent,
+ * public key), addresses dialed explicitly that connected (source MANUAL), connections and
+ * failed dials, ping round trips. A file-backed store takes wall-clock `now` (CLOCK_REALTIME
+ * milliseconds). Loop thread only. */
+CP2P_API cp2p_peerstore *cp2p_host_peerstore(cp2p_host *h);
 
 /* An open connection to `peer` (the most recent when there are several), or NULL. */
 CP2P_API cp2p_conn *cp2p_host_conn_to(const cp2p_host *h, const cp2p_peer_id *peer);

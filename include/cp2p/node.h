@@ -60,7 +60,10 @@ CP2P_API CP2P_NODISCARD int cp2p_node_dial(cp2p_node *n, const char *multiaddr,
 
 /* Send `req` to `peer` over `protocol` (request-response: one stream per request) and wait for
  * the response. On success *resp (free with cp2p_free; NULL when empty) and *resp_len hold it.
- * The peer must be connected (cp2p_node_dial); CP2P_ENOENT otherwise. Errors: CP2P_ETIMEDOUT
+ * A peer that is not connected is dialed first from the addresses the node's peerstore knows
+ * (cp2p_node_add_addrs, identify, earlier dials; see cp2p_host_dial_peer): CP2P_ENOENT when it
+ * knows none, CP2P_ESTATE while the peer is in dial backoff after a failed dial, or the dial's
+ * error. Errors: CP2P_ETIMEDOUT
  * (within timeout_ms: never a hang), CP2P_ENOTSUP (the peer lacks the protocol), CP2P_ERESET
  * (the peer refused, e.g. its handler failed or its worker queue was full), CP2P_ELIMIT (a
  * message over its size limit), CP2P_ECLOSED (the connection died), CP2P_EFULL, CP2P_ECANCELED,
@@ -69,6 +72,18 @@ CP2P_API CP2P_NODISCARD int cp2p_node_request(cp2p_node *n, const cp2p_peer_id *
                                               const char *protocol, const void *req,
                                               size_t len, uint64_t timeout_ms, uint8_t **resp,
                                               size_t *resp_len);
+
+/* Teach the node addresses of `peer` (multiaddr text, copied; a trailing /p2p/ must name
+ * `peer` and is dropped), kept in its peerstore as configured by the user (source MANUAL) for
+ * ttl_ms (CP2P_PEERSTORE_TTL_PERMANENT: never expire). cp2p_node_request then dials the peer
+ * by ID when it is not connected. Blocks until the loop has them. Returns 0, CP2P_EINVAL (peer
+ * or addrs NULL, n_addrs 0 or above 1024, ttl_ms 0, peer is this node, an address that does
+ * not parse or names another peer), CP2P_EFULL (the peerstore is full of protected peers, or
+ * the command queue stayed full), CP2P_ETIMEDOUT, CP2P_ECANCELED (node stopping), CP2P_ENOMEM.
+ * Any thread except the node's own. */
+CP2P_API CP2P_NODISCARD int cp2p_node_add_addrs(cp2p_node *n, const cp2p_peer_id *peer,
+                                                const char *const *addrs, size_t n_addrs,
+                                                uint64_t ttl_ms);
 
 /* An inbound request: fill `resp` (bounded by the node's max_response_bytes) and return 0, or
  * return a negative cp2p_err to refuse it (the requester sees CP2P_ERESET). `from` and `req` are

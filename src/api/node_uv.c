@@ -18,7 +18,7 @@
 #include "util/log_internal.h"
 #include "util/queue.h"
 
-typedef enum { CMD_DIAL, CMD_REQUEST, CMD_SET_HANDLER } cmd_type;
+typedef enum { CMD_DIAL, CMD_REQUEST, CMD_SET_HANDLER, CMD_ADD_ADDRS } cmd_type;
 
 typedef struct node_cmd {
     cp2p_node *node;
@@ -37,6 +37,8 @@ typedef struct node_cmd {
     cp2p_node_exec exec;
     uint8_t *resp;         /* result of a request, owned until taken */
     size_t resp_len;
+    cp2p_multiaddr **addrs; /* CMD_ADD_ADDRS, owned */
+    size_t naddrs;
 } node_cmd;
 
 /* A registered request handler; lives until the node is freed. */
@@ -183,6 +185,10 @@ static void cmd_unref_locked(node_cmd *c)
         return;
     }
     pthread_cond_destroy(&c->cond);
+    for (size_t i = 0; i < c->naddrs; i++) {
+        cp2p_multiaddr_free(c->addrs[i]);
+    }
+    cp2p_free(c->addrs);
     cp2p_free(c->text);
     cp2p_free(c->data);
     cp2p_free(c->resp);
@@ -359,6 +365,37 @@ static void on_response(cp2p_conn *conn, int status, const uint8_t *resp, size_t
     cmd_complete(c, status);
 }
 
+static int start_request(cp2p_node *n, node_cmd *c, cp2p_conn *conn)
+{
+    cp2p_reqresp_config cfg;
+    cp2p_reqresp_config_default(&cfg);
+    cfg.max_request_bytes = n->cfg.max_request_bytes;
+    cfg.max_response_bytes = n->cfg.max_response_bytes;
+    cfg.timeout_ms = c->timeout_ms;
+    return cp2p_reqresp_request(conn, c->text, &cfg, c->data, c->len, on_response, c);
+}
+
+/* The dial a request needed is done: send the request, or report why not. */
+static void on_request_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
+{
+    node_cmd *c = ud;
+    (void)h;
+    if (status == 0) {
+        status = start_request(c->node, c, conn);
+    }
+    if (status != 0) {
+        cmd_complete(c, status);
+    }
+}
+
+/* Wall-clock ms for the peerstore (see cp2p/peerstore.h). */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static int set_handler(cp2p_node *n, node_cmd *c)
 {
     node_proto *p = n->protos;
@@ -410,21 +447,20 @@ static void run_command(cp2p_node *n, node_cmd *c)
     }
     case CMD_REQUEST: {
         cp2p_conn *conn = cp2p_host_conn_to(n->host, &c->peer);
-        cp2p_reqresp_config cfg;
-        if (conn == NULL) {
-            cmd_complete(c, CP2P_ENOENT);
-            return;
-        }
-        cp2p_reqresp_config_default(&cfg);
-        cfg.max_request_bytes = n->cfg.max_request_bytes;
-        cfg.max_response_bytes = n->cfg.max_response_bytes;
-        cfg.timeout_ms = c->timeout_ms;
-        rc = cp2p_reqresp_request(conn, c->text, &cfg, c->data, c->len, on_response, c);
+        /* Not connected: dial the peer from its peerstore addresses first. */
+        rc = conn != NULL ? start_request(n, c, conn)
+                          : cp2p_host_dial_peer(n->host, &c->peer, on_request_dialed, c);
         if (rc != 0) {
             cmd_complete(c, rc);
         }
         return;
     }
+    case CMD_ADD_ADDRS:
+        cmd_complete(c, cp2p_peerstore_add_addrs(cp2p_host_peerstore(n->host), &c->peer,
+                                                 (const cp2p_multiaddr *const *)c->addrs,
+                                                 c->naddrs, c->timeout_ms,
+                                                 CP2P_ADDR_SOURCE_MANUAL, wall_ms()));
+        return;
     case CMD_SET_HANDLER:
         cmd_complete(c, set_handler(n, c));
         return;
@@ -832,6 +868,62 @@ int cp2p_node_set_request_handler(cp2p_node *n, const char *protocol,
         return CP2P_ENOMEM;
     }
     int rc = cmd_run(n, c, CP2P_NODE_CONTROL_TIMEOUT_MS);
+    if (rc == 0) {
+        cmd_release(n, c);
+    }
+    leave(n);
+    return rc;
+}
+
+int cp2p_node_add_addrs(cp2p_node *n, const cp2p_peer_id *peer, const char *const *addrs,
+                        size_t n_addrs, uint64_t ttl_ms)
+{
+    node_cmd *c;
+    uint64_t p2p_code = 0;
+    int rc = 0;
+    if (peer == NULL || addrs == NULL || n_addrs == 0 || n_addrs > CP2P_PEERSTORE_MAX_ADDRS_LIMIT ||
+        ttl_ms == 0 || cp2p_peer_id_equal(peer, &n->id)) {
+        return CP2P_EINVAL;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    if ((c = cmd_new(n, CMD_ADD_ADDRS)) == NULL ||
+        (c->addrs = cp2p_calloc(n_addrs, sizeof(*c->addrs))) == NULL) {
+        if (c != NULL) {
+            cmd_release(n, c);
+        }
+        leave(n);
+        return CP2P_ENOMEM;
+    }
+    c->peer = *peer;
+    c->timeout_ms = ttl_ms; /* the TTL rides in the command's spare field */
+    (void)!cp2p_multiaddr_protocol_code("p2p", 3, &p2p_code);
+    /* Parse here, on the caller's thread: a bad address is the caller's error, reported now. */
+    for (size_t i = 0; i < n_addrs && rc == 0; i++) {
+        cp2p_multiaddr *ma = NULL;
+        cp2p_peer_id other;
+        if (addrs[i] == NULL) {
+            rc = CP2P_EINVAL;
+            break;
+        }
+        rc = cp2p_multiaddr_parse(addrs[i], strlen(addrs[i]), &ma);
+        if (rc == 0 && cp2p_multiaddr_peer_id(ma, &other) == 0 &&
+            !cp2p_peer_id_equal(&other, peer)) {
+            rc = CP2P_EINVAL; /* names another peer */
+        }
+        if (rc == 0) {
+            rc = cp2p_multiaddr_decapsulate_code(ma, p2p_code, &c->addrs[c->naddrs]);
+            c->naddrs += rc == 0;
+        }
+        cp2p_multiaddr_free(ma);
+    }
+    if (rc != 0) {
+        cmd_release(n, c);
+        leave(n);
+        return rc == CP2P_ENOMEM ? rc : CP2P_EINVAL;
+    }
+    rc = cmd_run(n, c, CP2P_NODE_CONTROL_TIMEOUT_MS);
     if (rc == 0) {
         cmd_release(n, c);
     }

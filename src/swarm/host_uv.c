@@ -1,5 +1,6 @@
 /* The host: listeners, dials, the handler table and events. Connections are in conn_uv.c. */
 #include <string.h>
+#include <time.h>
 
 #include "swarm/swarm.h"
 #include "util/alloc.h"
@@ -29,7 +30,43 @@ void cp2p_host_config_default(cp2p_host_config *c)
         .max_pending_inbound = CP2P_HOST_MAX_PENDING_INBOUND,
         .yamux_max_window = CP2P_YAMUX_MAX_WINDOW,
         .max_stream_write_buffer = CP2P_HOST_STREAM_WRITE_BUFFER,
+        .peerstore_path = NULL,
+        .peerstore_max_peers = 0,
+        .dial_peer_timeout_ms = CP2P_DIALER_PEER_TIMEOUT_MS,
+        .dial_backoff_base_ms = CP2P_DIALER_BACKOFF_BASE_MS,
+        .dial_backoff_max_ms = CP2P_DIALER_BACKOFF_MAX_MS,
+        .max_peer_dials = CP2P_DIALER_MAX_DIALS,
     };
+}
+
+uint64_t cp2p__host_wall_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) {
+        return 0;
+    }
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+cp2p_peerstore *cp2p_host_peerstore(cp2p_host *h)
+{
+    return h->peerstore;
+}
+
+/* Write what changed and drop expired addresses. A failed flush keeps its changes pending and
+ * is retried by the next one (the peerstore logs it). */
+static void on_ps_timer(uv_timer_t *t)
+{
+    cp2p_host *h = t->data;
+    uint64_t now = cp2p__host_wall_ms();
+    (void)cp2p_peerstore_gc(h->peerstore, now);
+    (void)!cp2p_peerstore_flush(h->peerstore, now);
+}
+
+static void on_ps_timer_closed(uv_handle_t *handle)
+{
+    cp2p_host *h = handle->data;
+    h->ps_timer_open = false;
 }
 
 static char *dup_str(const char *s)
@@ -45,6 +82,8 @@ static void host_free(cp2p_host *h)
     for (size_t i = 0; i < h->nlisteners; i++) {
         cp2p_multiaddr_free(h->listeners[i].addr);
     }
+    cp2p__dialer_free(h->dialer);
+    cp2p_peerstore_close(h->peerstore);
     cp2p_privkey_free(h->key);
     cp2p_free(h->agent_version);
     cp2p_free(h->protocol_version);
@@ -57,7 +96,9 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
     int rc;
     if (loop == NULL || cfg == NULL || cfg->identity == NULL || cfg->max_conns == 0 ||
         cfg->dial_timeout_ms == 0 || cfg->upgrade_timeout_ms == 0 ||
-        cfg->negotiate_timeout_ms == 0 || cfg->yamux_max_window < CP2P_YAMUX_INITIAL_WINDOW) {
+        cfg->negotiate_timeout_ms == 0 || cfg->yamux_max_window < CP2P_YAMUX_INITIAL_WINDOW ||
+        cfg->dial_peer_timeout_ms == 0 || cfg->dial_backoff_base_ms == 0 ||
+        cfg->dial_backoff_max_ms < cfg->dial_backoff_base_ms || cfg->max_peer_dials == 0) {
         return CP2P_EINVAL;
     }
     cp2p_host *h = cp2p_calloc(1, sizeof(*h));
@@ -67,6 +108,7 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
     h->loop = loop;
     h->cfg = *cfg;
     h->cfg.identity = NULL;
+    h->cfg.peerstore_path = NULL; /* borrowed: only read here */
     h->next_conn_id = 1;
     char version[64];
     snprintf(version, sizeof(version), "cp2p/%s", cp2p_version());
@@ -86,10 +128,29 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
     if (rc == 0 && (h->agent_version == NULL || h->protocol_version == NULL)) {
         rc = CP2P_ENOMEM;
     }
+    if (rc == 0) {
+        cp2p_peerstore_config pc;
+        cp2p_peerstore_config_default(&pc);
+        if (cfg->peerstore_max_peers != 0) {
+            pc.max_peers = cfg->peerstore_max_peers;
+        }
+        rc = cp2p_peerstore_open(&pc, cfg->peerstore_path, cp2p__host_wall_ms(), &h->peerstore);
+    }
+    if (rc == 0) {
+        rc = cp2p__dialer_new(h, &h->dialer);
+    }
     if (rc != 0) {
         host_free(h);
         return rc;
     }
+    /* Last, so nothing above has a handle to close on failure. Unreferenced: the flush timer
+     * alone does not keep the loop running. */
+    (void)uv_timer_init(loop, &h->ps_timer);
+    h->ps_timer.data = h;
+    h->ps_timer_open = true;
+    (void)uv_timer_start(&h->ps_timer, on_ps_timer, CP2P_HOST_PEERSTORE_FLUSH_MS,
+                         CP2P_HOST_PEERSTORE_FLUSH_MS);
+    uv_unref((uv_handle_t *)&h->ps_timer);
     *out = h;
     return 0;
 }
@@ -372,6 +433,47 @@ static void dial_unlink(cp2p_host *h, swarm_dial *d)
     }
 }
 
+/* What a host dial remembers for the peerstore, wrapped around the caller's callback. */
+typedef struct {
+    cp2p_dial_cb cb;
+    void *ud;
+    bool from_dialer;
+    bool has_peer;
+    cp2p_peer_id peer;
+    cp2p_multiaddr *addr; /* as dialed, without /p2p/ */
+} dial_rec;
+
+/* The peer's address as stored: without the trailing /p2p/<id>. */
+static int strip_p2p(const cp2p_multiaddr *ma, cp2p_multiaddr **out)
+{
+    uint64_t code = 0;
+    int rc = cp2p_multiaddr_protocol_code("p2p", 3, &code);
+    return rc != 0 ? rc : cp2p_multiaddr_decapsulate_code(ma, code, out);
+}
+
+static void on_dial_done(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
+{
+    dial_rec *r = ud;
+    cp2p_dial_cb cb = r->cb;
+    void *cb_ud = r->ud;
+    uint64_t now = cp2p__host_wall_ms();
+    if (status == 0) {
+        const cp2p_peer_id *peer = cp2p_conn_peer_id(conn);
+        const cp2p_multiaddr *a = r->addr;
+        if (!r->from_dialer && a != NULL) {
+            (void)!cp2p_peerstore_add_addrs(h->peerstore, peer, &a, 1,
+                                            CP2P_HOST_DIALED_ADDR_TTL_MS,
+                                            CP2P_ADDR_SOURCE_MANUAL, now);
+        }
+        (void)!cp2p_peerstore_record_connected(h->peerstore, peer, now);
+    } else if (!r->from_dialer && r->has_peer && status != CP2P_ECANCELED) {
+        (void)!cp2p_peerstore_record_failure(h->peerstore, &r->peer, now);
+    }
+    cp2p_multiaddr_free(r->addr);
+    cp2p_free(r);
+    cb(h, status, conn, cb_ud);
+}
+
 static void on_tcp_dialed(int status, uv_tcp_t *sock, void *ud)
 {
     swarm_dial *d = ud;
@@ -395,6 +497,28 @@ static void on_tcp_dialed(int status, uv_tcp_t *sock, void *ud)
 
 int cp2p_host_dial(cp2p_host *h, const cp2p_multiaddr *ma, cp2p_dial_cb cb, void *ud)
 {
+    return cp2p__host_dial(h, ma, false, cb, ud);
+}
+
+void cp2p__host_dial_cancel(cp2p_host *h, void *ud)
+{
+    for (swarm_dial *d = h->dials; d != NULL; d = d->next) {
+        if (((dial_rec *)d->ud)->ud == ud) {
+            cp2p__tcp_dial_cancel(d->tcp); /* runs on_tcp_dialed, which frees d */
+            return;
+        }
+    }
+    for (cp2p_conn *c = h->conns; c != NULL; c = c->next) {
+        if (c->dial_cb == on_dial_done && ((dial_rec *)c->dial_ud)->ud == ud) {
+            cp2p__conn_close(c, CP2P_ECANCELED, "dial canceled");
+            return;
+        }
+    }
+}
+
+int cp2p__host_dial(cp2p_host *h, const cp2p_multiaddr *ma, bool from_dialer, cp2p_dial_cb cb,
+                    void *ud)
+{
     cp2p__tcp_target t;
     const char *why = NULL;
     if (h->closing) {
@@ -408,16 +532,23 @@ int cp2p_host_dial(cp2p_host *h, const cp2p_multiaddr *ma, cp2p_dial_cb cb, void
         return CP2P_EINVAL; /* dialing ourselves */
     }
     swarm_dial *d = cp2p_calloc(1, sizeof(*d));
-    if (d == NULL) {
+    dial_rec *r = cp2p_calloc(1, sizeof(*r));
+    if (d == NULL || r == NULL || (rc = strip_p2p(ma, &r->addr)) != 0) {
+        cp2p_free(d);
+        cp2p_free(r);
         return CP2P_ENOMEM;
     }
+    *r = (dial_rec){.cb = cb, .ud = ud, .from_dialer = from_dialer, .has_peer = t.has_peer,
+                    .peer = t.peer, .addr = r->addr};
     d->host = h;
-    d->cb = cb;
-    d->ud = ud;
+    d->cb = on_dial_done;
+    d->ud = r;
     d->expect_peer = t.has_peer;
     d->peer = t.peer;
     rc = cp2p__tcp_dial_start(h->loop, &t, h->cfg.dial_timeout_ms, on_tcp_dialed, d, &d->tcp);
     if (rc != 0) {
+        cp2p_multiaddr_free(r->addr);
+        cp2p_free(r);
         cp2p_free(d);
         return rc;
     }
@@ -436,6 +567,8 @@ static void on_idle_closed(uv_handle_t *handle)
     cp2p_host *h = handle->data;
     cp2p_host_close_cb cb = h->close_cb;
     void *ud = h->close_ud;
+    /* Everything that could still change the peerstore is gone: write it one last time. */
+    (void)!cp2p_peerstore_flush(h->peerstore, cp2p__host_wall_ms());
     host_free(h);
     if (cb != NULL) {
         cb(NULL, ud);
@@ -446,7 +579,8 @@ static void on_idle_closed(uv_handle_t *handle)
 static void on_close_idle(uv_idle_t *idle)
 {
     cp2p_host *h = idle->data;
-    if (h->conns == NULL && h->dials == NULL) {
+    if (h->conns == NULL && h->dials == NULL && !h->ps_timer_open &&
+        cp2p__dialer_idle(h->dialer)) {
         uv_idle_stop(idle);
         uv_close((uv_handle_t *)idle, on_idle_closed);
     }
@@ -462,6 +596,10 @@ void cp2p_host_close(cp2p_host *h, cp2p_host_close_cb cb, void *ud)
     h->close_ud = ud;
     for (size_t i = 0; i < h->nlisteners; i++) {
         cp2p__tcp_listener_close(h->listeners[i].tcp);
+    }
+    cp2p__dialer_close(h->dialer); /* before the host dials: it cancels its own */
+    if (h->ps_timer_open) {
+        uv_close((uv_handle_t *)&h->ps_timer, on_ps_timer_closed);
     }
     for (swarm_dial *d = h->dials, *next; d != NULL; d = next) {
         next = d->next; /* the cancel runs the dial callback, which frees d */

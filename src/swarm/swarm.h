@@ -32,6 +32,7 @@ typedef struct swarm_listener {
 } swarm_listener;
 
 typedef struct swarm_dial swarm_dial;
+typedef struct cp2p__dialer cp2p__dialer;
 
 /* Counters of the host (exported later through metrics). */
 typedef struct cp2p__host_stats {
@@ -66,6 +67,10 @@ struct cp2p_host {
     uv_idle_t close_idle; /* polls for the last connection to go */
     cp2p__host_stats stats;
     uint64_t refused_log_at, refused_unlogged; /* rate limit of the refusal log line */
+    cp2p_peerstore *peerstore;
+    uv_timer_t ps_timer;  /* periodic flush and gc of the peerstore */
+    bool ps_timer_open;   /* until its close callback ran */
+    cp2p__dialer *dialer; /* dials by peer ID (dialer_uv.c) */
 };
 
 typedef enum {
@@ -124,6 +129,26 @@ const cp2p__host_stats *cp2p__host_stats_get(const cp2p_host *h);
 /* Create the bare host; cp2p_host_new() (protocols/builtin.c) adds the built-in protocols. */
 CP2P_NODISCARD int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg,
                                    cp2p_host **out);
+
+/* Wall-clock milliseconds since the Unix epoch (CLOCK_REALTIME): the peerstore's `now`, which
+ * must survive a restart (uv_now does not). */
+uint64_t cp2p__host_wall_ms(void);
+/* cp2p_host_dial with the peerstore bookkeeping chosen by the caller: `from_dialer` dials
+ * (an address already in the peerstore, failures counted per peer dial by the dialer) neither
+ * re-add the address nor record a failure. */
+CP2P_NODISCARD int cp2p__host_dial(cp2p_host *h, const cp2p_multiaddr *ma, bool from_dialer,
+                                   cp2p_dial_cb cb, void *ud);
+/* Cancel the host dial started with user data `ud` (TCP connect or upgrade): its callback runs
+ * with CP2P_ECANCELED, possibly before this returns. No effect when there is none. */
+void cp2p__host_dial_cancel(cp2p_host *h, void *ud);
+
+/* ---- dialer_uv.c ---- */
+CP2P_NODISCARD int cp2p__dialer_new(cp2p_host *h, cp2p__dialer **out);
+/* Host closing: every dial by peer ID completes with CP2P_ECANCELED; timers start closing. */
+void cp2p__dialer_close(cp2p__dialer *d);
+/* True once every handle of the dialer is closed (the host may be freed). */
+bool cp2p__dialer_idle(const cp2p__dialer *d);
+void cp2p__dialer_free(cp2p__dialer *d);
 
 /* ---- conn_uv.c ---- */
 /* Take over an accepted or dialed socket and start the upgrade. On failure the socket is closed

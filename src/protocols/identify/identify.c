@@ -129,6 +129,47 @@ static void merge(cp2p__identify_msg *into, cp2p__identify_msg *from)
 #undef TAKE
 }
 
+/* Teach the host's peerstore what the peer told us: its listen addresses (without a /p2p/
+ * suffix; one naming another peer is skipped), protocols, agent and key. `key` is the new
+ * message's key, `v` the connection's view after a push was merged. Errors (a full store,
+ * too many protocols) only cost the peerstore entry, never the connection. */
+static void remember(cp2p_conn *c, const cp2p__identify_msg *key, const cp2p_identify_info *v)
+{
+    cp2p_host *h = cp2p_conn_host(c);
+    cp2p_peerstore *ps = cp2p_host_peerstore(h);
+    const cp2p_peer_id *peer = cp2p_conn_peer_id(c);
+    uint64_t now = cp2p__host_wall_ms();
+    uint64_t p2p_code = 0;
+    cp2p_multiaddr *addrs[CP2P_IDENTIFY_MAX_ADDRS];
+    size_t n = 0;
+    (void)!cp2p_multiaddr_protocol_code("p2p", 3, &p2p_code);
+    for (size_t i = 0; i < v->n_listen_addrs && n < CP2P_IDENTIFY_MAX_ADDRS; i++) {
+        cp2p_peer_id other;
+        if (cp2p_multiaddr_peer_id(v->listen_addrs[i], &other) == 0 &&
+            !cp2p_peer_id_equal(&other, peer)) {
+            continue;
+        }
+        n += cp2p_multiaddr_decapsulate_code(v->listen_addrs[i], p2p_code, &addrs[n]) == 0;
+    }
+    if (n > 0) {
+        (void)!cp2p_peerstore_add_addrs(ps, peer, (const cp2p_multiaddr *const *)addrs, n,
+                                        CP2P_HOST_IDENTIFY_ADDR_TTL_MS,
+                                        CP2P_ADDR_SOURCE_IDENTIFY, now);
+    }
+    for (size_t i = 0; i < n; i++) {
+        cp2p_multiaddr_free(addrs[i]);
+    }
+    if (v->n_protocols > 0) {
+        (void)!cp2p_peerstore_set_protocols(ps, peer, v->protocols, v->n_protocols, now);
+    }
+    if (v->agent_version != NULL) {
+        (void)!cp2p_peerstore_set_agent(ps, peer, v->agent_version, now);
+    }
+    if (key->public_key != NULL) {
+        (void)!cp2p_peerstore_set_pubkey(ps, peer, key->public_key, key->public_key_len, now);
+    }
+}
+
 /* One complete message from the peer: check it, store it, tell everyone. */
 static void on_message(id_reader *r, const uint8_t *body, size_t len)
 {
@@ -164,13 +205,15 @@ static void on_message(id_reader *r, const uint8_t *body, size_t len)
     }
     if (r->push && c->identify != NULL) {
         cp2p__identify_msg *old = c->identify;
-        merge(old, m);
-        msg_free(m);
+        merge(old, m); /* the key is not merged: m keeps the pushed one, if any */
         make_view(old, &c->identify_view);
+        remember(c, m, &c->identify_view);
+        msg_free(m);
     } else {
         cp2p_identify_info v;
         make_view(m, &v);
         cp2p__conn_set_identify(c, m, &v, msg_free);
+        remember(c, m, &c->identify_view);
     }
     cp2p__host_emit(cp2p_conn_host(c), CP2P_EVENT_PEER_IDENTIFIED, c, 0, NULL);
 }

@@ -5,6 +5,7 @@
 #include <sodium.h>
 
 #include "protocols/builtin.h"
+#include "swarm/swarm.h"
 #include "util/alloc.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
@@ -104,6 +105,12 @@ static void ping_finish(ping_req *p, int status, uint64_t rtt)
             cp2p_stream_reset(p->stream);
         }
         p->stream = NULL;
+    }
+    if (status == 0) {
+        /* The stream was alive a moment ago, so the connection is too. */
+        (void)!cp2p_peerstore_record_rtt(cp2p_host_peerstore(cp2p_conn_host(p->conn)),
+                                         cp2p_conn_peer_id(p->conn), rtt,
+                                         cp2p__host_wall_ms());
     }
     p->cb(p->conn, status, rtt, p->ud);
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
