@@ -24,7 +24,8 @@ static const char NODE_HELP[] =
     "                port 0 picks a free port\n"
     "  --key FILE    identity from a key file (see 'cp2p keygen'); default: a new identity\n"
     "  --seed HEX32  identity derived from 32 bytes (64 hex characters)\n"
-    "  --peer MA     dial this peer at start, repeatable\n"
+    "  --peer MA     keep this peer connected (MA with /p2p/ID: redialed with backoff\n"
+    "                whenever it drops; without: dialed once at start), repeatable\n"
     "  --perf        serve /perf/1.0.0 (it sends whatever a peer asks for: only on test nets)\n"
     "  --echo PROTO  answer request-response requests on PROTO with their own bytes\n"
     "                (repeatable; try it with 'cp2p req')\n"
@@ -379,7 +380,14 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
             exit_code = CLI_EXIT_USAGE;
             break;
         }
-        if ((rc = cp2p_host_dial(n.host, ma, on_dialed, &n)) != 0) {
+        /* With a peer ID the peer is persistent: kept connected and redialed with backoff
+         * whenever it drops (CometBFT's persistent_peers); without one, dialed once. */
+        if (strstr(peers[i], "/p2p/") != NULL) {
+            rc = cp2p_host_add_persistent_peer(n.host, ma);
+        } else {
+            rc = cp2p_host_dial(n.host, ma, on_dialed, &n);
+        }
+        if (rc != 0) {
             fprintf(stderr, "cp2p node: cannot dial %s: %s\n", peers[i], cp2p_strerror(rc));
             exit_code = CLI_EXIT_USAGE;
         }

@@ -34,6 +34,9 @@ typedef struct cp2p_host cp2p_host;
 typedef struct cp2p_conn cp2p_conn;
 typedef struct cp2p_stream cp2p_stream;
 
+/* cp2p_host_config.conn_grace_ms: no grace period (0 there means the default). */
+#define CP2P_HOST_NO_GRACE UINT64_MAX
+
 typedef struct cp2p_host_config {
     /* Required: the host's identity. The host keeps its own copy. */
     const cp2p_privkey *identity;
@@ -49,6 +52,10 @@ typedef struct cp2p_host_config {
     uint32_t max_pending_inbound;   /* inbound connections still upgrading (64): slow-loris cap */
     uint32_t yamux_max_window;      /* receive-window auto-tuning ceiling (16 MiB) */
     size_t max_stream_write_buffer; /* bytes queued by cp2p_stream_write not yet taken (8 MiB) */
+    size_t max_conn_write_buffer;   /* the same, summed over one connection's streams (32 MiB) */
+    uint32_t max_streams_per_conn;  /* streams each way on one connection (1000, go-yamux's) */
+    uint32_t max_inbound_per_protocol; /* inbound streams of one protocol on one connection
+                                        * (64); more are reset and counted */
     bool perf_server;               /* serve /perf/1.0.0 (off: it sends whatever a peer asks) */
     /* The host's peerstore (cp2p/peerstore.h): an SQLite file, created if missing and written
      * every 30 s and when the host closes, or NULL to keep it in memory. Only read while
@@ -60,6 +67,26 @@ typedef struct cp2p_host_config {
     uint64_t dial_backoff_base_ms;  /* backoff after the first failure (5 s), doubled per */
     uint64_t dial_backoff_max_ms;   /* further failure up to this (5 min), with jitter */
     uint32_t max_peer_dials;        /* dials by peer ID in flight at once (40) */
+    /* Connection manager. For each field 0 means the default in parentheses. Upgraded
+     * connections above conn_high_water are trimmed down to conn_low_water: never those of
+     * protected or persistent peers (cp2p_host_protect, cp2p_host_add_persistent_peer), never
+     * those younger than conn_grace_ms; the least valuable first (lowest cp2p_conn_set_tag
+     * value, then no open streams, then least recently active, then oldest). The check runs
+     * after each upgrade and every 10 s. low_water must not exceed high_water (else
+     * cp2p_host_new returns CP2P_EINVAL). */
+    uint32_t conn_low_water;        /* trim down to this many (192) */
+    uint32_t conn_high_water;       /* trim when above this many (224) */
+    uint64_t conn_grace_ms;         /* new connections are not trimmed for this long (60 s;
+                                     * CP2P_HOST_NO_GRACE for none) */
+    /* Inbound admission, before any byte is read: connections from one IP address (8;
+     * outbound connections to that address count too; UINT32_MAX for no limit) and accepted
+     * inbound connections per second with a burst (32, 64). Refusals are counted and logged. */
+    uint32_t max_conns_per_ip;
+    uint32_t inbound_per_sec;
+    uint32_t inbound_burst;
+    /* Open connections to one peer (2): a further one is closed when its upgrade completes
+     * (its dial fails with CP2P_ELIMIT). */
+    uint32_t max_conns_per_peer;
 } cp2p_host_config;
 
 /* Fill c with the defaults (identity NULL). Any thread. */
@@ -134,6 +161,25 @@ CP2P_API CP2P_NODISCARD int cp2p_host_dial_peer(cp2p_host *h, const cp2p_peer_id
  * milliseconds). Loop thread only. */
 CP2P_API cp2p_peerstore *cp2p_host_peerstore(cp2p_host *h);
 
+/* Protect `peer` (on) or stop protecting it (off): a protected peer's connections are never
+ * trimmed by the connection manager, and the peerstore never evicts it (its protected flag,
+ * persisted with it). Returns 0, CP2P_EINVAL (NULL argument), CP2P_ENOENT (unprotecting an
+ * unknown peer), CP2P_ESTATE (unprotecting a persistent peer), CP2P_EFULL or CP2P_ENOMEM (the
+ * peerstore's, see cp2p_peerstore_set_protected). Loop thread only. */
+CP2P_API CP2P_NODISCARD int cp2p_host_protect(cp2p_host *h, const cp2p_peer_id *peer, bool on);
+
+/* Keep a connection to the peer at `ma` (borrowed), which must end in /p2p/<peer-id>, as
+ * CometBFT's persistent_peers: the address goes to the peerstore (source MANUAL, permanent),
+ * the peer is protected, dialed now with cp2p_host_dial_peer and redialed whenever its last
+ * connection closes or a dial fails — when the dialer's backoff for it ends
+ * (dial_backoff_base_ms doubling up to dial_backoff_max_ms, with jitter). Adding a peer twice
+ * adds the address and changes nothing else. At most CP2P_HOST_MAX_PERSISTENT_PEERS (256).
+ * Returns 0 (dial failures are not errors: they are retried), or CP2P_EINVAL (no /p2p/ part,
+ * or this host's own ID), CP2P_ENOTSUP (not a TCP address), CP2P_EFULL (too many persistent
+ * peers, or the peerstore is full of protected peers), CP2P_ECLOSED (host closing),
+ * CP2P_ENOMEM. Loop thread only. */
+CP2P_API CP2P_NODISCARD int cp2p_host_add_persistent_peer(cp2p_host *h, const cp2p_multiaddr *ma);
+
 /* An open connection to `peer` (the most recent when there are several), or NULL. */
 CP2P_API cp2p_conn *cp2p_host_conn_to(const cp2p_host *h, const cp2p_peer_id *peer);
 
@@ -153,7 +199,9 @@ CP2P_API CP2P_NODISCARD int cp2p_host_remove_handler(cp2p_host *h, const char *p
 
 typedef enum cp2p_event_type {
     CP2P_EVENT_CONN_OPENED,     /* a connection finished its upgrade (either direction) */
-    CP2P_EVENT_CONN_CLOSED,     /* err: why it closed (0 = we closed it) */
+    CP2P_EVENT_CONN_CLOSED,     /* err: why it closed (0 = we closed it; CP2P_ELIMIT with why
+                                   "trimmed by the connection manager" when trimmed, closed
+                                   at once without a GoAway) */
     CP2P_EVENT_PEER_IDENTIFIED, /* identify (or a push) from the peer arrived: see
                                    cp2p_conn_identify() */
     CP2P_EVENT_INBOUND_REFUSED, /* an inbound connection was refused or failed its upgrade */
@@ -182,6 +230,11 @@ CP2P_API cp2p_host *cp2p_conn_host(const cp2p_conn *c);
 CP2P_API uint64_t cp2p_conn_id(const cp2p_conn *c);
 /* Smoothed RTT measured by yamux pings, or 0 when none yet. */
 CP2P_API uint64_t cp2p_conn_rtt_ms(const cp2p_conn *c);
+/* Mark how valuable the connection is to the application (0 initially; higher = keep): when
+ * the connection manager trims, lower values go first. Protocols use it for connections they
+ * rely on (e.g. a gossip mesh peer); protect the peer (cp2p_host_protect) to exempt it
+ * entirely. Loop thread only. */
+CP2P_API void cp2p_conn_set_tag(cp2p_conn *c, int32_t value);
 /* Close the connection: GoAway, flush, close; streams are reset. CONN_CLOSED follows. */
 CP2P_API void cp2p_conn_close(cp2p_conn *c);
 

@@ -55,6 +55,7 @@ struct cp2p_stream {
     size_t queued;
     bool want_fin, fin_sent;
     int in_cb;             /* application callbacks on the stack for this stream */
+    size_t proto_idx;      /* inbound: index of the protocol in the host's handler table */
     void *user;
 };
 
@@ -224,6 +225,7 @@ static void stream_fail_writes(cp2p_stream *s, int err)
         wq_item *w = s->wq_head;
         s->wq_head = w->next;
         s->queued -= w->len - w->off;
+        s->conn->queued_total -= w->len - w->off;
         if (w->cb != NULL) {
             s->in_cb++;
             w->cb(s, err, w->ud);
@@ -314,6 +316,25 @@ static void stream_negotiated(cp2p_stream *s)
         stream_kill(s, CP2P_ENOMEM);
         return;
     }
+    if (!s->outbound) {
+        /* Per-protocol cap on this connection's inbound streams (resource limits). */
+        uint32_t same = 0;
+        for (cp2p_stream *o = c->streams; o != NULL; o = o->next) {
+            same += o != s && !o->outbound && o->state == S_OPEN && o->proto_idx == idx;
+        }
+        if (same >= h->cfg.max_inbound_per_protocol) {
+            h->stats.streams_over_protocol_limit++;
+            if (!c->logged_protocol_limit) {
+                c->logged_protocol_limit = true;
+                CP2P_LOG(CP2P_LOG_INFO, "host", c->id,
+                         "host.protocol_stream_limit %s: more than %u inbound streams", sel,
+                         h->cfg.max_inbound_per_protocol);
+            }
+            stream_kill(s, CP2P_ELIMIT);
+            return;
+        }
+        s->proto_idx = idx;
+    }
     s->state = S_OPEN;
     s->app_owned = true;
     c->app_streams++;
@@ -388,6 +409,7 @@ static void stream_deliver(cp2p_stream *s)
         /* Copy the slice out: the callback may write, and yamux may move its ring. */
         size_t len = sl[0].len;
         s->in_cb++;
+        s->conn->last_active_ms = now_ms(s->conn);
         s->read_cb(s, (ptrdiff_t)len, sl[0].ptr, s->read_ud);
         s->in_cb--;
         if (s->ys == NULL || !s->app_owned) {
@@ -435,6 +457,7 @@ static void stream_pump(cp2p_stream *s)
         }
         w->off += (size_t)n;
         s->queued -= (size_t)n;
+        s->conn->queued_total -= (size_t)n;
         if (w->off < w->len) {
             return;
         }
@@ -495,6 +518,7 @@ static void dispatch_yamux(cp2p_conn *c)
         cp2p_stream *s = ev.user;
         switch (ev.type) {
         case CP2P__YAMUX_EV_STREAM_OPENED:
+            c->last_active_ms = now_ms(c);
             on_inbound_stream(c, ev.stream);
             break;
         case CP2P__YAMUX_EV_STREAM_READABLE:
@@ -547,6 +571,9 @@ static void dispatch_yamux(cp2p_conn *c)
 
 static void conn_fail(cp2p_conn *c, int err, const char *why)
 {
+    if (c->closing) {
+        return; /* already closing with its own reason, logged by whoever closed it */
+    }
     /* Protocol cores log their own one line for a peer's fault; the host adds one only for
      * what no core reports (timeouts, I/O). */
     bool core_logged = (err == CP2P_EPROTO || err == CP2P_ELIMIT || err == CP2P_EPEERID) &&
@@ -562,16 +589,23 @@ static void conn_fail(cp2p_conn *c, int err, const char *why)
 
 static int start_yamux(cp2p_conn *c)
 {
+    int rc = cp2p__host_conn_peer_check(c); /* closes c with its own reason */
+    if (rc != 0) {
+        return rc;
+    }
     cp2p__yamux_config yc;
     cp2p__yamux_config_default(&yc);
     yc.max_window = c->host->cfg.yamux_max_window;
+    yc.max_inbound_streams = c->host->cfg.max_streams_per_conn;
+    yc.max_outbound_streams = c->host->cfg.max_streams_per_conn;
     yc.conn_id = c->id;
-    int rc = cp2p__yamux_new(&yc, c->outbound, &c->yamux);
+    rc = cp2p__yamux_new(&yc, c->outbound, &c->yamux);
     if (rc != 0) {
         return rc;
     }
     c->stage = CONN_OPEN;
     c->upgraded = true;
+    cp2p__host_conn_upgraded(c);
     c->next_keepalive = c->host->cfg.keepalive_ms ? now_ms(c) + c->host->cfg.keepalive_ms : 0;
     if (!c->outbound) {
         c->host->npending_inbound--;
@@ -947,6 +981,7 @@ static void conn_teardown(cp2p_conn *c)
         (void)conn_flush(c);
     }
     c->stage = CONN_CLOSED;
+    cp2p__host_conn_untrack(c);
     if (c->yamux != NULL) {
         c->in_run++;
         cp2p__yamux_abort(c->yamux, CP2P_ECLOSED);
@@ -1054,6 +1089,7 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, uv_tcp_t *sock, bool outbound,
     }
     (void)!cp2p__tcp_sock_addr(sock, true, &c->remote_addr);
     (void)!cp2p__tcp_sock_addr(sock, false, &c->local_addr);
+    cp2p__host_conn_track(c);
     rc = outbound ? cp2p__mss_init_dialer(&c->mss, SEC_PROTOS, 1, false)
                   : cp2p__mss_init_listener(&c->mss, SEC_PROTOS, 1);
     if (rc == 0 && uv_read_start((uv_stream_t *)sock, on_alloc, on_read) != 0) {
@@ -1168,6 +1204,7 @@ int cp2p_conn_open_stream(cp2p_conn *c, const char *const *protos, size_t n, cp2
     s->open_cb = cb;
     s->open_ud = ud;
     s->neg_deadline = now_ms(c) + c->host->cfg.negotiate_timeout_ms;
+    c->last_active_ms = now_ms(c);
     stream_link(c, s);
     conn_defer(c);
     return 0;
@@ -1207,8 +1244,10 @@ int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len, cp2p_write_c
     if (s->state != S_OPEN || s->want_fin || s->app_closed) {
         return CP2P_ECLOSED;
     }
-    if (len > s->conn->host->cfg.max_stream_write_buffer ||
-        s->queued > s->conn->host->cfg.max_stream_write_buffer - len) {
+    const cp2p_host_config *hc = &s->conn->host->cfg;
+    if (len > hc->max_stream_write_buffer || s->queued > hc->max_stream_write_buffer - len ||
+        len > hc->max_conn_write_buffer ||
+        s->conn->queued_total > hc->max_conn_write_buffer - len) {
         return CP2P_ELIMIT;
     }
     wq_item *w = cp2p_malloc(sizeof(*w) + len);
@@ -1226,6 +1265,7 @@ int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len, cp2p_write_c
     }
     s->wq_tail = w;
     s->queued += len;
+    s->conn->queued_total += len;
     conn_defer(s->conn);
     return 0;
 }

@@ -48,8 +48,8 @@ void cp2p__connmgr_free(cp2p__connmgr *cm);
  * Admitting does not count it yet: call conn_opened once it is accepted. */
 CP2P_NODISCARD int cp2p__connmgr_admit(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen,
                                        uint64_t now, const char **why);
-/* Track the per-IP count (for both directions). An outbound connection to an IP at its limit is
- * still allowed: the limit is for what others open to us. Returns 0 or CP2P_ENOMEM. */
+/* Track the per-IP count of inbound connections (the host does not count its own dials: the
+ * limit is for what others open to us). Returns 0 or CP2P_ENOMEM. */
 CP2P_NODISCARD int cp2p__connmgr_conn_opened(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen);
 void cp2p__connmgr_conn_closed(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen);
 

@@ -117,6 +117,16 @@ static void backoff_clear(cp2p__dialer *d, const cp2p_peer_id *peer)
     }
 }
 
+uint64_t cp2p__dialer_backoff_until(const cp2p__dialer *d, const cp2p_peer_id *peer)
+{
+    for (size_t i = 0; i < d->nbo; i++) {
+        if (cp2p_peer_id_equal(&d->bo[i].peer, peer)) {
+            return d->bo[i].until;
+        }
+    }
+    return 0;
+}
+
 /* A failed dial: the next one waits base * 2^(failures-1), capped at max, jittered to
  * [delay/2, delay]. Returns the delay chosen (0 when no entry could be kept). */
 static uint64_t backoff_add(cp2p__dialer *d, const cp2p_peer_id *peer, uint64_t now)

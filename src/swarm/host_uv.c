@@ -30,12 +30,22 @@ void cp2p_host_config_default(cp2p_host_config *c)
         .max_pending_inbound = CP2P_HOST_MAX_PENDING_INBOUND,
         .yamux_max_window = CP2P_YAMUX_MAX_WINDOW,
         .max_stream_write_buffer = CP2P_HOST_STREAM_WRITE_BUFFER,
+        .max_conn_write_buffer = CP2P_HOST_CONN_WRITE_BUFFER,
+        .max_streams_per_conn = CP2P_YAMUX_MAX_INBOUND_STREAMS,
+        .max_inbound_per_protocol = CP2P_HOST_MAX_INBOUND_PER_PROTOCOL,
         .peerstore_path = NULL,
         .peerstore_max_peers = 0,
         .dial_peer_timeout_ms = CP2P_DIALER_PEER_TIMEOUT_MS,
         .dial_backoff_base_ms = CP2P_DIALER_BACKOFF_BASE_MS,
         .dial_backoff_max_ms = CP2P_DIALER_BACKOFF_MAX_MS,
         .max_peer_dials = CP2P_DIALER_MAX_DIALS,
+        .conn_low_water = CP2P_CONNMGR_LOW_WATER,
+        .conn_high_water = CP2P_CONNMGR_HIGH_WATER,
+        .conn_grace_ms = CP2P_CONNMGR_GRACE_MS,
+        .max_conns_per_ip = CP2P_CONNMGR_MAX_PER_IP,
+        .inbound_per_sec = CP2P_CONNMGR_INBOUND_PER_SEC,
+        .inbound_burst = CP2P_CONNMGR_INBOUND_BURST,
+        .max_conns_per_peer = CP2P_CONNMGR_MAX_PER_PEER,
     };
 }
 
@@ -83,6 +93,7 @@ static void host_free(cp2p_host *h)
         cp2p_multiaddr_free(h->listeners[i].addr);
     }
     cp2p__dialer_free(h->dialer);
+    cp2p__host_cm_free(h);
     cp2p_peerstore_close(h->peerstore);
     cp2p_privkey_free(h->key);
     cp2p_free(h->agent_version);
@@ -97,6 +108,8 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
     if (loop == NULL || cfg == NULL || cfg->identity == NULL || cfg->max_conns == 0 ||
         cfg->dial_timeout_ms == 0 || cfg->upgrade_timeout_ms == 0 ||
         cfg->negotiate_timeout_ms == 0 || cfg->yamux_max_window < CP2P_YAMUX_INITIAL_WINDOW ||
+        cfg->max_streams_per_conn == 0 || cfg->max_inbound_per_protocol == 0 ||
+        cfg->max_conn_write_buffer == 0 ||
         cfg->dial_peer_timeout_ms == 0 || cfg->dial_backoff_base_ms == 0 ||
         cfg->dial_backoff_max_ms < cfg->dial_backoff_base_ms || cfg->max_peer_dials == 0) {
         return CP2P_EINVAL;
@@ -139,6 +152,9 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
     if (rc == 0) {
         rc = cp2p__dialer_new(h, &h->dialer);
     }
+    if (rc == 0) {
+        rc = cp2p__host_cm_new(h);
+    }
     if (rc != 0) {
         host_free(h);
         return rc;
@@ -151,6 +167,7 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
     (void)uv_timer_start(&h->ps_timer, on_ps_timer, CP2P_HOST_PEERSTORE_FLUSH_MS,
                          CP2P_HOST_PEERSTORE_FLUSH_MS);
     uv_unref((uv_handle_t *)&h->ps_timer);
+    cp2p__host_cm_start(h);
     *out = h;
     return 0;
 }
@@ -283,6 +300,8 @@ static void on_accept(cp2p__tcp_listener *l, uv_tcp_t *sock, void *ud)
         why = "connection limit reached";
     } else if (h->npending_inbound >= h->cfg.max_pending_inbound) {
         why = "too many inbound connections still upgrading";
+    } else if (cp2p__host_cm_admit(h, sock, &why) != 0) {
+        /* rate or per-IP limit: counted by the connmgr too (cp2p__host_cm_stats) */
     }
     if (why != NULL) {
         /* A flood must not become a log flood: one line per second at most, with a count. */
@@ -580,7 +599,7 @@ static void on_close_idle(uv_idle_t *idle)
 {
     cp2p_host *h = idle->data;
     if (h->conns == NULL && h->dials == NULL && !h->ps_timer_open &&
-        cp2p__dialer_idle(h->dialer)) {
+        cp2p__dialer_idle(h->dialer) && cp2p__host_cm_idle(h)) {
         uv_idle_stop(idle);
         uv_close((uv_handle_t *)idle, on_idle_closed);
     }
@@ -598,6 +617,7 @@ void cp2p_host_close(cp2p_host *h, cp2p_host_close_cb cb, void *ud)
         cp2p__tcp_listener_close(h->listeners[i].tcp);
     }
     cp2p__dialer_close(h->dialer); /* before the host dials: it cancels its own */
+    cp2p__host_cm_close(h);
     if (h->ps_timer_open) {
         uv_close((uv_handle_t *)&h->ps_timer, on_ps_timer_closed);
     }

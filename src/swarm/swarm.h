@@ -11,6 +11,7 @@
 #include "negotiate/mss.h"
 #include "transport/tcp_uv.h"
 #include "util/limits.h"
+#include "swarm/connmgr.h"
 
 /* Internal events, delivered to observers only (after the public ones in cp2p_event_type). */
 #define CP2P__EVENT_PROTOCOLS_CHANGED 100
@@ -33,11 +34,14 @@ typedef struct swarm_listener {
 
 typedef struct swarm_dial swarm_dial;
 typedef struct cp2p__dialer cp2p__dialer;
+typedef struct host_persist host_persist;
 
 /* Counters of the host (exported later through metrics). */
 typedef struct cp2p__host_stats {
     uint64_t conns_opened, conns_closed, inbound_refused, upgrade_failed;
     uint64_t streams_opened, streams_refused, negotiation_failed, protocol_errors;
+    uint64_t streams_over_protocol_limit;
+    uint64_t conns_over_peer_limit, conns_trimmed; /* connmgr_uv.c */
 } cp2p__host_stats;
 
 struct cp2p_host {
@@ -71,6 +75,15 @@ struct cp2p_host {
     uv_timer_t ps_timer;  /* periodic flush and gc of the peerstore */
     bool ps_timer_open;   /* until its close callback ran */
     cp2p__dialer *dialer; /* dials by peer ID (dialer_uv.c) */
+    /* Connection manager (connmgr_uv.c): admission, per-IP counts, trimming. */
+    cp2p__connmgr *cm;
+    size_t nopen;           /* upgraded connections not yet torn down */
+    uv_timer_t cm_timer;    /* trim check: every CP2P_CONNMGR_CHECK_MS, and at once when over */
+    bool cm_timer_open;
+    host_persist *persist;  /* persistent peers, redialed when they drop */
+    size_t npersist;
+    uv_timer_t persist_timer; /* the next redial of a persistent peer */
+    bool persist_timer_open;
 };
 
 typedef enum {
@@ -106,6 +119,8 @@ struct cp2p_conn {
     cp2p_stream *streams;   /* every stream with a yamux stream or held by the app */
     size_t app_streams;     /* streams the application has not closed or reset */
     size_t write_inflight;  /* bytes in uv_write requests */
+    size_t queued_total;    /* bytes queued by this connection's stream writers */
+    bool logged_protocol_limit;
     int in_run;             /* re-entrancy depth of conn_run */
     bool pending;           /* work was scheduled (conn_defer) */
     bool closing;           /* close requested; torn down when conn_run unwinds */
@@ -117,6 +132,12 @@ struct cp2p_conn {
     void *identify;         /* cp2p__identify_msg *, owned */
     cp2p_identify_info identify_view;
     void (*identify_free)(void *);
+    /* connection manager (connmgr_uv.c) */
+    uint8_t ip[16];         /* remote IP, counted in the connmgr's per-IP table */
+    uint8_t iplen;          /* 4 or 16; 0 when not counted */
+    int32_t tag;            /* cp2p_conn_set_tag */
+    uint64_t opened_ms;     /* loop time of the upgrade */
+    uint64_t last_active_ms; /* loop time of the last stream opened or data delivered */
 };
 
 /* ---- host_uv.c ---- */
@@ -149,6 +170,35 @@ void cp2p__dialer_close(cp2p__dialer *d);
 /* True once every handle of the dialer is closed (the host may be freed). */
 bool cp2p__dialer_idle(const cp2p__dialer *d);
 void cp2p__dialer_free(cp2p__dialer *d);
+/* Loop time at which the peer's dial backoff ends, or 0 when it is not in backoff. */
+uint64_t cp2p__dialer_backoff_until(const cp2p__dialer *d, const cp2p_peer_id *peer);
+
+/* ---- connmgr_uv.c: the connection manager and persistent peers, wired into the host ---- */
+/* Create the connmgr from the host config (before any handle exists). Returns 0, CP2P_EINVAL
+ * (low water above high water), CP2P_ENOMEM. */
+CP2P_NODISCARD int cp2p__host_cm_new(cp2p_host *h);
+/* Start the trim check and redial timers (they close in cp2p__host_cm_close). */
+void cp2p__host_cm_start(cp2p_host *h);
+void cp2p__host_cm_close(cp2p_host *h);
+bool cp2p__host_cm_idle(const cp2p_host *h);
+void cp2p__host_cm_free(cp2p_host *h);
+/* The remote IP of a socket: 4 bytes (IPv4, also an IPv4-mapped IPv6 address) or 16; 0 when
+ * unknown. */
+size_t cp2p__sock_peer_ip(uv_tcp_t *sock, uint8_t ip[16]);
+/* Inbound admission (rate, per-IP): 0 or CP2P_ELIMIT with *why set, counted by the connmgr. */
+CP2P_NODISCARD int cp2p__host_cm_admit(cp2p_host *h, uv_tcp_t *sock, const char **why);
+/* A connection started (either direction): count its IP. */
+void cp2p__host_conn_track(cp2p_conn *c);
+/* A connection is being torn down: uncount its IP, redial a persistent peer. */
+void cp2p__host_conn_untrack(cp2p_conn *c);
+/* Before the upgrade completes: 0, or CP2P_ELIMIT after closing c (logged and counted) when
+ * the host already has max_conns_per_peer open connections to its peer. */
+CP2P_NODISCARD int cp2p__host_conn_peer_check(cp2p_conn *c);
+/* The upgrade completed: stamp the times, check the high water mark. */
+void cp2p__host_conn_upgraded(cp2p_conn *c);
+/* Run the trim check now (also what the timer does). Returns how many were closed. */
+size_t cp2p__host_cm_trim(cp2p_host *h);
+const cp2p__connmgr_stats *cp2p__host_cm_stats(const cp2p_host *h);
 
 /* ---- conn_uv.c ---- */
 /* Take over an accepted or dialed socket and start the upgrade. On failure the socket is closed

@@ -161,6 +161,13 @@
 #define CP2P_HOST_MAX_OBSERVERS 8
 /* Bytes one stream may have queued by cp2p_stream_write and not yet taken by yamux. */
 #define CP2P_HOST_STREAM_WRITE_BUFFER (8 * 1024 * 1024)
+/* Bytes queued by stream writers on one connection, all streams together (our choice: with the
+ * yamux receive cap of 32 MiB this bounds a connection's buffered memory each way). */
+#define CP2P_HOST_CONN_WRITE_BUFFER (32 * 1024 * 1024)
+/* Inbound streams of one protocol open at once on one connection (js-libp2p's registrar
+ * defaults to 32 per protocol; go-libp2p's resource manager scales per protocol and peer; our
+ * choice: 64). Past it a new stream is reset and counted. */
+#define CP2P_HOST_MAX_INBOUND_PER_PROTOCOL 64
 /* Socket read buffer of a connection: one read asks for this much (libuv suggests 64 KiB);
  * unconsumed bytes stay below 2 Noise frames plus one read. */
 #define CP2P_CONN_READ_CHUNK (64 * 1024)
@@ -282,5 +289,14 @@
 #define CP2P_CONNMGR_MAX_PER_IP 8
 #define CP2P_CONNMGR_INBOUND_PER_SEC 32
 #define CP2P_CONNMGR_INBOUND_BURST 64
+/* Open connections to one peer (CometBFT allows one connection per peer; libp2p may briefly
+ * have two during a simultaneous dial, when each side dials the other, so 2). */
+#define CP2P_CONNMGR_MAX_PER_PEER 2
+/* How often the host checks its connection count against the high water mark besides after
+ * each upgrade (our choice; go-libp2p's connmgr silence period is 10 s). */
+#define CP2P_CONNMGR_CHECK_MS 10000
+/* Persistent peers of one host (our choice: the host's default connection cap; CometBFT sets
+ * no limit on persistent_peers). */
+#define CP2P_HOST_MAX_PERSISTENT_PEERS 256
 
 #endif

@@ -173,10 +173,12 @@ test('req: one request-response exchange with a node serving --echo; chat: a lin
   assert.match(await aWait(/: hello from b$/), /: hello from b$/)
   a.stdin.write('hi b\n')
   assert.match(await bWait(/: hi b$/), /: hi b$/)
+  const aExit = new Promise(resolve => a.on('exit', resolve))
+  const bExit = new Promise(resolve => b.on('exit', resolve))
   a.stdin.end()
   b.stdin.end()
-  assert.equal(await new Promise(resolve => a.on('exit', resolve)), 0)
-  assert.equal(await new Promise(resolve => b.on('exit', resolve)), 0)
+  assert.equal(await aExit, 0)
+  assert.equal(await bExit, 0)
 })
 
 test('init writes a key and a config that node --config runs; flags override; bad configs are refused', async () => {

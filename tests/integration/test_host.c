@@ -436,6 +436,94 @@ static void unspecified_listen_address_expands(void **state)
     nodes_stop((node[]){a, b}, 2);
 }
 
+/* Resource limits: a protocol's inbound streams per connection, and bytes queued per
+ * connection. Streams past the protocol limit are reset and counted; the rest work. */
+static int held_count;
+static cp2p_stream *held[8];
+
+static void hold_handler(cp2p_stream *s, void *ud)
+{
+    (void)ud;
+    held[held_count++] = s; /* keep it open */
+}
+
+typedef struct {
+    int opened, reset;
+} limit_res;
+
+static void limit_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    limit_res *r = ud;
+    (void)data;
+    if (n == CP2P_ERESET) {
+        r->reset++;
+        cp2p_stream_close(s);
+    } else if (n < 0) {
+        cp2p_stream_close(s);
+    }
+}
+
+static void limit_open(cp2p_stream *s, int status, void *ud)
+{
+    limit_res *r = ud;
+    if (status == CP2P_ERESET) {
+        r->reset++; /* the reset overtook the listener's echo: also a refusal */
+        return;
+    }
+    assert_int_equal(status, 0);
+    r->opened++;
+    assert_int_equal(cp2p_stream_read_start(s, limit_read, r), 0);
+}
+
+static int write_budget_rc;
+static void budget_open(cp2p_stream *s, int status, void *ud)
+{
+    static uint8_t big[2 * 1024 * 1024];
+    (void)ud;
+    assert_int_equal(status, 0);
+    write_budget_rc = cp2p_stream_write(s, big, sizeof(big), NULL, NULL);
+    cp2p_stream_reset(s);
+}
+
+static void resource_limits(void **state)
+{
+    static const char *const protos[] = {"/test/hold/1.0.0"};
+    node a, b;
+    dial_res r;
+    limit_res lr = {0};
+    (void)state;
+    held_count = 0;
+    node_start(&a, true);
+    node_start(&b, false);
+    a.h->cfg.max_inbound_per_protocol = 3;
+    b.h->cfg.max_conn_write_buffer = 1024 * 1024;
+    assert_int_equal(cp2p_host_set_handler(a.h, protos[0], hold_handler, NULL), 0);
+    cp2p_conn *c = dial_host(b.h, a.h, &r);
+    assert_int_equal(r.status, 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(cp2p_conn_open_stream(c, protos, 1, limit_open, &lr), 0);
+    }
+    while (lr.reset < 2 || held_count < 3) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(held_count, 3);
+    assert_int_equal(cp2p__host_stats_get(a.h)->streams_over_protocol_limit, 2);
+    /* Other protocols on the same connection are unaffected. */
+    assert_ping_ok(c);
+    for (int i = 0; i < held_count; i++) {
+        cp2p_stream_reset(held[i]);
+    }
+    /* A write larger than the connection's write budget (1 MiB here) is refused up front. */
+    static const char *const echo[] = {"/test/echo/1.0.0"};
+    write_budget_rc = 1;
+    assert_int_equal(cp2p_conn_open_stream(c, echo, 1, budget_open, NULL), 0);
+    while (write_budget_rc == 1) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(write_budget_rc, CP2P_ELIMIT);
+    nodes_stop((node[]){a, b}, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(wrong_peer_id_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(dial_by_dns_name, setup, teardown),
         cmocka_unit_test_setup_teardown(unspecified_listen_address_expands, setup, teardown),
+        cmocka_unit_test_setup_teardown(resource_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

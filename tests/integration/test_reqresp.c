@@ -182,6 +182,7 @@ static cp2p_host *host_start(bool listen)
     assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, &key), 0);
     cp2p_host_config_default(&cfg);
     cfg.identity = key;
+    cfg.max_inbound_per_protocol = 1024; /* concurrent_requests opens 200 at once */
     assert_int_equal(cp2p_host_new(&loop, &cfg, &h), 0);
     cp2p_privkey_free(key);
     if (listen) {

@@ -438,6 +438,9 @@ int main(void)
     cp2p_host_config_default(&cfg);
     cfg.identity = key;
     cfg.perf_server = true;
+    /* The test opens 100 echo streams at once and queues 1 MiB on each in one write. */
+    cfg.max_inbound_per_protocol = 256;
+    cfg.max_conn_write_buffer = 256u << 20;
     if (cp2p_host_new(loop, &cfg, &host) != 0) {
         return 1;
     }
