@@ -11,10 +11,10 @@ static const char INIT_HELP[] =
     "usage: cp2p init [--home DIR] [--type ed25519|secp256k1] [--force]\n"
     "\n"
     "Create DIR (default $HOME/.cp2p) with a private key (node.key, mode 0600) and a default\n"
-    "config (config.toml) for 'cp2p node --config DIR/config.toml'. Existing files are kept\n"
-    "unless --force is given. Prints the new peer ID.\n";
+    "config (config.toml) for 'cp2p node --config DIR/config.toml', whose peerstore is\n"
+    "DIR/peerstore.db. Existing files are kept unless --force is given. Prints the new peer ID.\n";
 
-static int write_config(const char *path, const char *key_path)
+static int write_config(const char *path, const char *key_path, const char *ps_path)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL) {
@@ -32,6 +32,10 @@ static int write_config(const char *path, const char *key_path)
             "# Where to listen (repeatable). Port 0 picks a free port.\n"
             "listen = \"/ip4/0.0.0.0/tcp/4001\"\n"
             "\n"
+            "# Known peers and their addresses, kept across restarts: at start the node redials\n"
+            "# the peers it was connected to (most recent first).\n"
+            "peerstore = \"%s\"\n"
+            "\n"
             "# Peers to dial at start (repeatable), e.g.\n"
             "# peer = \"/ip4/192.0.2.1/tcp/4001/p2p/12D3KooW...\"\n"
             "\n"
@@ -46,7 +50,7 @@ static int write_config(const char *path, const char *key_path)
             "\n"
             "# trace, debug, info, warn, error or off.\n"
             "log-level = \"info\"\n",
-            key_path);
+            key_path, ps_path);
     if (fclose(f) != 0) {
         fprintf(stderr, "cp2p init: cannot write %s: %s\n", path, strerror(errno));
         return -1;
@@ -63,7 +67,7 @@ int cli_cmd_init(int argc, char **argv)
     };
     const char *home = NULL, *type = NULL;
     bool force = false;
-    char def[1024], key_path[1100], cfg_path[1100];
+    char def[1024], key_path[1100], cfg_path[1100], ps_path[1100];
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -88,7 +92,8 @@ int cli_cmd_init(int argc, char **argv)
         home = def;
     }
     if (snprintf(key_path, sizeof(key_path), "%s/node.key", home) >= (int)sizeof(key_path) ||
-        snprintf(cfg_path, sizeof(cfg_path), "%s/config.toml", home) >= (int)sizeof(cfg_path)) {
+        snprintf(cfg_path, sizeof(cfg_path), "%s/config.toml", home) >= (int)sizeof(cfg_path) ||
+        snprintf(ps_path, sizeof(ps_path), "%s/peerstore.db", home) >= (int)sizeof(ps_path)) {
         fprintf(stderr, "cp2p init: path too long\n");
         return CLI_EXIT_USAGE;
     }
@@ -111,7 +116,7 @@ int cli_cmd_init(int argc, char **argv)
         cp2p_privkey_free(key);
         return CLI_EXIT_FAIL;
     }
-    if (write_config(cfg_path, key_path) != 0) {
+    if (write_config(cfg_path, key_path, ps_path) != 0) {
         cp2p_privkey_free(key);
         return CLI_EXIT_FAIL;
     }

@@ -14,7 +14,7 @@ static const char NODE_HELP[] =
     "usage: cp2p node [--config FILE] [--listen MULTIADDR]... [--key FILE | --seed HEX32]\n"
     "                 [--peer MULTIADDR]... [--perf] [--echo PROTOCOL]... [--json]\n"
     "                 [--max-conns N] [--max-pending-inbound N] [--keepalive-ms MS]\n"
-    "                 [--dial-timeout-ms MS] [--log-level LEVEL]\n"
+    "                 [--dial-timeout-ms MS] [--peerstore FILE] [--log-level LEVEL]\n"
     "\n"
     "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
     "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
@@ -34,6 +34,9 @@ static const char NODE_HELP[] =
     "  --max-pending-inbound N   inbound connections still upgrading (default 64)\n"
     "  --keepalive-ms MS         yamux ping on idle connections, 0 = off (default 15000)\n"
     "  --dial-timeout-ms MS      TCP connect timeout (default 10000)\n"
+    "  --peerstore FILE          keep the peerstore (known peers and their addresses) in this\n"
+    "                            SQLite file; at start the node redials up to 32 peers it\n"
+    "                            connected to before (default: in memory, forgotten at exit)\n"
     "  --log-level LEVEL         trace|debug|info|warn|error|off (default info, or $CP2P_LOG)\n"
     "  --config FILE             read options from FILE first: one 'name = value' per line,\n"
     "                            names as the flags above (see 'cp2p init', docs/CLI.md)\n";
@@ -203,6 +206,7 @@ int cli_cmd_node(int argc, char **argv)
         {"max-pending-inbound", required_argument, NULL, 'I'},
         {"keepalive-ms", required_argument, NULL, 'K'},
         {"dial-timeout-ms", required_argument, NULL, 'D'},
+        {"peerstore", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
@@ -299,6 +303,7 @@ int cli_cmd_node(int argc, char **argv)
             peers[npeers++] = optarg;
             break;
         case 'k': key_file = optarg; break;
+        case 'S': cfg.peerstore_path = optarg; break;
         case 's': seed = optarg; break;
         case 'P': perf = true; break;
         case 'e':

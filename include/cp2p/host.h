@@ -36,6 +36,8 @@ typedef struct cp2p_stream cp2p_stream;
 
 /* cp2p_host_config.conn_grace_ms: no grace period (0 there means the default). */
 #define CP2P_HOST_NO_GRACE UINT64_MAX
+/* cp2p_host_config.reconnect_known_peers: redial no known peer at start. */
+#define CP2P_HOST_NO_RECONNECT UINT32_MAX
 
 typedef struct cp2p_host_config {
     /* Required: the host's identity. The host keeps its own copy. */
@@ -78,15 +80,24 @@ typedef struct cp2p_host_config {
     uint32_t conn_high_water;       /* trim when above this many (224) */
     uint64_t conn_grace_ms;         /* new connections are not trimmed for this long (60 s;
                                      * CP2P_HOST_NO_GRACE for none) */
-    /* Inbound admission, before any byte is read: connections from one IP address (8;
-     * outbound connections to that address count too; UINT32_MAX for no limit) and accepted
-     * inbound connections per second with a burst (32, 64). Refusals are counted and logged. */
+    /* Inbound admission, before any byte is read: inbound connections from one IP address (8;
+     * UINT32_MAX for no limit; loopback addresses are exempt unless limit_loopback_per_ip, so a
+     * local testnet works) and accepted inbound connections per second with a burst (32, 64).
+     * Refusals are counted and logged. */
     uint32_t max_conns_per_ip;
+    bool limit_loopback_per_ip;
     uint32_t inbound_per_sec;
     uint32_t inbound_burst;
     /* Open connections to one peer (2): a further one is closed when its upgrade completes
      * (its dial fails with CP2P_ELIMIT). */
     uint32_t max_conns_per_peer;
+    /* Reconnect at start (as CometBFT's address book): from the loop, just after
+     * cp2p_host_new() returns, the host dials (cp2p_host_dial_peer) up to this many peers of
+     * its peerstore (a file-backed one remembers the last run's) that it once connected to and
+     * that have an unexpired address, most recently connected first, while the dialer's
+     * max_peer_dials allows. Failures are only logged at debug level (the dialer's backoff
+     * applies). 0 = default (32); CP2P_HOST_NO_RECONNECT for none. */
+    uint32_t reconnect_known_peers;
 } cp2p_host_config;
 
 /* Fill c with the defaults (identity NULL). Any thread. */

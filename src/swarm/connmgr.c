@@ -83,7 +83,9 @@ int cp2p__connmgr_admit(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen, uint
         cm->tokens_milli = cm->tokens_milli + add > cap ? cap : cm->tokens_milli + add;
         cm->refilled_at = now;
     }
-    if (ip_ok(iplen) && cm->cfg.max_per_ip > 0) {
+    bool loopback = (iplen == 4 && ip[0] == 127) ||
+                    (iplen == 16 && memcmp(ip, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0);
+    if (ip_ok(iplen) && cm->cfg.max_per_ip > 0 && !(loopback && cm->cfg.exempt_loopback)) {
         ip_count *e = find_ip(cm, ip, iplen);
         if (e != NULL && e->count >= cm->cfg.max_per_ip) {
             cm->stats.refused_per_ip++;

@@ -14,7 +14,8 @@ typedef struct cp2p__connmgr_config {
     uint32_t low_water;       /* trim down to this many connections */
     uint32_t high_water;      /* trim when above this many */
     uint64_t grace_ms;        /* connections younger than this are never trimmed */
-    uint32_t max_per_ip;      /* connections from/to one IP address (0 = no limit) */
+    uint32_t max_per_ip;      /* inbound connections from one IP address (0 = no limit) */
+    bool exempt_loopback;     /* 127.0.0.0/8 and ::1 are not limited per IP */
     uint32_t inbound_per_sec; /* accepted inbound connections per second (token bucket) */
     uint32_t inbound_burst;
 } cp2p__connmgr_config;

@@ -8,7 +8,11 @@
  * so it shares a dial in flight and respects the dialer's backoff: when the dialer says
  * CP2P_ESTATE (in backoff) or a dial fails, the next attempt is scheduled for the end of the
  * backoff; other refusals (no address, too many dials, no memory) wait dial_backoff_base_ms,
- * doubled per refusal up to dial_backoff_max_ms. */
+ * doubled per refusal up to dial_backoff_max_ms.
+ *
+ * Reconnecting at start: one 0 ms timer (so never inside cp2p_host_new) dials, once, the known
+ * peers of the peerstore we once connected to, most recent first (reconnect_known_peers). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "swarm/swarm.h"
@@ -40,11 +44,14 @@ int cp2p__host_cm_new(cp2p_host *h)
     cfg->inbound_per_sec = or_default(cfg->inbound_per_sec, CP2P_CONNMGR_INBOUND_PER_SEC);
     cfg->inbound_burst = or_default(cfg->inbound_burst, CP2P_CONNMGR_INBOUND_BURST);
     cfg->max_conns_per_peer = or_default(cfg->max_conns_per_peer, CP2P_CONNMGR_MAX_PER_PEER);
+    cfg->reconnect_known_peers = or_default(cfg->reconnect_known_peers,
+                                            CP2P_HOST_RECONNECT_PEERS);
     cp2p__connmgr_config cc = {
         .low_water = cfg->conn_low_water,
         .high_water = cfg->conn_high_water,
         .grace_ms = cfg->conn_grace_ms == CP2P_HOST_NO_GRACE ? 0 : cfg->conn_grace_ms,
         .max_per_ip = cfg->max_conns_per_ip,
+        .exempt_loopback = !cfg->limit_loopback_per_ip,
         .inbound_per_sec = cfg->inbound_per_sec,
         .inbound_burst = cfg->inbound_burst,
     };
@@ -68,6 +75,14 @@ static void on_persist_timer_closed(uv_handle_t *handle)
     h->persist_timer_open = false;
 }
 
+static void on_reconnect_timer_closed(uv_handle_t *handle)
+{
+    cp2p_host *h = handle->data;
+    h->reconnect_timer_open = false;
+}
+
+static void on_reconnect_timer(uv_timer_t *t);
+
 void cp2p__host_cm_start(cp2p_host *h)
 {
     /* Unreferenced: the periodic check alone does not keep the loop running. The redial timer
@@ -80,6 +95,14 @@ void cp2p__host_cm_start(cp2p_host *h)
     (void)uv_timer_init(h->loop, &h->persist_timer);
     h->persist_timer.data = h;
     h->persist_timer_open = true;
+    /* Reconnecting to known peers starts from the loop, never inside cp2p_host_new. */
+    (void)uv_timer_init(h->loop, &h->reconnect_timer);
+    h->reconnect_timer.data = h;
+    h->reconnect_timer_open = true;
+    if (h->cfg.reconnect_known_peers != CP2P_HOST_NO_RECONNECT &&
+        cp2p_peerstore_peers(h->peerstore, NULL, 0) > 0) {
+        (void)uv_timer_start(&h->reconnect_timer, on_reconnect_timer, 0, 0);
+    }
 }
 
 void cp2p__host_cm_close(cp2p_host *h)
@@ -90,11 +113,14 @@ void cp2p__host_cm_close(cp2p_host *h)
     if (h->persist_timer_open && !uv_is_closing((uv_handle_t *)&h->persist_timer)) {
         uv_close((uv_handle_t *)&h->persist_timer, on_persist_timer_closed);
     }
+    if (h->reconnect_timer_open && !uv_is_closing((uv_handle_t *)&h->reconnect_timer)) {
+        uv_close((uv_handle_t *)&h->reconnect_timer, on_reconnect_timer_closed);
+    }
 }
 
 bool cp2p__host_cm_idle(const cp2p_host *h)
 {
-    return !h->cm_timer_open && !h->persist_timer_open;
+    return !h->cm_timer_open && !h->persist_timer_open && !h->reconnect_timer_open;
 }
 
 void cp2p__host_cm_free(cp2p_host *h)
@@ -161,6 +187,93 @@ void cp2p__host_conn_track(cp2p_conn *c)
         memcpy(c->ip, ip, n);
         c->iplen = (uint8_t)n;
     }
+}
+
+/* ---- reconnecting to known peers at start ---- */
+
+typedef struct {
+    cp2p_peer_id peer;
+    uint64_t last_connected_ms;
+} reconnect_cand;
+
+static int cmp_recent_first(const void *a, const void *b)
+{
+    uint64_t x = ((const reconnect_cand *)a)->last_connected_ms;
+    uint64_t y = ((const reconnect_cand *)b)->last_connected_ms;
+    return (x < y) - (x > y);
+}
+
+/* ud: a heap copy of the peer ID (for the log line), or NULL when that copy failed. */
+static void on_reconnect_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
+{
+    cp2p_peer_id *peer = ud;
+    char pid[CP2P_PEER_ID_STR_MAX];
+    (void)h;
+    (void)conn;
+    if (status != 0) {
+        CP2P_LOG(CP2P_LOG_DEBUG, "host", 0, "host.reconnect_failed peer=%s err=%s",
+                 peer != NULL ? cp2p_peer_id_str(peer, pid) : "?", cp2p_strerror(status));
+    }
+    cp2p_free(peer);
+}
+
+/* Once, 0 ms after the host started: dial up to reconnect_known_peers peers of the peerstore
+ * that we once connected to and that have an unexpired address, most recently connected
+ * first. Stops early when the dialer is full (CP2P_EFULL); other refusals (backoff, no
+ * dialable address) skip the peer. */
+static void on_reconnect_timer(uv_timer_t *t)
+{
+    cp2p_host *h = t->data;
+    char pid[CP2P_PEER_ID_STR_MAX];
+    size_t n = cp2p_peerstore_peers(h->peerstore, NULL, 0);
+    if (h->closing || n == 0) {
+        return;
+    }
+    cp2p_peer_id *ids = cp2p_calloc(n, sizeof(*ids));
+    reconnect_cand *cand = cp2p_calloc(n, sizeof(*cand));
+    if (ids == NULL || cand == NULL) {
+        CP2P_LOG(CP2P_LOG_WARN, "host", 0, "host.reconnect_skipped err=%s",
+                 cp2p_strerror(CP2P_ENOMEM));
+        goto done;
+    }
+    size_t total = cp2p_peerstore_peers(h->peerstore, ids, n);
+    n = total < n ? total : n;
+    uint64_t now = cp2p__host_wall_ms();
+    size_t ncand = 0;
+    for (size_t i = 0; i < n; i++) {
+        cp2p_peerstore_info info;
+        if (cp2p_peer_id_equal(&ids[i], &h->id) ||
+            cp2p_peerstore_info_get(h->peerstore, &ids[i], &info) != 0 ||
+            info.last_connected_ms == 0 ||
+            cp2p_peerstore_addrs(h->peerstore, &ids[i], now, NULL, 0) == 0 ||
+            cp2p_host_conn_to(h, &ids[i]) != NULL) {
+            continue;
+        }
+        cand[ncand++] = (reconnect_cand){ids[i], info.last_connected_ms};
+    }
+    qsort(cand, ncand, sizeof(*cand), cmp_recent_first);
+    size_t started = 0;
+    for (size_t i = 0; i < ncand && started < h->cfg.reconnect_known_peers; i++) {
+        cp2p_peer_id *copy = cp2p__memdup(&cand[i].peer, sizeof(cand[i].peer));
+        int rc = cp2p_host_dial_peer(h, &cand[i].peer, on_reconnect_dialed, copy);
+        if (rc == 0) {
+            started++;
+            continue;
+        }
+        cp2p_free(copy);
+        CP2P_LOG(CP2P_LOG_DEBUG, "host", 0, "host.reconnect_refused peer=%s err=%s",
+                 cp2p_peer_id_str(&cand[i].peer, pid), cp2p_strerror(rc));
+        if (rc == CP2P_EFULL || rc == CP2P_ECLOSED) {
+            break; /* the dialer's host-wide cap: the rest would be refused too */
+        }
+    }
+    if (ncand > 0) {
+        CP2P_LOG(CP2P_LOG_INFO, "host", 0, "host.reconnect dialing=%zu known=%zu", started,
+                 ncand);
+    }
+done:
+    cp2p_free(ids);
+    cp2p_free(cand);
 }
 
 /* ---- persistent peers ---- */

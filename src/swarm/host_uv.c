@@ -46,6 +46,7 @@ void cp2p_host_config_default(cp2p_host_config *c)
         .inbound_per_sec = CP2P_CONNMGR_INBOUND_PER_SEC,
         .inbound_burst = CP2P_CONNMGR_INBOUND_BURST,
         .max_conns_per_peer = CP2P_CONNMGR_MAX_PER_PEER,
+        .reconnect_known_peers = CP2P_HOST_RECONNECT_PEERS,
     };
 }
 

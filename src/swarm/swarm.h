@@ -84,6 +84,8 @@ struct cp2p_host {
     size_t npersist;
     uv_timer_t persist_timer; /* the next redial of a persistent peer */
     bool persist_timer_open;
+    uv_timer_t reconnect_timer; /* 0 ms after start: redial known peers (reconnect_known_peers) */
+    bool reconnect_timer_open;
 };
 
 typedef enum {

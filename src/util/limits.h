@@ -298,5 +298,9 @@
 /* Persistent peers of one host (our choice: the host's default connection cap; CometBFT sets
  * no limit on persistent_peers). */
 #define CP2P_HOST_MAX_PERSISTENT_PEERS 256
+/* Known peers a starting host redials from its peerstore, most recently connected first
+ * (our choice: CometBFT dials from its address book until it has MaxNumOutboundPeers, 10;
+ * 32 leaves room below the dialer's CP2P_DIALER_MAX_DIALS for the application's own dials). */
+#define CP2P_HOST_RECONNECT_PEERS 32
 
 #endif

@@ -214,3 +214,56 @@ test('init writes a key and a config that node --config runs; flags override; ba
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a node restarted with its peerstore (cp2p init config) reconnects to its previous peer by itself', { timeout: 60000 }, async () => {
+  const { spawn } = await import('node:child_process')
+  const { createInterface } = await import('node:readline')
+  const { readFileSync, writeFileSync } = await import('node:fs')
+  const dir = mkdtempSync(path.join(tmpdir(), 'cp2p-reconnect-'))
+  const started = []
+  // Start `cp2p node ARGS --json`; waitFor(pred) resolves with the first JSON line matching pred.
+  const startNode = (...args) => {
+    const p = spawn(cli, ['node', ...args, '--json'])
+    started.push(p)
+    const seen = []
+    const waiters = []
+    createInterface({ input: p.stdout }).on('line', l => {
+      const j = JSON.parse(l)
+      seen.push(j)
+      for (const w of waiters.splice(0)) { if (w.pred(j)) w.resolve(j); else waiters.push(w) }
+    })
+    const waitFor = pred => new Promise(resolve => {
+      const hit = seen.find(pred)
+      if (hit) resolve(hit); else waiters.push({ pred, resolve })
+    })
+    const stop = () => new Promise(resolve => { p.on('exit', resolve); p.kill('SIGTERM') })
+    return { waitFor, stop }
+  }
+  try {
+    const home = path.join(dir, 'home')
+    const init = run('init', '--home', home)
+    assert.equal(init.status, 0, init.stderr)
+    const cfgFile = path.join(home, 'config.toml')
+    const cfg = readFileSync(cfgFile, 'utf8')
+    assert.ok(cfg.includes(`peerstore = "${path.join(home, 'peerstore.db')}"`), cfg)
+    writeFileSync(cfgFile, cfg.replace('/ip4/0.0.0.0/tcp/4001', '/ip4/127.0.0.1/tcp/0'))
+
+    const b = startNode('--listen', '/ip4/127.0.0.1/tcp/0')
+    const bl = await b.waitFor(j => j.event === 'listening')
+    const bAddr = bl.addrs[0].replace(/\/p2p\/.*$/, '') // no /p2p/: dialed once, not persistent
+
+    const a1 = startNode('--config', cfgFile, '--peer', bAddr)
+    await a1.waitFor(j => j.event === 'connected' && j.peer === bl.peer_id)
+    assert.equal(await a1.stop(), 0) // writes the peerstore
+    assert.ok(statSync(path.join(home, 'peerstore.db')).size > 0)
+
+    const a2 = startNode('--config', cfgFile) // told nothing about B
+    const c = await a2.waitFor(j => j.event === 'connected' && j.peer === bl.peer_id)
+    assert.equal(c.direction, 'outbound')
+    assert.equal(await a2.stop(), 0)
+    assert.equal(await b.stop(), 0)
+  } finally {
+    for (const p of started) { if (p.exitCode === null) p.kill('SIGKILL') }
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -129,6 +129,7 @@ static void per_ip_limit_refuses_the_next_inbound(void **state)
     (void)state;
     cp2p_host_config_default(&cfg);
     cfg.max_conns_per_ip = 2;
+    cfg.limit_loopback_per_ip = true; /* the test's connections all come from 127.0.0.1 */
     start(&s, &cfg, true);
     for (size_t i = 0; i < 3; i++) {
         start(&c[i], NULL, false);
@@ -268,6 +269,37 @@ static void trims_to_low_water_sparing_protected_and_tagged(void **state)
     }
 }
 
+/* Three times the high water mark of peers connect to us: we end at or below the high mark,
+ * down to the low mark after a trim, and the protected peer is never among the trimmed. */
+static void trims_when_three_times_high_water_connect(void **state)
+{
+    enum { N = 9 };
+    node h, p[N];
+    dial_res r[N];
+    cp2p_host_config cfg;
+    (void)state;
+    cp2p_host_config_default(&cfg);
+    cfg.conn_high_water = 3;
+    cfg.conn_low_water = 2;
+    cfg.conn_grace_ms = CP2P_HOST_NO_GRACE;
+    start(&h, &cfg, true);
+    for (size_t i = 0; i < N; i++) {
+        start(&p[i], NULL, false);
+    }
+    assert_int_equal(cp2p_host_protect(h.h, cp2p_host_peer_id(p[0].h), true), 0);
+    for (size_t i = 0; i < N; i++) {
+        (void)dial_host(p[i].h, h.h, &r[i]); /* each one may be trimmed right after */
+    }
+    assert_int_equal(cp2p__host_cm_trim(h.h), 0); /* nothing left over the mark */
+    assert_true(h.h->nopen <= 3);
+    assert_int_equal(open_to(h.h, p[0].h), 1);
+    assert_true(cp2p__host_stats_get(h.h)->conns_trimmed >= N - 3);
+    stop(&h);
+    for (size_t i = 0; i < N; i++) {
+        stop(&p[i]);
+    }
+}
+
 static void on_wait(uv_timer_t *t)
 {
     *(bool *)t->data = true;
@@ -350,6 +382,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(per_ip_limit_refuses_the_next_inbound, setup, teardown),
+        cmocka_unit_test_setup_teardown(trims_when_three_times_high_water_connect, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(inbound_rate_limit_refuses_a_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(per_peer_limit_closes_the_extra_connection, setup,
                                         teardown),

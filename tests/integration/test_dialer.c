@@ -1,6 +1,7 @@
 /* The dialer and the host's peerstore: dial by peer ID from peerstore addresses, a bad address
  * raced with a good one, one shared dial for concurrent callers, backoff, identify and ping
- * filling the peerstore, a peerstore file carried across a restart, and the node API's
+ * filling the peerstore, a peerstore file carried across a restart (and the restarted host
+ * reconnecting to its known peers by itself), and the node API's
  * cp2p_node_add_addrs + auto-dialing cp2p_node_request. */
 #include <stdlib.h>
 #include <string.h>
@@ -371,6 +372,77 @@ static void peerstore_survives_a_restart(void **state)
     rmdir(dir);
 }
 
+/* Issue 4's proof: a host restarted with the same identity and peerstore file reconnects to
+ * the peers it knew without being told (as CometBFT's address book), from the loop after
+ * cp2p_host_new; with reconnect_known_peers = CP2P_HOST_NO_RECONNECT it does not. */
+typedef struct {
+    const cp2p_peer_id *want;
+    bool opened;
+    bool outbound;
+} watch;
+
+static void on_watch(cp2p_host *h, const cp2p_event *ev, void *ud)
+{
+    watch *w = ud;
+    (void)h;
+    if (ev->type == CP2P_EVENT_CONN_OPENED &&
+        cp2p_peer_id_equal(cp2p_conn_peer_id(ev->conn), w->want)) {
+        w->opened = true;
+        w->outbound = cp2p_conn_is_outbound(ev->conn);
+    }
+}
+
+static void restart_reconnects_to_known_peers(void **state)
+{
+    node a, b;
+    dial_res r = {0};
+    cp2p_host_config cfg;
+    cp2p_privkey *key;
+    cp2p_multiaddr *ma;
+    char dir[] = "/tmp/cp2p-reconnect-XXXXXX", path[256], extra[300];
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/peers.db", dir);
+    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, &key), 0);
+    cp2p_host_config_default(&cfg);
+    cfg.peerstore_path = path;
+    start(&b, true);
+    /* A (with the file) dials B once, by address without /p2p/, then closes (flushes). */
+    cfg.identity = key;
+    assert_int_equal(cp2p_host_new(&loop, &cfg, &a.h), 0);
+    assert_int_equal(cp2p_host_listen_addr(b.h, 0, false, &ma), 0);
+    assert_int_equal(cp2p_host_dial(a.h, ma, on_dial, &r), 0);
+    cp2p_multiaddr_free(ma);
+    run_until(&r.done);
+    assert_int_equal(r.status, 0);
+    stop(&a);
+    /* A' (same key, same file), told nothing: it dials B by itself. */
+    watch w = {.want = cp2p_host_peer_id(b.h)};
+    assert_int_equal(cp2p_host_new(&loop, &cfg, &a.h), 0);
+    cp2p_host_set_event_cb(a.h, on_watch, &w);
+    assert_false(w.opened); /* never inside cp2p_host_new */
+    run_until(&w.opened);
+    assert_true(w.outbound);
+    assert_non_null(cp2p_host_conn_to(a.h, cp2p_host_peer_id(b.h)));
+    stop(&a);
+    /* Disabled: the same restart dials nobody. */
+    cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
+    w = (watch){.want = cp2p_host_peer_id(b.h)};
+    assert_int_equal(cp2p_host_new(&loop, &cfg, &a.h), 0);
+    cp2p_host_set_event_cb(a.h, on_watch, &w);
+    wait_ms(300);
+    assert_false(w.opened);
+    stop(&a);
+    cp2p_privkey_free(key);
+    stop(&b);
+    unlink(path);
+    snprintf(extra, sizeof(extra), "%s-wal", path);
+    unlink(extra);
+    snprintf(extra, sizeof(extra), "%s-shm", path);
+    unlink(extra);
+    rmdir(dir);
+}
+
 /* ---- a TCP listener that accepts and never answers: an upgrade to it hangs ---- */
 
 typedef struct {
@@ -592,6 +664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(host_close_cancels_dials, setup, teardown),
         cmocka_unit_test_setup_teardown(identify_and_ping_fill_the_peerstore, setup, teardown),
         cmocka_unit_test_setup_teardown(peerstore_survives_a_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(restart_reconnects_to_known_peers, setup, teardown),
         cmocka_unit_test_setup_teardown(node_add_addrs_then_request, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

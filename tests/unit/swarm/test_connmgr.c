@@ -32,6 +32,17 @@ static void per_ip_limit_counts_live_connections(void **state)
     assert_int_equal(cp2p__connmgr_stats_get(cm)->refused_per_ip, 1);
     cp2p__connmgr_conn_closed(cm, IP_B, 4); /* never opened: ignored */
     cp2p__connmgr_free(cm);
+    /* Loopback is exempt when configured so (a local testnet), limited otherwise. */
+    static const uint8_t LO[4] = {127, 0, 0, 1};
+    for (int exempt = 0; exempt < 2; exempt++) {
+        cfg.exempt_loopback = exempt;
+        assert_int_equal(cp2p__connmgr_new(&cfg, 0, &cm), 0);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(cp2p__connmgr_conn_opened(cm, LO, 4), 0);
+        }
+        assert_int_equal(cp2p__connmgr_admit(cm, LO, 4, 0, &why), exempt ? 0 : CP2P_ELIMIT);
+        cp2p__connmgr_free(cm);
+    }
 }
 
 static void inbound_rate_is_a_token_bucket(void **state)
