@@ -6,6 +6,12 @@
  *   echo-server PORT / rtt PORT COUNT [US]   64-byte TCP round trips (raw ping), US apart
  *   handshakes COUNT                         Noise XX handshakes/s in memory, against the rate
  *                                            the raw crypto operations allow
+ *   rr-server PORT PROTO                     a cp2p host answering request-response requests on
+ *                                            PROTO with their own bytes (as `cp2p node --echo`,
+ *                                            but with room for 256 requests in flight per peer)
+ *   rr ADDR PROTO INFLIGHT SECONDS SIZE      cp2p request-response round trips/s: INFLIGHT
+ *                                            requests of SIZE random bytes kept outstanding on one
+ *                                            connection for SECONDS, every answer checked
  * Results are printed as one JSON object per line. Plain sockets here, not libuv where libuv
  * would only add a loop around a blocking transfer: the point is the machine's limit. */
 #include <arpa/inet.h>
@@ -23,6 +29,7 @@
 #include <uv.h>
 
 #include <cp2p/keys.h>
+#include <cp2p/reqresp.h>
 
 #include "crypto/noise/noise.h"
 
@@ -290,6 +297,151 @@ static void handshakes(int count)
     cp2p_privkey_free(b);
 }
 
+/* ---- request-response round trips (cp2p host API, one loop, as the js client is) ---- */
+
+static cp2p_host *rr_new_host(uv_loop_t *loop)
+{
+    cp2p_host_config cfg;
+    cp2p_privkey *key;
+    cp2p_host *h;
+    if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
+        exit(1);
+    }
+    cp2p_host_config_default(&cfg);
+    cfg.identity = key;
+    cfg.max_inbound_per_protocol = 256;
+    if (cp2p_host_new(loop, &cfg, &h) != 0) {
+        fprintf(stderr, "rr: cannot create the host\n");
+        exit(1);
+    }
+    cp2p_privkey_free(key);
+    return h;
+}
+
+static void rr_echo(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req, size_t len,
+                    void *ud)
+{
+    (void)c;
+    (void)ud;
+    (void)!cp2p_reqresp_respond(r, req, len);
+}
+
+static void rr_server(int port, const char *proto)
+{
+    uv_loop_t *loop = uv_default_loop();
+    cp2p_host *h = rr_new_host(loop);
+    cp2p_reqresp_config rc;
+    cp2p_multiaddr *ma;
+    char addr[64];
+    cp2p_buf b;
+    cp2p_reqresp_config_default(&rc);
+    rc.max_inbound_per_peer = 256;
+    snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%d", port);
+    if (cp2p_reqresp_register(h, proto, &rc, rr_echo, NULL) != 0 ||
+        cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
+        fprintf(stderr, "rr-server: cannot listen on %s\n", addr);
+        exit(1);
+    }
+    cp2p_multiaddr_free(ma);
+    if (cp2p_host_listen_addr(h, 0, true, &ma) != 0) {
+        exit(1);
+    }
+    cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
+    if (cp2p_multiaddr_to_string(ma, &b) != 0) {
+        exit(1);
+    }
+    printf("{\"addr\":\"%s\"}\n", (const char *)b.ptr);
+    fflush(stdout);
+    cp2p_buf_fini(&b);
+    cp2p_multiaddr_free(ma);
+    uv_run(loop, UV_RUN_DEFAULT); /* until killed */
+}
+
+typedef struct {
+    const char *proto;
+    uint8_t *req;
+    size_t size;
+    int inflight, outstanding;
+    double t0, seconds;
+    uint64_t done, failed;
+    cp2p_host *h;
+    cp2p_reqresp_config cfg;
+} rr_client;
+
+static void rr_send(rr_client *k, cp2p_conn *c);
+
+static void rr_closed(cp2p_host *h, void *ud)
+{
+    (void)h;
+    (void)ud;
+}
+
+static void on_rr_answer(cp2p_conn *c, int status, const uint8_t *resp, size_t len, void *ud)
+{
+    rr_client *k = ud;
+    k->outstanding--;
+    if (status != 0 || len != k->size || memcmp(resp, k->req, len) != 0) {
+        k->failed++;
+    } else {
+        k->done++;
+    }
+    if (now_s() - k->t0 < k->seconds) {
+        rr_send(k, c);
+    } else if (k->outstanding == 0) {
+        cp2p_host_close(k->h, rr_closed, NULL);
+    }
+}
+
+static void rr_send(rr_client *k, cp2p_conn *c)
+{
+    int rc = cp2p_reqresp_request(c, k->proto, &k->cfg, k->req, k->size, on_rr_answer, k);
+    if (rc != 0) {
+        fprintf(stderr, "rr: cannot send: %s\n", cp2p_strerror(rc));
+        exit(1);
+    }
+    k->outstanding++;
+}
+
+static void on_rr_dial(cp2p_host *h, int status, cp2p_conn *c, void *ud)
+{
+    rr_client *k = ud;
+    (void)h;
+    if (status != 0) {
+        fprintf(stderr, "rr: dial failed: %s\n", cp2p_strerror(status));
+        exit(1);
+    }
+    k->t0 = now_s();
+    for (int i = 0; i < k->inflight; i++) {
+        rr_send(k, c);
+    }
+}
+
+static void rr_bench(const char *addr, const char *proto, int inflight, double seconds,
+                     size_t size)
+{
+    uv_loop_t *loop = uv_default_loop();
+    rr_client k = {.proto = proto, .size = size, .inflight = inflight, .seconds = seconds};
+    cp2p_multiaddr *ma;
+    k.h = rr_new_host(loop);
+    cp2p_reqresp_config_default(&k.cfg);
+    k.req = malloc(size ? size : 1);
+    randombytes_buf(k.req, size);
+    if (inflight <= 0 || cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 ||
+        cp2p_host_dial(k.h, ma, on_rr_dial, &k) != 0) {
+        fprintf(stderr, "rr: bad arguments or address\n");
+        exit(1);
+    }
+    cp2p_multiaddr_free(ma);
+    uv_run(loop, UV_RUN_DEFAULT);
+    double t = now_s() - k.t0;
+    printf("{\"bench\":\"cp2p_rr\",\"inflight\":%d,\"size\":%zu,\"requests\":%llu,"
+           "\"failed\":%llu,\"seconds\":%.3f,\"per_s\":%.0f}\n",
+           inflight, size, (unsigned long long)k.done, (unsigned long long)k.failed, t,
+           (double)k.done / t);
+    free(k.req);
+    (void)!uv_loop_close(loop);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -311,6 +463,11 @@ int main(int argc, char **argv)
         echo_server(port);
     } else if (strcmp(m, "rtt") == 0 && argc > 3) {
         rtt(port, (int)strtol(argv[3], NULL, 10), argc > 4 ? (int)strtol(argv[4], NULL, 10) : 0);
+    } else if (strcmp(m, "rr-server") == 0 && argc > 3) {
+        rr_server(port, argv[3]);
+    } else if (strcmp(m, "rr") == 0 && argc > 6) {
+        rr_bench(argv[2], argv[3], (int)strtol(argv[4], NULL, 10), strtod(argv[5], NULL),
+                 (size_t)strtoull(argv[6], NULL, 10));
     } else if (strcmp(m, "handshakes") == 0 && argc > 2) {
         handshakes((int)strtol(argv[2], NULL, 10));
     } else {

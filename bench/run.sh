@@ -8,6 +8,7 @@ B=${1:-build}
 BYTES=${BENCH_BYTES:-2000000000}
 JS_BYTES=${BENCH_JS_BYTES:-500000000}
 PINGS=${BENCH_PINGS:-2000}
+RR_SECONDS=${BENCH_RR_SECONDS:-3}
 port=$((20000 + RANDOM % 20000))
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
@@ -49,12 +50,32 @@ js=$(node tests/interop/bench_perf.mjs client "$jsaddr" "$JS_BYTES")
 echo "$js"
 kill $js_pid 2>/dev/null || true
 
+# Request-response: one stream per request (write, close the write side, read to end of
+# stream), the server echoing the request; 1 KiB requests, 1 and 64 kept in flight.
+echo "== request-response round trips/s, 1 KiB, cp2p -> cp2p and js-libp2p -> js-libp2p, $RR_SECONDS s each"
+"$B/bench_tools" rr-server $((port + 4)) /bench/rr/1 > "$tmp/rr" & rr_pid=$!
+for _ in $(seq 50); do grep -q addr "$tmp/rr" 2>/dev/null && break; sleep 0.1; done
+rraddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/rr")
+rr1=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 1 "$RR_SECONDS" 1024); echo "$rr1"
+rr64=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 64 "$RR_SECONDS" 1024); echo "$rr64"
+kill $rr_pid 2>/dev/null || true
+node tests/interop/bench_rr.mjs server /bench/rr/1 > "$tmp/jsrr" & jsrr_pid=$!
+for _ in $(seq 100); do grep -q addr "$tmp/jsrr" 2>/dev/null && break; sleep 0.1; done
+jsrraddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/jsrr")
+jsrr1=$(node tests/interop/bench_rr.mjs client "$jsrraddr" /bench/rr/1 1 "$RR_SECONDS" 1024)
+echo "$jsrr1"
+jsrr64=$(node tests/interop/bench_rr.mjs client "$jsrraddr" /bench/rr/1 64 "$RR_SECONDS" 1024)
+echo "$jsrr64"
+kill $jsrr_pid 2>/dev/null || true
+
 raw_mb=$(json "$raw" mb_per_s); enc_mb=$(json "$enc" mb_per_s)
 up=$(json "$perf" upload_bytes_per_s); down=$(json "$perf" download_bytes_per_s)
 js_up=$(json "$js" upload_mb_per_s); js_down=$(json "$js" download_mb_per_s)
 ping_avg=$(json "$ping" avg_ms); rtt_us=$(json "$rtt" avg_us)
 awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up" \
-    -v jsd="$js_down" -v p="$ping_avg" -v r="$rtt_us" -v hsr="$(json "$hs" ratio)" 'BEGIN {
+    -v jsd="$js_down" -v p="$ping_avg" -v r="$rtt_us" -v hsr="$(json "$hs" ratio)" \
+    -v rr1="$(json "$rr1" per_s)" -v rr64="$(json "$rr64" per_s)" \
+    -v jrr1="$(json "$jsrr1" per_s)" -v jrr64="$(json "$jsrr64" per_s)" 'BEGIN {
     cu = up / 1e6; cd = down / 1e6
     printf "\n%-44s %10s %10s %8s\n", "figure", "cp2p", "baseline", "ratio"
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 0.70)\n", "upload MB/s vs encrypted pipe", cu, enc, cu / enc
@@ -64,4 +85,6 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 3)\n", "download MB/s vs js-libp2p", cd, jsd, cd / jsd
     printf "%-44s %10.1f %10.1f %8.2f  (target <= 1.5)\n", "ping RTT us vs raw TCP 64-byte RTT", p * 1000, r, p * 1000 / r
     printf "%-44s %10s %10s %8.2f  (target >= 0.50)\n", "Noise handshakes vs raw crypto rate", "", "", hsr
+    printf "%-44s %10.0f %10.0f %8.2f  (target >= 5)\n", "req/resp 1 KiB/s, 1 in flight vs js-libp2p", rr1, jrr1, rr1 / jrr1
+    printf "%-44s %10.0f %10.0f %8.2f  (target >= 5)\n", "req/resp 1 KiB/s, 64 in flight vs js-libp2p", rr64, jrr64, rr64 / jrr64
 }'

@@ -7,6 +7,10 @@
  *   identify             the current peer's identify data
  *   handle PROTO         register an echo handler for PROTO (connected peers get a push)
  *   wait-protocol PROTO  answer once the peer's identify lists PROTO (after its push)
+ *   rr-serve             serve RR_PROTO (request-response): answer "echo:" + the request
+ *   rr N SIZE            N concurrent RR_PROTO requests of SIZE random bytes to the current
+ *                        peer, each answer checked: {"cmd":"rr","ok":..,"requests":N,"failed":k}
+ *   rr-stats             RR_PROTO's responder counters (requests_served, request_too_large..)
  *   quit
  * Events: {"event":"listening","addr":..}, {"event":"conn",..}, {"event":"identified",..}.
  * Inbound /echo/1.0.0 streams are echoed; /perf/1.0.0 is served. */
@@ -18,6 +22,16 @@
 #include <sodium.h>
 
 #include <cp2p/protocols.h>
+#include <cp2p/reqresp.h>
+
+#include "protocols/reqresp/reqresp_internal.h"
+
+/* The request-response test protocol both sides speak (host.test.mjs's js side too): one
+ * stream per request, read to EOF both ways, the answer is "echo:" + the request. Requests up
+ * to the default max_request_bytes (1 MiB); a larger one is refused and counted. */
+#define RR_PROTO "/cp2p-test/rr/1.0.0"
+#define RR_PREFIX "echo:"
+#define RR_PREFIX_LEN 5
 
 static uv_loop_t *loop;
 static cp2p_host *host;
@@ -296,6 +310,108 @@ static void on_perf(cp2p_conn *c, int status, const cp2p_perf_result *r, void *u
     done();
 }
 
+/* ---- request-response ---- */
+
+static void rr_serve(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req, size_t len,
+                     void *ud)
+{
+    (void)c;
+    (void)ud;
+    uint8_t *resp = malloc(RR_PREFIX_LEN + len);
+    if (resp == NULL) {
+        cp2p_reqresp_refuse(r);
+        return;
+    }
+    memcpy(resp, RR_PREFIX, RR_PREFIX_LEN);
+    if (len > 0) {
+        memcpy(resp + RR_PREFIX_LEN, req, len);
+    }
+    (void)!cp2p_reqresp_respond(r, resp, RR_PREFIX_LEN + len);
+    free(resp);
+}
+
+typedef struct {
+    uint8_t *data;
+    size_t size;
+} rr_job;
+
+static rr_job *rr_jobs;
+static int rr_total, rr_left, rr_bad;
+
+static void rr_job_done(rr_job *j, bool ok)
+{
+    if (!ok) {
+        rr_bad++;
+    }
+    free(j->data);
+    j->data = NULL;
+    if (--rr_left == 0) {
+        printf("{\"cmd\":\"rr\",\"ok\":%s,\"requests\":%d,\"failed\":%d}\n",
+               rr_bad ? "false" : "true", rr_total, rr_bad);
+        free(rr_jobs);
+        rr_jobs = NULL;
+        done();
+    }
+}
+
+static void on_rr(cp2p_conn *c, int status, const uint8_t *resp, size_t len, void *ud)
+{
+    rr_job *j = ud;
+    (void)c;
+    if (status != 0) {
+        fprintf(stderr, "rr: request failed: %s\n", cp2p_strerror(status));
+    }
+    rr_job_done(j, status == 0 && len == RR_PREFIX_LEN + j->size &&
+                       memcmp(resp, RR_PREFIX, RR_PREFIX_LEN) == 0 &&
+                       memcmp(resp + RR_PREFIX_LEN, j->data, j->size) == 0);
+}
+
+static void rr_command(const char *n_str, const char *size_str)
+{
+    cp2p_reqresp_config cfg;
+    cp2p_reqresp_config_default(&cfg);
+    cfg.timeout_ms = 60000;
+    long n = strtol(n_str, NULL, 10);
+    size_t size = (size_t)strtoull(size_str, NULL, 10);
+    if (n <= 0 || n > 10000 || size > cfg.max_request_bytes) {
+        fail("rr", CP2P_EINVAL);
+        return;
+    }
+    rr_total = rr_left = (int)n;
+    rr_bad = 0;
+    rr_jobs = calloc((size_t)n, sizeof(*rr_jobs));
+    if (rr_jobs == NULL) {
+        fail("rr", CP2P_ENOMEM);
+        return;
+    }
+    for (int i = 0; i < rr_total; i++) {
+        rr_jobs[i] = (rr_job){.data = malloc(size ? size : 1), .size = size};
+        randombytes_buf(rr_jobs[i].data, size);
+        int rc = cp2p_reqresp_request(cur, RR_PROTO, &cfg, rr_jobs[i].data, size, on_rr,
+                                      &rr_jobs[i]);
+        if (rc != 0) {
+            fprintf(stderr, "rr: cannot send: %s\n", cp2p_strerror(rc));
+            rr_job_done(&rr_jobs[i], false);
+        }
+    }
+}
+
+static void rr_stats_command(void)
+{
+    const cp2p__reqresp_stats *st = cp2p__reqresp_get_stats(host, RR_PROTO);
+    if (st == NULL) {
+        fail("rr-stats", CP2P_ENOENT);
+        return;
+    }
+    printf("{\"cmd\":\"rr-stats\",\"ok\":true,\"requests_served\":%llu,"
+           "\"request_too_large\":%llu,\"inbound_over_limit\":%llu,\"bad_frame\":%llu,"
+           "\"inbound_failed\":%llu,\"refused\":%llu}\n",
+           (unsigned long long)st->requests_served, (unsigned long long)st->request_too_large,
+           (unsigned long long)st->inbound_over_limit, (unsigned long long)st->bad_frame,
+           (unsigned long long)st->inbound_failed, (unsigned long long)st->refused);
+    done();
+}
+
 /* ---- commands ---- */
 
 static void run_command(char *cmd)
@@ -312,6 +428,7 @@ static void run_command(char *cmd)
     }
     busy = true;
     if (strcmp(cmd, "quit") == 0) {
+        (void)!cp2p_reqresp_unregister(host, RR_PROTO); /* ENOENT when rr-serve never ran */
         cp2p_host_close(host, NULL, NULL);
         uv_close((uv_handle_t *)&in, NULL);
         return;
@@ -325,6 +442,22 @@ static void run_command(char *cmd)
         if (rc != 0) {
             fail("dial", rc);
         }
+        return;
+    }
+    if (strcmp(cmd, "rr-serve") == 0) {
+        cp2p_reqresp_config rcfg;
+        cp2p_reqresp_config_default(&rcfg);
+        rcfg.max_inbound_per_peer = 256; /* the tests send 50 at once */
+        if ((rc = cp2p_reqresp_register(host, RR_PROTO, &rcfg, rr_serve, NULL)) != 0) {
+            fail("rr-serve", rc);
+        } else {
+            printf("{\"cmd\":\"rr-serve\",\"ok\":true}\n");
+            done();
+        }
+        return;
+    }
+    if (strcmp(cmd, "rr-stats") == 0) {
+        rr_stats_command();
         return;
     }
     if (cur == NULL) {
@@ -357,6 +490,8 @@ static void run_command(char *cmd)
         if (rc != 0) {
             fail("perf", rc);
         }
+    } else if (strcmp(cmd, "rr") == 0 && arg1 != NULL && arg2 != NULL) {
+        rr_command(arg1, arg2);
     } else if (strcmp(cmd, "identify") == 0) {
         printf("{\"cmd\":\"identify\",\"ok\":%s,", cp2p_conn_identify(cur) ? "true" : "false");
         print_identify(cur);
@@ -405,6 +540,7 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     if (n < 0) {
         uv_close((uv_handle_t *)s, NULL);
+        (void)!cp2p_reqresp_unregister(host, RR_PROTO);
         cp2p_host_close(host, NULL, NULL);
         return;
     }

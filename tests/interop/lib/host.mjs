@@ -70,6 +70,54 @@ export async function perfClient (node, peer, upload, download) {
   return { uploadBytes: upload, downloadBytes: received, uploadMs: tUp - t0, downloadMs: t - tUp, totalMs: t - t0 }
 }
 
+// The request-response test protocol both sides speak (host_tool's rr-serve / rr): one stream per
+// request; the requester writes the request and closes its write side, the responder reads to
+// end of stream and answers "echo:" + the request, then closes.
+export const RR = '/cp2p-test/rr/1.0.0'
+const RR_PREFIX = Buffer.from('echo:')
+
+async function sendAll (stream, data) {
+  for (let off = 0; off < data.length; off += 65536) {
+    if (!stream.send(data.subarray(off, off + 65536))) await drain(stream)
+  }
+}
+
+async function readAll (stream) {
+  const chunks = []
+  for await (const buf of stream) chunks.push(Buffer.from(buf.subarray ? buf.subarray() : buf))
+  return Buffer.concat(chunks)
+}
+
+// Responder, on the js-libp2p 3.x stream API.
+export async function rrHandler (stream) {
+  try {
+    const req = await readAll(stream)
+    await sendAll(stream, Buffer.concat([RR_PREFIX, req]))
+    await stream.close()
+  } catch (err) {
+    stream.abort(err)
+  }
+}
+
+// Requester: returns the response bytes (the whole stream after our close); throws when the
+// stream is reset or fails.
+export async function rrRequest (node, peer, data, protocol = RR) {
+  const stream = await node.dialProtocol(peer, protocol)
+  const reading = readAll(stream)
+  try {
+    await sendAll(stream, data)
+    await stream.close()
+  } catch (err) {
+    await reading.catch(() => {})
+    throw err
+  }
+  return reading
+}
+
+export function rrExpected (data) {
+  return Buffer.concat([RR_PREFIX, data])
+}
+
 export async function jsNode (extra = {}) {
   const node = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
