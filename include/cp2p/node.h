@@ -100,11 +100,28 @@ CP2P_API CP2P_NODISCARD int cp2p_node_set_request_handler(cp2p_node *n, const ch
                                                           cp2p_node_request_handler cb,
                                                           void *ud, cp2p_node_exec exec);
 
+/* Connection events, delivered to one handler registered once (replacing an earlier one),
+ * on the loop thread or a worker thread as chosen. `peer` is borrowed for the call; `err` is
+ * why a connection closed (0 when we closed it). On the pool, an event that finds the worker
+ * queue full is dropped and counted (events_dropped), never blocking the loop. */
+typedef enum cp2p_node_event_type {
+    CP2P_NODE_EVENT_CONNECTED,
+    CP2P_NODE_EVENT_DISCONNECTED,
+    CP2P_NODE_EVENT_IDENTIFIED,   /* identify (or a push) from the peer arrived */
+} cp2p_node_event_type;
+typedef void (*cp2p_node_event_handler)(void *ud, cp2p_node_event_type type,
+                                        const cp2p_peer_id *peer, int err);
+/* Returns 0, CP2P_EINVAL (NULL cb, bad exec, ON_POOL without workers), CP2P_EFULL,
+ * CP2P_ECANCELED, CP2P_ENOMEM. Any thread except the node's own. */
+CP2P_API CP2P_NODISCARD int cp2p_node_set_event_handler(cp2p_node *n, cp2p_node_event_handler cb,
+                                                        void *ud, cp2p_node_exec exec);
+
 /* Counters (a snapshot; any thread). */
 typedef struct cp2p_node_stats {
     uint64_t commands, commands_refused_full;
     uint64_t requests_sent, requests_failed;
     uint64_t requests_handled, requests_refused_pool_full, requests_refused_handler;
+    uint64_t events_delivered, events_dropped;
 } cp2p_node_stats;
 CP2P_API void cp2p_node_stats_get(cp2p_node *n, cp2p_node_stats *out);
 

@@ -18,7 +18,7 @@
 #include "util/log_internal.h"
 #include "util/queue.h"
 
-typedef enum { CMD_DIAL, CMD_REQUEST, CMD_SET_HANDLER, CMD_ADD_ADDRS } cmd_type;
+typedef enum { CMD_DIAL, CMD_REQUEST, CMD_SET_HANDLER, CMD_ADD_ADDRS, CMD_SET_EVENTS } cmd_type;
 
 typedef struct node_cmd {
     cp2p_node *node;
@@ -33,6 +33,7 @@ typedef struct node_cmd {
     size_t len;
     uint64_t timeout_ms;
     cp2p_node_request_handler handler;
+    cp2p_node_event_handler ev_cb;
     void *hud;
     cp2p_node_exec exec;
     uint8_t *resp;         /* result of a request, owned until taken */
@@ -53,6 +54,11 @@ typedef struct node_proto {
 
 /* An inbound request handed to the worker pool, and its answer on the way back. */
 typedef struct node_job {
+    bool is_event;           /* a connection event for the event handler, not a request */
+    cp2p_node_event_type ev_type;
+    int ev_err;
+    cp2p_node_event_handler ev_cb;
+    void *ev_ud;
     cp2p_reqresp_responder *r;
     node_proto *proto;
     cp2p_peer_id from;
@@ -73,6 +79,9 @@ struct cp2p_node {
     uint32_t nworkers;
     cp2p_host *host;
     node_proto *protos;        /* loop thread only */
+    cp2p_node_event_handler ev_cb; /* loop thread only */
+    void *ev_ud;
+    cp2p_node_exec ev_exec;
     pthread_mutex_t mu;
     pthread_cond_t room;       /* the command queue has room */
     pthread_cond_t work;       /* the job queue has work, or the workers must stop */
@@ -330,6 +339,12 @@ static void *worker_main(void *arg)
             break; /* stopping: queued jobs are refused by the loop */
         }
         pthread_mutex_unlock(&n->mu);
+        if (j->is_event) {
+            j->ev_cb(j->ev_ud, j->ev_type, &j->from, j->ev_err);
+            job_free(j);
+            pthread_mutex_lock(&n->mu);
+            continue;
+        }
         j->rc = j->proto->cb(j->proto->ud, &j->from, j->req, j->len, &j->resp);
         pthread_mutex_lock(&n->mu);
         (void)!cp2p__queue_push(&n->answers, j); /* sized for every job there can be */
@@ -461,6 +476,12 @@ static void run_command(cp2p_node *n, node_cmd *c)
                                                  c->naddrs, c->timeout_ms,
                                                  CP2P_ADDR_SOURCE_MANUAL, wall_ms()));
         return;
+    case CMD_SET_EVENTS:
+        n->ev_cb = c->ev_cb;
+        n->ev_ud = c->hud;
+        n->ev_exec = c->exec;
+        cmd_complete(c, 0);
+        return;
     case CMD_SET_HANDLER:
         cmd_complete(c, set_handler(n, c));
         return;
@@ -502,6 +523,10 @@ static void loop_shutdown(cp2p_node *n)
         job_answer(n, j);
     }
     while ((j = cp2p__queue_pop(&n->jobs)) != NULL) {
+        if (j->is_event) {
+            job_free(j); /* the node is going: an undelivered event is moot */
+            continue;
+        }
         j->rc = CP2P_ECANCELED;
         job_answer(n, j);
     }
@@ -543,12 +568,56 @@ static void on_async(uv_async_t *a)
 
 /* ---- start and stop ---- */
 
+/* Loop thread: a host event for the application's event handler. */
+static void on_host_event(cp2p_host *h, const cp2p_event *ev, void *ud)
+{
+    cp2p_node *n = ud;
+    cp2p_node_event_type type;
+    (void)h;
+    switch (ev->type) {
+    case CP2P_EVENT_CONN_OPENED: type = CP2P_NODE_EVENT_CONNECTED; break;
+    case CP2P_EVENT_CONN_CLOSED: type = CP2P_NODE_EVENT_DISCONNECTED; break;
+    case CP2P_EVENT_PEER_IDENTIFIED: type = CP2P_NODE_EVENT_IDENTIFIED; break;
+    default: return;
+    }
+    if (n->ev_cb == NULL || ev->conn == NULL) {
+        return;
+    }
+    if (n->ev_exec == CP2P_NODE_ON_LOOP) {
+        n->ev_cb(n->ev_ud, type, cp2p_conn_peer_id(ev->conn), ev->err);
+        pthread_mutex_lock(&n->mu);
+        n->stats.events_delivered++;
+        pthread_mutex_unlock(&n->mu);
+        return;
+    }
+    node_job *j = cp2p_calloc(1, sizeof(*j));
+    pthread_mutex_lock(&n->mu);
+    if (j == NULL || n->workers_stop) {
+        n->stats.events_dropped++;
+        pthread_mutex_unlock(&n->mu);
+        cp2p_free(j);
+        return;
+    }
+    *j = (node_job){.is_event = true, .ev_type = type, .ev_err = ev->err, .ev_cb = n->ev_cb,
+                    .ev_ud = n->ev_ud, .from = *cp2p_conn_peer_id(ev->conn)};
+    if (cp2p__queue_push(&n->jobs, j) != 0) {
+        n->stats.events_dropped++;
+        pthread_mutex_unlock(&n->mu);
+        cp2p_free(j);
+        return;
+    }
+    n->stats.events_delivered++;
+    pthread_cond_signal(&n->work);
+    pthread_mutex_unlock(&n->mu);
+}
+
 static int loop_start(cp2p_node *n)
 {
     int rc = cp2p_host_new(&n->loop, &n->cfg.host, &n->host);
     if (rc != 0) {
         return rc;
     }
+    cp2p_host_set_event_cb(n->host, on_host_event, n);
     for (size_t i = 0; i < n->cfg.n_listen && rc == 0; i++) {
         cp2p_multiaddr *ma;
         rc = cp2p_multiaddr_parse(n->listen[i], strlen(n->listen[i]), &ma);
@@ -936,4 +1005,30 @@ void cp2p_node_stats_get(cp2p_node *n, cp2p_node_stats *out)
     pthread_mutex_lock(&n->mu);
     *out = n->stats;
     pthread_mutex_unlock(&n->mu);
+}
+
+int cp2p_node_set_event_handler(cp2p_node *n, cp2p_node_event_handler cb, void *ud,
+                                cp2p_node_exec exec)
+{
+    node_cmd *c;
+    if (cb == NULL || (exec != CP2P_NODE_ON_LOOP && exec != CP2P_NODE_ON_POOL) ||
+        (exec == CP2P_NODE_ON_POOL && n->nworkers == 0)) {
+        return CP2P_EINVAL;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    if ((c = cmd_new(n, CMD_SET_EVENTS)) == NULL) {
+        leave(n);
+        return CP2P_ENOMEM;
+    }
+    c->ev_cb = cb;
+    c->hud = ud;
+    c->exec = exec;
+    int rc = cmd_run(n, c, CP2P_NODE_CONTROL_TIMEOUT_MS);
+    if (rc == 0) {
+        cmd_release(n, c);
+    }
+    leave(n);
+    return rc;
 }

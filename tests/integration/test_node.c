@@ -288,6 +288,60 @@ static void stop_with_requests_in_flight(void **state)
     sem_destroy(&gate);
 }
 
+/* Connection events reach the handler registered once, on the loop or on the pool. */
+typedef struct {
+    pthread_mutex_t mu;
+    int connected, identified, disconnected;
+} ev_count;
+
+static void on_node_event(void *ud, cp2p_node_event_type type, const cp2p_peer_id *peer, int err)
+{
+    ev_count *e = ud;
+    (void)peer;
+    (void)err;
+    pthread_mutex_lock(&e->mu);
+    e->connected += type == CP2P_NODE_EVENT_CONNECTED;
+    e->identified += type == CP2P_NODE_EVENT_IDENTIFIED;
+    e->disconnected += type == CP2P_NODE_EVENT_DISCONNECTED;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void wait_events(ev_count *e, int connected, int identified, int disconnected)
+{
+    for (int i = 0; i < 60000; i++) {
+        pthread_mutex_lock(&e->mu);
+        bool ok = e->connected >= connected && e->identified >= identified &&
+                  e->disconnected >= disconnected;
+        pthread_mutex_unlock(&e->mu);
+        if (ok) {
+            return;
+        }
+        usleep(1000);
+    }
+    fail_msg("events not delivered");
+}
+
+static void connection_events(void **state)
+{
+    cp2p_node *a = node_new(1, 16, 64), *b = node_new(0, 1, 64);
+    ev_count ea = {.mu = PTHREAD_MUTEX_INITIALIZER}, eb = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    (void)state;
+    assert_int_equal(cp2p_node_set_event_handler(a, on_node_event, &ea, CP2P_NODE_ON_POOL), 0);
+    assert_int_equal(cp2p_node_set_event_handler(b, on_node_event, &eb, CP2P_NODE_ON_LOOP), 0);
+    assert_int_equal(cp2p_node_set_event_handler(b, on_node_event, &eb, CP2P_NODE_ON_POOL),
+                     CP2P_EINVAL); /* b has no workers */
+    connect_nodes(b, a);
+    wait_events(&ea, 1, 1, 0);
+    wait_events(&eb, 1, 1, 0);
+    cp2p_node_stop(b); /* a sees the connection go */
+    wait_events(&ea, 1, 1, 1);
+    cp2p_node_stats st;
+    cp2p_node_stats_get(a, &st);
+    assert_true(st.events_delivered >= 3);
+    assert_int_equal(st.events_dropped, 0);
+    cp2p_node_stop(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +349,7 @@ int main(void)
         cmocka_unit_test(timeouts_and_pool_refusals),
         cmocka_unit_test(command_queue_pushes_back),
         cmocka_unit_test(stop_with_requests_in_flight),
+        cmocka_unit_test(connection_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
