@@ -454,9 +454,9 @@ static int on_msg1(cp2p__noise *n, const uint8_t *msg, size_t len, const char **
     return 0;
 }
 
-/* Initiator, message 2: "<- e, ee, s, es" and the responder's signed payload. Verify it before
- * sending message 3, so that we never reveal our identity to a peer we did not mean to reach. */
-static int on_msg2(cp2p__noise *n, const uint8_t *msg, size_t len, const char **why)
+/* Messages 2 and 3 carry the remote's signed payload: read it, check the signature and the
+ * expected peer ID, and agree on the muxer. */
+static int accept_remote_payload(cp2p__noise *n, const uint8_t *msg, size_t len, const char **why)
 {
     uint8_t *payload;
     size_t plen;
@@ -469,7 +469,15 @@ static int on_msg2(cp2p__noise *n, const uint8_t *msg, size_t len, const char **
     if (rc != 0) {
         return rc;
     }
-    if ((rc = negotiate_muxer(n, why)) != 0) {
+    return negotiate_muxer(n, why);
+}
+
+/* Initiator, message 2: "<- e, ee, s, es" and the responder's signed payload. Verify it before
+ * sending message 3, so that we never reveal our identity to a peer we did not mean to reach. */
+static int on_msg2(cp2p__noise *n, const uint8_t *msg, size_t len, const char **why)
+{
+    int rc = accept_remote_payload(n, msg, len, why);
+    if (rc != 0) {
         return rc;
     }
     if ((rc = queue_hs_msg(n, n->payload, n->payload_len, why)) != 0) {
@@ -482,18 +490,8 @@ static int on_msg2(cp2p__noise *n, const uint8_t *msg, size_t len, const char **
 /* Responder, message 3: "-> s, se" and the initiator's signed payload. */
 static int on_msg3(cp2p__noise *n, const uint8_t *msg, size_t len, const char **why)
 {
-    uint8_t *payload;
-    size_t plen;
-    int rc = read_hs_msg(n, msg, len, &payload, &plen, why);
+    int rc = accept_remote_payload(n, msg, len, why);
     if (rc != 0) {
-        return rc;
-    }
-    rc = payload_check(n, payload, plen, why);
-    cp2p_free(payload);
-    if (rc != 0) {
-        return rc;
-    }
-    if ((rc = negotiate_muxer(n, why)) != 0) {
         return rc;
     }
     enter_transport(n);
