@@ -16,6 +16,7 @@
 #include <cp2p/multiaddr.h>
 #include <cp2p/multiformats.h>
 
+#include "util/text.h"
 #include "util/utf8.h"
 #include "util/bytes.h"
 #include "util/limits.h"
@@ -137,20 +138,6 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Canonical decimal (no sign, no leading zero unless "0"), value <= max. js validates ports the
  * same way: parseInt(v).toString() === v, then 0 <= v <= 65535. */
 static int parse_decimal(const char *s, size_t len, unsigned max, unsigned *out)
@@ -233,8 +220,8 @@ static int parse_ip6(const char *s, size_t len, uint8_t out[16])
         }
         unsigned value = 0;
         size_t length = 0;
-        while (length < 4 && p < len && hex_digit(s[p]) >= 0) {
-            value = value * 16 + (unsigned)hex_digit(s[p]);
+        while (length < 4 && p < len && cp2p__hex_digit(s[p]) >= 0) {
+            value = value * 16 + (unsigned)cp2p__hex_digit(s[p]);
             p++;
             length++;
         }
@@ -372,7 +359,7 @@ static int read_escape(const char *s, size_t len, size_t *p)
     if (len - *p < 3 || s[*p] != '%') {
         return -1;
     }
-    int hi = hex_digit(s[*p + 1]), lo = hex_digit(s[*p + 2]);
+    int hi = cp2p__hex_digit(s[*p + 1]), lo = cp2p__hex_digit(s[*p + 2]);
     if (hi < 0 || lo < 0) {
         return -1;
     }

@@ -4,6 +4,7 @@
 #include <cp2p/codec.h>
 
 #include "util/basex.h"
+#include "util/text.h"
 
 static const char HEX[] = "0123456789abcdef";
 static const char B58[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
@@ -48,20 +49,6 @@ int cp2p_hex_encode(cp2p_buf *out, const uint8_t *in, size_t len)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int cp2p_hex_decode(cp2p_buf *out, const char *in, size_t len)
 {
     int rc;
@@ -73,7 +60,7 @@ int cp2p_hex_decode(cp2p_buf *out, const char *in, size_t len)
         return rc;
     }
     for (size_t i = 0; i < len / 2; i++) {
-        int hi = hexval(in[2 * i]), lo = hexval(in[2 * i + 1]);
+        int hi = cp2p__hex_digit(in[2 * i]), lo = cp2p__hex_digit(in[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return CP2P_EINVAL; /* nothing committed */
         }
