@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cp2p/kad.h>
 #include <cp2p/log.h>
 #include <cp2p/protocols.h>
 #include <cp2p/reqresp.h>
@@ -15,6 +16,8 @@ static const char NODE_HELP[] =
     "                 [--peer MULTIADDR]... [--perf] [--echo PROTOCOL]... [--json]\n"
     "                 [--max-conns N] [--max-pending-inbound N] [--keepalive-ms MS]\n"
     "                 [--dial-timeout-ms MS] [--peerstore FILE] [--log-level LEVEL]\n"
+    "                 [--bootstrap MULTIADDR]... [--no-dht] [--dht-mode MODE]\n"
+    "                 [--dht-protocol ID] [--dht-namespace NS]... [--status-interval S]\n"
     "\n"
     "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
     "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
@@ -38,6 +41,17 @@ static const char NODE_HELP[] =
     "                            SQLite file; at start the node redials up to 32 peers it\n"
     "                            connected to before (default: in memory, forgotten at exit)\n"
     "  --log-level LEVEL         trace|debug|info|warn|error|off (default info, or $CP2P_LOG)\n"
+    "  --bootstrap MA            Kademlia DHT bootstrap peer (MA with /p2p/ID), repeatable:\n"
+    "                            dialed at start, then the node looks itself up and keeps\n"
+    "                            its routing table filled (see docs/CLI.md)\n"
+    "  --no-dht                  do not run the DHT (it runs by default)\n"
+    "  --dht-mode MODE           auto|server|client (default auto: server, since the node\n"
+    "                            listens; a client queries but answers no DHT request)\n"
+    "  --dht-protocol ID         DHT protocol ID (default /ipfs/kad/1.0.0)\n"
+    "  --dht-namespace NS        store records under /NS/... without checking their values\n"
+    "                            (repeatable; default: cp2p). /pk/ records are always checked\n"
+    "  --status-interval S       print a status line (connections, DHT table size) every S\n"
+    "                            seconds; 0 = never (default 30)\n"
     "  --config FILE             read options from FILE first: one 'name = value' per line,\n"
     "                            names as the flags above (see 'cp2p init', docs/CLI.md)\n";
 
@@ -50,6 +64,16 @@ typedef struct {
     bool json;
     uv_signal_t sigint, sigterm;
     int closing;
+    /* DHT */
+    bool no_dht;
+    cp2p_kad_config kc;
+    const char *bootstrap[MAX_ADDRS];
+    const char *ns[MAX_ADDRS];
+    size_t nns;
+    cp2p_kad *kad;
+    uint64_t status_s;
+    uv_timer_t status;
+    size_t conns;
 } node_ctx;
 
 static void print_conn_event(node_ctx *n, const char *what, cp2p_conn *c, int err)
@@ -106,8 +130,14 @@ static void on_event(cp2p_host *h, const cp2p_event *ev, void *ud)
     node_ctx *n = ud;
     (void)h;
     switch (ev->type) {
-    case CP2P_EVENT_CONN_OPENED: print_conn_event(n, "connected", ev->conn, 0); break;
-    case CP2P_EVENT_CONN_CLOSED: print_conn_event(n, "disconnected", ev->conn, ev->err); break;
+    case CP2P_EVENT_CONN_OPENED:
+        n->conns++;
+        print_conn_event(n, "connected", ev->conn, 0);
+        break;
+    case CP2P_EVENT_CONN_CLOSED:
+        n->conns--;
+        print_conn_event(n, "disconnected", ev->conn, ev->err);
+        break;
     case CP2P_EVENT_PEER_IDENTIFIED: print_identified(n, ev->conn); break;
     default: break;
     }
@@ -135,6 +165,22 @@ static void on_closed(cp2p_host *h, void *ud)
     (void)h;
     uv_close((uv_handle_t *)&n->sigint, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->status, NULL);
+}
+
+static void on_status(uv_timer_t *t)
+{
+    node_ctx *n = t->data;
+    size_t table = n->kad != NULL ? cp2p_kad_table_size(n->kad) : 0;
+    if (n->json) {
+        printf("{\"event\":\"status\",\"connections\":%zu,\"dht\":%s,\"dht_table\":%zu}\n",
+               n->conns, n->kad != NULL ? "true" : "false", table);
+    } else if (n->kad != NULL) {
+        printf("status connections=%zu dht_table=%zu\n", n->conns, table);
+    } else {
+        printf("status connections=%zu dht=off\n", n->conns);
+    }
+    fflush(stdout);
 }
 
 static void echo_request(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req, size_t len,
@@ -156,6 +202,9 @@ static void on_signal(uv_signal_t *s, int signum)
         for (size_t i = 0; i < n->necho; i++) {
             (void)!cp2p_reqresp_unregister(n->host, n->echo[i]);
         }
+        uv_timer_stop(&n->status);
+        cp2p_kad_close(n->kad);
+        n->kad = NULL;
         cp2p_host_close(n->host, on_closed, n);
     }
 }
@@ -208,6 +257,12 @@ int cli_cmd_node(int argc, char **argv)
         {"dial-timeout-ms", required_argument, NULL, 'D'},
         {"peerstore", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'L'},
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"no-dht", no_argument, NULL, 'N'},
+        {"dht-mode", required_argument, NULL, 'M'},
+        {"dht-protocol", required_argument, NULL, 'R'},
+        {"dht-namespace", required_argument, NULL, 'n'},
+        {"status-interval", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *listen[MAX_ADDRS], *peers[MAX_ADDRS];
@@ -219,6 +274,8 @@ int cli_cmd_node(int argc, char **argv)
     cp2p_host_config cfg;
     uint64_t v;
     cp2p_host_config_default(&cfg);
+    cp2p_kad_config_default(&n.kc);
+    n.status_s = 30;
     /* --config FILE: its options come first, the command line's after (and win for single
      * values, add up for repeatable ones). */
     int cargc = 0;
@@ -315,6 +372,44 @@ int cli_cmd_node(int argc, char **argv)
             n.echo[n.necho++] = optarg;
             break;
         case 'j': n.json = true; break;
+        case 'b':
+            if (n.kc.n_bootstrap == MAX_ADDRS) {
+                fprintf(stderr, "cp2p node: at most %d --bootstrap\n", MAX_ADDRS);
+                rc = CLI_EXIT_USAGE;
+                break;
+            }
+            n.bootstrap[n.kc.n_bootstrap++] = optarg;
+            break;
+        case 'N': n.no_dht = true; break;
+        case 'M':
+            if (strcmp(optarg, "auto") == 0) {
+                n.kc.mode = CP2P_KAD_MODE_AUTO;
+            } else if (strcmp(optarg, "server") == 0) {
+                n.kc.mode = CP2P_KAD_MODE_SERVER;
+            } else if (strcmp(optarg, "client") == 0) {
+                n.kc.mode = CP2P_KAD_MODE_CLIENT;
+            } else {
+                fprintf(stderr, "cp2p node: --dht-mode is auto, server or client\n");
+                rc = CLI_EXIT_USAGE;
+            }
+            break;
+        case 'R': n.kc.protocol = optarg; break;
+        case 'n':
+            if (n.nns == MAX_ADDRS) {
+                fprintf(stderr, "cp2p node: at most %d --dht-namespace\n", MAX_ADDRS);
+                rc = CLI_EXIT_USAGE;
+                break;
+            }
+            n.ns[n.nns++] = optarg;
+            break;
+        case 'T':
+            if (cli_parse_bytes(optarg, &v) != 0 || v > 86400) {
+                fprintf(stderr, "cp2p node: bad --status-interval '%s'\n", optarg);
+                rc = CLI_EXIT_USAGE;
+            } else {
+                n.status_s = v;
+            }
+            break;
         case 'h': fputs(NODE_HELP, stdout); rc = -1; break;
         default: fputs(NODE_HELP, stderr); rc = CLI_EXIT_USAGE; break;
         }
@@ -398,7 +493,27 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
         }
         cp2p_multiaddr_free(ma);
     }
+    if (exit_code == 0 && !n.no_dht) {
+        static const char *const default_ns[] = {"cp2p"};
+        n.kc.bootstrap = n.bootstrap;
+        if ((rc = cp2p_kad_new(n.host, &n.kc, &n.kad)) != 0) {
+            fprintf(stderr, "cp2p node: cannot start the DHT: %s%s\n", cp2p_strerror(rc),
+                    rc == CP2P_EINVAL ? " (a --bootstrap address must end in /p2p/ID)" : "");
+            exit_code = CLI_EXIT_USAGE;
+        }
+        const char *const *ns = n.nns > 0 ? n.ns : default_ns;
+        size_t nns = n.nns > 0 ? n.nns : 1;
+        for (size_t i = 0; exit_code == 0 && i < nns; i++) {
+            if ((rc = cp2p_kad_add_validator(n.kad, ns[i], cp2p_kad_accept_any, NULL, NULL)) != 0) {
+                fprintf(stderr, "cp2p node: bad --dht-namespace '%s': %s\n", ns[i],
+                        cp2p_strerror(rc));
+                exit_code = CLI_EXIT_USAGE;
+            }
+        }
+    }
     if (exit_code != 0) {
+        cp2p_kad_close(n.kad);
+        n.kad = NULL;
         for (size_t i = 0; i < n.necho; i++) {
             (void)!cp2p_reqresp_unregister(n.host, n.echo[i]);
         }
@@ -412,6 +527,11 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
     n.sigint.data = n.sigterm.data = &n;
     uv_signal_start(&n.sigint, on_signal, SIGINT);
     uv_signal_start(&n.sigterm, on_signal, SIGTERM);
+    uv_timer_init(loop, &n.status);
+    n.status.data = &n;
+    if (n.status_s > 0) {
+        uv_timer_start(&n.status, on_status, n.status_s * 1000, n.status_s * 1000);
+    }
     print_addrs(&n);
     uv_run(loop, UV_RUN_DEFAULT);
     (void)!uv_loop_close(loop);

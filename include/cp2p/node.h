@@ -11,6 +11,7 @@
 #define CP2P_NODE_H
 
 #include <cp2p/host.h>
+#include <cp2p/kad.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,6 +28,14 @@ typedef struct cp2p_node_config {
     size_t worker_queue;          /* inbound requests waiting for a worker (default 1024) */
     size_t max_request_bytes;     /* request-response limits for every protocol of the node */
     size_t max_response_bytes;    /* (defaults 1 MiB and 10 MiB) */
+    /* The Kademlia DHT (cp2p/kad.h): off by default. kad's strings (protocol, bootstrap) and
+     * dht_namespaces are only read while cp2p_node_start() runs. */
+    bool dht;
+    cp2p_kad_config kad;          /* filled with cp2p_kad_config_default() */
+    /* Record namespaces ("/ns/...") the DHT stores without checking the value
+     * (cp2p_kad_accept_any); others need a validator ("pk" is built in). */
+    const char *const *dht_namespaces;
+    size_t n_dht_namespaces;
 } cp2p_node_config;
 
 /* Fill c with the defaults (no identity, no listen address). Any thread. */
@@ -115,6 +124,42 @@ typedef void (*cp2p_node_event_handler)(void *ud, cp2p_node_event_type type,
  * CP2P_ECANCELED, CP2P_ENOMEM. Any thread except the node's own. */
 CP2P_API CP2P_NODISCARD int cp2p_node_set_event_handler(cp2p_node *n, cp2p_node_event_handler cb,
                                                         void *ud, cp2p_node_exec exec);
+
+/* ---- the DHT (cfg.dht): each call blocks the calling thread up to timeout_ms; any thread
+ * except the node's own. Errors common to all: CP2P_ENOTSUP (the node runs no DHT),
+ * CP2P_ETIMEDOUT, CP2P_EFULL (command queue), CP2P_ECANCELED (node stopping), CP2P_ENOMEM;
+ * the others are those of the cp2p_kad_* call named. ---- */
+
+/* Dial the bootstrap peers and look ourselves up (cp2p_kad_bootstrap); *table_size (may be
+ * NULL) gets the routing table's size afterwards. */
+CP2P_API CP2P_NODISCARD int cp2p_node_dht_bootstrap(cp2p_node *n, uint64_t timeout_ms,
+                                                    size_t *table_size);
+/* The routing table's size now. */
+CP2P_API CP2P_NODISCARD int cp2p_node_dht_table_size(cp2p_node *n, size_t *out);
+/* cp2p_kad_find_peer: on success *addrs holds *n_addrs multiaddrs as text (free with
+ * cp2p_node_free_strings); they are also in the node's peerstore, so cp2p_node_request() can
+ * dial the peer. */
+CP2P_API CP2P_NODISCARD int cp2p_node_dht_find_peer(cp2p_node *n, const cp2p_peer_id *peer,
+                                                    uint64_t timeout_ms, char ***addrs,
+                                                    size_t *n_addrs);
+CP2P_API void cp2p_node_free_strings(char **s, size_t n);
+/* cp2p_kad_put_value: *stored (may be NULL) gets how many peers stored it. */
+CP2P_API CP2P_NODISCARD int cp2p_node_dht_put(cp2p_node *n, const void *key, size_t key_len,
+                                              const void *value, size_t value_len,
+                                              uint64_t timeout_ms, size_t *stored);
+/* cp2p_kad_get_value: *value (free with cp2p_free) and *value_len get the best value. */
+CP2P_API CP2P_NODISCARD int cp2p_node_dht_get(cp2p_node *n, const void *key, size_t key_len,
+                                              uint64_t timeout_ms, uint8_t **value,
+                                              size_t *value_len);
+/* cp2p_kad_provide: *told (may be NULL) gets how many peers were told. */
+CP2P_API CP2P_NODISCARD int cp2p_node_dht_provide(cp2p_node *n, const void *key, size_t key_len,
+                                                  uint64_t timeout_ms, size_t *told);
+/* cp2p_kad_find_providers: up to max provider IDs into out, their count into *n_out (their
+ * addresses go to the node's peerstore). */
+CP2P_API CP2P_NODISCARD int cp2p_node_dht_find_providers(cp2p_node *n, const void *key,
+                                                         size_t key_len, size_t max,
+                                                         uint64_t timeout_ms, cp2p_peer_id *out,
+                                                         size_t *n_out);
 
 /* Counters (a snapshot; any thread). */
 typedef struct cp2p_node_stats {

@@ -205,6 +205,18 @@ int cp2p__host_add_observer(cp2p_host *h, cp2p_event_cb cb, void *ud)
     return 0;
 }
 
+void cp2p__host_remove_observer(cp2p_host *h, cp2p_event_cb cb, void *ud)
+{
+    for (size_t i = 0; i < h->nobservers; i++) {
+        if (h->observers[i].cb == cb && h->observers[i].ud == ud) {
+            memmove(&h->observers[i], &h->observers[i + 1],
+                    (h->nobservers - i - 1) * sizeof(h->observers[0]));
+            h->nobservers--;
+            return;
+        }
+    }
+}
+
 void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, const char *why)
 {
     cp2p_event ev = {.type = type, .conn = c, .err = err, .why = why};

@@ -147,6 +147,8 @@ void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, 
 /* Observers see every event (public and internal) before the application. Up to
  * CP2P_HOST_MAX_OBSERVERS. Returns 0 or CP2P_EFULL. */
 CP2P_NODISCARD int cp2p__host_add_observer(cp2p_host *h, cp2p_event_cb cb, void *ud);
+/* Remove the observer added with (cb, ud); no effect when there is none. */
+void cp2p__host_remove_observer(cp2p_host *h, cp2p_event_cb cb, void *ud);
 bool cp2p__host_handler_active(void *host, size_t idx);
 const cp2p__host_stats *cp2p__host_stats_get(const cp2p_host *h);
 /* Create the bare host; cp2p_host_new() (protocols/builtin.c) adds the built-in protocols. */

@@ -271,6 +271,8 @@
  * queues at 100..1000; our choice). */
 #define CP2P_NODE_WORKERS 2
 #define CP2P_NODE_MAX_WORKERS 256
+/* Wait for a quick DHT query of the node (the table size) at most this long (our choice). */
+#define CP2P_NODE_DHT_QUICK_MS 5000
 #define CP2P_NODE_WORKER_QUEUE 1024
 /* Addresses a node reports (cp2p_node_addr). */
 #define CP2P_NODE_MAX_ADDRS 64
@@ -302,5 +304,227 @@
  * (our choice: CometBFT dials from its address book until it has MaxNumOutboundPeers, 10;
  * 32 leaves room below the dialer's CP2P_DIALER_MAX_DIALS for the application's own dials). */
 #define CP2P_HOST_RECONNECT_PEERS 32
+
+/* ---- protocols: gossipsub peer score (src/protocols/gossipsub/gs_score.c) ---- */
+/* Peers tracked at once, connected and retained together; past it add_peer fails with
+ * CP2P_EFULL and is counted (our choice: the peerstore's default size; go-libp2p-pubsub's
+ * peerStats map is unbounded). */
+#define CP2P_GS_SCORE_MAX_PEERS 10000
+/* Message delivery records kept; past it the oldest is dropped and counted (our choice:
+ * go-libp2p-pubsub keeps every record for TimeCacheDuration, unbounded; 100,000 records hold
+ * two minutes at over 800 messages a second). */
+#define CP2P_GS_SCORE_MAX_RECORDS 100000
+/* How long a delivery record is kept: go-libp2p-pubsub's TimeCacheDuration (120 s), so that late
+ * duplicates of an invalid message are still penalised (P4). A topic's P3 window longer than
+ * this extends it. */
+#define CP2P_GS_SCORE_RECORD_TTL_MS 120000
+/* Peers remembered per delivery record (our choice: gossipsub's D_hi is 12 mesh peers; 64 also
+ * covers duplicates from gossip replies; more are dropped and counted). */
+#define CP2P_GS_SCORE_RECORD_PEERS 64
+/* Longest message ID tracked (our choice: go's default ID, from + seqno, is about 50 bytes and
+ * hashed IDs are 20-32 bytes); longer IDs are not tracked, and counted. */
+#define CP2P_GS_SCORE_MAX_MSG_ID 256
+/* Scored topics in one parameter set, hence topic stats per peer (our choice), and the longest
+ * topic name (our choice, as the gossipsub router's topic bound). */
+#define CP2P_GS_SCORE_MAX_TOPICS 256
+#define CP2P_GS_SCORE_MAX_TOPIC_LEN 1024
+/* Longest IP text (INET6_ADDRSTRLEN is 46; room for a zone suffix; our choice). */
+#define CP2P_GS_SCORE_IP_MAX 64
+/* Counters (P4 invalid deliveries, P7 behaviour penalty) saturate here, and every weight, cap
+ * and threshold must be within +-CP2P_GS_SCORE_PARAM_MAX, so that the sum of squares times
+ * weights over all topics stays a finite double (our choice: far beyond graylisting). */
+#define CP2P_GS_SCORE_COUNTER_MAX 1e9
+#define CP2P_GS_SCORE_PARAM_MAX 1e12
+
+/* ---- emitter: Fabric-style batching emitter (src/emitter/emitter.c) ---- */
+/* Defaults from Hyperledger Fabric's gossip config (core.yaml peer.gossip.*: propagateIterations
+ * 1, maxPropagationBurstSize 10, maxPropagationBurstLatency 10ms, propagatePeerNum 3). */
+#define CP2P_EMITTER_ITERATIONS 1
+#define CP2P_EMITTER_BURST_SIZE 10
+#define CP2P_EMITTER_MAX_LATENCY_MS 10
+#define CP2P_EMITTER_FANOUT 3
+/* Queued messages and bytes (data plus per-message bookkeeping); a full queue rejects new
+ * messages with CP2P_EFULL, counted (our choice: Fabric's buffer is unbounded; 10,000 is 1,000
+ * bursts, and 64 MiB holds them at several KiB each). */
+#define CP2P_EMITTER_MAX_BUFFERED 10000
+#define CP2P_EMITTER_MAX_BUFFERED_LIMIT 1000000
+#define CP2P_EMITTER_MAX_BUFFERED_BYTES (64 * 1024 * 1024)
+/* Largest message (our choice: a few Fabric blocks' worth; Fabric's own gRPC limit is 100 MiB). */
+#define CP2P_EMITTER_MAX_MSG_BYTES (4 * 1024 * 1024)
+/* Upper bounds on the configuration (our choice): iterations and fan-out size each message's
+ * record of the peers it went to; kinds are a small fixed set (Fabric has about five). */
+#define CP2P_EMITTER_MAX_ITERATIONS 16
+#define CP2P_EMITTER_MAX_FANOUT 64
+#define CP2P_EMITTER_MAX_KINDS 64
+/* Candidate peers one tick accepts (our choice: sizes the tick's scratch arrays). */
+#define CP2P_EMITTER_MAX_PEERS 65536
+
+/* ---- protocols: gossipsub router and RPC codec (src/protocols/gossipsub/gs_router.c, gs_rpc.c) */
+/* Overlay parameters: gossipsub-v1.0/1.1 spec and go-libp2p-pubsub defaults (D 6, D_lo 5,
+ * D_hi 12, D_lazy 6, D_score 4, D_out 2, heartbeat 1 s, fanout TTL 60 s, mcache 5 windows of
+ * which 3 are gossiped, seen TTL 120 s, prune backoff 60 s, unsubscribe backoff 10 s, graft
+ * flood threshold 10 s, prune peers 16, opportunistic graft every 60 heartbeats for 2 peers,
+ * gossip factor 0.25, IWANT follow-up 3 s, max IHAVE length 5000, max IHAVE messages 10). */
+#define CP2P_GS_D 6
+#define CP2P_GS_D_LO 5
+#define CP2P_GS_D_HI 12
+#define CP2P_GS_D_LAZY 6
+#define CP2P_GS_D_SCORE 4
+#define CP2P_GS_D_OUT 2
+#define CP2P_GS_HEARTBEAT_MS 1000
+#define CP2P_GS_FANOUT_TTL_MS 60000
+#define CP2P_GS_MCACHE_LEN 5
+#define CP2P_GS_MCACHE_GOSSIP 3
+#define CP2P_GS_SEEN_TTL_MS 120000
+#define CP2P_GS_PRUNE_BACKOFF_MS 60000
+#define CP2P_GS_UNSUB_BACKOFF_MS 10000
+#define CP2P_GS_GRAFT_FLOOD_MS 10000
+#define CP2P_GS_PRUNE_PEERS 16
+#define CP2P_GS_OPP_GRAFT_TICKS 60
+#define CP2P_GS_OPP_GRAFT_PEERS 2
+#define CP2P_GS_GOSSIP_FACTOR 0.25
+#define CP2P_GS_IWANT_FOLLOWUP_MS 3000
+#define CP2P_GS_MAX_IHAVE_LEN 5000
+#define CP2P_GS_MAX_IHAVE_MSGS 10
+/* Times one message is sent to one peer in reply to IWANT (go GossipRetransmission 3). */
+#define CP2P_GS_GOSSIP_RETRANSMISSION 3
+/* v1.2: messages at least this large trigger IDONTWANT (go IDontWantMessageThreshold 1 KiB);
+ * IDONTWANT IDs kept per peer (go maxIDontWantMessages 1000) and for how many heartbeats
+ * (go IDontWantMessageTTL 3). */
+#define CP2P_GS_IDONTWANT_THRESHOLD 1024
+#define CP2P_GS_IDONTWANT_MAX 1000
+#define CP2P_GS_IDONTWANT_TTL_TICKS 3
+/* Largest RPC frame read or written (go DefaultMaxMessageSize 1 MiB; js maxInboundDataLength
+ * is 4 MiB, go's 1 MiB is the interoperable bound). */
+#define CP2P_GS_MAX_RPC_SIZE (1024 * 1024)
+/* Per-RPC decode limits (our choice: go caps nothing per RPC beyond size; js limits
+ * subscriptions/messages/ihave/iwant per RPC to Infinity by default, Lodestar uses 5000). */
+#define CP2P_GS_MAX_RPC_SUBS 5000
+#define CP2P_GS_MAX_RPC_MSGS 5000
+#define CP2P_GS_MAX_RPC_CONTROL 5000  /* IDs in all IHAVE/IWANT/IDONTWANT, and GRAFT+PRUNE */
+#define CP2P_GS_MAX_PX_PEERS 64       /* peers in one PRUNE (our choice: 4 x prune_peers) */
+#define CP2P_GS_MAX_TOPIC_LEN 1024    /* bytes in a topic name (our choice) */
+#define CP2P_GS_MAX_MSG_ID 256        /* bytes in a message ID (our choice; go/js ids < 100) */
+/* Topics one peer may subscribe to; beyond: ignored, counted, behaviour penalty (our choice,
+ * go has no cap; Lodestar's maxSubscriptions is much lower). Topics the router tracks. */
+#define CP2P_GS_MAX_PEER_SUBS 1000
+#define CP2P_GS_MAX_TOPICS 10000
+#define CP2P_GS_MAX_PEERS 4096
+/* Seen-cache entries (our choice: 120 s at ~800 msg/s) and mcache entries. */
+#define CP2P_GS_SEEN_MAX 100000
+#define CP2P_GS_MCACHE_MAX 20000
+/* Per-peer outbox: messages waiting (go peerOutboundQueueSize 32 RPCs; ours counts single
+ * messages, so larger) and control entries waiting (our choice). */
+#define CP2P_GS_OUTBOX_MSGS 1024
+#define CP2P_GS_OUTBOX_CONTROL 8192
+/* Events waiting for poll_event, validations pending in async mode (go validateQueueSize 32
+ * per topic; ours is global), IWANT promises tracked (our choice). */
+#define CP2P_GS_EVENT_QUEUE 4096
+#define CP2P_GS_MAX_PENDING_VALIDATIONS 1024
+#define CP2P_GS_MAX_PROMISES 10000
+
+/* ---- protocols: kad routing table and lookup (src/protocols/kad/kad_rt.c, kad_lookup.c) ---- */
+/* Defaults: bucket size k = 20 (the kad-dht spec's replication parameter, go-libp2p-kbucket's
+ * bucket size); largest k accepted (our choice: bounds the table at 256 * 64 entries). */
+#define CP2P_KAD_K 20
+#define CP2P_KAD_MAX_K 64
+/* Diversity: peers of one IP group per bucket, and in the whole table. go-libp2p-kbucket's
+ * peerdiversity filter as kubo configures it for the public DHT is 2 per cpl and 3 per table
+ * (NewRTPeerDiversityFilter(h, 2, 3)), over /16 IPv4 groups (/8 for legacy class A) and IPv6
+ * ASNs. Our groups are finer (/24, /48: no ASN database), so the per-bucket value is go's and
+ * the table-wide one is our choice: 10 lets a few nodes of one operator's subnet in. */
+#define CP2P_KAD_MAX_PER_GROUP_BUCKET 2
+#define CP2P_KAD_MAX_PER_GROUP_TABLE 10
+/* An entry not seen for this long may be liveness-checked when a newcomer wants its slot
+ * (our choice: go-libp2p-kad-dht pings peers not heard from in its 10 min refresh period,
+ * "maxLastSuccessfulOutboundThreshold"; 5 min keeps buckets livelier). A check that was asked
+ * for and never answered is abandoned after the same time. */
+#define CP2P_KAD_STALE_AFTER_MS (5ULL * 60 * 1000)
+/* Deepest bucket refreshed, and the tries allowed to generate a key for it: generating a key
+ * with cpl c takes about 2^(c+1) SHA-256 (go-libp2p-kbucket also refreshes cpl 0..15, with a
+ * precomputed table; we search, 16x the expected 2^16 for c = 15, about 0.5 s worst case). */
+#define CP2P_KAD_MAX_REFRESH_CPL 15
+#define CP2P_KAD_REFRESH_KEY_TRIES (1UL << 20)
+/* Lookup: concurrency alpha (go-libp2p-kad-dht's Concurrency default, 10) and its upper bound
+ * (our choice); per-query and whole-lookup timeouts (our choices, as go's 10 s dial/stream
+ * timeouts and a one-minute query context). */
+#define CP2P_KAD_ALPHA 10
+#define CP2P_KAD_MAX_ALPHA 64
+#define CP2P_KAD_QUERY_TIMEOUT_MS 10000
+#define CP2P_KAD_LOOKUP_TIMEOUT_MS 60000
+/* Candidates one lookup keeps (the closest; the farthest not in flight are dropped), and closer
+ * peers taken from one response (the closest 2k; the rest are dropped and counted). Our choice:
+ * an honest response carries k = 20 peers, and 512 candidates are 25 responses' worth. */
+#define CP2P_KAD_LOOKUP_MAX_CANDIDATES 512
+#define CP2P_KAD_MAX_CLOSER_PER_RESPONSE 40
+
+/* ---- protocols: kad messages and stores (src/protocols/kad/kad_msg.c, kad_store.c) ---- */
+/* Largest message body. go-libp2p-kad-dht and js-libp2p accept 4 MiB (msgio / lp max), rust-
+ * libp2p kad 16 KiB by default. Our choice, 1 MiB: the binding reads a whole message into memory
+ * per stream and protobuf-c copies every bytes field while unpacking (about twice the size at
+ * peak), so a quarter of go's bound; it still holds a maximal value (CP2P_KAD_MAX_VALUE) plus
+ * two full peer lists (2 x 64 peers x 32 addresses of ~100 bytes, about 450 KiB). */
+#define CP2P_KAD_MAX_MSG (1024 * 1024)
+/* Longest message or record key (our choice: real keys are "/pk/" or "/ipns/" + a 34-38 byte
+ * multihash, or a CID multihash, under 100 bytes; the specs set no limit). */
+#define CP2P_KAD_MAX_KEY 1024
+/* Largest record value: rust-libp2p's MemoryStore refuses values over 65 KiB (max_value_bytes);
+ * IPNS records are at most 10 KiB (ipns spec), public keys CP2P_KEY_PB_MAX. */
+#define CP2P_KAD_MAX_VALUE (64 * 1024)
+/* Peers kept from each list (closerPeers, providerPeers) of one message, and addresses kept per
+ * peer; the rest are dropped and counted. Our choice: a correct answer carries k = 20 peers
+ * (go returns every provider it holds, usually a handful); real peers announce a few addresses
+ * (the peerstore keeps CP2P_PEERSTORE_MAX_ADDRS_DEFAULT = 32). */
+#define CP2P_KAD_MAX_PEERS_PER_MSG 64
+#define CP2P_KAD_MAX_ADDRS_PER_PEER 32
+/* A Record's timeReceived (RFC 3339 text, about 30 bytes) longer than this is ignored (ours). */
+#define CP2P_KAD_MAX_TIME_RECEIVED 64
+/* Record namespaces with a validator, and the longest namespace name (our choice: go and js
+ * register two, "pk" and "ipns"). */
+#define CP2P_KAD_MAX_NAMESPACES 16
+#define CP2P_KAD_MAX_NAMESPACE_LEN 64
+/* Store defaults. Records: go-libp2p-kad-dht keeps them MaxRecordAge = 36 h; counts and bytes are
+ * our choice (go's datastore is unbounded; rust-libp2p's MemoryStore keeps 1024 records): 10,000
+ * records and 64 MiB of values. Providers: go's ProvideValidity is 48 h; rust-libp2p keeps 20
+ * providers per key (max_providers_per_key, = k) and our choice of 10,000 keys. */
+#define CP2P_KAD_STORE_MAX_RECORDS 10000
+#define CP2P_KAD_STORE_MAX_RECORD_BYTES (64 * 1024 * 1024)
+#define CP2P_KAD_STORE_RECORD_TTL_MS (36ULL * 3600 * 1000)
+#define CP2P_KAD_STORE_MAX_PROVIDER_KEYS 10000
+#define CP2P_KAD_STORE_MAX_PROVIDERS_PER_KEY 20
+#define CP2P_KAD_STORE_PROVIDER_TTL_MS (48ULL * 3600 * 1000)
+
+/* ---- protocols: kad binding (kad_uv.c) ---- */
+/* Refresh every 10 min: go-libp2p-kad-dht's RoutingTableRefreshPeriod (k, alpha and the
+ * timeouts are in the lookup section above). */
+#define CP2P_KAD_REFRESH_INTERVAL_MS (10 * 60 * 1000)
+/* Provider records are announced again every 22 h (go's provider republish interval, under
+ * their 48 h validity). */
+#define CP2P_KAD_REPUBLISH_INTERVAL_MS (22ULL * 3600 * 1000)
+/* Inbound requests per peer: 20/s with a burst of 40 (our choice: a lookup sends one request
+ * per peer, a busy client a few per second). Peers tracked for it: the least recently seen
+ * slot is reused, so a flood of new peer IDs only resets their own buckets. */
+#define CP2P_KAD_REQUESTS_PER_SEC 20
+#define CP2P_KAD_REQUESTS_BURST 40
+#define CP2P_KAD_RATE_SLOTS 256
+/* Addresses learned from DHT answers live in the peerstore for 30 min (our choice: long
+ * enough to dial the peers a lookup found; go uses minutes-long temporary TTLs). */
+#define CP2P_KAD_ADDR_TTL_MS (30 * 60 * 1000)
+/* Liveness checks (dial + ping) in flight at once (our choice). */
+#define CP2P_KAD_MAX_CHECKS 16
+/* Values a GET collects from different peers before choosing the best (our choice: k). */
+#define CP2P_KAD_MAX_VALUES_PER_GET 20
+/* Bootstrap peers configured (our choice). */
+#define CP2P_KAD_MAX_BOOTSTRAP 64
+/* Providers in one GET_PROVIDERS answer and in one find_providers result (our choice: go
+ * answers with all it has, bounded by its per-key store; 20 is the store's per-key bound). */
+#define CP2P_KAD_MAX_PROVIDERS_ANSWER 20
+/* An empty table triggers a new bootstrap at most this often (our choice). */
+#define CP2P_KAD_REBOOTSTRAP_MS 10000
+/* Store purge and republish check period (our choice). */
+#define CP2P_KAD_PURGE_INTERVAL_MS 60000
+/* The DHT timer: every 50 ms while lookups run (their time-outs), else every second. */
+#define CP2P_KAD_TICK_MS 50
+#define CP2P_KAD_IDLE_TICK_MS 1000
 
 #endif

@@ -1,0 +1,1940 @@
+/* The Kademlia DHT on the host (see cp2p/kad.h): the binding that drives the sans-I/O cores
+ * (kad_rt: routing table, kad_lookup: iterative lookups, kad_store: records and providers,
+ * kad_msg: the wire message) with streams, dials, pings and a timer.
+ *
+ * Outbound queries use request-response in length-prefixed mode (one stream per request, as
+ * js-libp2p does); ADD_PROVIDER has no answer, so it is written on its own stream and closed.
+ * Inbound streams may carry several requests one after another (the spec requires it; go
+ * reuses streams). Every asynchronous context (query, one-way send, liveness check, bootstrap
+ * dial) is its own allocation that points back to the DHT; cp2p_kad_close() detaches them, so
+ * their callbacks, which the host still runs later, only free themselves. */
+#include <string.h>
+
+#include <sodium.h>
+
+#include <cp2p/codec.h>
+#include <cp2p/kad.h>
+#include <cp2p/multiformats.h>
+#include <cp2p/protocols.h>
+#include <cp2p/reqresp.h>
+
+#include "protocols/kad/kad_lookup.h"
+#include "protocols/kad/kad_msg.h"
+#include "protocols/kad/kad_rt.h"
+#include "protocols/kad/kad_store.h"
+#include "swarm/swarm.h"
+#include "util/alloc.h"
+#include "util/limits.h"
+#include "util/log_internal.h"
+
+#define KLOG(lvl, ...) CP2P_LOG(CP2P_LOG_##lvl, "kad", 0, __VA_ARGS__)
+
+typedef struct kad_op kad_op;
+typedef struct kad_query kad_query;
+
+typedef enum {
+    OP_FIND_PEER,
+    OP_CLOSEST,
+    OP_PUT,
+    OP_GET,
+    OP_PROVIDE,
+    OP_FIND_PROVIDERS,
+    OP_REFRESH,    /* bootstrap self lookup or bucket refresh: no user callback */
+} op_type;
+
+/* A value answered during a GET, and who answered it. */
+typedef struct {
+    uint8_t *value;
+    size_t len;
+    cp2p_peer_id from;
+} got_value;
+
+struct kad_op {
+    kad_op *next, *prev;
+    cp2p_kad *kad;
+    op_type type;
+    cp2p__kad_lookup *lookup;
+    uint8_t *key;          /* wire key of the requests */
+    size_t key_len;
+    cp2p_peer_id target;   /* OP_FIND_PEER */
+    uint8_t *value;        /* OP_PUT */
+    size_t value_len;
+    size_t max;            /* OP_FIND_PROVIDERS */
+    void *cb;
+    void *ud;
+    bool is_bootstrap;     /* OP_REFRESH started by a bootstrap: report to bootstrap_cb */
+    bool finished;         /* result delivered; waiting for nothing */
+    bool sending;          /* second phase of PUT/PROVIDE: messages out to the closest */
+    size_t send_pending, send_ok;
+    got_value *values;     /* OP_GET */
+    size_t nvalues;
+    cp2p_peer_id *providers; /* OP_FIND_PROVIDERS */
+    size_t nproviders;
+    unsigned refresh_cpl;  /* OP_REFRESH of a bucket: the bucket (UINT32_MAX for self) */
+};
+
+/* One outbound request (or one-way message) to one peer. */
+struct kad_query {
+    kad_query *next, *prev;
+    cp2p_kad *kad;         /* NULL once the DHT closed */
+    kad_op *op;            /* NULL when the op no longer waits for it */
+    cp2p_peer_id peer;
+    uint8_t *msg;          /* the encoded request (no prefix for reqresp; prefixed one-way) */
+    size_t msg_len;
+    bool one_way;          /* written and closed, no answer (ADD_PROVIDER, PUT phase) */
+    bool expect_answer;    /* one-way sends still count their write result */
+};
+
+/* A liveness check: dial if needed, then ping. */
+typedef struct kad_check {
+    struct kad_check *next, *prev;
+    cp2p_kad *kad;
+    cp2p_peer_id peer;
+} kad_check;
+
+/* An inbound stream being served. */
+typedef struct kad_srv {
+    struct kad_srv *next, *prev;
+    cp2p_kad *kad;
+    cp2p_stream *s;
+    cp2p_peer_id from;
+    cp2p_buf in;
+} kad_srv;
+
+/* Per-peer inbound token bucket (fixed table, the least recently used slot is reused). */
+typedef struct {
+    cp2p_peer_id peer;
+    double tokens;
+    uint64_t at;
+    bool used;
+} rate_slot;
+
+/* A key we provide, re-announced periodically. */
+typedef struct provided {
+    struct provided *next;
+    uint8_t *key;
+    size_t key_len;
+    uint64_t next_ms;
+} provided;
+
+struct cp2p_kad {
+    cp2p_host *h;
+    cp2p_kad_config cfg;
+    char *protocol;
+    bool server;
+    cp2p_peer_id self;
+    cp2p__kad_rt *rt;
+    cp2p__kad_store *store;
+    cp2p_multiaddr **boot;
+    size_t nboot;
+    uv_timer_t *timer;       /* heap: it outlives the DHT until its close callback */
+    kad_op *ops;
+    kad_query *queries;
+    kad_check *checks;
+    size_t nchecks;
+    kad_srv *srvs;
+    rate_slot rate[CP2P_KAD_RATE_SLOTS];
+    provided *provided;
+    uint64_t next_refresh_ms, next_purge_ms, last_bootstrap_ms;
+    size_t boot_pending;     /* bootstrap dials in flight */
+    cp2p_kad_bootstrap_cb boot_cb;
+    void *boot_ud;
+    bool boot_cb_set;
+    cp2p__kad_key self_key;
+    cp2p_kad_stats stats;
+    uint64_t rng;
+};
+
+/* ---- small helpers ---- */
+
+#define LIST_ADD(head, e)                                                                     \
+    do {                                                                                      \
+        (e)->prev = NULL;                                                                     \
+        (e)->next = (head);                                                                   \
+        if ((head) != NULL) {                                                                 \
+            (head)->prev = (e);                                                               \
+        }                                                                                     \
+        (head) = (e);                                                                         \
+    } while (0)
+#define LIST_DEL(head, e)                                                                     \
+    do {                                                                                      \
+        if ((e)->prev != NULL) {                                                              \
+            (e)->prev->next = (e)->next;                                                      \
+        } else {                                                                              \
+            (head) = (e)->next;                                                               \
+        }                                                                                     \
+        if ((e)->next != NULL) {                                                              \
+            (e)->next->prev = (e)->prev;                                                      \
+        }                                                                                     \
+        (e)->next = (e)->prev = NULL;                                                         \
+    } while (0)
+
+static uint64_t kad_now(const cp2p_kad *kad)
+{
+    return uv_now(cp2p_host_loop(kad->h));
+}
+
+static uint64_t kad_rand(void *ud)
+{
+    (void)ud;
+    uint64_t v;
+    randombytes_buf(&v, sizeof(v));
+    return v;
+}
+
+static const char *pstr(const cp2p_peer_id *p, char buf[CP2P_PEER_ID_STR_MAX])
+{
+    return cp2p_peer_id_str(p, buf);
+}
+
+void cp2p_kad_config_default(cp2p_kad_config *c)
+{
+    *c = (cp2p_kad_config){
+        .protocol = CP2P_KAD_PROTOCOL,
+        .mode = CP2P_KAD_MODE_AUTO,
+        .k = CP2P_KAD_K,
+        .alpha = CP2P_KAD_ALPHA,
+        .query_timeout_ms = CP2P_KAD_QUERY_TIMEOUT_MS,
+        .lookup_timeout_ms = CP2P_KAD_LOOKUP_TIMEOUT_MS,
+        .refresh_interval_ms = CP2P_KAD_REFRESH_INTERVAL_MS,
+        .max_per_group_bucket = CP2P_KAD_MAX_PER_GROUP_BUCKET,
+        .max_per_group_table = CP2P_KAD_MAX_PER_GROUP_TABLE,
+        .republish_interval_ms = CP2P_KAD_REPUBLISH_INTERVAL_MS,
+        .requests_per_sec = CP2P_KAD_REQUESTS_PER_SEC,
+        .requests_burst = CP2P_KAD_REQUESTS_BURST,
+    };
+}
+
+int cp2p_kad_accept_any(void *ud, const uint8_t *key, size_t key_len, const uint8_t *value,
+                        size_t value_len)
+{
+    (void)ud, (void)key, (void)key_len, (void)value, (void)value_len;
+    return 0;
+}
+
+/* The peer infos of `ids` with their unexpired addresses from the peerstore (peers without
+ * one are skipped unless keep_bare), as kad_msg peers borrowing the peerstore's multiaddrs. */
+typedef struct {
+    cp2p__kad_peer *peers;
+    size_t n;
+    cp2p_multiaddr **addrs; /* one array for all: CP2P_KAD_MAX_ADDRS_PER_PEER each */
+    cp2p__kad_peer *own;    /* the entry whose addresses we own (peer_list_add_self) */
+} peer_list;
+
+static void peer_list_fini(peer_list *pl)
+{
+    if (pl->own != NULL) {
+        for (size_t i = 0; i < pl->own->n_addrs; i++) {
+            cp2p_multiaddr_free(pl->own->addrs[i]);
+        }
+    }
+    cp2p_free(pl->peers);
+    cp2p_free(pl->addrs);
+    *pl = (peer_list){0};
+}
+
+static int peer_list_fill(cp2p_kad *kad, const cp2p_peer_id *ids, size_t n, bool keep_bare,
+                          peer_list *pl)
+{
+    cp2p_peerstore *ps = cp2p_host_peerstore(kad->h);
+    uint64_t now = cp2p__host_wall_ms();
+    cp2p_peerstore_addr a[CP2P_KAD_MAX_ADDRS_PER_PEER];
+    *pl = (peer_list){0};
+    /* One more slot than asked: peer_list_add_self may append us. */
+    pl->peers = cp2p_calloc(n + 1, sizeof(*pl->peers));
+    pl->addrs = cp2p_calloc((n + 1) * CP2P_KAD_MAX_ADDRS_PER_PEER, sizeof(*pl->addrs));
+    if (pl->peers == NULL || pl->addrs == NULL) {
+        peer_list_fini(pl);
+        return CP2P_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t na = cp2p_peerstore_addrs(ps, &ids[i], now, a, CP2P_KAD_MAX_ADDRS_PER_PEER);
+        if (na > CP2P_KAD_MAX_ADDRS_PER_PEER) {
+            na = CP2P_KAD_MAX_ADDRS_PER_PEER;
+        }
+        if (na == 0 && !keep_bare) {
+            continue;
+        }
+        cp2p__kad_peer *p = &pl->peers[pl->n];
+        p->id = ids[i];
+        p->addrs = &pl->addrs[pl->n * CP2P_KAD_MAX_ADDRS_PER_PEER];
+        for (size_t j = 0; j < na; j++) {
+            p->addrs[j] = (cp2p_multiaddr *)a[j].addr; /* borrowed for the encode only */
+        }
+        p->n_addrs = na;
+        p->connection = cp2p_host_conn_to(kad->h, &ids[i]) != NULL ? CP2P__KAD_CONNECTED
+                                                                   : CP2P__KAD_NOT_CONNECTED;
+        pl->n++;
+    }
+    return 0;
+}
+
+/* Append ourselves with our own addresses (the peerstore has none of ours); the addresses are
+ * owned by the list's `own` array and freed by peer_list_fini. */
+static void peer_list_add_self(cp2p_kad *kad, peer_list *pl)
+{
+    cp2p__kad_peer *p = &pl->peers[pl->n];
+    p->addrs = &pl->addrs[pl->n * CP2P_KAD_MAX_ADDRS_PER_PEER];
+    ptrdiff_t na = cp2p_host_addrs(kad->h, false, p->addrs, CP2P_KAD_MAX_ADDRS_PER_PEER);
+    if (na <= 0) {
+        return;
+    }
+    p->id = kad->self;
+    p->n_addrs = (size_t)na;
+    p->connection = CP2P__KAD_CONNECTED;
+    pl->own = p;
+    pl->n++;
+}
+
+/* Addresses of a peer named in a message go to the peerstore (spec: "Any time a relevant Peer
+ * record is encountered, the associated multiaddrs are stored in the node's peerbook"). */
+static void learn_peer(cp2p_kad *kad, const cp2p__kad_peer *p)
+{
+    if (p->n_addrs == 0 || cp2p_peer_id_equal(&p->id, &kad->self)) {
+        return;
+    }
+    (void)!cp2p_peerstore_add_addrs(cp2p_host_peerstore(kad->h), &p->id,
+                                    (const cp2p_multiaddr *const *)p->addrs, p->n_addrs,
+                                    CP2P_KAD_ADDR_TTL_MS, CP2P_ADDR_SOURCE_DHT,
+                                    cp2p__host_wall_ms());
+}
+
+static int encode_lp(const cp2p__kad_msg *m, bool prefixed, uint8_t **out, size_t *len)
+{
+    cp2p_buf b, body;
+    int rc;
+    cp2p_buf_init(&body, CP2P_KAD_MAX_MSG);
+    if ((rc = cp2p__kad_msg_encode(m, &body)) != 0) {
+        cp2p_buf_fini(&body);
+        return rc;
+    }
+    if (!prefixed) {
+        *len = cp2p_buf_take(&body, out);
+        return 0;
+    }
+    cp2p_buf_init(&b, CP2P_KAD_MAX_MSG + CP2P_UVARINT_MAX);
+    if ((rc = cp2p_uvarint_append(&b, body.len)) != 0 ||
+        (rc = cp2p_buf_append(&b, body.ptr, body.len)) != 0) {
+        cp2p_buf_fini(&b);
+        cp2p_buf_fini(&body);
+        return rc;
+    }
+    cp2p_buf_fini(&body);
+    *len = cp2p_buf_take(&b, out);
+    return 0;
+}
+
+static bool peer_has_addrs(cp2p_kad *kad, const cp2p_peer_id *p)
+{
+    return cp2p_peerstore_addrs(cp2p_host_peerstore(kad->h), p, cp2p__host_wall_ms(), NULL, 0) > 0;
+}
+
+/* ---- routing table upkeep ---- */
+
+static void check_start(cp2p_kad *kad, const cp2p_peer_id *p);
+
+static void rt_add(cp2p_kad *kad, const cp2p_peer_id *p, const cp2p_multiaddr *addr)
+{
+    cp2p_peer_id check;
+    char b[CP2P_PEER_ID_STR_MAX];
+    size_t before = cp2p__kad_rt_size(kad->rt);
+    int r = cp2p__kad_rt_add(kad->rt, p, addr, kad_now(kad), &check);
+    if (r == CP2P__KAD_RT_ADDED) {
+        kad->stats.table_added++;
+        KLOG(DEBUG, "table: added %s (%zu peers)", pstr(p, b), before + 1);
+    } else if (r == CP2P__KAD_RT_CHECK) {
+        check_start(kad, &check);
+    } else if (r == CP2P__KAD_RT_DIVERSITY) {
+        kad->stats.table_refused_diversity++;
+    }
+}
+
+static void rt_remove(cp2p_kad *kad, const cp2p_peer_id *p)
+{
+    if (cp2p__kad_rt_remove(kad->rt, p)) {
+        kad->stats.table_removed++;
+    }
+}
+
+static void check_free(kad_check *c)
+{
+    if (c->kad != NULL) {
+        LIST_DEL(c->kad->checks, c);
+        c->kad->nchecks--;
+    }
+    cp2p_free(c);
+}
+
+static void check_done(kad_check *c, bool alive)
+{
+    cp2p_kad *kad = c->kad;
+    if (kad != NULL) {
+        char b[CP2P_PEER_ID_STR_MAX];
+        if (!alive) {
+            kad->stats.liveness_failed++;
+            KLOG(DEBUG, "liveness check failed: %s removed", pstr(&c->peer, b));
+        }
+        if (cp2p__kad_rt_check_done(kad->rt, &c->peer, alive, kad_now(kad))) {
+            kad->stats.table_removed++;
+        }
+    }
+    check_free(c);
+}
+
+static void on_check_ping(cp2p_conn *conn, int status, uint64_t rtt_ns, void *ud)
+{
+    (void)conn, (void)rtt_ns;
+    check_done(ud, status == 0);
+}
+
+static void check_ping(kad_check *c, cp2p_conn *conn)
+{
+    if (cp2p_ping(conn, c->kad->cfg.query_timeout_ms, on_check_ping, c) != 0) {
+        check_done(c, false);
+    }
+}
+
+static void on_check_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
+{
+    kad_check *c = ud;
+    (void)h;
+    if (c->kad == NULL || status != 0) {
+        if (c->kad == NULL) {
+            check_free(c);
+        } else {
+            check_done(c, false);
+        }
+        return;
+    }
+    check_ping(c, conn);
+}
+
+/* Is `p` alive? Ping it (dialing first when not connected); the table learns the answer. */
+static void check_start(cp2p_kad *kad, const cp2p_peer_id *p)
+{
+    for (kad_check *c = kad->checks; c != NULL; c = c->next) {
+        if (cp2p_peer_id_equal(&c->peer, p)) {
+            return;
+        }
+    }
+    if (kad->nchecks >= CP2P_KAD_MAX_CHECKS) {
+        return; /* the next failure or full bucket asks again */
+    }
+    kad_check *c = cp2p_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    c->kad = kad;
+    c->peer = *p;
+    LIST_ADD(kad->checks, c);
+    kad->nchecks++;
+    kad->stats.liveness_checks++;
+    cp2p_conn *conn = cp2p_host_conn_to(kad->h, p);
+    if (conn != NULL) {
+        check_ping(c, conn);
+        return;
+    }
+    if (cp2p_host_dial_peer(kad->h, p, on_check_dialed, c) != 0) {
+        check_done(c, false);
+    }
+}
+
+/* ---- operations ---- */
+
+static void op_pump(kad_op *op);
+static void op_finish(kad_op *op, int status);
+static void on_timer(uv_timer_t *t);
+
+static void query_free(kad_query *q)
+{
+    if (q->kad != NULL) {
+        LIST_DEL(q->kad->queries, q);
+    }
+    cp2p_free(q->msg);
+    cp2p_free(q);
+}
+
+/* A query of a lookup failed: the lookup forgets the peer, the table checks it. */
+static void query_failed(kad_query *q, int status)
+{
+    cp2p_kad *kad = q->kad;
+    kad_op *op = q->op;
+    if (kad != NULL) {
+        char b[CP2P_PEER_ID_STR_MAX];
+        kad->stats.queries_failed++;
+        KLOG(DEBUG, "query to %s failed: %s", pstr(&q->peer, b), cp2p_strerror(status));
+        if (cp2p__kad_rt_contains(kad->rt, &q->peer)) {
+            check_start(kad, &q->peer);
+        }
+    }
+    if (op != NULL) {
+        if (op->sending) {
+            op->send_pending--;
+        } else if (op->lookup != NULL) {
+            cp2p__kad_lookup_on_failure(op->lookup, &q->peer, kad_now(op->kad));
+        }
+        query_free(q);
+        op_pump(op);
+        return;
+    }
+    query_free(q);
+}
+
+static bool has_provider(const kad_op *op, const cp2p_peer_id *p)
+{
+    for (size_t i = 0; i < op->nproviders; i++) {
+        if (cp2p_peer_id_equal(&op->providers[i], p)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A GET answer carried a record: keep it if valid. */
+static void op_got_value(kad_op *op, const cp2p_peer_id *from, const cp2p__kad_record *r)
+{
+    cp2p_kad *kad = op->kad;
+    if (r->key_len != op->key_len || memcmp(r->key, op->key, r->key_len) != 0 ||
+        cp2p__kad_store_validate(kad->store, r->key, r->key_len, r->value, r->value_len) != 0) {
+        kad->stats.values_invalid++;
+        return;
+    }
+    if (op->nvalues >= CP2P_KAD_MAX_VALUES_PER_GET) {
+        return;
+    }
+    got_value *nv = cp2p_realloc(op->values, (op->nvalues + 1) * sizeof(*nv));
+    if (nv == NULL) {
+        return;
+    }
+    op->values = nv;
+    got_value *g = &op->values[op->nvalues];
+    g->value = cp2p_malloc(r->value_len ? r->value_len : 1);
+    if (g->value == NULL) {
+        return;
+    }
+    memcpy(g->value, r->value, r->value_len);
+    g->len = r->value_len;
+    g->from = *from;
+    op->nvalues++;
+}
+
+static void on_query_response(cp2p_conn *conn, int status, const uint8_t *resp, size_t len,
+                              void *ud)
+{
+    kad_query *q = ud;
+    cp2p__kad_msg m;
+    const char *why = NULL;
+    if (q->kad == NULL) {
+        query_free(q);
+        return;
+    }
+    if (status != 0) {
+        query_failed(q, status);
+        return;
+    }
+    if (cp2p__kad_msg_decode(resp, len, &m, &why) != 0) {
+        char b[CP2P_PEER_ID_STR_MAX];
+        KLOG(INFO, "bad answer from %s: %s", pstr(&q->peer, b), why ? why : "?");
+        q->kad->stats.requests_bad++;
+        query_failed(q, CP2P_EPROTO);
+        return;
+    }
+    cp2p_kad *kad = q->kad;
+    kad_op *op = q->op;
+    /* It answered on the DHT protocol, so it is a server: table candidate. */
+    rt_add(kad, &q->peer, conn != NULL ? cp2p_conn_remote_addr(conn) : NULL);
+    cp2p__kad_rt_seen(kad->rt, &q->peer, kad_now(kad));
+    kad->stats.closer_dropped += m.dropped_peers;
+    cp2p_peer_id closer[CP2P_KAD_MAX_PEERS_PER_MSG];
+    size_t nc = 0;
+    for (size_t i = 0; i < m.n_closer && nc < CP2P_KAD_MAX_PEERS_PER_MSG; i++) {
+        learn_peer(kad, &m.closer[i]);
+        closer[nc++] = m.closer[i].id;
+    }
+    for (size_t i = 0; i < m.n_providers; i++) {
+        learn_peer(kad, &m.providers[i]);
+    }
+    if (op == NULL || op->finished) {
+        cp2p__kad_msg_fini(&m);
+        query_free(q);
+        return;
+    }
+    if (op->sending) {
+        /* PUT phase: the echo of our record means stored. */
+        op->send_pending--;
+        if (m.type == CP2P__KAD_PUT_VALUE) {
+            op->send_ok++;
+        }
+        cp2p__kad_msg_fini(&m);
+        query_free(q);
+        op_pump(op);
+        return;
+    }
+    bool stop = false;
+    switch (op->type) {
+    case OP_FIND_PEER:
+        for (size_t i = 0; i < m.n_closer; i++) {
+            if (cp2p_peer_id_equal(&m.closer[i].id, &op->target) && m.closer[i].n_addrs > 0) {
+                stop = true;
+            }
+        }
+        break;
+    case OP_GET:
+        if (m.has_record) {
+            op_got_value(op, &q->peer, &m.record);
+            stop = kad->cfg.quorum > 0 && op->nvalues >= kad->cfg.quorum;
+        }
+        break;
+    case OP_FIND_PROVIDERS:
+        for (size_t i = 0; i < m.n_providers && op->nproviders < op->max; i++) {
+            if (!has_provider(op, &m.providers[i].id)) {
+                op->providers[op->nproviders++] = m.providers[i].id;
+            }
+        }
+        stop = op->nproviders >= op->max;
+        break;
+    default:
+        break;
+    }
+    int rc = cp2p__kad_lookup_on_response(op->lookup, &q->peer, closer, nc, kad_now(kad));
+    cp2p__kad_msg_fini(&m);
+    query_free(q);
+    if (stop) {
+        op_finish(op, 0);
+        return;
+    }
+    if (rc != 0) {
+        op_finish(op, rc);
+        return;
+    }
+    op_pump(op);
+}
+
+static int query_send(kad_query *q, cp2p_conn *conn);
+
+static void on_query_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
+{
+    kad_query *q = ud;
+    (void)h;
+    if (q->kad == NULL) {
+        query_free(q);
+        return;
+    }
+    if (status != 0) {
+        query_failed(q, status);
+        return;
+    }
+    int rc = query_send(q, conn);
+    if (rc != 0) {
+        query_failed(q, rc);
+    }
+}
+
+/* One-way sends: open, write, close; the write's result is the outcome. */
+static void on_oneway_written(cp2p_stream *s, int status, void *ud)
+{
+    kad_query *q = ud;
+    (void)s;
+    if (q->kad == NULL || q->op == NULL) {
+        query_free(q);
+        return;
+    }
+    kad_op *op = q->op;
+    op->send_pending--;
+    if (status == 0) {
+        op->send_ok++;
+    }
+    query_free(q);
+    op_pump(op);
+}
+
+static void on_oneway_open(cp2p_stream *s, int status, void *ud)
+{
+    kad_query *q = ud;
+    if (status != 0) {
+        if (q->kad == NULL) {
+            query_free(q);
+        } else {
+            query_failed(q, status);
+        }
+        return;
+    }
+    int rc = cp2p_stream_write(s, q->msg, q->msg_len, on_oneway_written, q);
+    cp2p_stream_close(s);
+    if (rc != 0) {
+        if (q->kad == NULL) {
+            query_free(q);
+        } else {
+            query_failed(q, rc);
+        }
+    }
+}
+
+static int query_send(kad_query *q, cp2p_conn *conn)
+{
+    cp2p_kad *kad = q->kad;
+    kad->stats.queries_out++;
+    if (q->one_way) {
+        const char *protos[] = {kad->protocol};
+        return cp2p_conn_open_stream(conn, protos, 1, on_oneway_open, q);
+    }
+    cp2p_reqresp_config rc;
+    cp2p_reqresp_config_default(&rc);
+    rc.length_prefixed = true;
+    rc.max_request_bytes = CP2P_KAD_MAX_MSG;
+    rc.max_response_bytes = CP2P_KAD_MAX_MSG;
+    rc.timeout_ms = kad->cfg.query_timeout_ms;
+    return cp2p_reqresp_request(conn, kad->protocol, &rc, q->msg, q->msg_len, on_query_response,
+                                q);
+}
+
+/* Send `m` to `peer` for `op`, dialing first when not connected. Returns 0 (the outcome comes
+ * back through query_failed / on_query_response / on_oneway_written) or an error (nothing
+ * started). */
+static int query_start(kad_op *op, const cp2p_peer_id *peer, const cp2p__kad_msg *m,
+                       bool one_way)
+{
+    cp2p_kad *kad = op->kad;
+    kad_query *q = cp2p_calloc(1, sizeof(*q));
+    int rc;
+    if (q == NULL) {
+        return CP2P_ENOMEM;
+    }
+    q->kad = kad;
+    q->op = op;
+    q->peer = *peer;
+    q->one_way = one_way;
+    if ((rc = encode_lp(m, one_way, &q->msg, &q->msg_len)) != 0) {
+        cp2p_free(q);
+        return rc;
+    }
+    LIST_ADD(kad->queries, q);
+    cp2p_conn *conn = cp2p_host_conn_to(kad->h, peer);
+    if (conn != NULL) {
+        rc = query_send(q, conn);
+    } else {
+        rc = cp2p_host_dial_peer(kad->h, peer, on_query_dialed, q);
+    }
+    if (rc != 0) {
+        query_free(q);
+    }
+    return rc;
+}
+
+static cp2p__kad_type op_msg_type(const kad_op *op)
+{
+    switch (op->type) {
+    case OP_GET:
+        return CP2P__KAD_GET_VALUE;
+    case OP_FIND_PROVIDERS:
+        return CP2P__KAD_GET_PROVIDERS;
+    default:
+        return CP2P__KAD_FIND_NODE;
+    }
+}
+
+/* Detach every query still running for op (their answers will be ignored). */
+static void op_detach_queries(kad_op *op)
+{
+    for (kad_query *q = op->kad->queries; q != NULL; q = q->next) {
+        if (q->op == op) {
+            q->op = NULL;
+        }
+    }
+}
+
+static void op_free(kad_op *op)
+{
+    op_detach_queries(op);
+    LIST_DEL(op->kad->ops, op);
+    cp2p__kad_lookup_free(op->lookup);
+    for (size_t i = 0; i < op->nvalues; i++) {
+        cp2p_free(op->values[i].value);
+    }
+    cp2p_free(op->values);
+    cp2p_free(op->providers);
+    cp2p_free(op->key);
+    cp2p_free(op->value);
+    cp2p_free(op);
+}
+
+/* The lookup's answered peers as peer infos, closest first. */
+static int op_result_peers(kad_op *op, peer_list *pl, bool keep_bare)
+{
+    cp2p_peer_id ids[CP2P_KAD_MAX_K];
+    size_t n = op->lookup != NULL ? cp2p__kad_lookup_result(op->lookup, ids, op->kad->cfg.k) : 0;
+    return peer_list_fill(op->kad, ids, n, keep_bare, pl);
+}
+
+static void op_deliver(kad_op *op, int status)
+{
+    cp2p_kad *kad = op->kad;
+    peer_list pl = {0};
+    switch (op->type) {
+    case OP_FIND_PEER: {
+        cp2p_kad_peer_cb cb = (cp2p_kad_peer_cb)op->cb;
+        if (status == 0) {
+            if (peer_list_fill(kad, &op->target, 1, false, &pl) != 0 || pl.n == 0) {
+                status = CP2P_ENOENT;
+            }
+        }
+        if (status == 0) {
+            cp2p_kad_peer_info pi = {.id = op->target,
+                                     .addrs = (const cp2p_multiaddr *const *)pl.peers[0].addrs,
+                                     .n_addrs = pl.peers[0].n_addrs};
+            cb(kad, 0, &pi, op->ud);
+        } else {
+            cb(kad, status, NULL, op->ud);
+        }
+        break;
+    }
+    case OP_CLOSEST:
+    case OP_FIND_PROVIDERS: {
+        cp2p_kad_peers_cb cb = (cp2p_kad_peers_cb)op->cb;
+        int rc = status;
+        if (rc == 0) {
+            rc = op->type == OP_CLOSEST
+                     ? op_result_peers(op, &pl, true)
+                     : peer_list_fill(kad, op->providers, op->nproviders, true, &pl);
+        }
+        if (rc == 0 && pl.n == 0) {
+            rc = CP2P_ENOENT;
+        }
+        if (rc != 0) {
+            cb(kad, rc, NULL, 0, op->ud);
+            break;
+        }
+        cp2p_kad_peer_info *pi = cp2p_calloc(pl.n, sizeof(*pi));
+        if (pi == NULL) {
+            cb(kad, CP2P_ENOMEM, NULL, 0, op->ud);
+            break;
+        }
+        for (size_t i = 0; i < pl.n; i++) {
+            pi[i] = (cp2p_kad_peer_info){.id = pl.peers[i].id,
+                                         .addrs = (const cp2p_multiaddr *const *)pl.peers[i].addrs,
+                                         .n_addrs = pl.peers[i].n_addrs};
+        }
+        cb(kad, 0, pi, pl.n, op->ud);
+        cp2p_free(pi);
+        break;
+    }
+    case OP_GET: {
+        cp2p_kad_value_cb cb = (cp2p_kad_value_cb)op->cb;
+        if (status != 0 || op->nvalues == 0) {
+            cb(kad, status != 0 ? status : CP2P_ENOENT, NULL, 0, op->ud);
+            break;
+        }
+        const uint8_t *vals[CP2P_KAD_MAX_VALUES_PER_GET];
+        size_t lens[CP2P_KAD_MAX_VALUES_PER_GET];
+        for (size_t i = 0; i < op->nvalues; i++) {
+            vals[i] = op->values[i].value;
+            lens[i] = op->values[i].len;
+        }
+        int best = cp2p__kad_store_select(kad->store, op->key, op->key_len, vals, lens,
+                                          op->nvalues);
+        if (best < 0 || (size_t)best >= op->nvalues) {
+            best = 0;
+        }
+        got_value *g = &op->values[best];
+        /* Keep the best locally too (the store's select decides against ours). */
+        (void)!cp2p__kad_store_put(kad->store, op->key, op->key_len, g->value, g->len,
+                                   kad_now(kad));
+        cb(kad, 0, g->value, g->len, op->ud);
+        break;
+    }
+    case OP_PUT:
+    case OP_PROVIDE: {
+        cp2p_kad_put_cb cb = (cp2p_kad_put_cb)op->cb;
+        if (status == 0 && op->send_ok == 0) {
+            status = CP2P_ENOENT;
+        }
+        cb(kad, status, op->send_ok, op->ud);
+        break;
+    }
+    case OP_REFRESH:
+        if (op->is_bootstrap && kad->boot_cb_set) {
+            cp2p_kad_bootstrap_cb cb = kad->boot_cb;
+            kad->boot_cb_set = false;
+            cb(kad, status, cp2p__kad_rt_size(kad->rt), kad->boot_ud);
+        }
+        break;
+    }
+    peer_list_fini(&pl);
+}
+
+/* Start the second phase of PUT / PROVIDE: our message to each of the closest peers. */
+static void op_send_phase(kad_op *op)
+{
+    cp2p_kad *kad = op->kad;
+    cp2p_peer_id ids[CP2P_KAD_MAX_K];
+    size_t n = cp2p__kad_lookup_result(op->lookup, ids, kad->cfg.k);
+    cp2p__kad_msg m = {.key = op->key, .key_len = op->key_len};
+    peer_list self = {0};
+    op->sending = true;
+    if (op->type == OP_PUT) {
+        m.type = CP2P__KAD_PUT_VALUE;
+        m.has_record = true;
+        m.record = (cp2p__kad_record){.key = op->key, .key_len = op->key_len,
+                                      .value = op->value, .value_len = op->value_len};
+    } else {
+        cp2p_multiaddr *addrs[CP2P_KAD_MAX_ADDRS_PER_PEER];
+        ptrdiff_t na = cp2p_host_addrs(kad->h, false, addrs, CP2P_KAD_MAX_ADDRS_PER_PEER);
+        cp2p__kad_peer me = {.id = kad->self, .addrs = addrs, .n_addrs = na > 0 ? (size_t)na : 0};
+        m.type = CP2P__KAD_ADD_PROVIDER;
+        m.providers = &me;
+        m.n_providers = 1;
+        for (size_t i = 0; i < n; i++) {
+            if (query_start(op, &ids[i], &m, true) == 0) {
+                op->send_pending++;
+            }
+        }
+        for (ptrdiff_t i = 0; i < na; i++) {
+            cp2p_multiaddr_free(addrs[i]);
+        }
+        (void)self;
+        op_pump(op);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (query_start(op, &ids[i], &m, false) == 0) {
+            op->send_pending++;
+        }
+    }
+    op_pump(op);
+}
+
+/* Deliver the result (once) and free the op. */
+static void op_finish(kad_op *op, int status)
+{
+    if (op->finished) {
+        return;
+    }
+    op->finished = true;
+    if (status == 0 && (op->type == OP_PUT || op->type == OP_PROVIDE) && !op->sending) {
+        op->finished = false;
+        op_send_phase(op);
+        return;
+    }
+    if (op->lookup != NULL && cp2p__kad_lookup_timed_out(op->lookup)) {
+        op->kad->stats.lookups_timed_out++;
+    }
+    op_deliver(op, status);
+    op_free(op);
+}
+
+/* Start as many queries as the lookup allows; finish when it is done. Queries that fail at
+ * once are fed back in the loop (no recursion). */
+static void op_pump(kad_op *op)
+{
+    cp2p_kad *kad = op->kad;
+    if (op->finished) {
+        return;
+    }
+    if (op->sending) {
+        if (op->send_pending == 0) {
+            op->finished = true;
+            op_deliver(op, 0);
+            op_free(op);
+        }
+        return;
+    }
+    cp2p__kad_msg m = {.type = op_msg_type(op), .key = op->key, .key_len = op->key_len};
+    cp2p_peer_id p;
+    uint64_t now = kad_now(kad);
+    while (cp2p__kad_lookup_next(op->lookup, now, &p)) {
+        int rc = query_start(op, &p, &m, false);
+        if (rc != 0) {
+            char b[CP2P_PEER_ID_STR_MAX];
+            kad->stats.queries_failed++;
+            KLOG(DEBUG, "query to %s not sent: %s", pstr(&p, b), cp2p_strerror(rc));
+            cp2p__kad_lookup_on_failure(op->lookup, &p, now);
+            if (rc == CP2P_ENOENT && cp2p__kad_rt_contains(kad->rt, &p)) {
+                check_start(kad, &p);
+            }
+        }
+    }
+    if (cp2p__kad_lookup_done(op->lookup)) {
+        int status = cp2p__kad_lookup_timed_out(op->lookup) ? CP2P_ETIMEDOUT : 0;
+        if (op->type == OP_FIND_PEER) {
+            status = cp2p_host_conn_to(kad->h, &op->target) != NULL ||
+                             peer_has_addrs(kad, &op->target)
+                         ? 0
+                         : (status != 0 ? status : CP2P_ENOENT);
+        } else if (status == CP2P_ETIMEDOUT && op->type != OP_FIND_PROVIDERS &&
+                   op->type != OP_GET) {
+            /* A timed-out lookup still returns what it found. */
+            cp2p__kad_lookup_stats st;
+            cp2p__kad_lookup_stats_get(op->lookup, &st);
+            if (st.answered > 0) {
+                status = 0;
+            }
+        } else if (status == CP2P_ETIMEDOUT) {
+            status = (op->nvalues > 0 || op->nproviders > 0) ? 0 : status;
+        }
+        op_finish(op, status);
+    }
+}
+
+/* Create an op with a lookup for `target` seeded from the table (and `extra` seeds). */
+static int op_new(cp2p_kad *kad, op_type type, const uint8_t *key, size_t key_len,
+                  const cp2p_peer_id *extra, size_t nextra, kad_op **out)
+{
+    cp2p__kad_key target;
+    cp2p__kad_lookup_config lc;
+    cp2p_peer_id seeds[CP2P_KAD_MAX_K];
+    int rc;
+    kad_op *op = cp2p_calloc(1, sizeof(*op));
+    if (op == NULL) {
+        return CP2P_ENOMEM;
+    }
+    op->kad = kad;
+    op->type = type;
+    op->key = cp2p_malloc(key_len ? key_len : 1);
+    if (op->key == NULL) {
+        cp2p_free(op);
+        return CP2P_ENOMEM;
+    }
+    memcpy(op->key, key, key_len);
+    op->key_len = key_len;
+    cp2p__kad_key_of(key, key_len, &target);
+    cp2p__kad_lookup_config_default(&lc);
+    lc.k = kad->cfg.k;
+    lc.alpha = kad->cfg.alpha;
+    lc.query_timeout_ms = kad->cfg.query_timeout_ms;
+    lc.timeout_ms = kad->cfg.lookup_timeout_ms;
+    if ((rc = cp2p__kad_lookup_new(&target, &kad->self, &lc, kad_now(kad), &op->lookup)) != 0) {
+        cp2p_free(op->key);
+        cp2p_free(op);
+        return rc;
+    }
+    LIST_ADD(kad->ops, op);
+    size_t n = cp2p__kad_rt_closest(kad->rt, &target, seeds, kad->cfg.k);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = cp2p__kad_lookup_seed(op->lookup, &seeds[i]);
+    }
+    for (size_t i = 0; i < nextra && rc == 0; i++) {
+        rc = cp2p__kad_lookup_seed(op->lookup, &extra[i]);
+    }
+    if (rc != 0) {
+        op_free(op);
+        return rc;
+    }
+    cp2p__kad_rt_touch_bucket(kad->rt, cp2p__kad_cpl(&target, &kad->self_key), kad_now(kad));
+    kad->stats.lookups++;
+    *out = op;
+    return 0;
+}
+
+/* The bootstrap peers we know of, as extra seeds (they may not be in the table yet). */
+static size_t boot_seeds(const cp2p_kad *kad, cp2p_peer_id *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < kad->nboot && n < max; i++) {
+        if (cp2p_multiaddr_peer_id(kad->boot[i], &out[n]) == 0 &&
+            !cp2p_peer_id_equal(&out[n], &kad->self)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Start a lookup op; the callback runs later from the loop (never inside the call). */
+static int op_start(cp2p_kad *kad, op_type type, const uint8_t *key, size_t key_len,
+                    void *cb, void *ud, kad_op **out)
+{
+    cp2p_peer_id extra[CP2P_KAD_MAX_BOOTSTRAP];
+    kad_op *op;
+    size_t nextra = cp2p__kad_rt_size(kad->rt) == 0 ? boot_seeds(kad, extra, CP2P_KAD_MAX_BOOTSTRAP)
+                                                     : 0;
+    int rc = op_new(kad, type, key, key_len, extra, nextra, &op);
+    if (rc != 0) {
+        return rc;
+    }
+    op->cb = cb;
+    op->ud = ud;
+    if (out != NULL) {
+        *out = op;
+    }
+    /* First pump from the timer (0 ms), so that the callback never runs inside this call. */
+    uv_timer_start(kad->timer, on_timer, 0, 0);
+    return 0;
+}
+
+/* ---- server: inbound streams ---- */
+
+static bool rate_allow(cp2p_kad *kad, const cp2p_peer_id *p)
+{
+    uint64_t now = kad_now(kad);
+    rate_slot *slot = NULL, *oldest = &kad->rate[0];
+    for (size_t i = 0; i < CP2P_KAD_RATE_SLOTS; i++) {
+        rate_slot *r = &kad->rate[i];
+        if (r->used && cp2p_peer_id_equal(&r->peer, p)) {
+            slot = r;
+            break;
+        }
+        if (!r->used || (oldest->used && r->at < oldest->at)) {
+            oldest = r;
+        }
+    }
+    if (slot == NULL) {
+        slot = oldest;
+        *slot = (rate_slot){.peer = *p, .tokens = kad->cfg.requests_burst, .at = now, .used = true};
+    }
+    slot->tokens += (double)(now - slot->at) * kad->cfg.requests_per_sec / 1000.0;
+    if (slot->tokens > kad->cfg.requests_burst) {
+        slot->tokens = kad->cfg.requests_burst;
+    }
+    slot->at = now;
+    if (slot->tokens < 1.0) {
+        return false;
+    }
+    slot->tokens -= 1.0;
+    return true;
+}
+
+static void srv_free(kad_srv *sv)
+{
+    if (sv->kad != NULL) {
+        LIST_DEL(sv->kad->srvs, sv);
+    }
+    cp2p_buf_fini(&sv->in);
+    cp2p_free(sv);
+}
+
+/* Our answer to one request, or an error (the stream is then reset). *answer false: nothing
+ * to send (ADD_PROVIDER). */
+static int srv_handle(cp2p_kad *kad, const cp2p_peer_id *from, const cp2p__kad_msg *req,
+                      cp2p_buf *out, bool *answer)
+{
+    cp2p__kad_msg resp = {.type = req->type, .key = req->key, .key_len = req->key_len};
+    cp2p_peer_id ids[CP2P_KAD_MAX_K + 1];
+    cp2p_peer_id prov[CP2P_KAD_MAX_PROVIDERS_ANSWER];
+    peer_list closer = {0}, provs = {0};
+    uint64_t now = kad_now(kad);
+    size_t n = 0;
+    int rc = 0;
+    *answer = true;
+    if (req->key == NULL && req->type != CP2P__KAD_PING) {
+        return CP2P_EPROTO;
+    }
+    if (req->type == CP2P__KAD_FIND_NODE || req->type == CP2P__KAD_GET_VALUE ||
+        req->type == CP2P__KAD_GET_PROVIDERS) {
+        cp2p__kad_key target;
+        cp2p_peer_id tp;
+        cp2p__kad_key_of(req->key, req->key_len, &target);
+        bool target_is_peer = cp2p_peer_id_from_bytes(req->key, req->key_len, &tp) == 0;
+        if (req->type == CP2P__KAD_FIND_NODE && target_is_peer &&
+            cp2p_peer_id_equal(&tp, &kad->self)) {
+            /* Looking for us: answer with ourselves. */
+            n = 0;
+        } else {
+            size_t got = cp2p__kad_rt_closest(kad->rt, &target, ids, kad->cfg.k + 1);
+            for (size_t i = 0; i < got && n < kad->cfg.k; i++) {
+                if (!cp2p_peer_id_equal(&ids[i], from)) { /* never tell a peer about itself */
+                    ids[n++] = ids[i];
+                }
+            }
+            /* go: the target itself when we know where it is, even if not in the table. */
+            if (req->type == CP2P__KAD_FIND_NODE && target_is_peer &&
+                !cp2p_peer_id_equal(&tp, from) && n < CP2P_KAD_MAX_K + 1) {
+                bool have = false;
+                for (size_t i = 0; i < n; i++) {
+                    have = have || cp2p_peer_id_equal(&ids[i], &tp);
+                }
+                if (!have && peer_has_addrs(kad, &tp)) {
+                    ids[n++] = tp;
+                }
+            }
+        }
+        if ((rc = peer_list_fill(kad, ids, n, false, &closer)) != 0) {
+            return rc;
+        }
+        if (req->type == CP2P__KAD_FIND_NODE && target_is_peer &&
+            cp2p_peer_id_equal(&tp, &kad->self)) {
+            peer_list_add_self(kad, &closer); /* exact match: exactly one peer, us (spec) */
+        }
+        resp.closer = closer.peers;
+        resp.n_closer = closer.n;
+    }
+    switch (req->type) {
+    case CP2P__KAD_FIND_NODE:
+    case CP2P__KAD_PING:
+        break;
+    case CP2P__KAD_GET_VALUE: {
+        const uint8_t *v;
+        size_t vl;
+        uint64_t at;
+        if (cp2p__kad_store_get(kad->store, req->key, req->key_len, now, &v, &vl, &at) == 0) {
+            resp.has_record = true;
+            resp.record = (cp2p__kad_record){.key = req->key, .key_len = req->key_len,
+                                             .value = (uint8_t *)v, .value_len = vl};
+        }
+        break;
+    }
+    case CP2P__KAD_PUT_VALUE:
+        if (!req->has_record || req->record.key_len != req->key_len ||
+            memcmp(req->record.key, req->key, req->key_len) != 0) {
+            return CP2P_EPROTO;
+        }
+        rc = cp2p__kad_store_put(kad->store, req->key, req->key_len, req->record.value,
+                                 req->record.value_len, now);
+        if (rc != 0 && rc != CP2P_ESTATE) {
+            return rc; /* invalid or full: the peer sees a reset, as go's error does */
+        }
+        kad->stats.records_stored += rc == 0;
+        resp.has_record = true;
+        resp.record = req->record; /* echo, as go and js do */
+        resp.record.time_received = NULL;
+        rc = 0;
+        break;
+    case CP2P__KAD_ADD_PROVIDER:
+        *answer = false;
+        for (size_t i = 0; i < req->n_providers; i++) {
+            /* Only the sender may announce itself (spec). */
+            if (cp2p_peer_id_equal(&req->providers[i].id, from)) {
+                learn_peer(kad, &req->providers[i]);
+                if (cp2p__kad_store_add_provider(kad->store, req->key, req->key_len, from,
+                                                 now) == 0) {
+                    kad->stats.providers_stored++;
+                }
+                break;
+            }
+        }
+        peer_list_fini(&closer);
+        return 0;
+    case CP2P__KAD_GET_PROVIDERS: {
+        size_t np = cp2p__kad_store_providers(kad->store, req->key, req->key_len, now, prov,
+                                              CP2P_KAD_MAX_PROVIDERS_ANSWER);
+        bool self_provides = false;
+        size_t nother = 0;
+        for (size_t i = 0; i < np; i++) {
+            if (cp2p_peer_id_equal(&prov[i], &kad->self)) {
+                self_provides = true;
+            } else {
+                prov[nother++] = prov[i];
+            }
+        }
+        if ((rc = peer_list_fill(kad, prov, nother, false, &provs)) != 0) {
+            peer_list_fini(&closer);
+            return rc;
+        }
+        if (self_provides) {
+            peer_list_add_self(kad, &provs);
+        }
+        resp.providers = provs.peers;
+        resp.n_providers = provs.n;
+        rc = cp2p__kad_msg_encode(&resp, out);
+        peer_list_fini(&provs);
+        peer_list_fini(&closer);
+        return rc;
+    }
+    default:
+        peer_list_fini(&closer);
+        return CP2P_EPROTO;
+    }
+    rc = cp2p__kad_msg_encode(&resp, out);
+    peer_list_fini(&closer);
+    return rc;
+}
+
+static void srv_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    kad_srv *sv = ud;
+    cp2p_kad *kad = sv->kad;
+    char b[CP2P_PEER_ID_STR_MAX];
+    if (n < 0) {
+        if (n == CP2P_EOF && sv->in.len == 0) {
+            cp2p_stream_close(s);
+        } else {
+            cp2p_stream_reset(s);
+        }
+        srv_free(sv);
+        return;
+    }
+    if (cp2p_buf_append(&sv->in, data, (size_t)n) != 0) {
+        KLOG(INFO, "request from %s over the size limit: stream reset", pstr(&sv->from, b));
+        kad->stats.requests_bad++;
+        goto reset;
+    }
+    for (;;) {
+        uint64_t len;
+        ptrdiff_t u = cp2p_uvarint_decode(sv->in.ptr, sv->in.len, &len);
+        if (u == 0) {
+            return;
+        }
+        if (u < 0 || len > CP2P_KAD_MAX_MSG) {
+            KLOG(INFO, "bad length prefix from %s: stream reset", pstr(&sv->from, b));
+            kad->stats.requests_bad++;
+            goto reset;
+        }
+        if (sv->in.len - (size_t)u < len) {
+            return;
+        }
+        kad->stats.requests_in++;
+        if (!rate_allow(kad, &sv->from)) {
+            kad->stats.requests_refused_rate++;
+            KLOG(DEBUG, "request rate of %s over the limit: stream reset",
+                           pstr(&sv->from, b));
+            goto reset;
+        }
+        cp2p__kad_msg req;
+        const char *why = NULL;
+        if (cp2p__kad_msg_decode(sv->in.ptr + u, (size_t)len, &req, &why) != 0) {
+            KLOG(INFO, "bad request from %s: %s", pstr(&sv->from, b), why ? why : "?");
+            kad->stats.requests_bad++;
+            goto reset;
+        }
+        cp2p_buf_consume(&sv->in, (size_t)u + (size_t)len);
+        cp2p_buf body, frame;
+        bool answer = false;
+        cp2p_buf_init(&body, CP2P_KAD_MAX_MSG);
+        int rc = srv_handle(kad, &sv->from, &req, &body, &answer);
+        cp2p__kad_msg_fini(&req);
+        if (rc != 0) {
+            cp2p_buf_fini(&body);
+            KLOG(DEBUG, "request from %s refused: %s", pstr(&sv->from, b),
+                           cp2p_strerror(rc));
+            kad->stats.requests_bad++;
+            goto reset;
+        }
+        if (answer) {
+            cp2p_buf_init(&frame, CP2P_KAD_MAX_MSG + CP2P_UVARINT_MAX);
+            rc = cp2p_uvarint_append(&frame, body.len);
+            if (rc == 0) {
+                rc = cp2p_buf_append(&frame, body.ptr, body.len);
+            }
+            if (rc == 0) {
+                rc = cp2p_stream_write(s, frame.ptr, frame.len, NULL, NULL);
+            }
+            cp2p_buf_fini(&frame);
+            if (rc != 0) {
+                cp2p_buf_fini(&body);
+                goto reset;
+            }
+            kad->stats.responses_sent++;
+        }
+        cp2p_buf_fini(&body);
+    }
+reset:
+    cp2p_stream_reset(s);
+    srv_free(sv);
+}
+
+static void srv_handler(cp2p_stream *s, void *ud)
+{
+    cp2p_kad *kad = ud;
+    kad_srv *sv = cp2p_calloc(1, sizeof(*sv));
+    if (sv == NULL) {
+        cp2p_stream_reset(s);
+        return;
+    }
+    sv->kad = kad;
+    sv->s = s;
+    sv->from = *cp2p_conn_peer_id(cp2p_stream_conn(s));
+    cp2p_buf_init(&sv->in, CP2P_KAD_MAX_MSG + CP2P_UVARINT_MAX);
+    LIST_ADD(kad->srvs, sv);
+    if (cp2p_stream_read_start(s, srv_read, sv) != 0) {
+        cp2p_stream_reset(s);
+        srv_free(sv);
+    }
+}
+
+/* ---- host events: identify tells who speaks the DHT ---- */
+
+static void on_host_event(cp2p_host *h, const cp2p_event *ev, void *ud)
+{
+    cp2p_kad *kad = ud;
+    (void)h;
+    if (ev->type == CP2P_EVENT_CONN_CLOSED && ev->conn != NULL) {
+        /* A table peer whose last connection died (not closed or trimmed by us): is it still
+         * there? Seed 001: peers whose dial or ping fails leave the table. */
+        const cp2p_peer_id *p = cp2p_conn_peer_id(ev->conn);
+        if (ev->err != 0 && ev->err != CP2P_ELIMIT && cp2p__kad_rt_contains(kad->rt, p) &&
+            cp2p_host_conn_to(kad->h, p) == NULL) {
+            check_start(kad, p);
+        }
+        return;
+    }
+    if (ev->type != CP2P_EVENT_PEER_IDENTIFIED || ev->conn == NULL) {
+        return;
+    }
+    const cp2p_identify_info *info = cp2p_conn_identify(ev->conn);
+    const cp2p_peer_id *p = cp2p_conn_peer_id(ev->conn);
+    if (info == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < info->n_protocols; i++) {
+        if (strcmp(info->protocols[i], kad->protocol) == 0) {
+            rt_add(kad, p, cp2p_conn_remote_addr(ev->conn));
+            return;
+        }
+    }
+    /* It stopped (or never) speaking the DHT as a server: not a table member. */
+    rt_remove(kad, p);
+}
+
+/* ---- bootstrap, refresh and the timer ---- */
+
+static void start_refresh(cp2p_kad *kad, bool is_bootstrap)
+{
+    kad_op *op;
+    cp2p_peer_id extra[CP2P_KAD_MAX_BOOTSTRAP];
+    size_t nextra = boot_seeds(kad, extra, CP2P_KAD_MAX_BOOTSTRAP);
+    /* Self lookup first: it fills the buckets near us. */
+    if (op_new(kad, OP_REFRESH, kad->self.bytes, kad->self.len, extra, nextra, &op) == 0) {
+        op->is_bootstrap = is_bootstrap;
+        op->refresh_cpl = UINT32_MAX;
+    } else if (is_bootstrap && kad->boot_cb_set) {
+        kad->boot_cb_set = false;
+        kad->boot_cb(kad, CP2P_ENOMEM, cp2p__kad_rt_size(kad->rt), kad->boot_ud);
+    }
+    unsigned cpls[CP2P_KAD_MAX_REFRESH_CPL + 1];
+    uint64_t now = kad_now(kad);
+    size_t n = cp2p__kad_rt_refresh_due(kad->rt, now, kad->cfg.refresh_interval_ms, cpls,
+                                        CP2P_KAD_MAX_REFRESH_CPL + 1);
+    for (size_t i = 0; i < n; i++) {
+        cp2p_peer_id key;
+        if (cp2p__kad_rt_gen_key(kad->rt, cpls[i], kad_rand, NULL, &key) == 0 &&
+            op_new(kad, OP_REFRESH, key.bytes, key.len, NULL, 0, &op) == 0) {
+            op->refresh_cpl = cpls[i];
+        }
+    }
+    kad->next_refresh_ms = now + kad->cfg.refresh_interval_ms;
+}
+
+static void on_boot_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
+{
+    kad_check *c = ud; /* reuses the check record as a detachable context */
+    (void)h, (void)conn;
+    cp2p_kad *kad = c->kad;
+    if (kad != NULL) {
+        char b[CP2P_PEER_ID_STR_MAX];
+        if (status != 0) {
+            KLOG(INFO, "bootstrap peer %s: %s", pstr(&c->peer, b), cp2p_strerror(status));
+        }
+        LIST_DEL(kad->checks, c);
+        kad->nchecks--;
+        c->kad = NULL;
+        if (--kad->boot_pending == 0) {
+            start_refresh(kad, true);
+        }
+    }
+    cp2p_free(c);
+}
+
+static int bootstrap_now(cp2p_kad *kad)
+{
+    kad->stats.bootstraps++;
+    kad->last_bootstrap_ms = kad_now(kad);
+    if (kad->boot_pending > 0) {
+        return 0; /* one already running: its end reports */
+    }
+    for (size_t i = 0; i < kad->nboot; i++) {
+        kad_check *c = cp2p_calloc(1, sizeof(*c));
+        if (c == NULL) {
+            break;
+        }
+        c->kad = kad;
+        (void)!cp2p_multiaddr_peer_id(kad->boot[i], &c->peer);
+        if (cp2p_peer_id_equal(&c->peer, &kad->self) ||
+            cp2p_host_conn_to(kad->h, &c->peer) != NULL ||
+            cp2p_host_dial(kad->h, kad->boot[i], on_boot_dialed, c) != 0) {
+            cp2p_free(c);
+            continue;
+        }
+        LIST_ADD(kad->checks, c);
+        kad->nchecks++;
+        kad->boot_pending++;
+    }
+    if (kad->boot_pending == 0) {
+        start_refresh(kad, true);
+    }
+    return 0;
+}
+
+static void republish(cp2p_kad *kad, uint64_t now);
+static void on_republished(cp2p_kad *kad, int status, size_t stored, void *ud)
+{
+    (void)ud;
+    KLOG(DEBUG, "provider record republished to %zu peers (%s)", stored,
+                   cp2p_strerror(status));
+    (void)kad;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    cp2p_kad *kad = t->data;
+    uint64_t now = kad_now(kad);
+    cp2p_peer_id timed_out[CP2P_KAD_MAX_ALPHA];
+    /* Drive every lookup: time-outs, then new queries (op_pump may free the op). */
+    for (kad_op *op = kad->ops, *next; op != NULL; op = next) {
+        next = op->next;
+        if (op->finished) {
+            continue;
+        }
+        if (!op->sending) {
+            size_t n = cp2p__kad_lookup_tick(op->lookup, now, timed_out, CP2P_KAD_MAX_ALPHA);
+            for (size_t i = 0; i < n; i++) {
+                for (kad_query *q = kad->queries; q != NULL; q = q->next) {
+                    if (q->op == op && cp2p_peer_id_equal(&q->peer, &timed_out[i])) {
+                        q->op = NULL; /* its late answer is still learned from, not counted */
+                    }
+                }
+                kad->stats.queries_failed++;
+            }
+        }
+        op_pump(op);
+    }
+    if (kad->rt != NULL && cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot > 0 &&
+        now - kad->last_bootstrap_ms >= CP2P_KAD_REBOOTSTRAP_MS) {
+        KLOG(INFO, "routing table empty: bootstrapping again");
+        (void)!bootstrap_now(kad);
+    } else if (now >= kad->next_refresh_ms) {
+        start_refresh(kad, false);
+    }
+    if (now >= kad->next_purge_ms) {
+        cp2p__kad_store_purge(kad->store, now);
+        republish(kad, now);
+        kad->next_purge_ms = now + CP2P_KAD_PURGE_INTERVAL_MS;
+    }
+    uv_timer_start(t, on_timer, kad->ops != NULL ? CP2P_KAD_TICK_MS : CP2P_KAD_IDLE_TICK_MS, 0);
+}
+
+static void republish(cp2p_kad *kad, uint64_t now)
+{
+    for (provided *p = kad->provided; p != NULL; p = p->next) {
+        if (now >= p->next_ms) {
+            p->next_ms = now + kad->cfg.republish_interval_ms;
+            (void)!cp2p__kad_store_add_provider(kad->store, p->key, p->key_len, &kad->self, now);
+            (void)!op_start(kad, OP_PROVIDE, p->key, p->key_len, (void *)on_republished, NULL,
+                            NULL);
+        }
+    }
+}
+
+static void on_timer_closed(uv_handle_t *t)
+{
+    cp2p_free(t);
+}
+
+/* ---- public API ---- */
+
+int cp2p_kad_new(cp2p_host *h, const cp2p_kad_config *cfg, cp2p_kad **out)
+{
+    cp2p_kad_config def;
+    int rc;
+    if (h == NULL || out == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (cfg == NULL) {
+        cp2p_kad_config_default(&def);
+        cfg = &def;
+    }
+    if (cfg->protocol == NULL || cfg->k == 0 || cfg->k > CP2P_KAD_MAX_K || cfg->alpha == 0 ||
+        cfg->alpha > CP2P_KAD_MAX_ALPHA || cfg->query_timeout_ms == 0 ||
+        cfg->lookup_timeout_ms == 0 || cfg->refresh_interval_ms == 0 ||
+        cfg->n_bootstrap > CP2P_KAD_MAX_BOOTSTRAP || cfg->requests_per_sec == 0 ||
+        cfg->requests_burst == 0 || (cfg->n_bootstrap > 0 && cfg->bootstrap == NULL)) {
+        return CP2P_EINVAL;
+    }
+    cp2p_kad *kad = cp2p_calloc(1, sizeof(*kad));
+    if (kad == NULL) {
+        return CP2P_ENOMEM;
+    }
+    kad->h = h;
+    kad->cfg = *cfg;
+    kad->cfg.bootstrap = NULL;
+    kad->cfg.n_bootstrap = 0;
+    kad->self = *cp2p_host_peer_id(h);
+    cp2p__kad_key_of_peer(&kad->self, &kad->self_key);
+    size_t plen = strlen(cfg->protocol);
+    kad->protocol = cp2p_malloc(plen + 1);
+    kad->timer = cp2p_calloc(1, sizeof(*kad->timer));
+    if (kad->protocol == NULL || kad->timer == NULL) {
+        rc = CP2P_ENOMEM;
+        goto fail;
+    }
+    memcpy(kad->protocol, cfg->protocol, plen + 1);
+    cp2p__kad_rt_config rtc;
+    cp2p__kad_rt_config_default(&rtc);
+    rtc.k = cfg->k;
+    rtc.max_per_group_bucket = cfg->max_per_group_bucket;
+    rtc.max_per_group_table = cfg->max_per_group_table;
+    rtc.limit_loopback = cfg->limit_loopback;
+    cp2p__kad_store_config sc;
+    cp2p__kad_store_config_default(&sc);
+    if (cfg->max_records) {
+        sc.max_records = cfg->max_records;
+    }
+    if (cfg->record_ttl_ms) {
+        sc.record_ttl_ms = cfg->record_ttl_ms;
+    }
+    if (cfg->provider_ttl_ms) {
+        sc.provider_ttl_ms = cfg->provider_ttl_ms;
+    }
+    if (kad->cfg.republish_interval_ms == 0) {
+        kad->cfg.republish_interval_ms = CP2P_KAD_REPUBLISH_INTERVAL_MS;
+    }
+    if ((rc = cp2p__kad_rt_new(&kad->self, &rtc, &kad->rt)) != 0 ||
+        (rc = cp2p__kad_store_new(&sc, &kad->store)) != 0) {
+        goto fail;
+    }
+    if (cfg->n_bootstrap > 0) {
+        kad->boot = cp2p_calloc(cfg->n_bootstrap, sizeof(*kad->boot));
+        if (kad->boot == NULL) {
+            rc = CP2P_ENOMEM;
+            goto fail;
+        }
+        for (size_t i = 0; i < cfg->n_bootstrap; i++) {
+            cp2p_peer_id bp;
+            const char *s = cfg->bootstrap[i];
+            if (s == NULL) {
+                rc = CP2P_EINVAL;
+                goto fail;
+            }
+            rc = cp2p_multiaddr_parse(s, strlen(s), &kad->boot[kad->nboot]);
+            if (rc != 0) {
+                goto fail;
+            }
+            kad->nboot++;
+            if (cp2p_multiaddr_peer_id(kad->boot[kad->nboot - 1], &bp) != 0) {
+                rc = CP2P_EINVAL; /* a bootstrap address must name its peer */
+                goto fail;
+            }
+        }
+    }
+    switch (cfg->mode) {
+    case CP2P_KAD_MODE_SERVER:
+        kad->server = true;
+        break;
+    case CP2P_KAD_MODE_CLIENT:
+        kad->server = false;
+        break;
+    default: {
+        cp2p_multiaddr *a = NULL;
+        kad->server = cp2p_host_listen_addr(h, 0, false, &a) == 0;
+        cp2p_multiaddr_free(a);
+        break;
+    }
+    }
+    if (kad->server && (rc = cp2p_host_set_handler(h, kad->protocol, srv_handler, kad)) != 0) {
+        goto fail;
+    }
+    if ((rc = cp2p__host_add_observer(h, on_host_event, kad)) != 0) {
+        if (kad->server) {
+            (void)!cp2p_host_remove_handler(h, kad->protocol);
+        }
+        goto fail;
+    }
+    uv_timer_init(cp2p_host_loop(h), kad->timer);
+    kad->timer->data = kad;
+    uint64_t now = kad_now(kad);
+    kad->next_refresh_ms = now + kad->cfg.refresh_interval_ms;
+    kad->next_purge_ms = now + CP2P_KAD_PURGE_INTERVAL_MS;
+    kad->last_bootstrap_ms = now;
+    uv_timer_start(kad->timer, on_timer, 0, 0);
+    if (kad->nboot > 0) {
+        (void)!bootstrap_now(kad);
+    }
+    KLOG(INFO, "DHT started: %s, %s mode, %zu bootstrap peers", kad->protocol,
+                  kad->server ? "server" : "client", kad->nboot);
+    *out = kad;
+    return 0;
+fail:
+    for (size_t i = 0; i < kad->nboot; i++) {
+        cp2p_multiaddr_free(kad->boot[i]);
+    }
+    cp2p_free(kad->boot);
+    cp2p__kad_store_free(kad->store);
+    cp2p__kad_rt_free(kad->rt);
+    cp2p_free(kad->protocol);
+    cp2p_free(kad->timer);
+    cp2p_free(kad);
+    return rc;
+}
+
+void cp2p_kad_close(cp2p_kad *kad)
+{
+    if (kad == NULL) {
+        return;
+    }
+    cp2p__host_remove_observer(kad->h, on_host_event, kad);
+    if (kad->server) {
+        (void)!cp2p_host_remove_handler(kad->h, kad->protocol);
+    }
+    uv_timer_stop(kad->timer);
+    uv_close((uv_handle_t *)kad->timer, on_timer_closed);
+    /* Operations end with CP2P_ECANCELED. */
+    while (kad->ops != NULL) {
+        kad_op *op = kad->ops;
+        op->finished = true;
+        op->sending = false;
+        op_deliver(op, CP2P_ECANCELED);
+        op_free(op);
+    }
+    if (kad->boot_cb_set) {
+        kad->boot_cb_set = false;
+        kad->boot_cb(kad, CP2P_ECANCELED, cp2p__kad_rt_size(kad->rt), kad->boot_ud);
+    }
+    /* Detach what the host will still call back. */
+    for (kad_query *q = kad->queries, *next; q != NULL; q = next) {
+        next = q->next;
+        q->kad = NULL;
+        q->op = NULL;
+        q->next = q->prev = NULL;
+    }
+    for (kad_check *c = kad->checks, *next; c != NULL; c = next) {
+        next = c->next;
+        c->kad = NULL;
+        c->next = c->prev = NULL;
+    }
+    while (kad->srvs != NULL) {
+        kad_srv *sv = kad->srvs;
+        cp2p_stream_reset(sv->s);
+        srv_free(sv);
+    }
+    while (kad->provided != NULL) {
+        provided *p = kad->provided;
+        kad->provided = p->next;
+        cp2p_free(p->key);
+        cp2p_free(p);
+    }
+    for (size_t i = 0; i < kad->nboot; i++) {
+        cp2p_multiaddr_free(kad->boot[i]);
+    }
+    cp2p_free(kad->boot);
+    cp2p__kad_store_free(kad->store);
+    cp2p__kad_rt_free(kad->rt);
+    cp2p_free(kad->protocol);
+    cp2p_free(kad);
+}
+
+int cp2p_kad_bootstrap(cp2p_kad *kad, cp2p_kad_bootstrap_cb cb, void *ud)
+{
+    if (kad == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (cb != NULL) {
+        if (kad->boot_cb_set) {
+            return CP2P_ESTATE;
+        }
+        kad->boot_cb = cb;
+        kad->boot_ud = ud;
+        kad->boot_cb_set = true;
+    }
+    /* From the timer, so that cb never runs inside this call. */
+    kad->last_bootstrap_ms = 0;
+    if (cp2p__kad_rt_size(kad->rt) > 0 || kad->nboot == 0) {
+        start_refresh(kad, true);
+    } else {
+        (void)!bootstrap_now(kad);
+    }
+    uv_timer_start(kad->timer, on_timer, 0, 0);
+    return 0;
+}
+
+size_t cp2p_kad_table_size(const cp2p_kad *kad)
+{
+    return cp2p__kad_rt_size(kad->rt);
+}
+
+bool cp2p_kad_table_peer(const cp2p_kad *kad, size_t n, cp2p_peer_id *out)
+{
+    return cp2p__kad_rt_at(kad->rt, n, out);
+}
+
+bool cp2p_kad_is_server(const cp2p_kad *kad)
+{
+    return kad->server;
+}
+
+int cp2p_kad_find_peer(cp2p_kad *kad, const cp2p_peer_id *peer, cp2p_kad_peer_cb cb, void *ud)
+{
+    kad_op *op;
+    if (kad == NULL || peer == NULL || cb == NULL || cp2p_peer_id_equal(peer, &kad->self)) {
+        return CP2P_EINVAL;
+    }
+    if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
+        return CP2P_ESTATE;
+    }
+    int rc = op_start(kad, OP_FIND_PEER, peer->bytes, peer->len, (void *)cb, ud, &op);
+    if (rc == 0) {
+        op->target = *peer;
+    }
+    return rc;
+}
+
+int cp2p_kad_closest_peers(cp2p_kad *kad, const uint8_t *key, size_t key_len,
+                           cp2p_kad_peers_cb cb, void *ud)
+{
+    if (kad == NULL || key == NULL || key_len == 0 || key_len > CP2P_KAD_MAX_KEY || cb == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
+        return CP2P_ESTATE;
+    }
+    return op_start(kad, OP_CLOSEST, key, key_len, (void *)cb, ud, NULL);
+}
+
+int cp2p_kad_put_value(cp2p_kad *kad, const uint8_t *key, size_t key_len, const uint8_t *value,
+                       size_t value_len, cp2p_kad_put_cb cb, void *ud)
+{
+    kad_op *op;
+    int rc;
+    if (kad == NULL || key == NULL || key_len == 0 || cb == NULL ||
+        (value == NULL && value_len > 0)) {
+        return CP2P_EINVAL;
+    }
+    if (key_len > CP2P_KAD_MAX_KEY || value_len > CP2P_KAD_MAX_VALUE) {
+        return CP2P_ELIMIT;
+    }
+    if ((rc = cp2p__kad_store_validate(kad->store, key, key_len, value, value_len)) != 0) {
+        return rc;
+    }
+    rc = cp2p__kad_store_put(kad->store, key, key_len, value, value_len, kad_now(kad));
+    if (rc != 0 && rc != CP2P_ESTATE) {
+        return rc;
+    }
+    if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
+        return CP2P_ESTATE;
+    }
+    if ((rc = op_start(kad, OP_PUT, key, key_len, (void *)cb, ud, &op)) != 0) {
+        return rc;
+    }
+    op->value = cp2p_malloc(value_len ? value_len : 1);
+    if (op->value == NULL) {
+        op_free(op);
+        return CP2P_ENOMEM;
+    }
+    if (value_len > 0) {
+        memcpy(op->value, value, value_len);
+    }
+    op->value_len = value_len;
+    return 0;
+}
+
+int cp2p_kad_get_value(cp2p_kad *kad, const uint8_t *key, size_t key_len, cp2p_kad_value_cb cb,
+                       void *ud)
+{
+    kad_op *op;
+    const uint8_t *v;
+    size_t vl;
+    uint64_t at;
+    int rc;
+    if (kad == NULL || key == NULL || key_len == 0 || cb == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (key_len > CP2P_KAD_MAX_KEY) {
+        return CP2P_ELIMIT;
+    }
+    if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
+        return CP2P_ESTATE;
+    }
+    if ((rc = op_start(kad, OP_GET, key, key_len, (void *)cb, ud, &op)) != 0) {
+        return rc;
+    }
+    /* The local record counts as one answer (spec, "Getting values"). */
+    if (cp2p__kad_store_get(kad->store, key, key_len, kad_now(kad), &v, &vl, &at) == 0) {
+        cp2p__kad_record r = {.key = (uint8_t *)key, .key_len = key_len, .value = (uint8_t *)v,
+                              .value_len = vl};
+        op_got_value(op, &kad->self, &r);
+    }
+    return 0;
+}
+
+int cp2p_kad_provide(cp2p_kad *kad, const uint8_t *key, size_t key_len, cp2p_kad_put_cb cb,
+                     void *ud)
+{
+    int rc;
+    if (kad == NULL || key == NULL || key_len == 0 || cb == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (key_len > CP2P_KAD_MAX_KEY) {
+        return CP2P_ELIMIT;
+    }
+    if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
+        return CP2P_ESTATE;
+    }
+    uint64_t now = kad_now(kad);
+    provided *p = NULL;
+    for (provided *q = kad->provided; q != NULL; q = q->next) {
+        if (q->key_len == key_len && memcmp(q->key, key, key_len) == 0) {
+            p = q;
+        }
+    }
+    if (p == NULL) {
+        p = cp2p_calloc(1, sizeof(*p));
+        if (p == NULL || (p->key = cp2p_malloc(key_len)) == NULL) {
+            cp2p_free(p);
+            return CP2P_ENOMEM;
+        }
+        memcpy(p->key, key, key_len);
+        p->key_len = key_len;
+        p->next = kad->provided;
+        kad->provided = p;
+    }
+    p->next_ms = now + kad->cfg.republish_interval_ms;
+    if ((rc = cp2p__kad_store_add_provider(kad->store, key, key_len, &kad->self, now)) != 0) {
+        return rc;
+    }
+    return op_start(kad, OP_PROVIDE, key, key_len, (void *)cb, ud, NULL);
+}
+
+int cp2p_kad_find_providers(cp2p_kad *kad, const uint8_t *key, size_t key_len, size_t max,
+                            cp2p_kad_peers_cb cb, void *ud)
+{
+    kad_op *op;
+    int rc;
+    if (kad == NULL || key == NULL || key_len == 0 || cb == NULL || max == 0) {
+        return CP2P_EINVAL;
+    }
+    if (key_len > CP2P_KAD_MAX_KEY) {
+        return CP2P_ELIMIT;
+    }
+    if (max > CP2P_KAD_MAX_PROVIDERS_ANSWER) {
+        max = CP2P_KAD_MAX_PROVIDERS_ANSWER;
+    }
+    if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
+        return CP2P_ESTATE;
+    }
+    if ((rc = op_start(kad, OP_FIND_PROVIDERS, key, key_len, (void *)cb, ud, &op)) != 0) {
+        return rc;
+    }
+    op->max = max;
+    op->providers = cp2p_calloc(max, sizeof(*op->providers));
+    if (op->providers == NULL) {
+        op_free(op);
+        return CP2P_ENOMEM;
+    }
+    op->nproviders = cp2p__kad_store_providers(kad->store, key, key_len, kad_now(kad),
+                                               op->providers, max);
+    return 0;
+}
+
+ptrdiff_t cp2p_kad_key_from_cid(const char *cid, uint8_t *out, size_t out_max)
+{
+    cp2p_cid c;
+    if (cid == NULL || out == NULL || cp2p_cid_parse(cid, strlen(cid), &c) != 0) {
+        return CP2P_EINVAL;
+    }
+    if (c.mh_len > out_max) {
+        return CP2P_ENOSPC;
+    }
+    memcpy(out, c.mh, c.mh_len);
+    return (ptrdiff_t)c.mh_len;
+}
+
+int cp2p_kad_add_validator(cp2p_kad *kad, const char *ns, cp2p_kad_validate_fn validate,
+                           cp2p_kad_select_fn select, void *ud)
+{
+    if (kad == NULL || validate == NULL) {
+        return CP2P_EINVAL;
+    }
+    return cp2p__kad_store_add_validator(kad->store, ns, validate, select, ud);
+}
+
+void cp2p_kad_stats_get(const cp2p_kad *kad, cp2p_kad_stats *out)
+{
+    *out = kad->stats;
+    out->table_size = cp2p__kad_rt_size(kad->rt);
+}
