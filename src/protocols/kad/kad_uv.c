@@ -938,6 +938,10 @@ static void op_pump(kad_op *op)
         }
         return;
     }
+    if (op->type == OP_FIND_PEER && cp2p_host_conn_to(kad->h, &op->target) != NULL) {
+        op_finish(op, 0); /* connected: its addresses are known */
+        return;
+    }
     cp2p__kad_msg m = {.type = op_msg_type(op), .key = op->key, .key_len = op->key_len};
     cp2p_peer_id p;
     uint64_t now = kad_now(kad);
@@ -1214,7 +1218,8 @@ static int srv_handle(cp2p_kad *kad, const cp2p_peer_id *from, const cp2p__kad_m
                 prov[nother++] = prov[i];
             }
         }
-        if ((rc = peer_list_fill(kad, prov, nother, false, &provs)) != 0) {
+        /* Providers without a known address still count: the querier may find them. */
+        if ((rc = peer_list_fill(kad, prov, nother, true, &provs)) != 0) {
             peer_list_fini(&closer);
             return rc;
         }
@@ -1636,7 +1641,7 @@ int cp2p_kad_new(cp2p_host *h, const cp2p_kad_config *cfg, cp2p_kad **out)
     if (kad->nboot > 0) {
         (void)!bootstrap_now(kad);
     }
-    KLOG(INFO, "DHT started: %s, %s mode, %zu bootstrap peers", kad->protocol,
+    KLOG(DEBUG, "DHT started: %s, %s mode, %zu bootstrap peers", kad->protocol,
                   kad->server ? "server" : "client", kad->nboot);
     *out = kad;
     return 0;
