@@ -205,6 +205,11 @@ int cp2p__host_add_observer(cp2p_host *h, cp2p_event_cb cb, void *ud)
     return 0;
 }
 
+const cp2p_privkey *cp2p__host_key(const cp2p_host *h)
+{
+    return h->key;
+}
+
 void cp2p__host_remove_observer(cp2p_host *h, cp2p_event_cb cb, void *ud)
 {
     for (size_t i = 0; i < h->nobservers; i++) {

@@ -155,6 +155,9 @@ const cp2p__host_stats *cp2p__host_stats_get(const cp2p_host *h);
 CP2P_NODISCARD int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg,
                                    cp2p_host **out);
 
+/* The host's private key (borrowed, valid until the host is freed): protocols that sign (e.g.
+ * gossipsub messages) use it. */
+const cp2p_privkey *cp2p__host_key(const cp2p_host *h);
 /* Wall-clock milliseconds since the Unix epoch (CLOCK_REALTIME): the peerstore's `now`, which
  * must survive a restart (uv_now does not). */
 uint64_t cp2p__host_wall_ms(void);

@@ -527,4 +527,12 @@
 #define CP2P_KAD_TICK_MS 50
 #define CP2P_KAD_IDLE_TICK_MS 1000
 
+/* ---- protocols: gossipsub binding (gossipsub_uv.c) ---- */
+/* Bytes queued on a peer's outbound pubsub stream past which we stop taking frames for it (our
+ * choice: 4 RPCs of the default maximum); the router's bounded outbox then drops and counts. */
+#define CP2P_GS_STREAM_BACKLOG (4 * 1024 * 1024)
+/* Connection tag of a peer in at least one of our meshes (cp2p_conn_set_tag): the connection
+ * manager trims untagged connections first (our choice; any positive value works). */
+#define CP2P_GS_MESH_TAG 10
+
 #endif

@@ -1,0 +1,935 @@
+/* Gossipsub on the host (see cp2p/pubsub.h): the binding that drives the sans-I/O router
+ * (gs_router.h) with streams, identify and timers.
+ *
+ * Per peer: one outbound stream we open (write only) and the inbound streams it opens (read
+ * only, frames fed to the router). The router coalesces what it has for a peer; we take its
+ * frames once per loop turn (a 0 ms timer, or coalesce_ms) and write them, so a burst of work
+ * in one turn costs one write per peer. A peer whose outbound stream holds more than
+ * CP2P_GS_STREAM_BACKLOG bytes gets nothing more until it drains: the router's bounded outbox
+ * then drops and counts. */
+#include <string.h>
+
+#include <sodium.h>
+
+#include <cp2p/codec.h>
+#include <cp2p/pubsub.h>
+
+#include "protocols/gossipsub/gs_router.h"
+#include "swarm/swarm.h"
+#include "util/alloc.h"
+#include "util/limits.h"
+#include "util/log_internal.h"
+
+#define GLOG(lvl, ...) CP2P_LOG(CP2P_LOG_##lvl, "gossipsub", 0, __VA_ARGS__)
+
+static const char *const PROTOS[] = {CP2P_GOSSIPSUB_1_2, CP2P_GOSSIPSUB_1_1, CP2P_GOSSIPSUB_1_0,
+                                     CP2P_FLOODSUB};
+
+typedef struct ps_peer ps_peer;
+
+/* An inbound stream and its frame buffer. */
+typedef struct ps_in {
+    struct ps_in *next;
+    cp2p_pubsub *ps;
+    ps_peer *peer;        /* NULL once the peer is gone */
+    cp2p_stream *s;
+    cp2p_buf buf;
+} ps_in;
+
+struct ps_peer {
+    ps_peer *next;
+    cp2p_peer_id id;
+    cp2p_stream *out;     /* our outbound stream, once negotiated */
+    bool opening;         /* an open is in flight */
+    bool added;           /* known to the router */
+    bool failed;          /* a stream failed: do not retry on this connection */
+    cp2p__gs_proto proto;
+    int meshes;           /* topics whose mesh holds this peer (connection tag) */
+};
+
+typedef struct sub {
+    struct sub *next;
+    char *topic;
+    cp2p_pubsub_handler cb;
+    void *ud;
+} sub;
+
+/* An open in flight: detachable, since the open callback may come after close. */
+typedef struct ps_open {
+    cp2p_pubsub *ps;
+    cp2p_peer_id peer;
+} ps_open;
+
+struct cp2p_pubsub {
+    cp2p_host *h;
+    cp2p_pubsub_config cfg;
+    cp2p__gs_router *r;
+    ps_peer *peers;
+    size_t npeers;
+    ps_in *ins;
+    sub *subs;
+    cp2p_pubsub_validator validator;
+    void *validator_ud;
+    uv_timer_t *heartbeat;  /* heap: freed by its close callback */
+    uv_timer_t *flush;
+    bool flush_armed;
+    cp2p_buf frame;
+    cp2p_pubsub_stats stats;
+    cp2p__gs_score_params score;
+    cp2p__gs_topic_score_params *topic_params;
+    cp2p__gs_score_thresholds thresholds;
+    ps_open **opens;      /* opens in flight (detached at close) */
+    size_t nopens, capopens;
+};
+
+static uint64_t ps_now(const cp2p_pubsub *ps)
+{
+    return uv_now(cp2p_host_loop(ps->h));
+}
+
+static uint64_t ps_rand(void *ud)
+{
+    (void)ud;
+    uint64_t v;
+    randombytes_buf(&v, sizeof(v));
+    return v;
+}
+
+void cp2p_pubsub_config_default(cp2p_pubsub_config *c)
+{
+    *c = (cp2p_pubsub_config){
+        .d = CP2P_GS_D,
+        .d_lo = CP2P_GS_D_LO,
+        .d_hi = CP2P_GS_D_HI,
+        .d_lazy = CP2P_GS_D_LAZY,
+        .d_score = CP2P_GS_D_SCORE,
+        .d_out = CP2P_GS_D_OUT,
+        .heartbeat_ms = CP2P_GS_HEARTBEAT_MS,
+        .max_rpc_size = CP2P_GS_MAX_RPC_SIZE,
+        .idontwant_threshold = CP2P_GS_IDONTWANT_THRESHOLD,
+    };
+}
+
+static ps_peer *peer_find(cp2p_pubsub *ps, const cp2p_peer_id *id)
+{
+    for (ps_peer *p = ps->peers; p != NULL; p = p->next) {
+        if (cp2p_peer_id_equal(&p->id, id)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static ps_peer *peer_get(cp2p_pubsub *ps, const cp2p_peer_id *id)
+{
+    ps_peer *p = peer_find(ps, id);
+    if (p != NULL) {
+        return p;
+    }
+    if (ps->npeers >= CP2P_GS_MAX_PEERS || (p = cp2p_calloc(1, sizeof(*p))) == NULL) {
+        return NULL;
+    }
+    p->id = *id;
+    p->next = ps->peers;
+    ps->peers = p;
+    ps->npeers++;
+    return p;
+}
+
+static cp2p__gs_proto proto_of(const char *name)
+{
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(name, PROTOS[i]) == 0) {
+            return (cp2p__gs_proto)i;
+        }
+    }
+    return CP2P_GS_FLOODSUB;
+}
+
+/* The router learns of the peer once a stream with it is up; ip for score P6 (loopback
+ * exempt: a local test network shares one address). */
+static void peer_add_router(cp2p_pubsub *ps, ps_peer *p, cp2p_stream *s)
+{
+    char ip[64] = {0};
+    const char *ipp = NULL;
+    if (p->added) {
+        return;
+    }
+    cp2p_conn *c = cp2p_stream_conn(s);
+    p->proto = proto_of(cp2p_stream_protocol(s));
+    const cp2p_multiaddr *ra = cp2p_conn_remote_addr(c);
+    if (ra != NULL) {
+        cp2p_multiaddr_component comp;
+        cp2p_buf b;
+        if (cp2p_multiaddr_component_at(ra, 0, &comp) == 0 &&
+            (comp.code == CP2P_MA_IP4 || comp.code == CP2P_MA_IP6)) {
+            cp2p_buf_init(&b, sizeof(ip) - 1);
+            if (cp2p_multiaddr_component_value_string(&comp, &b) == 0 && b.len < sizeof(ip)) {
+                memcpy(ip, b.ptr, b.len);
+                if (strncmp(ip, "127.", 4) != 0 && strcmp(ip, "::1") != 0) {
+                    ipp = ip;
+                }
+            }
+            cp2p_buf_fini(&b);
+        }
+    }
+    int rc = cp2p__gs_add_peer(ps->r, &p->id, p->proto, cp2p_conn_is_outbound(c), ipp,
+                               ps_now(ps));
+    p->added = rc == 0 || rc == CP2P_ESTATE;
+}
+
+static void peer_free(cp2p_pubsub *ps, ps_peer *p)
+{
+    for (ps_peer **pp = &ps->peers; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    ps->npeers--;
+    for (ps_in *in = ps->ins; in != NULL; in = in->next) {
+        if (in->peer == p) {
+            in->peer = NULL;
+        }
+    }
+    cp2p_free(p);
+}
+
+/* The peer has no stream left with us (or its connection is gone): forget it. */
+static void peer_drop(cp2p_pubsub *ps, ps_peer *p)
+{
+    if (p->out != NULL) {
+        cp2p_stream_reset(p->out);
+        p->out = NULL;
+    }
+    for (ps_in *in = ps->ins; in != NULL; in = in->next) {
+        if (in->peer == p) {
+            in->peer = NULL;
+        }
+    }
+    if (p->added) {
+        cp2p__gs_remove_peer(ps->r, &p->id, ps_now(ps));
+    }
+    if (p->opening) {
+        p->added = false; /* its open callback frees it */
+        p->failed = true;
+        return;
+    }
+    peer_free(ps, p);
+}
+
+/* ---- output ---- */
+
+static void schedule_flush(cp2p_pubsub *ps);
+
+static void flush_now(cp2p_pubsub *ps)
+{
+    cp2p_peer_id id;
+    size_t guard = ps->npeers + 1;
+    while (guard-- > 0 && cp2p__gs_next_dirty_peer(ps->r, &id)) {
+        ps_peer *p = peer_find(ps, &id);
+        if (p == NULL || p->out == NULL) {
+            /* No stream yet: leave it queued (the router bounds it); skip for now. */
+            continue;
+        }
+        for (;;) {
+            if (cp2p_stream_write_queued(p->out) > CP2P_GS_STREAM_BACKLOG) {
+                break; /* slow peer: the router's outbox absorbs, then drops and counts */
+            }
+            cp2p_buf_reset(&ps->frame);
+            uint8_t pre[CP2P_UVARINT_MAX];
+            ptrdiff_t n = cp2p__gs_take_rpc(ps->r, &id, &ps->frame);
+            if (n <= 0) {
+                break;
+            }
+            size_t pl = cp2p_uvarint_encode(pre, (uint64_t)n);
+            if (cp2p_stream_write(p->out, pre, pl, NULL, NULL) != 0 ||
+                cp2p_stream_write(p->out, ps->frame.ptr, (size_t)n, NULL, NULL) != 0) {
+                GLOG(DEBUG, "gossipsub.write_failed: dropping the peer's stream");
+                peer_drop(ps, p);
+                break;
+            }
+            ps->stats.frames_out++;
+            ps->stats.bytes_out += pl + (size_t)n;
+        }
+    }
+}
+
+static void deliver_events(cp2p_pubsub *ps);
+
+static void on_flush(uv_timer_t *t)
+{
+    cp2p_pubsub *ps = t->data;
+    ps->flush_armed = false;
+    deliver_events(ps);
+    flush_now(ps);
+}
+
+static void schedule_flush(cp2p_pubsub *ps)
+{
+    if (!ps->flush_armed) {
+        ps->flush_armed = true;
+        uv_timer_start(ps->flush, on_flush, ps->cfg.coalesce_ms, 0);
+    }
+}
+
+/* ---- events from the router ---- */
+
+static sub *sub_find(cp2p_pubsub *ps, const char *topic)
+{
+    for (sub *s = ps->subs; s != NULL; s = s->next) {
+        if (strcmp(s->topic, topic) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void on_px(cp2p_host *h, int status, cp2p_conn *c, void *ud)
+{
+    (void)h, (void)status, (void)c, (void)ud;
+}
+
+static void deliver_events(cp2p_pubsub *ps)
+{
+    cp2p__gs_event ev;
+    while (cp2p__gs_poll_event(ps->r, &ev)) {
+        switch (ev.kind) {
+        case CP2P_GS_EV_DELIVER: {
+            sub *s = sub_find(ps, ev.topic);
+            cp2p_peer_id from;
+            bool has_from = ev.from.len > 0 &&
+                            cp2p_peer_id_from_bytes(ev.from.ptr, ev.from.len, &from) == 0;
+            if (s != NULL && s->cb != NULL) {
+                cp2p_pubsub_msg m = {.topic = ev.topic,
+                                     .data = ev.data.ptr,
+                                     .len = ev.data.len,
+                                     .from = has_from ? &from : NULL,
+                                     .via = &ev.peer,
+                                     .seqno = ev.seqno.ptr,
+                                     .seqno_len = ev.seqno.len,
+                                     .id = ev.msg_id.ptr,
+                                     .id_len = ev.msg_id.len};
+                s->cb(ps, &m, s->ud);
+            }
+            break;
+        }
+        case CP2P_GS_EV_PEER_TAG: {
+            ps_peer *p = peer_find(ps, &ev.peer);
+            if (p != NULL) {
+                p->meshes += ev.joined ? 1 : -1;
+                if (p->meshes < 0) {
+                    p->meshes = 0;
+                }
+                cp2p_conn *c = cp2p_host_conn_to(ps->h, &p->id);
+                if (c != NULL) {
+                    /* Mesh peers are worth keeping when the connection manager trims. */
+                    cp2p_conn_set_tag(c, p->meshes > 0 ? CP2P_GS_MESH_TAG : 0);
+                }
+            }
+            break;
+        }
+        case CP2P_GS_EV_PX:
+            /* Dial a suggested peer when we know where it is (the signed record is not parsed
+             * yet: addresses come from the peerstore, e.g. from the DHT or identify). */
+            if (cp2p_host_conn_to(ps->h, &ev.peer) == NULL &&
+                cp2p_host_dial_peer(ps->h, &ev.peer, on_px, NULL) == 0) {
+                ps->stats.px_dials++;
+            }
+            break;
+        case CP2P_GS_EV_VALIDATE:
+            break; /* async validation is not used by this binding */
+        }
+        cp2p__gs_event_fini(&ev);
+    }
+}
+
+/* After any router call: events now, frames at the end of this loop turn. */
+static void after_router(cp2p_pubsub *ps)
+{
+    deliver_events(ps);
+    schedule_flush(ps);
+}
+
+/* ---- inbound streams ---- */
+
+static void in_free(cp2p_pubsub *ps, ps_in *in)
+{
+    for (ps_in **pp = &ps->ins; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == in) {
+            *pp = in->next;
+            break;
+        }
+    }
+    cp2p_buf_fini(&in->buf);
+    cp2p_free(in);
+}
+
+static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    ps_in *in = ud;
+    cp2p_pubsub *ps = in->ps;
+    if (n < 0) {
+        if (n == CP2P_EOF) {
+            cp2p_stream_close(s);
+        } else {
+            cp2p_stream_reset(s);
+        }
+        in_free(ps, in);
+        return;
+    }
+    if (in->peer == NULL || cp2p_buf_append(&in->buf, data, (size_t)n) != 0) {
+        if (in->peer != NULL) {
+            ps->stats.rpcs_refused++;
+            GLOG(INFO, "gossipsub.oversize_rpc: over %zu bytes, stream reset",
+                 ps->cfg.max_rpc_size);
+        }
+        cp2p_stream_reset(s);
+        in_free(ps, in);
+        return;
+    }
+    for (;;) {
+        uint64_t len;
+        ptrdiff_t u = cp2p_uvarint_decode(in->buf.ptr, in->buf.len, &len);
+        if (u == 0) {
+            break;
+        }
+        if (u < 0 || len > ps->cfg.max_rpc_size) {
+            ps->stats.rpcs_refused++;
+            GLOG(INFO, "gossipsub.bad_frame: bad or oversized length prefix, stream reset");
+            cp2p_stream_reset(s);
+            in_free(ps, in);
+            return;
+        }
+        if (in->buf.len - (size_t)u < len) {
+            break;
+        }
+        int rc = cp2p__gs_on_rpc(ps->r, &in->peer->id, in->buf.ptr + u, (size_t)len,
+                                 ps_now(ps));
+        cp2p_buf_consume(&in->buf, (size_t)u + (size_t)len);
+        if (rc == CP2P_EPROTO || rc == CP2P_ELIMIT) {
+            ps->stats.rpcs_refused++;
+            GLOG(INFO, "gossipsub.bad_rpc: %s, stream reset", cp2p_strerror(rc));
+            cp2p_stream_reset(s);
+            in_free(ps, in);
+            after_router(ps);
+            return;
+        }
+    }
+    after_router(ps);
+}
+
+static void open_out(cp2p_pubsub *ps, ps_peer *p, cp2p_conn *c);
+
+static void in_handler(cp2p_stream *s, void *ud)
+{
+    cp2p_pubsub *ps = ud;
+    const cp2p_peer_id *id = cp2p_conn_peer_id(cp2p_stream_conn(s));
+    ps_peer *p = peer_get(ps, id);
+    ps_in *in = p != NULL ? cp2p_calloc(1, sizeof(*in)) : NULL;
+    if (in == NULL) {
+        ps->stats.rpcs_refused++;
+        cp2p_stream_reset(s);
+        return;
+    }
+    in->ps = ps;
+    in->peer = p;
+    in->s = s;
+    cp2p_buf_init(&in->buf, ps->cfg.max_rpc_size + CP2P_UVARINT_MAX);
+    in->next = ps->ins;
+    ps->ins = in;
+    if (cp2p_stream_read_start(s, in_read, in) != 0) {
+        cp2p_stream_reset(s);
+        in_free(ps, in);
+        return;
+    }
+    peer_add_router(ps, p, s);
+    /* Answer with our own stream (it carries our subscriptions). */
+    open_out(ps, p, cp2p_stream_conn(s));
+    after_router(ps);
+}
+
+/* ---- outbound streams ---- */
+
+static void opens_remove(cp2p_pubsub *ps, ps_open *o)
+{
+    for (size_t i = 0; i < ps->nopens; i++) {
+        if (ps->opens[i] == o) {
+            ps->opens[i] = ps->opens[--ps->nopens];
+            return;
+        }
+    }
+}
+
+static void out_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    cp2p_pubsub *ps = ud;
+    (void)data;
+    if (n >= 0) {
+        return; /* nothing is expected on our outbound stream */
+    }
+    /* The peer closed or reset our stream: it left pubsub, or the connection died. */
+    for (ps_peer *p = ps->peers; p != NULL; p = p->next) {
+        if (p->out == s) {
+            p->out = NULL;
+            cp2p_stream_reset(s);
+            peer_drop(ps, p);
+            after_router(ps);
+            return;
+        }
+    }
+}
+
+static void on_out_open(cp2p_stream *s, int status, void *ud)
+{
+    ps_open *o = ud;
+    cp2p_pubsub *ps = o->ps;
+    if (ps == NULL) {
+        if (status == 0) {
+            cp2p_stream_reset(s);
+        }
+        cp2p_free(o);
+        return;
+    }
+    opens_remove(ps, o);
+    ps_peer *p = peer_find(ps, &o->peer);
+    cp2p_free(o);
+    if (p == NULL) {
+        if (status == 0) {
+            cp2p_stream_reset(s);
+        }
+        return;
+    }
+    p->opening = false;
+    if (status != 0 || p->failed) {
+        if (status == 0) {
+            cp2p_stream_reset(s);
+        }
+        p->failed = true;
+        if (!p->added && p->out == NULL) {
+            peer_free(ps, p);
+        }
+        return;
+    }
+    p->out = s;
+    if (cp2p_stream_read_start(s, out_read, ps) != 0) {
+        p->out = NULL;
+        cp2p_stream_reset(s);
+        peer_drop(ps, p);
+        return;
+    }
+    peer_add_router(ps, p, s);
+    after_router(ps);
+}
+
+static void open_out(cp2p_pubsub *ps, ps_peer *p, cp2p_conn *c)
+{
+    if (p->out != NULL || p->opening || c == NULL) {
+        return;
+    }
+    ps_open *o = cp2p_calloc(1, sizeof(*o));
+    if (o == NULL) {
+        return;
+    }
+    if (ps->nopens == ps->capopens) {
+        size_t cap = ps->capopens ? 2 * ps->capopens : 16;
+        ps_open **n = cp2p_realloc(ps->opens, cap * sizeof(*n));
+        if (n == NULL) {
+            cp2p_free(o);
+            return;
+        }
+        ps->opens = n;
+        ps->capopens = cap;
+    }
+    o->ps = ps;
+    o->peer = p->id;
+    size_t nprotos = ps->cfg.no_floodsub ? 3 : 4;
+    if (cp2p_conn_open_stream(c, PROTOS, nprotos, on_out_open, o) != 0) {
+        cp2p_free(o);
+        return;
+    }
+    ps->opens[ps->nopens++] = o;
+    p->opening = true;
+}
+
+/* ---- host events ---- */
+
+static bool speaks_pubsub(const cp2p_identify_info *info, bool floodsub)
+{
+    for (size_t i = 0; info != NULL && i < info->n_protocols; i++) {
+        for (size_t j = 0; j < (floodsub ? 4u : 3u); j++) {
+            if (strcmp(info->protocols[i], PROTOS[j]) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void on_host_event(cp2p_host *h, const cp2p_event *ev, void *ud)
+{
+    cp2p_pubsub *ps = ud;
+    (void)h;
+    if (ev->conn == NULL) {
+        return;
+    }
+    const cp2p_peer_id *id = cp2p_conn_peer_id(ev->conn);
+    if (ev->type == CP2P_EVENT_PEER_IDENTIFIED) {
+        if (speaks_pubsub(cp2p_conn_identify(ev->conn), !ps->cfg.no_floodsub)) {
+            ps_peer *p = peer_get(ps, id);
+            if (p != NULL) {
+                p->failed = false;
+                open_out(ps, p, ev->conn);
+            }
+        }
+    } else if (ev->type == CP2P_EVENT_CONN_CLOSED) {
+        ps_peer *p = peer_find(ps, id);
+        if (p != NULL && cp2p_host_conn_to(ps->h, id) == NULL) {
+            peer_drop(ps, p);
+            after_router(ps);
+        }
+    }
+}
+
+/* ---- timers ---- */
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    cp2p_pubsub *ps = t->data;
+    cp2p__gs_heartbeat(ps->r, ps_now(ps));
+    after_router(ps);
+}
+
+static void on_timer_closed(uv_handle_t *t)
+{
+    cp2p_free(t);
+}
+
+/* ---- message IDs and validation through the public types ---- */
+
+static int msg_id_adapter(void *ud, const cp2p__gs_msg *m, cp2p_buf *out)
+{
+    cp2p_pubsub *ps = ud;
+    uint8_t id[64];
+    int n = ps->cfg.msg_id(ps->cfg.msg_id_ud, m->topic, m->from.ptr, m->from.len, m->seqno.ptr,
+                           m->seqno.len, m->data.ptr, m->data.len, id);
+    if (n < 0) {
+        return n;
+    }
+    if (n == 0 || n > 64) {
+        return CP2P_EINVAL;
+    }
+    return cp2p_buf_append(out, id, (size_t)n);
+}
+
+static cp2p__gs_verdict validator_adapter(void *ud, const char *topic, const cp2p_peer_id *from,
+                                          const uint8_t *data, size_t len)
+{
+    cp2p_pubsub *ps = ud;
+    if (ps->validator == NULL) {
+        return CP2P_GS_ACCEPT;
+    }
+    cp2p_pubsub_msg m = {.topic = topic, .data = data, .len = len, .from = from};
+    return (cp2p__gs_verdict)ps->validator(ps, &m, ps->validator_ud);
+}
+
+/* cp2p's default scoring (documented in docs/ARCHITECTURE.md): mild P1-P3 rewards and
+ * penalties on the scored topics, P4 strong, P6/P7 for every peer. */
+static int score_setup(cp2p_pubsub *ps, cp2p__gs_config *gc)
+{
+    size_t n = ps->cfg.n_scored_topics;
+    ps->topic_params = n ? cp2p_calloc(n, sizeof(*ps->topic_params)) : NULL;
+    if (n && ps->topic_params == NULL) {
+        return CP2P_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ps->topic_params[i] = (cp2p__gs_topic_score_params){
+            .topic_weight = 1.0,
+            .time_in_mesh_weight = 0.01,
+            .time_in_mesh_quantum_ms = 1000,
+            .time_in_mesh_cap = 3600,
+            .first_message_deliveries_weight = 1.0,
+            .first_message_deliveries_decay = 0.5,
+            .first_message_deliveries_cap = 100,
+            .invalid_message_deliveries_weight = -100.0,
+            .invalid_message_deliveries_decay = 0.3,
+            .mesh_failure_penalty_decay = 0.5,
+            .mesh_message_deliveries_decay = 0.5,
+        };
+    }
+    ps->score = (cp2p__gs_score_params){
+        .topics = ps->cfg.scored_topics,
+        .topic_params = ps->topic_params,
+        .n_topics = n,
+        .topic_score_cap = 100.0,
+        .app_specific_weight = 1.0,
+        .ip_colocation_factor_weight = -10.0,
+        .ip_colocation_factor_threshold = 3,
+        .behaviour_penalty_weight = -10.0,
+        .behaviour_penalty_threshold = 6,
+        .behaviour_penalty_decay = 0.9,
+        .decay_interval_ms = 1000,
+        .decay_to_zero = 0.01,
+        .retain_score_ms = 3600 * 1000,
+    };
+    ps->thresholds = (cp2p__gs_score_thresholds){
+        .gossip_threshold = -10,
+        .publish_threshold = -50,
+        .graylist_threshold = -80,
+        .accept_px_threshold = 10,
+        .opportunistic_graft_threshold = 1,
+    };
+    gc->score_params = &ps->score;
+    gc->thresholds = &ps->thresholds;
+    return 0;
+}
+
+/* ---- public API ---- */
+
+int cp2p_pubsub_new(cp2p_host *h, const cp2p_pubsub_config *cfg, cp2p_pubsub **out)
+{
+    cp2p_pubsub_config def;
+    cp2p__gs_config gc;
+    int rc;
+    if (h == NULL || out == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (cfg == NULL) {
+        cp2p_pubsub_config_default(&def);
+        cfg = &def;
+    }
+    cp2p_pubsub *ps = cp2p_calloc(1, sizeof(*ps));
+    if (ps == NULL) {
+        return CP2P_ENOMEM;
+    }
+    ps->h = h;
+    ps->cfg = *cfg;
+    cp2p__gs_config_default(&gc);
+#define OVR(f)                                                                                \
+    if (cfg->f) {                                                                             \
+        gc.f = cfg->f;                                                                        \
+    } else {                                                                                  \
+        ps->cfg.f = gc.f;                                                                     \
+    }
+    OVR(d)
+    OVR(d_lo)
+    OVR(d_hi)
+    OVR(d_lazy)
+    OVR(d_score)
+    OVR(d_out)
+    OVR(heartbeat_ms)
+    OVR(max_rpc_size)
+    OVR(idontwant_threshold)
+#undef OVR
+    gc.flood_publish = !cfg->no_flood_publish;
+    gc.do_px = cfg->do_px;
+    gc.allow_publish_to_zero_peers = cfg->allow_publish_to_zero_peers;
+    gc.sign_policy = cfg->strict_no_sign ? CP2P_GS_STRICT_NO_SIGN : CP2P_GS_STRICT_SIGN;
+    gc.key = cp2p__host_key(h);
+    gc.local = *cp2p_host_peer_id(h);
+    randombytes_buf(&gc.seqno_start, sizeof(gc.seqno_start));
+    gc.rand = ps_rand;
+    gc.validator = validator_adapter;
+    gc.validator_ud = ps;
+    if (cfg->msg_id != NULL) {
+        gc.msg_id = msg_id_adapter;
+        gc.msg_id_ud = ps;
+    }
+    ps->heartbeat = cp2p_calloc(1, sizeof(*ps->heartbeat));
+    ps->flush = cp2p_calloc(1, sizeof(*ps->flush));
+    if (ps->heartbeat == NULL || ps->flush == NULL) {
+        rc = CP2P_ENOMEM;
+        goto fail;
+    }
+    if (!cfg->no_scoring && (rc = score_setup(ps, &gc)) != 0) {
+        goto fail;
+    }
+    if ((rc = cp2p__gs_router_new(&gc, uv_now(cp2p_host_loop(h)), &ps->r)) != 0) {
+        goto fail;
+    }
+    cp2p_buf_init(&ps->frame, ps->cfg.max_rpc_size);
+    size_t nprotos = cfg->no_floodsub ? 3 : 4;
+    for (size_t i = 0; i < nprotos; i++) {
+        if ((rc = cp2p_host_set_handler(h, PROTOS[i], in_handler, ps)) != 0) {
+            for (size_t j = 0; j < i; j++) {
+                (void)!cp2p_host_remove_handler(h, PROTOS[j]);
+            }
+            cp2p__gs_router_free(ps->r);
+            cp2p_buf_fini(&ps->frame);
+            goto fail;
+        }
+    }
+    if ((rc = cp2p__host_add_observer(h, on_host_event, ps)) != 0) {
+        for (size_t j = 0; j < nprotos; j++) {
+            (void)!cp2p_host_remove_handler(h, PROTOS[j]);
+        }
+        cp2p__gs_router_free(ps->r);
+        cp2p_buf_fini(&ps->frame);
+        goto fail;
+    }
+    uv_timer_init(cp2p_host_loop(h), ps->heartbeat);
+    uv_timer_init(cp2p_host_loop(h), ps->flush);
+    ps->heartbeat->data = ps->flush->data = ps;
+    uv_timer_start(ps->heartbeat, on_heartbeat, ps->cfg.heartbeat_ms, ps->cfg.heartbeat_ms);
+    /* Peers already connected and identified. */
+    *out = ps;
+    return 0;
+fail:
+    cp2p_free(ps->topic_params);
+    cp2p_free(ps->heartbeat);
+    cp2p_free(ps->flush);
+    cp2p_free(ps);
+    return rc;
+}
+
+void cp2p_pubsub_close(cp2p_pubsub *ps)
+{
+    if (ps == NULL) {
+        return;
+    }
+    cp2p__host_remove_observer(ps->h, on_host_event, ps);
+    for (size_t i = 0; i < (ps->cfg.no_floodsub ? 3u : 4u); i++) {
+        (void)!cp2p_host_remove_handler(ps->h, PROTOS[i]);
+    }
+    uv_timer_stop(ps->heartbeat);
+    uv_timer_stop(ps->flush);
+    uv_close((uv_handle_t *)ps->heartbeat, on_timer_closed);
+    uv_close((uv_handle_t *)ps->flush, on_timer_closed);
+    /* Last frames (e.g. unsubscriptions) go out, then our streams close. */
+    flush_now(ps);
+    for (size_t i = 0; i < ps->nopens; i++) {
+        ps->opens[i]->ps = NULL;
+    }
+    cp2p_free(ps->opens);
+    while (ps->ins != NULL) {
+        ps_in *in = ps->ins;
+        cp2p_stream_reset(in->s);
+        in_free(ps, in);
+    }
+    while (ps->peers != NULL) {
+        ps_peer *p = ps->peers;
+        if (p->out != NULL) {
+            cp2p_stream_close(p->out);
+        }
+        ps->peers = p->next;
+        cp2p_free(p);
+    }
+    while (ps->subs != NULL) {
+        sub *s = ps->subs;
+        ps->subs = s->next;
+        cp2p_free(s->topic);
+        cp2p_free(s);
+    }
+    cp2p__gs_router_free(ps->r);
+    cp2p_buf_fini(&ps->frame);
+    cp2p_free(ps->topic_params);
+    cp2p_free(ps);
+}
+
+int cp2p_pubsub_subscribe(cp2p_pubsub *ps, const char *topic, cp2p_pubsub_handler cb, void *ud)
+{
+    if (ps == NULL || topic == NULL) {
+        return CP2P_EINVAL;
+    }
+    int rc = cp2p__gs_subscribe(ps->r, topic, ps_now(ps));
+    if (rc != 0) {
+        return rc;
+    }
+    sub *s = sub_find(ps, topic);
+    if (s == NULL) {
+        size_t n = strlen(topic);
+        s = cp2p_calloc(1, sizeof(*s));
+        if (s == NULL || (s->topic = cp2p_malloc(n + 1)) == NULL) {
+            cp2p_free(s);
+            (void)!cp2p__gs_unsubscribe(ps->r, topic, ps_now(ps));
+            return CP2P_ENOMEM;
+        }
+        memcpy(s->topic, topic, n + 1);
+        s->next = ps->subs;
+        ps->subs = s;
+    }
+    s->cb = cb;
+    s->ud = ud;
+    after_router(ps);
+    return 0;
+}
+
+int cp2p_pubsub_unsubscribe(cp2p_pubsub *ps, const char *topic)
+{
+    if (ps == NULL || topic == NULL) {
+        return CP2P_EINVAL;
+    }
+    for (sub **pp = &ps->subs; *pp != NULL; pp = &(*pp)->next) {
+        if (strcmp((*pp)->topic, topic) == 0) {
+            sub *s = *pp;
+            *pp = s->next;
+            cp2p_free(s->topic);
+            cp2p_free(s);
+            break;
+        }
+    }
+    int rc = cp2p__gs_unsubscribe(ps->r, topic, ps_now(ps));
+    after_router(ps);
+    return rc;
+}
+
+int cp2p_pubsub_publish(cp2p_pubsub *ps, const char *topic, const void *data, size_t len)
+{
+    if (ps == NULL || topic == NULL || (data == NULL && len > 0)) {
+        return CP2P_EINVAL;
+    }
+    int rc = cp2p__gs_publish(ps->r, topic, data, len, ps_now(ps), NULL);
+    if (rc == 0) {
+        ps->stats.msgs_published++;
+    }
+    after_router(ps);
+    return rc;
+}
+
+void cp2p_pubsub_set_validator(cp2p_pubsub *ps, cp2p_pubsub_validator cb, void *ud)
+{
+    ps->validator = cb;
+    ps->validator_ud = ud;
+}
+
+size_t cp2p_pubsub_topic_peers(const cp2p_pubsub *ps, const char *topic, cp2p_peer_id *out,
+                               size_t max)
+{
+    return cp2p__gs_topic_peers(ps->r, topic, out, max);
+}
+
+size_t cp2p_pubsub_mesh_peers(const cp2p_pubsub *ps, const char *topic, cp2p_peer_id *out,
+                              size_t max)
+{
+    return cp2p__gs_mesh_peers(ps->r, topic, out, max);
+}
+
+double cp2p_pubsub_peer_score(cp2p_pubsub *ps, const cp2p_peer_id *peer)
+{
+    return cp2p__gs_peer_score(ps->r, peer, ps_now(ps));
+}
+
+void cp2p_pubsub_stats_get(const cp2p_pubsub *ps, cp2p_pubsub_stats *out)
+{
+    cp2p__gs_stats s;
+    cp2p__gs_stats_get(ps->r, &s);
+    *out = ps->stats;
+    out->peers = ps->npeers;
+    out->rpcs_in = s.rpcs_in;
+    out->rpcs_refused += s.rpcs_refused;
+    out->msgs_in = s.msgs_in;
+    out->msgs_delivered = s.msgs_delivered;
+    out->msgs_duplicate = s.msgs_duplicate;
+    out->msgs_rejected = s.msgs_rejected;
+    out->msgs_ignored = s.msgs_ignored;
+    out->msgs_bad_sig = s.msgs_bad_sig;
+    out->msgs_forwarded = s.msgs_forwarded;
+    out->subs_refused = s.subs_refused;
+    out->graylisted = s.rpcs_graylisted;
+    out->idontwant_sent = s.idontwant_sent;
+    out->idontwant_suppressed = s.idontwant_suppressed;
+    out->iwant_sent = s.iwant_sent;
+    out->promises_broken = s.promises_broken;
+    out->outbox_drops = s.outbox_msg_drops + s.outbox_ctl_drops;
+    out->penalties = s.penalties;
+}
