@@ -52,6 +52,8 @@ typedef struct cp2p_pubsub_config {
     /* Write coalescing: frames for a peer are flushed at most this long after the first
      * pending byte (0: at the end of the current loop turn). */
     uint64_t coalesce_ms;
+    bool no_coalesce;        /* write each router output at once, one frame per call (for
+                                measuring what coalescing saves; not for production) */
     /* Peer scoring (gossipsub v1.1): on by default with cp2p's defaults (see docs): topics in
      * scored_topics get P1-P4 with moderate weights; every peer gets P6 (IP colocation,
      * loopback exempt) and P7 (behaviour penalty); thresholds gossip -10, publish -50,

@@ -348,7 +348,11 @@ static void deliver_events(cp2p_pubsub *ps)
 static void after_router(cp2p_pubsub *ps)
 {
     deliver_events(ps);
-    schedule_flush(ps);
+    if (ps->cfg.no_coalesce) {
+        flush_now(ps);
+    } else {
+        schedule_flush(ps);
+    }
 }
 
 /* ---- inbound streams ---- */

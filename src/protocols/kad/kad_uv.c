@@ -529,6 +529,13 @@ static void on_query_response(cp2p_conn *conn, int status, const uint8_t *resp, 
         return;
     }
     if (status != 0) {
+        if (status == CP2P_ELIMIT || status == CP2P_EPROTO) {
+            /* reqresp refused the answer's framing (length prefix over CP2P_KAD_MAX_MSG, bad
+             * varint, truncated): a bad answer, as one that does not decode. */
+            char b[CP2P_PEER_ID_STR_MAX];
+            KLOG(INFO, "bad answer from %s: %s", pstr(&q->peer, b), cp2p_strerror(status));
+            q->kad->stats.requests_bad++;
+        }
         query_failed(q, status);
         return;
     }

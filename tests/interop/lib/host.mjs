@@ -12,6 +12,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { echo } from '@libp2p/echo'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { toolPath } from './tool.mjs'
 
 export const PERF = '/perf/1.0.0'
@@ -131,10 +132,37 @@ export async function jsNode (extra = {}) {
   return node
 }
 
-// cp2p's host_tool: commands in, JSON lines out.
+// A js-libp2p node running @libp2p/kad-dht on /ipfs/kad/1.0.0 (server unless clientMode), with
+// identify and ping (kad-dht needs both). js drops loopback and private addresses from DHT
+// answers by default: passthroughMapper keeps them. js refuses records of a namespace without a
+// validator: `namespace` gets one that accepts anything (selector: the first).
+export const KAD = '/ipfs/kad/1.0.0'
+
+export async function jsKadNode ({ clientMode = false, namespace = 'test' } = {}) {
+  return createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: KAD,
+        clientMode,
+        peerInfoMapper: passthroughMapper,
+        validators: { [namespace]: async () => {} },
+        selectors: { [namespace]: () => 0 }
+      })
+    }
+  })
+}
+
+// cp2p's host_tool (or another tool of the same protocol): commands in, JSON lines out.
 export class Cp2pHost {
-  constructor () {
-    this.proc = spawn(toolPath('host_tool'), [], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } })
+  constructor (tool = 'host_tool') {
+    this.tool = tool
+    this.proc = spawn(toolPath(tool), [], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } })
     this.stderr = ''
     this.proc.stderr.setEncoding('utf8').on('data', d => { this.stderr += d })
     this.events = []
@@ -173,6 +201,32 @@ export class Cp2pHost {
   async stop () {
     this.proc.stdin.end('quit\n')
     const code = await this.exited
-    if (code !== 0) throw new Error(`host_tool exited with ${code}: ${this.stderr}`)
+    if (code !== 0) throw new Error(`${this.tool} exited with ${code}: ${this.stderr}`)
+  }
+}
+
+// cp2p's kad_tool (tests/interop/kad_tool.c): a host running cp2p's Kademlia DHT. Each method
+// sends one command and resolves with its JSON answer ({ok: false, error} on failure).
+export class Cp2pKad extends Cp2pHost {
+  constructor () {
+    super('kad_tool')
+    this.listening = this.event(e => e.event === 'listening')
+  }
+
+  // mode: 'server' or 'client'; bootstrap: multiaddrs ending in /p2p/<id>.
+  start (namespace, mode, bootstrap = []) { return this.cmd(['start', namespace, mode, ...bootstrap].join(' ')) }
+  bootstrap () { return this.cmd('bootstrap') }
+  table () { return this.cmd('table') }
+  stats () { return this.cmd('stats') }
+  findPeer (id) { return this.cmd(`find-peer ${id}`) }
+  put (key, value) { return this.cmd(`put ${key} ${value}`) }
+  get (key) { return this.cmd(`get ${key}`) }
+  provide (cid) { return this.cmd(`provide ${cid}`) }
+  findProviders (cid) { return this.cmd(`find-providers ${cid}`) }
+
+  // Ends the process if it does not quit within ms (a hung tool must not hang the test run).
+  async stopWithin (ms = 10_000) {
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), ms)
+    try { await this.stop() } finally { clearTimeout(timer) }
   }
 }
