@@ -7,6 +7,7 @@
 #include <cp2p/kad.h>
 #include <cp2p/log.h>
 #include <cp2p/protocols.h>
+#include <cp2p/pubsub.h>
 #include <cp2p/reqresp.h>
 
 #include "cli.h"
@@ -18,6 +19,7 @@ static const char NODE_HELP[] =
     "                 [--dial-timeout-ms MS] [--peerstore FILE] [--log-level LEVEL]\n"
     "                 [--bootstrap MULTIADDR]... [--no-dht] [--dht-mode MODE]\n"
     "                 [--dht-protocol ID] [--dht-namespace NS]... [--status-interval S]\n"
+    "                 [--topic TOPIC]... [--no-pubsub]\n"
     "\n"
     "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
     "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
@@ -50,6 +52,10 @@ static const char NODE_HELP[] =
     "  --dht-protocol ID         DHT protocol ID (default /ipfs/kad/1.0.0)\n"
     "  --dht-namespace NS        store records under /NS/... without checking their values\n"
     "                            (repeatable; default: cp2p). /pk/ records are always checked\n"
+    "  --topic TOPIC             join this gossipsub topic and print its messages (as\n"
+    "                            'message' events with --json), repeatable\n"
+    "  --no-pubsub               do not run gossipsub (it runs by default and relays topics\n"
+    "                            for peers even without --topic)\n"
     "  --status-interval S       print a status line (connections, DHT table size) every S\n"
     "                            seconds; 0 = never (default 30)\n"
     "  --config FILE             read options from FILE first: one 'name = value' per line,\n"
@@ -74,6 +80,11 @@ typedef struct {
     uint64_t status_s;
     uv_timer_t status;
     size_t conns;
+    /* pubsub */
+    bool no_pubsub;
+    const char *topics[MAX_ADDRS];
+    size_t ntopics;
+    cp2p_pubsub *ps;
 } node_ctx;
 
 static void print_conn_event(node_ctx *n, const char *what, cp2p_conn *c, int err)
@@ -168,6 +179,31 @@ static void on_closed(cp2p_host *h, void *ud)
     uv_close((uv_handle_t *)&n->status, NULL);
 }
 
+static void on_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
+{
+    node_ctx *n = ud;
+    char pid[CP2P_PEER_ID_STR_MAX] = "-";
+    char *text = calloc(1, m->len + 1);
+    (void)ps;
+    if (m->from != NULL) {
+        cp2p_peer_id_str(m->from, pid);
+    }
+    if (text != NULL) {
+        memcpy(text, m->data, m->len);
+    }
+    if (n->json) {
+        printf("{\"event\":\"message\",\"topic\":");
+        cli_json_string(stdout, m->topic);
+        printf(",\"from\":\"%s\",\"data\":", pid);
+        cli_json_string(stdout, text != NULL ? text : "");
+        printf(",\"bytes\":%zu}\n", m->len);
+    } else {
+        printf("message %s %s: %s\n", m->topic, pid, text != NULL ? text : "");
+    }
+    fflush(stdout);
+    free(text);
+}
+
 static void on_status(uv_timer_t *t)
 {
     node_ctx *n = t->data;
@@ -203,6 +239,8 @@ static void on_signal(uv_signal_t *s, int signum)
             (void)!cp2p_reqresp_unregister(n->host, n->echo[i]);
         }
         uv_timer_stop(&n->status);
+        cp2p_pubsub_close(n->ps);
+        n->ps = NULL;
         cp2p_kad_close(n->kad);
         n->kad = NULL;
         cp2p_host_close(n->host, on_closed, n);
@@ -263,6 +301,8 @@ int cli_cmd_node(int argc, char **argv)
         {"dht-protocol", required_argument, NULL, 'R'},
         {"dht-namespace", required_argument, NULL, 'n'},
         {"status-interval", required_argument, NULL, 'T'},
+        {"topic", required_argument, NULL, 'o'},
+        {"no-pubsub", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *listen[MAX_ADDRS], *peers[MAX_ADDRS];
@@ -381,6 +421,15 @@ int cli_cmd_node(int argc, char **argv)
             n.bootstrap[n.kc.n_bootstrap++] = optarg;
             break;
         case 'N': n.no_dht = true; break;
+        case 'U': n.no_pubsub = true; break;
+        case 'o':
+            if (n.ntopics == MAX_ADDRS) {
+                fprintf(stderr, "cp2p node: at most %d --topic\n", MAX_ADDRS);
+                rc = CLI_EXIT_USAGE;
+                break;
+            }
+            n.topics[n.ntopics++] = optarg;
+            break;
         case 'M':
             if (strcmp(optarg, "auto") == 0) {
                 n.kc.mode = CP2P_KAD_MODE_AUTO;
@@ -493,6 +542,26 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
         }
         cp2p_multiaddr_free(ma);
     }
+    if (exit_code == 0 && !n.no_pubsub) {
+        cp2p_pubsub_config pc;
+        cp2p_pubsub_config_default(&pc);
+        pc.scored_topics = n.topics;
+        pc.n_scored_topics = n.ntopics;
+        if ((rc = cp2p_pubsub_new(n.host, &pc, &n.ps)) != 0) {
+            fprintf(stderr, "cp2p node: cannot start pubsub: %s\n", cp2p_strerror(rc));
+            exit_code = CLI_EXIT_FAIL;
+        }
+        for (size_t i = 0; exit_code == 0 && i < n.ntopics; i++) {
+            if ((rc = cp2p_pubsub_subscribe(n.ps, n.topics[i], on_message, &n)) != 0) {
+                fprintf(stderr, "cp2p node: bad --topic '%s': %s\n", n.topics[i],
+                        cp2p_strerror(rc));
+                exit_code = CLI_EXIT_USAGE;
+            }
+        }
+    } else if (exit_code == 0 && n.ntopics > 0) {
+        fprintf(stderr, "cp2p node: --topic needs pubsub (drop --no-pubsub)\n");
+        exit_code = CLI_EXIT_USAGE;
+    }
     if (exit_code == 0 && !n.no_dht) {
         static const char *const default_ns[] = {"cp2p"};
         n.kc.bootstrap = n.bootstrap;
@@ -512,6 +581,8 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
         }
     }
     if (exit_code != 0) {
+        cp2p_pubsub_close(n.ps);
+        n.ps = NULL;
         cp2p_kad_close(n.kad);
         n.kad = NULL;
         for (size_t i = 0; i < n.necho; i++) {

@@ -20,6 +20,7 @@ static const struct {
     {"perf", cli_cmd_perf, "measure throughput to a peer (/perf/1.0.0)"},
     {"req", cli_cmd_req, "send one request-response request and print the response"},
     {"chat", cli_cmd_chat, "line-based chat between two nodes"},
+    {"pubsub", cli_cmd_pubsub, "gossipsub: sub TOPIC prints messages, pub TOPIC DATA publishes"},
     {"dht", cli_cmd_dht, "Kademlia DHT: find-peer, get, put, provide, find-providers"},
     {"version", cli_cmd_version, "print the version"},
 };

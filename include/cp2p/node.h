@@ -12,6 +12,7 @@
 
 #include <cp2p/host.h>
 #include <cp2p/kad.h>
+#include <cp2p/pubsub.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +37,10 @@ typedef struct cp2p_node_config {
      * (cp2p_kad_accept_any); others need a validator ("pk" is built in). */
     const char *const *dht_namespaces;
     size_t n_dht_namespaces;
+    /* Gossipsub (cp2p/pubsub.h): off by default; pubsub_cfg's strings are only read while
+     * cp2p_node_start() runs. */
+    bool pubsub;
+    cp2p_pubsub_config pubsub_cfg; /* filled with cp2p_pubsub_config_default() */
 } cp2p_node_config;
 
 /* Fill c with the defaults (no identity, no listen address). Any thread. */
@@ -161,12 +166,37 @@ CP2P_API CP2P_NODISCARD int cp2p_node_dht_find_providers(cp2p_node *n, const voi
                                                          uint64_t timeout_ms, cp2p_peer_id *out,
                                                          size_t *n_out);
 
+/* ---- pubsub (cfg.pubsub): the broadcast handler of seed 001 ---- */
+
+/* A message of a subscribed topic: `from` is its author (NULL under StrictNoSign); everything
+ * is borrowed for the call. Runs on the loop or a worker thread, as subscribed; on the pool, a
+ * message that finds the worker queue full is dropped and counted (messages_dropped). */
+typedef void (*cp2p_node_message_handler)(void *ud, const char *topic, const cp2p_peer_id *from,
+                                          const uint8_t *data, size_t len);
+/* Subscribe to `topic` with cb (replacing an earlier handler of it). Returns 0, CP2P_EINVAL,
+ * CP2P_ENOTSUP (no pubsub on this node), CP2P_EFULL, CP2P_ECANCELED, CP2P_ENOMEM. */
+CP2P_API CP2P_NODISCARD int cp2p_node_subscribe(cp2p_node *n, const char *topic,
+                                                cp2p_node_message_handler cb, void *ud,
+                                                cp2p_node_exec exec);
+/* Returns 0, CP2P_ENOENT (not subscribed), CP2P_ENOTSUP, CP2P_ECANCELED. */
+CP2P_API CP2P_NODISCARD int cp2p_node_unsubscribe(cp2p_node *n, const char *topic);
+/* Publish (cp2p_pubsub_publish): CP2P_ENOENT when no peer would get it (as libp2p does). */
+CP2P_API CP2P_NODISCARD int cp2p_node_publish(cp2p_node *n, const char *topic, const void *data,
+                                              size_t len, uint64_t timeout_ms);
+/* Peers subscribed to topic / in our mesh of it: up to max IDs into out, the total into
+ * *total. */
+CP2P_API CP2P_NODISCARD int cp2p_node_topic_peers(cp2p_node *n, const char *topic,
+                                                  cp2p_peer_id *out, size_t max, size_t *total);
+CP2P_API CP2P_NODISCARD int cp2p_node_mesh_peers(cp2p_node *n, const char *topic,
+                                                 cp2p_peer_id *out, size_t max, size_t *total);
+
 /* Counters (a snapshot; any thread). */
 typedef struct cp2p_node_stats {
     uint64_t commands, commands_refused_full;
     uint64_t requests_sent, requests_failed;
     uint64_t requests_handled, requests_refused_pool_full, requests_refused_handler;
     uint64_t events_delivered, events_dropped;
+    uint64_t messages_delivered, messages_dropped; /* pubsub handler calls, pool-full drops */
 } cp2p_node_stats;
 CP2P_API void cp2p_node_stats_get(cp2p_node *n, cp2p_node_stats *out);
 

@@ -111,8 +111,9 @@ typedef cp2p_pubsub_verdict (*cp2p_pubsub_validator)(cp2p_pubsub *ps, const cp2p
                                                      void *ud);
 CP2P_API void cp2p_pubsub_set_validator(cp2p_pubsub *ps, cp2p_pubsub_validator cb, void *ud);
 
-/* Peers known to subscribe to topic / in our mesh of topic: up to max copied into out; the
- * return value is the total. */
+/* Peers known to subscribe to topic that we can send to (our stream to them is up) / peers
+ * in our mesh of topic (0 unless we subscribe to it): up to max copied into out; the return
+ * value is the total. */
 CP2P_API size_t cp2p_pubsub_topic_peers(const cp2p_pubsub *ps, const char *topic,
                                         cp2p_peer_id *out, size_t max);
 CP2P_API size_t cp2p_pubsub_mesh_peers(const cp2p_pubsub *ps, const char *topic,

@@ -33,6 +33,10 @@ typedef struct cp2p_reqresp_config {
     uint32_t max_inbound_per_peer; /* responder: requests of one connection not yet answered;
                                       more new streams are reset and counted (default 32) */
     bool length_prefixed;          /* uvarint-prefixed messages instead of read-to-EOF (false) */
+    bool keep_write_open;          /* requester, length-prefixed only: do not half-close after
+                                      the request; close once the response is read (false).
+                                      For servers that read on after answering and reset the
+                                      stream at end of stream, as js-libp2p kad-dht does. */
 } cp2p_reqresp_config;
 
 /* Fill c with the defaults above. Any thread. */

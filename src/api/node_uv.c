@@ -11,6 +11,7 @@
 
 #include <cp2p/kad.h>
 #include <cp2p/node.h>
+#include <cp2p/pubsub.h>
 #include <cp2p/protocols.h>
 #include <cp2p/reqresp.h>
 
@@ -26,7 +27,11 @@ typedef enum {
     CMD_ADD_ADDRS,
     CMD_SET_EVENTS,
     CMD_DHT,
+    CMD_PUBSUB,
 } cmd_type;
+
+/* CMD_PUBSUB operations. */
+typedef enum { PS_SUBSCRIBE, PS_UNSUBSCRIBE, PS_PUBLISH, PS_TOPIC_PEERS, PS_MESH_PEERS } ps_op;
 
 /* CMD_DHT operations. */
 typedef enum { DHT_BOOTSTRAP, DHT_FIND_PEER, DHT_PUT, DHT_GET, DHT_PROVIDE, DHT_FIND_PROVIDERS, DHT_TABLE } dht_op;
@@ -59,6 +64,8 @@ typedef struct node_cmd {
     cp2p_peer_id *peers;   /* result of find_providers (max entries) */
     char **strs;           /* result of find_peer: the addresses as text */
     size_t nstrs;
+    ps_op pop;             /* CMD_PUBSUB */
+    cp2p_node_message_handler msg_cb;
 } node_cmd;
 
 /* A registered request handler; lives until the node is freed. */
@@ -74,6 +81,11 @@ typedef struct node_proto {
 /* An inbound request handed to the worker pool, and its answer on the way back. */
 typedef struct node_job {
     bool is_event;           /* a connection event for the event handler, not a request */
+    bool is_msg;             /* a pubsub message for a subscription handler */
+    cp2p_node_message_handler msg_cb;
+    void *msg_ud;
+    char *topic;
+    bool has_author;
     cp2p_node_event_type ev_type;
     int ev_err;
     cp2p_node_event_handler ev_cb;
@@ -98,6 +110,8 @@ struct cp2p_node {
     uint32_t nworkers;
     cp2p_host *host;
     cp2p_kad *kad;             /* the DHT when cfg.dht (loop thread only) */
+    cp2p_pubsub *ps;           /* gossipsub when cfg.pubsub (loop thread only) */
+    struct node_sub *subs;     /* subscription handlers (loop thread only) */
     node_proto *protos;        /* loop thread only */
     cp2p_node_event_handler ev_cb; /* loop thread only */
     void *ev_ud;
@@ -133,6 +147,7 @@ void cp2p_node_config_default(cp2p_node_config *c)
     c->max_request_bytes = CP2P_REQRESP_MAX_REQUEST_BYTES;
     c->max_response_bytes = CP2P_REQRESP_MAX_RESPONSE_BYTES;
     cp2p_kad_config_default(&c->kad);
+    cp2p_pubsub_config_default(&c->pubsub_cfg);
 }
 
 /* ---- time and conditions ---- */
@@ -293,6 +308,7 @@ static void cmd_release(cp2p_node *n, node_cmd *c)
 
 static void job_free(node_job *j)
 {
+    cp2p_free(j->topic);
     cp2p_free(j->req);
     cp2p_buf_fini(&j->resp);
     cp2p_free(j);
@@ -365,6 +381,12 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&n->mu);
         if (j->is_event) {
             j->ev_cb(j->ev_ud, j->ev_type, &j->from, j->ev_err);
+            job_free(j);
+            pthread_mutex_lock(&n->mu);
+            continue;
+        }
+        if (j->is_msg) {
+            j->msg_cb(j->msg_ud, j->topic, j->has_author ? &j->from : NULL, j->req, j->len);
             job_free(j);
             pthread_mutex_lock(&n->mu);
             continue;
@@ -569,6 +591,106 @@ static void dht_run(cp2p_node *n, node_cmd *c)
     }
 }
 
+/* ---- loop thread: pubsub ---- */
+
+typedef struct node_sub {
+    struct node_sub *next;
+    cp2p_node *node;
+    char *topic;
+    cp2p_node_message_handler cb;
+    void *ud;
+    cp2p_node_exec exec;
+} node_sub;
+
+static void on_ps_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
+{
+    node_sub *s = ud;
+    cp2p_node *n = s->node;
+    (void)ps;
+    if (s->exec == CP2P_NODE_ON_LOOP) {
+        s->cb(s->ud, m->topic, m->from, m->data, m->len);
+        pthread_mutex_lock(&n->mu);
+        n->stats.messages_delivered++;
+        pthread_mutex_unlock(&n->mu);
+        return;
+    }
+    node_job *j = cp2p_calloc(1, sizeof(*j));
+    if (j != NULL) {
+        j->is_msg = true;
+        j->msg_cb = s->cb;
+        j->msg_ud = s->ud;
+        j->topic = cp2p__memdup(m->topic, strlen(m->topic) + 1);
+        j->req = cp2p__memdup(m->len ? (const void *)m->data : "", m->len ? m->len : 1);
+        j->len = m->len;
+        if (m->from != NULL) {
+            j->from = *m->from;
+            j->has_author = true;
+        }
+    }
+    pthread_mutex_lock(&n->mu);
+    if (j == NULL || j->topic == NULL || j->req == NULL || n->workers_stop ||
+        cp2p__queue_push(&n->jobs, j) != 0) {
+        /* The pool is saturated: drop and count, never block the loop. */
+        n->stats.messages_dropped++;
+        pthread_mutex_unlock(&n->mu);
+        if (j != NULL) {
+            job_free(j);
+        }
+        return;
+    }
+    n->stats.messages_delivered++;
+    pthread_cond_signal(&n->work);
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void pubsub_run(cp2p_node *n, node_cmd *c)
+{
+    int rc = 0;
+    if (n->ps == NULL) {
+        cmd_complete(c, CP2P_ENOTSUP);
+        return;
+    }
+    switch (c->pop) {
+    case PS_SUBSCRIBE: {
+        node_sub *s = n->subs;
+        while (s != NULL && strcmp(s->topic, c->text) != 0) {
+            s = s->next;
+        }
+        if (s == NULL) {
+            s = cp2p_calloc(1, sizeof(*s));
+            if (s == NULL) {
+                rc = CP2P_ENOMEM;
+                break;
+            }
+            s->node = n;
+            s->topic = c->text;
+            c->text = NULL;
+            s->next = n->subs;
+            n->subs = s;
+        }
+        s->cb = c->msg_cb;
+        s->ud = c->hud;
+        s->exec = c->exec;
+        rc = cp2p_pubsub_subscribe(n->ps, s->topic, on_ps_message, s);
+        break;
+    }
+    case PS_UNSUBSCRIBE:
+        /* The handler record stays (a later subscribe reuses it) but gets no more calls. */
+        rc = cp2p_pubsub_unsubscribe(n->ps, c->text);
+        break;
+    case PS_PUBLISH:
+        rc = cp2p_pubsub_publish(n->ps, c->text, c->data, c->len);
+        break;
+    case PS_TOPIC_PEERS:
+    case PS_MESH_PEERS:
+        c->count = c->pop == PS_TOPIC_PEERS
+                       ? cp2p_pubsub_topic_peers(n->ps, c->text, c->peers, c->max)
+                       : cp2p_pubsub_mesh_peers(n->ps, c->text, c->peers, c->max);
+        break;
+    }
+    cmd_complete(c, rc);
+}
+
 static void run_command(cp2p_node *n, node_cmd *c)
 {
     int rc;
@@ -617,6 +739,9 @@ static void run_command(cp2p_node *n, node_cmd *c)
     case CMD_DHT:
         dht_run(n, c);
         return;
+    case CMD_PUBSUB:
+        pubsub_run(n, c);
+        return;
     }
     cmd_complete(c, CP2P_EINVAL);
 }
@@ -655,7 +780,7 @@ static void loop_shutdown(cp2p_node *n)
         job_answer(n, j);
     }
     while ((j = cp2p__queue_pop(&n->jobs)) != NULL) {
-        if (j->is_event) {
+        if (j->is_event || j->is_msg) {
             job_free(j); /* the node is going: an undelivered event is moot */
             continue;
         }
@@ -667,6 +792,8 @@ static void loop_shutdown(cp2p_node *n)
     }
     cp2p_kad_close(n->kad); /* its operations complete with CP2P_ECANCELED */
     n->kad = NULL;
+    cp2p_pubsub_close(n->ps);
+    n->ps = NULL;
     cp2p_host_close(n->host, on_host_closed, n);
 }
 
@@ -776,6 +903,9 @@ static int loop_start(cp2p_node *n)
             cp2p_multiaddr_free(addrs[i]);
         }
     }
+    if (rc == 0 && n->cfg.pubsub) {
+        rc = cp2p_pubsub_new(n->host, &n->cfg.pubsub_cfg, &n->ps);
+    }
     if (rc == 0 && n->cfg.dht) {
         rc = cp2p_kad_new(n->host, &n->cfg.kad, &n->kad);
         for (size_t i = 0; rc == 0 && i < n->cfg.n_dht_namespaces; i++) {
@@ -812,6 +942,11 @@ static void *loop_main(void *arg)
 
 static void node_free(cp2p_node *n)
 {
+    for (struct node_sub *s = n->subs, *next; s != NULL; s = next) {
+        next = s->next;
+        cp2p_free(s->topic);
+        cp2p_free(s);
+    }
     for (node_proto *p = n->protos, *next; p != NULL; p = next) {
         next = p->next;
         cp2p_free(p->protocol);
@@ -1368,4 +1503,131 @@ int cp2p_node_dht_find_providers(cp2p_node *n, const void *key, size_t key_len, 
     }
     leave(n);
     return rc;
+}
+
+/* ---- pubsub (callers) ---- */
+
+static node_cmd *ps_cmd(cp2p_node *n, ps_op op, const char *topic, int *rc)
+{
+    node_cmd *c = cmd_new(n, CMD_PUBSUB);
+    if (c == NULL) {
+        *rc = CP2P_ENOMEM;
+        return NULL;
+    }
+    c->pop = op;
+    c->text = cp2p__memdup(topic, strlen(topic) + 1);
+    if (c->text == NULL) {
+        cmd_release(n, c);
+        *rc = CP2P_ENOMEM;
+        return NULL;
+    }
+    *rc = 0;
+    return c;
+}
+
+int cp2p_node_subscribe(cp2p_node *n, const char *topic, cp2p_node_message_handler cb, void *ud,
+                        cp2p_node_exec exec)
+{
+    int rc;
+    if (topic == NULL || cb == NULL || (exec != CP2P_NODE_ON_LOOP && exec != CP2P_NODE_ON_POOL) ||
+        (exec == CP2P_NODE_ON_POOL && n->nworkers == 0)) {
+        return CP2P_EINVAL;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    node_cmd *c = ps_cmd(n, PS_SUBSCRIBE, topic, &rc);
+    if (c != NULL) {
+        c->msg_cb = cb;
+        c->hud = ud;
+        c->exec = exec;
+        if ((rc = cmd_run(n, c, CP2P_NODE_DHT_QUICK_MS)) == 0) {
+            cmd_release(n, c);
+        }
+    }
+    leave(n);
+    return rc;
+}
+
+int cp2p_node_unsubscribe(cp2p_node *n, const char *topic)
+{
+    int rc;
+    if (topic == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    node_cmd *c = ps_cmd(n, PS_UNSUBSCRIBE, topic, &rc);
+    if (c != NULL && (rc = cmd_run(n, c, CP2P_NODE_DHT_QUICK_MS)) == 0) {
+        cmd_release(n, c);
+    }
+    leave(n);
+    return rc;
+}
+
+int cp2p_node_publish(cp2p_node *n, const char *topic, const void *data, size_t len,
+                      uint64_t timeout_ms)
+{
+    int rc;
+    if (topic == NULL || (data == NULL && len > 0)) {
+        return CP2P_EINVAL;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    node_cmd *c = ps_cmd(n, PS_PUBLISH, topic, &rc);
+    if (c != NULL) {
+        c->data = cp2p__memdup(len ? data : "", len ? len : 1);
+        c->len = len;
+        if (c->data == NULL) {
+            cmd_release(n, c);
+            rc = CP2P_ENOMEM;
+        } else if ((rc = cmd_run(n, c, timeout_ms)) == 0) {
+            cmd_release(n, c);
+        }
+    }
+    leave(n);
+    return rc;
+}
+
+static int ps_peers(cp2p_node *n, ps_op op, const char *topic, cp2p_peer_id *out, size_t max,
+                    size_t *total)
+{
+    int rc;
+    if (topic == NULL || total == NULL || (out == NULL && max > 0)) {
+        return CP2P_EINVAL;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    node_cmd *c = ps_cmd(n, op, topic, &rc);
+    if (c != NULL) {
+        c->max = max;
+        c->peers = max ? cp2p_calloc(max, sizeof(*c->peers)) : NULL;
+        if (max && c->peers == NULL) {
+            cmd_release(n, c);
+            rc = CP2P_ENOMEM;
+        } else if ((rc = cmd_run(n, c, CP2P_NODE_DHT_QUICK_MS)) == 0) {
+            if (max) {
+                memcpy(out, c->peers, (c->count < max ? c->count : max) * sizeof(*out));
+            }
+            *total = c->count;
+            cmd_release(n, c);
+        }
+    }
+    leave(n);
+    return rc;
+}
+
+int cp2p_node_topic_peers(cp2p_node *n, const char *topic, cp2p_peer_id *out, size_t max,
+                          size_t *total)
+{
+    return ps_peers(n, PS_TOPIC_PEERS, topic, out, max, total);
+}
+
+int cp2p_node_mesh_peers(cp2p_node *n, const char *topic, cp2p_peer_id *out, size_t max,
+                         size_t *total)
+{
+    return ps_peers(n, PS_MESH_PEERS, topic, out, max, total);
 }

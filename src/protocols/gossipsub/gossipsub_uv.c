@@ -412,7 +412,7 @@ static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
                                  ps_now(ps));
         cp2p_buf_consume(&in->buf, (size_t)u + (size_t)len);
         if (rc == CP2P_EPROTO || rc == CP2P_ELIMIT) {
-            ps->stats.rpcs_refused++;
+            /* Counted by the router (its rpcs_refused is added in cp2p_pubsub_stats_get). */
             GLOG(INFO, "gossipsub.bad_rpc: %s, stream reset", cp2p_strerror(rc));
             cp2p_stream_reset(s);
             in_free(ps, in);
@@ -899,7 +899,24 @@ void cp2p_pubsub_set_validator(cp2p_pubsub *ps, cp2p_pubsub_validator cb, void *
 size_t cp2p_pubsub_topic_peers(const cp2p_pubsub *ps, const char *topic, cp2p_peer_id *out,
                                size_t max)
 {
-    return cp2p__gs_topic_peers(ps->r, topic, out, max);
+    /* Only peers we can send to: their subscription is known and our stream to them is up. */
+    size_t total = cp2p__gs_topic_peers(ps->r, topic, NULL, 0), n = 0;
+    cp2p_peer_id *all = total ? cp2p_calloc(total, sizeof(*all)) : NULL;
+    if (all == NULL) {
+        return 0;
+    }
+    total = cp2p__gs_topic_peers(ps->r, topic, all, total);
+    for (size_t i = 0; i < total; i++) {
+        ps_peer *p = peer_find((cp2p_pubsub *)ps, &all[i]);
+        if (p != NULL && p->out != NULL) {
+            if (n < max) {
+                out[n] = all[i];
+            }
+            n++;
+        }
+    }
+    cp2p_free(all);
+    return n;
 }
 
 size_t cp2p_pubsub_mesh_peers(const cp2p_pubsub *ps, const char *topic, cp2p_peer_id *out,

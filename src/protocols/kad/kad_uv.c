@@ -258,10 +258,17 @@ static int peer_list_fill(cp2p_kad *kad, const cp2p_peer_id *ids, size_t n, bool
         cp2p__kad_peer *p = &pl->peers[pl->n];
         p->id = ids[i];
         p->addrs = &pl->addrs[pl->n * CP2P_KAD_MAX_ADDRS_PER_PEER];
+        p->n_addrs = 0;
         for (size_t j = 0; j < na; j++) {
-            p->addrs[j] = (cp2p_multiaddr *)a[j].addr; /* borrowed for the encode only */
+            /* The far end of an inbound connection is usually an ephemeral port nobody can
+             * dial: never pass it on. */
+            if (a[j].source != CP2P_ADDR_SOURCE_INBOUND) {
+                p->addrs[p->n_addrs++] = (cp2p_multiaddr *)a[j].addr; /* borrowed */
+            }
         }
-        p->n_addrs = na;
+        if (p->n_addrs == 0 && !keep_bare) {
+            continue;
+        }
         p->connection = cp2p_host_conn_to(kad->h, &ids[i]) != NULL ? CP2P__KAD_CONNECTED
                                                                    : CP2P__KAD_NOT_CONNECTED;
         pl->n++;
@@ -463,6 +470,20 @@ static void query_failed(kad_query *q, int status)
         char b[CP2P_PEER_ID_STR_MAX];
         kad->stats.queries_failed++;
         KLOG(DEBUG, "query to %s failed: %s", pstr(&q->peer, b), cp2p_strerror(status));
+        if (cp2p__log_enabled(CP2P_LOG_DEBUG, "kad")) {
+            cp2p_peerstore_addr a[8];
+            size_t na = cp2p_peerstore_addrs(cp2p_host_peerstore(kad->h), &q->peer,
+                                             cp2p__host_wall_ms(), a, 8);
+            for (size_t i = 0; i < na && i < 8; i++) {
+                cp2p_buf t;
+                cp2p_buf_init(&t, CP2P_MULTIADDR_STR_MAX);
+                if (cp2p_multiaddr_to_string(a[i].addr, &t) == 0) {
+                    KLOG(DEBUG, "  known address %s (source %d)", (const char *)t.ptr,
+                         (int)a[i].source);
+                }
+                cp2p_buf_fini(&t);
+            }
+        }
         if (cp2p__kad_rt_contains(kad->rt, &q->peer)) {
             check_start(kad, &q->peer);
         }
@@ -688,6 +709,9 @@ static int query_send(kad_query *q, cp2p_conn *conn)
     cp2p_reqresp_config rc;
     cp2p_reqresp_config_default(&rc);
     rc.length_prefixed = true;
+    /* js kad-dht servers reset a stream whose write side closed, possibly on top of their
+     * answer: keep ours open until the answer is read (js requesters do the same). */
+    rc.keep_write_open = true;
     rc.max_request_bytes = CP2P_KAD_MAX_MSG;
     rc.max_response_bytes = CP2P_KAD_MAX_MSG;
     rc.timeout_ms = kad->cfg.query_timeout_ms;

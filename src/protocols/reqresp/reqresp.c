@@ -525,6 +525,7 @@ typedef struct {
     bool opening;      /* the open callback has yet to run */
     bool timer_closed;
     bool write_closed;
+    bool keep_open;    /* length-prefixed: no half-close before the response (keep_write_open) */
 } rr_req;
 
 static void req_maybe_free(rr_req *q)
@@ -582,7 +583,7 @@ static void req_pump(rr_req *q, cp2p_write_cb cb)
         req_finish(q, rc == CP2P_ENOMEM ? rc : CP2P_ECLOSED);
         return;
     }
-    if (q->snd.off == q->snd.len && !q->write_closed) {
+    if (q->snd.off == q->snd.len && !q->write_closed && !q->keep_open) {
         q->write_closed = true;
         if (cp2p_stream_close_write(q->snd.s) != 0) {
             req_finish(q, CP2P_ECLOSED);
@@ -624,7 +625,7 @@ static void req_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
     }
     if (n == CP2P_EOF) {
         /* The whole request must have gone out: an early EOF is not an answer to it. */
-        if (!q->write_closed) {
+        if (!q->write_closed && !(q->keep_open && q->snd.off == q->snd.len)) {
             req_finish(q, CP2P_EPROTO);
             return;
         }
@@ -683,6 +684,7 @@ int cp2p_reqresp_request(cp2p_conn *c, const char *protocol, const cp2p_reqresp_
     q->conn = c;
     q->cb = cb;
     q->ud = ud;
+    q->keep_open = cfg->length_prefixed && cfg->keep_write_open;
     msg_init(&q->resp, cfg->max_response_bytes, cfg->length_prefixed);
     if ((rc = frame_out(req, len, cfg->length_prefixed, &q->snd.data, &q->snd.len)) != 0) {
         cp2p_free(q);

@@ -141,6 +141,9 @@ export const KAD = '/ipfs/kad/1.0.0'
 export async function jsKadNode ({ clientMode = false, namespace = 'test' } = {}) {
   return createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    // Every peer of a loopback network shares 127.0.0.1: js's default of 5 inbound connections
+    // per second per host would refuse lookups' dials (as cp2p exempts loopback by default).
+    connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 100 },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -164,7 +167,11 @@ export class Cp2pHost {
     this.tool = tool
     this.proc = spawn(toolPath(tool), [], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } })
     this.stderr = ''
-    this.proc.stderr.setEncoding('utf8').on('data', d => { this.stderr += d })
+    // CP2P_TOOL_STDERR=1 mirrors the tool's log to ours (debugging a failing test).
+    this.proc.stderr.setEncoding('utf8').on('data', d => {
+      this.stderr += d
+      if (process.env.CP2P_TOOL_STDERR) process.stderr.write(d)
+    })
     this.events = []
     this.waiters = []
     this.replies = []
