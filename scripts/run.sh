@@ -18,6 +18,9 @@ cat <<TXT
    In another terminal:
      $cli ping /ip4/$host/tcp/$port/p2p/$id
      $cli perf /ip4/$host/tcp/$port/p2p/$id --upload 100M --download 100M
-   Ctrl-C stops the node.
+     $cli dht --bootstrap /ip4/$host/tcp/$port/p2p/$id put /cp2p/hello world
+     $cli pubsub sub news --peer /ip4/$host/tcp/$port/p2p/$id
+   The node runs the DHT and gossipsub, relays topics, and joins the topic "news"
+   (it prints what is published there). Ctrl-C stops the node.
 TXT
-exec "$cli" node --key "$key" --listen "$listen" --perf
+exec "$cli" node --key "$key" --listen "$listen" --perf --topic news
