@@ -122,6 +122,114 @@ CP2P_API size_t cp2p_emitter_pending(const cp2p_emitter *e);
 /* Counters since creation; the pointer stays valid until cp2p_emitter_free. */
 CP2P_API const cp2p_emitter_stats *cp2p_emitter_stats_get(const cp2p_emitter *e);
 
+/* ---- the emitter on a host (src/emitter/emitter_uv.c) ----
+ *
+ * A cp2p_emitter bound to a cp2p_host (cp2p/host.h): application broadcast with per-kind peer
+ * filters, as Fabric's gossip uses its batcher. The binding arms a libuv timer from
+ * cp2p_emitter_next_deadline(), and when it fires calls cp2p_emitter_tick() with the candidate
+ * peers: the peers with an open connection whose identify lists the emitter's protocol ID (so
+ * a peer counts once identify has arrived; a peer that stops announcing the protocol stops
+ * being a candidate). Randomness comes from libsodium.
+ *
+ * Wire format, on streams negotiated to the protocol ID (default "/cp2p/emitter/1.0.0"): a
+ * stream carries a sequence of frames, each
+ *
+ *     frame   = uvarint count, then `count` times: uvarint len, then `len` message bytes
+ *
+ * with 1 <= count <= max_recv_frame_msgs and len <= max_recv_msg_bytes (uvarints minimal, at
+ * most 9 bytes, as cp2p/codec.h). One emission writes exactly ONE frame per chosen peer
+ * holding every message chosen for that peer, in add order. The message kind is not sent:
+ * kinds only route. The receiver parses as bytes arrive, checks each count and length before
+ * buffering anything for it, buffers at most one message body, and hands each message to the
+ * receive handler as soon as it is complete (zero-copy when it lies within one read). A
+ * malformed frame (count 0 or over the limit, length over the limit, bad uvarint) resets that
+ * stream only and is counted (`malformed`); messages of the frame before the fault were
+ * already delivered. A stream ending in the middle of a frame is counted as `truncated`.
+ *
+ * Streams: we keep ONE long-lived outbound stream per peer, opened when the first frame for
+ * the peer is ready and reopened (on the next frame) after it dies; frames produced while it
+ * is being opened wait in a bounded per-peer queue (max_pending_frames, max_pending_bytes;
+ * beyond, the frame is dropped and counted). We never read data from our outbound streams, and
+ * the peer's outbound stream to us is our inbound one: a pair of peers uses up to two streams.
+ * A frame the stream refuses (its write buffer is full: the peer reads too slowly) is dropped
+ * and counted. Everything is best effort, as in Fabric: no acknowledgements, no retries.
+ *
+ * Threading: loop thread only (the host's). The receive handler must not close the emitter;
+ * it may add messages. Close the emitter before its host. */
+
+/* Default protocol ID of the emitter binding. */
+#define CP2P_HOST_EMITTER_PROTOCOL "/cp2p/emitter/1.0.0"
+
+typedef struct cp2p_host cp2p_host; /* cp2p/host.h (repeated typedef: same type) */
+typedef struct cp2p_host_emitter cp2p_host_emitter;
+
+/* One received message: `msg[0..len)` from `from`, both borrowed for the call. */
+typedef void (*cp2p_host_emitter_recv_fn)(cp2p_host_emitter *he, const cp2p_peer_id *from,
+                                          const uint8_t *msg, size_t len, void *ud);
+
+typedef struct cp2p_host_emitter_config {
+    const char *protocol;         /* protocol ID (copied); NULL: CP2P_HOST_EMITTER_PROTOCOL */
+    cp2p_emitter_config core;     /* batching and routing (see above); core.send and
+                                   * core.send_ud are ignored: the binding sends */
+    cp2p_host_emitter_recv_fn on_msg; /* NULL: send only (no handler is registered, so peers
+                                       * do not choose us) */
+    void *on_msg_ud;
+    uint32_t max_peers;           /* candidate peers tracked; more are ignored, counted (4,096) */
+    uint32_t max_pending_frames;  /* frames queued for one peer while its stream opens (64) */
+    size_t max_pending_bytes;     /* their bytes (8 MiB, the host's default stream buffer) */
+    uint32_t max_inbound_streams; /* inbound streams at once; more are reset, counted (1,024) */
+    size_t max_recv_msg_bytes;    /* 0: core.max_msg_bytes */
+    uint32_t max_recv_frame_msgs; /* 0: core.max_buffered */
+} cp2p_host_emitter_config;
+
+typedef struct cp2p_host_emitter_stats {
+    cp2p_emitter_stats core;  /* the batching core's counters (adds, emissions, refusals) */
+    uint64_t frames_sent;     /* frames handed to a stream (cp2p_stream_write accepted it) */
+    uint64_t msgs_sent;       /* messages in those frames */
+    uint64_t bytes_sent;      /* their bytes, framing included */
+    uint64_t frames_dropped;  /* frames lost: pending queue full, open failed, stream refused */
+    uint64_t streams_opened;  /* outbound streams negotiated */
+    uint64_t open_failed;     /* outbound opens that failed */
+    uint64_t frames_received; /* complete frames received */
+    uint64_t msgs_received;   /* messages handed to the receive handler */
+    uint64_t malformed;       /* inbound streams reset for a malformed frame */
+    uint64_t truncated;       /* inbound streams that ended inside a frame */
+    uint64_t refused;         /* inbound streams refused (max_inbound_streams, no memory) */
+    uint64_t peers_refused;   /* candidate peers not tracked (max_peers) */
+} cp2p_host_emitter_stats;
+
+/* Fill *cfg: cp2p_emitter_config_default() for core, the defaults above, no handler. */
+CP2P_API void cp2p_host_emitter_config_default(cp2p_host_emitter_config *cfg);
+
+/* Create an emitter on `h`: registers the stream handler (when on_msg is set) and starts
+ * tracking peers (those already connected and identified count at once). Returns 0 and *out,
+ * CP2P_EINVAL (NULL argument, bad protocol ID, a core config cp2p_emitter_new refuses, zero
+ * bounds), CP2P_EFULL (the host's handler or observer table is full), CP2P_ENOMEM. */
+CP2P_API CP2P_NODISCARD int cp2p_host_emitter_new(cp2p_host *h, const cp2p_host_emitter_config *cfg,
+                                                  cp2p_host_emitter **out);
+/* Stop: unregister the handler, reset inbound streams, close outbound ones (frames already
+ * written still go out), drop queued messages (call cp2p_host_emitter_flush first to send
+ * them). Frees the emitter (its timer memory goes on a later loop turn). NULL is a no-op. */
+CP2P_API void cp2p_host_emitter_close(cp2p_host_emitter *he);
+
+/* Queue a message of `kind` (copied) for broadcast: cp2p_emitter_add() at the loop's time, with
+ * its results (CP2P_EINVAL, CP2P_ELIMIT, CP2P_EFULL, CP2P_ENOMEM). Never sends from inside:
+ * a due emission happens from the timer on the next loop turn. */
+CP2P_API CP2P_NODISCARD int cp2p_host_emitter_add(cp2p_host_emitter *he, const void *msg,
+                                                  size_t len, uint32_t kind);
+/* Emit once now (cp2p_emitter_flush), due or not. Returns 1 (emitted), 0 (nothing queued),
+ * CP2P_ENOMEM. */
+CP2P_API CP2P_NODISCARD int cp2p_host_emitter_flush(cp2p_host_emitter *he);
+/* The current candidate peers: copies up to `max` of them to out (may be NULL when max is 0)
+ * and returns how many there are. */
+CP2P_API size_t cp2p_host_emitter_peers(const cp2p_host_emitter *he, cp2p_peer_id *out,
+                                        size_t max);
+/* Messages queued (cp2p_emitter_pending). */
+CP2P_API size_t cp2p_host_emitter_pending(const cp2p_host_emitter *he);
+/* Copy the counters. */
+CP2P_API void cp2p_host_emitter_stats_get(const cp2p_host_emitter *he,
+                                          cp2p_host_emitter_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -64,6 +64,15 @@ typedef struct cp2p_pubsub_config {
     /* Pluggable message ID (Ethereum uses a hash of the data). NULL: from || seqno. */
     cp2p_pubsub_msg_id_fn msg_id;
     void *msg_id_ud;
+    /* Asynchronous validation (see cp2p_pubsub_set_async_validator): fixed at creation; the
+     * synchronous validator is then unused. max_pending_validations: messages waiting for a
+     * verdict (0 = default 1024); past it the newest message is dropped, counted in
+     * validations_dropped, without penalty for its sender. validation_timeout_ms: a message
+     * unanswered this long is dropped as IGNORE at the next heartbeat and counted in
+     * validations_expired (0 = default 5 s, UINT64_MAX = never). */
+    bool async_validation;
+    size_t max_pending_validations;
+    uint64_t validation_timeout_ms;
 } cp2p_pubsub_config;
 
 CP2P_API void cp2p_pubsub_config_default(cp2p_pubsub_config *c);
@@ -111,6 +120,27 @@ typedef cp2p_pubsub_verdict (*cp2p_pubsub_validator)(cp2p_pubsub *ps, const cp2p
                                                      void *ud);
 CP2P_API void cp2p_pubsub_set_validator(cp2p_pubsub *ps, cp2p_pubsub_validator cb, void *ud);
 
+/* Asynchronous validation, for a pubsub created with config.async_validation. cb runs on the
+ * loop thread for every message before delivery and forwarding, with everything in m borrowed
+ * for the call (copy what you need) and a token; the application answers later, or within cb,
+ * with cp2p_pubsub_validation_result (loop thread only: from another thread, hand the verdict
+ * to the loop first, e.g. through a uv_async_t). Until then the message is neither delivered
+ * nor forwarded. Unanswered messages are bounded: at most max_pending_validations wait (the
+ * newest beyond are dropped and counted, stats.validations_dropped), and each is dropped as
+ * IGNORE after validation_timeout_ms (stats.validations_expired). With no async validator
+ * set, every message is accepted. cb NULL removes it. Loop thread only. */
+typedef void (*cp2p_pubsub_async_validator)(cp2p_pubsub *ps, const cp2p_pubsub_msg *m,
+                                            uint64_t token, void *ud);
+CP2P_API void cp2p_pubsub_set_async_validator(cp2p_pubsub *ps, cp2p_pubsub_async_validator cb,
+                                              void *ud);
+/* The verdict for token: ACCEPT delivers (to the topic's handler, possibly before this returns)
+ * and forwards the message; REJECT drops it and penalises the peer it came from (score P4 on
+ * scored topics); IGNORE drops it without penalty. Returns 0; CP2P_ENOENT when the token is
+ * unknown (answered already, timed out, or never issued): nothing to do; CP2P_EINVAL (bad
+ * verdict); CP2P_ESTATE (the pubsub was not created with async_validation). Loop thread only. */
+CP2P_API CP2P_NODISCARD int cp2p_pubsub_validation_result(cp2p_pubsub *ps, uint64_t token,
+                                                          cp2p_pubsub_verdict v);
+
 /* Peers known to subscribe to topic that we can send to (our stream to them is up) / peers
  * in our mesh of topic (0 unless we subscribe to it): up to max copied into out; the return
  * value is the total. */
@@ -127,6 +157,12 @@ typedef struct cp2p_pubsub_stats {
         msgs_published, msgs_forwarded;
     uint64_t subs_refused, graylisted, idontwant_sent, idontwant_suppressed, iwant_sent,
         promises_broken, outbox_drops, penalties, px_dials;
+    /* Async validation: waiting for a verdict now; dropped because max_pending_validations
+     * were waiting (or the event queue was full); dropped unanswered after the timeout. */
+    uint64_t validations_pending, validations_dropped, validations_expired;
+    /* PRUNEs received; peers suggested by them (PX) passed on / ignored (sender's score below
+     * the accept-PX threshold); remote topics refused / evicted by the bounded topic table. */
+    uint64_t prunes_in, px_events, px_ignored, topics_refused, topics_evicted;
 } cp2p_pubsub_stats;
 CP2P_API void cp2p_pubsub_stats_get(const cp2p_pubsub *ps, cp2p_pubsub_stats *out);
 

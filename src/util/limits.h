@@ -521,6 +521,9 @@
 #define CP2P_KAD_MAX_PROVIDERS_ANSWER 20
 /* An empty table triggers a new bootstrap at most this often (our choice). */
 #define CP2P_KAD_REBOOTSTRAP_MS 10000
+/* Table entries not seen for CP2P_KAD_STALE_AFTER_MS are checked (dial + ping) every minute
+ * (our choice; go's refresh manager pings idle peers on each refresh). */
+#define CP2P_KAD_SWEEP_INTERVAL_MS 60000
 /* Store purge and republish check period (our choice). */
 #define CP2P_KAD_PURGE_INTERVAL_MS 60000
 /* The DHT timer: every 50 ms while lookups run (their time-outs), else every second. */
@@ -534,5 +537,35 @@
 /* Connection tag of a peer in at least one of our meshes (cp2p_conn_set_tag): the connection
  * manager trims untagged connections first (our choice; any positive value works). */
 #define CP2P_GS_MESH_TAG 10
+
+/* ---- protocols: gossipsub topic table (gs_router.c) ---- */
+/* Local topics (ours: subscribed, or published to within the fanout TTL) have their own bound,
+ * apart from CP2P_GS_MAX_TOPICS (which bounds remote-only topics), so that peers filling the
+ * table never refuse our own subscriptions (our choice; go and js have no cap; Ethereum nodes
+ * use about 100 topics). */
+#define CP2P_GS_MAX_LOCAL_TOPICS 1024
+/* When the remote-topic table is full, a new remote topic may evict one among this many
+ * randomly sampled remote-only topics (approximate eviction, as Redis's maxmemory-samples;
+ * our choice: O(1) per subscription instead of a scan of the table). */
+#define CP2P_GS_TOPIC_EVICT_SAMPLE 16
+/* Async validation: a VALIDATE event unanswered for this long is dropped as IGNORE and counted
+ * (js-libp2p-gossipsub forgets unvalidated messages when they leave the mcache, after
+ * mcache_len heartbeats: 5 s with the defaults). */
+#define CP2P_GS_VALIDATION_TIMEOUT_MS 5000
+
+/* ---- emitter: host binding (src/emitter/emitter_uv.c) ---- */
+/* Candidate peers tracked (our choice: well above the host's default 256 connections; sizes
+ * the per-emission candidate array). */
+#define CP2P_HOST_EMITTER_MAX_PEERS 4096
+/* Frames waiting for one peer's outbound stream to open (our choice: a few seconds of
+ * emissions at Fabric's 10 ms latency), and their bytes (the host's default per-stream write
+ * buffer, 8 MiB, which bounds an open stream the same way). */
+#define CP2P_HOST_EMITTER_MAX_PENDING_FRAMES 64
+#define CP2P_HOST_EMITTER_MAX_PENDING_BYTES (8 * 1024 * 1024)
+/* Inbound emitter streams at once over all peers (our choice: the host already caps 64 per
+ * protocol per connection; this caps the sum). */
+#define CP2P_HOST_EMITTER_MAX_INBOUND 1024
+/* Retry delay of an emission that failed for lack of memory (our choice). */
+#define CP2P_HOST_EMITTER_RETRY_MS 10
 
 #endif

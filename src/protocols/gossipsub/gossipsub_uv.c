@@ -7,6 +7,7 @@
  * in one turn costs one write per peer. A peer whose outbound stream holds more than
  * CP2P_GS_STREAM_BACKLOG bytes gets nothing more until it drains: the router's bounded outbox
  * then drops and counts. */
+#include <assert.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -70,6 +71,9 @@ struct cp2p_pubsub {
     sub *subs;
     cp2p_pubsub_validator validator;
     void *validator_ud;
+    cp2p_pubsub_async_validator avalidator;
+    void *avalidator_ud;
+    bool delivering;        /* inside deliver_events: nested calls leave events to it */
     uv_timer_t *heartbeat;  /* heap: freed by its close callback */
     uv_timer_t *flush;
     bool flush_armed;
@@ -290,26 +294,38 @@ static void on_px(cp2p_host *h, int status, cp2p_conn *c, void *ud)
     (void)h, (void)status, (void)c, (void)ud;
 }
 
+/* The public view of a DELIVER / VALIDATE event; from is storage for m->from. */
+static cp2p_pubsub_msg event_msg(const cp2p__gs_event *ev, cp2p_peer_id *from)
+{
+    bool has_from =
+        ev->from.len > 0 && cp2p_peer_id_from_bytes(ev->from.ptr, ev->from.len, from) == 0;
+    return (cp2p_pubsub_msg){.topic = ev->topic,
+                             .data = ev->data.ptr,
+                             .len = ev->data.len,
+                             .from = has_from ? from : NULL,
+                             .via = &ev->peer,
+                             .seqno = ev->seqno.ptr,
+                             .seqno_len = ev->seqno.len,
+                             .id = ev->msg_id.ptr,
+                             .id_len = ev->msg_id.len};
+}
+
 static void deliver_events(cp2p_pubsub *ps)
 {
     cp2p__gs_event ev;
+    /* Not reentrant: a validation_result called from a callback below only queues more events,
+     * which this loop then drains (no recursion, however many the application answers). */
+    if (ps->delivering) {
+        return;
+    }
+    ps->delivering = true;
     while (cp2p__gs_poll_event(ps->r, &ev)) {
         switch (ev.kind) {
         case CP2P_GS_EV_DELIVER: {
             sub *s = sub_find(ps, ev.topic);
-            cp2p_peer_id from;
-            bool has_from = ev.from.len > 0 &&
-                            cp2p_peer_id_from_bytes(ev.from.ptr, ev.from.len, &from) == 0;
             if (s != NULL && s->cb != NULL) {
-                cp2p_pubsub_msg m = {.topic = ev.topic,
-                                     .data = ev.data.ptr,
-                                     .len = ev.data.len,
-                                     .from = has_from ? &from : NULL,
-                                     .via = &ev.peer,
-                                     .seqno = ev.seqno.ptr,
-                                     .seqno_len = ev.seqno.len,
-                                     .id = ev.msg_id.ptr,
-                                     .id_len = ev.msg_id.len};
+                cp2p_peer_id from;
+                cp2p_pubsub_msg m = event_msg(&ev, &from);
                 s->cb(ps, &m, s->ud);
             }
             break;
@@ -338,10 +354,19 @@ static void deliver_events(cp2p_pubsub *ps)
             }
             break;
         case CP2P_GS_EV_VALIDATE:
-            break; /* async validation is not used by this binding */
+            if (ps->avalidator != NULL) {
+                cp2p_peer_id from;
+                cp2p_pubsub_msg m = event_msg(&ev, &from);
+                ps->avalidator(ps, &m, ev.token, ps->avalidator_ud);
+            } else {
+                /* No async validator set: accept, as the sync path does without one. */
+                (void)!cp2p__gs_validation_result(ps->r, ev.token, CP2P_GS_ACCEPT, ps_now(ps));
+            }
+            break;
         }
         cp2p__gs_event_fini(&ev);
     }
+    ps->delivering = false;
 }
 
 /* After any router call: events now, frames at the end of this loop turn. */
@@ -626,6 +651,12 @@ static int msg_id_adapter(void *ud, const cp2p__gs_msg *m, cp2p_buf *out)
     return cp2p_buf_append(out, id, (size_t)n);
 }
 
+/* Verdicts cross the API boundary by cast. */
+static_assert(CP2P_PUBSUB_ACCEPT == (int)CP2P_GS_ACCEPT &&
+                  CP2P_PUBSUB_REJECT == (int)CP2P_GS_REJECT &&
+                  CP2P_PUBSUB_IGNORE == (int)CP2P_GS_IGNORE,
+              "verdict values");
+
 static cp2p__gs_verdict validator_adapter(void *ud, const char *topic, const cp2p_peer_id *from,
                                           const uint8_t *data, size_t len)
 {
@@ -724,7 +755,10 @@ int cp2p_pubsub_new(cp2p_host *h, const cp2p_pubsub_config *cfg, cp2p_pubsub **o
     OVR(heartbeat_ms)
     OVR(max_rpc_size)
     OVR(idontwant_threshold)
+    OVR(max_pending_validations)
+    OVR(validation_timeout_ms)
 #undef OVR
+    gc.async_validation = cfg->async_validation;
     gc.flood_publish = !cfg->no_flood_publish;
     gc.do_px = cfg->do_px;
     gc.allow_publish_to_zero_peers = cfg->allow_publish_to_zero_peers;
@@ -896,6 +930,27 @@ void cp2p_pubsub_set_validator(cp2p_pubsub *ps, cp2p_pubsub_validator cb, void *
     ps->validator_ud = ud;
 }
 
+void cp2p_pubsub_set_async_validator(cp2p_pubsub *ps, cp2p_pubsub_async_validator cb, void *ud)
+{
+    ps->avalidator = cb;
+    ps->avalidator_ud = ud;
+}
+
+int cp2p_pubsub_validation_result(cp2p_pubsub *ps, uint64_t token, cp2p_pubsub_verdict v)
+{
+    if (ps == NULL || (unsigned)v > CP2P_PUBSUB_IGNORE) {
+        return CP2P_EINVAL;
+    }
+    if (!ps->cfg.async_validation) {
+        return CP2P_ESTATE;
+    }
+    int rc = cp2p__gs_validation_result(ps->r, token, (cp2p__gs_verdict)v, ps_now(ps));
+    if (rc == 0) {
+        after_router(ps);
+    }
+    return rc;
+}
+
 size_t cp2p_pubsub_topic_peers(const cp2p_pubsub *ps, const char *topic, cp2p_peer_id *out,
                                size_t max)
 {
@@ -953,4 +1008,12 @@ void cp2p_pubsub_stats_get(const cp2p_pubsub *ps, cp2p_pubsub_stats *out)
     out->promises_broken = s.promises_broken;
     out->outbox_drops = s.outbox_msg_drops + s.outbox_ctl_drops;
     out->penalties = s.penalties;
+    out->validations_pending = s.validations_pending;
+    out->validations_dropped = s.validations_dropped;
+    out->validations_expired = s.validations_expired;
+    out->prunes_in = s.prunes_in;
+    out->px_events = s.px_events;
+    out->px_ignored = s.px_ignored;
+    out->topics_refused = s.topics_refused;
+    out->topics_evicted = s.topics_evicted;
 }

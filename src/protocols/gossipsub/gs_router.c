@@ -214,6 +214,7 @@ typedef struct gs_topic {
     char *name;
     size_t idx;
     bool subscribed;
+    bool local; /* subscribed or published to (last_pub): counted in n_local, never evicted */
     gs_plist peers, mesh, fanout;
     uint64_t last_pub;
     gs_backoff *bo;
@@ -246,7 +247,7 @@ typedef struct gs_promise {
 } gs_promise;
 
 typedef struct gs_pending {
-    uint64_t token;
+    uint64_t token, deadline;
     gs_m *m;
 } gs_pending;
 
@@ -267,7 +268,7 @@ struct cp2p__gs_router {
     gs_peer **peers;
     size_t n_peers, cap_peers, dirty_cursor;
     gs_topic **topics;
-    size_t n_topics, cap_topics;
+    size_t n_topics, cap_topics, n_local; /* n_local: topics with local set */
     gs_ent **seen_ring; /* FIFO of seen entries (exp in the entry) */
     size_t seen_head, seen_len, seen_cap;
     gs_m ***win; /* mcache windows: win[0] newest */
@@ -364,17 +365,9 @@ static bool topic_name_ok(const char *t)
     return n > 0 && n <= CP2P_GS_MAX_TOPIC_LEN;
 }
 
-/* Returns the topic, creating it; NULL when refused (max_topics, counted) or no memory. */
-static gs_topic *topic_get(cp2p__gs_router *r, const char *name)
+/* Create topic name (absent). NULL when there is no memory. */
+static gs_topic *topic_new(cp2p__gs_router *r, const char *name)
 {
-    gs_topic *t = topic_find(r, name);
-    if (t != NULL) {
-        return t;
-    }
-    if (r->n_topics >= r->cfg.max_topics) {
-        r->st.topics_refused++;
-        return NULL;
-    }
     if (r->n_topics == r->cap_topics) {
         size_t cap = r->cap_topics == 0 ? 16 : r->cap_topics * 2;
         gs_topic **v = cp2p_realloc(r->topics, cap * sizeof(*v));
@@ -385,7 +378,7 @@ static gs_topic *topic_get(cp2p__gs_router *r, const char *name)
         r->cap_topics = cap;
     }
     size_t n = strlen(name);
-    t = cp2p_calloc(1, sizeof(*t));
+    gs_topic *t = cp2p_calloc(1, sizeof(*t));
     if (t == NULL || (t->name = cp2p__memdup(name, n + 1)) == NULL ||
         map_put(&r->topic_map, name, n, t) == NULL) {
         if (t != NULL) {
@@ -399,6 +392,21 @@ static gs_topic *topic_get(cp2p__gs_router *r, const char *name)
     return t;
 }
 
+/* Keep t->local and r->n_local in step with t->subscribed and t->last_pub. */
+static void topic_local_update(cp2p__gs_router *r, gs_topic *t)
+{
+    bool local = t->subscribed || t->last_pub != 0;
+    if (local != t->local) {
+        t->local = local;
+        r->n_local += local ? 1 : (size_t)-1;
+    }
+}
+
+/* Room for one more local topic (cfg.max_local_topics), remote topics notwithstanding. */
+static bool local_room(const cp2p__gs_router *r, const gs_topic *t)
+{
+    return (t != NULL && t->local) || r->n_local < r->cfg.max_local_topics;
+}
 static void topic_free(gs_topic *t)
 {
     cp2p_free(t->peers.v);
@@ -411,6 +419,9 @@ static void topic_free(gs_topic *t)
 
 static void topic_remove(cp2p__gs_router *r, gs_topic *t)
 {
+    if (t->local) {
+        r->n_local--;
+    }
     gs_ent *e = map_get(&r->topic_map, t->name, strlen(t->name));
     if (e != NULL) {
         map_del_ent(&r->topic_map, e);
@@ -467,7 +478,8 @@ static void ev_push(cp2p__gs_router *r, cp2p__gs_event_kind kind, const cp2p_pee
         return;
     }
     size_t tl = strlen(topic) + 1;
-    size_t n = tl + record.len + (m != NULL ? m->data.len + m->from.len + m->seqno.len + m->id_len : 0);
+    size_t n = tl + record.len +
+               (m != NULL ? m->data.len + m->from.len + m->seqno.len + m->id_len : 0);
     gs_evb *b = cp2p_malloc(sizeof(*b) + n);
     if (b == NULL) {
         r->st.events_dropped++;
@@ -684,6 +696,8 @@ void cp2p__gs_config_default(cp2p__gs_config *c)
         .max_rpc_size = CP2P_GS_MAX_RPC_SIZE,
         .max_peer_subs = CP2P_GS_MAX_PEER_SUBS,
         .max_topics = CP2P_GS_MAX_TOPICS,
+        .max_local_topics = CP2P_GS_MAX_LOCAL_TOPICS,
+        .validation_timeout_ms = CP2P_GS_VALIDATION_TIMEOUT_MS,
         .outbox_msgs = CP2P_GS_OUTBOX_MSGS,
         .max_pending_validations = CP2P_GS_MAX_PENDING_VALIDATIONS,
         .flood_publish = true,
@@ -705,6 +719,7 @@ static bool cfg_ok(const cp2p__gs_config *c)
            c->d_out < c->d_lo && c->d_out <= c->d / 2 && c->d_score <= c->d &&
            c->mcache_gossip <= c->mcache_len && c->mcache_len > 0 && c->heartbeat_ms > 0 &&
            c->max_rpc_size >= 64 && c->outbox_msgs > 0 && c->max_topics > 0 &&
+           c->max_local_topics > 0 &&
            c->gossip_factor >= 0 && c->gossip_factor <= 1 &&
            (c->sign_policy == CP2P_GS_STRICT_NO_SIGN || c->key != NULL) &&
            ((c->score_params == NULL) == (c->thresholds == NULL));
@@ -1269,7 +1284,9 @@ static int handle_msg(cp2p__gs_router *r, gs_peer *src, const cp2p__gs_msg *msg)
             return 0;
         }
         uint64_t token = r->next_token++;
-        r->pending[r->n_pending++] = (gs_pending){token, m};
+        uint64_t to = r->cfg.validation_timeout_ms;
+        uint64_t deadline = to > 0 && to <= UINT64_MAX - r->now ? r->now + to : UINT64_MAX;
+        r->pending[r->n_pending++] = (gs_pending){token, deadline, m};
         r->st.validations_pending++;
         ev_push(r, CP2P_GS_EV_VALIDATE, &src->id, t->name, m, (cp2p_slice){0}, token, false);
         return 0;
@@ -1308,7 +1325,68 @@ int cp2p__gs_validation_result(cp2p__gs_router *r, uint64_t token, cp2p__gs_verd
     return CP2P_ENOENT;
 }
 
+/* Unanswered validations past their deadline: dropped as IGNORE (no penalty), counted. */
+static void pending_expire(cp2p__gs_router *r)
+{
+    for (size_t i = 0; i < r->n_pending;) {
+        if (r->pending[i].deadline <= r->now) {
+            gs_m *m = r->pending[i].m;
+            r->pending[i] = r->pending[--r->n_pending];
+            r->st.validations_pending--;
+            r->st.validations_expired++;
+            finish(r, m, CP2P_GS_IGNORE);
+            m_unref(m);
+        } else {
+            i++;
+        }
+    }
+}
+
 /* ---- control ---- */
+
+/* The topic for a subscription of peer p, created if new. Remote-only topics (not local) are
+ * bounded by cfg.max_topics apart from local ones, so that remote peers can never crowd out
+ * ours. When that part is full, a new topic evicts one of CP2P_GS_TOPIC_EVICT_SAMPLE randomly
+ * sampled remote-only topics (without backoff state) that has no subscriber, or a single
+ * subscriber holding more topics than p: a peer only takes a slot from a peer using more of
+ * the table than itself, and never from a topic with more subscribers than the newcomer's
+ * one. Among the sample, the empty topic or the one of the heaviest subscriber goes first.
+ * Otherwise refused. Counted in stats.topics_evicted / topics_refused. */
+static gs_topic *topic_get_remote(cp2p__gs_router *r, gs_peer *p, const char *name)
+{
+    gs_topic *t = topic_find(r, name);
+    if (t != NULL) {
+        return t;
+    }
+    if (r->n_topics - r->n_local >= r->cfg.max_topics) {
+        gs_topic *victim = NULL;
+        size_t vweight = 0;
+        for (unsigned i = 0; i < CP2P_GS_TOPIC_EVICT_SAMPLE; i++) {
+            gs_topic *c = r->topics[rnd(r) % r->n_topics];
+            if (c->local || c->n_bo > 0 || c->fanout.n > 0 || c->peers.n > 1) {
+                continue;
+            }
+            size_t w = c->peers.n == 0 ? SIZE_MAX : c->peers.v[0]->n_topics;
+            if (c->peers.n == 1 && (c->peers.v[0] == p || w <= p->n_topics)) {
+                continue;
+            }
+            if (victim == NULL || w > vweight) {
+                victim = c;
+                vweight = w;
+            }
+        }
+        if (victim == NULL) {
+            r->st.topics_refused++;
+            return NULL;
+        }
+        while (victim->peers.n > 0) {
+            peer_unsub(r, victim->peers.v[victim->peers.n - 1], victim);
+        }
+        topic_remove(r, victim);
+        r->st.topics_evicted++;
+    }
+    return topic_new(r, name);
+}
 
 static void handle_subs(cp2p__gs_router *r, gs_peer *p, const cp2p__gs_rpc *rpc)
 {
@@ -1333,7 +1411,7 @@ static void handle_subs(cp2p__gs_router *r, gs_peer *p, const cp2p__gs_rpc *rpc)
             }
             continue;
         }
-        if ((t = topic_get(r, s->topic)) == NULL) {
+        if ((t = topic_get_remote(r, p, s->topic)) == NULL) {
             r->st.subs_refused++;
             continue;
         }
@@ -1606,10 +1684,15 @@ int cp2p__gs_subscribe(cp2p__gs_router *r, const char *topic, uint64_t now_ms)
     if (t != NULL && t->subscribed) {
         return 0;
     }
-    if (t == NULL && (t = topic_get(r, topic)) == NULL) {
-        return r->n_topics >= r->cfg.max_topics ? CP2P_EFULL : CP2P_ENOMEM;
+    if (!local_room(r, t)) {
+        r->st.topics_refused++;
+        return CP2P_EFULL;
+    }
+    if (t == NULL && (t = topic_new(r, topic)) == NULL) {
+        return CP2P_ENOMEM;
     }
     t->subscribed = true;
+    topic_local_update(r, t);
     announce(r, topic, true);
     /* Mesh: fanout peers first, then others (not in backoff, score >= 0), up to D. */
     size_t n = 0;
@@ -1648,6 +1731,7 @@ int cp2p__gs_unsubscribe(cp2p__gs_router *r, const char *topic, uint64_t now_ms)
         mesh_remove(r, t, t->mesh.v[t->mesh.n - 1], true, true, r->cfg.unsub_backoff_ms);
     }
     t->subscribed = false;
+    topic_local_update(r, t);
     return 0;
 }
 
@@ -1719,9 +1803,12 @@ int cp2p__gs_publish(cp2p__gs_router *r, const char *topic, const uint8_t *data,
         rc = CP2P_ENOENT;
         goto out;
     }
-    if (t != NULL && !t->subscribed) {
+    if (t != NULL && !t->subscribed && local_room(r, t)) {
+        /* Fanout state makes t local (never evicted); past max_local_topics the message still
+         * goes out (flood publish) but no fanout is kept. */
         fanout_fill(r, t);
         t->last_pub = now_ms;
+        topic_local_update(r, t);
     }
     r->seqno++;
     seen_add(r, gm->id, gm->id_len);
@@ -1997,6 +2084,7 @@ void cp2p__gs_heartbeat(cp2p__gs_router *r, uint64_t now_ms)
             if (t->last_pub + r->cfg.fanout_ttl_ms <= now_ms) {
                 t->fanout.n = 0;
                 t->last_pub = 0;
+                topic_local_update(r, t);
                 continue;
             }
             double pub_th = r->score != NULL ? r->th.publish_threshold : 0;
@@ -2024,6 +2112,7 @@ void cp2p__gs_heartbeat(cp2p__gs_router *r, uint64_t now_ms)
     }
     mcache_shift(r);
     seen_expire(r);
+    pending_expire(r);
 }
 
 /* ---- output ---- */

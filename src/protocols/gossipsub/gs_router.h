@@ -23,6 +23,21 @@
  * Every table is bounded (src/util/limits.h, "gossipsub" section); refusals are counted in
  * cp2p__gs_stats. Peer scoring (gs_score.h) is on when cfg.score_params is not NULL.
  *
+ * Topic table. Local topics (subscribed, or published to within fanout_ttl_ms) are bounded by
+ * cfg.max_local_topics only; remote-only topics (known from peers' subscriptions) by
+ * cfg.max_topics, so that peers filling the table (even each within max_peer_subs) never make
+ * our own subscribe or publish fail. When the remote part is full, a new remote topic evicts
+ * a randomly sampled remote-only topic that has no subscriber, or whose single subscriber
+ * holds more topics than the newcomer's peer (stats.topics_evicted); otherwise the
+ * subscription is refused (stats.topics_refused, subs_refused). A popular topic (two or more
+ * subscribers) is never evicted for a new one.
+ *
+ * Async validation (cfg.async_validation): each message to validate gives a VALIDATE event
+ * with a token; answer with validation_result. At most cfg.max_pending_validations wait: past
+ * that (or with a full event queue) the newest message is dropped (stats.validations_dropped,
+ * score: throttled, no penalty). Unanswered after cfg.validation_timeout_ms: dropped as IGNORE
+ * (stats.validations_expired).
+ *
  * Messages. StrictSign (default): published messages carry from, an 8-byte big-endian seqno
  * (a counter starting at cfg.seqno_start), signature over "libp2p-pubsub:" + the Message
  * protobuf without signature and key, and key when the public key is not inlined in the peer
@@ -85,7 +100,14 @@ typedef struct cp2p__gs_config {
     unsigned max_ihave_len, max_ihave_msgs;
     size_t idontwant_threshold;
     /* limits */
-    size_t max_rpc_size, max_peer_subs, max_topics, outbox_msgs, max_pending_validations;
+    /* max_topics bounds remote-only topics; max_local_topics ours (subscribed, or published to
+     * within fanout_ttl_ms), so that remote topics never refuse ours. When the remote part is
+     * full a new remote topic may evict another (see "Topic table" above). */
+    size_t max_rpc_size, max_peer_subs, max_topics, max_local_topics, outbox_msgs,
+        max_pending_validations;
+    /* Async mode: a VALIDATE event unanswered this long is dropped as IGNORE at the next
+     * heartbeat (stats.validations_expired); 0 = never. */
+    uint64_t validation_timeout_ms;
     /* behaviour */
     bool flood_publish;               /* default true (go and js) */
     bool do_px;                       /* send PX in PRUNE to v1.1+ peers; default false */
@@ -135,13 +157,13 @@ typedef struct cp2p__gs_stats {
         msgs_bad_sig, msgs_bad_policy, msgs_self_origin, msgs_unsubscribed_topic, msgs_bad_id,
         msgs_published, msgs_forwarded;
     uint64_t decode_drops;            /* entries dropped by the codec (gs_rpc_drops summed) */
-    uint64_t subs_refused, topics_refused, peers_refused;
+    uint64_t subs_refused, topics_refused, topics_evicted, peers_refused;
     uint64_t ihave_ignored, iwant_ignored, iwant_sent, iwant_served, promises_broken,
         promises_dropped;
     uint64_t graft_backoff_violations, graft_refused, prunes_in, px_events, px_ignored;
     uint64_t idontwant_sent, idontwant_in, idontwant_dropped, idontwant_suppressed;
     uint64_t outbox_msg_drops, outbox_ctl_drops, oversize_drops;
-    uint64_t events_dropped, validations_dropped, validations_pending;
+    uint64_t events_dropped, validations_dropped, validations_pending, validations_expired;
     uint64_t seen_evicted, mcache_refused;
     uint64_t penalties;
 } cp2p__gs_stats;
@@ -173,7 +195,8 @@ CP2P_NODISCARD int cp2p__gs_on_rpc(cp2p__gs_router *r, const cp2p_peer_id *peer,
                                    const uint8_t *body, size_t len, uint64_t now_ms);
 
 /* Topics. subscribe: 0 (also when already subscribed), CP2P_EINVAL (empty, too long or NUL
- * in topic), CP2P_EFULL (max_topics), CP2P_ENOMEM. unsubscribe: 0 or CP2P_ENOENT. */
+ * in topic), CP2P_EFULL (max_local_topics local topics already: remote topics never count),
+ * CP2P_ENOMEM. unsubscribe: 0 or CP2P_ENOENT. */
 CP2P_NODISCARD int cp2p__gs_subscribe(cp2p__gs_router *r, const char *topic, uint64_t now_ms);
 CP2P_NODISCARD int cp2p__gs_unsubscribe(cp2p__gs_router *r, const char *topic, uint64_t now_ms);
 bool cp2p__gs_subscribed(const cp2p__gs_router *r, const char *topic);
@@ -187,8 +210,8 @@ bool cp2p__gs_subscribed(const cp2p__gs_router *r, const char *topic);
 CP2P_NODISCARD int cp2p__gs_publish(cp2p__gs_router *r, const char *topic, const uint8_t *data,
                                     size_t len, uint64_t now_ms, cp2p_buf *msg_id);
 
-/* Answer a VALIDATE event. Returns 0, or CP2P_ENOENT for an unknown / expired token (dropped
- * because the pending table was full, or the message was answered already). */
+/* Answer a VALIDATE event. Returns 0, or CP2P_ENOENT for an unknown token: answered already,
+ * or timed out (cfg.validation_timeout_ms). */
 CP2P_NODISCARD int cp2p__gs_validation_result(cp2p__gs_router *r, uint64_t token,
                                               cp2p__gs_verdict v, uint64_t now_ms);
 

@@ -437,6 +437,22 @@ bool cp2p__kad_rt_at(const cp2p__kad_rt *rt, size_t n, cp2p_peer_id *out)
     return false;
 }
 
+size_t cp2p__kad_rt_stale(const cp2p__kad_rt *rt, uint64_t now_ms, cp2p_peer_id *out,
+                          size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NBUCKETS && n < max; i++) {
+        const rt_bucket *b = rt->b[i];
+        for (uint32_t j = 0; b != NULL && j < b->n && n < max; j++) {
+            if (now_ms >= b->e[j].last_seen &&
+                now_ms - b->e[j].last_seen >= rt->cfg.stale_after_ms) {
+                out[n++] = b->e[j].id;
+            }
+        }
+    }
+    return n;
+}
+
 void cp2p__kad_rt_touch_bucket(cp2p__kad_rt *rt, unsigned cpl, uint64_t now_ms)
 {
     if (cpl >= NBUCKETS) {

@@ -65,6 +65,10 @@ size_t cp2p__kad_rt_closest(const cp2p__kad_rt *rt, const cp2p__kad_key *target,
 /* The n-th peer of the table in bucket order (for listing/status); false past the end. */
 bool cp2p__kad_rt_at(const cp2p__kad_rt *rt, size_t n, cp2p_peer_id *out);
 
+/* Entries not seen for stale_after_ms (up to max, copied into out): the periodic sweep checks
+ * their liveness, as go-libp2p-kad-dht's refresh manager pings idle peers. */
+size_t cp2p__kad_rt_stale(const cp2p__kad_rt *rt, uint64_t now_ms, cp2p_peer_id *out,
+                          size_t max);
 /* Refresh: a lookup for a key in bucket `cpl` was made now (resets its refresh timer). */
 void cp2p__kad_rt_touch_bucket(cp2p__kad_rt *rt, unsigned cpl, uint64_t now_ms);
 /* Buckets due a refresh: cpl values 0..max_cpl (the deepest non-empty bucket + 1, at most

@@ -135,7 +135,7 @@ struct cp2p_kad {
     kad_srv *srvs;
     rate_slot rate[CP2P_KAD_RATE_SLOTS];
     provided *provided;
-    uint64_t next_refresh_ms, next_purge_ms, last_bootstrap_ms;
+    uint64_t next_refresh_ms, next_purge_ms, last_bootstrap_ms, next_sweep_ms;
     size_t boot_pending;     /* bootstrap dials in flight */
     cp2p_kad_bootstrap_cb boot_cb;
     void *boot_ud;
@@ -1321,6 +1321,7 @@ static void srv_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
             goto reset;
         }
         cp2p_buf_consume(&sv->in, (size_t)u + (size_t)len);
+        cp2p__kad_rt_seen(kad->rt, &sv->from, kad_now(kad)); /* it is alive */
         cp2p_buf body, frame;
         bool answer = false;
         cp2p_buf_init(&body, CP2P_KAD_MAX_MSG);
@@ -1528,6 +1529,16 @@ static void on_timer(uv_timer_t *t)
     } else if (now >= kad->next_refresh_ms) {
         start_refresh(kad, false);
     }
+    if (now >= kad->next_sweep_ms) {
+        /* Idle table entries get a liveness check (bounded by CP2P_KAD_MAX_CHECKS in flight;
+         * those left over are found again by the next sweep). */
+        cp2p_peer_id stale[CP2P_KAD_MAX_CHECKS];
+        size_t n = cp2p__kad_rt_stale(kad->rt, now, stale, CP2P_KAD_MAX_CHECKS);
+        for (size_t i = 0; i < n; i++) {
+            check_start(kad, &stale[i]);
+        }
+        kad->next_sweep_ms = now + CP2P_KAD_SWEEP_INTERVAL_MS;
+    }
     if (now >= kad->next_purge_ms) {
         cp2p__kad_store_purge(kad->store, now);
         republish(kad, now);
@@ -1667,6 +1678,7 @@ int cp2p_kad_new(cp2p_host *h, const cp2p_kad_config *cfg, cp2p_kad **out)
     uint64_t now = kad_now(kad);
     kad->next_refresh_ms = now + kad->cfg.refresh_interval_ms;
     kad->next_purge_ms = now + CP2P_KAD_PURGE_INTERVAL_MS;
+    kad->next_sweep_ms = now + CP2P_KAD_SWEEP_INTERVAL_MS;
     kad->last_bootstrap_ms = now;
     uv_timer_start(kad->timer, on_timer, 0, 0);
     if (kad->nboot > 0) {

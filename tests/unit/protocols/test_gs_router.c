@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -706,6 +707,22 @@ static void async_validation(void **state)
     assert_int_equal(delivered(a, "v1"), 1);
     assert_int_equal(take_all(a, &fids[1]).msgs, 1);
     assert_int_equal(stats(a).msgs_rejected, 1);
+    /* Unanswered: dropped as IGNORE after validation_timeout_ms, at a heartbeat. */
+    frame_msg(&b, fk, TOPIC, (const uint8_t *)"v3", 2, 3, true, false);
+    assert_int_equal(cp2p__gs_on_rpc(a->r, &fid, b.ptr, b.len, now), 0);
+    cp2p__gs_event ev;
+    assert_true(cp2p__gs_poll_event(a->r, &ev));
+    assert_int_equal(ev.kind, CP2P_GS_EV_VALIDATE);
+    uint64_t t3 = ev.token;
+    cp2p__gs_event_fini(&ev);
+    assert_int_equal(stats(a).validations_pending, 1);
+    now += CP2P_GS_VALIDATION_TIMEOUT_MS;
+    cp2p__gs_heartbeat(a->r, now);
+    assert_int_equal(stats(a).validations_pending, 0);
+    assert_int_equal(stats(a).validations_expired, 1);
+    assert_int_equal(stats(a).msgs_ignored, 1);
+    assert_int_equal(cp2p__gs_validation_result(a->r, t3, CP2P_GS_ACCEPT, now), CP2P_ENOENT);
+    assert_int_equal(delivered(a, "v3"), 0);
     cp2p_buf_fini(&b);
     fakes_fini();
 }
@@ -937,6 +954,107 @@ static void subscription_limit(void **state)
     fakes_fini();
 }
 
+/* 11 peers each subscribe to 1,000 topics (within max_peer_subs): 11,000 remote topics against
+ * a table of max_topics 10,000. Our own subscribe and publish must still work, an honest peer's
+ * subscription to our topic and to a new topic must be recorded, and the table stays bounded. */
+static void topic_table_exhaustion(void **state)
+{
+    (void)state;
+    cp2p__gs_config c = base_cfg();
+    fakes_init();
+    node *a = node_new(&c);
+    const size_t natt = 11, honest = 12;
+    cp2p_buf b;
+    cp2p_buf_init(&b, CP2P_GS_MAX_RPC_SIZE);
+    for (size_t i = 0; i < natt; i++) {
+        assert_int_equal(cp2p__gs_add_peer(a->r, &fids[i], CP2P_GS_MESHSUB_1_1, false, NULL, now),
+                         0);
+        cp2p_buf_reset(&b);
+        for (unsigned j = 0; j < CP2P_GS_MAX_PEER_SUBS; j++) {
+            char t[32];
+            snprintf(t, sizeof(t), "attack/%zu/%u", i, j);
+            assert_int_equal(cp2p__gs_rpc_sub_append(&b, t, true), 0);
+        }
+        assert_int_equal(cp2p__gs_on_rpc(a->r, &fids[i], b.ptr, b.len, now), 0);
+    }
+    cp2p__gs_stats st = stats(a);
+    /* The 11th peer's topics took slots from the others (each holding more topics). */
+    assert_true(st.topics_evicted > 0);
+    assert_int_equal(st.topics_evicted + st.topics_refused, CP2P_GS_MAX_PEER_SUBS);
+    size_t total = 0;
+    for (size_t i = 0; i < natt; i++) {
+        char t[32];
+        for (unsigned j = 0; j < CP2P_GS_MAX_PEER_SUBS; j++) {
+            snprintf(t, sizeof(t), "attack/%zu/%u", i, j);
+            total += cp2p__gs_topic_peers(a->r, t, NULL, 0);
+        }
+    }
+    assert_int_equal(total, CP2P_GS_MAX_TOPICS); /* bounded: exactly the remote part */
+
+    /* Our own subscription is not refused because of remote topics. */
+    assert_int_equal(cp2p__gs_subscribe(a->r, "mine", now), 0);
+    assert_true(cp2p__gs_subscribed(a->r, "mine"));
+    /* An honest peer subscribes to our topic and to a new one: both recorded. */
+    assert_int_equal(cp2p__gs_add_peer(a->r, &fids[honest], CP2P_GS_MESHSUB_1_1, true, NULL, now),
+                     0);
+    cp2p_buf_reset(&b);
+    assert_int_equal(cp2p__gs_rpc_sub_append(&b, "mine", true), 0);
+    assert_int_equal(cp2p__gs_rpc_sub_append(&b, "honest/new", true), 0);
+    assert_int_equal(cp2p__gs_on_rpc(a->r, &fids[honest], b.ptr, b.len, now), 0);
+    cp2p_peer_id got;
+    assert_int_equal(cp2p__gs_topic_peers(a->r, "mine", &got, 1), 1);
+    assert_true(cp2p_peer_id_equal(&got, &fids[honest]));
+    assert_int_equal(cp2p__gs_topic_peers(a->r, "honest/new", &got, 1), 1);
+    assert_true(cp2p_peer_id_equal(&got, &fids[honest]));
+    /* Publish works on our topic and on the honest peer's (fanout). */
+    (void)take_all(a, &fids[honest]);
+    assert_int_equal(cp2p__gs_publish(a->r, "mine", (const uint8_t *)"m1", 2, now, NULL), 0);
+    assert_int_equal(cp2p__gs_publish(a->r, "honest/new", (const uint8_t *)"m2", 2, now, NULL),
+                     0);
+    assert_int_equal(take_all(a, &fids[honest]).msgs, 2);
+    /* The fanout topic is now ours: more attack topics never evict it. */
+    cp2p_buf_reset(&b);
+    for (unsigned j = 0; j < 2000; j++) {
+        char t[32];
+        snprintf(t, sizeof(t), "more/%u", j);
+        assert_int_equal(cp2p__gs_rpc_sub_append(&b, t, true), 0);
+    }
+    assert_int_equal(cp2p__gs_on_rpc(a->r, &fids[honest], b.ptr, b.len, now), 0);
+    assert_int_equal(cp2p__gs_topic_peers(a->r, "honest/new", NULL, 0), 1);
+    assert_int_equal(cp2p__gs_topic_peers(a->r, "mine", NULL, 0), 1);
+    /* Heartbeats keep everything consistent (no dangling topic pointers after evictions). */
+    for (int h = 0; h < 3; h++) {
+        now += 1000;
+        cp2p__gs_heartbeat(a->r, now);
+    }
+    for (size_t i = 0; i <= honest; i++) {
+        if (i == natt) {
+            continue;
+        }
+        cp2p__gs_remove_peer(a->r, &fids[i], now);
+    }
+    cp2p_buf_fini(&b);
+    fakes_fini();
+}
+
+/* Local topics have their own bound: EFULL past max_local_topics, whatever peers do. */
+static void local_topic_limit(void **state)
+{
+    (void)state;
+    cp2p__gs_config c = base_cfg();
+    c.max_local_topics = 3;
+    c.max_topics = 2;
+    node *a = node_new(&c);
+    assert_int_equal(cp2p__gs_subscribe(a->r, "l0", now), 0);
+    assert_int_equal(cp2p__gs_subscribe(a->r, "l1", now), 0);
+    assert_int_equal(cp2p__gs_subscribe(a->r, "l2", now), 0);
+    assert_int_equal(cp2p__gs_subscribe(a->r, "l3", now), CP2P_EFULL);
+    assert_int_equal(cp2p__gs_subscribe(a->r, "l0", now), 0); /* already: fine */
+    assert_int_equal(cp2p__gs_unsubscribe(a->r, "l2", now), 0);
+    assert_int_equal(cp2p__gs_subscribe(a->r, "l3", now), 0);
+    assert_int_equal(stats(a).topics_refused, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -952,6 +1070,8 @@ int main(void)
         cmocka_unit_test_teardown(outbox_bounded_and_frames_split, teardown),
         cmocka_unit_test_teardown(graylist, teardown),
         cmocka_unit_test_teardown(subscription_limit, teardown),
+        cmocka_unit_test_teardown(topic_table_exhaustion, teardown),
+        cmocka_unit_test_teardown(local_topic_limit, teardown),
         cmocka_unit_test_teardown(px_events, teardown),
         cmocka_unit_test_teardown(broken_promise, teardown),
         cmocka_unit_test_teardown(oversubscribed_mesh, teardown),
