@@ -190,6 +190,19 @@ CP2P_API CP2P_NODISCARD int cp2p_node_topic_peers(cp2p_node *n, const char *topi
 CP2P_API CP2P_NODISCARD int cp2p_node_mesh_peers(cp2p_node *n, const char *topic,
                                                  cp2p_peer_id *out, size_t max, size_t *total);
 
+/* The validator of every pubsub message before delivery and forwarding (NULL: accept all),
+ * replacing an earlier one. ON_LOOP: called on the loop, must answer at once. ON_POOL: called on
+ * a worker thread (it may block, e.g. check a transaction against a database); when the worker
+ * queue is full the message is dropped (IGNORE: no penalty for its sender) and counted
+ * (validations_dropped); a validation unanswered after the pubsub's validation timeout (5 s)
+ * counts as IGNORE. REJECT penalises the sender's score. Returns 0, CP2P_EINVAL, CP2P_ENOTSUP,
+ * CP2P_ECANCELED. */
+typedef cp2p_pubsub_verdict (*cp2p_node_validator)(void *ud, const char *topic,
+                                                   const cp2p_peer_id *from,
+                                                   const uint8_t *data, size_t len);
+CP2P_API CP2P_NODISCARD int cp2p_node_set_validator(cp2p_node *n, cp2p_node_validator cb,
+                                                    void *ud, cp2p_node_exec exec);
+
 /* Counters (a snapshot; any thread). */
 typedef struct cp2p_node_stats {
     uint64_t commands, commands_refused_full;
@@ -197,6 +210,7 @@ typedef struct cp2p_node_stats {
     uint64_t requests_handled, requests_refused_pool_full, requests_refused_handler;
     uint64_t events_delivered, events_dropped;
     uint64_t messages_delivered, messages_dropped; /* pubsub handler calls, pool-full drops */
+    uint64_t validations_queued, validations_dropped; /* pool validations, pool-full drops */
 } cp2p_node_stats;
 CP2P_API void cp2p_node_stats_get(cp2p_node *n, cp2p_node_stats *out);
 

@@ -31,7 +31,14 @@ typedef enum {
 } cmd_type;
 
 /* CMD_PUBSUB operations. */
-typedef enum { PS_SUBSCRIBE, PS_UNSUBSCRIBE, PS_PUBLISH, PS_TOPIC_PEERS, PS_MESH_PEERS } ps_op;
+typedef enum {
+    PS_SUBSCRIBE,
+    PS_UNSUBSCRIBE,
+    PS_PUBLISH,
+    PS_TOPIC_PEERS,
+    PS_MESH_PEERS,
+    PS_SET_VALIDATOR,
+} ps_op;
 
 /* CMD_DHT operations. */
 typedef enum { DHT_BOOTSTRAP, DHT_FIND_PEER, DHT_PUT, DHT_GET, DHT_PROVIDE, DHT_FIND_PROVIDERS, DHT_TABLE } dht_op;
@@ -66,6 +73,7 @@ typedef struct node_cmd {
     size_t nstrs;
     ps_op pop;             /* CMD_PUBSUB */
     cp2p_node_message_handler msg_cb;
+    cp2p_node_validator val_cb;
 } node_cmd;
 
 /* A registered request handler; lives until the node is freed. */
@@ -82,6 +90,9 @@ typedef struct node_proto {
 typedef struct node_job {
     bool is_event;           /* a connection event for the event handler, not a request */
     bool is_msg;             /* a pubsub message for a subscription handler */
+    bool is_validation;      /* a pubsub message for the validator; its verdict comes back */
+    uint64_t token;
+    cp2p_node_validator val_cb;
     cp2p_node_message_handler msg_cb;
     void *msg_ud;
     char *topic;
@@ -112,6 +123,9 @@ struct cp2p_node {
     cp2p_kad *kad;             /* the DHT when cfg.dht (loop thread only) */
     cp2p_pubsub *ps;           /* gossipsub when cfg.pubsub (loop thread only) */
     struct node_sub *subs;     /* subscription handlers (loop thread only) */
+    cp2p_node_validator val_cb; /* pubsub validator (loop thread only) */
+    void *val_ud;
+    cp2p_node_exec val_exec;
     node_proto *protos;        /* loop thread only */
     cp2p_node_event_handler ev_cb; /* loop thread only */
     void *ev_ud;
@@ -317,6 +331,14 @@ static void job_free(node_job *j)
 /* Answer a job on the loop thread. */
 static void job_answer(cp2p_node *n, node_job *j)
 {
+    if (j->is_validation) {
+        /* The pubsub may be gone (stopping) or the token expired: both are harmless. */
+        if (n->ps != NULL) {
+            (void)!cp2p_pubsub_validation_result(n->ps, j->token, (cp2p_pubsub_verdict)j->rc);
+        }
+        job_free(j);
+        return;
+    }
     if (j->rc == 0) {
         (void)!cp2p_reqresp_respond(j->r, j->resp.ptr, j->resp.len);
     } else {
@@ -391,7 +413,12 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&n->mu);
             continue;
         }
-        j->rc = j->proto->cb(j->proto->ud, &j->from, j->req, j->len, &j->resp);
+        if (j->is_validation) {
+            j->rc = (int)j->val_cb(j->msg_ud, j->topic, j->has_author ? &j->from : NULL, j->req,
+                                   j->len);
+        } else {
+            j->rc = j->proto->cb(j->proto->ud, &j->from, j->req, j->len, &j->resp);
+        }
         pthread_mutex_lock(&n->mu);
         (void)!cp2p__queue_push(&n->answers, j); /* sized for every job there can be */
         wake_locked(n);
@@ -643,6 +670,49 @@ static void on_ps_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
     pthread_mutex_unlock(&n->mu);
 }
 
+/* Every message passes here (the node's pubsub always validates asynchronously): no
+ * validator accepts, one on the loop answers at once, one on the pool gets a job whose verdict
+ * comes back through the answers queue; a full pool drops the message (IGNORE) and counts it. */
+static void on_ps_validate(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, uint64_t token, void *ud)
+{
+    cp2p_node *n = ud;
+    if (n->val_cb == NULL || n->val_exec == CP2P_NODE_ON_LOOP) {
+        cp2p_pubsub_verdict v = n->val_cb == NULL
+                                    ? CP2P_PUBSUB_ACCEPT
+                                    : n->val_cb(n->val_ud, m->topic, m->from, m->data, m->len);
+        (void)!cp2p_pubsub_validation_result(ps, token, v);
+        return;
+    }
+    node_job *j = cp2p_calloc(1, sizeof(*j));
+    if (j != NULL) {
+        j->is_validation = true;
+        j->token = token;
+        j->val_cb = n->val_cb;
+        j->msg_ud = n->val_ud;
+        j->topic = cp2p__memdup(m->topic, strlen(m->topic) + 1);
+        j->req = cp2p__memdup(m->len ? (const void *)m->data : "", m->len ? m->len : 1);
+        j->len = m->len;
+        if (m->from != NULL) {
+            j->from = *m->from;
+            j->has_author = true;
+        }
+    }
+    pthread_mutex_lock(&n->mu);
+    if (j == NULL || j->topic == NULL || j->req == NULL || n->workers_stop ||
+        cp2p__queue_push(&n->jobs, j) != 0) {
+        n->stats.validations_dropped++;
+        pthread_mutex_unlock(&n->mu);
+        if (j != NULL) {
+            job_free(j);
+        }
+        (void)!cp2p_pubsub_validation_result(ps, token, CP2P_PUBSUB_IGNORE);
+        return;
+    }
+    n->stats.validations_queued++;
+    pthread_cond_signal(&n->work);
+    pthread_mutex_unlock(&n->mu);
+}
+
 static void pubsub_run(cp2p_node *n, node_cmd *c)
 {
     int rc = 0;
@@ -680,6 +750,11 @@ static void pubsub_run(cp2p_node *n, node_cmd *c)
         break;
     case PS_PUBLISH:
         rc = cp2p_pubsub_publish(n->ps, c->text, c->data, c->len);
+        break;
+    case PS_SET_VALIDATOR:
+        n->val_cb = c->val_cb;
+        n->val_ud = c->hud;
+        n->val_exec = c->exec;
         break;
     case PS_TOPIC_PEERS:
     case PS_MESH_PEERS:
@@ -780,7 +855,7 @@ static void loop_shutdown(cp2p_node *n)
         job_answer(n, j);
     }
     while ((j = cp2p__queue_pop(&n->jobs)) != NULL) {
-        if (j->is_event || j->is_msg) {
+        if (j->is_event || j->is_msg || j->is_validation) {
             job_free(j); /* the node is going: an undelivered event is moot */
             continue;
         }
@@ -904,7 +979,12 @@ static int loop_start(cp2p_node *n)
         }
     }
     if (rc == 0 && n->cfg.pubsub) {
-        rc = cp2p_pubsub_new(n->host, &n->cfg.pubsub_cfg, &n->ps);
+        cp2p_pubsub_config pc = n->cfg.pubsub_cfg;
+        pc.async_validation = true; /* see on_ps_validate */
+        rc = cp2p_pubsub_new(n->host, &pc, &n->ps);
+        if (rc == 0) {
+            cp2p_pubsub_set_async_validator(n->ps, on_ps_validate, n);
+        }
     }
     if (rc == 0 && n->cfg.dht) {
         rc = cp2p_kad_new(n->host, &n->cfg.kad, &n->kad);
@@ -1630,4 +1710,27 @@ int cp2p_node_mesh_peers(cp2p_node *n, const char *topic, cp2p_peer_id *out, siz
                          size_t *total)
 {
     return ps_peers(n, PS_MESH_PEERS, topic, out, max, total);
+}
+
+int cp2p_node_set_validator(cp2p_node *n, cp2p_node_validator cb, void *ud, cp2p_node_exec exec)
+{
+    int rc;
+    if ((exec != CP2P_NODE_ON_LOOP && exec != CP2P_NODE_ON_POOL) ||
+        (exec == CP2P_NODE_ON_POOL && cb != NULL && n->nworkers == 0)) {
+        return CP2P_EINVAL;
+    }
+    if (!enter(n)) {
+        return CP2P_ECANCELED;
+    }
+    node_cmd *c = ps_cmd(n, PS_SET_VALIDATOR, "", &rc);
+    if (c != NULL) {
+        c->val_cb = cb;
+        c->hud = ud;
+        c->exec = exec;
+        if ((rc = cmd_run(n, c, CP2P_NODE_DHT_QUICK_MS)) == 0) {
+            cmd_release(n, c);
+        }
+    }
+    leave(n);
+    return rc;
 }
