@@ -629,6 +629,42 @@ typedef struct node_sub {
     cp2p_node_exec exec;
 } node_sub;
 
+/* A worker job holding a copy of a pubsub message (NULL when out of memory). */
+static node_job *msg_job(const cp2p_pubsub_msg *m)
+{
+    node_job *j = cp2p_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        return NULL;
+    }
+    j->topic = cp2p__memdup(m->topic, strlen(m->topic) + 1);
+    j->req = cp2p__memdup(m->len ? (const void *)m->data : "", m->len ? m->len : 1);
+    j->len = m->len;
+    if (m->from != NULL) {
+        j->from = *m->from;
+        j->has_author = true;
+    }
+    if (j->topic == NULL || j->req == NULL) {
+        job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* Queue j for the workers. Returns true with the node's mutex held (the caller counts, then
+ * signals and unlocks), or false, also with the mutex held, after freeing j: no job, the
+ * workers are stopping, or the queue is full. */
+static bool msg_job_queue(cp2p_node *n, node_job *j)
+{
+    pthread_mutex_lock(&n->mu);
+    if (j == NULL || n->workers_stop || cp2p__queue_push(&n->jobs, j) != 0) {
+        if (j != NULL) {
+            job_free(j);
+        }
+        return false;
+    }
+    return true;
+}
+
 static void on_ps_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
 {
     node_sub *s = ud;
@@ -641,28 +677,16 @@ static void on_ps_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
         pthread_mutex_unlock(&n->mu);
         return;
     }
-    node_job *j = cp2p_calloc(1, sizeof(*j));
+    node_job *j = msg_job(m);
     if (j != NULL) {
         j->is_msg = true;
         j->msg_cb = s->cb;
         j->msg_ud = s->ud;
-        j->topic = cp2p__memdup(m->topic, strlen(m->topic) + 1);
-        j->req = cp2p__memdup(m->len ? (const void *)m->data : "", m->len ? m->len : 1);
-        j->len = m->len;
-        if (m->from != NULL) {
-            j->from = *m->from;
-            j->has_author = true;
-        }
     }
-    pthread_mutex_lock(&n->mu);
-    if (j == NULL || j->topic == NULL || j->req == NULL || n->workers_stop ||
-        cp2p__queue_push(&n->jobs, j) != 0) {
+    if (!msg_job_queue(n, j)) {
         /* The pool is saturated: drop and count, never block the loop. */
         n->stats.messages_dropped++;
         pthread_mutex_unlock(&n->mu);
-        if (j != NULL) {
-            job_free(j);
-        }
         return;
     }
     n->stats.messages_delivered++;
@@ -683,28 +707,16 @@ static void on_ps_validate(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, uint64_t t
         (void)!cp2p_pubsub_validation_result(ps, token, v);
         return;
     }
-    node_job *j = cp2p_calloc(1, sizeof(*j));
+    node_job *j = msg_job(m);
     if (j != NULL) {
         j->is_validation = true;
         j->token = token;
         j->val_cb = n->val_cb;
         j->msg_ud = n->val_ud;
-        j->topic = cp2p__memdup(m->topic, strlen(m->topic) + 1);
-        j->req = cp2p__memdup(m->len ? (const void *)m->data : "", m->len ? m->len : 1);
-        j->len = m->len;
-        if (m->from != NULL) {
-            j->from = *m->from;
-            j->has_author = true;
-        }
     }
-    pthread_mutex_lock(&n->mu);
-    if (j == NULL || j->topic == NULL || j->req == NULL || n->workers_stop ||
-        cp2p__queue_push(&n->jobs, j) != 0) {
+    if (!msg_job_queue(n, j)) {
         n->stats.validations_dropped++;
         pthread_mutex_unlock(&n->mu);
-        if (j != NULL) {
-            job_free(j);
-        }
         (void)!cp2p_pubsub_validation_result(ps, token, CP2P_PUBSUB_IGNORE);
         return;
     }

@@ -80,6 +80,26 @@ static inline void assert_ping_ok(cp2p_conn *c)
     assert_int_equal(p.status, 0);
 }
 
+/* A new host with a fresh Ed25519 identity, listening on 127.0.0.1 (a free port), that redials
+ * no known peer at start. */
+static inline cp2p_host *harness_host(void)
+{
+    cp2p_host_config cfg;
+    cp2p_privkey *key;
+    cp2p_multiaddr *ma;
+    cp2p_host *h;
+    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, &key), 0);
+    cp2p_host_config_default(&cfg);
+    cfg.identity = key;
+    cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
+    assert_int_equal(cp2p_host_new(&loop, &cfg, &h), 0);
+    cp2p_privkey_free(key);
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", 20, &ma), 0);
+    assert_int_equal(cp2p_host_listen(h, ma), 0);
+    cp2p_multiaddr_free(ma);
+    return h;
+}
+
 static inline int setup(void **state)
 {
     (void)state;

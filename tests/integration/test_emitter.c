@@ -34,20 +34,9 @@ static cp2p_peer_id org_a[4];
 
 static void start_host(node *n, int idx)
 {
-    cp2p_host_config cfg;
-    cp2p_privkey *key;
-    cp2p_multiaddr *ma;
     memset(n, 0, sizeof(*n));
     n->idx = idx;
-    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, &key), 0);
-    cp2p_host_config_default(&cfg);
-    cfg.identity = key;
-    cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
-    assert_int_equal(cp2p_host_new(&loop, &cfg, &n->h), 0);
-    cp2p_privkey_free(key);
-    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", 20, &ma), 0);
-    assert_int_equal(cp2p_host_listen(n->h, ma), 0);
-    cp2p_multiaddr_free(ma);
+    n->h = harness_host();
 }
 
 static void on_msg(cp2p_host_emitter *he, const cp2p_peer_id *from, const uint8_t *msg,

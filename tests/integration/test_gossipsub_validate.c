@@ -35,19 +35,8 @@ static uv_timer_t answer_timer;
 
 static void start_node(node *n, bool async)
 {
-    cp2p_host_config cfg;
-    cp2p_privkey *key;
-    cp2p_multiaddr *ma;
     memset(n, 0, sizeof(*n));
-    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, &key), 0);
-    cp2p_host_config_default(&cfg);
-    cfg.identity = key;
-    cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
-    assert_int_equal(cp2p_host_new(&loop, &cfg, &n->h), 0);
-    cp2p_privkey_free(key);
-    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", 20, &ma), 0);
-    assert_int_equal(cp2p_host_listen(n->h, ma), 0);
-    cp2p_multiaddr_free(ma);
+    n->h = harness_host();
     cp2p_pubsub_config pc;
     cp2p_pubsub_config_default(&pc);
     const char *scored[] = {TOPIC};
