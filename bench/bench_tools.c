@@ -12,6 +12,17 @@
  *   rr ADDR PROTO INFLIGHT SECONDS SIZE      cp2p request-response round trips/s: INFLIGHT
  *                                            requests of SIZE random bytes kept outstanding on one
  *                                            connection for SECONDS, every answer checked
+ *   gs-net N MSGS SIZE INTERVAL_US [no-coalesce]
+ *                                            gossipsub: N nodes on one loop, each dialing 4
+ *                                            random others, one topic, MSGS signed messages of
+ *                                            SIZE bytes from random publishers, one every
+ *                                            INTERVAL_US: delivery latency p50/p99 and the
+ *                                            duplicate factor (router msgs_in / msgs_delivered)
+ *   gs-rate MSGS SIZE coalesce|no-coalesce signed|unsigned [WINDOW]
+ *                                            one publisher, 10 subscribers on one loop: MSGS
+ *                                            published as fast as the loop turns, at most
+ *                                            WINDOW (1000) not yet delivered everywhere: msgs/s,
+ *                                            frames and write syscalls per message, p50/p99
  * Results are printed as one JSON object per line. Plain sockets here, not libuv where libuv
  * would only add a loop around a blocking transfer: the point is the machine's limit. */
 #include <arpa/inet.h>
@@ -29,6 +40,7 @@
 #include <uv.h>
 
 #include <cp2p/keys.h>
+#include <cp2p/pubsub.h>
 #include <cp2p/reqresp.h>
 
 #include "crypto/noise/noise.h"
@@ -442,6 +454,403 @@ static void rr_bench(const char *addr, const char *proto, int inflight, double s
     (void)!uv_loop_close(loop);
 }
 
+/* ---- gossipsub (issue 6): many nodes on one loop, as tests/integration/test_gossipsub.c ---- */
+
+#define GS_TOPIC "bench"
+#define GS_MAXN 1000
+
+typedef struct {
+    cp2p_host *h;
+    cp2p_pubsub *ps;
+    uint32_t got; /* distinct messages delivered (or published) here */
+    uint8_t *seen;
+} gs_node;
+
+typedef struct {
+    uv_loop_t *loop;
+    gs_node *nodes;
+    int n;
+    uint32_t msgs, published, complete, window, dials_left;
+    size_t size;
+    uint64_t *sent_at, *lat, first_pub, last_done;
+    uint32_t *copies; /* per message: nodes that have it */
+    size_t nlat;
+    uint32_t rng, interval_us;
+    uint8_t *data;
+    uv_idle_t idle;
+    uv_timer_t tick;
+} gs_bench;
+
+static gs_bench G;
+
+/* xorshift32: the same topology and publishers as tests/interop/bench_gossipsub.mjs. */
+static uint32_t gs_rand(void)
+{
+    G.rng ^= G.rng << 13;
+    G.rng ^= G.rng >> 17;
+    G.rng ^= G.rng << 5;
+    return G.rng;
+}
+
+static void gs_on_msg(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud);
+
+/* Unsigned messages need an ID: their first 4 bytes, the message index. */
+static int gs_index_id(void *ud, const char *topic, const uint8_t *from, size_t from_len,
+                       const uint8_t *seqno, size_t seqno_len, const uint8_t *data, size_t len,
+                       uint8_t out[64])
+{
+    (void)ud, (void)topic, (void)from, (void)from_len, (void)seqno, (void)seqno_len;
+    if (len < 4) {
+        return CP2P_EINVAL;
+    }
+    memcpy(out, data, 4);
+    return 4;
+}
+
+static void gs_start(gs_node *n, bool no_coalesce, bool no_sign)
+{
+    cp2p_host_config cfg;
+    cp2p_pubsub_config pc;
+    cp2p_privkey *key;
+    cp2p_multiaddr *ma;
+    const char *scored[] = {GS_TOPIC};
+    memset(n, 0, sizeof(*n));
+    if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
+        exit(1);
+    }
+    cp2p_host_config_default(&cfg);
+    cfg.identity = key;
+    cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
+    if (cp2p_host_new(G.loop, &cfg, &n->h) != 0 ||
+        cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", 20, &ma) != 0) {
+        exit(1);
+    }
+    cp2p_privkey_free(key);
+    if (cp2p_host_listen(n->h, ma) != 0) {
+        fprintf(stderr, "gossipsub: cannot listen\n");
+        exit(1);
+    }
+    cp2p_multiaddr_free(ma);
+    cp2p_pubsub_config_default(&pc);
+    pc.scored_topics = scored;
+    pc.n_scored_topics = 1;
+    pc.no_coalesce = no_coalesce;
+    if (no_sign) {
+        pc.strict_no_sign = true;
+        pc.msg_id = gs_index_id;
+    }
+    n->seen = calloc(G.msgs, 1);
+    if (n->seen == NULL || cp2p_pubsub_new(n->h, &pc, &n->ps) != 0 ||
+        cp2p_pubsub_subscribe(n->ps, GS_TOPIC, gs_on_msg, n) != 0) {
+        fprintf(stderr, "gossipsub: cannot start pubsub\n");
+        exit(1);
+    }
+}
+
+static void gs_on_dial(cp2p_host *h, int status, cp2p_conn *c, void *ud)
+{
+    (void)h, (void)c, (void)ud;
+    if (status != 0) {
+        fprintf(stderr, "gossipsub: dial failed: %s\n", cp2p_strerror(status));
+        exit(1);
+    }
+    G.dials_left--;
+}
+
+static void gs_dial(int from, int to)
+{
+    cp2p_multiaddr *ma;
+    if (cp2p_host_listen_addr(G.nodes[to].h, 0, true, &ma) != 0 ||
+        cp2p_host_dial(G.nodes[from].h, ma, gs_on_dial, NULL) != 0) {
+        exit(1);
+    }
+    cp2p_multiaddr_free(ma);
+    G.dials_left++;
+}
+
+static void gs_run_while(const uint32_t *v, uint32_t until, double seconds, const char *what)
+{
+    double end = now_s() + seconds;
+    while (*v != until) {
+        uv_run(G.loop, UV_RUN_ONCE);
+        if (now_s() > end) {
+            fprintf(stderr, "gossipsub: %s not reached in %.0f s\n", what, seconds);
+            return;
+        }
+    }
+}
+
+static void gs_run_for(double seconds)
+{
+    double end = now_s() + seconds;
+    while (now_s() < end) {
+        uv_run(G.loop, UV_RUN_NOWAIT);
+        usleep(200);
+    }
+}
+
+/* Every node sees at least `want` subscribed peers and has a mesh peer. */
+static void gs_wait_mesh(size_t want)
+{
+    double end = now_s() + 30;
+    for (;;) {
+        bool ok = true;
+        for (int i = 0; i < G.n && ok; i++) {
+            ok = cp2p_pubsub_topic_peers(G.nodes[i].ps, GS_TOPIC, NULL, 0) >= want &&
+                 cp2p_pubsub_mesh_peers(G.nodes[i].ps, GS_TOPIC, NULL, 0) >= 1;
+        }
+        if (ok) {
+            return;
+        }
+        if (now_s() > end) {
+            fprintf(stderr, "gossipsub: meshes did not form\n");
+            exit(1);
+        }
+        uv_run(G.loop, UV_RUN_ONCE);
+    }
+}
+
+static void gs_publish_one(int pub)
+{
+    uint32_t idx = G.published++;
+    memcpy(G.data, &idx, 4);
+    G.sent_at[idx] = uv_hrtime();
+    if (G.first_pub == 0) {
+        G.first_pub = G.sent_at[idx];
+    }
+    G.nodes[pub].seen[idx] = 1;
+    G.nodes[pub].got++;
+    G.copies[idx] = 1;
+    int rc = cp2p_pubsub_publish(G.nodes[pub].ps, GS_TOPIC, G.data, G.size);
+    if (rc != 0) {
+        fprintf(stderr, "gossipsub: publish: %s\n", cp2p_strerror(rc));
+        exit(1);
+    }
+}
+
+static void gs_idle(uv_idle_t *h);
+
+static void gs_on_msg(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
+{
+    gs_node *n = ud;
+    uint32_t idx;
+    (void)ps;
+    if (m->len < 4) {
+        return;
+    }
+    memcpy(&idx, m->data, 4);
+    if (idx >= G.published || n->seen[idx]) {
+        return;
+    }
+    n->seen[idx] = 1;
+    n->got++;
+    uint64_t t = uv_hrtime();
+    G.lat[G.nlat++] = t - G.sent_at[idx];
+    if (++G.copies[idx] == (uint32_t)G.n) {
+        G.complete++;
+        G.last_done = t;
+        if (G.window > 0 && G.published < G.msgs && !uv_is_active((uv_handle_t *)&G.idle)) {
+            uv_idle_start(&G.idle, gs_idle); /* the window has room again */
+        }
+    }
+}
+
+static int gs_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double gs_pct(double p)
+{
+    return G.nlat ? (double)G.lat[(size_t)((double)(G.nlat - 1) * p)] / 1e6 : 0.0;
+}
+
+/* Write system calls of this process so far (Linux /proc/self/io). */
+static uint64_t gs_syscw(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    unsigned long long v = 0;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "syscw: %llu", &v) == 1) {
+            break;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return v;
+}
+
+static void gs_setup(int n, uint32_t msgs, size_t size)
+{
+    G.loop = uv_default_loop();
+    G.n = n;
+    G.msgs = msgs;
+    G.size = size < 4 ? 4 : size;
+    G.nodes = calloc((size_t)n, sizeof(*G.nodes));
+    G.sent_at = calloc(msgs, sizeof(*G.sent_at));
+    G.copies = calloc(msgs, sizeof(*G.copies));
+    G.lat = calloc((size_t)msgs * (size_t)n, sizeof(*G.lat));
+    G.data = calloc(1, G.size);
+    if (G.nodes == NULL || G.sent_at == NULL || G.copies == NULL || G.lat == NULL ||
+        G.data == NULL) {
+        exit(1);
+    }
+    memset(G.data + 4, 0xab, G.size - 4);
+    uv_idle_init(G.loop, &G.idle);
+    uv_timer_init(G.loop, &G.tick);
+}
+
+static void gs_teardown(void)
+{
+    for (int i = 0; i < G.n; i++) {
+        cp2p_pubsub_close(G.nodes[i].ps);
+        cp2p_host_close(G.nodes[i].h, NULL, NULL);
+        free(G.nodes[i].seen);
+    }
+    uv_close((uv_handle_t *)&G.idle, NULL);
+    uv_close((uv_handle_t *)&G.tick, NULL);
+    uv_run(G.loop, UV_RUN_DEFAULT);
+    free(G.nodes);
+    free(G.sent_at);
+    free(G.copies);
+    free(G.lat);
+    free(G.data);
+}
+
+/* N nodes in a random sparse topology (each dials 4 random others), one topic, MSGS messages
+ * of SIZE bytes from random publishers, one every INTERVAL_US (a schedule kept from the start,
+ * not from the previous publish). */
+static uint64_t gs_t0;
+
+static void gs_on_tick(uv_timer_t *t)
+{
+    (void)t;
+    uint64_t now = uv_hrtime();
+    while (G.published < G.msgs && now >= gs_t0 + (uint64_t)G.published * G.interval_us * 1000) {
+        gs_publish_one((int)(gs_rand() % (uint32_t)G.n));
+    }
+    if (G.published == G.msgs) {
+        uv_timer_stop(&G.tick);
+    }
+}
+
+static void gs_net(int n, uint32_t msgs, size_t size, uint32_t interval_us, bool no_coalesce)
+{
+    if (n < 5 || n > GS_MAXN || msgs == 0) {
+        fprintf(stderr, "gs-net: 5 <= N <= %d, MSGS > 0\n", GS_MAXN);
+        exit(2);
+    }
+    gs_setup(n, msgs, size);
+    G.rng = 12345;
+    G.interval_us = interval_us;
+    for (int i = 0; i < n; i++) {
+        gs_start(&G.nodes[i], no_coalesce, false);
+    }
+    uint8_t *adj = calloc((size_t)n * (size_t)n, 1);
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 4; k++) {
+            int j;
+            do {
+                j = (int)(gs_rand() % (uint32_t)n);
+            } while (j == i || adj[i * n + j]);
+            adj[i * n + j] = adj[j * n + i] = 1;
+            gs_dial(i, j);
+        }
+    }
+    free(adj);
+    double t_setup = now_s();
+    gs_run_while(&G.dials_left, 0, 30, "all dials");
+    gs_wait_mesh(1);
+    gs_run_for(2.5); /* a couple of heartbeats: meshes settle */
+    t_setup = now_s() - t_setup;
+    gs_t0 = uv_hrtime();
+    uv_timer_start(&G.tick, gs_on_tick, 1, 1);
+    gs_run_while(&G.complete, msgs, 60, "delivery of every message");
+    double took = (double)(uv_hrtime() - gs_t0) / 1e9;
+    gs_run_for(1.0); /* late duplicates count too */
+    uint64_t copies = 0, delivered = 0, missing = 0, drops = 0;
+    for (int i = 0; i < n; i++) {
+        cp2p_pubsub_stats st;
+        cp2p_pubsub_stats_get(G.nodes[i].ps, &st);
+        copies += st.msgs_in;
+        delivered += st.msgs_delivered;
+        drops += st.outbox_drops;
+        missing += msgs - G.nodes[i].got;
+    }
+    qsort(G.lat, G.nlat, sizeof(*G.lat), gs_cmp_u64);
+    printf("{\"bench\":\"cp2p_gossipsub_net\",\"nodes\":%d,\"msgs\":%u,\"size\":%zu,"
+           "\"interval_us\":%u,\"coalesce\":%s,\"missing\":%llu,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+           "\"max_ms\":%.2f,\"dup_factor\":%.2f,\"outbox_drops\":%llu,\"setup_s\":%.1f,"
+           "\"seconds\":%.2f}\n",
+           n, msgs, G.size, interval_us, no_coalesce ? "false" : "true",
+           (unsigned long long)missing, gs_pct(0.5), gs_pct(0.99), gs_pct(1.0),
+           delivered ? (double)copies / (double)delivered : 0.0, (unsigned long long)drops,
+           t_setup, took);
+    gs_teardown();
+}
+
+/* One publisher and 10 subscribers (each connected to the publisher only): MSGS messages of
+ * SIZE bytes published as fast as the loop turns, at most WINDOW not yet delivered everywhere
+ * (the router's per-peer outbox holds 1024), until every subscriber has every message. */
+static void gs_idle(uv_idle_t *h)
+{
+    while (G.published < G.msgs && G.published - G.complete < G.window) {
+        gs_publish_one(0);
+    }
+    uv_idle_stop(h); /* restarted by a delivery that frees room in the window */
+}
+
+static void gs_rate(uint32_t msgs, size_t size, bool no_coalesce, bool no_sign, uint32_t window)
+{
+    const int n = 11;
+    if (msgs == 0 || window == 0) {
+        exit(2);
+    }
+    gs_setup(n, msgs, size);
+    G.window = window;
+    for (int i = 0; i < n; i++) {
+        gs_start(&G.nodes[i], no_coalesce, no_sign);
+    }
+    for (int i = 1; i < n; i++) {
+        gs_dial(i, 0);
+    }
+    gs_run_while(&G.dials_left, 0, 30, "all dials");
+    gs_wait_mesh(1);
+    double end = now_s() + 10;
+    while (cp2p_pubsub_mesh_peers(G.nodes[0].ps, GS_TOPIC, NULL, 0) < (size_t)n - 1 &&
+           now_s() < end) {
+        uv_run(G.loop, UV_RUN_ONCE);
+    }
+    gs_run_for(0.5);
+    cp2p_pubsub_stats st0, st1;
+    cp2p_pubsub_stats_get(G.nodes[0].ps, &st0);
+    uint64_t w0 = gs_syscw();
+    uv_idle_start(&G.idle, gs_idle);
+    gs_run_while(&G.complete, msgs, 60, "delivery of every message");
+    uint64_t w1 = gs_syscw();
+    cp2p_pubsub_stats_get(G.nodes[0].ps, &st1);
+    double took = (double)(G.last_done - G.first_pub) / 1e9;
+    uint64_t drops = 0;
+    for (int i = 0; i < n; i++) {
+        cp2p_pubsub_stats st;
+        cp2p_pubsub_stats_get(G.nodes[i].ps, &st);
+        drops += st.outbox_drops;
+    }
+    qsort(G.lat, G.nlat, sizeof(*G.lat), gs_cmp_u64);
+    printf("{\"bench\":\"cp2p_gossipsub_rate\",\"subscribers\":%d,\"msgs\":%u,\"size\":%zu,"
+           "\"window\":%u,\"signed\":%s,\"coalesce\":%s,\"complete\":%u,\"seconds\":%.3f,"
+           "\"per_s\":%.0f,\"frames_per_msg\":%.3f,\"write_syscalls_per_msg\":%.3f,"
+           "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"outbox_drops\":%llu}\n",
+           n - 1, msgs, G.size, window, no_sign ? "false" : "true",
+           no_coalesce ? "false" : "true", G.complete, took, (double)G.complete / took,
+           (double)(st1.frames_out - st0.frames_out) / msgs, (double)(w1 - w0) / msgs,
+           gs_pct(0.5), gs_pct(0.99), (unsigned long long)drops);
+    gs_teardown();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -468,6 +877,14 @@ int main(int argc, char **argv)
     } else if (strcmp(m, "rr") == 0 && argc > 6) {
         rr_bench(argv[2], argv[3], (int)strtol(argv[4], NULL, 10), strtod(argv[5], NULL),
                  (size_t)strtoull(argv[6], NULL, 10));
+    } else if (strcmp(m, "gs-net") == 0 && argc > 5) {
+        gs_net((int)strtol(argv[2], NULL, 10), (uint32_t)strtoul(argv[3], NULL, 10),
+               (size_t)strtoull(argv[4], NULL, 10), (uint32_t)strtoul(argv[5], NULL, 10),
+               argc > 6 && strcmp(argv[6], "no-coalesce") == 0);
+    } else if (strcmp(m, "gs-rate") == 0 && argc > 4) {
+        gs_rate((uint32_t)strtoul(argv[2], NULL, 10), (size_t)strtoull(argv[3], NULL, 10),
+                strcmp(argv[4], "no-coalesce") == 0, argc > 5 && strcmp(argv[5], "unsigned") == 0,
+                argc > 6 ? (uint32_t)strtoul(argv[6], NULL, 10) : 1000);
     } else if (strcmp(m, "handshakes") == 0 && argc > 2) {
         handshakes((int)strtol(argv[2], NULL, 10));
     } else {

@@ -2,6 +2,8 @@
 # `make bench`: cp2p against baselines measured in the same run on this machine. Prints each
 # figure and its ratio; the targets are those of the transport issue (docs/BENCHMARKS.md).
 # Not a test: nothing here fails on a slow machine.
+#   bench/run.sh [BUILD]             everything
+#   bench/run.sh BUILD gossipsub     the gossipsub section only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -13,6 +15,64 @@ port=$((20000 + RANDOM % 20000))
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 json() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
+
+# Gossipsub (issue 6). (1) N nodes on loopback, each dialing 4 random others, one topic, 1 KiB
+# messages from random publishers on a fixed schedule: cp2p at N = 100 alone, then cp2p and
+# js-libp2p side by side at the N that js-libp2p manages on this machine (50), same graph,
+# publishers and schedule. (2) One cp2p publisher pushing 100-byte messages to 10 subscribers
+# as fast as it can (at most WINDOW not yet everywhere), with write coalescing and without.
+GS_N=${BENCH_GS_N:-100}
+GS_MSGS=${BENCH_GS_MSGS:-500}
+GS_INTERVAL_US=${BENCH_GS_INTERVAL_US:-20000}
+GS_JS_N=${BENCH_GS_JS_N:-50}
+GS_JS_MSGS=${BENCH_GS_JS_MSGS:-100}
+GS_JS_INTERVAL_US=${BENCH_GS_JS_INTERVAL_US:-200000}
+GS_RATE_MSGS=${BENCH_GS_RATE_MSGS:-20000}
+gossipsub_bench() {
+    echo "== gossipsub: $GS_N cp2p nodes, $GS_MSGS x 1 KiB, one every $GS_INTERVAL_US us"
+    local net net_c net_js r_c r_n r1_c r1_n rs_c rs_n
+    net=$("$B/bench_tools" gs-net "$GS_N" "$GS_MSGS" 1024 "$GS_INTERVAL_US"); echo "$net"
+    echo "== gossipsub: $GS_JS_N nodes, $GS_JS_MSGS x 1 KiB, one every $GS_JS_INTERVAL_US us, cp2p then js-libp2p"
+    net_c=$("$B/bench_tools" gs-net "$GS_JS_N" "$GS_JS_MSGS" 1024 "$GS_JS_INTERVAL_US"); echo "$net_c"
+    net_js=$(node tests/interop/bench_gossipsub.mjs "$GS_JS_N" "$GS_JS_MSGS" 1024 "$GS_JS_INTERVAL_US")
+    echo "$net_js"
+    echo "== gossipsub: 1 publisher -> 10 subscribers, 100-byte messages, coalescing on and off"
+    r_c=$("$B/bench_tools" gs-rate "$GS_RATE_MSGS" 100 coalesce unsigned 100); echo "$r_c"
+    r_n=$("$B/bench_tools" gs-rate "$GS_RATE_MSGS" 100 no-coalesce unsigned 100); echo "$r_n"
+    r1_c=$("$B/bench_tools" gs-rate $((GS_RATE_MSGS / 4)) 100 coalesce unsigned 1); echo "$r1_c"
+    r1_n=$("$B/bench_tools" gs-rate $((GS_RATE_MSGS / 4)) 100 no-coalesce unsigned 1); echo "$r1_n"
+    rs_c=$("$B/bench_tools" gs-rate $((GS_RATE_MSGS / 4)) 100 coalesce signed 100); echo "$rs_c"
+    rs_n=$("$B/bench_tools" gs-rate $((GS_RATE_MSGS / 4)) 100 no-coalesce signed 100); echo "$rs_n"
+    awk -v n="$GS_N" -v jn="$GS_JS_N" \
+        -v p50="$(json "$net" p50_ms)" -v p99="$(json "$net" p99_ms)" -v dup="$(json "$net" dup_factor)" \
+        -v cp50="$(json "$net_c" p50_ms)" -v cp99="$(json "$net_c" p99_ms)" -v cdup="$(json "$net_c" dup_factor)" \
+        -v jp50="$(json "$net_js" p50_ms)" -v jp99="$(json "$net_js" p99_ms)" -v jdup="$(json "$net_js" dup_factor)" \
+        -v rc="$(json "$r_c" per_s)" -v rn="$(json "$r_n" per_s)" \
+        -v fc="$(json "$r_c" frames_per_msg)" -v fn="$(json "$r_n" frames_per_msg)" \
+        -v sc="$(json "$r_c" write_syscalls_per_msg)" -v sn="$(json "$r_n" write_syscalls_per_msg)" \
+        -v qc="$(json "$r_c" p99_ms)" -v qn="$(json "$r_n" p99_ms)" \
+        -v q1c="$(json "$r1_c" p99_ms)" -v q1n="$(json "$r1_n" p99_ms)" \
+        -v rsc="$(json "$rs_c" per_s)" -v rsn="$(json "$rs_n" per_s)" 'BEGIN {
+        printf "\n%-44s %10s %10s %8s\n", "gossipsub figure", "cp2p", "js-libp2p", "ratio"
+        printf "%-44s %10.2f %10.2f %8.2f\n", "latency p50 ms, " jn " nodes (js / cp2p)", cp50, jp50, jp50 / cp50
+        printf "%-44s %10.2f %10.2f %8.2f\n", "latency p99 ms, " jn " nodes (js / cp2p)", cp99, jp99, jp99 / cp99
+        printf "%-44s %10.2f %10.2f\n", "duplicate factor, " jn " nodes", cdup, jdup
+        printf "%-44s %10.2f\n", "latency p50 ms, " n " nodes (cp2p only)", p50
+        printf "%-44s %10.2f\n", "latency p99 ms, " n " nodes (cp2p only)", p99
+        printf "%-44s %10.2f\n", "duplicate factor, " n " nodes (cp2p only)", dup
+        printf "\n%-44s %10s %10s %8s\n", "one publisher, 10 subscribers", "coalesce", "no_coal.", "ratio"
+        printf "%-44s %10.0f %10.0f %8.2f\n", "msgs/s, 100 B, 100 in flight", rc, rn, rc / rn
+        printf "%-44s %10.3f %10.3f %8.3f\n", "frames written per message", fc, fn, fc / fn
+        printf "%-44s %10.3f %10.3f %8.2f\n", "write syscalls per message (process)", sc, sn, sc / sn
+        printf "%-44s %10.2f %10.2f %8.2f\n", "delivery p99 ms, 100 in flight", qc, qn, qc / qn
+        printf "%-44s %10.2f %10.2f %8.2f\n", "delivery p99 ms, 1 in flight", q1c, q1n, q1c / q1n
+        printf "%-44s %10.0f %10.0f %8.2f\n", "msgs/s, signed (StrictSign), 100 in flight", rsc, rsn, rsc / rsn
+    }'
+}
+if [ "${2:-}" = gossipsub ]; then
+    gossipsub_bench
+    exit 0
+fi
 
 echo "== raw TCP, one direction, $BYTES bytes"
 "$B/bench_tools" raw-sink $port >/dev/null & sink=$!; sleep 0.2
@@ -88,3 +148,5 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 5)\n", "req/resp 1 KiB/s, 1 in flight vs js-libp2p", rr1, jrr1, rr1 / jrr1
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 5)\n", "req/resp 1 KiB/s, 64 in flight vs js-libp2p", rr64, jrr64, rr64 / jrr64
 }'
+
+gossipsub_bench
