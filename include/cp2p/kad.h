@@ -95,7 +95,8 @@ typedef struct cp2p_kad_peer_info {
     size_t n_addrs;
 } cp2p_kad_peer_info;
 
-/* Find a peer's addresses: answers at once when connected, else looks the peer up (FIND_NODE
+/* Find a peer's addresses: answers at once when connected and its addresses are known (from
+ * identify or earlier), else looks the peer up (FIND_NODE
  * on its ID) and stops when a peer returns it. cb gets status 0 and the peer, or CP2P_ENOENT
  * (the lookup ended without it), CP2P_ETIMEDOUT, CP2P_ECANCELED. Returns 0, CP2P_EINVAL (self),
  * CP2P_ESTATE (the table is empty: bootstrap first), CP2P_ENOMEM. */
@@ -163,7 +164,7 @@ CP2P_API int cp2p_kad_accept_any(void *ud, const uint8_t *key, size_t key_len,
 typedef struct cp2p_kad_stats {
     uint64_t table_size, table_added, table_removed, table_refused_diversity;
     uint64_t requests_in, requests_refused_rate, requests_bad, responses_sent;
-    uint64_t queries_out, queries_failed, lookups, lookups_timed_out;
+    uint64_t queries_out, queries_failed, queries_deferred, lookups, lookups_timed_out;
     uint64_t closer_dropped, values_invalid, records_stored, providers_stored;
     uint64_t liveness_checks, liveness_failed, bootstraps;
 } cp2p_kad_stats;

@@ -510,6 +510,9 @@
 /* Addresses learned from DHT answers live in the peerstore for 30 min (our choice: long
  * enough to dial the peers a lookup found; go uses minutes-long temporary TTLs). */
 #define CP2P_KAD_ADDR_TTL_MS (30 * 60 * 1000)
+/* Pings of one liveness check when they time out on a live connection (our choice: one retry,
+ * so a peer busy for one query timeout is not dropped from the table). */
+#define CP2P_KAD_CHECK_PINGS 2
 /* Liveness checks (dial + ping) in flight at once (our choice). */
 #define CP2P_KAD_MAX_CHECKS 16
 /* Values a GET collects from different peers before choosing the best (our choice: k). */

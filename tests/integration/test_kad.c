@@ -63,7 +63,7 @@ static void start_kad(node *n, const char *bootstrap, const char *protocol, cp2p
     kc.mode = mode;
     kc.bootstrap = boot;
     kc.n_bootstrap = bootstrap != NULL;
-    kc.query_timeout_ms = 3000;
+    /* The default query timeout (10 s): CI runs this under ASan next to other heavy tests. */
     assert_int_equal(cp2p_kad_new(n->h, &kc, &n->kad), 0);
     assert_int_equal(cp2p_kad_add_validator(n->kad, "test", cp2p_kad_accept_any, NULL, NULL), 0);
 }
@@ -116,6 +116,14 @@ static void on_found(cp2p_kad *kad, int status, const cp2p_kad_peer_info *p, voi
     w->pending--;
     if (status != 0) {
         w->failed++;
+        if (w->failed <= 5) {
+            cp2p_kad_stats st;
+            cp2p_kad_stats_get(kad, &st);
+            print_message("find_peer failed: %s (table %llu, queries failed %llu, deferred %llu)\n",
+                          cp2p_strerror(status), (unsigned long long)st.table_size,
+                          (unsigned long long)st.queries_failed,
+                          (unsigned long long)st.queries_deferred);
+        }
         return;
     }
     w->ok++;
@@ -176,6 +184,17 @@ static void on_providers(cp2p_kad *kad, int status, const cp2p_kad_peer_info *p,
     }
 }
 
+static bool in_table(int at, int who)
+{
+    cp2p_peer_id p;
+    for (size_t k = 0; cp2p_kad_table_peer(nodes[at].kad, k, &p); k++) {
+        if (cp2p_peer_id_equal(&p, cp2p_host_peer_id(nodes[who].h))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Every live node finds every other live node; returns the failures. */
 static int find_all(void)
 {
@@ -184,6 +203,7 @@ static int find_all(void)
         if (!nodes[i].alive) {
             continue;
         }
+        int failed_before = w.failed;
         for (int j = 0; j < N; j++) {
             if (i == j || !nodes[j].alive) {
                 continue;
@@ -194,6 +214,27 @@ static int find_all(void)
             w.pending++;
         }
         wait_count(&w); /* one node's lookups at a time keeps the loop's work bounded */
+        if (w.failed > failed_before) {
+            /* Diagnose: which targets, and how many tables hold them. */
+            for (int j = 0; j < N; j++) {
+                if (i == j || !nodes[j].alive) {
+                    continue;
+                }
+                waiter one = {.pending = 1};
+                assert_int_equal(cp2p_kad_find_peer(nodes[i].kad, cp2p_host_peer_id(nodes[j].h),
+                                                    on_found, &one),
+                                 0);
+                wait_count(&one);
+                if (one.failed) {
+                    int holders = 0;
+                    for (int k = 0; k < N; k++) {
+                        holders += k != j && nodes[k].alive && in_table(k, j);
+                    }
+                    print_message("node %d cannot find node %d: %d tables hold it, %s\n", i, j,
+                                  holders, in_table(i, j) ? "its own too" : "not its own");
+                }
+            }
+        }
     }
     print_message("find_peer: %d found, %d failed\n", w.ok, w.failed);
     return w.failed;

@@ -83,6 +83,8 @@ struct kad_query {
     size_t msg_len;
     bool one_way;          /* written and closed, no answer (ADD_PROVIDER, PUT phase) */
     bool expect_answer;    /* one-way sends still count their write result */
+    bool deferred;         /* the host's dialer was full (CP2P_EFULL): dial again at the next
+                              tick, until the lookup gives up on this peer */
 };
 
 /* A liveness check: dial if needed, then ping. */
@@ -90,6 +92,7 @@ typedef struct kad_check {
     struct kad_check *next, *prev;
     cp2p_kad *kad;
     cp2p_peer_id peer;
+    unsigned pings;       /* pings sent: a slow answer gets a second chance */
 } kad_check;
 
 /* An inbound stream being served. */
@@ -388,14 +391,25 @@ static void check_done(kad_check *c, bool alive)
     check_free(c);
 }
 
+static void check_ping(kad_check *c, cp2p_conn *conn);
+
 static void on_check_ping(cp2p_conn *conn, int status, uint64_t rtt_ns, void *ud)
 {
-    (void)conn, (void)rtt_ns;
-    check_done(ud, status == 0);
+    kad_check *c = ud;
+    (void)rtt_ns;
+    /* A ping that timed out on a live connection is retried once (a busy peer is not a dead
+     * one); a reset, a closed connection or a second time-out is final. */
+    if (status == CP2P_ETIMEDOUT && c->kad != NULL && c->pings < CP2P_KAD_CHECK_PINGS &&
+        cp2p_host_conn_to(c->kad->h, &c->peer) == conn) {
+        check_ping(c, conn);
+        return;
+    }
+    check_done(c, status == 0);
 }
 
 static void check_ping(kad_check *c, cp2p_conn *conn)
 {
+    c->pings++;
     if (cp2p_ping(conn, c->kad->cfg.query_timeout_ms, on_check_ping, c) != 0) {
         check_done(c, false);
     }
@@ -745,11 +759,44 @@ static int query_start(kad_op *op, const cp2p_peer_id *peer, const cp2p__kad_msg
         rc = query_send(q, conn);
     } else {
         rc = cp2p_host_dial_peer(kad->h, peer, on_query_dialed, q);
+        if (rc == CP2P_EFULL) {
+            /* A burst of lookups can fill the dialer (max_peer_dials): not this peer's fault.
+             * Wait for room rather than fail it; the lookup's query timeout still applies. */
+            q->deferred = true;
+            kad->stats.queries_deferred++;
+            return 0;
+        }
     }
     if (rc != 0) {
         query_free(q);
     }
     return rc;
+}
+
+/* Dial again for the deferred queries (from the timer); those the lookup gave up on go. */
+static void retry_deferred(cp2p_kad *kad)
+{
+    for (kad_query *q = kad->queries, *next; q != NULL; q = next) {
+        next = q->next;
+        if (!q->deferred) {
+            continue;
+        }
+        if (q->op == NULL) {
+            query_free(q);
+            continue;
+        }
+        cp2p_conn *conn = cp2p_host_conn_to(kad->h, &q->peer);
+        int rc = conn != NULL ? query_send(q, conn)
+                              : cp2p_host_dial_peer(kad->h, &q->peer, on_query_dialed, q);
+        if (rc == CP2P_EFULL) {
+            return; /* still full: the rest wait too */
+        }
+        q->deferred = false;
+        if (rc != 0) {
+            query_failed(q, rc); /* may free other deferred queries' ops: restart next tick */
+            return;
+        }
+    }
 }
 
 static cp2p__kad_type op_msg_type(const kad_op *op)
@@ -969,8 +1016,11 @@ static void op_pump(kad_op *op)
         }
         return;
     }
-    if (op->type == OP_FIND_PEER && cp2p_host_conn_to(kad->h, &op->target) != NULL) {
-        op_finish(op, 0); /* connected: its addresses are known */
+    if (op->type == OP_FIND_PEER && cp2p_host_conn_to(kad->h, &op->target) != NULL &&
+        peer_has_addrs(kad, &op->target)) {
+        /* Connected and its addresses are known (a peer that just connected to us may not
+         * have told us its listen addresses yet: then look it up). */
+        op_finish(op, 0);
         return;
     }
     cp2p__kad_msg m = {.type = op_msg_type(op), .key = op->key, .key_len = op->key_len};
@@ -991,10 +1041,7 @@ static void op_pump(kad_op *op)
     if (cp2p__kad_lookup_done(op->lookup)) {
         int status = cp2p__kad_lookup_timed_out(op->lookup) ? CP2P_ETIMEDOUT : 0;
         if (op->type == OP_FIND_PEER) {
-            status = cp2p_host_conn_to(kad->h, &op->target) != NULL ||
-                             peer_has_addrs(kad, &op->target)
-                         ? 0
-                         : (status != 0 ? status : CP2P_ENOENT);
+            status = peer_has_addrs(kad, &op->target) ? 0 : (status != 0 ? status : CP2P_ENOENT);
         } else if (status == CP2P_ETIMEDOUT && op->type != OP_FIND_PROVIDERS &&
                    op->type != OP_GET) {
             /* A timed-out lookup still returns what it found. */
@@ -1503,6 +1550,7 @@ static void on_timer(uv_timer_t *t)
     cp2p_kad *kad = t->data;
     uint64_t now = kad_now(kad);
     cp2p_peer_id timed_out[CP2P_KAD_MAX_ALPHA];
+    retry_deferred(kad);
     /* Drive every lookup: time-outs, then new queries (op_pump may free the op). */
     for (kad_op *op = kad->ops, *next; op != NULL; op = next) {
         next = op->next;
@@ -1730,6 +1778,9 @@ void cp2p_kad_close(cp2p_kad *kad)
         q->kad = NULL;
         q->op = NULL;
         q->next = q->prev = NULL;
+        if (q->deferred) {
+            query_free(q); /* nothing of the host's refers to it */
+        }
     }
     for (kad_check *c = kad->checks, *next; c != NULL; c = next) {
         next = c->next;
