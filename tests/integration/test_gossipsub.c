@@ -254,6 +254,19 @@ static void hundred_nodes(void **state)
         copies += st.msgs_in;
         delivered += st.msgs_delivered;
     }
+    size_t mesh_total = 0, conns_total = 0;
+    uint64_t dw_sent = 0, dw_supp = 0;
+    for (int i = 0; i < n; i++) {
+        mesh_total += cp2p_pubsub_mesh_peers(nodes[i].ps, TOPIC, NULL, 0);
+        conns_total += cp2p_pubsub_topic_peers(nodes[i].ps, TOPIC, NULL, 0);
+        cp2p_pubsub_stats st;
+        cp2p_pubsub_stats_get(nodes[i].ps, &st);
+        dw_sent += st.idontwant_sent;
+        dw_supp += st.idontwant_suppressed;
+    }
+    print_message("mean mesh %.2f, mean topic peers %.2f, IDONTWANT sent %llu, copies suppressed %llu\n",
+                  (double)mesh_total / n, (double)conns_total / n, (unsigned long long)dw_sent,
+                  (unsigned long long)dw_supp);
     qsort(latencies, nlat, sizeof(*latencies), cmp_u64);
     print_message("100 nodes, 1000 x 1 KiB: %zu deliveries missing, latency p50 %.2f ms p99 %.2f ms, "
                   "duplicate factor %.2f (copies received per delivered message)\n",
