@@ -163,6 +163,9 @@ typedef struct cp2p_pubsub_stats {
     /* PRUNEs received; peers suggested by them (PX) passed on / ignored (sender's score below
      * the accept-PX threshold); remote topics refused / evicted by the bounded topic table. */
     uint64_t prunes_in, px_events, px_ignored, topics_refused, topics_evicted;
+    /* Signed peer records carried by PX: opened (their addresses went to the peerstore) /
+     * refused (malformed, bad signature, or not the suggested peer's). */
+    uint64_t px_records_ok, px_records_bad;
 } cp2p_pubsub_stats;
 CP2P_API void cp2p_pubsub_stats_get(const cp2p_pubsub *ps, cp2p_pubsub_stats *out);
 

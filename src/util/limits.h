@@ -571,4 +571,17 @@
 /* Retry delay of an emission that failed for lack of memory (our choice). */
 #define CP2P_HOST_EMITTER_RETRY_MS 10
 
+/* ---- crypto: signed peer records (src/crypto/peer_record.c; gossipsub PX in gossipsub_uv.c) */
+/* Largest signed envelope opened. Our choice: an Ed25519 envelope with 32 TCP/QUIC addresses
+ * is about 1.3 KiB; 4 KiB still fits an RSA-2048 key and signature (about 560 bytes) with
+ * them. Checked before anything is decoded. */
+#define CP2P_PEER_RECORD_MAX 4096
+/* Addresses kept from one record; the rest are dropped and counted (our choice: the
+ * peerstore's default per-peer cap, CP2P_PEERSTORE_MAX_ADDRS_DEFAULT, is 32 too). */
+#define CP2P_PEER_RECORD_MAX_ADDRS 32
+/* TTL of the addresses learned from a PX signed peer record. go-libp2p-pubsub's pxConnect
+ * consumes the record with peerstore.TempAddrTTL (2 minutes): long enough for the dial that
+ * follows at once, short enough that a replayed old record ages out quickly. */
+#define CP2P_GS_PX_ADDR_TTL_MS (2 * 60 * 1000)
+
 #endif

@@ -251,6 +251,10 @@ test('js PRUNE with PX and backoff is understood by cp2p', { timeout: 20_000 }, 
   ])
   const st = await c2.node.stats()
   assert.ok(st.px_dials >= 2, `px_dials ${st.px_dials}`)
+  // js puts in the PX the signed peer record it got from r2's identify (cp2p's r1 sends none):
+  // cp2p opened and verified it.
+  assert.ok(st.px_records_ok >= 1, `px_records_ok ${st.px_records_ok}`)
+  assert.equal(st.px_records_bad, 0)
   assert.equal(st.rpcs_refused, 0)
   assert.ok(!(await mesh(c2, T)).includes(j2.id))
   // Rejoin at once: c2 (mesh below D_lo) wants j2 back but must wait out the backoff.

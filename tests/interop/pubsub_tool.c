@@ -320,6 +320,8 @@ static void stats_command(void)
     F(outbox_drops);
     F(penalties);
     F(px_dials);
+    F(px_records_ok);
+    F(px_records_bad);
 #undef F
     printf(",\"scores\":{");
     size_t k = 0;

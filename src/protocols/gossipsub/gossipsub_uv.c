@@ -15,6 +15,7 @@
 #include <cp2p/codec.h>
 #include <cp2p/pubsub.h>
 
+#include "crypto/peer_record.h"
 #include "protocols/gossipsub/gs_router.h"
 #include "swarm/swarm.h"
 #include "util/alloc.h"
@@ -310,6 +311,61 @@ static cp2p_pubsub_msg event_msg(const cp2p__gs_event *ev, cp2p_peer_id *from)
                              .id_len = ev->msg_id.len};
 }
 
+/* PX: the signed peer record (RFC 0003) of a suggested peer says where it listens. Its
+ * addresses go to the peerstore as IDENTIFY ones: like identify's listenAddrs they are the
+ * peer's own claim, here authenticated by its key, which a DHT entry (someone else's unsigned
+ * claim) is not. The TTL is short (CP2P_GS_PX_ADDR_TTL_MS, as go-libp2p-pubsub): the PRUNE's
+ * sender may relay an old record. Addresses are filtered as identify filters listenAddrs: one
+ * naming another peer (/p2p/...) is skipped, a trailing /p2p of the peer itself removed. */
+static void px_learn(cp2p_pubsub *ps, const cp2p_peer_id *peer, cp2p_slice record)
+{
+    cp2p__peer_record rec;
+    int rc = cp2p__peer_record_open(record.ptr, record.len, &rec);
+    if (rc == 0 && !cp2p_peer_id_equal(&rec.peer, peer)) {
+        rc = CP2P_EPEERID;
+    }
+    if (rc != 0) {
+        if (rc != CP2P_ENOMEM) {
+            ps->stats.px_records_bad++;
+            char ids[CP2P_PEER_ID_STR_MAX];
+            GLOG(DEBUG, "gossipsub.px_bad_record peer=%s err=%s", cp2p_peer_id_str(peer, ids),
+                 cp2p_strerror(rc));
+        }
+        cp2p__peer_record_fini(&rec);
+        return;
+    }
+    ps->stats.px_records_ok++;
+    uint64_t p2p_code = 0;
+    (void)!cp2p_multiaddr_protocol_code("p2p", 3, &p2p_code);
+    cp2p_multiaddr *addrs[CP2P_PEER_RECORD_MAX_ADDRS];
+    size_t n = 0;
+    for (size_t i = 0; i < rec.n_addrs; i++) {
+        cp2p_peer_id other;
+        if (cp2p_multiaddr_peer_id(rec.addrs[i], &other) == 0 &&
+            !cp2p_peer_id_equal(&other, peer)) {
+            continue;
+        }
+        if (cp2p_multiaddr_decapsulate_code(rec.addrs[i], p2p_code, &addrs[n]) != 0) {
+            continue;
+        }
+        if (cp2p_multiaddr_count(addrs[n]) == 0) { /* it was only /p2p/<peer> */
+            cp2p_multiaddr_free(addrs[n]);
+            continue;
+        }
+        n++;
+    }
+    if (n > 0) {
+        (void)!cp2p_peerstore_add_addrs(cp2p_host_peerstore(ps->h), peer,
+                                        (const cp2p_multiaddr *const *)addrs, n,
+                                        CP2P_GS_PX_ADDR_TTL_MS, CP2P_ADDR_SOURCE_IDENTIFY,
+                                        cp2p__host_wall_ms());
+    }
+    for (size_t i = 0; i < n; i++) {
+        cp2p_multiaddr_free(addrs[i]);
+    }
+    cp2p__peer_record_fini(&rec);
+}
+
 static void deliver_events(cp2p_pubsub *ps)
 {
     cp2p__gs_event ev;
@@ -346,8 +402,11 @@ static void deliver_events(cp2p_pubsub *ps)
             break;
         }
         case CP2P_GS_EV_PX:
-            /* Dial a suggested peer when we know where it is (the signed record is not parsed
-             * yet: addresses come from the peerstore, e.g. from the DHT or identify). */
+            /* Dial a suggested peer when we know where it is: the addresses of its signed
+             * peer record, if the PRUNE carried one, join what the peerstore already has. */
+            if (ev.record.len > 0) {
+                px_learn(ps, &ev.peer, ev.record);
+            }
             if (cp2p_host_conn_to(ps->h, &ev.peer) == NULL &&
                 cp2p_host_dial_peer(ps->h, &ev.peer, on_px, NULL) == 0) {
                 ps->stats.px_dials++;
