@@ -191,7 +191,8 @@ CP2P_API CP2P_NODISCARD int cp2p_host_protect(cp2p_host *h, const cp2p_peer_id *
  * CP2P_ENOMEM. Loop thread only. */
 CP2P_API CP2P_NODISCARD int cp2p_host_add_persistent_peer(cp2p_host *h, const cp2p_multiaddr *ma);
 
-/* An open connection to `peer` (the most recent when there are several), or NULL. */
+/* An open connection to `peer` that can take new streams (the most recent when there are
+ * several; one whose peer sent GoAway is skipped), or NULL. */
 CP2P_API cp2p_conn *cp2p_host_conn_to(const cp2p_host *h, const cp2p_peer_id *peer);
 
 /* ---- protocol handlers ---- */

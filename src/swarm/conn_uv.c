@@ -556,6 +556,7 @@ static void dispatch_yamux(cp2p_conn *c)
             break;
         case CP2P__YAMUX_EV_GOAWAY:
             CP2P_LOG(CP2P_LOG_DEBUG, "host", c->id, "host.goaway_received code=%u", ev.code);
+            c->goaway_received = true; /* no new streams: cp2p_host_conn_to skips it */
             break;
         case CP2P__YAMUX_EV_SESSION_ERROR:
             c->host->stats.protocol_errors++;

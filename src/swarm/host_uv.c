@@ -237,7 +237,7 @@ cp2p_conn *cp2p_host_conn_to(const cp2p_host *h, const cp2p_peer_id *peer)
 {
     /* New connections are linked at the head, so the first match is the most recent. */
     for (cp2p_conn *c = h->conns; c != NULL; c = c->next) {
-        if (c->upgraded && !c->closing && c->stage == CONN_OPEN &&
+        if (c->upgraded && !c->closing && !c->goaway_received && c->stage == CONN_OPEN &&
             cp2p_peer_id_equal(&c->peer, peer)) {
             return c;
         }

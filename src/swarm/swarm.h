@@ -128,6 +128,8 @@ struct cp2p_conn {
     bool closing;           /* close requested; torn down when conn_run unwinds */
     bool upgraded;          /* yamux running: counted in nconns, CONN_OPENED sent */
     bool shutting_down;     /* uv_shutdown in flight before the close */
+    bool goaway_received;   /* the peer sent GoAway: it takes no new stream (js-libp2p closes
+                             * one of two connections between the same peers this way) */
     int close_err;
     const char *close_why;
     /* identify, set by the identify protocol */
