@@ -976,8 +976,18 @@ static void conn_teardown(cp2p_conn *c)
     if (c->stage == CONN_CLOSED) {
         return;
     }
-    /* A graceful local close says GoAway and lets the queued bytes out first. */
+    /* A graceful local close says GoAway and lets the queued bytes out first: what the
+     * application wrote on its open streams just before closing (e.g. a last pubsub frame)
+     * goes into yamux as far as the windows allow, then everything is flushed. */
     if (c->close_err == 0 && c->yamux != NULL) {
+        c->in_run++; /* write callbacks may call back into the host: no nested teardown */
+        for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
+            next = s->next;
+            if (s->state == S_OPEN) {
+                stream_pump(s);
+            }
+        }
+        c->in_run--;
         (void)!cp2p__yamux_goaway(c->yamux, 0);
         (void)conn_flush(c);
     }

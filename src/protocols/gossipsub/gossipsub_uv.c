@@ -441,8 +441,19 @@ static void after_router(cp2p_pubsub *ps)
 
 /* ---- inbound streams ---- */
 
+static bool peer_has_inbound(const cp2p_pubsub *ps, const ps_peer *p)
+{
+    for (const ps_in *in = ps->ins; in != NULL; in = in->next) {
+        if (in->peer == p) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void in_free(cp2p_pubsub *ps, ps_in *in)
 {
+    ps_peer *p = in->peer;
     for (ps_in **pp = &ps->ins; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == in) {
             *pp = in->next;
@@ -451,6 +462,10 @@ static void in_free(cp2p_pubsub *ps, ps_in *in)
     }
     cp2p_buf_fini(&in->buf);
     cp2p_free(in);
+    /* The last stream of a peer whose outbound stream already died: it is gone. */
+    if (p != NULL && p->out == NULL && !p->opening && p->failed && !peer_has_inbound(ps, p)) {
+        peer_drop(ps, p);
+    }
 }
 
 static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
@@ -556,12 +571,17 @@ static void out_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
     if (n >= 0) {
         return; /* nothing is expected on our outbound stream */
     }
-    /* The peer closed or reset our stream: it left pubsub, or the connection died. */
+    /* The peer closed or reset our stream: it is leaving pubsub, or the connection died.
+     * Its inbound streams may still carry RPCs written before (a peer shutting down resets
+     * our stream and then sends its last frames): the peer stays until they end too. */
     for (ps_peer *p = ps->peers; p != NULL; p = p->next) {
         if (p->out == s) {
             p->out = NULL;
+            p->failed = true; /* do not reopen on this connection */
             cp2p_stream_reset(s);
-            peer_drop(ps, p);
+            if (!peer_has_inbound(ps, p)) {
+                peer_drop(ps, p);
+            }
             after_router(ps);
             return;
         }
