@@ -95,6 +95,9 @@ typedef struct cp2p_kad_peer_info {
     size_t n_addrs;
 } cp2p_kad_peer_info;
 
+/* Every operation below (and cp2p_kad_bootstrap's lookups) also fails with CP2P_EFULL when
+ * CP2P_KAD_MAX_OPS (256) operations are in flight: retry later. */
+
 /* Find a peer's addresses: answers at once when connected and its addresses are known (from
  * identify or earlier), else looks the peer up (FIND_NODE
  * on its ID) and stops when a peer returns it. cb gets status 0 and the peer, or CP2P_ENOENT
@@ -167,6 +170,7 @@ typedef struct cp2p_kad_stats {
     uint64_t queries_out, queries_failed, queries_deferred, lookups, lookups_timed_out;
     uint64_t closer_dropped, values_invalid, records_stored, providers_stored;
     uint64_t liveness_checks, liveness_failed, bootstraps;
+    uint64_t ops_refused;   /* operations refused with CP2P_EFULL (CP2P_KAD_MAX_OPS in flight) */
 } cp2p_kad_stats;
 CP2P_API void cp2p_kad_stats_get(const cp2p_kad *kad, cp2p_kad_stats *out);
 

@@ -513,6 +513,9 @@
 /* Pings of one liveness check when they time out on a live connection (our choice: one retry,
  * so a peer busy for one query timeout is not dropped from the table). */
 #define CP2P_KAD_CHECK_PINGS 2
+/* DHT operations (lookups of every kind) in flight at once; more are refused with CP2P_EFULL
+ * and counted (our choice: each may hold alpha queries and their dials). */
+#define CP2P_KAD_MAX_OPS 256
 /* Liveness checks (dial + ping) in flight at once (our choice). */
 #define CP2P_KAD_MAX_CHECKS 16
 /* Values a GET collects from different peers before choosing the best (our choice: k). */

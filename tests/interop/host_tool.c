@@ -24,6 +24,8 @@
 #include <cp2p/protocols.h>
 #include <cp2p/reqresp.h>
 
+#include "tool_lines.h"
+
 #include "protocols/reqresp/reqresp_internal.h"
 
 /* The request-response test protocol both sides speak (host.test.mjs's js side too): one
@@ -37,11 +39,8 @@ static uv_loop_t *loop;
 static cp2p_host *host;
 static cp2p_conn *cur;      /* the connection commands use: the last opened */
 static uv_pipe_t in;
-static char line[8192];
-static size_t line_len;
 static bool busy;           /* a command is running: later lines wait */
-static char *queued[64];
-static size_t nqueued;
+static tool_lines lines;
 static char wait_proto[256];
 
 static void next_command(void);
@@ -519,21 +518,12 @@ static void run_command(char *cmd)
 
 static void next_command(void)
 {
-    if (busy || nqueued == 0) {
+    char *cmd;
+    if (busy || (cmd = tool_lines_pop(&lines)) == NULL) {
         return;
     }
-    char *cmd = queued[0];
-    memmove(queued, queued + 1, --nqueued * sizeof(char *));
     run_command(cmd);
     free(cmd);
-}
-
-static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
-{
-    static char buf[4096];
-    (void)h;
-    (void)s;
-    *b = uv_buf_init(buf, sizeof(buf));
 }
 
 static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -544,20 +534,7 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         cp2p_host_close(host, NULL, NULL);
         return;
     }
-    for (ssize_t i = 0; i < n; i++) {
-        char ch = b->base[i];
-        if (ch != '\n') {
-            if (line_len < sizeof(line) - 1) {
-                line[line_len++] = ch;
-            }
-            continue;
-        }
-        line[line_len] = 0;
-        line_len = 0;
-        if (nqueued < sizeof(queued) / sizeof(queued[0])) {
-            queued[nqueued++] = strdup(line);
-        }
-    }
+    tool_lines_feed(&lines, b->base, (size_t)n);
     next_command();
 }
 
@@ -598,7 +575,7 @@ int main(void)
     cp2p_multiaddr_free(ma);
     uv_pipe_init(loop, &in, 0);
     uv_pipe_open(&in, 0);
-    uv_read_start((uv_stream_t *)&in, on_alloc, on_stdin);
+    uv_read_start((uv_stream_t *)&in, tool_on_alloc, on_stdin);
     uv_run(loop, UV_RUN_DEFAULT);
     return 0;
 }

@@ -22,6 +22,8 @@
 
 #include <cp2p/kad.h>
 
+#include "tool_lines.h"
+
 #define MAX_BOOT 16
 #define MAX_PROVIDERS 20
 
@@ -29,11 +31,8 @@ static uv_loop_t *loop;
 static cp2p_host *host;
 static cp2p_kad *kad;
 static uv_pipe_t in;
-static char line[8192];
-static size_t line_len;
 static bool busy; /* a command is running: later lines wait */
-static char *queued[64];
-static size_t nqueued;
+static tool_lines lines;
 static bool closing;
 
 static void next_command(void);
@@ -328,21 +327,12 @@ static void run_command(char *cmd)
 
 static void next_command(void)
 {
-    if (busy || nqueued == 0 || closing) {
+    char *cmd;
+    if (busy || closing || (cmd = tool_lines_pop(&lines)) == NULL) {
         return;
     }
-    char *cmd = queued[0];
-    memmove(queued, queued + 1, --nqueued * sizeof(char *));
     run_command(cmd);
     free(cmd);
-}
-
-static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
-{
-    static char buf[4096];
-    (void)h;
-    (void)s;
-    *b = uv_buf_init(buf, sizeof(buf));
 }
 
 static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -352,20 +342,7 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         shutdown_all();
         return;
     }
-    for (ssize_t i = 0; i < n; i++) {
-        char ch = b->base[i];
-        if (ch != '\n') {
-            if (line_len < sizeof(line) - 1) {
-                line[line_len++] = ch;
-            }
-            continue;
-        }
-        line[line_len] = 0;
-        line_len = 0;
-        if (nqueued < sizeof(queued) / sizeof(queued[0])) {
-            queued[nqueued++] = strdup(line);
-        }
-    }
+    tool_lines_feed(&lines, b->base, (size_t)n);
     next_command();
 }
 
@@ -403,10 +380,10 @@ int main(void)
     cp2p_multiaddr_free(ma);
     uv_pipe_init(loop, &in, 0);
     uv_pipe_open(&in, 0);
-    uv_read_start((uv_stream_t *)&in, on_alloc, on_stdin);
+    uv_read_start((uv_stream_t *)&in, tool_on_alloc, on_stdin);
     uv_run(loop, UV_RUN_DEFAULT);
-    for (size_t i = 0; i < nqueued; i++) {
-        free(queued[i]);
+    for (char *l; (l = tool_lines_pop(&lines)) != NULL;) {
+        free(l);
     }
     return 0;
 }

@@ -26,6 +26,8 @@
 
 #include <cp2p/pubsub.h>
 
+#include "tool_lines.h"
+
 #define MAX_TOPICS 16
 #define MAX_LIST 256
 
@@ -33,11 +35,8 @@ static uv_loop_t *loop;
 static cp2p_host *host;
 static cp2p_pubsub *ps;
 static uv_pipe_t in;
-static char line[65536];
-static size_t line_len;
 static bool busy; /* a command is running: later lines wait */
-static char *queued[256];
-static size_t nqueued;
+static tool_lines lines;
 static bool closing;
 static char *topics[MAX_TOPICS]; /* topics we subscribed to (for stats) */
 static char scored_buf[4][256];
@@ -424,21 +423,12 @@ static void run_command(char *cmd)
 
 static void next_command(void)
 {
-    if (busy || nqueued == 0 || closing) {
+    char *cmd;
+    if (busy || closing || (cmd = tool_lines_pop(&lines)) == NULL) {
         return;
     }
-    char *cmd = queued[0];
-    memmove(queued, queued + 1, --nqueued * sizeof(char *));
     run_command(cmd);
     free(cmd);
-}
-
-static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
-{
-    static char buf[4096];
-    (void)h;
-    (void)s;
-    *b = uv_buf_init(buf, sizeof(buf));
 }
 
 static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -448,20 +438,7 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         shutdown_all();
         return;
     }
-    for (ssize_t i = 0; i < n; i++) {
-        char ch = b->base[i];
-        if (ch != '\n') {
-            if (line_len < sizeof(line) - 1) {
-                line[line_len++] = ch;
-            }
-            continue;
-        }
-        line[line_len] = 0;
-        line_len = 0;
-        if (nqueued < sizeof(queued) / sizeof(queued[0])) {
-            queued[nqueued++] = strdup(line);
-        }
-    }
+    tool_lines_feed(&lines, b->base, (size_t)n);
     next_command();
 }
 
@@ -499,10 +476,10 @@ int main(void)
     cp2p_multiaddr_free(ma);
     uv_pipe_init(loop, &in, 0);
     uv_pipe_open(&in, 0);
-    uv_read_start((uv_stream_t *)&in, on_alloc, on_stdin);
+    uv_read_start((uv_stream_t *)&in, tool_on_alloc, on_stdin);
     uv_run(loop, UV_RUN_DEFAULT);
-    for (size_t i = 0; i < nqueued; i++) {
-        free(queued[i]);
+    for (char *l; (l = tool_lines_pop(&lines)) != NULL;) {
+        free(l);
     }
     for (size_t i = 0; i < MAX_TOPICS; i++) {
         free(topics[i]);

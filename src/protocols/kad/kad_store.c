@@ -96,13 +96,32 @@ static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
     return alen < blen ? -1 : (alen > blen ? 1 : 0);
 }
 
-/* Index of key in the sorted array (found) or where it would go. */
-static size_t rec_find(const cp2p__kad_store *s, const uint8_t *key, size_t len, bool *found)
+/* The key of element i of one of the store's sorted arrays. */
+typedef void (*key_at_fn)(const cp2p__kad_store *s, size_t i, const uint8_t **key, size_t *len);
+
+static void rec_key_at(const cp2p__kad_store *s, size_t i, const uint8_t **key, size_t *len)
 {
-    size_t lo = 0, hi = s->n_recs;
+    *key = s->recs[i]->key;
+    *len = s->recs[i]->key_len;
+}
+
+static void pkey_key_at(const cp2p__kad_store *s, size_t i, const uint8_t **key, size_t *len)
+{
+    *key = s->pkeys[i]->key;
+    *len = s->pkeys[i]->key_len;
+}
+
+/* Index of key in a sorted array of n elements (found) or where it would go. */
+static size_t sorted_find(const cp2p__kad_store *s, size_t n, key_at_fn at, const uint8_t *key,
+                          size_t len, bool *found)
+{
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = key_cmp(s->recs[mid]->key, s->recs[mid]->key_len, key, len);
+        const uint8_t *k;
+        size_t kl;
+        at(s, mid, &k, &kl);
+        int c = key_cmp(k, kl, key, len);
         if (c == 0) {
             *found = true;
             return mid;
@@ -117,24 +136,14 @@ static size_t rec_find(const cp2p__kad_store *s, const uint8_t *key, size_t len,
     return lo;
 }
 
+static size_t rec_find(const cp2p__kad_store *s, const uint8_t *key, size_t len, bool *found)
+{
+    return sorted_find(s, s->n_recs, rec_key_at, key, len, found);
+}
+
 static size_t pkey_find(const cp2p__kad_store *s, const uint8_t *key, size_t len, bool *found)
 {
-    size_t lo = 0, hi = s->n_pkeys;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = key_cmp(s->pkeys[mid]->key, s->pkeys[mid]->key_len, key, len);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    *found = false;
-    return lo;
+    return sorted_find(s, s->n_pkeys, pkey_key_at, key, len, found);
 }
 
 static void rec_free(kad_rec *r)

@@ -82,7 +82,6 @@ struct kad_query {
     uint8_t *msg;          /* the encoded request (no prefix for reqresp; prefixed one-way) */
     size_t msg_len;
     bool one_way;          /* written and closed, no answer (ADD_PROVIDER, PUT phase) */
-    bool expect_answer;    /* one-way sends still count their write result */
     bool deferred;         /* the host's dialer was full (CP2P_EFULL): dial again at the next
                               tick, until the lookup gives up on this peer */
 };
@@ -132,6 +131,7 @@ struct cp2p_kad {
     size_t nboot;
     uv_timer_t *timer;       /* heap: it outlives the DHT until its close callback */
     kad_op *ops;
+    size_t nops;             /* operations in flight, at most CP2P_KAD_MAX_OPS */
     kad_query *queries;
     kad_check *checks;
     size_t nchecks;
@@ -825,6 +825,7 @@ static void op_free(kad_op *op)
 {
     op_detach_queries(op);
     LIST_DEL(op->kad->ops, op);
+    op->kad->nops--;
     cp2p__kad_lookup_free(op->lookup);
     for (size_t i = 0; i < op->nvalues; i++) {
         cp2p_free(op->values[i].value);
@@ -947,7 +948,6 @@ static void op_send_phase(kad_op *op)
     cp2p_peer_id ids[CP2P_KAD_MAX_K];
     size_t n = cp2p__kad_lookup_result(op->lookup, ids, kad->cfg.k);
     cp2p__kad_msg m = {.key = op->key, .key_len = op->key_len};
-    peer_list self = {0};
     op->sending = true;
     if (op->type == OP_PUT) {
         m.type = CP2P__KAD_PUT_VALUE;
@@ -969,7 +969,6 @@ static void op_send_phase(kad_op *op)
         for (ptrdiff_t i = 0; i < na; i++) {
             cp2p_multiaddr_free(addrs[i]);
         }
-        (void)self;
         op_pump(op);
         return;
     }
@@ -1065,6 +1064,10 @@ static int op_new(cp2p_kad *kad, op_type type, const uint8_t *key, size_t key_le
     cp2p__kad_lookup_config lc;
     cp2p_peer_id seeds[CP2P_KAD_MAX_K];
     int rc;
+    if (kad->nops >= CP2P_KAD_MAX_OPS) {
+        kad->stats.ops_refused++;
+        return CP2P_EFULL; /* retry later; refreshes are retried by the next refresh */
+    }
     kad_op *op = cp2p_calloc(1, sizeof(*op));
     if (op == NULL) {
         return CP2P_ENOMEM;
@@ -1090,6 +1093,7 @@ static int op_new(cp2p_kad *kad, op_type type, const uint8_t *key, size_t key_le
         return rc;
     }
     LIST_ADD(kad->ops, op);
+    kad->nops++;
     size_t n = cp2p__kad_rt_closest(kad->rt, &target, seeds, kad->cfg.k);
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = cp2p__kad_lookup_seed(op->lookup, &seeds[i]);
@@ -1601,8 +1605,10 @@ static void republish(cp2p_kad *kad, uint64_t now)
         if (now >= p->next_ms) {
             p->next_ms = now + kad->cfg.republish_interval_ms;
             (void)!cp2p__kad_store_add_provider(kad->store, p->key, p->key_len, &kad->self, now);
-            (void)!op_start(kad, OP_PROVIDE, p->key, p->key_len, (void *)on_republished, NULL,
-                            NULL);
+            if (op_start(kad, OP_PROVIDE, p->key, p->key_len, (void *)on_republished, NULL,
+                         NULL) != 0) {
+                p->next_ms = now + CP2P_KAD_PURGE_INTERVAL_MS; /* busy: try again soon */
+            }
         }
     }
 }
