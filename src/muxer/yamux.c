@@ -665,6 +665,15 @@ size_t cp2p__yamux_out_pending(const cp2p__yamux *y)
 
 static void ev_set(cp2p__yamux *y, cp2p__yamux_stream *s, uint8_t bits);
 
+int cp2p__yamux_set_max_out_buffered(cp2p__yamux *y, size_t n)
+{
+    if (n == 0) {
+        return CP2P_EINVAL;
+    }
+    y->cfg.max_out_buffered = n;
+    return 0;
+}
+
 /* Streams waiting for output room get STREAM_WRITABLE if their window allows. */
 static void wake_writers(cp2p__yamux *y)
 {
@@ -770,6 +779,11 @@ static void sev_push(cp2p__yamux *y, const cp2p__yamux_event *ev)
     }
     y->sev[(y->sev_head + y->sev_len) % SESSION_EVENTS] = *ev;
     y->sev_len++;
+}
+
+bool cp2p__yamux_has_events(const cp2p__yamux *y)
+{
+    return y->sev_len > 0 || y->ev_head != NULL;
 }
 
 bool cp2p__yamux_next_event(cp2p__yamux *y, cp2p__yamux_event *ev)

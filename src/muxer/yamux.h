@@ -144,6 +144,9 @@ size_t cp2p__yamux_out(cp2p__yamux *y, cp2p_slice *out);
 CP2P_NODISCARD int cp2p__yamux_out_done(cp2p__yamux *y, size_t n);
 /* Bytes queued for output and not yet reported written. */
 size_t cp2p__yamux_out_pending(const cp2p__yamux *y);
+/* Change the output cap (max_out_buffered, >= 1) of a live session: a smaller cap takes effect
+ * on the next write. Tests use it to put a connection under back-pressure. */
+CP2P_NODISCARD int cp2p__yamux_set_max_out_buffered(cp2p__yamux *y, size_t n);
 
 /* Events. */
 typedef enum cp2p__yamux_event_type {
@@ -175,6 +178,9 @@ typedef struct cp2p__yamux_event {
  * stream has at most one pending event of each kind, delivered in the order OPENED, READABLE,
  * REMOTE_FIN, WRITABLE, RESET. Session events come before stream events. */
 bool cp2p__yamux_next_event(cp2p__yamux *y, cp2p__yamux_event *ev);
+/* True when next_event() has something: out_done() can raise WRITABLE, so a binding that
+ * reports written output must look again afterwards. */
+bool cp2p__yamux_has_events(const cp2p__yamux *y);
 
 /* Timers: the next time cp2p__yamux_on_timeout() must run, or UINT64_MAX. on_timeout() may
  * queue events (a PING with CP2P_ETIMEDOUT). */

@@ -123,8 +123,11 @@ static int write_raw(cp2p_conn *c, const uint8_t *p, size_t len)
     return 0;
 }
 
-/* Move every core's output toward the socket. Returns 0 or an error (the caller closes). */
-static int conn_flush(cp2p_conn *c)
+/* Move every core's output toward the socket. Yamux output waits while the socket's write
+ * queue is at its cap, except on the last flush of a graceful close (`last`), which must not
+ * leave the GoAway and the streams' final bytes behind: they are bounded by yamux's own output
+ * cap. Returns 0 or an error (the caller closes). */
+static int conn_flush_ex(cp2p_conn *c, bool last)
 {
     cp2p_slice sl;
     int rc;
@@ -158,7 +161,7 @@ static int conn_flush(cp2p_conn *c)
             }
         }
         if (c->stage == CONN_OPEN && c->yamux != NULL &&
-            c->write_inflight < CP2P_CONN_MAX_WRITE_INFLIGHT) {
+            (last || c->write_inflight < CP2P_CONN_MAX_WRITE_INFLIGHT)) {
             cp2p_slice iov[IOV_MAX_BATCH];
             size_t niov = cp2p__yamux_outv(c->yamux, iov, IOV_MAX_BATCH);
             if (niov > 0) {
@@ -183,6 +186,11 @@ static int conn_flush(cp2p_conn *c)
             return 0;
         }
     }
+}
+
+static int conn_flush(cp2p_conn *c)
+{
+    return conn_flush_ex(c, false);
 }
 
 /* ---- streams ---- */
@@ -288,18 +296,48 @@ static void stream_kill(cp2p_stream *s, int err)
     (void)stream_maybe_free(s);
 }
 
-/* Write the negotiation output of a stream into yamux. */
-static int stream_flush_mss(cp2p_stream *s)
+/* Write the negotiation output of a stream into yamux, as much as it takes now (its output cap
+ * may be full of another stream's bulk data). Returns the bytes still unsent (yamux wakes the
+ * stream with STREAM_WRITABLE for them) or an error. */
+static ptrdiff_t stream_flush_mss(cp2p_stream *s)
 {
     cp2p_slice sl = cp2p__mss_out(&s->mss);
     if (sl.len == 0 || s->ys == NULL) {
-        return 0;
+        return (ptrdiff_t)sl.len;
     }
     ptrdiff_t n = cp2p__yamux_stream_write(s->ys, sl.ptr, sl.len);
     if (n < 0) {
-        return (int)n;
+        return n;
     }
     cp2p__mss_out_done(&s->mss, (size_t)n);
+    return (ptrdiff_t)(sl.len - (size_t)n);
+}
+
+/* Negotiation is over but yamux has not taken all of its output (the listener's echo of the
+ * protocol, typically, behind a bulk stream): the bytes go to the front of the write queue,
+ * ahead of anything the handler writes, instead of being freed with the negotiator. They are
+ * counted as queued like application bytes, but no limit refuses them: they are at most one
+ * header and one protocol line. */
+static int stream_keep_mss_output(cp2p_stream *s)
+{
+    cp2p_slice sl = cp2p__mss_out(&s->mss);
+    if (sl.len == 0) {
+        return 0;
+    }
+    wq_item *w = cp2p_malloc(sizeof(*w) + sl.len);
+    if (w == NULL) {
+        return CP2P_ENOMEM;
+    }
+    *w = (wq_item){.len = sl.len, .next = s->wq_head};
+    memcpy(w->data, sl.ptr, sl.len);
+    s->wq_head = w;
+    if (s->wq_tail == NULL) {
+        s->wq_tail = w;
+    }
+    s->queued += sl.len;
+    s->conn->queued_total += sl.len;
+    s->conn->host->stats.negotiation_output_deferred++;
+    cp2p__mss_out_done(&s->mss, sl.len);
     return 0;
 }
 
@@ -310,9 +348,10 @@ static void stream_negotiated(cp2p_stream *s)
     const char *sel = cp2p__mss_selected(&s->mss);
     s->protocol = cp2p__memdup(sel, strlen(sel) + 1);
     size_t idx = cp2p__mss_selected_index(&s->mss);
+    int kept = stream_keep_mss_output(s);
     cp2p__mss_fini(&s->mss);
     s->mss_live = false;
-    if (s->protocol == NULL) {
+    if (s->protocol == NULL || kept != 0) {
         stream_kill(s, CP2P_ENOMEM);
         return;
     }
@@ -380,7 +419,7 @@ static void stream_negotiate(cp2p_stream *s)
             stream_kill(s, CP2P_ENOMEM);
             return;
         }
-        if (stream_flush_mss(s) != 0) {
+        if (stream_flush_mss(s) < 0) {
             stream_kill(s, CP2P_ENOMEM);
             return;
         }
@@ -506,7 +545,7 @@ static void on_inbound_stream(cp2p_conn *c, cp2p__yamux_stream *ys)
         return;
     }
     s->mss_live = true;
-    if (cp2p__yamux_stream_accept(ys) != 0 || stream_flush_mss(s) != 0) {
+    if (cp2p__yamux_stream_accept(ys) != 0 || stream_flush_mss(s) < 0) {
         stream_kill(s, CP2P_ENOMEM);
     }
 }
@@ -716,9 +755,11 @@ static int conn_feed(cp2p_conn *c, const char **why)
                 }
                 cp2p__noise_read_done(c->noise, (size_t)m);
                 if (cp2p__mss_state_get(&c->mss) == MSS_DONE) {
-                    if ((rc = conn_flush(c)) != 0) {
+                    /* Noise takes the whole echo (its buffer is empty at this stage); a
+                     * remainder would be lost with the negotiator, so it is an error. */
+                    if ((rc = conn_flush(c)) != 0 || cp2p__mss_out(&c->mss).len > 0) {
                         *why = "cannot queue output";
-                        return rc;
+                        return rc != 0 ? rc : CP2P_ENOMEM;
                     }
                     cp2p__mss_fini(&c->mss);
                     if ((rc = start_yamux(c)) != 0) {
@@ -763,8 +804,8 @@ static void conn_arm_timer(cp2p_conn *c)
     if (c->stage == CONN_CLOSED) {
         return;
     }
-    if (c->pending) {
-        (void)uv_timer_start(&c->timer, on_timer, 0, 0);
+    if (c->pending || (c->yamux != NULL && cp2p__yamux_has_events(c->yamux))) {
+        (void)uv_timer_start(&c->timer, on_timer, 0, 0); /* work left after 8 rounds */
         return;
     }
     if (!c->upgraded) {
@@ -845,7 +886,9 @@ static void conn_work(cp2p_conn *c)
             conn_fail(c, rc, "cannot queue output");
             return;
         }
-        if (!c->pending) {
+        /* Output taken from yamux may have woken writers (STREAM_WRITABLE): serve them now,
+         * since no later socket callback may come to do it (the peer is not reading). */
+        if (!c->pending && (c->yamux == NULL || !cp2p__yamux_has_events(c->yamux))) {
             break;
         }
     }
@@ -913,6 +956,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_fail(c, rc, why);
     }
     conn_run(c);
+}
+
+int cp2p__conn_set_read_paused(cp2p_conn *c, bool paused)
+{
+    if (c->stage == CONN_CLOSED || c->closing) {
+        return CP2P_ECLOSED;
+    }
+    int e = paused ? uv_read_stop((uv_stream_t *)c->tcp)
+                   : uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
+    return e == 0 ? 0 : CP2P_EIO;
 }
 
 /* ---- lifecycle ---- */
@@ -989,7 +1042,7 @@ static void conn_teardown(cp2p_conn *c)
         }
         c->in_run--;
         (void)!cp2p__yamux_goaway(c->yamux, 0);
-        (void)conn_flush(c);
+        (void)conn_flush_ex(c, true);
     }
     c->stage = CONN_CLOSED;
     cp2p__host_conn_untrack(c);
@@ -1047,6 +1100,10 @@ static void conn_teardown(cp2p_conn *c)
 
 void cp2p__conn_close(cp2p_conn *c, int err, const char *why)
 {
+    if (c->stage == CONN_CLOSED && c->host->closing) {
+        conn_maybe_free(c); /* kept for streams the application still held: the host goes */
+        return;
+    }
     if (c->closing || c->stage == CONN_CLOSED) {
         return;
     }

@@ -41,6 +41,7 @@ typedef struct cp2p__host_stats {
     uint64_t conns_opened, conns_closed, inbound_refused, upgrade_failed;
     uint64_t streams_opened, streams_refused, negotiation_failed, protocol_errors;
     uint64_t streams_over_protocol_limit;
+    uint64_t negotiation_output_deferred; /* an mss reply that waited behind other streams */
     uint64_t conns_over_peer_limit, conns_trimmed; /* connmgr_uv.c */
 } cp2p__host_stats;
 
@@ -216,6 +217,9 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, uv_tcp_t *sock, bool outbound,
                             const cp2p_peer_id *expected, cp2p_dial_cb cb, void *ud);
 /* Close with a reason (err 0 = local close). Safe to call more than once and from callbacks. */
 void cp2p__conn_close(cp2p_conn *c, int err, const char *why);
+/* Stop or resume reading c's socket (the peer's bytes wait in the kernel, then the peer's TCP
+ * send buffer). Tests use it to hold a connection's output at its caps. */
+int cp2p__conn_set_read_paused(cp2p_conn *c, bool paused);
 /* Replace the identify data of c (takes ownership of `msg`, freed with `free_fn`). */
 void cp2p__conn_set_identify(cp2p_conn *c, void *msg, const cp2p_identify_info *view,
                              void (*free_fn)(void *));

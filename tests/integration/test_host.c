@@ -524,6 +524,219 @@ static void resource_limits(void **state)
     nodes_stop((node[]){a, b}, 2);
 }
 
+/* ---- a stream the peer opens while our output is at its cap (issue 10) ----
+ * b opens NSRC "source" streams to a, stops reading its socket, and asks each for 512 KiB: a's
+ * writes fill the kernel, its socket write queue and then yamux's output cap (made small here).
+ * b then opens an echo stream. a's listener answers while yamux takes no byte: the answer must
+ * wait in front of the stream's writes, not be dropped with the negotiator (it was, and the
+ * stream hung until the peer gave up). */
+#define NSRC 32
+#define SRC_BYTES (512 * 1024)
+
+static void src_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    static uint8_t blob[SRC_BYTES];
+    (void)data;
+    (void)ud;
+    if (n > 0) {
+        int rc = cp2p_stream_write(s, blob, sizeof(blob), NULL, NULL);
+        assert_true(rc == 0 || rc == CP2P_ECLOSED); /* closed once b resets it */
+    } else {
+        cp2p_stream_close(s);
+    }
+}
+
+static void src_handler(cp2p_stream *s, void *ud)
+{
+    (void)ud;
+    assert_int_equal(cp2p_stream_read_start(s, src_read, NULL), 0);
+}
+
+typedef struct {
+    cp2p_stream *s[NSRC];
+    int opened;
+} src_set;
+
+static void src_open(cp2p_stream *s, int status, void *ud)
+{
+    src_set *ss = ud;
+    assert_int_equal(status, 0);
+    ss->s[ss->opened++] = s;
+}
+
+typedef struct {
+    bool done;
+    int status;
+    char got[16];
+    size_t len;
+} hello_res;
+
+static void hello_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    hello_res *h = ud;
+    if (n > 0) {
+        size_t k = (size_t)n < sizeof(h->got) - h->len ? (size_t)n : sizeof(h->got) - h->len;
+        memcpy(h->got + h->len, data, k);
+        h->len += k;
+        if (h->len >= 5) {
+            h->done = true;
+            cp2p_stream_close(s);
+        }
+    } else {
+        h->done = true;
+        cp2p_stream_close(s);
+    }
+}
+
+static void hello_open(cp2p_stream *s, int status, void *ud)
+{
+    hello_res *h = ud;
+    h->status = status;
+    if (status != 0) {
+        h->done = true;
+        return;
+    }
+    assert_int_equal(cp2p_stream_write(s, "hello", 5, NULL, NULL), 0);
+    assert_int_equal(cp2p_stream_read_start(s, hello_read, h), 0);
+}
+
+/* a and b connected, identified, with small socket buffers, and nsrc source streams from b
+ * to a open. Returns b's connection; *ac is a's. */
+static cp2p_conn *stall_setup(node *a, node *b, src_set *ss, int nsrc, cp2p_conn **ac)
+{
+    static const char *const src[] = {"/test/source/1.0.0"};
+    dial_res r;
+    node_start(a, true);
+    node_start(b, false);
+    assert_int_equal(cp2p_host_set_handler(a->h, src[0], src_handler, NULL), 0);
+    cp2p_conn *c = dial_host(b->h, a->h, &r);
+    assert_int_equal(r.status, 0);
+    while (a->identified < 1 || b->identified < 1 || a->last_conn == NULL) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    *ac = a->last_conn;
+    /* Small kernel buffers keep what the sockets hold far below what a will write. */
+    int sz = 64 * 1024;
+    assert_int_equal(uv_send_buffer_size((uv_handle_t *)(*ac)->tcp, &sz), 0);
+    sz = 64 * 1024;
+    assert_int_equal(uv_recv_buffer_size((uv_handle_t *)c->tcp, &sz), 0);
+    for (int i = 0; i < nsrc; i++) {
+        assert_int_equal(cp2p_conn_open_stream(c, src, 1, src_open, ss), 0);
+    }
+    while (ss->opened < nsrc) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    return c;
+}
+
+/* b stops reading its socket and asks every source for its 512 KiB. */
+static void stall_go(cp2p_conn *c, src_set *ss)
+{
+    assert_int_equal(cp2p__conn_set_read_paused(c, true), 0);
+    for (int i = 0; i < ss->opened; i++) {
+        assert_int_equal(cp2p_stream_write(ss->s[i], "g", 1, NULL, NULL), 0);
+    }
+}
+
+static void inbound_stream_under_backpressure(void **state)
+{
+    static const char *const echo[] = {"/test/echo/1.0.0"};
+    node a, b;
+    src_set ss = {0};
+    hello_res hr = {0};
+    cp2p_conn *ac;
+    (void)state;
+    cp2p_conn *c = stall_setup(&a, &b, &ss, NSRC, &ac);
+    assert_int_equal(cp2p__yamux_set_max_out_buffered(ac->yamux, 64 * 1024), 0);
+    stall_go(c, &ss);
+    /* a's yamux refuses data: its output cap is reached, nothing drains while b is paused. */
+    while (cp2p__yamux_get_stats(ac->yamux)->out_stalls == 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    uint64_t opened = cp2p__host_stats_get(a.h)->streams_opened;
+    uint64_t deferred = cp2p__host_stats_get(a.h)->negotiation_output_deferred;
+    assert_int_equal(cp2p_conn_open_stream(c, echo, 1, hello_open, &hr), 0);
+    while (cp2p__host_stats_get(a.h)->streams_opened == opened) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    /* a's echo handler runs with its answer still unsent: it waits in the stream's queue. */
+    assert_int_equal(cp2p__host_stats_get(a.h)->negotiation_output_deferred, deferred + 1);
+    for (int i = 0; i < NSRC; i++) {
+        cp2p_stream_reset(ss.s[i]);
+    }
+    assert_int_equal(cp2p__conn_set_read_paused(c, false), 0);
+    run_until(&hr.done);
+    assert_int_equal(hr.status, 0);
+    assert_int_equal(hr.len, 5);
+    assert_memory_equal(hr.got, "hello", 5);
+    assert_ping_ok(c);
+    nodes_stop((node[]){a, b}, 2);
+}
+
+/* A graceful close lets out what yamux holds even while the socket's write queue is at its
+ * cap: the answer written just before cp2p_conn_close() reaches the peer (it stayed behind the
+ * cap and was freed with the connection). */
+static void last_words_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    (void)ud;
+    if (n > 0) {
+        assert_int_equal(cp2p_stream_write(s, data, (size_t)n, NULL, NULL), 0);
+        cp2p_conn_close(cp2p_stream_conn(s));
+    } else {
+        cp2p_stream_close(s);
+    }
+}
+
+static void last_words_handler(cp2p_stream *s, void *ud)
+{
+    (void)ud;
+    assert_int_equal(cp2p_stream_read_start(s, last_words_read, NULL), 0);
+}
+
+static cp2p_stream *last_stream;
+static void last_open(cp2p_stream *s, int status, void *ud)
+{
+    assert_int_equal(status, 0);
+    last_stream = s;
+    assert_int_equal(cp2p_stream_read_start(s, hello_read, ud), 0);
+}
+
+static void graceful_close_under_backpressure(void **state)
+{
+    static const char *const last[] = {"/test/last-words/1.0.0"};
+    node a, b;
+    src_set ss = {0};
+    hello_res hr = {0};
+    cp2p_conn *ac;
+    (void)state;
+    /* 20 windows of 256 KiB: the socket's write queue (4 MiB) fills, yamux keeps the rest. */
+    cp2p_conn *c = stall_setup(&a, &b, &ss, 20, &ac);
+    assert_int_equal(cp2p_host_set_handler(a.h, last[0], last_words_handler, NULL), 0);
+    last_stream = NULL;
+    assert_int_equal(cp2p_conn_open_stream(c, last, 1, last_open, &hr), 0);
+    while (last_stream == NULL) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    stall_go(c, &ss);
+    while (ac->write_inflight < CP2P_CONN_MAX_WRITE_INFLIGHT) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    /* a echoes the hello and closes the connection at once, its socket queue full. */
+    uint64_t closed = cp2p__host_stats_get(a.h)->conns_closed;
+    assert_int_equal(cp2p_stream_write(last_stream, "hello", 5, NULL, NULL), 0);
+    while (cp2p__host_stats_get(a.h)->conns_closed == closed) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(cp2p__conn_set_read_paused(c, false), 0);
+    run_until(&hr.done);
+    assert_int_equal(hr.len, 5);
+    assert_memory_equal(hr.got, "hello", 5);
+    while (a.closed < 1 || b.closed < 1) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    nodes_stop((node[]){a, b}, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -536,6 +749,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(dial_by_dns_name, setup, teardown),
         cmocka_unit_test_setup_teardown(unspecified_listen_address_expands, setup, teardown),
         cmocka_unit_test_setup_teardown(resource_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(inbound_stream_under_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(graceful_close_under_backpressure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 // Host interop: cp2p and js-libp2p on one loopback connection, in both directions (cp2p dials
-// js, js dials cp2p): ping, identify, identify push, 100 concurrent echo streams of 1 MiB, and
-// perf in both directions. cp2p's side is tests/interop/host_tool.c.
+// js, js dials cp2p): ping, identify, identify push, 100 concurrent echo streams of 1 MiB, pings
+// and an identify push during a bulk download, and perf in both directions. cp2p's side is
+// tests/interop/host_tool.c.
 import './lib/polyfill.mjs'
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -112,6 +113,31 @@ for (const direction of ['cp2p dials js', 'js dials cp2p']) {
       assert.equal(r.ok, true, JSON.stringify(r))
       assert.equal(r.streams, STREAMS)
       assert.equal(await jsEchoStreams(js, cpPeerId), STREAMS)
+    })
+
+    // A stream js opens while cp2p's output is full of bulk data gets its multistream-select
+    // answer (it was dropped under back-pressure, and js's connection monitor, whose pings then
+    // timed out, closed the connection).
+    it('ping and identify push while cp2p sends a bulk download', async () => {
+      const download = Math.min(PERF_BYTES, 256 << 20)
+      let done = false
+      const transfer = perfClient(js, cpPeerId, 0, download).finally(() => { done = true })
+      const rtts = []
+      while (!done || rtts.length < 3) {
+        rtts.push(await js.services.ping.ping(cpPeerId, { signal: AbortSignal.timeout(5000) }))
+        if (rtts.length === 3) {
+          const h = await cp.cmd('handle /cp2p/during-bulk/1.0.0')
+          assert.equal(h.ok, true)
+        }
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+      const j = await transfer
+      assert.equal(j.downloadBytes, download)
+      await waitFor(async () => (await js.peerStore.get(cpPeerId)).protocols.includes('/cp2p/during-bulk/1.0.0'),
+        'the push from cp2p during the download')
+      rtts.sort((x, y) => x - y)
+      console.log(`# ${direction}: ${rtts.length} pings during a ${download}-byte download, ` +
+        `median ${rtts[rtts.length >> 1]} ms, max ${rtts[rtts.length - 1]} ms`)
     })
 
     it(`perf: ${PERF_BYTES} bytes each way through /perf/1.0.0`, async () => {
