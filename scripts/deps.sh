@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libsodium-dev libsecp256k1-dev libprotobuf-c-dev protobuf-c-compiler
-      libcmocka-dev libsqlite3-dev)
+      libcmocka-dev libsqlite3-dev
+      prometheus)  # promtool: the metrics_promtool test checks our /metrics text with it
 
 missing=()
 for p in "${PKGS[@]}"; do
