@@ -123,7 +123,12 @@ for (const direction of ['cp2p dials js', 'js dials cp2p']) {
       let done = false
       const transfer = perfClient(js, cpPeerId, 0, download).finally(() => { done = true })
       const rtts = []
+      // js allows one outbound ping stream per connection: the next ping waits until the
+      // previous stream has closed both ways (cp2p's FIN queues behind the bulk data).
+      const pingStreams = () => js.getConnections(cpPeerId)
+        .flatMap(c => c.streams).filter(s => s.protocol === '/ipfs/ping/1.0.0').length
       while (!done || rtts.length < 3) {
+        await waitFor(() => pingStreams() === 0, 'the previous ping stream to close', 5000)
         rtts.push(await js.services.ping.ping(cpPeerId, { signal: AbortSignal.timeout(5000) }))
         if (rtts.length === 3) {
           const h = await cp.cmd('handle /cp2p/during-bulk/1.0.0')
