@@ -82,7 +82,8 @@ CP2P_API void cp2p_emitter_config_default(cp2p_emitter_config *cfg);
 
 /* Create an emitter. `cfg` and its kinds array are copied. Returns 0 and *out, or CP2P_EINVAL
  * (NULL send, iterations 0 or over 16, burst_size 0, fan-out 0 or over 64, more than 64 kinds,
- * max_buffered 0 or over 1,000,000, max_msg_bytes 0), or CP2P_ENOMEM. */
+ * max_buffered 0 or over 1,000,000, max_msg_bytes 0), CP2P_ENOMEM, or CP2P_EIO (libsodium could
+ * not be initialised for the keyed hash of peer IDs). */
 CP2P_API CP2P_NODISCARD int cp2p_emitter_new(const cp2p_emitter_config *cfg, cp2p_emitter **out);
 /* Free the emitter and every queued message (not sent). NULL is a no-op. */
 CP2P_API void cp2p_emitter_free(cp2p_emitter *e);
@@ -155,7 +156,9 @@ CP2P_API const cp2p_emitter_stats *cp2p_emitter_stats_get(const cp2p_emitter *e)
  * and counted. Everything is best effort, as in Fabric: no acknowledgements, no retries.
  *
  * Threading: loop thread only (the host's). The receive handler must not close the emitter;
- * it may add messages. Close the emitter before its host. */
+ * it may add messages. The emitter is a service of the host (cp2p/service.h): close it with
+ * cp2p_host_emitter_close, or let cp2p_host_close close it (queued messages are dropped); its
+ * handle is invalid once the host's close has begun closing it. */
 
 /* Default protocol ID of the emitter binding. */
 #define CP2P_HOST_EMITTER_PROTOCOL "/cp2p/emitter/1.0.0"
@@ -202,9 +205,11 @@ typedef struct cp2p_host_emitter_stats {
 CP2P_API void cp2p_host_emitter_config_default(cp2p_host_emitter_config *cfg);
 
 /* Create an emitter on `h`: registers the stream handler (when on_msg is set) and starts
- * tracking peers (those already connected and identified count at once). Returns 0 and *out,
- * CP2P_EINVAL (NULL argument, bad protocol ID, a core config cp2p_emitter_new refuses, zero
- * bounds), CP2P_EFULL (the host's handler or observer table is full), CP2P_ENOMEM. */
+ * tracking peers (those already connected and identified count from the next loop turn).
+ * Returns 0 and *out, CP2P_EINVAL (NULL argument, bad protocol ID, a core config
+ * cp2p_emitter_new refuses, zero bounds), CP2P_ESTATE (the protocol already has a handler),
+ * CP2P_EFULL (the host's handler table is full), CP2P_ECLOSED (host closing), CP2P_EIO,
+ * CP2P_ENOMEM. */
 CP2P_API CP2P_NODISCARD int cp2p_host_emitter_new(cp2p_host *h, const cp2p_host_emitter_config *cfg,
                                                   cp2p_host_emitter **out);
 /* Stop: unregister the handler, reset inbound streams, close outbound ones (frames already

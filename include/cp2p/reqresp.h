@@ -61,9 +61,10 @@ typedef void (*cp2p_reqresp_handler)(cp2p_reqresp_responder *r, cp2p_conn *c, co
  * defaults) and `ud` (passed to cb, owned by the caller). Registering a protocol again replaces
  * the previous registration; requests already received keep their old handler.
  * Returns 0, CP2P_EINVAL (NULL h, cb or protocol, bad protocol ID, zero timeout or
- * max_inbound_per_peer), CP2P_EFULL (the host's handler table is full), CP2P_ENOMEM.
- * The registration lives until cp2p_reqresp_unregister(): call it before cp2p_host_close()
- * (the host has no hook through which it could be released). Loop thread only. */
+ * max_inbound_per_peer), CP2P_ESTATE (another handler or service serves the protocol),
+ * CP2P_EFULL (the host's handler table is full), CP2P_ECLOSED (host closing), CP2P_ENOMEM.
+ * The registration is a service of the host (cp2p/service.h): it lives until
+ * cp2p_reqresp_unregister() or until the host closes, which releases it. Loop thread only. */
 CP2P_API CP2P_NODISCARD int cp2p_reqresp_register(cp2p_host *h, const char *protocol,
                                                   const cp2p_reqresp_config *cfg,
                                                   cp2p_reqresp_handler cb, void *ud);

@@ -12,6 +12,7 @@
 
 #include <string.h>
 
+#include "util/hashmap.h"
 #include "util/limits.h"
 
 typedef struct emsg {
@@ -40,15 +41,14 @@ struct cp2p_emitter {
 
 static uint8_t *msg_data(emsg *m) { return (uint8_t *)(m->sent_and_data + m->sent_cap); }
 
+/* A message remembers the peers it went to by a keyed hash of their IDs (8 bytes instead of
+ * up to 42): peers are remote, and with an unkeyed hash one could mint an ID that collides with
+ * another's and make us skip that peer as "already sent". */
 static uint64_t peer_hash(const cp2p_peer_id *p)
 {
-    uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
     size_t len = p->len < CP2P_PEER_ID_MAX ? p->len : CP2P_PEER_ID_MAX;
 
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ p->bytes[i]) * UINT64_C(0x100000001b3);
-    }
-    return h;
+    return cp2p__hashmap_hash(p->bytes, len);
 }
 
 void cp2p_emitter_config_default(cp2p_emitter_config *cfg)
@@ -80,6 +80,9 @@ int cp2p_emitter_new(const cp2p_emitter_config *cfg, cp2p_emitter **out)
         if (cfg->kinds[k].fanout > CP2P_EMITTER_MAX_FANOUT) {
             return CP2P_EINVAL;
         }
+    }
+    if (cp2p__hashmap_key_init() != 0) {
+        return CP2P_EIO;
     }
     e = cp2p_calloc(1, sizeof(*e));
     if (e == NULL) {

@@ -1,7 +1,8 @@
 /* The batching emitter on a host (see the binding section of include/cp2p/emitter.h): a libuv
- * timer drives the sans-I/O core (emitter.c), host events keep the candidate peer list, and the
- * core's send callback writes one frame per chosen peer on that peer's long-lived outbound
- * stream. Loop thread only. */
+ * timer drives the sans-I/O core (emitter.c), a service (cp2p/service.h) keeps the candidate
+ * peer list (peers whose identify lists the protocol) and takes inbound streams, and the core's
+ * send callback writes one frame per chosen peer on that peer's long-lived outbound stream.
+ * The host closes the emitter when it closes first. Loop thread only. */
 #include <string.h>
 
 #include <sodium.h>
@@ -9,9 +10,9 @@
 #include <cp2p/codec.h>
 #include <cp2p/emitter.h>
 #include <cp2p/host.h>
+#include <cp2p/service.h>
 
 #include "emitter/emitter_frame.h"
-#include "swarm/swarm.h"
 #include "util/alloc.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
@@ -54,7 +55,7 @@ struct cp2p_host_emitter {
     cp2p_host *h;
     cp2p_host_emitter_config cfg;
     char *protocol;
-    bool handler_set;
+    cp2p_service *svc;
     cp2p_emitter *core;
     uv_timer_t *timer; /* heap: freed by its close callback */
     ep_peer **peers;
@@ -520,36 +521,37 @@ static void in_handler(cp2p_stream *s, void *ud)
     }
 }
 
-/* ---- host events ---- */
+/* ---- service callbacks ---- */
 
-static bool speaks(const cp2p_host_emitter *he, const cp2p_conn *c)
+static void svc_ready(cp2p_service *svc, const cp2p_peer_id *peer, cp2p_conn *conn, void *ud)
 {
-    const cp2p_identify_info *info = cp2p_conn_identify(c);
-    for (size_t i = 0; info != NULL && i < info->n_protocols; i++) {
-        if (strcmp(info->protocols[i], he->protocol) == 0) {
-            return true;
-        }
-    }
-    return false;
+    (void)svc;
+    (void)conn;
+    peer_add(ud, peer);
 }
 
-static void on_host_event(cp2p_host *h, const cp2p_event *ev, void *ud)
+static void svc_gone(cp2p_service *svc, const cp2p_peer_id *peer, int err, void *ud)
+{
+    (void)svc;
+    (void)err; /* closed, or it stopped announcing the protocol */
+    peer_remove(ud, peer);
+}
+
+static void svc_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
+{
+    (void)svc;
+    in_handler(s, ud);
+}
+
+static void emitter_free(cp2p_host_emitter *he);
+
+/* The host closes: as cp2p_host_emitter_close, then the service is done. */
+static void svc_close(cp2p_service *svc, void *ud)
 {
     cp2p_host_emitter *he = ud;
-    (void)h;
-    if (ev->conn == NULL) {
-        return;
-    }
-    const cp2p_peer_id *id = cp2p_conn_peer_id(ev->conn);
-    if (ev->type == CP2P_EVENT_PEER_IDENTIFIED) {
-        if (speaks(he, ev->conn)) {
-            peer_add(he, id);
-        } else {
-            peer_remove(he, id); /* it stopped (or never) announcing the protocol */
-        }
-    } else if (ev->type == CP2P_EVENT_CONN_CLOSED && cp2p_host_conn_to(he->h, id) == NULL) {
-        peer_remove(he, id);
-    }
+    he->svc = NULL;
+    emitter_free(he);
+    cp2p_service_close_done(svc);
 }
 
 static void on_timer_closed(uv_handle_t *t)
@@ -599,33 +601,30 @@ int cp2p_host_emitter_new(cp2p_host *h, const cp2p_host_emitter_config *cfg,
     if ((rc = cp2p_emitter_new(&core, &he->core)) != 0) {
         goto fail;
     }
-    if (cfg->on_msg != NULL) {
-        if ((rc = cp2p_host_set_handler(h, he->protocol, in_handler, he)) != 0) {
-            goto fail;
-        }
-        he->handler_set = true;
-    }
-    if ((rc = cp2p__host_add_observer(h, on_host_event, he)) != 0) {
-        goto fail;
-    }
     if (uv_timer_init(cp2p_host_loop(h), he->timer) != 0) {
-        cp2p__host_remove_observer(h, on_host_event, he);
         rc = CP2P_EIO;
         goto fail;
     }
     he->timer->data = he;
-    /* Peers already connected and identified. */
-    for (cp2p_conn *c = h->conns; c != NULL; c = c->next) {
-        if (c->upgraded && c->stage == CONN_OPEN && !c->closing && speaks(he, c)) {
-            peer_add(he, &c->peer);
-        }
+    const char *const protos[] = {he->protocol};
+    cp2p_service_desc d = {
+        .name = "emitter",
+        .protocols = protos,
+        .n_protocols = 1,
+        .ready = CP2P_SERVICE_READY_IDENTIFIED,
+        .peer_ready = svc_ready,
+        .peer_gone = svc_gone,
+        .inbound = cfg->on_msg != NULL ? svc_inbound : NULL,
+        .close = svc_close,
+    };
+    if ((rc = cp2p_host_add_service(h, &d, he, &he->svc)) != 0) {
+        uv_close((uv_handle_t *)he->timer, on_timer_closed);
+        he->timer = NULL;
+        goto fail;
     }
     *out = he;
     return 0;
 fail:
-    if (he->handler_set) {
-        (void)!cp2p_host_remove_handler(h, he->protocol);
-    }
     cp2p_emitter_free(he->core);
     cp2p_free(he->timer);
     cp2p_free(he->protocol);
@@ -638,10 +637,12 @@ void cp2p_host_emitter_close(cp2p_host_emitter *he)
     if (he == NULL) {
         return;
     }
-    cp2p__host_remove_observer(he->h, on_host_event, he);
-    if (he->handler_set) {
-        (void)!cp2p_host_remove_handler(he->h, he->protocol);
-    }
+    cp2p_service_remove(he->svc);
+    emitter_free(he);
+}
+
+static void emitter_free(cp2p_host_emitter *he)
+{
     uv_timer_stop(he->timer);
     uv_close((uv_handle_t *)he->timer, on_timer_closed);
     for (ep_open *o = he->opens, *next; o != NULL; o = next) {

@@ -90,8 +90,10 @@
 
 #include "muxer/yamux.h"
 #include "util/bytes.h"
+#include "util/hashmap.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
+#include "util/token_bucket.h"
 
 #define HDR CP2P__YAMUX_HDR_LEN
 
@@ -128,13 +130,6 @@ typedef struct out_chunk {
 typedef struct {
     out_chunk *head, *tail;
 } chunk_list;
-
-/* Token bucket in thousandths of a token. */
-typedef struct {
-    uint64_t milli, last_ms;
-    uint32_t burst, per_sec;
-    bool started;
-} budget;
 
 enum {
     EVB_OPENED = 1,
@@ -186,10 +181,9 @@ struct cp2p__yamux {
     cp2p__yamux_stream *rx_stream; /* NULL: discard the body */
     uint32_t rx_remaining;
     bool rx_fin;
-    /* streams by ID: open addressing, linear probing, backward-shift deletion */
-    cp2p__yamux_stream **slots;
-    size_t slots_cap, slots_count;
-    unsigned slots_bits;
+    /* Streams by ID. The peer picks the IDs (any increasing ones of its parity), so the table
+     * is the keyed one: with a fixed hash it could pick IDs that share one probe run. */
+    cp2p_hashmap streams;
     cp2p__yamux_stream *all_head;
     uint32_t next_id;         /* next ID we open */
     uint32_t remote_next_idx; /* 1 + highest (id >> 1) the peer opened; 0: none */
@@ -214,7 +208,7 @@ struct cp2p__yamux {
     uint32_t ping_value, next_ping;
     uint64_t ping_sent, rtt;
     bool local_goaway, remote_goaway;
-    budget b_reset, b_refuse, b_ping, b_empty;
+    cp2p_token_bucket b_reset, b_refuse, b_ping, b_empty; /* abuse budgets */
     int fail_err;
     const char *fail_why;
     bool logged_refuse, logged_cap;
@@ -367,7 +361,9 @@ static bool config_ok(const cp2p__yamux_config *c)
 {
     return c->initial_window >= CP2P_YAMUX_SPEC_WINDOW && c->max_window >= c->initial_window &&
            c->max_window <= (UINT32_C(1) << 31) && c->max_inbound_streams >= 1 &&
-           c->max_outbound_streams >= 1 && c->max_unacked_inbound >= 1 &&
+           c->max_outbound_streams >= 1 &&
+           (uint64_t)c->max_inbound_streams + c->max_outbound_streams <= CP2P_HASHMAP_MAX_ITEMS &&
+           c->max_unacked_inbound >= 1 &&
            c->max_unacked_outbound >= 1 && c->max_frame >= 1024 &&
            c->max_frame <= CP2P_YAMUX_MAX_WINDOW && c->max_session_recv >= c->max_window &&
            c->max_out_buffered >= 1 && c->ping_timeout_ms >= 1 && c->max_pong_backlog >= 1 &&
@@ -377,125 +373,37 @@ static bool config_ok(const cp2p__yamux_config *c)
            budget_param_ok(c->empty_burst) && budget_param_ok(c->empty_per_sec);
 }
 
-static void budget_init(budget *b, uint32_t burst, uint32_t per_sec)
-{
-    *b = (budget){.burst = burst, .per_sec = per_sec};
-}
-
-/* Take one token; false when the bucket is dry. per_sec tokens a second are per_sec thousandths
- * of a token a millisecond. */
-static bool budget_take(budget *b, uint64_t now)
-{
-    uint64_t cap = (uint64_t)b->burst * 1000;
-    if (!b->started) {
-        b->started = true;
-        b->milli = cap;
-        b->last_ms = now;
-    }
-    if (now > b->last_ms) {
-        uint64_t elapsed = now - b->last_ms;
-        /* elapsed >= cap ms refills any bucket (per_sec >= 1); below that the product is under
-         * 10^9 * 10^6, far from overflow. */
-        uint64_t add = elapsed >= cap ? cap : elapsed * b->per_sec;
-        b->milli = cap - b->milli < add ? cap : b->milli + add;
-        b->last_ms = now;
-    }
-    if (b->milli < 1000) {
-        return false;
-    }
-    b->milli -= 1000;
-    return true;
-}
-
 /* ---- stream table ---- */
 
-static size_t tbl_home(const cp2p__yamux *y, uint32_t id)
+static cp2p_slice stream_key(const void *item)
 {
-    return (size_t)((uint32_t)(id * UINT32_C(2654435769)) >> (32 - y->slots_bits));
+    const cp2p__yamux_stream *s = item;
+    return (cp2p_slice){(const uint8_t *)&s->id, sizeof(s->id)};
 }
 
 static cp2p__yamux_stream *tbl_get(const cp2p__yamux *y, uint32_t id)
 {
-    if (y->slots == NULL) {
-        return NULL;
-    }
-    size_t mask = y->slots_cap - 1;
-    for (size_t i = tbl_home(y, id);; i = (i + 1) & mask) {
-        cp2p__yamux_stream *s = y->slots[i];
-        if (s == NULL || s->id == id) {
-            return s;
-        }
-    }
-}
-
-static void tbl_insert(cp2p__yamux *y, cp2p__yamux_stream *s)
-{
-    size_t mask = y->slots_cap - 1;
-    size_t i = tbl_home(y, s->id);
-    while (y->slots[i] != NULL) {
-        i = (i + 1) & mask;
-    }
-    y->slots[i] = s;
+    return cp2p__hashmap_find(&y->streams, &id, sizeof(id));
 }
 
 static int tbl_put(cp2p__yamux *y, cp2p__yamux_stream *s)
 {
-    /* Keep the load at or below one half. */
-    if ((y->slots_count + 1) * 2 > y->slots_cap) {
-        size_t ncap = y->slots_cap ? y->slots_cap * 2 : 16;
-        cp2p__yamux_stream **old = y->slots;
-        size_t ocap = y->slots_cap;
-        cp2p__yamux_stream **ns = cp2p_calloc(ncap, sizeof(*ns));
-        if (ns == NULL) {
-            y->stats.alloc_failures++;
-            return CP2P_ENOMEM;
-        }
-        unsigned bits = 0;
-        while (((size_t)1 << bits) < ncap) {
-            bits++;
-        }
-        y->slots = ns;
-        y->slots_cap = ncap;
-        y->slots_bits = bits;
-        for (size_t i = 0; i < ocap; i++) {
-            if (old[i] != NULL) {
-                tbl_insert(y, old[i]);
-            }
-        }
-        cp2p_free(old);
+    /* Cannot be full (the table's bound is the sum of the stream limits) nor hold the ID (IDs
+     * are never reused), so an error is a failed allocation. */
+    if (cp2p__hashmap_insert(&y->streams, s) != 0) {
+        y->stats.alloc_failures++;
+        return CP2P_ENOMEM;
     }
-    tbl_insert(y, s);
-    y->slots_count++;
     s->in_table = true;
     return 0;
 }
 
-/* True when k lies in the cyclic range (i, j]. */
-static bool cyc_between(size_t i, size_t k, size_t j)
-{
-    return i <= j ? (i < k && k <= j) : (i < k || k <= j);
-}
-
 static void tbl_del(cp2p__yamux *y, cp2p__yamux_stream *s)
 {
-    size_t mask = y->slots_cap - 1;
-    size_t i = tbl_home(y, s->id);
-    while (y->slots[i] != s) {
-        assert(y->slots[i] != NULL);
-        i = (i + 1) & mask;
-    }
-    y->slots[i] = NULL;
-    y->slots_count--;
+    bool removed = cp2p__hashmap_remove(&y->streams, s);
+    assert(removed);
+    (void)removed;
     s->in_table = false;
-    /* Backward-shift: pull later entries of the cluster into the hole when their home allows. */
-    for (size_t j = (i + 1) & mask; y->slots[j] != NULL; j = (j + 1) & mask) {
-        size_t k = tbl_home(y, y->slots[j]->id);
-        if (!cyc_between(i, k, j)) {
-            y->slots[i] = y->slots[j];
-            y->slots[j] = NULL;
-            i = j;
-        }
-    }
 }
 
 /* ---- output ---- */
@@ -1302,7 +1210,7 @@ static int check_gone_id(cp2p__yamux *y, uint32_t id, const char **why)
 
 static int refuse_stream(cp2p__yamux *y, uint32_t id, const char *reason, const char **why)
 {
-    if (!budget_take(&y->b_refuse, y->now)) {
+    if (!cp2p__token_bucket_take(&y->b_refuse, 1, y->now)) {
         return perr(y, CP2P__YAMUX_PERR_REFUSE_FLOOD, CP2P_ELIMIT,
                     "peer keeps opening streams we refuse", why);
     }
@@ -1361,7 +1269,7 @@ static int open_inbound(cp2p__yamux *y, uint32_t id, cp2p__yamux_stream **out, c
 
 static int empty_frame(cp2p__yamux *y, const char **why)
 {
-    if (!budget_take(&y->b_empty, y->now)) {
+    if (!cp2p__token_bucket_take(&y->b_empty, 1, y->now)) {
         return perr(y, CP2P__YAMUX_PERR_EMPTY_FLOOD, CP2P_ELIMIT,
                     "peer sends frames that do nothing", why);
     }
@@ -1394,7 +1302,7 @@ static int on_stream_frame(cp2p__yamux *y, const cp2p__yamux_hdr *h, const char 
     }
     if (h->flags & CP2P__YAMUX_RST) {
         /* Resets of streams the peer itself opened are the "rapid reset" churn we budget. */
-        if (!s->outbound && !budget_take(&y->b_reset, y->now)) {
+        if (!s->outbound && !cp2p__token_bucket_take(&y->b_reset, 1, y->now)) {
             return perr(y, CP2P__YAMUX_PERR_RESET_FLOOD, CP2P_ELIMIT,
                         "peer resets streams faster than the budget allows", why);
         }
@@ -1477,7 +1385,7 @@ static int on_ping(cp2p__yamux *y, const cp2p__yamux_hdr *h, const char **why)
     }
     uint16_t f = h->flags & (CP2P__YAMUX_SYN | CP2P__YAMUX_ACK);
     if (f == CP2P__YAMUX_SYN) {
-        if (!budget_take(&y->b_ping, y->now)) {
+        if (!cp2p__token_bucket_take(&y->b_ping, 1, y->now)) {
             return perr(y, CP2P__YAMUX_PERR_PING_FLOOD, CP2P_ELIMIT,
                         "peer pings faster than the budget allows", why);
         }
@@ -1502,7 +1410,7 @@ static int on_ping(cp2p__yamux *y, const cp2p__yamux_hdr *h, const char **why)
             sev_push(y, &(cp2p__yamux_event){.type = CP2P__YAMUX_EV_PING, .rtt_ms = rtt});
             return 0;
         }
-        if (!budget_take(&y->b_ping, y->now)) {
+        if (!cp2p__token_bucket_take(&y->b_ping, 1, y->now)) {
             return perr(y, CP2P__YAMUX_PERR_PING_FLOOD, CP2P_ELIMIT,
                         "peer sends ping answers we did not ask for", why);
         }
@@ -1656,14 +1564,22 @@ int cp2p__yamux_new(const cp2p__yamux_config *cfg, bool is_client, cp2p__yamux *
     if (y == NULL) {
         return CP2P_ENOMEM;
     }
+    int rc = cp2p__hashmap_init(&y->streams,
+                                (size_t)cfg->max_inbound_streams + cfg->max_outbound_streams,
+                                stream_key);
+    if (rc != 0) {
+        cp2p_free(y);
+        return rc;
+    }
     y->cfg = *cfg;
     y->is_client = is_client;
     y->state = YAMUX_EXPECT_HEADER;
     y->next_id = is_client ? 1 : 2;
-    budget_init(&y->b_reset, cfg->reset_burst, cfg->reset_per_sec);
-    budget_init(&y->b_refuse, cfg->refuse_burst, cfg->refuse_per_sec);
-    budget_init(&y->b_ping, cfg->ping_burst, cfg->ping_per_sec);
-    budget_init(&y->b_empty, cfg->empty_burst, cfg->empty_per_sec);
+    /* Budgets start full at time 0: y->now only grows, so the first refill fills them again. */
+    cp2p__token_bucket_init(&y->b_reset, cfg->reset_per_sec, cfg->reset_burst, 0);
+    cp2p__token_bucket_init(&y->b_refuse, cfg->refuse_per_sec, cfg->refuse_burst, 0);
+    cp2p__token_bucket_init(&y->b_ping, cfg->ping_per_sec, cfg->ping_burst, 0);
+    cp2p__token_bucket_init(&y->b_empty, cfg->empty_per_sec, cfg->empty_burst, 0);
     *out = y;
     return 0;
 }
@@ -1678,7 +1594,7 @@ void cp2p__yamux_free(cp2p__yamux *y)
     }
     list_free(&y->main);
     list_free(&y->ctrl);
-    cp2p_free(y->slots);
+    cp2p__hashmap_fini(&y->streams, NULL, NULL);
     cp2p_free(y);
 }
 

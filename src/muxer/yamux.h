@@ -111,7 +111,8 @@ typedef struct cp2p__yamux_stream cp2p__yamux_stream;
 /* Create a session. `is_client` is true on the side that initiated the underlying connection
  * (it opens odd stream IDs; the other side even ones, spec.md "StreamID Field"). `cfg` is
  * copied; NULL means the defaults. Returns 0 and sets *out, CP2P_EINVAL (a config value out of
- * range) or CP2P_ENOMEM. Nothing is sent until the application opens a stream or pings. */
+ * range), CP2P_ENOMEM, or CP2P_EIO (libsodium could not be initialised for the stream table's
+ * keyed hash). Nothing is sent until the application opens a stream or pings. */
 CP2P_NODISCARD int cp2p__yamux_new(const cp2p__yamux_config *cfg, bool is_client,
                                    cp2p__yamux **out);
 /* Free the session and every stream, including streams the application has not released (their

@@ -1,7 +1,30 @@
-/* cp2p_host_new: the bare host (src/swarm) plus the built-in protocols. Living here keeps the
- * layering: protocols use the host, never the reverse. */
+/* cp2p_host_new: the bare host (src/swarm) plus the built-in protocols, each a service of the
+ * host (cp2p/service.h). Living here keeps the layering: protocols use the host, never the
+ * reverse. */
+#include <cp2p/service.h>
+
 #include "protocols/builtin.h"
-#include "swarm/swarm.h"
+#include "swarm/host_new.h"
+
+static void serve_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
+{
+    (void)svc;
+    ((cp2p_stream_handler)(uintptr_t)ud)(s, NULL);
+}
+
+int cp2p__builtin_serve(cp2p_host *h, const char *name, const char *protocol,
+                        cp2p_stream_handler cb)
+{
+    const char *const protos[] = {protocol};
+    cp2p_service_desc d = {
+        .name = name,
+        .protocols = protos,
+        .n_protocols = 1,
+        .inbound = serve_inbound,
+    };
+    cp2p_service *svc;
+    return cp2p_host_add_service(h, &d, (void *)(uintptr_t)cb, &svc);
+}
 
 int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **out)
 {
@@ -10,8 +33,8 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **out)
     if (rc != 0) {
         return rc;
     }
-    if ((rc = cp2p__ping_register(h)) != 0 || (rc = cp2p__identify_register(h)) != 0 ||
-        (rc = cp2p__perf_register(h)) != 0) {
+    if ((rc = cp2p__ping_register(h)) != 0 ||
+        (cfg->perf_server && (rc = cp2p__perf_register(h)) != 0)) {
         cp2p_host_close(h, NULL, NULL);
         return rc;
     }

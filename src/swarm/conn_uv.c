@@ -361,13 +361,15 @@ static void stream_negotiated(cp2p_stream *s)
         for (cp2p_stream *o = c->streams; o != NULL; o = o->next) {
             same += o != s && !o->outbound && o->state == S_OPEN && o->proto_idx == idx;
         }
-        if (same >= h->cfg.max_inbound_per_protocol) {
+        uint32_t limit = h->handlers[idx].max_inbound != 0 ? h->handlers[idx].max_inbound
+                                                             : h->cfg.max_inbound_per_protocol;
+        if (same >= limit) {
             h->stats.streams_over_protocol_limit++;
             if (!c->logged_protocol_limit) {
                 c->logged_protocol_limit = true;
                 CP2P_LOG(CP2P_LOG_INFO, "host", c->id,
                          "host.protocol_stream_limit %s: more than %u inbound streams", sel,
-                         h->cfg.max_inbound_per_protocol);
+                         limit);
             }
             stream_kill(s, CP2P_ELIMIT);
             return;
@@ -991,6 +993,7 @@ static void conn_free(cp2p_conn *c)
     cp2p_multiaddr_free(c->remote_addr);
     cp2p_multiaddr_free(c->local_addr);
     cp2p_buf_fini(&c->rbuf);
+    cp2p__conn_services_free(c);
     cp2p_free(c);
 }
 
@@ -1247,7 +1250,7 @@ int cp2p_conn_open_stream(cp2p_conn *c, const char *const *protos, size_t n, cp2
     if (n == 0 || n > CP2P_MSS_MAX_OFFER || cb == NULL) {
         return CP2P_EINVAL;
     }
-    if (c->closing || c->stage != CONN_OPEN || c->host->closing) {
+    if (c->closing || c->stage != CONN_OPEN || c->host->conns_closed) {
         return CP2P_ECLOSED;
     }
     if ((s = cp2p_calloc(1, sizeof(*s))) == NULL) {

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "swarm/swarm.h"
+#include "util/clock.h"
 #include "util/alloc.h"
 #include "util/log_internal.h"
 
@@ -52,11 +53,7 @@ void cp2p_host_config_default(cp2p_host_config *c)
 
 uint64_t cp2p__host_wall_ms(void)
 {
-    struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) {
-        return 0;
-    }
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return cp2p__wall_ms();
 }
 
 cp2p_peerstore *cp2p_host_peerstore(cp2p_host *h)
@@ -95,6 +92,7 @@ static void host_free(cp2p_host *h)
     }
     cp2p__dialer_free(h->dialer);
     cp2p__host_cm_free(h);
+    cp2p__host_services_free(h);
     cp2p_peerstore_close(h->peerstore);
     cp2p_privkey_free(h->key);
     cp2p_free(h->agent_version);
@@ -156,6 +154,9 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
     if (rc == 0) {
         rc = cp2p__host_cm_new(h);
     }
+    if (rc == 0) {
+        rc = cp2p__identify_register(h); /* handlers and an observer: nothing to undo */
+    }
     if (rc != 0) {
         host_free(h);
         return rc;
@@ -169,6 +170,7 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
                          CP2P_HOST_PEERSTORE_FLUSH_MS);
     uv_unref((uv_handle_t *)&h->ps_timer);
     cp2p__host_cm_start(h);
+    (void)!cp2p__host_services_init(h); /* a timer: cannot fail once the loop is valid */
     *out = h;
     return 0;
 }
@@ -225,6 +227,7 @@ void cp2p__host_remove_observer(cp2p_host *h, cp2p_event_cb cb, void *ud)
 void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, const char *why)
 {
     cp2p_event ev = {.type = type, .conn = c, .err = err, .why = why};
+    cp2p__host_services_on_event(h, &ev);
     for (size_t i = 0; i < h->nobservers; i++) {
         h->observers[i].cb(h, &ev, h->observers[i].ud);
     }
@@ -263,13 +266,17 @@ static ptrdiff_t find_protocol(const cp2p_host *h, const char *p)
     return -1;
 }
 
-int cp2p_host_set_handler(cp2p_host *h, const char *protocol, cp2p_stream_handler cb, void *ud)
+static int set_handler(cp2p_host *h, const char *protocol, cp2p_stream_handler cb, void *ud,
+                       uint32_t max_inbound, bool replace)
 {
     if (!valid_protocol(protocol) || cb == NULL) {
         return CP2P_EINVAL;
     }
     ptrdiff_t i = find_protocol(h, protocol);
     bool was_active = i >= 0 && h->handlers[i].active;
+    if (was_active && !replace) {
+        return CP2P_ESTATE;
+    }
     if (i < 0) {
         if (h->nprotos == CP2P_MSS_MAX_SUPPORTED) {
             return CP2P_EFULL;
@@ -281,11 +288,22 @@ int cp2p_host_set_handler(cp2p_host *h, const char *protocol, cp2p_stream_handle
         i = (ptrdiff_t)h->nprotos++;
         h->proto_names[i] = name;
     }
-    h->handlers[i] = (swarm_handler){cb, ud, true};
+    h->handlers[i] = (swarm_handler){cb, ud, true, max_inbound};
     if (!was_active) {
         cp2p__host_emit(h, (cp2p_event_type)CP2P__EVENT_PROTOCOLS_CHANGED, NULL, 0, NULL);
     }
     return 0;
+}
+
+int cp2p_host_set_handler(cp2p_host *h, const char *protocol, cp2p_stream_handler cb, void *ud)
+{
+    return set_handler(h, protocol, cb, ud, 0, true);
+}
+
+int cp2p__host_add_handler(cp2p_host *h, const char *protocol, cp2p_stream_handler cb,
+                           void *ud, uint32_t max_inbound)
+{
+    return set_handler(h, protocol, cb, ud, max_inbound, false);
 }
 
 int cp2p_host_remove_handler(cp2p_host *h, const char *protocol)
@@ -617,7 +635,7 @@ static void on_close_idle(uv_idle_t *idle)
 {
     cp2p_host *h = idle->data;
     if (h->conns == NULL && h->dials == NULL && !h->ps_timer_open &&
-        cp2p__dialer_idle(h->dialer) && cp2p__host_cm_idle(h)) {
+        cp2p__dialer_idle(h->dialer) && cp2p__host_cm_idle(h) && cp2p__host_services_idle(h)) {
         uv_idle_stop(idle);
         uv_close((uv_handle_t *)idle, on_idle_closed);
     }
@@ -643,6 +661,17 @@ void cp2p_host_close(cp2p_host *h, cp2p_host_close_cb cb, void *ud)
         next = d->next; /* the cancel runs the dial callback, which frees d */
         cp2p__tcp_dial_cancel(d->tcp);
     }
+    /* Services close first (from the loop), while their peers are still connected; the
+     * connections follow once every service is done (cp2p__host_close_conns). */
+    cp2p__host_services_close(h);
+}
+
+void cp2p__host_close_conns(cp2p_host *h)
+{
+    if (h->conns_closed) {
+        return;
+    }
+    h->conns_closed = true;
     for (cp2p_conn *c = h->conns, *next; c != NULL; c = next) {
         next = c->next;
         cp2p__conn_close(c, 0, "host closing");

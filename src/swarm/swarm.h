@@ -12,6 +12,7 @@
 #include "transport/tcp_uv.h"
 #include "util/limits.h"
 #include "swarm/connmgr.h"
+#include "swarm/host_new.h"
 
 /* Internal events, delivered to observers only (after the public ones in cp2p_event_type). */
 #define CP2P__EVENT_PROTOCOLS_CHANGED 100
@@ -25,6 +26,7 @@ typedef struct {
     cp2p_stream_handler cb;
     void *ud;
     bool active;
+    uint32_t max_inbound; /* inbound streams per connection; 0 = max_inbound_per_protocol */
 } swarm_handler;
 
 typedef struct swarm_listener {
@@ -87,6 +89,15 @@ struct cp2p_host {
     bool persist_timer_open;
     uv_timer_t reconnect_timer; /* 0 ms after start: redial known peers (reconnect_known_peers) */
     bool reconnect_timer_open;
+    /* Services (service_uv.c): slots never move while the host lives (a slot's index is the
+     * service's bit in each connection's svc_bits); a removed service leaves NULL. */
+    struct cp2p_service **services;
+    size_t nservices, services_cap;
+    size_t services_live;   /* registered and not done closing */
+    uv_timer_t svc_timer;   /* deferred work: first sync of new services, the close phases */
+    bool svc_timer_open;
+    bool svc_sync;          /* a new service waits for its first sync */
+    bool conns_closed;      /* close phase 2 (connections) started */
 };
 
 typedef enum {
@@ -143,6 +154,9 @@ struct cp2p_conn {
     int32_t tag;            /* cp2p_conn_set_tag */
     uint64_t opened_ms;     /* loop time of the upgrade */
     uint64_t last_active_ms; /* loop time of the last stream opened or data delivered */
+    /* services: bit i set when the connection makes its peer ready for service slot i */
+    uint8_t *svc_bits;
+    size_t svc_bits_len;    /* bytes */
 };
 
 /* ---- host_uv.c ---- */
@@ -153,10 +167,29 @@ CP2P_NODISCARD int cp2p__host_add_observer(cp2p_host *h, cp2p_event_cb cb, void 
 /* Remove the observer added with (cb, ud); no effect when there is none. */
 void cp2p__host_remove_observer(cp2p_host *h, cp2p_event_cb cb, void *ud);
 bool cp2p__host_handler_active(void *host, size_t idx);
+/* cp2p_host_set_handler with a per-connection inbound stream limit (0 = the host's) that
+ * refuses to replace an active handler (CP2P_ESTATE). */
+CP2P_NODISCARD int cp2p__host_add_handler(cp2p_host *h, const char *protocol,
+                                          cp2p_stream_handler cb, void *ud,
+                                          uint32_t max_inbound);
+/* Close phase 2: the connections, then the handles (services are done). */
+void cp2p__host_close_conns(cp2p_host *h);
+
+/* ---- identify/identify.c: the host's own identify and push (registered by the host) ---- */
+CP2P_NODISCARD int cp2p__identify_register(cp2p_host *h);
+
+/* ---- service_uv.c ---- */
+CP2P_NODISCARD int cp2p__host_services_init(cp2p_host *h);
+/* A host event: readiness of every service for ev->conn's peer may change. */
+void cp2p__host_services_on_event(cp2p_host *h, const cp2p_event *ev);
+/* cp2p_host_close: services close (their callbacks from the loop), then the connections. */
+void cp2p__host_services_close(cp2p_host *h);
+/* True once the services' timer is closed. */
+bool cp2p__host_services_idle(const cp2p_host *h);
+void cp2p__host_services_free(cp2p_host *h);
+/* A connection is freed: drop its service bits. */
+void cp2p__conn_services_free(cp2p_conn *c);
 const cp2p__host_stats *cp2p__host_stats_get(const cp2p_host *h);
-/* Create the bare host; cp2p_host_new() (protocols/builtin.c) adds the built-in protocols. */
-CP2P_NODISCARD int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg,
-                                   cp2p_host **out);
 
 /* The host's private key (borrowed, valid until the host is freed): protocols that sign (e.g.
  * gossipsub messages) use it. */

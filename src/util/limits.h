@@ -1,5 +1,7 @@
 /* Every named limit of cp2p, with where its value comes from (STYLE.md section 1).
- * Layers append their own section; nothing else defines a numeric limit. */
+ * Sections stand in layer order (docs/ARCHITECTURE.md: util, multiformats, crypto, negotiate,
+ * muxer, swarm, protocols, emitter, api); a module adds its limits to its layer's part, each
+ * next to its reason. Nothing else defines a numeric limit. */
 #ifndef CP2P_UTIL_LIMITS_H
 #define CP2P_UTIL_LIMITS_H
 
@@ -7,33 +9,15 @@
 /* Big-number bases (base58btc, base36) are quadratic; the longest such text we need is a
  * CIDv0/peer ID (~50 chars). Our choice: 256 bytes of binary (about 350 characters) is far
  * above any real use. Encoders and decoders share the bound. */
+/* Base36 (multibase 'k') is quadratic like base58: same bound, for the same reason. */
 #define CP2P_BASEX_MAX_BYTES 256
 /* Log lines are formatted into a stack buffer of this size and truncated past it (our choice). */
 #define CP2P_LOG_LINE_MAX 1024
 /* Per-module log level overrides (our choice). */
 #define CP2P_LOG_MODULE_OVERRIDES 16
-
-/* ---- crypto (keys) ---- */
-/* Largest protobuf PublicKey/PrivateKey we parse. Our choice: the largest real keys are RSA;
- * a 4096-bit RSA PrivateKey (PKCS#1) encodes to about 2,350 bytes (the spec's test vector) and
- * an 8192-bit RSA PublicKey (go-libp2p's MaxRsaKeyBits) to about 1,070 bytes. */
-#define CP2P_KEY_PB_MAX 4096
-/* Largest key file cp2p_privkey_load() reads: one PrivateKey message (our choice). */
-#define CP2P_KEY_FILE_MAX CP2P_KEY_PB_MAX
-
-/* ---- negotiate (multistream-select 1.0) ---- */
-/* Largest message (length prefix value, newline included). go-multistream and js-libp2p both
- * refuse messages over 1024 bytes; protocol IDs are short paths. */
-#define CP2P_MSS_MAX_MSG 1024
-/* Proposals a listener answers with "na" before giving up on the stream (our choice: a dialer
- * with more than a handful of alternatives is probing, not negotiating). */
-#define CP2P_MSS_MAX_PROPOSALS 16
-/* Protocols a dialer may offer in one negotiation (our choice, same bound). */
-#define CP2P_MSS_MAX_OFFER 16
-/* Protocols a listener may support, i.e. handlers a host may register (our choice). */
-#define CP2P_MSS_MAX_SUPPORTED 256
-/* Largest "ls" answer we send; the listing is cut there (our choice). */
-#define CP2P_MSS_MAX_LS (64 * 1024)
+/* Most items one keyed hash map may be created for (src/util/hashmap.c; our choice: 16 Mi items,
+ * at most 1 GiB of slots, far above the largest table bound, CP2P_PEERSTORE_MAX_PEERS_LIMIT). */
+#define CP2P_HASHMAP_MAX_ITEMS (1u << 24)
 
 /* ---- multiformats ---- */
 /* Largest binary multiaddr accepted. Our choice: the multiaddr spec sets no limit; real
@@ -42,7 +26,14 @@
 #define CP2P_MULTIADDR_MAX_BYTES 1024
 /* Most components in one multiaddr. Our choice: a relayed webtransport address has about ten. */
 #define CP2P_MULTIADDR_MAX_COMPONENTS 32
-/* Base36 (multibase 'k') is quadratic like base58: same bound, for the same reason. */
+
+/* ---- crypto (keys) ---- */
+/* Largest protobuf PublicKey/PrivateKey we parse. Our choice: the largest real keys are RSA;
+ * a 4096-bit RSA PrivateKey (PKCS#1) encodes to about 2,350 bytes (the spec's test vector) and
+ * an 8192-bit RSA PublicKey (go-libp2p's MaxRsaKeyBits) to about 1,070 bytes. */
+#define CP2P_KEY_PB_MAX 4096
+/* Largest key file cp2p_privkey_load() reads: one PrivateKey message (our choice). */
+#define CP2P_KEY_FILE_MAX CP2P_KEY_PB_MAX
 
 /* ---- crypto (noise) ---- */
 /* Largest Noise message, the body of one frame: the 2-byte big-endian length prefix cannot say
@@ -70,17 +61,28 @@
 #define CP2P_NOISE_RX_BUF_DEFAULT (256 * 1024)
 #define CP2P_NOISE_TX_BUF_DEFAULT (256 * 1024)
 
-/* ---- protocols: identify ---- */
-/* Largest identify message body. js-libp2p's identify refuses messages over 8 KiB
- * (MAX_IDENTIFY_MESSAGE_SIZE); go-libp2p's signed-record-carrying messages fit too. */
-#define CP2P_IDENTIFY_MAX_MSG 8192
-/* Listen addresses and protocols kept from one message; the rest are dropped and counted
- * (our choice: far above what real nodes announce, and bounded by the message size anyway). */
-#define CP2P_IDENTIFY_MAX_ADDRS 64
-#define CP2P_IDENTIFY_MAX_PROTOCOLS 256
-/* A protocol ID or version string longer than this is dropped (our choice; multistream-select
- * cannot negotiate an ID longer than CP2P_MSS_MAX_MSG anyway). */
-#define CP2P_IDENTIFY_MAX_STRING 1023
+/* ---- crypto: signed peer records (src/crypto/peer_record.c) ---- */
+/* Largest signed envelope opened. Our choice: an Ed25519 envelope with 32 TCP/QUIC addresses
+ * is about 1.3 KiB; 4 KiB still fits an RSA-2048 key and signature (about 560 bytes) with
+ * them. Checked before anything is decoded. */
+#define CP2P_PEER_RECORD_MAX 4096
+/* Addresses kept from one record; the rest are dropped and counted (our choice: the
+ * peerstore's default per-peer cap, CP2P_PEERSTORE_MAX_ADDRS_DEFAULT, is 32 too). */
+#define CP2P_PEER_RECORD_MAX_ADDRS 32
+
+/* ---- negotiate (multistream-select 1.0) ---- */
+/* Largest message (length prefix value, newline included). go-multistream and js-libp2p both
+ * refuse messages over 1024 bytes; protocol IDs are short paths. */
+#define CP2P_MSS_MAX_MSG 1024
+/* Proposals a listener answers with "na" before giving up on the stream (our choice: a dialer
+ * with more than a handful of alternatives is probing, not negotiating). */
+#define CP2P_MSS_MAX_PROPOSALS 16
+/* Protocols a dialer may offer in one negotiation (our choice, same bound). */
+#define CP2P_MSS_MAX_OFFER 16
+/* Protocols a listener may support, i.e. handlers a host may register (our choice). */
+#define CP2P_MSS_MAX_SUPPORTED 256
+/* Largest "ls" answer we send; the listing is cut there (our choice). */
+#define CP2P_MSS_MAX_LS (64 * 1024)
 
 /* ---- muxer (yamux) ---- */
 /* A new stream's receive window, which both sides assume without any frame (hashicorp/yamux
@@ -137,7 +139,8 @@
  * SYNs with RST (dropped and counted): a peer that opens streams but never reads could otherwise
  * grow our output without bound. Our choice: 64 KiB, about 5,000 frames. */
 #define CP2P_YAMUX_MAX_CTRL_BACKLOG (64 * 1024)
-/* Largest value a budget parameter may take (keeps the token arithmetic in 64 bits). */
+/* Largest value a budget parameter may take (our choice: a million a second is no budget at
+ * all; src/util/token_bucket.c itself is exact for any uint32_t). */
 #define CP2P_YAMUX_BUDGET_MAX 1000000
 /* Stream IDs (per parity) behind the highest one the peer opened for which we remember whether
  * they were opened, to detect ID reuse while tolerating SYNs that arrive out of order (go-yamux
@@ -239,46 +242,6 @@
  * CP2P_DIALER_MAX_PARALLEL addresses each, 40 peers make the same 160). */
 #define CP2P_DIALER_MAX_DIALS 40
 
-/* ---- protocols: ping, perf ---- */
-/* Ping payload (libp2p ping spec: 32 random bytes). */
-#define CP2P_PING_SIZE 32
-#define CP2P_PING_TIMEOUT_MS 10000
-/* perf: bytes per write while streaming, and how much one perf stream keeps queued. */
-#define CP2P_PERF_CHUNK (64 * 1024)
-#define CP2P_PERF_QUEUE (1024 * 1024)
-
-/* ---- protocols: request-response (src/protocols/reqresp) ---- */
-/* Default request and response size caps: rust-libp2p request_response's cbor/json codecs
- * (1 MiB request, 10 MiB response). */
-#define CP2P_REQRESP_MAX_REQUEST_BYTES (1024 * 1024)
-#define CP2P_REQRESP_MAX_RESPONSE_BYTES (10 * 1024 * 1024)
-/* Default per-request timeout, open + write + read: rust-libp2p request_response's 10 s. */
-#define CP2P_REQRESP_TIMEOUT_MS 10000
-/* Default concurrent inbound requests per connection and protocol (our choice; rust-libp2p
- * allows 100 streams per behaviour, go-libp2p's resource manager a few hundred per peer). */
-#define CP2P_REQRESP_MAX_INBOUND_PER_PEER 32
-/* Sending a request or response: bytes per cp2p_stream_write, and how many one request keeps
- * queued on its stream (our choice: below the host's per-stream write buffer, so a 10 MiB
- * response is fed as the window admits it). */
-#define CP2P_REQRESP_WRITE_CHUNK (64 * 1024)
-#define CP2P_REQRESP_WRITE_QUEUE (1024 * 1024)
-
-/* ---- api: the node (thread-safe client of a loop thread) ---- */
-/* Commands waiting for the loop thread; past it a call fails fast or waits, as the caller asks
- * (our choice: far above what a busy application keeps in flight). */
-#define CP2P_NODE_COMMAND_QUEUE 1024
-/* Handler worker threads and the inbound requests waiting for one (seed 000 sizes its flows'
- * queues at 100..1000; our choice). */
-#define CP2P_NODE_WORKERS 2
-#define CP2P_NODE_MAX_WORKERS 256
-/* Wait for a quick DHT query of the node (the table size) at most this long (our choice). */
-#define CP2P_NODE_DHT_QUICK_MS 5000
-#define CP2P_NODE_WORKER_QUEUE 1024
-/* Addresses a node reports (cp2p_node_addr). */
-#define CP2P_NODE_MAX_ADDRS 64
-/* How long control calls (registering a handler) wait for the loop. */
-#define CP2P_NODE_CONTROL_TIMEOUT_MS 10000
-
 /* ---- swarm: connection manager ---- */
 /* Watermarks and grace period (go-libp2p's connmgr defaults: low 160, high 192, grace 1 min;
  * ours are scaled to the host's 256-connection cap). */
@@ -305,123 +268,41 @@
  * 32 leaves room below the dialer's CP2P_DIALER_MAX_DIALS for the application's own dials). */
 #define CP2P_HOST_RECONNECT_PEERS 32
 
-/* ---- protocols: gossipsub peer score (src/protocols/gossipsub/gs_score.c) ---- */
-/* Peers tracked at once, connected and retained together; past it add_peer fails with
- * CP2P_EFULL and is counted (our choice: the peerstore's default size; go-libp2p-pubsub's
- * peerStats map is unbounded). */
-#define CP2P_GS_SCORE_MAX_PEERS 10000
-/* Message delivery records kept; past it the oldest is dropped and counted (our choice:
- * go-libp2p-pubsub keeps every record for TimeCacheDuration, unbounded; 100,000 records hold
- * two minutes at over 800 messages a second). */
-#define CP2P_GS_SCORE_MAX_RECORDS 100000
-/* How long a delivery record is kept: go-libp2p-pubsub's TimeCacheDuration (120 s), so that late
- * duplicates of an invalid message are still penalised (P4). A topic's P3 window longer than
- * this extends it. */
-#define CP2P_GS_SCORE_RECORD_TTL_MS 120000
-/* Peers remembered per delivery record (our choice: gossipsub's D_hi is 12 mesh peers; 64 also
- * covers duplicates from gossip replies; more are dropped and counted). */
-#define CP2P_GS_SCORE_RECORD_PEERS 64
-/* Longest message ID tracked (our choice: go's default ID, from + seqno, is about 50 bytes and
- * hashed IDs are 20-32 bytes); longer IDs are not tracked, and counted. */
-#define CP2P_GS_SCORE_MAX_MSG_ID 256
-/* Scored topics in one parameter set, hence topic stats per peer (our choice), and the longest
- * topic name (our choice, as the gossipsub router's topic bound). */
-#define CP2P_GS_SCORE_MAX_TOPICS 256
-#define CP2P_GS_SCORE_MAX_TOPIC_LEN 1024
-/* Longest IP text (INET6_ADDRSTRLEN is 46; room for a zone suffix; our choice). */
-#define CP2P_GS_SCORE_IP_MAX 64
-/* Counters (P4 invalid deliveries, P7 behaviour penalty) saturate here, and every weight, cap
- * and threshold must be within +-CP2P_GS_SCORE_PARAM_MAX, so that the sum of squares times
- * weights over all topics stays a finite double (our choice: far beyond graylisting). */
-#define CP2P_GS_SCORE_COUNTER_MAX 1e9
-#define CP2P_GS_SCORE_PARAM_MAX 1e12
+/* ---- protocols: ping, perf ---- */
+/* Ping payload (libp2p ping spec: 32 random bytes). */
+#define CP2P_PING_SIZE 32
+#define CP2P_PING_TIMEOUT_MS 10000
+/* perf: bytes per write while streaming, and how much one perf stream keeps queued. */
+#define CP2P_PERF_CHUNK (64 * 1024)
+#define CP2P_PERF_QUEUE (1024 * 1024)
 
-/* ---- emitter: Fabric-style batching emitter (src/emitter/emitter.c) ---- */
-/* Defaults from Hyperledger Fabric's gossip config (core.yaml peer.gossip.*: propagateIterations
- * 1, maxPropagationBurstSize 10, maxPropagationBurstLatency 10ms, propagatePeerNum 3). */
-#define CP2P_EMITTER_ITERATIONS 1
-#define CP2P_EMITTER_BURST_SIZE 10
-#define CP2P_EMITTER_MAX_LATENCY_MS 10
-#define CP2P_EMITTER_FANOUT 3
-/* Queued messages and bytes (data plus per-message bookkeeping); a full queue rejects new
- * messages with CP2P_EFULL, counted (our choice: Fabric's buffer is unbounded; 10,000 is 1,000
- * bursts, and 64 MiB holds them at several KiB each). */
-#define CP2P_EMITTER_MAX_BUFFERED 10000
-#define CP2P_EMITTER_MAX_BUFFERED_LIMIT 1000000
-#define CP2P_EMITTER_MAX_BUFFERED_BYTES (64 * 1024 * 1024)
-/* Largest message (our choice: a few Fabric blocks' worth; Fabric's own gRPC limit is 100 MiB). */
-#define CP2P_EMITTER_MAX_MSG_BYTES (4 * 1024 * 1024)
-/* Upper bounds on the configuration (our choice): iterations and fan-out size each message's
- * record of the peers it went to; kinds are a small fixed set (Fabric has about five). */
-#define CP2P_EMITTER_MAX_ITERATIONS 16
-#define CP2P_EMITTER_MAX_FANOUT 64
-#define CP2P_EMITTER_MAX_KINDS 64
-/* Candidate peers one tick accepts (our choice: sizes the tick's scratch arrays). */
-#define CP2P_EMITTER_MAX_PEERS 65536
+/* ---- protocols: identify ---- */
+/* Largest identify message body. js-libp2p's identify refuses messages over 8 KiB
+ * (MAX_IDENTIFY_MESSAGE_SIZE); go-libp2p's signed-record-carrying messages fit too. */
+#define CP2P_IDENTIFY_MAX_MSG 8192
+/* Listen addresses and protocols kept from one message; the rest are dropped and counted
+ * (our choice: far above what real nodes announce, and bounded by the message size anyway). */
+#define CP2P_IDENTIFY_MAX_ADDRS 64
+#define CP2P_IDENTIFY_MAX_PROTOCOLS 256
+/* A protocol ID or version string longer than this is dropped (our choice; multistream-select
+ * cannot negotiate an ID longer than CP2P_MSS_MAX_MSG anyway). */
+#define CP2P_IDENTIFY_MAX_STRING 1023
 
-/* ---- protocols: gossipsub router and RPC codec (src/protocols/gossipsub/gs_router.c, gs_rpc.c) */
-/* Overlay parameters: gossipsub-v1.0/1.1 spec and go-libp2p-pubsub defaults (D 6, D_lo 5,
- * D_hi 12, D_lazy 6, D_score 4, D_out 2, heartbeat 1 s, fanout TTL 60 s, mcache 5 windows of
- * which 3 are gossiped, seen TTL 120 s, prune backoff 60 s, unsubscribe backoff 10 s, graft
- * flood threshold 10 s, prune peers 16, opportunistic graft every 60 heartbeats for 2 peers,
- * gossip factor 0.25, IWANT follow-up 3 s, max IHAVE length 5000, max IHAVE messages 10). */
-#define CP2P_GS_D 6
-#define CP2P_GS_D_LO 5
-#define CP2P_GS_D_HI 12
-#define CP2P_GS_D_LAZY 6
-#define CP2P_GS_D_SCORE 4
-#define CP2P_GS_D_OUT 2
-#define CP2P_GS_HEARTBEAT_MS 1000
-#define CP2P_GS_FANOUT_TTL_MS 60000
-#define CP2P_GS_MCACHE_LEN 5
-#define CP2P_GS_MCACHE_GOSSIP 3
-#define CP2P_GS_SEEN_TTL_MS 120000
-#define CP2P_GS_PRUNE_BACKOFF_MS 60000
-#define CP2P_GS_UNSUB_BACKOFF_MS 10000
-#define CP2P_GS_GRAFT_FLOOD_MS 10000
-#define CP2P_GS_PRUNE_PEERS 16
-#define CP2P_GS_OPP_GRAFT_TICKS 60
-#define CP2P_GS_OPP_GRAFT_PEERS 2
-#define CP2P_GS_GOSSIP_FACTOR 0.25
-#define CP2P_GS_IWANT_FOLLOWUP_MS 3000
-#define CP2P_GS_MAX_IHAVE_LEN 5000
-#define CP2P_GS_MAX_IHAVE_MSGS 10
-/* Times one message is sent to one peer in reply to IWANT (go GossipRetransmission 3). */
-#define CP2P_GS_GOSSIP_RETRANSMISSION 3
-/* v1.2: messages at least this large trigger IDONTWANT (go IDontWantMessageThreshold 1 KiB);
- * IDONTWANT IDs kept per peer (go maxIDontWantMessages 1000) and for how many heartbeats
- * (go IDontWantMessageTTL 3). */
-#define CP2P_GS_IDONTWANT_THRESHOLD 1024
-#define CP2P_GS_IDONTWANT_MAX 1000
-#define CP2P_GS_IDONTWANT_TTL_TICKS 3
-/* Largest RPC frame read or written (go DefaultMaxMessageSize 1 MiB; js maxInboundDataLength
- * is 4 MiB, go's 1 MiB is the interoperable bound). */
-#define CP2P_GS_MAX_RPC_SIZE (1024 * 1024)
-/* Per-RPC decode limits (our choice: go caps nothing per RPC beyond size; js limits
- * subscriptions/messages/ihave/iwant per RPC to Infinity by default, Lodestar uses 5000). */
-#define CP2P_GS_MAX_RPC_SUBS 5000
-#define CP2P_GS_MAX_RPC_MSGS 5000
-#define CP2P_GS_MAX_RPC_CONTROL 5000  /* IDs in all IHAVE/IWANT/IDONTWANT, and GRAFT+PRUNE */
-#define CP2P_GS_MAX_PX_PEERS 64       /* peers in one PRUNE (our choice: 4 x prune_peers) */
-#define CP2P_GS_MAX_TOPIC_LEN 1024    /* bytes in a topic name (our choice) */
-#define CP2P_GS_MAX_MSG_ID 256        /* bytes in a message ID (our choice; go/js ids < 100) */
-/* Topics one peer may subscribe to; beyond: ignored, counted, behaviour penalty (our choice,
- * go has no cap; Lodestar's maxSubscriptions is much lower). Topics the router tracks. */
-#define CP2P_GS_MAX_PEER_SUBS 1000
-#define CP2P_GS_MAX_TOPICS 10000
-#define CP2P_GS_MAX_PEERS 4096
-/* Seen-cache entries (our choice: 120 s at ~800 msg/s) and mcache entries. */
-#define CP2P_GS_SEEN_MAX 100000
-#define CP2P_GS_MCACHE_MAX 20000
-/* Per-peer outbox: messages waiting (go peerOutboundQueueSize 32 RPCs; ours counts single
- * messages, so larger) and control entries waiting (our choice). */
-#define CP2P_GS_OUTBOX_MSGS 1024
-#define CP2P_GS_OUTBOX_CONTROL 8192
-/* Events waiting for poll_event, validations pending in async mode (go validateQueueSize 32
- * per topic; ours is global), IWANT promises tracked (our choice). */
-#define CP2P_GS_EVENT_QUEUE 4096
-#define CP2P_GS_MAX_PENDING_VALIDATIONS 1024
-#define CP2P_GS_MAX_PROMISES 10000
+/* ---- protocols: request-response (src/protocols/reqresp) ---- */
+/* Default request and response size caps: rust-libp2p request_response's cbor/json codecs
+ * (1 MiB request, 10 MiB response). */
+#define CP2P_REQRESP_MAX_REQUEST_BYTES (1024 * 1024)
+#define CP2P_REQRESP_MAX_RESPONSE_BYTES (10 * 1024 * 1024)
+/* Default per-request timeout, open + write + read: rust-libp2p request_response's 10 s. */
+#define CP2P_REQRESP_TIMEOUT_MS 10000
+/* Default concurrent inbound requests per connection and protocol (our choice; rust-libp2p
+ * allows 100 streams per behaviour, go-libp2p's resource manager a few hundred per peer). */
+#define CP2P_REQRESP_MAX_INBOUND_PER_PEER 32
+/* Sending a request or response: bytes per cp2p_stream_write, and how many one request keeps
+ * queued on its stream (our choice: below the host's per-stream write buffer, so a 10 MiB
+ * response is fed as the window admits it). */
+#define CP2P_REQRESP_WRITE_CHUNK (64 * 1024)
+#define CP2P_REQRESP_WRITE_QUEUE (1024 * 1024)
 
 /* ---- protocols: kad routing table and lookup (src/protocols/kad/kad_rt.c, kad_lookup.c) ---- */
 /* Defaults: bucket size k = 20 (the kad-dht spec's replication parameter, go-libp2p-kbucket's
@@ -536,13 +417,69 @@
 #define CP2P_KAD_TICK_MS 50
 #define CP2P_KAD_IDLE_TICK_MS 1000
 
-/* ---- protocols: gossipsub binding (gossipsub_uv.c) ---- */
-/* Bytes queued on a peer's outbound pubsub stream past which we stop taking frames for it (our
- * choice: 4 RPCs of the default maximum); the router's bounded outbox then drops and counts. */
-#define CP2P_GS_STREAM_BACKLOG (4 * 1024 * 1024)
-/* Connection tag of a peer in at least one of our meshes (cp2p_conn_set_tag): the connection
- * manager trims untagged connections first (our choice; any positive value works). */
-#define CP2P_GS_MESH_TAG 10
+/* ---- protocols: gossipsub router and RPC codec (src/protocols/gossipsub/gs_router.c, gs_rpc.c) */
+/* Overlay parameters: gossipsub-v1.0/1.1 spec and go-libp2p-pubsub defaults (D 6, D_lo 5,
+ * D_hi 12, D_lazy 6, D_score 4, D_out 2, heartbeat 1 s, fanout TTL 60 s, mcache 5 windows of
+ * which 3 are gossiped, seen TTL 120 s, prune backoff 60 s, unsubscribe backoff 10 s, graft
+ * flood threshold 10 s, prune peers 16, opportunistic graft every 60 heartbeats for 2 peers,
+ * gossip factor 0.25, IWANT follow-up 3 s, max IHAVE length 5000, max IHAVE messages 10). */
+#define CP2P_GS_D 6
+#define CP2P_GS_D_LO 5
+#define CP2P_GS_D_HI 12
+#define CP2P_GS_D_LAZY 6
+#define CP2P_GS_D_SCORE 4
+#define CP2P_GS_D_OUT 2
+#define CP2P_GS_HEARTBEAT_MS 1000
+#define CP2P_GS_FANOUT_TTL_MS 60000
+#define CP2P_GS_MCACHE_LEN 5
+#define CP2P_GS_MCACHE_GOSSIP 3
+#define CP2P_GS_SEEN_TTL_MS 120000
+#define CP2P_GS_PRUNE_BACKOFF_MS 60000
+#define CP2P_GS_UNSUB_BACKOFF_MS 10000
+#define CP2P_GS_GRAFT_FLOOD_MS 10000
+#define CP2P_GS_PRUNE_PEERS 16
+#define CP2P_GS_OPP_GRAFT_TICKS 60
+#define CP2P_GS_OPP_GRAFT_PEERS 2
+#define CP2P_GS_GOSSIP_FACTOR 0.25
+#define CP2P_GS_IWANT_FOLLOWUP_MS 3000
+#define CP2P_GS_MAX_IHAVE_LEN 5000
+#define CP2P_GS_MAX_IHAVE_MSGS 10
+/* Times one message is sent to one peer in reply to IWANT (go GossipRetransmission 3). */
+#define CP2P_GS_GOSSIP_RETRANSMISSION 3
+/* v1.2: messages at least this large trigger IDONTWANT (go IDontWantMessageThreshold 1 KiB);
+ * IDONTWANT IDs kept per peer (go maxIDontWantMessages 1000) and for how many heartbeats
+ * (go IDontWantMessageTTL 3). */
+#define CP2P_GS_IDONTWANT_THRESHOLD 1024
+#define CP2P_GS_IDONTWANT_MAX 1000
+#define CP2P_GS_IDONTWANT_TTL_TICKS 3
+/* Largest RPC frame read or written (go DefaultMaxMessageSize 1 MiB; js maxInboundDataLength
+ * is 4 MiB, go's 1 MiB is the interoperable bound). */
+#define CP2P_GS_MAX_RPC_SIZE (1024 * 1024)
+/* Per-RPC decode limits (our choice: go caps nothing per RPC beyond size; js limits
+ * subscriptions/messages/ihave/iwant per RPC to Infinity by default, Lodestar uses 5000). */
+#define CP2P_GS_MAX_RPC_SUBS 5000
+#define CP2P_GS_MAX_RPC_MSGS 5000
+#define CP2P_GS_MAX_RPC_CONTROL 5000  /* IDs in all IHAVE/IWANT/IDONTWANT, and GRAFT+PRUNE */
+#define CP2P_GS_MAX_PX_PEERS 64       /* peers in one PRUNE (our choice: 4 x prune_peers) */
+#define CP2P_GS_MAX_TOPIC_LEN 1024    /* bytes in a topic name (our choice) */
+#define CP2P_GS_MAX_MSG_ID 256        /* bytes in a message ID (our choice; go/js ids < 100) */
+/* Topics one peer may subscribe to; beyond: ignored, counted, behaviour penalty (our choice,
+ * go has no cap; Lodestar's maxSubscriptions is much lower). Topics the router tracks. */
+#define CP2P_GS_MAX_PEER_SUBS 1000
+#define CP2P_GS_MAX_TOPICS 10000
+#define CP2P_GS_MAX_PEERS 4096
+/* Seen-cache entries (our choice: 120 s at ~800 msg/s) and mcache entries. */
+#define CP2P_GS_SEEN_MAX 100000
+#define CP2P_GS_MCACHE_MAX 20000
+/* Per-peer outbox: messages waiting (go peerOutboundQueueSize 32 RPCs; ours counts single
+ * messages, so larger) and control entries waiting (our choice). */
+#define CP2P_GS_OUTBOX_MSGS 1024
+#define CP2P_GS_OUTBOX_CONTROL 8192
+/* Events waiting for poll_event, validations pending in async mode (go validateQueueSize 32
+ * per topic; ours is global), IWANT promises tracked (our choice). */
+#define CP2P_GS_EVENT_QUEUE 4096
+#define CP2P_GS_MAX_PENDING_VALIDATIONS 1024
+#define CP2P_GS_MAX_PROMISES 10000
 
 /* ---- protocols: gossipsub topic table (gs_router.c) ---- */
 /* Local topics (ours: subscribed, or published to within the fanout TTL) have their own bound,
@@ -559,6 +496,72 @@
  * mcache_len heartbeats: 5 s with the defaults). */
 #define CP2P_GS_VALIDATION_TIMEOUT_MS 5000
 
+/* ---- protocols: gossipsub peer score (src/protocols/gossipsub/gs_score.c) ---- */
+/* Peers tracked at once, connected and retained together; past it add_peer fails with
+ * CP2P_EFULL and is counted (our choice: the peerstore's default size; go-libp2p-pubsub's
+ * peerStats map is unbounded). */
+#define CP2P_GS_SCORE_MAX_PEERS 10000
+/* Message delivery records kept; past it the oldest is dropped and counted (our choice:
+ * go-libp2p-pubsub keeps every record for TimeCacheDuration, unbounded; 100,000 records hold
+ * two minutes at over 800 messages a second). */
+#define CP2P_GS_SCORE_MAX_RECORDS 100000
+/* How long a delivery record is kept: go-libp2p-pubsub's TimeCacheDuration (120 s), so that late
+ * duplicates of an invalid message are still penalised (P4). A topic's P3 window longer than
+ * this extends it. */
+#define CP2P_GS_SCORE_RECORD_TTL_MS 120000
+/* Peers remembered per delivery record (our choice: gossipsub's D_hi is 12 mesh peers; 64 also
+ * covers duplicates from gossip replies; more are dropped and counted). */
+#define CP2P_GS_SCORE_RECORD_PEERS 64
+/* Longest message ID tracked (our choice: go's default ID, from + seqno, is about 50 bytes and
+ * hashed IDs are 20-32 bytes); longer IDs are not tracked, and counted. */
+#define CP2P_GS_SCORE_MAX_MSG_ID 256
+/* Scored topics in one parameter set, hence topic stats per peer (our choice), and the longest
+ * topic name (our choice, as the gossipsub router's topic bound). */
+#define CP2P_GS_SCORE_MAX_TOPICS 256
+#define CP2P_GS_SCORE_MAX_TOPIC_LEN 1024
+/* Longest IP text (INET6_ADDRSTRLEN is 46; room for a zone suffix; our choice). */
+#define CP2P_GS_SCORE_IP_MAX 64
+/* Counters (P4 invalid deliveries, P7 behaviour penalty) saturate here, and every weight, cap
+ * and threshold must be within +-CP2P_GS_SCORE_PARAM_MAX, so that the sum of squares times
+ * weights over all topics stays a finite double (our choice: far beyond graylisting). */
+#define CP2P_GS_SCORE_COUNTER_MAX 1e9
+#define CP2P_GS_SCORE_PARAM_MAX 1e12
+
+/* ---- protocols: gossipsub binding (gossipsub_uv.c) ---- */
+/* Bytes queued on a peer's outbound pubsub stream past which we stop taking frames for it (our
+ * choice: 4 RPCs of the default maximum); the router's bounded outbox then drops and counts. */
+#define CP2P_GS_STREAM_BACKLOG (4 * 1024 * 1024)
+/* Connection tag of a peer in at least one of our meshes (cp2p_conn_set_tag): the connection
+ * manager trims untagged connections first (our choice; any positive value works). */
+#define CP2P_GS_MESH_TAG 10
+/* TTL of the addresses learned from a PX signed peer record. go-libp2p-pubsub's pxConnect
+ * consumes the record with peerstore.TempAddrTTL (2 minutes): long enough for the dial that
+ * follows at once, short enough that a replayed old record ages out quickly. */
+#define CP2P_GS_PX_ADDR_TTL_MS (2 * 60 * 1000)
+
+/* ---- emitter: Fabric-style batching emitter (src/emitter/emitter.c) ---- */
+/* Defaults from Hyperledger Fabric's gossip config (core.yaml peer.gossip.*: propagateIterations
+ * 1, maxPropagationBurstSize 10, maxPropagationBurstLatency 10ms, propagatePeerNum 3). */
+#define CP2P_EMITTER_ITERATIONS 1
+#define CP2P_EMITTER_BURST_SIZE 10
+#define CP2P_EMITTER_MAX_LATENCY_MS 10
+#define CP2P_EMITTER_FANOUT 3
+/* Queued messages and bytes (data plus per-message bookkeeping); a full queue rejects new
+ * messages with CP2P_EFULL, counted (our choice: Fabric's buffer is unbounded; 10,000 is 1,000
+ * bursts, and 64 MiB holds them at several KiB each). */
+#define CP2P_EMITTER_MAX_BUFFERED 10000
+#define CP2P_EMITTER_MAX_BUFFERED_LIMIT 1000000
+#define CP2P_EMITTER_MAX_BUFFERED_BYTES (64 * 1024 * 1024)
+/* Largest message (our choice: a few Fabric blocks' worth; Fabric's own gRPC limit is 100 MiB). */
+#define CP2P_EMITTER_MAX_MSG_BYTES (4 * 1024 * 1024)
+/* Upper bounds on the configuration (our choice): iterations and fan-out size each message's
+ * record of the peers it went to; kinds are a small fixed set (Fabric has about five). */
+#define CP2P_EMITTER_MAX_ITERATIONS 16
+#define CP2P_EMITTER_MAX_FANOUT 64
+#define CP2P_EMITTER_MAX_KINDS 64
+/* Candidate peers one tick accepts (our choice: sizes the tick's scratch arrays). */
+#define CP2P_EMITTER_MAX_PEERS 65536
+
 /* ---- emitter: host binding (src/emitter/emitter_uv.c) ---- */
 /* Candidate peers tracked (our choice: well above the host's default 256 connections; sizes
  * the per-emission candidate array). */
@@ -574,17 +577,20 @@
 /* Retry delay of an emission that failed for lack of memory (our choice). */
 #define CP2P_HOST_EMITTER_RETRY_MS 10
 
-/* ---- crypto: signed peer records (src/crypto/peer_record.c; gossipsub PX in gossipsub_uv.c) */
-/* Largest signed envelope opened. Our choice: an Ed25519 envelope with 32 TCP/QUIC addresses
- * is about 1.3 KiB; 4 KiB still fits an RSA-2048 key and signature (about 560 bytes) with
- * them. Checked before anything is decoded. */
-#define CP2P_PEER_RECORD_MAX 4096
-/* Addresses kept from one record; the rest are dropped and counted (our choice: the
- * peerstore's default per-peer cap, CP2P_PEERSTORE_MAX_ADDRS_DEFAULT, is 32 too). */
-#define CP2P_PEER_RECORD_MAX_ADDRS 32
-/* TTL of the addresses learned from a PX signed peer record. go-libp2p-pubsub's pxConnect
- * consumes the record with peerstore.TempAddrTTL (2 minutes): long enough for the dial that
- * follows at once, short enough that a replayed old record ages out quickly. */
-#define CP2P_GS_PX_ADDR_TTL_MS (2 * 60 * 1000)
+/* ---- api: the node (thread-safe client of a loop thread) ---- */
+/* Commands waiting for the loop thread; past it a call fails fast or waits, as the caller asks
+ * (our choice: far above what a busy application keeps in flight). */
+#define CP2P_NODE_COMMAND_QUEUE 1024
+/* Handler worker threads and the inbound requests waiting for one (seed 000 sizes its flows'
+ * queues at 100..1000; our choice). */
+#define CP2P_NODE_WORKERS 2
+#define CP2P_NODE_MAX_WORKERS 256
+/* Wait for a quick DHT query of the node (the table size) at most this long (our choice). */
+#define CP2P_NODE_DHT_QUICK_MS 5000
+#define CP2P_NODE_WORKER_QUEUE 1024
+/* Addresses a node reports (cp2p_node_addr). */
+#define CP2P_NODE_MAX_ADDRS 64
+/* How long control calls (registering a handler) wait for the loop. */
+#define CP2P_NODE_CONTROL_TIMEOUT_MS 10000
 
 #endif

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocols/identify/identify_msg.h"
+#include "swarm/identify/identify_msg.h"
 #include "util/limits.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -19,6 +19,7 @@
 #include "protocols/gossipsub/gs_router.h"
 #include "swarm/swarm.h"
 #include "util/alloc.h"
+#include "util/frame.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
 
@@ -492,24 +493,22 @@ static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
         return;
     }
     for (;;) {
-        uint64_t len;
-        ptrdiff_t u = cp2p_uvarint_decode(in->buf.ptr, in->buf.len, &len);
-        if (u == 0) {
+        cp2p_slice rpc;
+        const char *why = NULL;
+        ptrdiff_t used = cp2p__frame_decode(in->buf.ptr, in->buf.len, ps->cfg.max_rpc_size, &rpc,
+                                            &why);
+        if (used == 0) {
             break;
         }
-        if (u < 0 || len > ps->cfg.max_rpc_size) {
+        if (used < 0) {
             ps->stats.rpcs_refused++;
-            GLOG(INFO, "gossipsub.bad_frame: bad or oversized length prefix, stream reset");
+            GLOG(INFO, "gossipsub.bad_frame: %s, stream reset", why);
             cp2p_stream_reset(s);
             in_free(ps, in);
             return;
         }
-        if (in->buf.len - (size_t)u < len) {
-            break;
-        }
-        int rc = cp2p__gs_on_rpc(ps->r, &in->peer->id, in->buf.ptr + u, (size_t)len,
-                                 ps_now(ps));
-        cp2p_buf_consume(&in->buf, (size_t)u + (size_t)len);
+        int rc = cp2p__gs_on_rpc(ps->r, &in->peer->id, rpc.ptr, rpc.len, ps_now(ps));
+        cp2p_buf_consume(&in->buf, (size_t)used);
         if (rc == CP2P_EPROTO || rc == CP2P_ELIMIT) {
             /* Counted by the router (its rpcs_refused is added in cp2p_pubsub_stats_get). */
             GLOG(INFO, "gossipsub.bad_rpc: %s, stream reset", cp2p_strerror(rc));

@@ -2,10 +2,9 @@
  *
  * Design notes.
  * - Three kinds of keyed objects (peers, delivery records, IPs) and the scored topics live in
- *   open-addressing hash tables with linear probing and backward-shift deletion (no
- *   tombstones), keyed by a SipHash (libsodium crypto_shorthash) under a random per-tracker key:
- *   peer IDs and message IDs come from the network, so an unkeyed hash would let a peer build
- *   long probe chains. The key only places entries; no result depends on it.
+ *   keyed hash maps (src/util/hashmap.h: SipHash under a per-process random key): peer IDs and
+ *   message IDs come from the network, so an unkeyed hash would let a peer build long probe
+ *   chains. The key only places entries; no result depends on it.
  * - Peers are also kept in a dense array, so refresh walks them in a fixed order and can drop
  *   one while walking (swap with the last, walking backwards).
  * - Delivery records also sit in a FIFO ring in creation order: expiry and the bound both drop
@@ -21,125 +20,11 @@
 #include "protocols/gossipsub/gs_score.h"
 
 #include <math.h>
-#include <sodium.h>
 #include <string.h>
 
-#include "crypto/crypto_init.h"
 #include "util/alloc.h"
+#include "util/hashmap.h"
 #include "util/limits.h"
-
-/* ---- open-addressing table of items keyed by bytes ---- */
-
-typedef const uint8_t *(*key_fn)(const void *item, size_t *len);
-
-typedef struct slot {
-    void *item; /* NULL: empty */
-    uint64_t h;
-} slot;
-
-typedef struct htab {
-    slot *slots;
-    size_t cap; /* power of two, or 0 before the first insertion */
-    size_t n;
-    key_fn key;
-} htab;
-
-#define HTAB_MIN 16
-
-static uint64_t hash_bytes(const uint8_t hkey[crypto_shorthash_KEYBYTES], const uint8_t *k,
-                           size_t n)
-{
-    uint8_t out[crypto_shorthash_BYTES];
-    uint64_t h = 0;
-    crypto_shorthash(out, k, n, hkey);
-    for (size_t i = 0; i < sizeof(out); i++) {
-        h = (h << 8) | out[i];
-    }
-    return h;
-}
-
-static void *htab_find(const htab *t, uint64_t h, const uint8_t *k, size_t n)
-{
-    if (t->cap == 0) {
-        return NULL;
-    }
-    size_t mask = t->cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        const slot *sl = &t->slots[i];
-        if (sl->item == NULL) {
-            return NULL;
-        }
-        if (sl->h == h) {
-            size_t kl;
-            const uint8_t *kk = t->key(sl->item, &kl);
-            if (kl == n && (n == 0 || memcmp(kk, k, n) == 0)) {
-                return sl->item;
-            }
-        }
-    }
-}
-
-static void htab_place(slot *slots, size_t cap, void *item, uint64_t h)
-{
-    size_t mask = cap - 1;
-    size_t i = h & mask;
-    while (slots[i].item != NULL) {
-        i = (i + 1) & mask;
-    }
-    slots[i].item = item;
-    slots[i].h = h;
-}
-
-/* Insert an item whose key is not in the table yet. Returns 0 or CP2P_ENOMEM (unchanged). The
- * load factor stays at most 1/2. */
-static int htab_insert(htab *t, void *item, uint64_t h)
-{
-    if (t->cap == 0 || (t->n + 1) * 2 > t->cap) {
-        size_t ncap = t->cap == 0 ? HTAB_MIN : t->cap * 2;
-        slot *ns = cp2p_calloc(ncap, sizeof(*ns));
-        if (ns == NULL) {
-            return CP2P_ENOMEM;
-        }
-        for (size_t i = 0; i < t->cap; i++) {
-            if (t->slots[i].item != NULL) {
-                htab_place(ns, ncap, t->slots[i].item, t->slots[i].h);
-            }
-        }
-        cp2p_free(t->slots);
-        t->slots = ns;
-        t->cap = ncap;
-    }
-    htab_place(t->slots, t->cap, item, h);
-    t->n++;
-    return 0;
-}
-
-/* Remove this exact item (backward-shift deletion keeps every probe chain unbroken). */
-static void htab_remove(htab *t, const void *item, uint64_t h)
-{
-    if (t->cap == 0) {
-        return;
-    }
-    size_t mask = t->cap - 1;
-    size_t i = h & mask;
-    while (t->slots[i].item != item) {
-        if (t->slots[i].item == NULL) {
-            return;
-        }
-        i = (i + 1) & mask;
-    }
-    t->slots[i].item = NULL;
-    t->n--;
-    for (size_t j = (i + 1) & mask; t->slots[j].item != NULL; j = (j + 1) & mask) {
-        size_t home = t->slots[j].h & mask;
-        /* Move j into the hole at i unless its home lies cyclically in (i, j]. */
-        if (((j - home) & mask) >= ((j - i) & mask)) {
-            t->slots[i] = t->slots[j];
-            t->slots[j].item = NULL;
-            i = j;
-        }
-    }
-}
 
 /* ---- objects ---- */
 
@@ -151,7 +36,6 @@ typedef struct topic {
 } topic;
 
 typedef struct ipent {
-    uint64_t h;
     uint32_t count; /* peers tracked with this IP */
     size_t len;
     char ip[CP2P_GS_SCORE_IP_MAX];
@@ -167,7 +51,6 @@ typedef struct tstats {
 
 typedef struct peer {
     cp2p_peer_id id;
-    uint64_t h;
     size_t dense_idx;
     bool connected;
     uint64_t expire_ms;
@@ -180,7 +63,6 @@ typedef struct peer {
 enum { DLV_UNKNOWN, DLV_VALID, DLV_INVALID, DLV_IGNORED, DLV_THROTTLED };
 
 typedef struct rec {
-    uint64_t h;
     uint64_t first_seen, validated;
     uint8_t status;
     uint16_t n_peers, cap_peers;
@@ -191,48 +73,43 @@ typedef struct rec {
 
 struct cp2p__gs_score {
     cp2p__gs_score_params p; /* topics/topic_params point into our copies */
-    uint8_t hkey[crypto_shorthash_KEYBYTES];
     topic *topics;
     const char **topic_names;
     cp2p__gs_topic_score_params *topic_params;
-    htab topic_tab;
-    htab peer_tab;
+    cp2p_hashmap topic_tab; /* of topic (the entries of topics) */
+    cp2p_hashmap peer_tab;  /* of peer */
     peer **dense;
     size_t n_dense, cap_dense;
-    htab ip_tab;
-    htab rec_tab;
+    cp2p_hashmap ip_tab;  /* of ipent, owned */
+    cp2p_hashmap rec_tab; /* of rec (owned by ring) */
     rec **ring; /* FIFO of records, oldest at ring_head */
     size_t ring_cap, ring_head, ring_n;
     uint64_t record_ttl_ms;
     cp2p__gs_score_stats st;
 };
 
-static const uint8_t *topic_key(const void *it, size_t *len)
+static cp2p_slice topic_key(const void *it)
 {
     const topic *t = it;
-    *len = t->len;
-    return (const uint8_t *)t->name;
+    return (cp2p_slice){(const uint8_t *)t->name, t->len};
 }
 
-static const uint8_t *peer_key(const void *it, size_t *len)
+static cp2p_slice peer_key(const void *it)
 {
     const peer *p = it;
-    *len = p->id.len;
-    return p->id.bytes;
+    return (cp2p_slice){p->id.bytes, p->id.len};
 }
 
-static const uint8_t *ip_key(const void *it, size_t *len)
+static cp2p_slice ip_key(const void *it)
 {
     const ipent *e = it;
-    *len = e->len;
-    return (const uint8_t *)e->ip;
+    return (cp2p_slice){(const uint8_t *)e->ip, e->len};
 }
 
-static const uint8_t *rec_key(const void *it, size_t *len)
+static cp2p_slice rec_key(const void *it)
 {
     const rec *r = it;
-    *len = r->id_len;
-    return r->id;
+    return (cp2p_slice){r->id, r->id_len};
 }
 
 /* ---- parameters ---- */
@@ -367,20 +244,19 @@ int cp2p__gs_score_new(const cp2p__gs_score_params *p, uint64_t now_ms, cp2p__gs
     if (rc != 0 || out == NULL) {
         return CP2P_EINVAL;
     }
-    if ((rc = cp2p__crypto_init()) != 0) { /* libsodium, for the hash key */
-        return rc;
-    }
     cp2p__gs_score *s = cp2p_calloc(1, sizeof(*s));
     if (s == NULL) {
         return CP2P_ENOMEM;
     }
-    randombytes_buf(s->hkey, sizeof(s->hkey));
     s->p = *p;
-    s->topic_tab.key = topic_key;
-    s->peer_tab.key = peer_key;
-    s->ip_tab.key = ip_key;
-    s->rec_tab.key = rec_key;
     s->record_ttl_ms = CP2P_GS_SCORE_RECORD_TTL_MS;
+    /* An IP entry exists only while a tracked peer uses it, so peers bound IPs too. */
+    if ((rc = cp2p__hashmap_init(&s->topic_tab, CP2P_GS_SCORE_MAX_TOPICS, topic_key)) != 0 ||
+        (rc = cp2p__hashmap_init(&s->peer_tab, CP2P_GS_SCORE_MAX_PEERS, peer_key)) != 0 ||
+        (rc = cp2p__hashmap_init(&s->ip_tab, CP2P_GS_SCORE_MAX_PEERS, ip_key)) != 0 ||
+        (rc = cp2p__hashmap_init(&s->rec_tab, CP2P_GS_SCORE_MAX_RECORDS, rec_key)) != 0) {
+        goto fail;
+    }
     rc = CP2P_ENOMEM;
     if (p->n_topics > 0) {
         s->topics = cp2p_calloc(p->n_topics, sizeof(*s->topics));
@@ -400,8 +276,7 @@ int cp2p__gs_score_new(const cp2p__gs_score_params *p, uint64_t now_ms, cp2p__gs
         t->tp = p->topic_params[i];
         s->topic_names[i] = t->name;
         s->topic_params[i] = t->tp;
-        if (htab_insert(&s->topic_tab, t,
-                        hash_bytes(s->hkey, (const uint8_t *)t->name, t->len)) != 0) {
+        if (cp2p__hashmap_insert(&s->topic_tab, t) != 0) { /* names are distinct: validated */
             goto fail;
         }
         if (t->tp.mesh_message_deliveries_window_ms > s->record_ttl_ms) {
@@ -433,6 +308,12 @@ static void rec_free(rec *r)
     }
 }
 
+static void ip_release_item(void *item, void *ud)
+{
+    (void)ud;
+    cp2p_free(item);
+}
+
 void cp2p__gs_score_free(cp2p__gs_score *s)
 {
     if (s == NULL) {
@@ -442,9 +323,7 @@ void cp2p__gs_score_free(cp2p__gs_score *s)
         peer_free(s->dense[i]);
     }
     cp2p_free(s->dense);
-    for (size_t i = 0; i < s->ip_tab.cap; i++) {
-        cp2p_free(s->ip_tab.slots[i].item);
-    }
+    cp2p__hashmap_fini(&s->ip_tab, ip_release_item, NULL);
     for (size_t i = 0; i < s->ring_n; i++) {
         rec_free(s->ring[(s->ring_head + i) % s->ring_cap]);
     }
@@ -457,10 +336,9 @@ void cp2p__gs_score_free(cp2p__gs_score *s)
     cp2p_free(s->topics);
     cp2p_free(s->topic_names);
     cp2p_free(s->topic_params);
-    cp2p_free(s->topic_tab.slots);
-    cp2p_free(s->peer_tab.slots);
-    cp2p_free(s->ip_tab.slots);
-    cp2p_free(s->rec_tab.slots);
+    cp2p__hashmap_fini(&s->topic_tab, NULL, NULL);
+    cp2p__hashmap_fini(&s->peer_tab, NULL, NULL);
+    cp2p__hashmap_fini(&s->rec_tab, NULL, NULL);
     cp2p_free(s);
 }
 
@@ -468,15 +346,14 @@ void cp2p__gs_score_free(cp2p__gs_score *s)
 
 static const topic *topic_find(const cp2p__gs_score *s, const char *name)
 {
-    if (name == NULL || s->topic_tab.n == 0) {
+    if (name == NULL || cp2p__hashmap_len(&s->topic_tab) == 0) {
         return NULL;
     }
     size_t len = strnlen(name, CP2P_GS_SCORE_MAX_TOPIC_LEN + 1);
     if (len > CP2P_GS_SCORE_MAX_TOPIC_LEN) {
         return NULL;
     }
-    return htab_find(&s->topic_tab, hash_bytes(s->hkey, (const uint8_t *)name, len),
-                     (const uint8_t *)name, len);
+    return cp2p__hashmap_find(&s->topic_tab, name, len);
 }
 
 static bool id_ok(const cp2p_peer_id *id)
@@ -486,10 +363,10 @@ static bool id_ok(const cp2p_peer_id *id)
 
 static peer *peer_find(const cp2p__gs_score *s, const cp2p_peer_id *id)
 {
-    if (!id_ok(id) || s->peer_tab.n == 0) {
+    if (!id_ok(id) || cp2p__hashmap_len(&s->peer_tab) == 0) {
         return NULL;
     }
-    return htab_find(&s->peer_tab, hash_bytes(s->hkey, id->bytes, id->len), id->bytes, id->len);
+    return cp2p__hashmap_find(&s->peer_tab, id->bytes, id->len);
 }
 
 /* The peer's stats for a scored topic, created on first use; NULL when the topic is not scored
@@ -624,7 +501,7 @@ static void ip_release(cp2p__gs_score *s, peer *pe)
     }
     pe->ip = NULL;
     if (--e->count == 0) {
-        htab_remove(&s->ip_tab, e, e->h);
+        cp2p__hashmap_remove(&s->ip_tab, e);
         cp2p_free(e);
     }
 }
@@ -639,16 +516,14 @@ static int ip_set(cp2p__gs_score *s, peer *pe, const char *ip, size_t len)
     if (pe->ip != NULL && pe->ip->len == len && memcmp(pe->ip->ip, ip, len) == 0) {
         return 0;
     }
-    uint64_t h = hash_bytes(s->hkey, (const uint8_t *)ip, len);
-    ipent *e = htab_find(&s->ip_tab, h, (const uint8_t *)ip, len);
+    ipent *e = cp2p__hashmap_find(&s->ip_tab, ip, len);
     if (e == NULL) {
         if ((e = cp2p_calloc(1, sizeof(*e))) == NULL) {
             return CP2P_ENOMEM;
         }
         memcpy(e->ip, ip, len);
         e->len = len;
-        e->h = h;
-        if (htab_insert(&s->ip_tab, e, h) != 0) {
+        if (cp2p__hashmap_insert(&s->ip_tab, e) != 0) {
             cp2p_free(e);
             return CP2P_ENOMEM;
         }
@@ -662,7 +537,7 @@ static int ip_set(cp2p__gs_score *s, peer *pe, const char *ip, size_t len)
 static void peer_drop(cp2p__gs_score *s, peer *pe)
 {
     ip_release(s, pe);
-    htab_remove(&s->peer_tab, pe, pe->h);
+    cp2p__hashmap_remove(&s->peer_tab, pe);
     size_t i = pe->dense_idx;
     s->dense[i] = s->dense[--s->n_dense];
     s->dense[i]->dense_idx = i;
@@ -714,14 +589,13 @@ int cp2p__gs_score_add_peer(cp2p__gs_score *s, const cp2p_peer_id *p, const char
         return CP2P_ENOMEM;
     }
     pe->id = *p;
-    pe->h = hash_bytes(s->hkey, p->bytes, p->len);
     pe->connected = true;
-    if (htab_insert(&s->peer_tab, pe, pe->h) != 0) {
+    if (cp2p__hashmap_insert(&s->peer_tab, pe) != 0) {
         cp2p_free(pe);
         return CP2P_ENOMEM;
     }
     if (ip_set(s, pe, ip, iplen) != 0) {
-        htab_remove(&s->peer_tab, pe, pe->h);
+        cp2p__hashmap_remove(&s->peer_tab, pe);
         cp2p_free(pe);
         return CP2P_ENOMEM;
     }
@@ -847,7 +721,7 @@ static void rec_pop_head(cp2p__gs_score *s)
     s->ring[s->ring_head] = NULL;
     s->ring_head = (s->ring_head + 1) % s->ring_cap;
     s->ring_n--;
-    htab_remove(&s->rec_tab, r, r->h);
+    cp2p__hashmap_remove(&s->rec_tab, r);
     rec_free(r);
     s->st.msg_records--;
 }
@@ -871,8 +745,7 @@ static rec *rec_get(cp2p__gs_score *s, const uint8_t *id, size_t id_len, uint64_
         s->st.ids_refused++;
         return NULL;
     }
-    uint64_t h = hash_bytes(s->hkey, id, id_len);
-    rec *r = htab_find(&s->rec_tab, h, id, id_len);
+    rec *r = cp2p__hashmap_find(&s->rec_tab, id, id_len);
     if (r != NULL) {
         return r;
     }
@@ -908,10 +781,9 @@ static rec *rec_get(cp2p__gs_score *s, const uint8_t *id, size_t id_len, uint64_
         memcpy(r->id, id, id_len);
     }
     r->id_len = id_len;
-    r->h = h;
     r->first_seen = now_ms;
     r->status = DLV_UNKNOWN;
-    if (htab_insert(&s->rec_tab, r, h) != 0) {
+    if (cp2p__hashmap_insert(&s->rec_tab, r) != 0) {
         cp2p_free(r);
         s->st.records_dropped++;
         return NULL;

@@ -24,8 +24,10 @@
 #include "protocols/kad/kad_store.h"
 #include "swarm/swarm.h"
 #include "util/alloc.h"
+#include "util/frame.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
+#include "util/token_bucket.h"
 
 #define KLOG(lvl, ...) CP2P_LOG(CP2P_LOG_##lvl, "kad", 0, __VA_ARGS__)
 
@@ -106,8 +108,8 @@ typedef struct kad_srv {
 /* Per-peer inbound token bucket (fixed table, the least recently used slot is reused). */
 typedef struct {
     cp2p_peer_id peer;
-    double tokens;
-    uint64_t at;
+    cp2p_token_bucket tb;
+    uint64_t at; /* last request: the least recent slot is reused */
     bool used;
 } rate_slot;
 
@@ -1164,18 +1166,12 @@ static bool rate_allow(cp2p_kad *kad, const cp2p_peer_id *p)
     }
     if (slot == NULL) {
         slot = oldest;
-        *slot = (rate_slot){.peer = *p, .tokens = kad->cfg.requests_burst, .at = now, .used = true};
-    }
-    slot->tokens += (double)(now - slot->at) * kad->cfg.requests_per_sec / 1000.0;
-    if (slot->tokens > kad->cfg.requests_burst) {
-        slot->tokens = kad->cfg.requests_burst;
+        *slot = (rate_slot){.peer = *p, .used = true};
+        cp2p__token_bucket_init(&slot->tb, kad->cfg.requests_per_sec, kad->cfg.requests_burst,
+                                now);
     }
     slot->at = now;
-    if (slot->tokens < 1.0) {
-        return false;
-    }
-    slot->tokens -= 1.0;
-    return true;
+    return cp2p__token_bucket_take(&slot->tb, 1, now);
 }
 
 static void srv_free(kad_srv *sv)
@@ -1344,18 +1340,16 @@ static void srv_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
         goto reset;
     }
     for (;;) {
-        uint64_t len;
-        ptrdiff_t u = cp2p_uvarint_decode(sv->in.ptr, sv->in.len, &len);
-        if (u == 0) {
+        cp2p_slice frm;
+        const char *why = NULL;
+        ptrdiff_t used = cp2p__frame_decode(sv->in.ptr, sv->in.len, CP2P_KAD_MAX_MSG, &frm, &why);
+        if (used == 0) {
             return;
         }
-        if (u < 0 || len > CP2P_KAD_MAX_MSG) {
-            KLOG(INFO, "bad length prefix from %s: stream reset", pstr(&sv->from, b));
+        if (used < 0) {
+            KLOG(INFO, "bad length prefix from %s (%s): stream reset", pstr(&sv->from, b), why);
             kad->stats.requests_bad++;
             goto reset;
-        }
-        if (sv->in.len - (size_t)u < len) {
-            return;
         }
         kad->stats.requests_in++;
         if (!rate_allow(kad, &sv->from)) {
@@ -1365,13 +1359,12 @@ static void srv_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
             goto reset;
         }
         cp2p__kad_msg req;
-        const char *why = NULL;
-        if (cp2p__kad_msg_decode(sv->in.ptr + u, (size_t)len, &req, &why) != 0) {
+        if (cp2p__kad_msg_decode(frm.ptr, frm.len, &req, &why) != 0) {
             KLOG(INFO, "bad request from %s: %s", pstr(&sv->from, b), why ? why : "?");
             kad->stats.requests_bad++;
             goto reset;
         }
-        cp2p_buf_consume(&sv->in, (size_t)u + (size_t)len);
+        cp2p_buf_consume(&sv->in, (size_t)used);
         cp2p__kad_rt_seen(kad->rt, &sv->from, kad_now(kad)); /* it is alive */
         cp2p_buf body, frame;
         bool answer = false;

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "protocols/builtin.h"
-#include "swarm/swarm.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
 #include "util/limits.h"
@@ -241,8 +240,5 @@ int cp2p_perf(cp2p_conn *c, uint64_t upload, uint64_t download, cp2p_perf_cb cb,
 
 int cp2p__perf_register(cp2p_host *h)
 {
-    if (!h->cfg.perf_server) {
-        return 0;
-    }
-    return cp2p_host_set_handler(h, CP2P_PERF_PROTOCOL, perf_handler, NULL);
+    return cp2p__builtin_serve(h, "perf", CP2P_PERF_PROTOCOL, perf_handler);
 }

@@ -5,8 +5,8 @@
 #include <sodium.h>
 
 #include "protocols/builtin.h"
-#include "swarm/swarm.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
 
@@ -110,7 +110,7 @@ static void ping_finish(ping_req *p, int status, uint64_t rtt)
         /* The stream was alive a moment ago, so the connection is too. */
         (void)!cp2p_peerstore_record_rtt(cp2p_host_peerstore(cp2p_conn_host(p->conn)),
                                          cp2p_conn_peer_id(p->conn), rtt,
-                                         cp2p__host_wall_ms());
+                                         cp2p__wall_ms());
     }
     p->cb(p->conn, status, rtt, p->ud);
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
@@ -193,5 +193,5 @@ int cp2p_ping(cp2p_conn *c, uint64_t timeout_ms, cp2p_ping_cb cb, void *ud)
 
 int cp2p__ping_register(cp2p_host *h)
 {
-    return cp2p_host_set_handler(h, CP2P_PING_PROTOCOL, ping_handler, NULL);
+    return cp2p__builtin_serve(h, "ping", CP2P_PING_PROTOCOL, ping_handler);
 }

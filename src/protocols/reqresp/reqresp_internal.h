@@ -1,5 +1,5 @@
-/* Request-response internals: the counters of a registration (the pure framing is in
- * reqresp_frame.h). */
+/* Request-response internals: the counters of a registration (the pure framing is the shared
+ * length-prefix reader, src/util/frame.h). */
 #ifndef CP2P_PROTOCOLS_REQRESP_INTERNAL_H
 #define CP2P_PROTOCOLS_REQRESP_INTERNAL_H
 
@@ -7,7 +7,6 @@
 
 #include <cp2p/reqresp.h>
 
-#include "protocols/reqresp/reqresp_frame.h"
 
 /* Counters of one registration (exported later through metrics); names match the log tags. */
 typedef struct cp2p__reqresp_stats {

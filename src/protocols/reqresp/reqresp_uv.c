@@ -17,9 +17,11 @@
 
 #include <cp2p/codec.h>
 
+#include <cp2p/service.h>
+
 #include "protocols/reqresp/reqresp_internal.h"
-#include "swarm/swarm.h"
 #include "util/alloc.h"
+#include "util/frame.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
 
@@ -74,7 +76,7 @@ static int msg_feed(rr_msg *m, const uint8_t *data, size_t n, const char **why)
     if (rc != 0) {
         return rc;
     }
-    ptrdiff_t used = cp2p__reqresp_frame_decode(m->buf.ptr, m->buf.len, m->max, &m->body, why);
+    ptrdiff_t used = cp2p__frame_decode(m->buf.ptr, m->buf.len, m->max, &m->body, why);
     if (used < 0) {
         return (int)used;
     }
@@ -446,16 +448,29 @@ void cp2p_reqresp_refuse(cp2p_reqresp_responder *r)
     rsp_abort(r);
 }
 
-/* The registration of `protocol` on h, found through the host's handler table. */
+static void rr_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
+{
+    (void)svc;
+    rr_stream_handler(s, ud);
+}
+
+/* The host closes: the registration goes (pending responders keep it until answered). */
+static void rr_close(cp2p_service *svc, void *ud)
+{
+    proto_unref(ud);
+    cp2p_service_close_done(svc);
+}
+
+/* The registration of `protocol` on h: its service. */
+static cp2p_service *find_service(cp2p_host *h, const char *protocol)
+{
+    return cp2p_host_find_service(h, protocol, rr_inbound);
+}
+
 static rr_proto *find_proto(cp2p_host *h, const char *protocol)
 {
-    for (size_t i = 0; i < h->nprotos; i++) {
-        if (h->handlers[i].active && h->handlers[i].cb == rr_stream_handler &&
-            strcmp(h->proto_names[i], protocol) == 0) {
-            return h->handlers[i].ud;
-        }
-    }
-    return NULL;
+    cp2p_service *svc = find_service(h, protocol);
+    return svc != NULL ? cp2p_service_ud(svc) : NULL;
 }
 
 int cp2p_reqresp_register(cp2p_host *h, const char *protocol, const cp2p_reqresp_config *cfg,
@@ -480,28 +495,38 @@ int cp2p_reqresp_register(cp2p_host *h, const char *protocol, const cp2p_reqresp
     p->cfg = *cfg;
     p->cb = cb;
     p->ud = ud;
-    rr_proto *old = find_proto(h, protocol);
-    int rc = cp2p_host_set_handler(h, protocol, rr_stream_handler, p);
+    /* Replacing: the old registration steps aside first (its pending requests keep it). */
+    cp2p_service *old = find_service(h, protocol);
+    if (old != NULL) {
+        rr_proto *op = cp2p_service_ud(old);
+        cp2p_service_remove(old);
+        proto_unref(op);
+    }
+    const char *const protos[] = {protocol};
+    cp2p_service_desc d = {
+        .name = "reqresp",
+        .protocols = protos,
+        .n_protocols = 1,
+        .inbound = rr_inbound,
+        .close = rr_close,
+    };
+    cp2p_service *svc;
+    int rc = cp2p_host_add_service(h, &d, p, &svc);
     if (rc != 0) {
         cp2p_free(p);
         return rc;
-    }
-    if (old != NULL) {
-        proto_unref(old);
     }
     return 0;
 }
 
 int cp2p_reqresp_unregister(cp2p_host *h, const char *protocol)
 {
-    if (h == NULL || protocol == NULL) {
+    cp2p_service *svc = h == NULL ? NULL : find_service(h, protocol);
+    if (svc == NULL) {
         return CP2P_ENOENT;
     }
-    rr_proto *p = find_proto(h, protocol);
-    if (p == NULL) {
-        return CP2P_ENOENT;
-    }
-    (void)!cp2p_host_remove_handler(h, protocol);
+    rr_proto *p = cp2p_service_ud(svc);
+    cp2p_service_remove(svc);
     proto_unref(p);
     return 0;
 }

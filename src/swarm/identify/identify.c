@@ -1,15 +1,21 @@
 /* /ipfs/id/1.0.0 and /ipfs/id/push/1.0.0 (libp2p/specs identify/README.md).
  * Every new connection asks the peer for its identify message; we answer the same question;
  * when our handler set changes we push the new message to the peers that support push.
- * A message is one uvarint-length-prefixed protobuf (CP2P_IDENTIFY_MAX_MSG at most). */
+ * A message is one uvarint-length-prefixed protobuf (CP2P_IDENTIFY_MAX_MSG at most).
+ *
+ * Identify is part of the host, not a service on it: its answer is what makes a peer ready for
+ * the services (cp2p/service.h), it stores that answer in the connection and raises the
+ * host's PEER_IDENTIFIED event, and it pushes when the host's handler set changes (an internal
+ * event). So it lives in src/swarm/ and is registered by the bare host itself. */
 #include <string.h>
 
 #include <cp2p/codec.h>
+#include <cp2p/protocols.h>
 
-#include "protocols/builtin.h"
-#include "protocols/identify/identify_msg.h"
+#include "swarm/identify/identify_msg.h"
 #include "swarm/swarm.h"
 #include "util/alloc.h"
+#include "util/frame.h"
 #include "util/log_internal.h"
 
 typedef struct {
@@ -225,12 +231,14 @@ static void reader_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *
         n = CP2P_ELIMIT;
     }
     if (n > 0) {
-        uint64_t len;
-        ptrdiff_t h = cp2p_uvarint_decode(r->in.ptr, r->in.len, &len);
-        if (h < 0 || (h > 0 && len > CP2P_IDENTIFY_MAX_MSG)) {
-            n = CP2P_ELIMIT;
-        } else if (h > 0 && r->in.len - (size_t)h >= len) {
-            on_message(r, r->in.ptr + h, (size_t)len);
+        cp2p_slice body;
+        const char *why = NULL;
+        ptrdiff_t used = cp2p__frame_decode(r->in.ptr, r->in.len, CP2P_IDENTIFY_MAX_MSG, &body,
+                                            &why);
+        if (used < 0) {
+            n = used;
+        } else if (used > 0) {
+            on_message(r, body.ptr, body.len);
             r->done = true;
         }
     }

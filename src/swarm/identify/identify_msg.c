@@ -3,7 +3,7 @@
 
 #include "identify.pb-c.h"
 #include "util/utf8.h"
-#include "protocols/identify/identify_msg.h"
+#include "swarm/identify/identify_msg.h"
 #include "util/alloc.h"
 #include "util/limits.h"
 #include "util/pb.h"

@@ -9,7 +9,7 @@
 
 #include <cp2p/codec.h>
 
-#include "protocols/identify/identify_msg.h"
+#include "swarm/identify/identify_msg.h"
 #include "util/alloc.h"
 #include "util/limits.h"
 
