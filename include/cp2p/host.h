@@ -116,6 +116,9 @@ typedef void (*cp2p_host_close_cb)(cp2p_host *h, void *ud);
 CP2P_API void cp2p_host_close(cp2p_host *h, cp2p_host_close_cb cb, void *ud);
 
 CP2P_API const cp2p_peer_id *cp2p_host_peer_id(const cp2p_host *h);
+/* The host's private key (borrowed, valid until the host's close callback): for protocols that
+ * sign as this peer (gossipsub messages, signed records), as go-libp2p's peerstore PrivKey. */
+CP2P_API const cp2p_privkey *cp2p_host_privkey(const cp2p_host *h);
 CP2P_API uv_loop_t *cp2p_host_loop(const cp2p_host *h);
 
 /* Listen on a TCP multiaddr (/ip4|ip6/ADDR/tcp/PORT; port 0 picks one). Returns 0,

@@ -15,7 +15,9 @@
  * Threading: every function here is called on the loop thread that runs the host, and every
  * callback runs on it. Callback rule (STYLE.md section 3): a function that returns an error
  * never calls its callback; one that returns 0 calls it exactly once, never before it returned.
- * Close the DHT (cp2p_kad_close) before closing its host. */
+ * The DHT is a service of its host (cp2p/service.h): close it with cp2p_kad_close, or let
+ * cp2p_host_close close it (operations in flight end with CP2P_ECANCELED); its handle is invalid
+ * once the host has begun closing it. */
 #ifndef CP2P_KAD_H
 #define CP2P_KAD_H
 
@@ -73,8 +75,8 @@ typedef struct cp2p_kad cp2p_kad;
 CP2P_API CP2P_NODISCARD int cp2p_kad_new(cp2p_host *h, const cp2p_kad_config *cfg,
                                          cp2p_kad **out);
 /* Stop: every operation in flight completes with CP2P_ECANCELED (before this returns), the
- * handler is removed, inbound streams are reset, timers stop. The memory is released at once;
- * call it before cp2p_host_close(). */
+ * handler is removed, inbound streams are reset, timers stop. The memory is released at once.
+ * Not needed before cp2p_host_close(), which does the same. */
 CP2P_API void cp2p_kad_close(cp2p_kad *kad);
 
 /* Bootstrap now: dial the bootstrap peers, then look ourselves up and refresh due buckets.

@@ -10,7 +10,9 @@
  * message.
  *
  * Threading: every function here is called on the loop thread that runs the host, and every
- * callback runs on it. Close the pubsub (cp2p_pubsub_close) before closing its host. */
+ * callback runs on it. The pubsub is a service of its host (cp2p/service.h): close it with
+ * cp2p_pubsub_close, or let cp2p_host_close close it (its last frames still go out); its handle
+ * is invalid once the host has begun closing it. */
 #ifndef CP2P_PUBSUB_H
 #define CP2P_PUBSUB_H
 
@@ -80,10 +82,12 @@ CP2P_API void cp2p_pubsub_config_default(cp2p_pubsub_config *c);
 typedef struct cp2p_pubsub cp2p_pubsub;
 
 /* Start pubsub on h: registers the protocol handlers (identify push tells connected peers),
- * opens streams to peers that support them. Returns 0, CP2P_EINVAL, CP2P_EFULL, CP2P_ENOMEM. */
+ * opens streams to peers that support them (those already connected from the next loop turn).
+ * Returns 0, CP2P_EINVAL, CP2P_ESTATE (a pubsub protocol already has a handler), CP2P_EFULL,
+ * CP2P_ECLOSED (host closing), CP2P_ENOMEM. */
 CP2P_API CP2P_NODISCARD int cp2p_pubsub_new(cp2p_host *h, const cp2p_pubsub_config *cfg,
                                             cp2p_pubsub **out);
-/* Stop: handlers removed, streams closed, memory released at once (before cp2p_host_close). */
+/* Stop: handlers removed, last frames flushed, streams closed, memory released at once. */
 CP2P_API void cp2p_pubsub_close(cp2p_pubsub *ps);
 
 /* A message delivered to a subscriber: `from` is its author (NULL under StrictNoSign), `via`

@@ -3,8 +3,9 @@
  *   - peer_ready: once per peer, when the peer becomes usable for the service — after identify
  *     told us the peer supports one of the service's protocols (CP2P_SERVICE_READY_IDENTIFIED,
  *     the default), or as soon as a connection to it is up (CP2P_SERVICE_READY_CONNECTED);
- *   - peer_gone: once the peer stops being usable: its last connection closed, or (identified
- *     mode) a new identify or push no longer lists any of the service's protocols;
+ *   - peer_gone: once the peer stops being usable: its last connection closed (with the
+ *     connection's close error), or (identified mode) a new identify or push no longer lists any
+ *     of the service's protocols (CP2P_ENOTSUP);
  *   - inbound: for each inbound stream negotiated to one of its protocols (the service owns the
  *     stream, as a cp2p_stream_handler does);
  *   - close: when the host closes. The service releases what it holds and calls
@@ -51,7 +52,10 @@ typedef struct cp2p_service_desc {
     uint32_t max_inbound_per_conn;
     /* Each may be NULL. `ud` is the pointer given to cp2p_host_add_service. */
     void (*peer_ready)(cp2p_service *svc, const cp2p_peer_id *peer, cp2p_conn *conn, void *ud);
-    /* err: CP2P_ECLOSED (no connection left) or CP2P_ENOTSUP (stopped announcing). */
+    /* err: CP2P_ENOTSUP when the peer stopped announcing the protocols; otherwise its last
+     * connection closed and err is why, as in CP2P_EVENT_CONN_CLOSED: 0 when we closed it,
+     * CP2P_ELIMIT when the connection manager trimmed it, CP2P_ECLOSED when the peer did,
+     * another error when it failed. */
     void (*peer_gone)(cp2p_service *svc, const cp2p_peer_id *peer, int err, void *ud);
     /* With inbound NULL the service handles no inbound stream: its protocols only select
      * peers (a client of a protocol). */

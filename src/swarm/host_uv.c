@@ -198,39 +198,16 @@ void cp2p_host_set_event_cb(cp2p_host *h, cp2p_event_cb cb, void *ud)
     h->event_ud = ud;
 }
 
-int cp2p__host_add_observer(cp2p_host *h, cp2p_event_cb cb, void *ud)
-{
-    if (h->nobservers == CP2P_HOST_MAX_OBSERVERS) {
-        return CP2P_EFULL;
-    }
-    h->observers[h->nobservers++] = (swarm_observer){cb, ud};
-    return 0;
-}
-
-const cp2p_privkey *cp2p__host_key(const cp2p_host *h)
+const cp2p_privkey *cp2p_host_privkey(const cp2p_host *h)
 {
     return h->key;
-}
-
-void cp2p__host_remove_observer(cp2p_host *h, cp2p_event_cb cb, void *ud)
-{
-    for (size_t i = 0; i < h->nobservers; i++) {
-        if (h->observers[i].cb == cb && h->observers[i].ud == ud) {
-            memmove(&h->observers[i], &h->observers[i + 1],
-                    (h->nobservers - i - 1) * sizeof(h->observers[0]));
-            h->nobservers--;
-            return;
-        }
-    }
 }
 
 void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, const char *why)
 {
     cp2p_event ev = {.type = type, .conn = c, .err = err, .why = why};
+    cp2p__identify_on_event(h, &ev);
     cp2p__host_services_on_event(h, &ev);
-    for (size_t i = 0; i < h->nobservers; i++) {
-        h->observers[i].cb(h, &ev, h->observers[i].ud);
-    }
     if (h->event_cb != NULL && (int)type < CP2P__EVENT_PROTOCOLS_CHANGED) {
         h->event_cb(h, &ev, h->event_ud);
     }

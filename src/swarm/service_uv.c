@@ -151,7 +151,7 @@ static void svc_update(cp2p_service *svc, cp2p_conn *c)
     } else {
         svc->nready--;
         if (svc->d.peer_gone != NULL) {
-            int err = c->stage == CONN_OPEN && !c->closing ? CP2P_ENOTSUP : CP2P_ECLOSED;
+            int err = c->stage == CONN_OPEN && !c->closing ? CP2P_ENOTSUP : c->close_err;
             svc->d.peer_gone(svc, &c->peer, err, svc->ud);
         }
     }

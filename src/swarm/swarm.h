@@ -14,13 +14,8 @@
 #include "swarm/connmgr.h"
 #include "swarm/host_new.h"
 
-/* Internal events, delivered to observers only (after the public ones in cp2p_event_type). */
+/* Internal event, delivered to identify only (after the public ones in cp2p_event_type). */
 #define CP2P__EVENT_PROTOCOLS_CHANGED 100
-
-typedef struct {
-    cp2p_event_cb cb;
-    void *ud;
-} swarm_observer;
 
 typedef struct {
     cp2p_stream_handler cb;
@@ -65,8 +60,6 @@ struct cp2p_host {
     swarm_dial *dials; /* TCP dials in flight */
     cp2p_event_cb event_cb;
     void *event_ud;
-    swarm_observer observers[CP2P_HOST_MAX_OBSERVERS];
-    size_t nobservers;
     uint64_t next_conn_id;
     bool closing;
     cp2p_host_close_cb close_cb;
@@ -161,11 +154,6 @@ struct cp2p_conn {
 
 /* ---- host_uv.c ---- */
 void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, const char *why);
-/* Observers see every event (public and internal) before the application. Up to
- * CP2P_HOST_MAX_OBSERVERS. Returns 0 or CP2P_EFULL. */
-CP2P_NODISCARD int cp2p__host_add_observer(cp2p_host *h, cp2p_event_cb cb, void *ud);
-/* Remove the observer added with (cb, ud); no effect when there is none. */
-void cp2p__host_remove_observer(cp2p_host *h, cp2p_event_cb cb, void *ud);
 bool cp2p__host_handler_active(void *host, size_t idx);
 /* cp2p_host_set_handler with a per-connection inbound stream limit (0 = the host's) that
  * refuses to replace an active handler (CP2P_ESTATE). */
@@ -177,6 +165,9 @@ void cp2p__host_close_conns(cp2p_host *h);
 
 /* ---- identify/identify.c: the host's own identify and push (registered by the host) ---- */
 CP2P_NODISCARD int cp2p__identify_register(cp2p_host *h);
+/* Every host event, public and internal, before the services and the application: identify
+ * asks new connections who they are and pushes when the handler set changed. */
+void cp2p__identify_on_event(cp2p_host *h, const cp2p_event *ev);
 
 /* ---- service_uv.c ---- */
 CP2P_NODISCARD int cp2p__host_services_init(cp2p_host *h);
@@ -191,9 +182,6 @@ void cp2p__host_services_free(cp2p_host *h);
 void cp2p__conn_services_free(cp2p_conn *c);
 const cp2p__host_stats *cp2p__host_stats_get(const cp2p_host *h);
 
-/* The host's private key (borrowed, valid until the host is freed): protocols that sign (e.g.
- * gossipsub messages) use it. */
-const cp2p_privkey *cp2p__host_key(const cp2p_host *h);
 /* Wall-clock milliseconds since the Unix epoch (CLOCK_REALTIME): the peerstore's `now`, which
  * must survive a restart (uv_now does not). */
 uint64_t cp2p__host_wall_ms(void);

@@ -161,7 +161,6 @@
 #define CP2P_HOST_MAX_CONNS 256
 #define CP2P_HOST_MAX_PENDING_INBOUND 64
 #define CP2P_HOST_MAX_LISTENERS 16
-#define CP2P_HOST_MAX_OBSERVERS 8
 /* Bytes one stream may have queued by cp2p_stream_write and not yet taken by yamux. */
 #define CP2P_HOST_STREAM_WRITE_BUFFER (8 * 1024 * 1024)
 /* Bytes queued by stream writers on one connection, all streams together (our choice: with the

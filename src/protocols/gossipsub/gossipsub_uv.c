@@ -1,5 +1,7 @@
 /* Gossipsub on the host (see cp2p/pubsub.h): the binding that drives the sans-I/O router
- * (gs_router.h) with streams, identify and timers.
+ * (gs_router.h) with streams and timers. It is a service of the host (cp2p/service.h): peers
+ * whose identify lists a pubsub protocol become ready, inbound streams arrive through it, and
+ * the host closes it when it closes first.
  *
  * Per peer: one outbound stream we open (write only) and the inbound streams it opens (read
  * only, frames fed to the router). The router coalesces what it has for a peer; we take its
@@ -14,11 +16,12 @@
 
 #include <cp2p/codec.h>
 #include <cp2p/pubsub.h>
+#include <cp2p/service.h>
 
 #include "crypto/peer_record.h"
 #include "protocols/gossipsub/gs_router.h"
-#include "swarm/swarm.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/frame.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
@@ -65,6 +68,7 @@ typedef struct ps_open {
 
 struct cp2p_pubsub {
     cp2p_host *h;
+    cp2p_service *svc;
     cp2p_pubsub_config cfg;
     cp2p__gs_router *r;
     ps_peer *peers;
@@ -359,7 +363,7 @@ static void px_learn(cp2p_pubsub *ps, const cp2p_peer_id *peer, cp2p_slice recor
         (void)!cp2p_peerstore_add_addrs(cp2p_host_peerstore(ps->h), peer,
                                         (const cp2p_multiaddr *const *)addrs, n,
                                         CP2P_GS_PX_ADDR_TTL_MS, CP2P_ADDR_SOURCE_IDENTIFY,
-                                        cp2p__host_wall_ms());
+                                        cp2p__wall_ms());
     }
     for (size_t i = 0; i < n; i++) {
         cp2p_multiaddr_free(addrs[i]);
@@ -659,43 +663,48 @@ static void open_out(cp2p_pubsub *ps, ps_peer *p, cp2p_conn *c)
     p->opening = true;
 }
 
-/* ---- host events ---- */
+/* ---- service callbacks ---- */
 
-static bool speaks_pubsub(const cp2p_identify_info *info, bool floodsub)
-{
-    for (size_t i = 0; info != NULL && i < info->n_protocols; i++) {
-        for (size_t j = 0; j < (floodsub ? 4u : 3u); j++) {
-            if (strcmp(info->protocols[i], PROTOS[j]) == 0) {
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
-static void on_host_event(cp2p_host *h, const cp2p_event *ev, void *ud)
+/* The peer's identify lists a pubsub protocol: open our stream to it. */
+static void svc_ready(cp2p_service *svc, const cp2p_peer_id *peer, cp2p_conn *conn, void *ud)
 {
     cp2p_pubsub *ps = ud;
-    (void)h;
-    if (ev->conn == NULL) {
-        return;
+    (void)svc;
+    ps_peer *p = peer_get(ps, peer);
+    if (p != NULL) {
+        p->failed = false;
+        open_out(ps, p, conn);
     }
-    const cp2p_peer_id *id = cp2p_conn_peer_id(ev->conn);
-    if (ev->type == CP2P_EVENT_PEER_IDENTIFIED) {
-        if (speaks_pubsub(cp2p_conn_identify(ev->conn), !ps->cfg.no_floodsub)) {
-            ps_peer *p = peer_get(ps, id);
-            if (p != NULL) {
-                p->failed = false;
-                open_out(ps, p, ev->conn);
-            }
-        }
-    } else if (ev->type == CP2P_EVENT_CONN_CLOSED) {
-        ps_peer *p = peer_find(ps, id);
-        if (p != NULL && cp2p_host_conn_to(ps->h, id) == NULL) {
-            peer_drop(ps, p);
-            after_router(ps);
-        }
+}
+
+/* Its last connection closed. (A peer that stops announcing pubsub keeps its streams, as
+ * before: they end when it closes them.) */
+static void svc_gone(cp2p_service *svc, const cp2p_peer_id *peer, int err, void *ud)
+{
+    cp2p_pubsub *ps = ud;
+    (void)svc;
+    ps_peer *p = err != CP2P_ENOTSUP ? peer_find(ps, peer) : NULL;
+    if (p != NULL) {
+        peer_drop(ps, p);
+        after_router(ps);
     }
+}
+
+static void svc_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
+{
+    (void)svc;
+    in_handler(s, ud);
+}
+
+static void pubsub_free(cp2p_pubsub *ps);
+
+/* The host closes: last frames go out (its connections are still up), then we are done. */
+static void svc_close(cp2p_service *svc, void *ud)
+{
+    cp2p_pubsub *ps = ud;
+    ps->svc = NULL;
+    pubsub_free(ps);
+    cp2p_service_close_done(svc);
 }
 
 /* ---- timers ---- */
@@ -841,7 +850,7 @@ int cp2p_pubsub_new(cp2p_host *h, const cp2p_pubsub_config *cfg, cp2p_pubsub **o
     gc.do_px = cfg->do_px;
     gc.allow_publish_to_zero_peers = cfg->allow_publish_to_zero_peers;
     gc.sign_policy = cfg->strict_no_sign ? CP2P_GS_STRICT_NO_SIGN : CP2P_GS_STRICT_SIGN;
-    gc.key = cp2p__host_key(h);
+    gc.key = cp2p_host_privkey(h);
     gc.local = *cp2p_host_peer_id(h);
     randombytes_buf(&gc.seqno_start, sizeof(gc.seqno_start));
     gc.rand = ps_rand;
@@ -864,21 +873,17 @@ int cp2p_pubsub_new(cp2p_host *h, const cp2p_pubsub_config *cfg, cp2p_pubsub **o
         goto fail;
     }
     cp2p_buf_init(&ps->frame, ps->cfg.max_rpc_size);
-    size_t nprotos = cfg->no_floodsub ? 3 : 4;
-    for (size_t i = 0; i < nprotos; i++) {
-        if ((rc = cp2p_host_set_handler(h, PROTOS[i], in_handler, ps)) != 0) {
-            for (size_t j = 0; j < i; j++) {
-                (void)!cp2p_host_remove_handler(h, PROTOS[j]);
-            }
-            cp2p__gs_router_free(ps->r);
-            cp2p_buf_fini(&ps->frame);
-            goto fail;
-        }
-    }
-    if ((rc = cp2p__host_add_observer(h, on_host_event, ps)) != 0) {
-        for (size_t j = 0; j < nprotos; j++) {
-            (void)!cp2p_host_remove_handler(h, PROTOS[j]);
-        }
+    cp2p_service_desc d = {
+        .name = "gossipsub",
+        .protocols = PROTOS,
+        .n_protocols = cfg->no_floodsub ? 3 : 4,
+        .ready = CP2P_SERVICE_READY_IDENTIFIED,
+        .peer_ready = svc_ready,
+        .peer_gone = svc_gone,
+        .inbound = svc_inbound,
+        .close = svc_close,
+    };
+    if ((rc = cp2p_host_add_service(h, &d, ps, &ps->svc)) != 0) {
         cp2p__gs_router_free(ps->r);
         cp2p_buf_fini(&ps->frame);
         goto fail;
@@ -887,7 +892,7 @@ int cp2p_pubsub_new(cp2p_host *h, const cp2p_pubsub_config *cfg, cp2p_pubsub **o
     uv_timer_init(cp2p_host_loop(h), ps->flush);
     ps->heartbeat->data = ps->flush->data = ps;
     uv_timer_start(ps->heartbeat, on_heartbeat, ps->cfg.heartbeat_ms, ps->cfg.heartbeat_ms);
-    /* Peers already connected and identified. */
+    /* Peers already connected and identified become ready on the next loop turn. */
     *out = ps;
     return 0;
 fail:
@@ -903,10 +908,12 @@ void cp2p_pubsub_close(cp2p_pubsub *ps)
     if (ps == NULL) {
         return;
     }
-    cp2p__host_remove_observer(ps->h, on_host_event, ps);
-    for (size_t i = 0; i < (ps->cfg.no_floodsub ? 3u : 4u); i++) {
-        (void)!cp2p_host_remove_handler(ps->h, PROTOS[i]);
-    }
+    cp2p_service_remove(ps->svc);
+    pubsub_free(ps);
+}
+
+static void pubsub_free(cp2p_pubsub *ps)
+{
     uv_timer_stop(ps->heartbeat);
     uv_timer_stop(ps->flush);
     uv_close((uv_handle_t *)ps->heartbeat, on_timer_closed);

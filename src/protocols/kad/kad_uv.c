@@ -17,13 +17,14 @@
 #include <cp2p/multiformats.h>
 #include <cp2p/protocols.h>
 #include <cp2p/reqresp.h>
+#include <cp2p/service.h>
 
 #include "protocols/kad/kad_lookup.h"
 #include "protocols/kad/kad_msg.h"
 #include "protocols/kad/kad_rt.h"
 #include "protocols/kad/kad_store.h"
-#include "swarm/swarm.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/frame.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
@@ -123,6 +124,7 @@ typedef struct provided {
 
 struct cp2p_kad {
     cp2p_host *h;
+    cp2p_service *svc;
     cp2p_kad_config cfg;
     char *protocol;
     bool server;
@@ -242,7 +244,7 @@ static int peer_list_fill(cp2p_kad *kad, const cp2p_peer_id *ids, size_t n, bool
                           peer_list *pl)
 {
     cp2p_peerstore *ps = cp2p_host_peerstore(kad->h);
-    uint64_t now = cp2p__host_wall_ms();
+    uint64_t now = cp2p__wall_ms();
     cp2p_peerstore_addr a[CP2P_KAD_MAX_ADDRS_PER_PEER];
     *pl = (peer_list){0};
     /* One more slot than asked: peer_list_add_self may append us. */
@@ -308,7 +310,7 @@ static void learn_peer(cp2p_kad *kad, const cp2p__kad_peer *p)
     (void)!cp2p_peerstore_add_addrs(cp2p_host_peerstore(kad->h), &p->id,
                                     (const cp2p_multiaddr *const *)p->addrs, p->n_addrs,
                                     CP2P_KAD_ADDR_TTL_MS, CP2P_ADDR_SOURCE_DHT,
-                                    cp2p__host_wall_ms());
+                                    cp2p__wall_ms());
 }
 
 static int encode_lp(const cp2p__kad_msg *m, bool prefixed, uint8_t **out, size_t *len)
@@ -338,7 +340,7 @@ static int encode_lp(const cp2p__kad_msg *m, bool prefixed, uint8_t **out, size_
 
 static bool peer_has_addrs(cp2p_kad *kad, const cp2p_peer_id *p)
 {
-    return cp2p_peerstore_addrs(cp2p_host_peerstore(kad->h), p, cp2p__host_wall_ms(), NULL, 0) > 0;
+    return cp2p_peerstore_addrs(cp2p_host_peerstore(kad->h), p, cp2p__wall_ms(), NULL, 0) > 0;
 }
 
 /* ---- routing table upkeep ---- */
@@ -489,7 +491,7 @@ static void query_failed(kad_query *q, int status)
         if (cp2p__log_enabled(CP2P_LOG_DEBUG, "kad")) {
             cp2p_peerstore_addr a[8];
             size_t na = cp2p_peerstore_addrs(cp2p_host_peerstore(kad->h), &q->peer,
-                                             cp2p__host_wall_ms(), a, 8);
+                                             cp2p__wall_ms(), a, 8);
             for (size_t i = 0; i < na && i < 8; i++) {
                 cp2p_buf t;
                 cp2p_buf_init(&t, CP2P_MULTIADDR_STR_MAX);
@@ -1420,38 +1422,44 @@ static void srv_handler(cp2p_stream *s, void *ud)
     }
 }
 
-/* ---- host events: identify tells who speaks the DHT ---- */
+/* ---- the service: identify tells who speaks the DHT ---- */
 
-static void on_host_event(cp2p_host *h, const cp2p_event *ev, void *ud)
+static void svc_ready(cp2p_service *svc, const cp2p_peer_id *peer, cp2p_conn *conn, void *ud)
+{
+    (void)svc;
+    rt_add(ud, peer, cp2p_conn_remote_addr(conn));
+}
+
+static void svc_gone(cp2p_service *svc, const cp2p_peer_id *peer, int err, void *ud)
 {
     cp2p_kad *kad = ud;
-    (void)h;
-    if (ev->type == CP2P_EVENT_CONN_CLOSED && ev->conn != NULL) {
-        /* A table peer whose last connection died (not closed or trimmed by us): is it still
-         * there? Seed 001: peers whose dial or ping fails leave the table. */
-        const cp2p_peer_id *p = cp2p_conn_peer_id(ev->conn);
-        if (ev->err != 0 && ev->err != CP2P_ELIMIT && cp2p__kad_rt_contains(kad->rt, p) &&
-            cp2p_host_conn_to(kad->h, p) == NULL) {
-            check_start(kad, p);
-        }
+    (void)svc;
+    if (err == CP2P_ENOTSUP) {
+        rt_remove(kad, peer); /* it stopped speaking the DHT as a server: not a table member */
         return;
     }
-    if (ev->type != CP2P_EVENT_PEER_IDENTIFIED || ev->conn == NULL) {
-        return;
+    /* A table peer whose last connection died (not closed or trimmed by us): is it still
+     * there? Seed 001: peers whose dial or ping fails leave the table. */
+    if (err != 0 && err != CP2P_ELIMIT && cp2p__kad_rt_contains(kad->rt, peer)) {
+        check_start(kad, peer);
     }
-    const cp2p_identify_info *info = cp2p_conn_identify(ev->conn);
-    const cp2p_peer_id *p = cp2p_conn_peer_id(ev->conn);
-    if (info == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < info->n_protocols; i++) {
-        if (strcmp(info->protocols[i], kad->protocol) == 0) {
-            rt_add(kad, p, cp2p_conn_remote_addr(ev->conn));
-            return;
-        }
-    }
-    /* It stopped (or never) speaking the DHT as a server: not a table member. */
-    rt_remove(kad, p);
+}
+
+static void svc_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
+{
+    (void)svc;
+    srv_handler(s, ud);
+}
+
+static void kad_free(cp2p_kad *kad);
+
+/* The host closes: operations end with CP2P_ECANCELED, then we are done. */
+static void svc_close(cp2p_service *svc, void *ud)
+{
+    cp2p_kad *kad = ud;
+    kad->svc = NULL;
+    kad_free(kad);
+    cp2p_service_close_done(svc);
 }
 
 /* ---- bootstrap, refresh and the timer ---- */
@@ -1711,13 +1719,18 @@ int cp2p_kad_new(cp2p_host *h, const cp2p_kad_config *cfg, cp2p_kad **out)
         break;
     }
     }
-    if (kad->server && (rc = cp2p_host_set_handler(h, kad->protocol, srv_handler, kad)) != 0) {
-        goto fail;
-    }
-    if ((rc = cp2p__host_add_observer(h, on_host_event, kad)) != 0) {
-        if (kad->server) {
-            (void)!cp2p_host_remove_handler(h, kad->protocol);
-        }
+    const char *const protos[] = {kad->protocol};
+    cp2p_service_desc d = {
+        .name = "kad",
+        .protocols = protos,
+        .n_protocols = 1,
+        .ready = CP2P_SERVICE_READY_IDENTIFIED,
+        .peer_ready = svc_ready,
+        .peer_gone = svc_gone,
+        .inbound = kad->server ? svc_inbound : NULL, /* a client serves no one */
+        .close = svc_close,
+    };
+    if ((rc = cp2p_host_add_service(h, &d, kad, &kad->svc)) != 0) {
         goto fail;
     }
     uv_timer_init(cp2p_host_loop(h), kad->timer);
@@ -1753,10 +1766,12 @@ void cp2p_kad_close(cp2p_kad *kad)
     if (kad == NULL) {
         return;
     }
-    cp2p__host_remove_observer(kad->h, on_host_event, kad);
-    if (kad->server) {
-        (void)!cp2p_host_remove_handler(kad->h, kad->protocol);
-    }
+    cp2p_service_remove(kad->svc);
+    kad_free(kad);
+}
+
+static void kad_free(cp2p_kad *kad)
+{
     uv_timer_stop(kad->timer);
     uv_close((uv_handle_t *)kad->timer, on_timer_closed);
     /* Operations end with CP2P_ECANCELED. */

@@ -328,11 +328,10 @@ static bool peer_supports(const cp2p_conn *c, const char *proto)
     return false;
 }
 
-static void on_event(cp2p_host *h, const cp2p_event *ev, void *ud)
+void cp2p__identify_on_event(cp2p_host *h, const cp2p_event *ev)
 {
     static const char *const id_proto[] = {CP2P_IDENTIFY_PROTOCOL};
     static const char *const push_proto[] = {CP2P_IDENTIFY_PUSH_PROTOCOL};
-    (void)ud;
     if (ev->type == CP2P_EVENT_CONN_OPENED) {
         if (cp2p_conn_open_stream(ev->conn, id_proto, 1, on_id_open, NULL) != 0) {
             CP2P_LOG(CP2P_LOG_DEBUG, "identify", cp2p_conn_id(ev->conn),
@@ -355,5 +354,5 @@ int cp2p__identify_register(cp2p_host *h)
         (rc = cp2p_host_set_handler(h, CP2P_IDENTIFY_PUSH_PROTOCOL, push_handler, NULL)) != 0) {
         return rc;
     }
-    return cp2p__host_add_observer(h, on_event, NULL);
+    return 0;
 }
