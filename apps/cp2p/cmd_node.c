@@ -6,6 +6,7 @@
 
 #include <cp2p/kad.h>
 #include <cp2p/log.h>
+#include <cp2p/node.h>
 #include <cp2p/protocols.h>
 #include <cp2p/pubsub.h>
 #include <cp2p/reqresp.h>
@@ -19,7 +20,7 @@ static const char NODE_HELP[] =
     "                 [--dial-timeout-ms MS] [--peerstore FILE] [--log-level LEVEL]\n"
     "                 [--bootstrap MULTIADDR]... [--no-dht] [--dht-mode MODE]\n"
     "                 [--dht-protocol ID] [--dht-namespace NS]... [--status-interval S]\n"
-    "                 [--topic TOPIC]... [--no-pubsub]\n"
+    "                 [--topic TOPIC]... [--no-pubsub] [--api [HOST:PORT]] [--api-token TOKEN]\n"
     "\n"
     "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
     "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
@@ -56,6 +57,11 @@ static const char NODE_HELP[] =
     "                            'message' events with --json), repeatable\n"
     "  --no-pubsub               do not run gossipsub (it runs by default and relays topics\n"
     "                            for peers even without --topic)\n"
+    "  --api [HOST:PORT]         serve the HTTP API (/metrics, /healthz, /api/v0/...; see\n"
+    "                            docs/API.md) on HOST:PORT (default 127.0.0.1:5001; port 0\n"
+    "                            picks one); the address is printed at start\n"
+    "  --api-token TOKEN         require 'Authorization: Bearer TOKEN' on the API (default\n"
+    "                            $CP2P_API_TOKEN); needed to listen beyond loopback\n"
     "  --status-interval S       print a status line (connections, DHT table size) every S\n"
     "                            seconds; 0 = never (default 30)\n"
     "  --config FILE             read options from FILE first: one 'name = value' per line,\n"
@@ -85,6 +91,11 @@ typedef struct {
     const char *topics[MAX_ADDRS];
     size_t ntopics;
     cp2p_pubsub *ps;
+    /* the HTTP API: a node attached to this host serves it from its own threads */
+    const char *api;
+    const char *api_token;
+    cp2p_node *node;
+    cp2p_node_api *api_srv;
 } node_ctx;
 
 static void print_conn_event(node_ctx *n, const char *what, cp2p_conn *c, int err)
@@ -177,6 +188,11 @@ static void on_closed(cp2p_host *h, void *ud)
     uv_close((uv_handle_t *)&n->sigint, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     uv_close((uv_handle_t *)&n->status, NULL);
+    /* Nothing the API waits on is left: its threads return at once, then the node goes. */
+    cp2p_node_api_stop(n->api_srv);
+    n->api_srv = NULL;
+    cp2p_node_detach(n->node);
+    n->node = NULL;
 }
 
 static void on_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
@@ -235,6 +251,7 @@ static void on_signal(uv_signal_t *s, int signum)
         if (!n->json) {
             fprintf(stderr, "cp2p node: closing connections\n");
         }
+        cp2p_node_detach_begin(n->node); /* API calls fail from now on */
         for (size_t i = 0; i < n->necho; i++) {
             (void)!cp2p_reqresp_unregister(n->host, n->echo[i]);
         }
@@ -303,6 +320,8 @@ int cli_cmd_node(int argc, char **argv)
         {"status-interval", required_argument, NULL, 'T'},
         {"topic", required_argument, NULL, 'o'},
         {"no-pubsub", no_argument, NULL, 'U'},
+        {"api", optional_argument, NULL, 'A'},
+        {"api-token", required_argument, NULL, 'Z'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *listen[MAX_ADDRS], *peers[MAX_ADDRS];
@@ -420,6 +439,14 @@ int cli_cmd_node(int argc, char **argv)
             }
             n.bootstrap[n.kc.n_bootstrap++] = optarg;
             break;
+        case 'A':
+            /* --api alone, --api=ADDR, or --api ADDR (the next word, when not an option). */
+            if (optarg == NULL && optind < argc && argv[optind][0] != '-') {
+                optarg = argv[optind++];
+            }
+            n.api = optarg != NULL ? optarg : CP2P_NODE_API_DEFAULT_LISTEN;
+            break;
+        case 'Z': n.api_token = optarg; break;
         case 'N': n.no_dht = true; break;
         case 'U': n.no_pubsub = true; break;
         case 'o':
@@ -476,6 +503,42 @@ int cli_cmd_node(int argc, char **argv)
     free(all);
     cli_config_free(cargc, cargv);
     return rc;
+}
+
+/* Serve the HTTP API (--api): a node attached to our host takes the API's calls from its
+ * threads. Returns 0 or an exit code after printing why. */
+static int api_start(node_ctx *n)
+{
+    cp2p_node_api_config ac;
+    int rc;
+    cp2p_node_api_config_default(&ac);
+    ac.listen = n->api;
+    ac.token = n->api_token != NULL ? n->api_token : getenv("CP2P_API_TOKEN");
+    if (ac.token != NULL && ac.token[0] == '\0') {
+        ac.token = NULL;
+    }
+    if ((rc = cp2p_node_attach(n->host, n->ps, n->kad, NULL, &n->node)) != 0) {
+        fprintf(stderr, "cp2p node: cannot start the API: %s\n", cp2p_strerror(rc));
+        return CLI_EXIT_FAIL;
+    }
+    if ((rc = cp2p_node_api_start(n->node, &ac, &n->api_srv)) == 0) {
+        return 0;
+    }
+    if (rc == CP2P_EPERM) {
+        fprintf(stderr, "cp2p node: --api %s listens beyond loopback: refused without an "
+                        "access token (set --api-token or CP2P_API_TOKEN)\n", n->api);
+    } else if (rc == CP2P_EINVAL) {
+        fprintf(stderr, "cp2p node: bad --api address '%s' (HOST:PORT, e.g. 127.0.0.1:5001 or "
+                        "[::1]:5001) or --api-token (printable, no spaces)\n", n->api);
+    } else {
+        fprintf(stderr, "cp2p node: cannot serve the API on %s: %s\n", n->api,
+                cp2p_strerror(rc));
+    }
+    /* No call ever reached the node: it can go at once (freed when the loop runs). */
+    cp2p_node_detach_begin(n->node);
+    cp2p_node_detach(n->node);
+    n->node = NULL;
+    return rc == CP2P_EIO ? CLI_EXIT_FAIL : CLI_EXIT_USAGE;
 }
 
 /* The node itself, once the options are known. */
@@ -580,6 +643,9 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
             }
         }
     }
+    if (exit_code == 0 && n.api != NULL) {
+        exit_code = api_start(&n);
+    }
     if (exit_code != 0) {
         cp2p_pubsub_close(n.ps);
         n.ps = NULL;
@@ -604,6 +670,18 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
         uv_timer_start(&n.status, on_status, n.status_s * 1000, n.status_s * 1000);
     }
     print_addrs(&n);
+    if (n.api_srv != NULL) {
+        char addr[CP2P_NODE_API_ADDR_MAX];
+        if (cp2p_node_api_addr(n.api_srv, addr, sizeof(addr)) == 0) {
+            if (n.json) {
+                printf("{\"event\":\"api\",\"addr\":\"%s\",\"url\":\"http://%s\"}\n", addr,
+                       addr);
+            } else {
+                printf("api: http://%s\n", addr);
+            }
+            fflush(stdout);
+        }
+    }
     uv_run(loop, UV_RUN_DEFAULT);
     (void)!uv_loop_close(loop);
     return 0;

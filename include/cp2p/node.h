@@ -214,6 +214,120 @@ typedef struct cp2p_node_stats {
 } cp2p_node_stats;
 CP2P_API void cp2p_node_stats_get(cp2p_node *n, cp2p_node_stats *out);
 
+/* ---- running code on the loop thread ---- */
+
+/* A call posted with cp2p_node_call_on_loop, completed with cp2p_node_call_done. */
+typedef struct cp2p_node_call cp2p_node_call;
+/* Runs on the loop thread with the node's host (see cp2p/host.h: every cp2p_host_* and
+ * cp2p_conn_* call is allowed). It must complete `call` exactly once with
+ * cp2p_node_call_done(): before returning, or later from the loop thread (e.g. from a host
+ * callback), after which it must not touch `ud` again. */
+typedef void (*cp2p_node_call_fn)(cp2p_node_call *call, cp2p_host *host, void *ud);
+
+/* Run fn(call, host, ud) on the loop thread and wait up to timeout_ms (> 0) for its
+ * cp2p_node_call_done(). Returns the status fn completed with (0 or a negative cp2p_err), or
+ * CP2P_EINVAL (NULL fn, timeout_ms 0), CP2P_ETIMEDOUT, CP2P_EFULL (command queue),
+ * CP2P_ECANCELED (node stopping: fn may never run), CP2P_ENOMEM.
+ * Ownership of ud: on 0, fn is done and ud is the caller's again. On an error the node keeps
+ * ud until fn can no longer touch it -- fn may still be running, or not have started, when
+ * the call times out -- and then calls free_ud(ud) (unless free_ud is NULL), at once when fn
+ * never started; free_ud may run on any thread, with the node's lock held, so it must only
+ * free memory. Any thread except the node's own (the loop would wait on itself). */
+CP2P_API CP2P_NODISCARD int cp2p_node_call_on_loop(cp2p_node *n, cp2p_node_call_fn fn, void *ud,
+                                                   void (*free_ud)(void *),
+                                                   uint64_t timeout_ms);
+/* Complete a call with `status` (0 or a negative cp2p_err). Loop thread. */
+CP2P_API void cp2p_node_call_done(cp2p_node_call *call, int status);
+
+/* ---- a node on the caller's own host and loop ---- */
+
+/* Put the node's thread-safe interface (commands from any thread) in front of a host the
+ * caller runs on its own libuv loop, e.g. a program built on cp2p/host.h that also serves the
+ * HTTP API below. The host, and the pubsub and DHT when not NULL, stay the caller's: the node
+ * only borrows them, registers no host event callback (so cp2p_node_set_event_handler delivers
+ * nothing), installs no pubsub validator, and runs every handler on the loop (no worker pool:
+ * CP2P_NODE_ON_POOL is refused). cfg may be NULL (the defaults); its command_queue and
+ * request-response sizes are used. The node's addresses are the host's at this call.
+ * Returns 0, CP2P_EINVAL, CP2P_EIO, CP2P_ENOMEM. Loop thread (the thread that runs the host's
+ * loop; the loop need not be running yet). End it with cp2p_node_detach_begin, then
+ * cp2p_node_detach -- never cp2p_node_stop, which ignores an attached node. */
+CP2P_API CP2P_NODISCARD int cp2p_node_attach(cp2p_host *host, cp2p_pubsub *ps, cp2p_kad *kad,
+                                             const cp2p_node_config *cfg, cp2p_node **out);
+/* First step of the end of an attached node, before the caller closes its pubsub, DHT and host:
+ * new calls fail with CP2P_ECANCELED, queued ones are failed with it, request handlers
+ * registered through the node are unregistered. Calls already in flight (a dial, a request, a
+ * call_on_loop waiting on a host callback) complete when what they wait on closes. Loop
+ * thread. */
+CP2P_API void cp2p_node_detach_begin(cp2p_node *n);
+/* Last step: once nothing can be in flight -- after the host's close callback, or at once when
+ * no command ever ran -- wait for the threads still inside a cp2p_node_* call to return (they
+ * have their answer), and free the node on a later turn of the loop (its async handle
+ * closes), so the loop must run again. Loop thread. */
+CP2P_API void cp2p_node_detach(cp2p_node *n);
+
+/* ---- the HTTP API (docs/API.md): /metrics, /healthz and a kubo-style /api/v0 ----
+ * The server runs on libmicrohttpd's own threads (one per connection, at most
+ * max_connections) which only call the thread-safe cp2p_node_* functions above: the loop
+ * thread never waits on HTTP. */
+
+#include <cp2p/metrics.h>
+
+/* Defaults of cp2p_node_api_config. Our choices: kubo's RPC port; a few operators and scrapers
+ * at once; 10 s of silence is ample for a local client (a stalled one holds a connection no
+ * longer); URLs carry a multiaddr or a topic (kubo's own limits are larger, for CIDs in bulk);
+ * a pubsub message of 1 MiB (gossipsub's default max_rpc_size). */
+#define CP2P_NODE_API_DEFAULT_LISTEN "127.0.0.1:5001"
+#define CP2P_NODE_API_MAX_CONNECTIONS 32
+#define CP2P_NODE_API_TIMEOUT_S 10
+#define CP2P_NODE_API_MAX_URL 8192
+#define CP2P_NODE_API_MAX_BODY (1024 * 1024)
+#define CP2P_NODE_API_OP_TIMEOUT_MS 30000
+/* Longest access token accepted, and the longest "HOST:PORT" text. */
+#define CP2P_NODE_API_TOKEN_MAX 1024
+#define CP2P_NODE_API_ADDR_MAX 64
+
+typedef struct cp2p_node_api cp2p_node_api;
+
+typedef struct cp2p_node_api_config {
+    /* "HOST:PORT": an IPv4 address, [IPv6] or localhost; port 0 picks a free port (see
+     * cp2p_node_api_addr). Copied. Default CP2P_NODE_API_DEFAULT_LISTEN. */
+    const char *listen;
+    /* Access token (copied; only its hash is kept): every request but /healthz must carry
+     * "Authorization: Bearer <token>". Required when `listen` is not a loopback address. NULL:
+     * no token. */
+    const char *token;
+    uint32_t max_connections;  /* HTTP connections at once (libmicrohttpd's limit) */
+    uint32_t timeout_s;        /* a connection silent this long is closed */
+    size_t max_url;            /* bytes of the request target (path and query), 64 B to
+                                * 1 MiB; 414 past it */
+    size_t max_body;           /* bytes of a request body; 413 past it */
+    uint64_t op_timeout_ms;    /* bound of one node operation (connect, ping, publish) */
+} cp2p_node_api_config;
+
+/* Fill c with the defaults. Any thread. */
+CP2P_API void cp2p_node_api_config_default(cp2p_node_api_config *c);
+
+/* Serve the HTTP API of node `n` (started or attached) on cfg->listen. The API owns a metrics
+ * registry (cp2p_node_api_metrics) that /metrics renders after the loop has copied the host's
+ * counters into it. Returns 0 and *out, or CP2P_EINVAL (bad config or address text),
+ * CP2P_EPERM (a listen address other than loopback without a token: refused, so the API is
+ * never reachable from the network unauthenticated), CP2P_EIO (the address cannot be bound,
+ * e.g. in use), CP2P_ENOMEM. Any thread except the node's own. */
+CP2P_API CP2P_NODISCARD int cp2p_node_api_start(cp2p_node *n, const cp2p_node_api_config *cfg,
+                                                cp2p_node_api **out);
+/* The address the API listens on as "HOST:PORT" with the real port (NUL ended). Returns 0 or
+ * CP2P_ENOSPC. Any thread. */
+CP2P_API CP2P_NODISCARD int cp2p_node_api_addr(const cp2p_node_api *a, char *out, size_t outlen);
+/* The API's registry: applications may register their own families in it (they appear in
+ * /metrics). Valid until cp2p_node_api_stop. Any thread. */
+CP2P_API cp2p_metrics *cp2p_node_api_metrics(cp2p_node_api *a);
+/* Stop serving: close the listener and every HTTP connection, wait for the HTTP threads (each
+ * returns within one node operation's bound) and free the API. NULL is a no-op. Call it before
+ * cp2p_node_stop, or for an attached node after its host closed and before
+ * cp2p_node_detach. Any thread except the node's own loop thread while the node runs (an HTTP
+ * thread may be waiting on the loop). */
+CP2P_API void cp2p_node_api_stop(cp2p_node_api *a);
+
 #ifdef __cplusplus
 }
 #endif

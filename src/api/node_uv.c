@@ -28,6 +28,7 @@ typedef enum {
     CMD_SET_EVENTS,
     CMD_DHT,
     CMD_PUBSUB,
+    CMD_CALL, /* cp2p_node_call_on_loop */
 } cmd_type;
 
 /* CMD_PUBSUB operations. */
@@ -74,6 +75,9 @@ typedef struct node_cmd {
     ps_op pop;             /* CMD_PUBSUB */
     cp2p_node_message_handler msg_cb;
     cp2p_node_validator val_cb;
+    cp2p_node_call_fn call_fn; /* CMD_CALL: run on the loop with call_ud */
+    void *call_ud;
+    void (*call_free)(void *); /* frees call_ud with the command, unless the caller took it */
 } node_cmd;
 
 /* A registered request handler; lives until the node is freed. */
@@ -149,6 +153,8 @@ struct cp2p_node {
     char **addrs;              /* dialable addresses, fixed at start */
     size_t naddrs;
     char **listen;
+    bool attached;             /* cp2p_node_attach: the host, pubsub and DHT are the caller's */
+    bool detaching;            /* cp2p_node_detach_begin ran */
 };
 
 void cp2p_node_config_default(cp2p_node_config *c)
@@ -254,6 +260,9 @@ static void cmd_unref_locked(node_cmd *c)
     cp2p_free(c->text);
     cp2p_free(c->data);
     cp2p_free(c->resp);
+    if (c->call_free != NULL) {
+        c->call_free(c->call_ud);
+    }
     cp2p_free(c);
 }
 
@@ -829,6 +838,9 @@ static void run_command(cp2p_node *n, node_cmd *c)
     case CMD_PUBSUB:
         pubsub_run(n, c);
         return;
+    case CMD_CALL:
+        c->call_fn((cp2p_node_call *)c, n->host, c->call_ud); /* it completes c */
+        return;
     }
     cmd_complete(c, CP2P_EINVAL);
 }
@@ -849,12 +861,12 @@ static void on_host_closed(cp2p_host *h, void *ud)
     close_async(n);
 }
 
-/* Wind down on the loop thread: fail what is queued, answer what the workers left, close. */
-static void loop_shutdown(cp2p_node *n)
+/* Loop thread: refuse new commands, fail the queued ones, wake callers waiting for room. */
+static void refuse_commands(cp2p_node *n)
 {
     node_cmd *c;
-    node_job *j;
     pthread_mutex_lock(&n->mu);
+    n->stopping = true;
     while ((c = cp2p__queue_pop(&n->cmds)) != NULL) {
         pthread_mutex_unlock(&n->mu);
         cmd_complete(c, CP2P_ECANCELED);
@@ -862,6 +874,13 @@ static void loop_shutdown(cp2p_node *n)
     }
     pthread_cond_broadcast(&n->room);
     pthread_mutex_unlock(&n->mu);
+}
+
+/* Wind down on the loop thread: fail what is queued, answer what the workers left, close. */
+static void loop_shutdown(cp2p_node *n)
+{
+    node_job *j;
+    refuse_commands(n);
     /* The workers are joined (cp2p_node_stop did it before waking us): what remains is ours. */
     while ((j = cp2p__queue_pop(&n->answers)) != NULL) {
         job_answer(n, j);
@@ -959,6 +978,25 @@ static void on_host_event(cp2p_host *h, const cp2p_event *ev, void *ud)
     pthread_mutex_unlock(&n->mu);
 }
 
+/* Loop thread: the dialable addresses, kept as text for cp2p_node_addr (fixed from now on). */
+static void collect_addrs(cp2p_node *n)
+{
+    cp2p_multiaddr *addrs[CP2P_NODE_MAX_ADDRS];
+    ptrdiff_t na = cp2p_host_addrs(n->host, true, addrs, CP2P_NODE_MAX_ADDRS);
+    n->addrs = na > 0 ? cp2p_calloc((size_t)na, sizeof(char *)) : NULL;
+    for (ptrdiff_t i = 0; i < na; i++) {
+        cp2p_buf b;
+        cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
+        if (n->addrs != NULL && cp2p_multiaddr_to_string(addrs[i], &b) == 0) {
+            uint8_t *s;
+            (void)cp2p_buf_take(&b, &s);
+            n->addrs[n->naddrs++] = (char *)s;
+        }
+        cp2p_buf_fini(&b);
+        cp2p_multiaddr_free(addrs[i]);
+    }
+}
+
 static int loop_start(cp2p_node *n)
 {
     int rc = cp2p_host_new(&n->loop, &n->cfg.host, &n->host);
@@ -975,20 +1013,7 @@ static int loop_start(cp2p_node *n)
         }
     }
     if (rc == 0) {
-        cp2p_multiaddr *addrs[CP2P_NODE_MAX_ADDRS];
-        ptrdiff_t na = cp2p_host_addrs(n->host, true, addrs, CP2P_NODE_MAX_ADDRS);
-        n->addrs = na > 0 ? cp2p_calloc((size_t)na, sizeof(char *)) : NULL;
-        for (ptrdiff_t i = 0; i < na; i++) {
-            cp2p_buf b;
-            cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
-            if (n->addrs != NULL && cp2p_multiaddr_to_string(addrs[i], &b) == 0) {
-                uint8_t *s;
-                (void)cp2p_buf_take(&b, &s);
-                n->addrs[n->naddrs++] = (char *)s;
-            }
-            cp2p_buf_fini(&b);
-            cp2p_multiaddr_free(addrs[i]);
-        }
+        collect_addrs(n);
     }
     if (rc == 0 && n->cfg.pubsub) {
         cp2p_pubsub_config pc = n->cfg.pubsub_cfg;
@@ -1164,8 +1189,8 @@ int cp2p_node_start(const cp2p_node_config *cfg, cp2p_node **out)
 
 void cp2p_node_stop(cp2p_node *n)
 {
-    if (n == NULL) {
-        return;
+    if (n == NULL || n->attached) {
+        return; /* an attached node ends with cp2p_node_detach */
     }
     /* 1. No new commands; callers waiting for room give up. */
     pthread_mutex_lock(&n->mu);
@@ -1745,4 +1770,135 @@ int cp2p_node_set_validator(cp2p_node *n, cp2p_node_validator cb, void *ud, cp2p
     }
     leave(n);
     return rc;
+}
+
+/* ---- running code on the loop thread ---- */
+
+int cp2p_node_call_on_loop(cp2p_node *n, cp2p_node_call_fn fn, void *ud, void (*free_ud)(void *),
+                           uint64_t timeout_ms)
+{
+    node_cmd *c;
+    int rc = CP2P_EINVAL;
+    if (n == NULL || fn == NULL || timeout_ms == 0) {
+        goto fail;
+    }
+    rc = CP2P_ECANCELED;
+    if (!enter(n)) {
+        goto fail;
+    }
+    rc = CP2P_ENOMEM;
+    if ((c = cmd_new(n, CMD_CALL)) == NULL) {
+        leave(n);
+        goto fail;
+    }
+    c->call_fn = fn;
+    c->call_ud = ud;
+    c->call_free = free_ud; /* from here on the command frees ud, unless fn completes with 0 */
+    rc = cmd_run(n, c, timeout_ms);
+    if (rc == 0) {
+        c->call_free = NULL; /* done: ud is the caller's again */
+        cmd_release(n, c);
+    }
+    leave(n);
+    return rc;
+fail:
+    if (free_ud != NULL) {
+        free_ud(ud);
+    }
+    return rc;
+}
+
+void cp2p_node_call_done(cp2p_node_call *call, int status)
+{
+    cmd_complete((node_cmd *)call, status);
+}
+
+/* ---- a node attached to the caller's host ---- */
+
+int cp2p_node_attach(cp2p_host *host, cp2p_pubsub *ps, cp2p_kad *kad,
+                     const cp2p_node_config *cfg, cp2p_node **out)
+{
+    cp2p_node_config def;
+    cp2p_node *n;
+    if (cfg == NULL) {
+        cp2p_node_config_default(&def);
+        cfg = &def;
+    }
+    if (host == NULL || out == NULL || cfg->command_queue == 0) {
+        return CP2P_EINVAL;
+    }
+    if ((n = cp2p_calloc(1, sizeof(*n))) == NULL) {
+        return CP2P_ENOMEM;
+    }
+    n->cfg = *cfg;
+    n->cfg.host.identity = NULL;
+    n->cfg.listen = NULL;
+    n->cfg.n_listen = 0;
+    n->cfg.workers = 0; /* handlers run on the loop: CP2P_NODE_ON_POOL is refused */
+    n->attached = true;
+    n->host = host;
+    n->ps = ps;
+    n->kad = kad;
+    n->id = *cp2p_host_peer_id(host);
+    n->started = true;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_cond_init(&n->work, NULL);
+    pthread_cond_init(&n->ready, NULL);
+    pthread_cond_init(&n->idle, NULL);
+    int rc = cond_init_monotonic(&n->room);
+    if (rc == 0) {
+        rc = cp2p__queue_init(&n->cmds, cfg->command_queue, CP2P_QUEUE_REJECT, NULL, NULL);
+    }
+    if (rc == 0) {
+        rc = cp2p__queue_init(&n->jobs, 1, CP2P_QUEUE_REJECT, NULL, NULL);
+    }
+    if (rc == 0) {
+        rc = cp2p__queue_init(&n->answers, 1, CP2P_QUEUE_REJECT, NULL, NULL);
+    }
+    if (rc == 0 && uv_async_init(cp2p_host_loop(host), &n->async, on_async) != 0) {
+        rc = CP2P_EIO;
+    }
+    if (rc != 0) {
+        node_free(n);
+        return rc;
+    }
+    n->async.data = n;
+    collect_addrs(n);
+    *out = n;
+    return 0;
+}
+
+void cp2p_node_detach_begin(cp2p_node *n)
+{
+    if (n == NULL || !n->attached || n->detaching) {
+        return;
+    }
+    n->detaching = true;
+    refuse_commands(n);
+    for (node_proto *p = n->protos; p != NULL; p = p->next) {
+        (void)!cp2p_reqresp_unregister(n->host, p->protocol);
+    }
+}
+
+static void on_detached(uv_handle_t *h)
+{
+    node_free(h->data);
+}
+
+void cp2p_node_detach(cp2p_node *n)
+{
+    if (n == NULL || !n->attached) {
+        return;
+    }
+    refuse_commands(n); /* the host may be gone: no unregistering here */
+    /* Nothing is in flight any more (the caller closed what commands wait on), so every caller
+     * still inside a call is on its way out. */
+    pthread_mutex_lock(&n->mu);
+    while (n->callers > 0) {
+        pthread_cond_wait(&n->idle, &n->mu);
+    }
+    n->async_closed = true;
+    pthread_mutex_unlock(&n->mu);
+    n->host = NULL;
+    uv_close((uv_handle_t *)&n->async, on_detached);
 }

@@ -9,6 +9,8 @@
 
 #include <cp2p/node.h>
 
+#include "integration/harness_node.h"
+
 #include "integration/harness.h"
 #include "swarm/swarm.h"
 
@@ -603,21 +605,6 @@ static int echo_req(void *ud, const cp2p_peer_id *from, const uint8_t *req, size
     return cp2p_buf_append(resp, req, len);
 }
 
-static cp2p_node *node_new(void)
-{
-    static const char *const listen[] = {"/ip4/127.0.0.1/tcp/0"};
-    cp2p_node_config cfg;
-    cp2p_privkey *key;
-    cp2p_node *n;
-    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, &key), 0);
-    cp2p_node_config_default(&cfg);
-    cfg.host.identity = key;
-    cfg.listen = listen;
-    cfg.n_listen = 1;
-    assert_int_equal(cp2p_node_start(&cfg, &n), 0);
-    cp2p_privkey_free(key);
-    return n;
-}
 
 static void node_add_addrs_then_request(void **state)
 {
@@ -625,8 +612,8 @@ static void node_add_addrs_then_request(void **state)
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     (void)state;
-    cp2p_node *a = node_new();
-    cp2p_node *b = node_new();
+    cp2p_node *a = harness_node();
+    cp2p_node *b = harness_node();
     assert_int_equal(cp2p_node_set_request_handler(a, "/test/echo/1", echo_req, NULL,
                                                    CP2P_NODE_ON_LOOP),
                      0);

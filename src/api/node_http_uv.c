@@ -1,0 +1,1085 @@
+/* The node's HTTP API (cp2p_node_api_*, docs/API.md): libmicrohttpd serves it on its own
+ * threads, one per connection (a handler may wait seconds for a dial or a ping without holding
+ * up other clients), and those threads only use the thread-safe node API. What needs the host
+ * -- its counters, its connections -- runs on the loop through cp2p_node_call_on_loop and is
+ * copied out; JSON is built with jansson.
+ *
+ * Request life: libmicrohttpd calls on_uri with the raw request target (before it parses the
+ * query itself, which we do not use: node_http.c parses it, fuzzed), then on_request once with
+ * the headers, once per body chunk, and once at the end. Everything wrong with a request is
+ * answered on the first call when it can be (path, method, token, declared sizes), with a JSON
+ * error and a count in cp2p_http_requests_rejected_total{reason}. This file is named *_uv.c
+ * because it is an I/O binding (sockets, the clock: uv_hrtime, uv_ip4_addr). */
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <sodium.h>
+#include <uv.h>
+
+#include <cp2p/node.h>
+#include <cp2p/protocols.h>
+
+#include "api/node_http.h"
+#include <cp2p/host_info.h>
+#include "util/alloc.h"
+#include "util/log_internal.h"
+
+/* Our choices: the quick loop calls (id, peers, healthz, a metrics refresh) answer in
+ * microseconds unless the loop is stuck, which is what /healthz reports; ping counts as kubo's
+ * default at most; one JSON answer is at most a few hundred connections' worth. */
+#define API_QUICK_MS 5000
+#define API_PING_MAX 10
+#define API_PING_DEFAULT 3
+#define API_JSON_MAX (4u * 1024 * 1024)
+
+/* ---- endpoints and rejection reasons (bounded label values) ---- */
+
+typedef enum {
+    EP_METRICS,
+    EP_HEALTHZ,
+    EP_ID,
+    EP_PEERS,
+    EP_CONNECT,
+    EP_DISCONNECT,
+    EP_PING,
+    EP_PUBSUB_PUB,
+    EP_OTHER, /* unknown paths */
+    EP_COUNT
+} endpoint;
+
+static const struct {
+    const char *path, *label;
+    bool get; /* GET (and HEAD); else POST, as kubo's RPC */
+} endpoints[EP_COUNT] = {
+    [EP_METRICS] = {"/metrics", "metrics", true},
+    [EP_HEALTHZ] = {"/healthz", "healthz", true},
+    [EP_ID] = {"/api/v0/id", "id", false},
+    [EP_PEERS] = {"/api/v0/peers", "peers", false},
+    [EP_CONNECT] = {"/api/v0/connect", "connect", false},
+    [EP_DISCONNECT] = {"/api/v0/disconnect", "disconnect", false},
+    [EP_PING] = {"/api/v0/ping", "ping", false},
+    [EP_PUBSUB_PUB] = {"/api/v0/pubsub/pub", "pubsub_pub", false},
+    [EP_OTHER] = {NULL, "other", false},
+};
+
+typedef enum {
+    R_NOT_FOUND,
+    R_METHOD,
+    R_UNAUTHORIZED,
+    R_FORBIDDEN,
+    R_URL_TOO_LONG,
+    R_BODY_TOO_LARGE,
+    R_BAD_QUERY,
+    R_BAD_ARGUMENT,
+    R_COUNT
+} reject_reason;
+
+static const char *const reason_names[R_COUNT] = {
+    [R_NOT_FOUND] = "not_found",           [R_METHOD] = "method_not_allowed",
+    [R_UNAUTHORIZED] = "unauthorized",     [R_FORBIDDEN] = "forbidden",
+    [R_URL_TOO_LONG] = "url_too_long",     [R_BODY_TOO_LARGE] = "body_too_large",
+    [R_BAD_QUERY] = "bad_query",           [R_BAD_ARGUMENT] = "bad_argument",
+};
+
+/* kubo's error types (the "Code" of an error body): cmds.ErrNormal, ErrClient, ErrNotFound. */
+#define KUBO_ERR_NORMAL 0
+#define KUBO_ERR_CLIENT 1
+#define KUBO_ERR_NOT_FOUND 3
+
+/* ---- the API and its registry ---- */
+
+/* What a loop call may still touch after the API is gone: the registry and the host metrics
+ * state, freed by the last of the API and the calls in flight. */
+typedef struct api_shared {
+    atomic_int refs;
+    cp2p_metrics *reg;
+    cp2p_host_metrics *hm; /* loop thread only */
+} api_shared;
+
+struct cp2p_node_api {
+    cp2p_node *node;
+    struct MHD_Daemon *d;
+    api_shared *sh;
+    cp2p_node_api_config cfg; /* listen and token cleared: they are not kept */
+    bool has_token;
+    uint8_t token_hash[crypto_generichash_BYTES];
+    char addr[CP2P_NODE_API_ADDR_MAX];
+    cp2p_metric_family *f_requests; /* {endpoint, code}, looked up per answer */
+    cp2p_metric *latency[EP_COUNT];
+    cp2p_metric *rejected[R_COUNT];
+    cp2p_metric *refresh_failed;
+    cp2p_metric *connections;
+};
+
+typedef struct api_req {
+    cp2p_node_api *api;
+    char *target;     /* the raw request target, NULL when over max_url */
+    size_t target_len;
+    bool started;     /* the first call (headers) is done */
+    bool answered;    /* a response is queued */
+    endpoint ep;
+    cp2p_buf body;
+    uint64_t t0_ns;
+} api_req;
+
+static void shared_ref(api_shared *sh)
+{
+    atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);
+}
+
+static void shared_unref(void *p)
+{
+    api_shared *sh = p;
+    if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1) {
+        cp2p_host_metrics_free(sh->hm);
+        cp2p_metrics_free(sh->reg);
+        cp2p_free(sh);
+    }
+}
+
+static const double latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                         0.1,    0.25,  0.5,    1,     2.5,   5,     10, 30};
+
+static int register_http_metrics(cp2p_node_api *a)
+{
+    cp2p_metrics *reg = a->sh->reg;
+    cp2p_metric_family *f;
+    int rc;
+    cp2p_metric_desc d = {
+        .type = CP2P_METRIC_COUNTER, .name = "cp2p_http_requests_total",
+        .help = "HTTP API requests answered, by endpoint and status code.",
+        .labels = {"endpoint", "code"}, .max_series = 256};
+    if ((rc = cp2p_metrics_register(reg, &d, &a->f_requests)) != 0) {
+        return rc;
+    }
+    d = (cp2p_metric_desc){
+        .type = CP2P_METRIC_HISTOGRAM, .name = "cp2p_http_request_duration_seconds",
+        .help = "Time from the request line to the queued answer, by endpoint.",
+        .labels = {"endpoint"}, .buckets = latency_buckets,
+        .n_buckets = sizeof(latency_buckets) / sizeof(latency_buckets[0])};
+    if ((rc = cp2p_metrics_register(reg, &d, &f)) != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < EP_COUNT && rc == 0; i++) {
+        rc = cp2p_metrics_series(f, &endpoints[i].label, 1, &a->latency[i]);
+    }
+    d = (cp2p_metric_desc){
+        .type = CP2P_METRIC_COUNTER, .name = "cp2p_http_requests_rejected_total",
+        .help = "HTTP API requests refused before reaching the node, by reason.",
+        .labels = {"reason"}};
+    if (rc != 0 || (rc = cp2p_metrics_register(reg, &d, &f)) != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < R_COUNT && rc == 0; i++) {
+        rc = cp2p_metrics_series(f, &reason_names[i], 1, &a->rejected[i]);
+    }
+    d = (cp2p_metric_desc){
+        .type = CP2P_METRIC_COUNTER, .name = "cp2p_http_metrics_refresh_failures_total",
+        .help = "Scrapes that rendered the previous host values because the loop did not "
+                "refresh them in time."};
+    if (rc != 0 || (rc = cp2p_metrics_register(reg, &d, &f)) != 0 ||
+        (rc = cp2p_metrics_series(f, NULL, 0, &a->refresh_failed)) != 0) {
+        return rc;
+    }
+    d = (cp2p_metric_desc){.type = CP2P_METRIC_GAUGE, .name = "cp2p_http_connections",
+                           .help = "HTTP API connections open now."};
+    if ((rc = cp2p_metrics_register(reg, &d, &f)) != 0) {
+        return rc;
+    }
+    return cp2p_metrics_series(f, NULL, 0, &a->connections);
+}
+
+/* ---- answers ---- */
+
+static void count_answer(api_req *r, unsigned status)
+{
+    char code[8];
+    cp2p_metric *m = NULL;
+    snprintf(code, sizeof(code), "%u", status);
+    const char *values[2] = {endpoints[r->ep].label, code};
+    if (cp2p_metrics_series(r->api->f_requests, values, 2, &m) == 0) {
+        cp2p_metric_inc(m);
+    }
+    cp2p_metric_observe(r->api->latency[r->ep], (double)(uv_hrtime() - r->t0_ns) / 1e9);
+}
+
+/* Queue `len` bytes at `body` (taken: freed with cp2p_free by libmicrohttpd). */
+static enum MHD_Result respond(struct MHD_Connection *con, api_req *r, unsigned status,
+                               const char *ctype, uint8_t *body, size_t len)
+{
+    static const char oom[] = "out of memory\n";
+    struct MHD_Response *resp =
+        body != NULL ? MHD_create_response_from_buffer_with_free_callback(len, body, cp2p_free)
+                     : NULL;
+    if (resp == NULL) {
+        cp2p_free(body);
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        ctype = "text/plain";
+        resp = MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom,
+                                               MHD_RESPMEM_PERSISTENT);
+        if (resp == NULL) {
+            return MHD_NO;
+        }
+    }
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    (void)MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                      endpoints[r->ep].get ? "GET, HEAD" : "POST");
+    } else if (status == MHD_HTTP_UNAUTHORIZED) {
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    }
+    enum MHD_Result ret = MHD_queue_response(con, status, resp);
+    MHD_destroy_response(resp);
+    r->answered = true;
+    count_answer(r, status);
+    return ret;
+}
+
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+    return cp2p_buf_append(data, buffer, size) == 0 ? 0 : -1;
+}
+
+/* Answer with JSON `j` (consumed), followed by a newline as kubo's answers are. */
+static enum MHD_Result respond_json(struct MHD_Connection *con, api_req *r, unsigned status,
+                                    json_t *j)
+{
+    cp2p_buf b;
+    uint8_t *body = NULL;
+    cp2p_buf_init(&b, API_JSON_MAX);
+    if (j != NULL && json_dump_callback(j, dump_cb, &b, JSON_COMPACT) == 0 &&
+        cp2p_buf_append_byte(&b, '\n') == 0) {
+        size_t len = cp2p_buf_take(&b, &body);
+        json_decref(j);
+        return respond(con, r, status, "application/json", body, len);
+    }
+    json_decref(j);
+    cp2p_buf_fini(&b);
+    return respond(con, r, status, "application/json", NULL, 0);
+}
+
+/* A kubo-style error: {"Message": msg, "Code": N, "Type": "error"}. */
+static enum MHD_Result respond_error(struct MHD_Connection *con, api_req *r, unsigned status,
+                                     const char *msg)
+{
+    int code = status == MHD_HTTP_NOT_FOUND ? KUBO_ERR_NOT_FOUND
+               : status < 500               ? KUBO_ERR_CLIENT
+                                            : KUBO_ERR_NORMAL;
+    json_t *j = json_pack("{s:s, s:i, s:s}", "Message", msg, "Code", code, "Type", "error");
+    return respond_json(con, r, status, j);
+}
+
+static enum MHD_Result reject(struct MHD_Connection *con, api_req *r, reject_reason why,
+                              unsigned status, const char *msg)
+{
+    cp2p_metric_inc(r->api->rejected[why]);
+    CP2P_LOG(CP2P_LOG_DEBUG, "http", 0, "http.rejected reason=%s status=%u", reason_names[why],
+             status);
+    return respond_error(con, r, status, msg);
+}
+
+/* A node operation failed with rc: the status that says so. */
+static unsigned op_status(int rc)
+{
+    switch (rc) {
+    case CP2P_ETIMEDOUT: return MHD_HTTP_GATEWAY_TIMEOUT;
+    case CP2P_EFULL:
+    case CP2P_ECANCELED: return MHD_HTTP_SERVICE_UNAVAILABLE;
+    default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+static enum MHD_Result respond_op_error(struct MHD_Connection *con, api_req *r, const char *what,
+                                        int rc, const char *detail)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s: %s%s%s", what, cp2p_strerror(rc), detail ? " " : "",
+             detail ? detail : "");
+    return respond_error(con, r, op_status(rc), msg);
+}
+
+/* ---- loop calls ---- */
+
+/* Copy the host's counters into the registry (on the loop). */
+static void refresh_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    api_shared *sh = ud;
+    cp2p_node_call_done(call, cp2p_host_metrics_update(&sh->hm, host, sh->reg));
+}
+
+static void noop_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    (void)host;
+    (void)ud;
+    cp2p_node_call_done(call, 0);
+}
+
+/* id: the agent and protocols, copied ('\0'-separated) for the HTTP thread. */
+typedef struct {
+    cp2p_buf agent;
+    cp2p_buf protos;
+    size_t nprotos;
+} id_ctx;
+
+static void id_ctx_free(void *p)
+{
+    id_ctx *c = p;
+    cp2p_buf_fini(&c->agent);
+    cp2p_buf_fini(&c->protos);
+    cp2p_free(c);
+}
+
+static void id_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    id_ctx *c = ud;
+    const char *protos[256];
+    size_t n = cp2p_host_protocols(host, protos, 256);
+    const char *agent = cp2p_host_agent_version(host);
+    int rc = cp2p_buf_append(&c->agent, agent, strlen(agent) + 1);
+    for (size_t i = 0; rc == 0 && i < n && i < 256; i++) {
+        rc = cp2p_buf_append(&c->protos, protos[i], strlen(protos[i]) + 1);
+        c->nprotos += rc == 0;
+    }
+    cp2p_node_call_done(call, rc);
+}
+
+typedef struct {
+    cp2p_host_conn_info *list;
+    size_t n;
+} peers_ctx;
+
+static void peers_ctx_free(void *p)
+{
+    peers_ctx *c = p;
+    cp2p_free(c->list);
+    cp2p_free(c);
+}
+
+static void peers_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    peers_ctx *c = ud;
+    size_t total = cp2p_host_conns_list(host, NULL, 0);
+    c->list = cp2p_calloc(total > 0 ? total : 1, sizeof(*c->list));
+    if (c->list == NULL) {
+        cp2p_node_call_done(call, CP2P_ENOMEM);
+        return;
+    }
+    c->n = cp2p_host_conns_list(host, c->list, total);
+    c->n = c->n < total ? c->n : total;
+    cp2p_node_call_done(call, 0);
+}
+
+typedef struct {
+    cp2p_peer_id peer;
+    size_t closed;
+} disconnect_ctx;
+
+static void disconnect_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    disconnect_ctx *c = ud;
+    c->closed = cp2p_host_close_peer(host, &c->peer);
+    cp2p_node_call_done(call, 0);
+}
+
+/* ping: `count` pings in a row on the peer's connection (dialed by ID first if needed). */
+typedef struct {
+    cp2p_node_call *call;
+    cp2p_host *host;
+    cp2p_peer_id peer;
+    unsigned count, done, ok;
+    uint64_t timeout_ms;
+    uint64_t rtt_ns[API_PING_MAX];
+    int err[API_PING_MAX];
+} ping_ctx;
+
+static void ping_next(ping_ctx *p);
+
+static void on_ping(cp2p_conn *c, int status, uint64_t rtt_ns, void *ud)
+{
+    ping_ctx *p = ud;
+    (void)c;
+    p->err[p->done] = status;
+    p->rtt_ns[p->done] = status == 0 ? rtt_ns : 0;
+    p->ok += status == 0;
+    p->done++;
+    ping_next(p);
+}
+
+static void ping_next(ping_ctx *p)
+{
+    while (p->done < p->count) {
+        /* Look the connection up each time: the previous one may have closed. */
+        cp2p_conn *c = cp2p_host_conn_to(p->host, &p->peer);
+        int rc = c != NULL ? cp2p_ping(c, p->timeout_ms, on_ping, p) : CP2P_ECLOSED;
+        if (rc == 0) {
+            return;
+        }
+        p->err[p->done++] = rc;
+    }
+    /* Done: from here on p belongs to the caller (or to the node, which frees it). */
+    cp2p_node_call_done(p->call, p->ok > 0 ? 0 : p->err[p->count - 1]);
+}
+
+static void ping_on_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
+{
+    ping_ctx *p = ud;
+    (void)h;
+    (void)conn;
+    if (status != 0) {
+        cp2p_node_call_done(p->call, status);
+        return;
+    }
+    ping_next(p);
+}
+
+static void ping_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    ping_ctx *p = ud;
+    p->call = call;
+    p->host = host;
+    if (cp2p_host_conn_to(host, &p->peer) != NULL) {
+        ping_next(p);
+        return;
+    }
+    int rc = cp2p_host_dial_peer(host, &p->peer, ping_on_dialed, p);
+    if (rc != 0) {
+        cp2p_node_call_done(call, rc);
+    }
+}
+
+/* ---- endpoints ---- */
+
+typedef struct {
+    cp2p__http_arg args[CP2P__HTTP_MAX_ARGS];
+    size_t n;
+    char *buf;
+} query;
+
+static const char *query_get(const query *q, const char *name)
+{
+    const cp2p__http_arg *a = cp2p__http_arg_find(q->args, q->n, name);
+    return a != NULL ? a->value : NULL;
+}
+
+/* A peer given as a peer ID or as a multiaddr ending in /p2p/ID (*is_addr set). */
+static int parse_peer(const char *s, cp2p_peer_id *peer, bool *is_addr)
+{
+    cp2p_multiaddr *ma = NULL;
+    *is_addr = s[0] == '/';
+    if (!*is_addr) {
+        return cp2p_peer_id_parse(s, strlen(s), peer);
+    }
+    int rc = cp2p_multiaddr_parse(s, strlen(s), &ma);
+    if (rc == 0) {
+        rc = cp2p_multiaddr_peer_id(ma, peer);
+    }
+    cp2p_multiaddr_free(ma);
+    return rc == 0 ? 0 : CP2P_EINVAL;
+}
+
+static json_t *peer_json(const cp2p_peer_id *id)
+{
+    char pid[CP2P_PEER_ID_STR_MAX];
+    return json_string(cp2p_peer_id_str(id, pid));
+}
+
+static enum MHD_Result ep_id(struct MHD_Connection *con, api_req *r)
+{
+    cp2p_node_api *a = r->api;
+    id_ctx *c = cp2p_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return respond_op_error(con, r, "id", CP2P_ENOMEM, NULL);
+    }
+    cp2p_buf_init(&c->agent, 1024);
+    cp2p_buf_init(&c->protos, 64 * 1024);
+    int rc = cp2p_node_call_on_loop(a->node, id_on_loop, c, id_ctx_free, API_QUICK_MS);
+    if (rc != 0) {
+        return respond_op_error(con, r, "id", rc, NULL);
+    }
+    json_t *addrs = json_array(), *protos = json_array();
+    char buf[CP2P_MULTIADDR_STR_MAX];
+    for (size_t i = 0; cp2p_node_addr(a->node, i, buf, sizeof(buf)) == 0; i++) {
+        json_array_append_new(addrs, json_string(buf));
+    }
+    const char *p = (const char *)c->protos.ptr;
+    for (size_t i = 0; i < c->nprotos; i++, p += strlen(p) + 1) {
+        json_array_append_new(protos, json_string(p));
+    }
+    json_t *j = json_pack("{s:o, s:o, s:s?, s:o}", "ID", peer_json(cp2p_node_peer_id(a->node)),
+                          "Addresses", addrs, "AgentVersion", (const char *)c->agent.ptr,
+                          "Protocols", protos);
+    id_ctx_free(c);
+    return respond_json(con, r, MHD_HTTP_OK, j);
+}
+
+static enum MHD_Result ep_peers(struct MHD_Connection *con, api_req *r)
+{
+    peers_ctx *c = cp2p_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return respond_op_error(con, r, "peers", CP2P_ENOMEM, NULL);
+    }
+    int rc = cp2p_node_call_on_loop(r->api->node, peers_on_loop, c, peers_ctx_free,
+                                    API_QUICK_MS);
+    if (rc != 0) {
+        return respond_op_error(con, r, "peers", rc, NULL);
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < c->n; i++) {
+        const cp2p_host_conn_info *ci = &c->list[i];
+        char lat[32] = "";
+        if (ci->rtt_ns > 0) {
+            snprintf(lat, sizeof(lat), "%.3fms", (double)ci->rtt_ns / 1e6);
+        }
+        json_array_append_new(
+            list, json_pack("{s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "Peer",
+                            peer_json(&ci->peer), "Addr", ci->addr, "Direction",
+                            ci->outbound ? "outbound" : "inbound", "Latency", lat, "LatencyNs",
+                            (json_int_t)ci->rtt_ns, "Streams", (json_int_t)ci->streams,
+                            "BytesIn", (json_int_t)ci->bytes_in, "BytesOut",
+                            (json_int_t)ci->bytes_out));
+    }
+    peers_ctx_free(c);
+    return respond_json(con, r, MHD_HTTP_OK, json_pack("{s:o}", "Peers", list));
+}
+
+static enum MHD_Result ep_connect(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    /* Every arg is checked before any dial. */
+    for (size_t i = 0; i < q->n; i++) {
+        cp2p_peer_id peer;
+        bool is_addr;
+        if (strcmp(q->args[i].name, "arg") == 0 &&
+            (parse_peer(q->args[i].value, &peer, &is_addr) != 0 || !is_addr)) {
+            return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST,
+                          "arg must be a multiaddr ending in /p2p/<peer ID>");
+        }
+    }
+    if (query_get(q, "arg") == NULL) {
+        return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST,
+                      "argument \"arg\" is required (a multiaddr with /p2p/)");
+    }
+    json_t *strings = json_array(), *ids = json_array();
+    for (size_t i = 0; i < q->n; i++) {
+        cp2p_peer_id peer;
+        char pid[CP2P_PEER_ID_STR_MAX], line[CP2P_PEER_ID_STR_MAX + 48];
+        if (strcmp(q->args[i].name, "arg") != 0) {
+            continue;
+        }
+        int rc = cp2p_node_dial(r->api->node, q->args[i].value, r->api->cfg.op_timeout_ms, &peer);
+        if (rc != 0) {
+            json_decref(strings);
+            json_decref(ids);
+            return respond_op_error(con, r, "connect", rc, q->args[i].value);
+        }
+        snprintf(line, sizeof(line), "connect %s success", cp2p_peer_id_str(&peer, pid));
+        json_array_append_new(strings, json_string(line));
+        json_array_append_new(ids, json_string(pid));
+    }
+    return respond_json(con, r, MHD_HTTP_OK,
+                        json_pack("{s:o, s:o}", "Strings", strings, "Peers", ids));
+}
+
+static enum MHD_Result ep_disconnect(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    const char *arg = query_get(q, "arg");
+    bool is_addr;
+    disconnect_ctx *c = cp2p_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return respond_op_error(con, r, "disconnect", CP2P_ENOMEM, NULL);
+    }
+    if (arg == NULL || parse_peer(arg, &c->peer, &is_addr) != 0) {
+        cp2p_free(c);
+        return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST,
+                      "argument \"arg\" must be a peer ID or a multiaddr with /p2p/");
+    }
+    int rc = cp2p_node_call_on_loop(r->api->node, disconnect_on_loop, c, cp2p_free,
+                                    API_QUICK_MS);
+    if (rc != 0) {
+        return respond_op_error(con, r, "disconnect", rc, NULL);
+    }
+    size_t closed = c->closed;
+    char pid[CP2P_PEER_ID_STR_MAX], line[CP2P_PEER_ID_STR_MAX + 48];
+    cp2p_peer_id_str(&c->peer, pid);
+    cp2p_free(c);
+    if (closed == 0) {
+        snprintf(line, sizeof(line), "disconnect %s failure: not connected", pid);
+        return respond_error(con, r, MHD_HTTP_INTERNAL_SERVER_ERROR, line);
+    }
+    snprintf(line, sizeof(line), "disconnect %s success", pid);
+    return respond_json(con, r, MHD_HTTP_OK,
+                        json_pack("{s:[s], s:I}", "Strings", line, "Closed", (json_int_t)closed));
+}
+
+static enum MHD_Result ep_ping(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    cp2p_node_api *a = r->api;
+    const char *arg = query_get(q, "arg"), *count_s = query_get(q, "count");
+    unsigned count = API_PING_DEFAULT;
+    bool is_addr;
+    cp2p_peer_id peer;
+    if (arg == NULL || parse_peer(arg, &peer, &is_addr) != 0) {
+        return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST,
+                      "argument \"arg\" must be a peer ID or a multiaddr with /p2p/");
+    }
+    if (count_s != NULL) {
+        count = 0;
+        for (const char *p = count_s; count <= API_PING_MAX && *p != '\0'; p++) {
+            count = *p >= '0' && *p <= '9' ? count * 10 + (unsigned)(*p - '0') : 0xffffu;
+        }
+        if (count_s[0] == '\0' || count == 0 || count > API_PING_MAX) {
+            return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST,
+                          "count must be an integer from 1 to 10");
+        }
+    }
+    if (is_addr) {
+        /* As kubo: a multiaddr is connected to first (its address is then known). */
+        int rc = cp2p_node_dial(a->node, arg, a->cfg.op_timeout_ms, NULL);
+        if (rc != 0) {
+            return respond_op_error(con, r, "ping: connect", rc, arg);
+        }
+    }
+    ping_ctx *p = cp2p_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return respond_op_error(con, r, "ping", CP2P_ENOMEM, NULL);
+    }
+    p->peer = peer;
+    p->count = count;
+    /* Each ping gets an equal share of the operation's bound. */
+    p->timeout_ms = a->cfg.op_timeout_ms / count > 0 ? a->cfg.op_timeout_ms / count : 1;
+    int rc = cp2p_node_call_on_loop(a->node, ping_on_loop, p, cp2p_free,
+                                    a->cfg.op_timeout_ms + API_QUICK_MS);
+    if (rc != 0) {
+        return respond_op_error(con, r, "ping", rc, NULL);
+    }
+    json_t *pings = json_array();
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < p->count; i++) {
+        sum += p->rtt_ns[i];
+        json_array_append_new(pings, json_pack("{s:b, s:I, s:s}", "Success", p->err[i] == 0,
+                                               "Time", (json_int_t)p->rtt_ns[i], "Text",
+                                               p->err[i] == 0 ? "" : cp2p_strerror(p->err[i])));
+    }
+    json_t *j = json_pack("{s:o, s:o, s:i, s:I}", "Peer", peer_json(&p->peer), "Pings", pings,
+                          "Received", (int)p->ok, "AverageNs",
+                          (json_int_t)(p->ok > 0 ? sum / p->ok : 0));
+    cp2p_free(p);
+    return respond_json(con, r, MHD_HTTP_OK, j);
+}
+
+static enum MHD_Result ep_pubsub_pub(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    const char *topic = query_get(q, "arg");
+    if (topic == NULL || topic[0] == '\0') {
+        return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST,
+                      "argument \"arg\" (the topic) is required; the body is the message");
+    }
+    const void *data = r->body.ptr != NULL ? (const void *)r->body.ptr : "";
+    int rc = cp2p_node_publish(r->api->node, topic, data, r->body.len, r->api->cfg.op_timeout_ms);
+    if (rc == CP2P_ENOTSUP) {
+        return respond_error(con, r, MHD_HTTP_NOT_IMPLEMENTED,
+                             "pubsub is not enabled on this node");
+    }
+    if (rc == CP2P_ENOENT) {
+        return respond_op_error(con, r, "pubsub/pub", rc, "(no peer subscribed to the topic)");
+    }
+    if (rc == CP2P_EINVAL) {
+        return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST, "invalid topic");
+    }
+    if (rc != 0) {
+        return respond_op_error(con, r, "pubsub/pub", rc, NULL);
+    }
+    return respond_json(con, r, MHD_HTTP_OK, json_object());
+}
+
+static enum MHD_Result ep_metrics(struct MHD_Connection *con, api_req *r)
+{
+    cp2p_node_api *a = r->api;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(a->d,
+                                                         MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    if (di != NULL) {
+        cp2p_metric_set(a->connections, di->num_connections);
+    }
+    shared_ref(a->sh);
+    int rc = cp2p_node_call_on_loop(a->node, refresh_on_loop, a->sh, shared_unref, API_QUICK_MS);
+    if (rc == 0) {
+        shared_unref(a->sh);
+    } else {
+        /* Render what the registry holds: a scrape that shows stale host values beats none. */
+        cp2p_metric_inc(a->refresh_failed);
+        CP2P_LOG(CP2P_LOG_DEBUG, "http", 0, "http.metrics_refresh_failed err=%s",
+                 cp2p_strerror(rc));
+    }
+    cp2p_buf b;
+    uint8_t *text = NULL;
+    cp2p_buf_init(&b, CP2P_METRICS_RENDER_MAX_DEFAULT);
+    if ((rc = cp2p_metrics_render(a->sh->reg, &b)) != 0) {
+        cp2p_buf_fini(&b);
+        return respond_op_error(con, r, "metrics", rc, NULL);
+    }
+    size_t len = cp2p_buf_take(&b, &text);
+    if (text == NULL) {
+        text = cp2p__memdup("", 1);
+    }
+    return respond(con, r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+static enum MHD_Result ep_healthz(struct MHD_Connection *con, api_req *r)
+{
+    /* Healthy = the loop answers: a stuck loop fails the probe. */
+    int rc = cp2p_node_call_on_loop(r->api->node, noop_on_loop, NULL, NULL, API_QUICK_MS);
+    if (rc != 0) {
+        return respond_op_error(con, r, "healthz", rc, NULL);
+    }
+    return respond(con, r, MHD_HTTP_OK, "text/plain; charset=utf-8", cp2p__memdup("ok\n", 3), 3);
+}
+
+/* The final call: everything checked, the body (if any) in r->body. */
+static enum MHD_Result dispatch(struct MHD_Connection *con, api_req *r)
+{
+    size_t path_len, qlen;
+    const char *qs;
+    query q = {.n = 0};
+    cp2p__http_target_split(r->target, r->target_len, &path_len, &qs, &qlen);
+    size_t buflen = CP2P__HTTP_QUERY_BUF(qlen, CP2P__HTTP_MAX_ARGS);
+    if ((q.buf = cp2p_malloc(buflen)) == NULL) {
+        return respond_op_error(con, r, "request", CP2P_ENOMEM, NULL);
+    }
+    const char *why = NULL;
+    ptrdiff_t n = cp2p__http_query_parse(qs, qlen, q.args, CP2P__HTTP_MAX_ARGS, q.buf, buflen,
+                                         &why);
+    enum MHD_Result ret;
+    if (n < 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "malformed query string: %s", why);
+        ret = reject(con, r, R_BAD_QUERY, MHD_HTTP_BAD_REQUEST, msg);
+        cp2p_free(q.buf);
+        return ret;
+    }
+    q.n = (size_t)n;
+    switch (r->ep) {
+    case EP_METRICS: ret = ep_metrics(con, r); break;
+    case EP_HEALTHZ: ret = ep_healthz(con, r); break;
+    case EP_ID: ret = ep_id(con, r); break;
+    case EP_PEERS: ret = ep_peers(con, r); break;
+    case EP_CONNECT: ret = ep_connect(con, r, &q); break;
+    case EP_DISCONNECT: ret = ep_disconnect(con, r, &q); break;
+    case EP_PING: ret = ep_ping(con, r, &q); break;
+    case EP_PUBSUB_PUB: ret = ep_pubsub_pub(con, r, &q); break;
+    default: ret = reject(con, r, R_NOT_FOUND, MHD_HTTP_NOT_FOUND, "404 page not found"); break;
+    }
+    cp2p_free(q.buf);
+    return ret;
+}
+
+/* ---- checks on the headers ---- */
+
+/* 0 when the request carries the token (or none is configured), else 401 or 403. */
+static unsigned auth_status(const cp2p_node_api *a, struct MHD_Connection *con)
+{
+    if (!a->has_token) {
+        return 0;
+    }
+    const char *h = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+        return MHD_HTTP_UNAUTHORIZED;
+    }
+    h += 7;
+    while (*h == ' ') {
+        h++;
+    }
+    /* Compare hashes in constant time: the time taken says nothing of the token's bytes, nor
+     * of its length. */
+    uint8_t got[crypto_generichash_BYTES];
+    crypto_generichash(got, sizeof(got), (const uint8_t *)h, strlen(h), NULL, 0);
+    bool ok = sodium_memcmp(got, a->token_hash, sizeof(got)) == 0;
+    sodium_memzero(got, sizeof(got));
+    return ok ? 0 : MHD_HTTP_FORBIDDEN;
+}
+
+static endpoint route(const api_req *r)
+{
+    size_t path_len, qlen;
+    const char *qs;
+    cp2p__http_target_split(r->target, r->target_len, &path_len, &qs, &qlen);
+    for (size_t i = 0; i < EP_OTHER; i++) {
+        if (strlen(endpoints[i].path) == path_len &&
+            memcmp(endpoints[i].path, r->target, path_len) == 0) {
+            return (endpoint)i;
+        }
+    }
+    return EP_OTHER;
+}
+
+/* The first call, with the headers: refuse early what can be refused. */
+static enum MHD_Result on_headers(struct MHD_Connection *con, api_req *r, const char *method)
+{
+    cp2p_node_api *a = r->api;
+    if (r->target == NULL) {
+        return reject(con, r, R_URL_TOO_LONG, MHD_HTTP_URI_TOO_LONG, "request URL too long");
+    }
+    r->ep = route(r);
+    if (r->ep == EP_OTHER) {
+        return reject(con, r, R_NOT_FOUND, MHD_HTTP_NOT_FOUND, "404 page not found");
+    }
+    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+               strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    if (endpoints[r->ep].get ? !get : !post) {
+        return reject(con, r, R_METHOD, MHD_HTTP_METHOD_NOT_ALLOWED,
+                      endpoints[r->ep].get ? "method not allowed: use GET"
+                                           : "method not allowed: use POST");
+    }
+    if (r->ep != EP_HEALTHZ) {
+        unsigned st = auth_status(a, con);
+        if (st != 0) {
+            return reject(con, r, st == MHD_HTTP_UNAUTHORIZED ? R_UNAUTHORIZED : R_FORBIDDEN, st,
+                          st == MHD_HTTP_UNAUTHORIZED
+                              ? "missing access token (Authorization: Bearer <token>)"
+                              : "wrong access token");
+        }
+    }
+    const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL) {
+        /* Digits only; compare by length first so no value can overflow. */
+        size_t v = 0, digits = strspn(cl, "0123456789");
+        bool big = cl[digits] != '\0' || digits == 0 || digits > 18;
+        for (size_t i = 0; !big && i < digits; i++) {
+            v = v * 10 + (size_t)(cl[i] - '0');
+        }
+        if (big || v > a->cfg.max_body) {
+            return reject(con, r, R_BODY_TOO_LARGE, MHD_HTTP_CONTENT_TOO_LARGE,
+                          "request body too large");
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    api_req *r = *con_cls;
+    (void)cls;
+    (void)url;
+    (void)version;
+    if (r == NULL) {
+        return MHD_NO; /* out of memory in on_uri: drop the connection */
+    }
+    if (!r->started) {
+        r->started = true;
+        return on_headers(con, r, method);
+    }
+    if (r->answered) {
+        *upload_data_size = 0; /* answered early: the rest of the body is not ours */
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (cp2p_buf_append(&r->body, upload_data, *upload_data_size) != 0) {
+            /* A body without a declared length grew past the bound: it cannot be answered
+             * in the middle of the upload, so the connection is dropped. */
+            cp2p_metric_inc(r->api->rejected[R_BODY_TOO_LARGE]);
+            return MHD_NO;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return dispatch(con, r);
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    cp2p_node_api *a = cls;
+    api_req *r = cp2p_calloc(1, sizeof(*r));
+    (void)con;
+    if (r == NULL) {
+        return NULL;
+    }
+    r->api = a;
+    r->t0_ns = uv_hrtime();
+    r->ep = EP_OTHER;
+    cp2p_buf_init(&r->body, a->cfg.max_body);
+    size_t len = strnlen(uri, a->cfg.max_url + 1);
+    if (len <= a->cfg.max_url) {
+        r->target = cp2p__memdup(uri, len + 1);
+        r->target_len = len;
+        if (r->target == NULL) {
+            cp2p_free(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    api_req *r = *con_cls;
+    (void)cls;
+    (void)con;
+    (void)toe;
+    if (r != NULL) {
+        cp2p_buf_fini(&r->body);
+        cp2p_free(r->target);
+        cp2p_free(r);
+        *con_cls = NULL;
+    }
+}
+
+/* ---- start and stop ---- */
+
+void cp2p_node_api_config_default(cp2p_node_api_config *c)
+{
+    *c = (cp2p_node_api_config){
+        .listen = CP2P_NODE_API_DEFAULT_LISTEN,
+        .max_connections = CP2P_NODE_API_MAX_CONNECTIONS,
+        .timeout_s = CP2P_NODE_API_TIMEOUT_S,
+        .max_url = CP2P_NODE_API_MAX_URL,
+        .max_body = CP2P_NODE_API_MAX_BODY,
+        .op_timeout_ms = CP2P_NODE_API_OP_TIMEOUT_MS,
+    };
+}
+
+/* A token is printable ASCII without spaces (it travels in a header). */
+static bool token_valid(const char *t)
+{
+    size_t len = strnlen(t, CP2P_NODE_API_TOKEN_MAX + 1);
+    if (len == 0 || len > CP2P_NODE_API_TOKEN_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] <= ' ' || t[i] > '~') {
+            return false;
+        }
+    }
+    return true;
+}
+
+int cp2p_node_api_start(cp2p_node *n, const cp2p_node_api_config *cfg, cp2p_node_api **out)
+{
+    cp2p_node_api_config def;
+    char host[CP2P_NODE_API_ADDR_MAX];
+    uint16_t port;
+    bool ipv6, loopback;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } sa;
+    if (cfg == NULL) {
+        cp2p_node_api_config_default(&def);
+        cfg = &def;
+    }
+    const char *listen = cfg->listen != NULL ? cfg->listen : CP2P_NODE_API_DEFAULT_LISTEN;
+    if (n == NULL || out == NULL || cfg->max_connections == 0 || cfg->timeout_s == 0 ||
+        cfg->max_url < 64 || cfg->max_url > 1024 * 1024 || cfg->max_body == 0 || cfg->op_timeout_ms == 0 ||
+        (cfg->token != NULL && !token_valid(cfg->token)) ||
+        cp2p__http_listen_split(listen, host, sizeof(host), &port, &ipv6) != 0) {
+        return CP2P_EINVAL;
+    }
+    if (ipv6) {
+        if (uv_ip6_addr(host, port, &sa.in6) != 0) {
+            return CP2P_EINVAL;
+        }
+        static const uint8_t v6_loopback[16] = {[15] = 1};
+        loopback = memcmp(&sa.in6.sin6_addr, v6_loopback, 16) == 0;
+    } else {
+        if (uv_ip4_addr(host, port, &sa.in4) != 0) {
+            return CP2P_EINVAL;
+        }
+        loopback = ((const uint8_t *)&sa.in4.sin_addr)[0] == 127;
+    }
+    if (!loopback && cfg->token == NULL) {
+        return CP2P_EPERM;
+    }
+    if (sodium_init() < 0) {
+        return CP2P_EIO;
+    }
+    cp2p_node_api *a = cp2p_calloc(1, sizeof(*a));
+    api_shared *sh = cp2p_calloc(1, sizeof(*sh));
+    int rc = a == NULL || sh == NULL ? CP2P_ENOMEM : 0;
+    if (rc == 0) {
+        atomic_init(&sh->refs, 1);
+        a->sh = sh;
+        a->node = n;
+        a->cfg = *cfg;
+        a->cfg.listen = NULL;
+        a->cfg.token = NULL;
+        rc = cp2p_metrics_new(&sh->reg);
+    }
+    if (rc == 0) {
+        rc = register_http_metrics(a);
+    }
+    if (rc != 0) {
+        if (sh != NULL) {
+            cp2p_metrics_free(sh->reg);
+        }
+        cp2p_free(sh);
+        cp2p_free(a);
+        return rc;
+    }
+    if (cfg->token != NULL) {
+        a->has_token = true;
+        crypto_generichash(a->token_hash, sizeof(a->token_hash), (const uint8_t *)cfg->token,
+                           strlen(cfg->token), NULL, 0);
+    }
+    /* One thread per connection, at most max_connections, each closed after timeout_s of
+     * silence; each connection's memory pool holds the longest URL we accept plus headers. */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
+                     (ipv6 ? MHD_USE_IPv6 : 0);
+    a->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR, &sa.sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(2 * cfg->max_url + 32 * 1024),
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, a, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+        MHD_OPTION_END);
+    const union MHD_DaemonInfo *di =
+        a->d != NULL ? MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    if (di == NULL) {
+        if (a->d != NULL) {
+            MHD_stop_daemon(a->d);
+        }
+        CP2P_LOG(CP2P_LOG_INFO, "http", 0, "http.listen_failed addr=%s", listen);
+        shared_unref(sh);
+        cp2p_free(a);
+        return CP2P_EIO;
+    }
+    snprintf(a->addr, sizeof(a->addr), ipv6 ? "[%s]:%u" : "%s:%u", host, (unsigned)di->port);
+    CP2P_LOG(CP2P_LOG_INFO, "http", 0, "http.listening addr=%s token=%s", a->addr,
+             a->has_token ? "yes" : "no");
+    *out = a;
+    return 0;
+}
+
+int cp2p_node_api_addr(const cp2p_node_api *a, char *out, size_t outlen)
+{
+    size_t len = strlen(a->addr);
+    if (len + 1 > outlen) {
+        return CP2P_ENOSPC;
+    }
+    memcpy(out, a->addr, len + 1);
+    return 0;
+}
+
+cp2p_metrics *cp2p_node_api_metrics(cp2p_node_api *a)
+{
+    return a->sh->reg;
+}
+
+void cp2p_node_api_stop(cp2p_node_api *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    MHD_stop_daemon(a->d); /* closes every connection and joins their threads */
+    shared_unref(a->sh);   /* a loop call still queued holds its own reference */
+    sodium_memzero(a->token_hash, sizeof(a->token_hash));
+    cp2p_free(a);
+}

@@ -1,0 +1,315 @@
+// The node's HTTP API (`cp2p node --api`, docs/API.md): two nodes driven over HTTP only, the
+// Prometheus exposition (checked by promtool when installed), and every kind of bad request.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import net from 'node:net'
+import path from 'node:path'
+
+const cli = path.join(process.env.CP2P_BUILD ?? 'build', 'cp2p')
+const promtool = spawnSync('promtool', ['--version']).status === 0
+
+// A node printing JSON lines; waitFor(pred) resolves with the first line matching pred.
+function start (args, env) {
+  const p = spawn(cli, ['node', '--listen', '/ip4/127.0.0.1/tcp/0', '--json', ...args],
+    { env: { ...process.env, ...env } })
+  const seen = []
+  const waiters = []
+  let stderr = ''
+  p.stderr.on('data', d => { stderr += d })
+  createInterface({ input: p.stdout }).on('line', l => {
+    const j = JSON.parse(l)
+    seen.push(j)
+    for (const w of waiters.splice(0)) { if (w.pred(j)) w.resolve(j); else waiters.push(w) }
+  })
+  const exited = new Promise(resolve => p.on('exit', code => resolve(code)))
+  const waitFor = (pred, ms = 10000) => new Promise((resolve, reject) => {
+    const hit = seen.find(pred)
+    if (hit) return resolve(hit)
+    const timer = setTimeout(() => reject(new Error(`timed out waiting; stderr: ${stderr}`)), ms)
+    waiters.push({ pred, resolve: j => { clearTimeout(timer); resolve(j) } })
+  })
+  const stop = () => { p.kill('SIGTERM'); return exited }
+  return { p, waitFor, stop, exited, stderr: () => stderr }
+}
+
+// Start a node with --api and return its peer ID, dialable address and API base URL.
+async function apiNode (args = [], env) {
+  const n = start(['--api', '127.0.0.1:0', ...args], env)
+  const l = await n.waitFor(j => j.event === 'listening')
+  const a = await n.waitFor(j => j.event === 'api')
+  assert.match(a.addr, /^127\.0\.0\.1:\d+$/)
+  return { ...n, id: l.peer_id, addr: l.addrs[0], base: a.url, port: Number(a.addr.split(':')[1]) }
+}
+
+async function call (base, p, { method = 'POST', headers = {}, body } = {}) {
+  const r = await fetch(base + p, { method, headers, body, signal: AbortSignal.timeout(20000) })
+  const text = await r.text()
+  let json
+  try { json = JSON.parse(text) } catch { json = undefined }
+  return { status: r.status, headers: r.headers, text, json }
+}
+
+// Parse a Prometheus text exposition into { 'name{labels}': value }.
+function parseMetrics (text) {
+  const out = {}
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const i = line.lastIndexOf(' ')
+    out[line.slice(0, i)] = Number(line.slice(i + 1))
+  }
+  return out
+}
+
+async function metrics (node) {
+  const r = await call(node.base, '/metrics', { method: 'GET' })
+  assert.equal(r.status, 200, r.text)
+  assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
+  if (promtool) {
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: r.text, encoding: 'utf8' })
+    assert.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`)
+  }
+  return parseMetrics(r.text)
+}
+
+// Send raw bytes on a new TCP connection; resolve with what came back when the server closes
+// (or after `ms`).
+function raw (port, text, ms = 5000) {
+  return new Promise(resolve => {
+    let data = ''
+    const s = net.connect(port, '127.0.0.1', () => s.write(text))
+    const done = () => { clearTimeout(timer); s.destroy(); resolve(data) }
+    const timer = setTimeout(done, ms)
+    s.on('data', d => { data += d })
+    s.on('close', done)
+    s.on('error', done)
+  })
+}
+
+async function poll (what, fn, ms = 10000) {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+test('two nodes driven over HTTP: connect, peers, ping, id, healthz, pubsub, metrics, disconnect', { timeout: 90000 }, async () => {
+  // No DHT: its liveness checks would redial a peer we disconnect.
+  const a = await apiNode(['--no-dht'])
+  const b = await apiNode(['--no-dht', '--topic', 'news'])
+  try {
+    const h = await call(a.base, '/healthz', { method: 'GET' })
+    assert.equal(h.status, 200)
+    assert.equal(h.text, 'ok\n')
+
+    const id = await call(a.base, '/api/v0/id')
+    assert.equal(id.status, 200, id.text)
+    assert.equal(id.json.ID, a.id)
+    assert.ok(id.json.Addresses.includes(a.addr))
+    assert.match(id.json.AgentVersion, /^cp2p\//)
+    assert.ok(id.json.Protocols.includes('/ipfs/ping/1.0.0'))
+
+    const before = await metrics(a)
+    assert.equal(before.cp2p_host_connections_opened_total, 0)
+    assert.equal(before['cp2p_host_limit{limit="max_conns"}'], 256)
+
+    const c = await call(a.base, '/api/v0/connect?arg=' + encodeURIComponent(b.addr))
+    assert.equal(c.status, 200, c.text)
+    assert.deepEqual(c.json.Peers, [b.id])
+    assert.equal(c.json.Strings[0], `connect ${b.id} success`)
+
+    const pa = await call(a.base, '/api/v0/peers')
+    assert.equal(pa.status, 200)
+    assert.equal(pa.json.Peers.length, 1)
+    assert.equal(pa.json.Peers[0].Peer, b.id)
+    assert.equal(pa.json.Peers[0].Direction, 'outbound')
+    assert.match(pa.json.Peers[0].Addr, /^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/)
+    const pb = await poll('b sees a', async () => {
+      const r = await call(b.base, '/api/v0/peers')
+      return r.json.Peers.length === 1 && r.json
+    })
+    assert.equal(pb.Peers[0].Peer, a.id)
+    assert.equal(pb.Peers[0].Direction, 'inbound')
+
+    const ping = await call(a.base, `/api/v0/ping?arg=${b.id}&count=3`)
+    assert.equal(ping.status, 200, ping.text)
+    assert.equal(ping.json.Peer, b.id)
+    assert.equal(ping.json.Received, 3)
+    assert.equal(ping.json.Pings.length, 3)
+    assert.ok(ping.json.Pings.every(p => p.Success && p.Time > 0))
+    // Latency is known once pings have measured it.
+    const lat = await call(a.base, '/api/v0/peers')
+    assert.match(lat.json.Peers[0].Latency, /^\d+\.\d{3}ms$/)
+    assert.ok(lat.json.Peers[0].BytesOut > 0 && lat.json.Peers[0].Streams >= 1)
+
+    // Publish through A once B's subscription reached it; B prints the message.
+    await poll('publish to news', async () =>
+      (await call(a.base, '/api/v0/pubsub/pub?arg=news', { body: 'hello over http' })).status === 200)
+    const m = await b.waitFor(j => j.event === 'message' && j.data === 'hello over http')
+    assert.equal(m.from, a.id)
+    const nobody = await call(a.base, '/api/v0/pubsub/pub?arg=nobody-here', { body: 'x' })
+    assert.equal(nobody.status, 500)
+    assert.match(nobody.json.Message, /no peer subscribed/)
+
+    const ma = await metrics(a)
+    const mb = await metrics(b)
+    assert.equal(ma.cp2p_host_connections_opened_total, 1)
+    assert.equal(ma['cp2p_host_connections{direction="outbound"}'], 1)
+    assert.equal(mb['cp2p_host_connections{direction="inbound"}'], 1)
+    assert.ok(ma.cp2p_host_streams_opened_total >= 4) // identify both ways, 3 pings, pubsub
+    assert.equal(ma['cp2p_http_requests_total{endpoint="ping",code="200"}'], 1)
+    assert.equal(ma['cp2p_http_requests_total{endpoint="connect",code="200"}'], 1)
+    assert.ok(ma['cp2p_http_request_duration_seconds_count{endpoint="ping"}'] >= 1)
+
+    const d = await call(a.base, `/api/v0/disconnect?arg=${b.id}`)
+    assert.equal(d.status, 200, d.text)
+    assert.equal(d.json.Strings[0], `disconnect ${b.id} success`)
+    await poll('a has no peer', async () => (await call(a.base, '/api/v0/peers')).json.Peers.length === 0)
+    const again = await call(a.base, `/api/v0/disconnect?arg=${b.id}`)
+    assert.equal(again.status, 500)
+    assert.match(again.json.Message, /not connected/)
+    const after = await metrics(a)
+    assert.equal(after.cp2p_host_connections_closed_total, 1)
+    assert.equal(after['cp2p_host_connections{direction="outbound"}'], 0)
+
+    // A ping to a multiaddr connects first, as kubo's does.
+    const ping2 = await call(a.base, '/api/v0/ping?count=1&arg=' + encodeURIComponent(b.addr))
+    assert.equal(ping2.status, 200, ping2.text)
+    assert.equal(ping2.json.Received, 1)
+  } finally {
+    assert.equal(await a.stop(), 0)
+    assert.equal(await b.stop(), 0)
+  }
+})
+
+test('bad requests get a 4xx with a JSON error and are counted by reason', { timeout: 60000 }, async () => {
+  const n = await apiNode(['--no-dht', '--no-pubsub'])
+  try {
+    const expectError = (r, status, re) => {
+      assert.equal(r.status, status, r.text)
+      assert.match(r.headers.get('content-type'), /^application\/json/)
+      assert.equal(typeof r.json.Message, 'string')
+      assert.match(r.json.Message, re)
+      assert.equal(r.json.Type, 'error')
+    }
+    expectError(await call(n.base, '/api/v0/nope'), 404, /not found/)
+    expectError(await call(n.base, '/'), 404, /not found/)
+    const get = await call(n.base, '/api/v0/id', { method: 'GET' })
+    expectError(get, 405, /use POST/)
+    assert.equal(get.headers.get('allow'), 'POST')
+    expectError(await call(n.base, '/metrics', { method: 'POST' }), 405, /use GET/)
+    expectError(await call(n.base, '/api/v0/ping?arg=%zz'), 400, /malformed query string/)
+    expectError(await call(n.base, '/api/v0/ping?arg=%C3%28'), 400, /UTF-8/)
+    expectError(await call(n.base, '/api/v0/ping?' + 'a=1&'.repeat(20)), 400, /too many/)
+    expectError(await call(n.base, '/api/v0/ping'), 400, /arg/)
+    expectError(await call(n.base, '/api/v0/ping?arg=not-a-peer'), 400, /peer ID/)
+    expectError(await call(n.base, `/api/v0/ping?arg=${n.id}&count=0`), 400, /count/)
+    expectError(await call(n.base, '/api/v0/connect?arg=' + encodeURIComponent('/ip4/127.0.0.1/tcp/1')), 400, /p2p/)
+    expectError(await call(n.base, '/api/v0/pubsub/pub?arg=t', { body: 'x' }), 501, /pubsub is not enabled/)
+    // A refused dial is the node's answer, not a bad request: 5xx with the reason.
+    const refused = await call(n.base, '/api/v0/connect?arg=' +
+      encodeURIComponent('/ip4/127.0.0.1/tcp/1/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'))
+    assert.ok(refused.status >= 500, refused.text)
+    assert.match(refused.json.Message, /^connect: /)
+
+    expectError(await call(n.base, '/api/v0/id?x=' + 'a'.repeat(9000)), 414, /URL too long/)
+    // The body's declared length is refused before any byte of it is read.
+    const big = await raw(n.port, 'POST /api/v0/pubsub/pub?arg=t HTTP/1.1\r\nHost: x\r\n' +
+      'Content-Length: 10000000\r\n\r\n')
+    assert.match(big, /^HTTP\/1\.1 413 /)
+    assert.match(big, /"Message":"request body too large"/)
+    // A body over the bound without a declared length: the connection is dropped.
+    const chunked = await raw(n.port, 'POST /api/v0/pubsub/pub?arg=t HTTP/1.1\r\nHost: x\r\n' +
+      'Transfer-Encoding: chunked\r\n\r\n' + ('100000\r\n' + 'x'.repeat(0x100000) + '\r\n').repeat(2))
+    assert.doesNotMatch(chunked, /^HTTP\/1\.1 200/)
+
+    const m = await metrics(n)
+    const rej = reason => m[`cp2p_http_requests_rejected_total{reason="${reason}"}`]
+    assert.equal(rej('not_found'), 2)
+    assert.equal(rej('method_not_allowed'), 2)
+    assert.equal(rej('bad_query'), 3)
+    assert.equal(rej('bad_argument'), 4)
+    assert.equal(rej('url_too_long'), 1)
+    assert.equal(rej('body_too_large'), 2)
+    assert.equal(rej('unauthorized'), 0)
+    assert.equal(m['cp2p_http_requests_total{endpoint="other",code="404"}'], 2)
+  } finally {
+    assert.equal(await n.stop(), 0)
+  }
+})
+
+test('a stalled client does not hold up other requests, nor the exit', { timeout: 60000 }, async () => {
+  const n = await apiNode(['--no-dht', '--no-pubsub'])
+  const stalled = []
+  try {
+    // Half a request on each of several connections, never finished.
+    for (let i = 0; i < 4; i++) {
+      const s = net.connect(n.port, '127.0.0.1')
+      s.on('error', () => {})
+      await new Promise(resolve => s.on('connect', resolve))
+      s.write('POST /api/v0/id HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf a bo')
+      stalled.push(s)
+    }
+    const t0 = Date.now()
+    for (let i = 0; i < 5; i++) {
+      const r = await call(n.base, '/api/v0/id')
+      assert.equal(r.status, 200)
+    }
+    assert.equal((await call(n.base, '/healthz', { method: 'GET' })).status, 200)
+    // Generous: the point is that nothing waited for the stalled clients' timeout (10 s).
+    assert.ok(Date.now() - t0 < 5000, `requests took ${Date.now() - t0} ms`)
+    assert.ok((await metrics(n)).cp2p_http_connections >= 5)
+  } finally {
+    const t1 = Date.now()
+    assert.equal(await n.stop(), 0)
+    assert.ok(Date.now() - t1 < 5000, `exit took ${Date.now() - t1} ms`)
+    for (const s of stalled) s.destroy()
+  }
+})
+
+test('beyond loopback the API needs a token; a token is checked on every endpoint but /healthz', { timeout: 60000 }, async () => {
+  const open = spawnSync(cli, ['node', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '0.0.0.0:0'],
+    { encoding: 'utf8', timeout: 20000 })
+  assert.equal(open.status, 2)
+  assert.match(open.stderr, /beyond loopback.*--api-token/)
+  const bad = spawnSync(cli, ['node', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', 'nowhere'],
+    { encoding: 'utf8', timeout: 20000 })
+  assert.equal(bad.status, 2)
+  assert.match(bad.stderr, /bad --api address/)
+
+  const token = 's3cret-token-1234'
+  // 0.0.0.0 with a token starts; reach it on loopback. The token can come from the environment.
+  const n = start(['--api', '0.0.0.0:0', '--no-dht', '--no-pubsub'], { CP2P_API_TOKEN: token })
+  try {
+    const a = await n.waitFor(j => j.event === 'api')
+    assert.match(a.addr, /^0\.0\.0\.0:\d+$/)
+    const base = `http://127.0.0.1:${a.addr.split(':')[1]}`
+    const none = await call(base, '/api/v0/id')
+    assert.equal(none.status, 401)
+    assert.equal(none.headers.get('www-authenticate'), 'Bearer')
+    assert.match(none.json.Message, /missing access token/)
+    const basic = await call(base, '/api/v0/id', { headers: { Authorization: 'Basic eDp5' } })
+    assert.equal(basic.status, 401)
+    const wrong = await call(base, '/api/v0/id', { headers: { Authorization: 'Bearer nope' } })
+    assert.equal(wrong.status, 403)
+    assert.match(wrong.json.Message, /wrong access token/)
+    const longer = await call(base, '/api/v0/id', { headers: { Authorization: `Bearer ${token}x` } })
+    assert.equal(longer.status, 403)
+    const auth = { Authorization: `Bearer ${token}` }
+    const ok = await call(base, '/api/v0/id', { headers: auth })
+    assert.equal(ok.status, 200, ok.text)
+    assert.equal((await call(base, '/metrics', { method: 'GET' })).status, 401)
+    assert.equal((await call(base, '/healthz', { method: 'GET' })).status, 200)
+    const m = await call(base, '/metrics', { method: 'GET', headers: auth })
+    assert.equal(m.status, 200)
+    const v = parseMetrics(m.text)
+    assert.equal(v['cp2p_http_requests_rejected_total{reason="unauthorized"}'], 3)
+    assert.equal(v['cp2p_http_requests_rejected_total{reason="forbidden"}'], 2)
+  } finally {
+    assert.equal(await n.stop(), 0)
+  }
+})
