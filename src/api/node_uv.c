@@ -15,6 +15,7 @@
 #include <cp2p/protocols.h>
 #include <cp2p/reqresp.h>
 
+#include "api/node_internal.h"
 #include "util/alloc.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
@@ -26,7 +27,6 @@ typedef enum {
     CMD_SET_HANDLER,
     CMD_ADD_ADDRS,
     CMD_SET_EVENTS,
-    CMD_DHT,
     CMD_PUBSUB,
     CMD_CALL, /* cp2p_node_call_on_loop */
 } cmd_type;
@@ -41,8 +41,6 @@ typedef enum {
     PS_SET_VALIDATOR,
 } ps_op;
 
-/* CMD_DHT operations. */
-typedef enum { DHT_BOOTSTRAP, DHT_FIND_PEER, DHT_PUT, DHT_GET, DHT_PROVIDE, DHT_FIND_PROVIDERS, DHT_TABLE } dht_op;
 
 typedef struct node_cmd {
     cp2p_node *node;
@@ -64,14 +62,9 @@ typedef struct node_cmd {
     size_t resp_len;
     cp2p_multiaddr **addrs; /* CMD_ADD_ADDRS, owned */
     size_t naddrs;
-    dht_op dop;            /* CMD_DHT */
-    uint8_t *data2;        /* CMD_DHT put: the value */
-    size_t len2;
-    size_t max;            /* find_providers: at most this many */
-    size_t count;          /* result: table size, peers that stored, providers found */
-    cp2p_peer_id *peers;   /* result of find_providers (max entries) */
-    char **strs;           /* result of find_peer: the addresses as text */
-    size_t nstrs;
+    size_t max;            /* CMD_PUBSUB topic/mesh peers: at most this many */
+    size_t count;          /* result: how many there are */
+    cp2p_peer_id *peers;   /* result (max entries) */
     ps_op pop;             /* CMD_PUBSUB */
     cp2p_node_message_handler msg_cb;
     cp2p_node_validator val_cb;
@@ -254,9 +247,7 @@ static void cmd_unref_locked(node_cmd *c)
         cp2p_multiaddr_free(c->addrs[i]);
     }
     cp2p_free(c->addrs);
-    cp2p_node_free_strings(c->strs, c->nstrs);
     cp2p_free(c->peers);
-    cp2p_free(c->data2);
     cp2p_free(c->text);
     cp2p_free(c->data);
     cp2p_free(c->resp);
@@ -522,109 +513,11 @@ static int set_handler(cp2p_node *n, node_cmd *c)
     return cp2p_reqresp_register(n->host, p->protocol, &rc, on_inbound, p);
 }
 
-/* ---- loop thread: the DHT ---- */
+/* ---- loop thread: the DHT (node_dht.c runs its jobs through CMD_CALL) ---- */
 
-static void dht_on_bootstrap(cp2p_kad *kad, int status, size_t table_size, void *ud)
+cp2p_kad *cp2p__node_kad(cp2p_node *n)
 {
-    node_cmd *c = ud;
-    (void)kad;
-    c->count = table_size;
-    /* An empty network is not an error of the bootstrap itself: report the table size. */
-    cmd_complete(c, status == CP2P_ETIMEDOUT ? 0 : status);
-}
-
-static void dht_on_peer(cp2p_kad *kad, int status, const cp2p_kad_peer_info *p, void *ud)
-{
-    node_cmd *c = ud;
-    (void)kad;
-    if (status == 0) {
-        c->strs = cp2p_calloc(p->n_addrs ? p->n_addrs : 1, sizeof(char *));
-        if (c->strs == NULL) {
-            status = CP2P_ENOMEM;
-        }
-        for (size_t i = 0; status == 0 && i < p->n_addrs; i++) {
-            cp2p_buf b;
-            cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
-            if (cp2p_multiaddr_to_string(p->addrs[i], &b) == 0) {
-                uint8_t *t;
-                (void)cp2p_buf_take(&b, &t);
-                c->strs[c->nstrs++] = (char *)t;
-            }
-            cp2p_buf_fini(&b);
-        }
-    }
-    cmd_complete(c, status);
-}
-
-static void dht_on_put(cp2p_kad *kad, int status, size_t stored, void *ud)
-{
-    node_cmd *c = ud;
-    (void)kad;
-    c->count = stored;
-    cmd_complete(c, status);
-}
-
-static void dht_on_value(cp2p_kad *kad, int status, const uint8_t *value, size_t len, void *ud)
-{
-    node_cmd *c = ud;
-    (void)kad;
-    if (status == 0) {
-        c->resp = cp2p__memdup(value, len ? len : 1);
-        c->resp_len = len;
-        status = c->resp == NULL ? CP2P_ENOMEM : 0;
-    }
-    cmd_complete(c, status);
-}
-
-static void dht_on_peers(cp2p_kad *kad, int status, const cp2p_kad_peer_info *peers, size_t np,
-                         void *ud)
-{
-    node_cmd *c = ud;
-    (void)kad;
-    /* The providers' addresses are in the peerstore already (the DHT put them there). */
-    for (size_t i = 0; status == 0 && i < np && c->count < c->max; i++) {
-        c->peers[c->count++] = peers[i].id;
-    }
-    cmd_complete(c, status);
-}
-
-static void dht_run(cp2p_node *n, node_cmd *c)
-{
-    int rc;
-    if (n->kad == NULL) {
-        cmd_complete(c, CP2P_ENOTSUP);
-        return;
-    }
-    switch (c->dop) {
-    case DHT_TABLE:
-        c->count = cp2p_kad_table_size(n->kad);
-        cmd_complete(c, 0);
-        return;
-    case DHT_BOOTSTRAP:
-        rc = cp2p_kad_bootstrap(n->kad, dht_on_bootstrap, c);
-        break;
-    case DHT_FIND_PEER:
-        rc = cp2p_kad_find_peer(n->kad, &c->peer, dht_on_peer, c);
-        break;
-    case DHT_PUT:
-        rc = cp2p_kad_put_value(n->kad, c->data, c->len, c->data2, c->len2, dht_on_put, c);
-        break;
-    case DHT_GET:
-        rc = cp2p_kad_get_value(n->kad, c->data, c->len, dht_on_value, c);
-        break;
-    case DHT_PROVIDE:
-        rc = cp2p_kad_provide(n->kad, c->data, c->len, dht_on_put, c);
-        break;
-    case DHT_FIND_PROVIDERS:
-        rc = cp2p_kad_find_providers(n->kad, c->data, c->len, c->max, dht_on_peers, c);
-        break;
-    default:
-        rc = CP2P_EINVAL;
-        break;
-    }
-    if (rc != 0) {
-        cmd_complete(c, rc);
-    }
+    return n->kad;
 }
 
 /* ---- loop thread: pubsub ---- */
@@ -831,9 +724,6 @@ static void run_command(cp2p_node *n, node_cmd *c)
         return;
     case CMD_SET_HANDLER:
         cmd_complete(c, set_handler(n, c));
-        return;
-    case CMD_DHT:
-        dht_run(n, c);
         return;
     case CMD_PUBSUB:
         pubsub_run(n, c);
@@ -1430,7 +1320,7 @@ int cp2p_node_set_event_handler(cp2p_node *n, cp2p_node_event_handler cb, void *
     return rc;
 }
 
-/* ---- the DHT (callers) ---- */
+/* ---- strings handed out by the node API ---- */
 
 void cp2p_node_free_strings(char **s, size_t n)
 {
@@ -1438,188 +1328,6 @@ void cp2p_node_free_strings(char **s, size_t n)
         cp2p_free(s[i]);
     }
     cp2p_free(s);
-}
-
-static node_cmd *dht_cmd(cp2p_node *n, dht_op op, const void *key, size_t klen, int *rc)
-{
-    node_cmd *c = cmd_new(n, CMD_DHT);
-    *rc = 0;
-    if (c == NULL) {
-        *rc = CP2P_ENOMEM;
-        return NULL;
-    }
-    c->dop = op;
-    if (key != NULL) {
-        c->data = cp2p__memdup(key, klen);
-        c->len = klen;
-        if (c->data == NULL) {
-            cmd_release(n, c);
-            *rc = CP2P_ENOMEM;
-            return NULL;
-        }
-    }
-    return c;
-}
-
-int cp2p_node_dht_table_size(cp2p_node *n, size_t *out)
-{
-    int rc;
-    if (out == NULL) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = dht_cmd(n, DHT_TABLE, NULL, 0, &rc);
-    if (c != NULL && (rc = cmd_run(n, c, CP2P_NODE_DHT_QUICK_MS)) == 0) {
-        *out = c->count;
-        cmd_release(n, c);
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_dht_bootstrap(cp2p_node *n, uint64_t timeout_ms, size_t *table_size)
-{
-    int rc;
-    if (timeout_ms == 0) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = dht_cmd(n, DHT_BOOTSTRAP, NULL, 0, &rc);
-    if (c != NULL && (rc = cmd_run(n, c, timeout_ms)) == 0) {
-        if (table_size != NULL) {
-            *table_size = c->count;
-        }
-        cmd_release(n, c);
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_dht_find_peer(cp2p_node *n, const cp2p_peer_id *peer, uint64_t timeout_ms,
-                            char ***addrs, size_t *n_addrs)
-{
-    int rc;
-    if (peer == NULL || addrs == NULL || n_addrs == NULL || timeout_ms == 0) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = dht_cmd(n, DHT_FIND_PEER, NULL, 0, &rc);
-    if (c != NULL) {
-        c->peer = *peer;
-        if ((rc = cmd_run(n, c, timeout_ms)) == 0) {
-            *addrs = c->strs;
-            *n_addrs = c->nstrs;
-            c->strs = NULL;
-            c->nstrs = 0;
-            cmd_release(n, c);
-        }
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_dht_put(cp2p_node *n, const void *key, size_t key_len, const void *value,
-                      size_t value_len, uint64_t timeout_ms, size_t *stored)
-{
-    int rc;
-    if (key == NULL || key_len == 0 || (value == NULL && value_len > 0) || timeout_ms == 0) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = dht_cmd(n, DHT_PUT, key, key_len, &rc);
-    if (c != NULL) {
-        c->data2 = cp2p__memdup(value_len ? value : "", value_len ? value_len : 1);
-        c->len2 = value_len;
-        if (c->data2 == NULL) {
-            cmd_release(n, c);
-            rc = CP2P_ENOMEM;
-        } else if ((rc = cmd_run(n, c, timeout_ms)) == 0) {
-            if (stored != NULL) {
-                *stored = c->count;
-            }
-            cmd_release(n, c);
-        }
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_dht_get(cp2p_node *n, const void *key, size_t key_len, uint64_t timeout_ms,
-                      uint8_t **value, size_t *value_len)
-{
-    int rc;
-    if (key == NULL || key_len == 0 || value == NULL || value_len == NULL || timeout_ms == 0) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = dht_cmd(n, DHT_GET, key, key_len, &rc);
-    if (c != NULL && (rc = cmd_run(n, c, timeout_ms)) == 0) {
-        *value = c->resp;
-        *value_len = c->resp_len;
-        c->resp = NULL;
-        cmd_release(n, c);
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_dht_provide(cp2p_node *n, const void *key, size_t key_len, uint64_t timeout_ms,
-                          size_t *told)
-{
-    int rc;
-    if (key == NULL || key_len == 0 || timeout_ms == 0) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = dht_cmd(n, DHT_PROVIDE, key, key_len, &rc);
-    if (c != NULL && (rc = cmd_run(n, c, timeout_ms)) == 0) {
-        if (told != NULL) {
-            *told = c->count;
-        }
-        cmd_release(n, c);
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_dht_find_providers(cp2p_node *n, const void *key, size_t key_len, size_t max,
-                                 uint64_t timeout_ms, cp2p_peer_id *out, size_t *n_out)
-{
-    int rc;
-    if (key == NULL || key_len == 0 || max == 0 || out == NULL || n_out == NULL ||
-        timeout_ms == 0) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = dht_cmd(n, DHT_FIND_PROVIDERS, key, key_len, &rc);
-    if (c != NULL) {
-        c->max = max;
-        c->peers = cp2p_calloc(max, sizeof(*c->peers));
-        if (c->peers == NULL) {
-            cmd_release(n, c);
-            rc = CP2P_ENOMEM;
-        } else if ((rc = cmd_run(n, c, timeout_ms)) == 0) {
-            memcpy(out, c->peers, c->count * sizeof(*out));
-            *n_out = c->count;
-            cmd_release(n, c);
-        }
-    }
-    leave(n);
-    return rc;
 }
 
 /* ---- pubsub (callers) ---- */
