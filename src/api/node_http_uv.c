@@ -23,8 +23,10 @@
 #include <cp2p/protocols.h>
 
 #include "api/node_http.h"
+#include "api/node_internal.h"
 #include <cp2p/host_info.h>
 #include "util/alloc.h"
+#include "util/limits.h"
 #include "util/log_internal.h"
 
 /* Our choices: the quick loop calls (id, peers, healthz, a metrics refresh) answer in
@@ -46,6 +48,13 @@ typedef enum {
     EP_DISCONNECT,
     EP_PING,
     EP_PUBSUB_PUB,
+    EP_PUBSUB_PEERS,
+    EP_DHT_PUT,
+    EP_DHT_GET,
+    EP_DHT_FINDPEER,
+    EP_DHT_PROVIDE,
+    EP_DHT_FINDPROVS,
+    EP_REQ,
     EP_OTHER, /* unknown paths */
     EP_COUNT
 } endpoint;
@@ -62,6 +71,13 @@ static const struct {
     [EP_DISCONNECT] = {"/api/v0/disconnect", "disconnect", false},
     [EP_PING] = {"/api/v0/ping", "ping", false},
     [EP_PUBSUB_PUB] = {"/api/v0/pubsub/pub", "pubsub_pub", false},
+    [EP_PUBSUB_PEERS] = {"/api/v0/pubsub/peers", "pubsub_peers", false},
+    [EP_DHT_PUT] = {"/api/v0/dht/put", "dht_put", false},
+    [EP_DHT_GET] = {"/api/v0/dht/get", "dht_get", false},
+    [EP_DHT_FINDPEER] = {"/api/v0/dht/findpeer", "dht_findpeer", false},
+    [EP_DHT_PROVIDE] = {"/api/v0/dht/provide", "dht_provide", false},
+    [EP_DHT_FINDPROVS] = {"/api/v0/dht/findprovs", "dht_findprovs", false},
+    [EP_REQ] = {"/api/v0/req", "req", false},
     [EP_OTHER] = {NULL, "other", false},
 };
 
@@ -96,7 +112,9 @@ static const char *const reason_names[R_COUNT] = {
 typedef struct api_shared {
     atomic_int refs;
     cp2p_metrics *reg;
-    cp2p_host_metrics *hm; /* loop thread only */
+    cp2p_node *node;
+    cp2p_host_metrics *hm; /* loop thread only, as the two below */
+    cp2p__stats_metrics *psm, *kadm;
 } api_shared;
 
 struct cp2p_node_api {
@@ -135,6 +153,8 @@ static void shared_unref(void *p)
     api_shared *sh = p;
     if (atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1) {
         cp2p_host_metrics_free(sh->hm);
+        cp2p__stats_metrics_free(sh->psm);
+        cp2p__stats_metrics_free(sh->kadm);
         cp2p_metrics_free(sh->reg);
         cp2p_free(sh);
     }
@@ -244,13 +264,14 @@ static int dump_cb(const char *buffer, size_t size, void *data)
     return cp2p_buf_append(data, buffer, size) == 0 ? 0 : -1;
 }
 
-/* Answer with JSON `j` (consumed), followed by a newline as kubo's answers are. */
-static enum MHD_Result respond_json(struct MHD_Connection *con, api_req *r, unsigned status,
-                                    json_t *j)
+/* Answer with JSON `j` (consumed) of at most max bytes, followed by a newline as kubo's
+ * answers are. */
+static enum MHD_Result respond_json_max(struct MHD_Connection *con, api_req *r,
+                                        unsigned status, json_t *j, size_t max)
 {
     cp2p_buf b;
     uint8_t *body = NULL;
-    cp2p_buf_init(&b, API_JSON_MAX);
+    cp2p_buf_init(&b, max);
     if (j != NULL && json_dump_callback(j, dump_cb, &b, JSON_COMPACT) == 0 &&
         cp2p_buf_append_byte(&b, '\n') == 0) {
         size_t len = cp2p_buf_take(&b, &body);
@@ -260,6 +281,12 @@ static enum MHD_Result respond_json(struct MHD_Connection *con, api_req *r, unsi
     json_decref(j);
     cp2p_buf_fini(&b);
     return respond(con, r, status, "application/json", NULL, 0);
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *con, api_req *r, unsigned status,
+                                    json_t *j)
+{
+    return respond_json_max(con, r, status, j, API_JSON_MAX);
 }
 
 /* A kubo-style error: {"Message": msg, "Code": N, "Type": "error"}. */
@@ -304,11 +331,21 @@ static enum MHD_Result respond_op_error(struct MHD_Connection *con, api_req *r, 
 
 /* ---- loop calls ---- */
 
-/* Copy the host's counters into the registry (on the loop). */
+/* Copy the host's counters, and gossipsub's and the DHT's when the node runs them, into the
+ * registry (on the loop). */
 static void refresh_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
 {
     api_shared *sh = ud;
-    cp2p_node_call_done(call, cp2p_host_metrics_update(&sh->hm, host, sh->reg));
+    const cp2p_pubsub *ps = cp2p__node_pubsub(sh->node);
+    const cp2p_kad *kad = cp2p__node_kad(sh->node);
+    int rc = cp2p_host_metrics_update(&sh->hm, host, sh->reg);
+    if (rc == 0 && ps != NULL) {
+        rc = cp2p__pubsub_metrics_update(&sh->psm, ps, sh->reg);
+    }
+    if (rc == 0 && kad != NULL) {
+        rc = cp2p__kad_metrics_update(&sh->kadm, kad, sh->reg);
+    }
+    cp2p_node_call_done(call, rc);
 }
 
 static void noop_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
@@ -695,6 +732,372 @@ static enum MHD_Result ep_pubsub_pub(struct MHD_Connection *con, api_req *r, con
     return respond_json(con, r, MHD_HTTP_OK, json_object());
 }
 
+/* ---- the DHT, pubsub/peers, req ---- */
+
+/* Our choices: kad answers at most CP2P_KAD_MAX_PROVIDERS_ANSWER (20) providers, kubo's default
+ * num-providers; a topic's peer list is cut at 1024 (Total says how many there are); protocol
+ * IDs are short paths (multistream's limit is 1024 bytes per message). */
+#define API_PROVIDERS_MAX CP2P_KAD_MAX_PROVIDERS_ANSWER
+#define API_TOPIC_PEERS_MAX 1024
+#define API_PROTOCOL_MAX 256
+/* How long the peerstore keeps the address a req names (go-libp2p's TempAddrTTL is 2 min). */
+#define API_REQ_ADDR_TTL_MS (10u * 60 * 1000)
+
+static enum MHD_Result bad_arg(struct MHD_Connection *con, api_req *r, const char *msg)
+{
+    return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST, msg);
+}
+
+/* The optional `timeout` argument (kubo's global option, a Go duration): "N" followed by "ms",
+ * "s" or "m", N >= 1, cut to the API's bound. false when malformed. */
+static bool arg_timeout(const query *q, uint64_t bound, uint64_t *ms)
+{
+    const char *t = query_get(q, "timeout");
+    uint64_t v = 0, mul;
+    size_t i = 0;
+    *ms = bound;
+    if (t == NULL) {
+        return true;
+    }
+    for (; t[i] >= '0' && t[i] <= '9'; i++) {
+        if (v > 1000000000u) {
+            return false;
+        }
+        v = v * 10 + (uint64_t)(t[i] - '0');
+    }
+    const char *u = t + i;
+    mul = strcmp(u, "ms") == 0 ? 1 : strcmp(u, "s") == 0 ? 1000 : strcmp(u, "m") == 0 ? 60000 : 0;
+    if (i == 0 || v == 0 || mul == 0) {
+        return false;
+    }
+    *ms = v * mul < bound ? v * mul : bound;
+    return true;
+}
+
+#define TIMEOUT_MSG "timeout must be a duration such as 500ms, 10s or 1m"
+
+/* Milliseconds left until deadline_ns (uv_hrtime), at least 1. */
+static uint64_t ms_left(uint64_t deadline_ns)
+{
+    uint64_t now = uv_hrtime();
+    return now + 1000000 < deadline_ns ? (deadline_ns - now) / 1000000 : 1;
+}
+
+/* Standard base64 with padding, as kubo's JSON carries bytes (Go's encoding/json). */
+static json_t *base64_json(const uint8_t *p, size_t len)
+{
+    size_t n = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+    char *b = cp2p_malloc(n);
+    if (b == NULL) {
+        return NULL;
+    }
+    sodium_bin2base64(b, n, len > 0 ? p : (const uint8_t *)"", len,
+                      sodium_base64_VARIANT_ORIGINAL);
+    json_t *j = json_string_nocheck(b);
+    cp2p_free(b);
+    return j;
+}
+
+/* A DHT call failed: 501 when the node runs no DHT (CP2P_ENOTSUP also means a record namespace
+ * without a validator: the table size tells them apart), 400 for a record refused here, else
+ * the operation's error. */
+static enum MHD_Result respond_dht_error(struct MHD_Connection *con, api_req *r,
+                                         const char *what, int rc)
+{
+    char msg[160];
+    if (rc == CP2P_ENOTSUP) {
+        size_t ts;
+        int t = cp2p_node_dht_table_size(r->api->node, &ts);
+        if (t == CP2P_ENOTSUP) {
+            return respond_error(con, r, MHD_HTTP_NOT_IMPLEMENTED,
+                                 "the DHT is not enabled on this node (--no-dht)");
+        }
+        if (t == 0) {
+            snprintf(msg, sizeof(msg),
+                     "%s: the key's namespace is not accepted here (keys are /NS/..., see "
+                     "--dht-namespace)",
+                     what);
+            return bad_arg(con, r, msg);
+        }
+        rc = t;
+    }
+    if (rc == CP2P_EINVAL || rc == CP2P_EPROTO) {
+        snprintf(msg, sizeof(msg), "%s: the record was refused by its namespace's validator",
+                 what);
+        return bad_arg(con, r, msg);
+    }
+    return respond_op_error(con, r, what, rc,
+                            rc == CP2P_ESTATE ? "(no DHT peer known yet: connect or bootstrap)"
+                                              : NULL);
+}
+
+static enum MHD_Result ep_dht_put(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    const char *key = query_get(q, "arg");
+    uint64_t to;
+    size_t stored = 0;
+    if (key == NULL || key[0] == '\0') {
+        return bad_arg(con, r, "argument \"arg\" (the key, /NS/...) is required; the body is the "
+                               "value");
+    }
+    if (strlen(key) > CP2P_KAD_MAX_KEY) {
+        return bad_arg(con, r, "the key is longer than 1024 bytes");
+    }
+    if (r->body.len > CP2P_KAD_MAX_VALUE) {
+        return reject(con, r, R_BODY_TOO_LARGE, MHD_HTTP_CONTENT_TOO_LARGE,
+                      "a DHT value is at most 65536 bytes");
+    }
+    if (!arg_timeout(q, r->api->cfg.op_timeout_ms, &to)) {
+        return bad_arg(con, r, TIMEOUT_MSG);
+    }
+    const void *value = r->body.ptr != NULL ? (const void *)r->body.ptr : "";
+    int rc = cp2p_node_dht_put(r->api->node, key, strlen(key), value, r->body.len, to, &stored);
+    if (rc != 0) {
+        return respond_dht_error(con, r, "dht/put", rc);
+    }
+    return respond_json(con, r, MHD_HTTP_OK,
+                        json_pack("{s:s, s:I}", "Key", key, "Stored", (json_int_t)stored));
+}
+
+static enum MHD_Result ep_dht_get(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    const char *key = query_get(q, "arg");
+    uint64_t to;
+    uint8_t *v = NULL;
+    size_t vl = 0;
+    if (key == NULL || key[0] == '\0') {
+        return bad_arg(con, r, "argument \"arg\" (the key, /NS/...) is required");
+    }
+    if (strlen(key) > CP2P_KAD_MAX_KEY) {
+        return bad_arg(con, r, "the key is longer than 1024 bytes");
+    }
+    if (!arg_timeout(q, r->api->cfg.op_timeout_ms, &to)) {
+        return bad_arg(con, r, TIMEOUT_MSG);
+    }
+    int rc = cp2p_node_dht_get(r->api->node, key, strlen(key), to, &v, &vl);
+    if (rc != 0) {
+        return respond_dht_error(con, r, "dht/get", rc);
+    }
+    json_t *j = json_pack("{s:s, s:o, s:I}", "Key", key, "Value", base64_json(v, vl), "Bytes",
+                          (json_int_t)vl);
+    cp2p_free(v);
+    return respond_json(con, r, MHD_HTTP_OK, j);
+}
+
+static enum MHD_Result ep_dht_findpeer(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    const char *arg = query_get(q, "arg");
+    cp2p_peer_id peer;
+    uint64_t to;
+    char **addrs = NULL;
+    size_t na = 0;
+    if (arg == NULL || arg[0] == '\0') {
+        return bad_arg(con, r, "argument \"arg\" (a peer ID) is required");
+    }
+    if (cp2p_peer_id_parse(arg, strlen(arg), &peer) != 0) {
+        return bad_arg(con, r, "argument \"arg\" is not a valid peer ID");
+    }
+    if (!arg_timeout(q, r->api->cfg.op_timeout_ms, &to)) {
+        return bad_arg(con, r, TIMEOUT_MSG);
+    }
+    int rc = cp2p_node_dht_find_peer(r->api->node, &peer, to, &addrs, &na);
+    if (rc != 0) {
+        return respond_dht_error(con, r, "dht/findpeer", rc);
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < na; i++) {
+        json_array_append_new(list, json_string(addrs[i]));
+    }
+    cp2p_node_free_strings(addrs, na);
+    return respond_json(con, r, MHD_HTTP_OK,
+                        json_pack("{s:o, s:o}", "ID", peer_json(&peer), "Addrs", list));
+}
+
+/* A provider's addresses: ours when it is us, else what find_peer knows within the time left
+ * (the answer's addresses are in the peerstore already; an empty list when none is known). */
+static json_t *provider_addrs(cp2p_node_api *a, const cp2p_peer_id *p, uint64_t deadline_ns)
+{
+    json_t *list = json_array();
+    char **addrs = NULL;
+    size_t na = 0;
+    if (cp2p_peer_id_equal(p, cp2p_node_peer_id(a->node))) {
+        char buf[CP2P_MULTIADDR_STR_MAX];
+        for (size_t i = 0; cp2p_node_addr(a->node, i, buf, sizeof(buf)) == 0; i++) {
+            char *slash = strstr(buf, "/p2p/");
+            if (slash != NULL) {
+                *slash = '\0';
+            }
+            json_array_append_new(list, json_string(buf));
+        }
+        return list;
+    }
+    if (cp2p_node_dht_find_peer(a->node, p, ms_left(deadline_ns), &addrs, &na) == 0) {
+        for (size_t i = 0; i < na; i++) {
+            json_array_append_new(list, json_string(addrs[i]));
+        }
+        cp2p_node_free_strings(addrs, na);
+    }
+    return list;
+}
+
+/* dht/provide and dht/findprovs: arg is a CID. */
+static enum MHD_Result ep_dht_cid(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    cp2p_node_api *a = r->api;
+    bool provide = r->ep == EP_DHT_PROVIDE;
+    const char *what = provide ? "dht/provide" : "dht/findprovs";
+    const char *arg = query_get(q, "arg"), *num_s = query_get(q, "num-providers");
+    uint8_t key[128];
+    uint64_t to;
+    unsigned num = API_PROVIDERS_MAX;
+    if (arg == NULL || arg[0] == '\0') {
+        return bad_arg(con, r, "argument \"arg\" (a CID) is required");
+    }
+    ptrdiff_t kl = cp2p_kad_key_from_cid(arg, key, sizeof(key));
+    if (kl <= 0) {
+        return bad_arg(con, r, "argument \"arg\" is not a valid CID");
+    }
+    if (!arg_timeout(q, a->cfg.op_timeout_ms, &to)) {
+        return bad_arg(con, r, TIMEOUT_MSG);
+    }
+    if (!provide && num_s != NULL) {
+        num = 0;
+        for (const char *p = num_s; num <= API_PROVIDERS_MAX && *p != '\0'; p++) {
+            num = *p >= '0' && *p <= '9' ? num * 10 + (unsigned)(*p - '0') : 0xffffu;
+        }
+        if (num_s[0] == '\0' || num == 0 || num > API_PROVIDERS_MAX) {
+            return bad_arg(con, r, "num-providers must be an integer from 1 to 20");
+        }
+    }
+    uint64_t deadline = uv_hrtime() + to * 1000000;
+    if (provide) {
+        size_t told = 0;
+        int rc = cp2p_node_dht_provide(a->node, key, (size_t)kl, to, &told);
+        if (rc != 0) {
+            return respond_dht_error(con, r, what, rc);
+        }
+        return respond_json(con, r, MHD_HTTP_OK,
+                            json_pack("{s:s, s:I}", "Cid", arg, "Told", (json_int_t)told));
+    }
+    cp2p_peer_id provs[API_PROVIDERS_MAX];
+    size_t np = 0;
+    int rc = cp2p_node_dht_find_providers(a->node, key, (size_t)kl, num, to, provs, &np);
+    if (rc == CP2P_ENOENT) {
+        np = 0; /* none found: an empty list, as kubo's stream ends without a provider */
+    } else if (rc != 0) {
+        return respond_dht_error(con, r, what, rc);
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < np && i < num; i++) {
+        json_array_append_new(list, json_pack("{s:o, s:o}", "ID", peer_json(&provs[i]), "Addrs",
+                                              provider_addrs(a, &provs[i], deadline)));
+    }
+    return respond_json(con, r, MHD_HTTP_OK,
+                        json_pack("{s:s, s:o}", "Cid", arg, "Providers", list));
+}
+
+static enum MHD_Result ep_pubsub_peers(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    const char *topic = query_get(q, "arg");
+    size_t total = 0, mtotal = 0;
+    if (topic == NULL || topic[0] == '\0') {
+        return bad_arg(con, r, "argument \"arg\" (the topic) is required");
+    }
+    cp2p_peer_id *ids = cp2p_calloc(API_TOPIC_PEERS_MAX, sizeof(*ids));
+    cp2p_peer_id *mesh = cp2p_calloc(API_TOPIC_PEERS_MAX, sizeof(*mesh));
+    int rc = ids == NULL || mesh == NULL ? CP2P_ENOMEM : 0;
+    if (rc == 0) {
+        rc = cp2p_node_topic_peers(r->api->node, topic, ids, API_TOPIC_PEERS_MAX, &total);
+    }
+    if (rc == 0) {
+        rc = cp2p_node_mesh_peers(r->api->node, topic, mesh, API_TOPIC_PEERS_MAX, &mtotal);
+    }
+    if (rc != 0) {
+        cp2p_free(ids);
+        cp2p_free(mesh);
+        if (rc == CP2P_ENOTSUP) {
+            return respond_error(con, r, MHD_HTTP_NOT_IMPLEMENTED,
+                                 "pubsub is not enabled on this node");
+        }
+        return rc == CP2P_EINVAL ? bad_arg(con, r, "invalid topic")
+                                 : respond_op_error(con, r, "pubsub/peers", rc, NULL);
+    }
+    json_t *list = json_array(), *mlist = json_array();
+    for (size_t i = 0; i < total && i < API_TOPIC_PEERS_MAX; i++) {
+        json_array_append_new(list, peer_json(&ids[i]));
+    }
+    for (size_t i = 0; i < mtotal && i < API_TOPIC_PEERS_MAX; i++) {
+        json_array_append_new(mlist, peer_json(&mesh[i]));
+    }
+    cp2p_free(ids);
+    cp2p_free(mesh);
+    return respond_json(con, r, MHD_HTTP_OK,
+                        json_pack("{s:o, s:o, s:I}", "Strings", list, "Mesh", mlist, "Total",
+                                  (json_int_t)total));
+}
+
+static bool protocol_valid(const char *p)
+{
+    size_t len = strnlen(p, API_PROTOCOL_MAX + 1);
+    if (p[0] != '/' || len > API_PROTOCOL_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
+            return false; /* multistream lines end in '\n' */
+        }
+    }
+    return true;
+}
+
+static enum MHD_Result ep_req(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    cp2p_node_api *a = r->api;
+    const char *arg = query_get(q, "arg"), *proto = query_get(q, "proto");
+    cp2p_peer_id peer;
+    bool is_addr;
+    uint64_t to;
+    if (arg == NULL || parse_peer(arg, &peer, &is_addr) != 0) {
+        return bad_arg(con, r, "argument \"arg\" must be a peer ID or a multiaddr with /p2p/");
+    }
+    if (proto == NULL || !protocol_valid(proto)) {
+        return bad_arg(con, r, "argument \"proto\" (a protocol ID such as /my/echo/1, at most "
+                               "256 bytes) is required; the body is the request");
+    }
+    if (!arg_timeout(q, a->cfg.op_timeout_ms, &to)) {
+        return bad_arg(con, r, TIMEOUT_MSG);
+    }
+    if (is_addr) {
+        /* Teach the node the address rather than dial it: the request dials only when the peer
+         * is not connected (a second connection to a connected peer would be refused). */
+        int rc = cp2p_node_add_addrs(a->node, &peer, &arg, 1, API_REQ_ADDR_TTL_MS);
+        if (rc == CP2P_EINVAL) {
+            return bad_arg(con, r, "argument \"arg\" names this node itself");
+        }
+        if (rc != 0) {
+            return respond_op_error(con, r, "req", rc, NULL);
+        }
+    }
+    uint8_t *resp = NULL;
+    size_t rlen = 0;
+    const void *body = r->body.ptr != NULL ? (const void *)r->body.ptr : "";
+    int rc = cp2p_node_request(a->node, &peer, proto, body, r->body.len, to, &resp, &rlen);
+    if (rc != 0) {
+        const char *detail = rc == CP2P_ENOTSUP  ? "(the peer does not serve the protocol)"
+                             : rc == CP2P_ENOENT ? "(no known address for the peer: connect "
+                                                   "first, or give a multiaddr)"
+                             : rc == CP2P_ESTATE ? "(the peer is in dial backoff)"
+                             : rc == CP2P_ERESET ? "(the peer refused the request)"
+                                                 : NULL;
+        return respond_op_error(con, r, "req", rc, detail);
+    }
+    json_t *j = json_pack("{s:o, s:s, s:o, s:I}", "Peer", peer_json(&peer), "Protocol", proto,
+                          "Response", base64_json(resp, rlen), "Bytes", (json_int_t)rlen);
+    cp2p_free(resp);
+    /* Room for the base64 of a response up to the node's limit (10 MiB by default). */
+    return respond_json_max(con, r, MHD_HTTP_OK, j, API_JSON_MAX + rlen / 3 * 4 + 4);
+}
+
 static enum MHD_Result ep_metrics(struct MHD_Connection *con, api_req *r)
 {
     cp2p_node_api *a = r->api;
@@ -769,6 +1172,13 @@ static enum MHD_Result dispatch(struct MHD_Connection *con, api_req *r)
     case EP_DISCONNECT: ret = ep_disconnect(con, r, &q); break;
     case EP_PING: ret = ep_ping(con, r, &q); break;
     case EP_PUBSUB_PUB: ret = ep_pubsub_pub(con, r, &q); break;
+    case EP_PUBSUB_PEERS: ret = ep_pubsub_peers(con, r, &q); break;
+    case EP_DHT_PUT: ret = ep_dht_put(con, r, &q); break;
+    case EP_DHT_GET: ret = ep_dht_get(con, r, &q); break;
+    case EP_DHT_FINDPEER: ret = ep_dht_findpeer(con, r, &q); break;
+    case EP_DHT_PROVIDE:
+    case EP_DHT_FINDPROVS: ret = ep_dht_cid(con, r, &q); break;
+    case EP_REQ: ret = ep_req(con, r, &q); break;
     default: ret = reject(con, r, R_NOT_FOUND, MHD_HTTP_NOT_FOUND, "404 page not found"); break;
     }
     cp2p_free(q.buf);
@@ -1006,6 +1416,7 @@ int cp2p_node_api_start(cp2p_node *n, const cp2p_node_api_config *cfg, cp2p_node
     int rc = a == NULL || sh == NULL ? CP2P_ENOMEM : 0;
     if (rc == 0) {
         atomic_init(&sh->refs, 1);
+        sh->node = n;
         a->sh = sh;
         a->node = n;
         a->cfg = *cfg;

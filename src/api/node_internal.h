@@ -5,9 +5,23 @@
 #define CP2P_API_NODE_INTERNAL_H
 
 #include <cp2p/kad.h>
+#include <cp2p/metrics.h>
 #include <cp2p/node.h>
+#include <cp2p/pubsub.h>
 
-/* The node's DHT, or NULL when it runs none. */
+/* The node's DHT and pubsub, or NULL when it runs none. */
 cp2p_kad *cp2p__node_kad(cp2p_node *n);
+cp2p_pubsub *cp2p__node_pubsub(cp2p_node *n);
+
+/* node_metrics.c: a protocol's stats copied into a metrics registry (names in
+ * docs/METRICS.md). The first call passes *state == NULL and registers the families; later
+ * calls pass the same state and registry. Returns 0, CP2P_ENOMEM, CP2P_EINVAL (another
+ * registry), or cp2p_metrics_register's error. Loop thread only. */
+typedef struct cp2p__stats_metrics cp2p__stats_metrics;
+CP2P_NODISCARD int cp2p__pubsub_metrics_update(cp2p__stats_metrics **state,
+                                               const cp2p_pubsub *ps, cp2p_metrics *reg);
+CP2P_NODISCARD int cp2p__kad_metrics_update(cp2p__stats_metrics **state, const cp2p_kad *kad,
+                                            cp2p_metrics *reg);
+void cp2p__stats_metrics_free(cp2p__stats_metrics *s);
 
 #endif

@@ -520,6 +520,11 @@ cp2p_kad *cp2p__node_kad(cp2p_node *n)
     return n->kad;
 }
 
+cp2p_pubsub *cp2p__node_pubsub(cp2p_node *n)
+{
+    return n->ps;
+}
+
 /* ---- loop thread: pubsub ---- */
 
 typedef struct node_sub {

@@ -313,3 +313,170 @@ test('beyond loopback the API needs a token; a token is checked on every endpoin
     assert.equal(await n.stop(), 0)
   }
 })
+
+const CID = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+const OTHER_CID = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
+const NOBODY = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+
+test('DHT, pubsub/peers and req over HTTP between two nodes', { timeout: 90000 }, async () => {
+  const a = await apiNode(['--echo', '/my/echo/1', '--topic', 'news'])
+  const b = await apiNode(['--bootstrap', a.addr, '--topic', 'news'])
+  // A TCP listener that accepts and never answers: a dial to it can only time out.
+  const silent = net.createServer(s => { s.on('error', () => {}) })
+  await new Promise(resolve => silent.listen(0, '127.0.0.1', resolve))
+  try {
+    // B bootstraps from A. put on B (once A is in its table), get on A and on B.
+    const put = await poll('dht/put stored', async () => {
+      const r = await call(b.base, '/api/v0/dht/put?arg=/cp2p/greeting', { body: 'hello dht' })
+      return r.status === 200 && r.json.Stored >= 1 && r
+    })
+    assert.equal(put.json.Key, '/cp2p/greeting')
+    const get = await call(a.base, '/api/v0/dht/get?arg=/cp2p/greeting')
+    assert.equal(get.status, 200, get.text)
+    assert.equal(Buffer.from(get.json.Value, 'base64').toString(), 'hello dht')
+    assert.equal(get.json.Bytes, 9)
+    assert.equal(get.json.Key, '/cp2p/greeting')
+    const bin = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+    assert.equal((await call(a.base, '/api/v0/dht/put?arg=/cp2p/bin', { body: bin })).status, 200)
+    const getBin = await call(b.base, '/api/v0/dht/get?arg=/cp2p/bin&timeout=10s')
+    assert.equal(getBin.status, 200, getBin.text)
+    assert.deepEqual(Buffer.from(getBin.json.Value, 'base64'), bin)
+    const missing = await call(a.base, '/api/v0/dht/get?arg=/cp2p/nothing-here&timeout=10s')
+    assert.equal(missing.status, 500, missing.text)
+    assert.match(missing.json.Message, /^dht\/get: not found/)
+    const ns = await call(b.base, '/api/v0/dht/put?arg=/elsewhere/x', { body: 'v' })
+    assert.equal(ns.status, 400, ns.text)
+    assert.match(ns.json.Message, /namespace is not accepted/)
+
+    const fp = await call(b.base, `/api/v0/dht/findpeer?arg=${a.id}`)
+    assert.equal(fp.status, 200, fp.text)
+    assert.equal(fp.json.ID, a.id)
+    assert.ok(fp.json.Addrs.includes(a.addr.replace(/\/p2p\/.*$/, '')), fp.text)
+    const fpNone = await call(b.base, `/api/v0/dht/findpeer?arg=${NOBODY}&timeout=10s`)
+    assert.ok(fpNone.status === 500 || fpNone.status === 504, fpNone.text)
+    assert.match(fpNone.json.Message, /^dht\/findpeer: (not found|timed out)/)
+
+    const prov = await call(b.base, `/api/v0/dht/provide?arg=${CID}`)
+    assert.equal(prov.status, 200, prov.text)
+    assert.equal(prov.json.Cid, CID)
+    assert.ok(prov.json.Told >= 1, prov.text)
+    const fps = await call(a.base, `/api/v0/dht/findprovs?arg=${CID}&num-providers=5`)
+    assert.equal(fps.status, 200, fps.text)
+    const p = fps.json.Providers.find(x => x.ID === b.id)
+    assert.ok(p, fps.text)
+    assert.ok(p.Addrs.includes(b.addr.replace(/\/p2p\/.*$/, '')), fps.text)
+    const none = await call(a.base, `/api/v0/dht/findprovs?arg=${OTHER_CID}&timeout=10s`)
+    assert.equal(none.status, 200, none.text)
+    assert.deepEqual(none.json.Providers, [])
+
+    // Both joined "news": each lists the other, in its mesh once the heartbeat grafted it.
+    for (const [x, y] of [[a, b], [b, a]]) {
+      const ps = await poll('pubsub/peers', async () => {
+        const r = await call(x.base, '/api/v0/pubsub/peers?arg=news')
+        return r.status === 200 && r.json.Strings.includes(y.id) && r.json.Mesh.includes(y.id) && r.json
+      })
+      assert.equal(ps.Total, 1)
+    }
+    const empty = await call(a.base, '/api/v0/pubsub/peers?arg=nobody-here')
+    assert.equal(empty.status, 200, empty.text)
+    assert.deepEqual(empty.json, { Strings: [], Mesh: [], Total: 0 })
+
+    // req: B asks A's echo handler; the body goes as it is, the answer comes back in base64.
+    const echo = await call(b.base, `/api/v0/req?arg=${a.id}&proto=/my/echo/1`, { body: bin })
+    assert.equal(echo.status, 200, echo.text)
+    assert.equal(echo.json.Peer, a.id)
+    assert.equal(echo.json.Protocol, '/my/echo/1')
+    assert.equal(echo.json.Bytes, 256)
+    assert.deepEqual(Buffer.from(echo.json.Response, 'base64'), bin)
+    const viaAddr = await call(b.base, '/api/v0/req?proto=/my/echo/1&arg=' + encodeURIComponent(a.addr), { body: 'hi' })
+    assert.equal(viaAddr.status, 200, viaAddr.text)
+    assert.equal(Buffer.from(viaAddr.json.Response, 'base64').toString(), 'hi')
+    const emptyReq = await call(b.base, `/api/v0/req?arg=${a.id}&proto=/my/echo/1`)
+    assert.equal(emptyReq.status, 200, emptyReq.text)
+    assert.equal(emptyReq.json.Response, '')
+    const unserved = await call(b.base, `/api/v0/req?arg=${a.id}&proto=/not/served/1`, { body: 'x' })
+    assert.equal(unserved.status, 500, unserved.text)
+    assert.match(unserved.json.Message, /^req: not supported/)
+    const unknown = await call(b.base, `/api/v0/req?arg=${NOBODY}&proto=/my/echo/1`, { body: 'x' })
+    assert.equal(unknown.status, 500, unknown.text)
+    assert.match(unknown.json.Message, /no known address for the peer/)
+    const t0 = Date.now()
+    const stuck = await call(b.base, '/api/v0/req?proto=/my/echo/1&timeout=1s&arg=' +
+      encodeURIComponent(`/ip4/127.0.0.1/tcp/${silent.address().port}/p2p/${NOBODY}`), { body: 'x' })
+    assert.equal(stuck.status, 504, stuck.text)
+    assert.match(stuck.json.Message, /^req: timed out/)
+    assert.ok(Date.now() - t0 < 5000, `timeout=1s took ${Date.now() - t0} ms`)
+
+    const mb = await metrics(b)
+    assert.ok(mb['cp2p_http_requests_total{endpoint="dht_put",code="200"}'] >= 1)
+    assert.equal(mb['cp2p_http_requests_total{endpoint="dht_put",code="400"}'], 1)
+    assert.equal(mb['cp2p_http_requests_total{endpoint="dht_findpeer",code="200"}'], 1)
+    assert.equal(mb['cp2p_http_requests_total{endpoint="dht_provide",code="200"}'], 1)
+    assert.equal(mb['cp2p_http_requests_total{endpoint="req",code="200"}'], 3)
+    assert.equal(mb['cp2p_http_requests_total{endpoint="req",code="504"}'], 1)
+    assert.ok(mb['cp2p_http_requests_total{endpoint="pubsub_peers",code="200"}'] >= 1)
+    assert.ok(mb['cp2p_http_request_duration_seconds_count{endpoint="dht_get"}'] >= 1)
+    assert.equal(mb['cp2p_http_requests_rejected_total{reason="bad_argument"}'], 1)
+    const ma = await metrics(a)
+    assert.equal(ma['cp2p_http_requests_total{endpoint="dht_get",code="200"}'], 1)
+    assert.equal(ma['cp2p_http_requests_total{endpoint="dht_get",code="500"}'], 1)
+    assert.equal(ma['cp2p_http_requests_total{endpoint="dht_findprovs",code="200"}'], 2)
+  } finally {
+    silent.close()
+    assert.equal(await a.stop(), 0)
+    assert.equal(await b.stop(), 0)
+  }
+})
+
+test('DHT, pubsub/peers and req: bad arguments are 400, an absent subsystem 501', { timeout: 60000 }, async () => {
+  const n = await apiNode(['--no-dht', '--no-pubsub'])
+  try {
+    const expectError = async (p, status, re, body) => {
+      const r = await call(n.base, p, { body })
+      assert.equal(r.status, status, `${p}: ${r.text}`)
+      assert.match(r.headers.get('content-type'), /^application\/json/)
+      assert.match(r.json.Message, re)
+      assert.equal(r.json.Type, 'error')
+      assert.equal(r.json.Code, status < 500 ? 1 : 0)
+    }
+    // Arguments are checked before the node is asked: 400 even without a DHT.
+    await expectError('/api/v0/dht/put', 400, /"arg".*required/, 'v')
+    await expectError('/api/v0/dht/get?arg=', 400, /"arg".*required/)
+    await expectError('/api/v0/dht/get?arg=/cp2p/' + 'k'.repeat(1100), 400, /longer than 1024/)
+    await expectError('/api/v0/dht/put?arg=/cp2p/k', 413, /at most 65536 bytes/, 'x'.repeat(65537))
+    await expectError('/api/v0/dht/findpeer', 400, /"arg".*peer ID.*required/)
+    await expectError('/api/v0/dht/findpeer?arg=not-a-peer', 400, /not a valid peer ID/)
+    await expectError('/api/v0/dht/provide', 400, /CID.*required/)
+    await expectError('/api/v0/dht/provide?arg=not-a-cid', 400, /not a valid CID/)
+    await expectError(`/api/v0/dht/findprovs?arg=${CID}&num-providers=21`, 400, /num-providers/)
+    await expectError(`/api/v0/dht/findprovs?arg=${CID}&num-providers=x`, 400, /num-providers/)
+    await expectError(`/api/v0/dht/findpeer?arg=${NOBODY}&timeout=5`, 400, /timeout must be a duration/)
+    await expectError('/api/v0/dht/get?arg=/cp2p/k&timeout=0s', 400, /timeout/)
+    await expectError('/api/v0/pubsub/peers', 400, /topic.*required/)
+    await expectError('/api/v0/req?proto=/my/echo/1', 400, /peer ID or a multiaddr/)
+    await expectError('/api/v0/req?proto=/my/echo/1&arg=bad', 400, /peer ID or a multiaddr/)
+    await expectError(`/api/v0/req?arg=${NOBODY}`, 400, /"proto"/)
+    await expectError(`/api/v0/req?arg=${NOBODY}&proto=no-slash`, 400, /"proto"/)
+    await expectError(`/api/v0/req?arg=${NOBODY}&proto=/a%0Ab`, 400, /"proto"/)
+    await expectError(`/api/v0/req?arg=${NOBODY}&proto=/` + 'p'.repeat(300), 400, /"proto"/)
+    await expectError(`/api/v0/req?arg=${NOBODY}&proto=/p&timeout=1h`, 400, /timeout/)
+    // The subsystem is absent: the node's answer, 501, not a bad request.
+    await expectError('/api/v0/dht/put?arg=/cp2p/k', 501, /DHT is not enabled.*--no-dht/, 'v')
+    await expectError('/api/v0/dht/get?arg=/cp2p/k', 501, /DHT is not enabled/)
+    await expectError(`/api/v0/dht/findpeer?arg=${NOBODY}`, 501, /DHT is not enabled/)
+    await expectError(`/api/v0/dht/provide?arg=${CID}`, 501, /DHT is not enabled/)
+    await expectError(`/api/v0/dht/findprovs?arg=${CID}`, 501, /DHT is not enabled/)
+    await expectError('/api/v0/pubsub/peers?arg=news', 501, /pubsub is not enabled/)
+    // Request-response is always there: an unknown peer is the node's error.
+    await expectError(`/api/v0/req?arg=${NOBODY}&proto=/my/echo/1`, 500, /^req: not found/, 'x')
+
+    const m = await metrics(n)
+    assert.equal(m['cp2p_http_requests_rejected_total{reason="bad_argument"}'], 19)
+    assert.equal(m['cp2p_http_requests_rejected_total{reason="body_too_large"}'], 1)
+    assert.equal(m['cp2p_http_requests_total{endpoint="dht_get",code="501"}'], 1)
+    assert.equal(m['cp2p_http_requests_total{endpoint="req",code="400"}'], 7)
+    assert.equal(m['cp2p_http_requests_total{endpoint="pubsub_peers",code="501"}'], 1)
+  } finally {
+    assert.equal(await n.stop(), 0)
+  }
+})

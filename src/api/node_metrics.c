@@ -1,0 +1,176 @@
+/* Protocol statistics as metrics: a protocol's public stats struct (cp2p_pubsub_stats,
+ * cp2p_kad_stats) is copied into the node's registry on the loop thread when /metrics is
+ * scraped, the same way as the host's counters (src/swarm/host_metrics.c). One table per
+ * protocol names each field; one function does the copying for every table: a field that only
+ * grows becomes a counter (the registry adds what it grew since the last copy), a level
+ * becomes a gauge. Metric names and meanings: docs/METRICS.md. */
+#include <stddef.h>
+#include <string.h>
+
+#include <cp2p/kad.h>
+#include <cp2p/pubsub.h>
+
+#include "api/node_internal.h"
+#include "util/alloc.h"
+
+typedef struct {
+    const char *name, *help;
+    size_t offset; /* of a uint64_t in the stats struct */
+    bool gauge;
+} stat_def;
+
+struct cp2p__stats_metrics {
+    cp2p_metrics *reg;
+    const stat_def *defs;
+    size_t n;
+    cp2p_metric **series;
+    uint64_t *last;
+};
+
+#define PS(f, name, help) {name, help, offsetof(cp2p_pubsub_stats, f), false}
+#define PSG(f, name, help) {name, help, offsetof(cp2p_pubsub_stats, f), true}
+static const stat_def pubsub_defs[] = {
+    PSG(peers, "cp2p_gossipsub_peers", "Peers known to the router."),
+    PS(rpcs_in, "cp2p_gossipsub_rpcs_received_total", "RPC frames received."),
+    PS(rpcs_refused, "cp2p_gossipsub_rpcs_refused_total",
+       "RPC frames refused (malformed, oversized, or from a graylisted peer)."),
+    PS(frames_out, "cp2p_gossipsub_frames_sent_total", "RPC frames written to peers."),
+    PS(bytes_out, "cp2p_gossipsub_sent_bytes_total", "Bytes of RPC frames written to peers."),
+    PS(msgs_in, "cp2p_gossipsub_messages_received_total", "Messages received (all copies)."),
+    PS(msgs_delivered, "cp2p_gossipsub_messages_delivered_total",
+       "Messages delivered to local subscribers."),
+    PS(msgs_duplicate, "cp2p_gossipsub_messages_duplicate_total",
+       "Copies of messages already seen."),
+    PS(msgs_rejected, "cp2p_gossipsub_messages_rejected_total", "Messages a validator rejected."),
+    PS(msgs_ignored, "cp2p_gossipsub_messages_ignored_total", "Messages a validator ignored."),
+    PS(msgs_bad_sig, "cp2p_gossipsub_messages_bad_signature_total",
+       "Messages with a bad or missing signature."),
+    PS(msgs_published, "cp2p_gossipsub_messages_published_total", "Messages published here."),
+    PS(msgs_forwarded, "cp2p_gossipsub_messages_forwarded_total",
+       "Messages forwarded to mesh peers."),
+    PS(subs_refused, "cp2p_gossipsub_subscriptions_refused_total",
+       "Peer subscriptions refused by the per-peer limit."),
+    PS(graylisted, "cp2p_gossipsub_graylisted_total",
+       "RPC frames dropped from graylisted peers."),
+    PS(idontwant_sent, "cp2p_gossipsub_idontwant_sent_total", "IDONTWANT entries sent."),
+    PS(idontwant_suppressed, "cp2p_gossipsub_idontwant_suppressed_total",
+       "Messages not sent because the peer said IDONTWANT."),
+    PS(iwant_sent, "cp2p_gossipsub_iwant_sent_total", "IWANT entries sent."),
+    PS(promises_broken, "cp2p_gossipsub_promises_broken_total",
+       "IWANT promises a peer did not keep."),
+    PS(outbox_drops, "cp2p_gossipsub_outbox_drops_total",
+       "RPC parts dropped because a slow peer's outbox was full."),
+    PS(penalties, "cp2p_gossipsub_penalties_total", "Behaviour penalties (P7) given."),
+    PS(px_dials, "cp2p_gossipsub_px_dials_total", "Dials to peers learned through PX."),
+    PSG(validations_pending, "cp2p_gossipsub_validations_pending",
+        "Messages waiting for an asynchronous validation verdict."),
+    PS(validations_dropped, "cp2p_gossipsub_validations_dropped_total",
+       "Messages dropped because too many validations were pending."),
+    PS(validations_expired, "cp2p_gossipsub_validations_expired_total",
+       "Messages dropped after their validation timed out."),
+    PS(prunes_in, "cp2p_gossipsub_prunes_received_total", "PRUNE messages received."),
+    PS(topics_refused, "cp2p_gossipsub_topics_refused_total",
+       "Remote topics refused by the bounded topic table."),
+    PS(topics_evicted, "cp2p_gossipsub_topics_evicted_total",
+       "Remote topics evicted from the bounded topic table."),
+};
+
+#define KD(f, name, help) {name, help, offsetof(cp2p_kad_stats, f), false}
+#define KDG(f, name, help) {name, help, offsetof(cp2p_kad_stats, f), true}
+static const stat_def kad_defs[] = {
+    KDG(table_size, "cp2p_kad_routing_table_peers", "Peers in the routing table."),
+    KD(table_added, "cp2p_kad_routing_table_added_total", "Peers added to the routing table."),
+    KD(table_removed, "cp2p_kad_routing_table_removed_total",
+       "Peers removed from the routing table."),
+    KD(table_refused_diversity, "cp2p_kad_routing_table_refused_diversity_total",
+       "Peers refused by the IP diversity limits."),
+    KD(requests_in, "cp2p_kad_requests_received_total", "DHT requests received."),
+    KD(requests_refused_rate, "cp2p_kad_requests_refused_rate_total",
+       "DHT requests refused by the per-peer rate limit."),
+    KD(requests_bad, "cp2p_kad_requests_malformed_total", "Malformed DHT requests."),
+    KD(responses_sent, "cp2p_kad_responses_sent_total", "DHT responses sent."),
+    KD(queries_out, "cp2p_kad_queries_sent_total", "Queries sent to other peers."),
+    KD(queries_failed, "cp2p_kad_queries_failed_total", "Queries that failed or timed out."),
+    KD(lookups, "cp2p_kad_lookups_total", "Iterative lookups started."),
+    KD(lookups_timed_out, "cp2p_kad_lookups_timed_out_total", "Lookups that timed out."),
+    KD(values_invalid, "cp2p_kad_values_invalid_total", "Records refused by a validator."),
+    KD(records_stored, "cp2p_kad_records_stored_total", "Records stored for other peers."),
+    KD(providers_stored, "cp2p_kad_providers_stored_total", "Provider records stored."),
+    KD(liveness_failed, "cp2p_kad_liveness_failed_total",
+       "Table peers that failed a liveness check."),
+    KD(ops_refused, "cp2p_kad_operations_refused_total",
+       "Operations refused because too many were in flight."),
+};
+
+static int stats_update(cp2p__stats_metrics **state, cp2p_metrics *reg, const stat_def *defs,
+                        size_t n, const void *stats)
+{
+    cp2p__stats_metrics *s = *state;
+    if (s == NULL) {
+        s = cp2p_calloc(1, sizeof(*s));
+        if (s == NULL || (s->series = cp2p_calloc(n, sizeof(*s->series))) == NULL ||
+            (s->last = cp2p_calloc(n, sizeof(*s->last))) == NULL) {
+            cp2p__stats_metrics_free(s);
+            return CP2P_ENOMEM;
+        }
+        s->reg = reg;
+        s->defs = defs;
+        s->n = n;
+        for (size_t i = 0; i < n; i++) {
+            cp2p_metric_desc d = {
+                .type = defs[i].gauge ? CP2P_METRIC_GAUGE : CP2P_METRIC_COUNTER,
+                .name = defs[i].name,
+                .help = defs[i].help,
+            };
+            cp2p_metric_family *f;
+            int rc = cp2p_metrics_register(reg, &d, &f);
+            if (rc == 0) {
+                rc = cp2p_metrics_series(f, NULL, 0, &s->series[i]);
+            }
+            if (rc != 0) {
+                cp2p__stats_metrics_free(s);
+                return rc;
+            }
+        }
+        *state = s;
+    }
+    if (s->reg != reg || s->defs != defs) {
+        return CP2P_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, (const uint8_t *)stats + defs[i].offset, sizeof(v));
+        if (defs[i].gauge) {
+            cp2p_metric_set(s->series[i], (double)v);
+        } else if (v > s->last[i]) {
+            cp2p_metric_add(s->series[i], (double)(v - s->last[i]));
+        }
+        s->last[i] = v;
+    }
+    return 0;
+}
+
+int cp2p__pubsub_metrics_update(cp2p__stats_metrics **state, const cp2p_pubsub *ps,
+                                cp2p_metrics *reg)
+{
+    cp2p_pubsub_stats st;
+    cp2p_pubsub_stats_get(ps, &st);
+    return stats_update(state, reg, pubsub_defs, sizeof(pubsub_defs) / sizeof(pubsub_defs[0]),
+                        &st);
+}
+
+int cp2p__kad_metrics_update(cp2p__stats_metrics **state, const cp2p_kad *kad, cp2p_metrics *reg)
+{
+    cp2p_kad_stats st;
+    cp2p_kad_stats_get(kad, &st);
+    return stats_update(state, reg, kad_defs, sizeof(kad_defs) / sizeof(kad_defs[0]), &st);
+}
+
+void cp2p__stats_metrics_free(cp2p__stats_metrics *s)
+{
+    if (s != NULL) {
+        cp2p_free(s->series);
+        cp2p_free(s->last);
+        cp2p_free(s);
+    }
+}
