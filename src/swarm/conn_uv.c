@@ -23,6 +23,7 @@ static const char *const MUX_PROTOS[] = {YAMUX_ID};
 typedef struct wq_item {
     struct wq_item *next;
     size_t len, off;
+    bool negotiation;      /* multistream-select output, not counted as protocol bytes */
     cp2p_write_cb cb;
     void *ud;
     uint8_t data[];
@@ -56,6 +57,7 @@ struct cp2p_stream {
     bool want_fin, fin_sent;
     int in_cb;             /* application callbacks on the stack for this stream */
     size_t proto_idx;      /* inbound: index of the protocol in the host's handler table */
+    size_t stats_row;      /* open: the protocol's row in the host's proto_stats */
     void *user;
 };
 
@@ -328,7 +330,7 @@ static int stream_keep_mss_output(cp2p_stream *s)
     if (w == NULL) {
         return CP2P_ENOMEM;
     }
-    *w = (wq_item){.len = sl.len, .next = s->wq_head};
+    *w = (wq_item){.len = sl.len, .next = s->wq_head, .negotiation = true};
     memcpy(w->data, sl.ptr, sl.len);
     s->wq_head = w;
     if (s->wq_tail == NULL) {
@@ -339,6 +341,26 @@ static int stream_keep_mss_output(cp2p_stream *s)
     s->conn->host->stats.negotiation_output_deferred++;
     cp2p__mss_out_done(&s->mss, sl.len);
     return 0;
+}
+
+/* The row of `protocol` in the host's per-protocol byte counters, added on first use while
+ * the table has room; else the overflow row. */
+static size_t proto_stats_row(cp2p_host *h, const char *protocol)
+{
+    size_t len = strlen(protocol);
+    if (len > CP2P__HOST_PROTO_NAME_MAX) {
+        return CP2P__HOST_PROTO_STATS_MAX;
+    }
+    for (size_t i = 0; i < h->nproto_stats; i++) {
+        if (strcmp(h->proto_stats[i].name, protocol) == 0) {
+            return i;
+        }
+    }
+    if (h->nproto_stats == CP2P__HOST_PROTO_STATS_MAX) {
+        return CP2P__HOST_PROTO_STATS_MAX;
+    }
+    memcpy(h->proto_stats[h->nproto_stats].name, protocol, len + 1);
+    return h->nproto_stats++;
 }
 
 static void stream_negotiated(cp2p_stream *s)
@@ -376,6 +398,7 @@ static void stream_negotiated(cp2p_stream *s)
         }
         s->proto_idx = idx;
     }
+    s->stats_row = proto_stats_row(h, s->protocol);
     s->state = S_OPEN;
     s->app_owned = true;
     c->app_streams++;
@@ -449,6 +472,7 @@ static void stream_deliver(cp2p_stream *s)
         }
         /* Copy the slice out: the callback may write, and yamux may move its ring. */
         size_t len = sl[0].len;
+        s->conn->host->proto_stats[s->stats_row].bytes_read += len;
         s->in_cb++;
         s->conn->last_active_ms = now_ms(s->conn);
         s->read_cb(s, (ptrdiff_t)len, sl[0].ptr, s->read_ud);
@@ -497,6 +521,9 @@ static void stream_pump(cp2p_stream *s)
             return; /* window or output full: WRITABLE resumes us */
         }
         w->off += (size_t)n;
+        if (!w->negotiation) {
+            s->conn->host->proto_stats[s->stats_row].bytes_written += (size_t)n;
+        }
         s->queued -= (size_t)n;
         s->conn->queued_total -= (size_t)n;
         if (w->off < w->len) {
@@ -669,6 +696,8 @@ static int start_yamux(cp2p_conn *c)
 
 static int on_secured(cp2p_conn *c)
 {
+    c->secured = true;
+    c->host->stats.noise_handshakes++;
     c->peer = *cp2p__noise_remote_peer_id(c->noise);
     int rc = cp2p_pubkey_dup(cp2p__noise_remote_pubkey(c->noise), &c->peer_key);
     if (rc != 0) {
@@ -1025,6 +1054,75 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     uv_close((uv_handle_t *)c->tcp, on_handle_closed);
 }
 
+/* Every field of cp2p__yamux_stats, summed: a new field there fails this assertion until it is
+ * added here (and exported in host_metrics.c). */
+_Static_assert(sizeof(cp2p__yamux_stats) == (25 + CP2P__YAMUX_PERR_COUNT) * sizeof(uint64_t),
+               "yamux_stats_add must sum every field of cp2p__yamux_stats");
+static void yamux_stats_add(cp2p__yamux_stats *acc, const cp2p__yamux_stats *s)
+{
+    acc->frames_in += s->frames_in;
+    acc->frames_out += s->frames_out;
+    acc->data_bytes_in += s->data_bytes_in;
+    acc->data_bytes_out += s->data_bytes_out;
+    acc->streams_opened_local += s->streams_opened_local;
+    acc->streams_opened_remote += s->streams_opened_remote;
+    acc->streams_refused += s->streams_refused;
+    acc->refusals_unsent += s->refusals_unsent;
+    acc->streams_reset_remote += s->streams_reset_remote;
+    acc->streams_reset_local += s->streams_reset_local;
+    acc->frames_discarded += s->frames_discarded;
+    acc->bytes_discarded += s->bytes_discarded;
+    acc->window_updates_in += s->window_updates_in;
+    acc->window_updates_out += s->window_updates_out;
+    acc->window_stalls += s->window_stalls;
+    acc->out_stalls += s->out_stalls;
+    acc->window_growths += s->window_growths;
+    acc->window_growth_denied += s->window_growth_denied;
+    acc->recv_cap_resets += s->recv_cap_resets;
+    acc->pings_sent += s->pings_sent;
+    acc->pongs_sent += s->pongs_sent;
+    acc->pongs_dropped += s->pongs_dropped;
+    acc->pongs_unmatched += s->pongs_unmatched;
+    acc->ping_timeouts += s->ping_timeouts;
+    acc->alloc_failures += s->alloc_failures;
+    for (size_t i = 0; i < CP2P__YAMUX_PERR_COUNT; i++) {
+        acc->proto_errors[i] += s->proto_errors[i];
+    }
+}
+
+void cp2p__host_yamux_totals(const cp2p_host *h, cp2p__yamux_stats *out)
+{
+    *out = h->yamux_closed;
+    for (const cp2p_conn *c = h->conns; c != NULL; c = c->next) {
+        if (c->yamux != NULL) {
+            yamux_stats_add(out, cp2p__yamux_get_stats(c->yamux));
+        }
+    }
+}
+
+/* The reason label of a Noise handshake ended by the connection's close error. */
+static cp2p__noise_fail noise_fail_reason(int err)
+{
+    switch (err) {
+    case CP2P_ETIMEDOUT:
+        return CP2P__NOISE_FAIL_TIMEOUT;
+    case CP2P_EPEERID:
+        return CP2P__NOISE_FAIL_PEER_ID;
+    case CP2P_EBADSIG:
+        return CP2P__NOISE_FAIL_SIGNATURE;
+    case CP2P_EPROTO:
+    case CP2P_ELIMIT:
+        return CP2P__NOISE_FAIL_PROTOCOL;
+    case 0:
+    case CP2P_ECLOSED:
+    case CP2P_EIO:
+    case CP2P_ECANCELED:
+        return CP2P__NOISE_FAIL_CLOSED;
+    default:
+        return CP2P__NOISE_FAIL_OTHER;
+    }
+}
+
 static void conn_teardown(cp2p_conn *c)
 {
     cp2p_host *h = c->host;
@@ -1054,6 +1152,7 @@ static void conn_teardown(cp2p_conn *c)
         cp2p__yamux_abort(c->yamux, CP2P_ECLOSED);
         dispatch_yamux(c);
         c->in_run--;
+        yamux_stats_add(&h->yamux_closed, cp2p__yamux_get_stats(c->yamux));
         cp2p__yamux_free(c->yamux);
         c->yamux = NULL;
     }
@@ -1061,6 +1160,9 @@ static void conn_teardown(cp2p_conn *c)
         next = s->next;
         s->ys = NULL;
         stream_kill(s, CP2P_ECLOSED);
+    }
+    if (c->noise != NULL && !c->secured) {
+        h->stats.noise_failures[noise_fail_reason(c->close_err)]++;
     }
     cp2p__noise_free(c->noise);
     c->noise = NULL;

@@ -4,10 +4,10 @@
  * struct (no data race, unlike a collector reading the stats racily).
  *
  * A host counter (a uint64_t that only grows) becomes a registry counter by adding, at each
- * update, what it grew since the previous one; gauges are set. Bytes in and out are not
- * exported as host totals: the host keeps them per connection only (yamux's data_bytes_in/out)
- * and drops them with the connection, so no total survives a close; the peers endpoint shows
- * them for open connections. */
+ * update, what it grew since the previous one; gauges are set. Yamux counters are host-wide
+ * totals: those of the connections already closed (added by conn_teardown) plus the live
+ * sessions'. Stream bytes per protocol come from the host's bounded proto_stats table, one
+ * series per row, created when the row appears. */
 #include <stddef.h>
 #include <string.h>
 
@@ -36,6 +36,36 @@ typedef enum {
     C_PS_EVICTIONS,
     C_PS_ADDRS_DROPPED,
     C_PS_DB_ERRORS,
+    C_BYTES_IN,
+    C_BYTES_OUT,
+    C_NOISE_OK,
+    C_NOISE_FAIL_FIRST,
+    C_NOISE_FAIL_LAST = C_NOISE_FAIL_FIRST + CP2P__NOISE_FAIL_COUNT - 1,
+    C_YX_FRAMES_IN,
+    C_YX_FRAMES_OUT,
+    C_YX_OPENED_LOCAL,
+    C_YX_OPENED_REMOTE,
+    C_YX_REFUSED,
+    C_YX_REFUSALS_UNSENT,
+    C_YX_RESET_REMOTE,
+    C_YX_RESET_LOCAL,
+    C_YX_FRAMES_DISCARDED,
+    C_YX_BYTES_DISCARDED,
+    C_YX_WU_IN,
+    C_YX_WU_OUT,
+    C_YX_WINDOW_STALLS,
+    C_YX_OUT_STALLS,
+    C_YX_GROWTHS,
+    C_YX_GROWTHS_DENIED,
+    C_YX_RECV_CAP_RESETS,
+    C_YX_PINGS_SENT,
+    C_YX_PONGS_SENT,
+    C_YX_PONGS_DROPPED,
+    C_YX_PONGS_UNMATCHED,
+    C_YX_PING_TIMEOUTS,
+    C_YX_ALLOC_FAILURES,
+    C_YX_PERR_FIRST,
+    C_YX_PERR_LAST = C_YX_PERR_FIRST + CP2P__YAMUX_PERR_COUNT - 1,
     C_COUNT
 } counter_id;
 
@@ -89,6 +119,96 @@ static const metric_def counters[C_COUNT] = {
                             "Addresses dropped by the peerstore's per-peer cap.", NULL, NULL},
     [C_PS_DB_ERRORS] = {"cp2p_peerstore_db_errors_total",
                         "Failed peerstore database operations.", NULL, NULL},
+    [C_BYTES_IN] = {"cp2p_host_received_bytes_total",
+                    "Yamux data payload bytes received on all connections (stream bytes, "
+                    "multistream-select included), closed connections included.", NULL, NULL},
+    [C_BYTES_OUT] = {"cp2p_host_sent_bytes_total",
+                     "Yamux data payload bytes sent on all connections, closed connections "
+                     "included.", NULL, NULL},
+    [C_NOISE_OK] = {"cp2p_noise_handshakes_total", "Noise handshakes completed.", NULL, NULL},
+    [C_NOISE_FAIL_FIRST + CP2P__NOISE_FAIL_TIMEOUT] =
+        {"cp2p_noise_handshake_failures_total",
+         "Connections that closed during their Noise handshake, by reason.", "reason",
+         "timeout"},
+    [C_NOISE_FAIL_FIRST + CP2P__NOISE_FAIL_PEER_ID] = {"cp2p_noise_handshake_failures_total",
+                                                       NULL, "reason", "peer_id"},
+    [C_NOISE_FAIL_FIRST + CP2P__NOISE_FAIL_SIGNATURE] = {"cp2p_noise_handshake_failures_total",
+                                                         NULL, "reason", "signature"},
+    [C_NOISE_FAIL_FIRST + CP2P__NOISE_FAIL_PROTOCOL] = {"cp2p_noise_handshake_failures_total",
+                                                        NULL, "reason", "protocol"},
+    [C_NOISE_FAIL_FIRST + CP2P__NOISE_FAIL_CLOSED] = {"cp2p_noise_handshake_failures_total",
+                                                      NULL, "reason", "closed"},
+    [C_NOISE_FAIL_FIRST + CP2P__NOISE_FAIL_OTHER] = {"cp2p_noise_handshake_failures_total",
+                                                     NULL, "reason", "other"},
+    [C_YX_FRAMES_IN] = {"cp2p_yamux_frames_received_total", "Yamux frames received.", NULL,
+                        NULL},
+    [C_YX_FRAMES_OUT] = {"cp2p_yamux_frames_sent_total", "Yamux frames sent.", NULL, NULL},
+    [C_YX_OPENED_LOCAL] = {"cp2p_yamux_streams_opened_total",
+                           "Yamux streams opened, by the side that opened them.", "origin",
+                           "local"},
+    [C_YX_OPENED_REMOTE] = {"cp2p_yamux_streams_opened_total", NULL, "origin", "remote"},
+    [C_YX_REFUSED] = {"cp2p_yamux_streams_refused_total",
+                      "Peer stream openings answered with a reset (stream limits, GoAway, "
+                      "memory).", NULL, NULL},
+    [C_YX_REFUSALS_UNSENT] = {"cp2p_yamux_refusals_unsent_total",
+                              "Refusals whose reset was not sent because the control backlog "
+                              "was too long.", NULL, NULL},
+    [C_YX_RESET_REMOTE] = {"cp2p_yamux_streams_reset_total",
+                           "Yamux streams reset, by the side that reset them.", "origin",
+                           "remote"},
+    [C_YX_RESET_LOCAL] = {"cp2p_yamux_streams_reset_total", NULL, "origin", "local"},
+    [C_YX_FRAMES_DISCARDED] = {"cp2p_yamux_frames_discarded_total",
+                               "Yamux frames discarded: for closed, reset or refused streams.",
+                               NULL, NULL},
+    [C_YX_BYTES_DISCARDED] = {"cp2p_yamux_discarded_bytes_total",
+                              "Payload bytes discarded: of discarded frames, and for released "
+                              "streams.", NULL, NULL},
+    [C_YX_WU_IN] = {"cp2p_yamux_window_updates_received_total",
+                    "Yamux window updates received.", NULL, NULL},
+    [C_YX_WU_OUT] = {"cp2p_yamux_window_updates_sent_total", "Yamux window updates sent.", NULL,
+                     NULL},
+    [C_YX_WINDOW_STALLS] = {"cp2p_yamux_window_stalls_total",
+                            "Stream writes cut short by the peer's receive window.", NULL, NULL},
+    [C_YX_OUT_STALLS] = {"cp2p_yamux_output_stalls_total",
+                         "Stream writes cut short by the session's output cap.", NULL, NULL},
+    [C_YX_GROWTHS] = {"cp2p_yamux_window_growths_total",
+                      "Receive windows grown by auto-tuning.", NULL, NULL},
+    [C_YX_GROWTHS_DENIED] = {"cp2p_yamux_window_growths_denied_total",
+                             "Receive window growths denied by the session's cap.", NULL, NULL},
+    [C_YX_RECV_CAP_RESETS] = {"cp2p_yamux_receive_cap_resets_total",
+                              "Streams reset because the session's receive cap was reached.",
+                              NULL, NULL},
+    [C_YX_PINGS_SENT] = {"cp2p_yamux_pings_sent_total", "Yamux pings sent.", NULL, NULL},
+    [C_YX_PONGS_SENT] = {"cp2p_yamux_pongs_sent_total", "Answers sent to the peer's pings.",
+                         NULL, NULL},
+    [C_YX_PONGS_DROPPED] = {"cp2p_yamux_pongs_dropped_total",
+                            "Answers to the peer's pings not sent (control backlog too long).",
+                            NULL, NULL},
+    [C_YX_PONGS_UNMATCHED] = {"cp2p_yamux_pongs_unmatched_total",
+                              "Ping answers that matched no ping of ours.", NULL, NULL},
+    [C_YX_PING_TIMEOUTS] = {"cp2p_yamux_ping_timeouts_total", "Yamux pings unanswered in time.",
+                            NULL, NULL},
+    [C_YX_ALLOC_FAILURES] = {"cp2p_yamux_alloc_failures_total",
+                             "Yamux allocations that failed.", NULL, NULL},
+#define PERR(k, v) [C_YX_PERR_FIRST + (k)] = {"cp2p_yamux_protocol_errors_total", NULL, "kind", v}
+    [C_YX_PERR_FIRST + CP2P__YAMUX_PERR_VERSION] =
+        {"cp2p_yamux_protocol_errors_total",
+         "Yamux sessions ended because the peer broke the protocol or exhausted an abuse budget "
+         "(the *_flood kinds), by kind.", "kind", "bad_version"},
+    PERR(CP2P__YAMUX_PERR_TYPE, "bad_type"),
+    PERR(CP2P__YAMUX_PERR_STREAM_ZERO, "bad_stream_id"),
+    PERR(CP2P__YAMUX_PERR_PARITY, "wrong_parity"),
+    PERR(CP2P__YAMUX_PERR_REUSE, "id_reuse"),
+    PERR(CP2P__YAMUX_PERR_UNOPENED, "never_opened"),
+    PERR(CP2P__YAMUX_PERR_WINDOW, "window_exceeded"),
+    PERR(CP2P__YAMUX_PERR_DATA_AFTER_FIN, "data_after_fin"),
+    PERR(CP2P__YAMUX_PERR_SEND_WINDOW, "window_overflow"),
+    PERR(CP2P__YAMUX_PERR_PING_FLAGS, "bad_ping"),
+    PERR(CP2P__YAMUX_PERR_RESET_FLOOD, "reset_flood"),
+    PERR(CP2P__YAMUX_PERR_REFUSE_FLOOD, "open_flood"),
+    PERR(CP2P__YAMUX_PERR_PING_FLOOD, "ping_flood"),
+    PERR(CP2P__YAMUX_PERR_EMPTY_FLOOD, "empty_flood"),
+#undef PERR
 };
 
 typedef enum {
@@ -165,12 +285,73 @@ static const metric_def gauges[G_COUNT] = {
     [G_LIM_GRACE] = {"cp2p_host_limit_seconds", NULL, "limit", "conn_grace"},
 };
 
+/* Stream bytes per protocol: one family each way, label `protocol`, one series per row of the
+ * host's proto_stats (the overflow row is "_other", created at once so that the families are
+ * rendered before any traffic). */
+#define PROTO_ROWS (CP2P__HOST_PROTO_STATS_MAX + 1)
+#define PROTO_OTHER "_other"
+
 struct cp2p_host_metrics {
     cp2p_metrics *reg;
     cp2p_metric *counter[C_COUNT];
     uint64_t copied[C_COUNT]; /* the host value the registry counter already holds */
     cp2p_metric *gauge[G_COUNT];
+    cp2p_metric_family *proto_fam[2]; /* received, sent */
+    cp2p_metric *proto[2][PROTO_ROWS];
+    uint64_t proto_copied[2][PROTO_ROWS];
+    size_t nproto; /* rows of the host's table with series (the overflow row aside) */
 };
+
+static const char *const proto_fam_name[2] = {"cp2p_host_stream_received_bytes_total",
+                                              "cp2p_host_stream_sent_bytes_total"};
+static const char *const proto_fam_help[2] = {
+    "Application bytes delivered to stream readers, by negotiated protocol (\"_other\": past "
+    "the host's 64 protocols).",
+    "Application bytes written to streams and taken by yamux, by negotiated protocol "
+    "(\"_other\": past the host's 64 protocols)."};
+
+static int register_proto(cp2p_host_metrics *m)
+{
+    for (int d = 0; d < 2; d++) {
+        cp2p_metric_desc desc = {.type = CP2P_METRIC_COUNTER, .name = proto_fam_name[d],
+                                 .help = proto_fam_help[d], .labels = {"protocol"},
+                                 .max_series = PROTO_ROWS + 1};
+        const char *other = PROTO_OTHER;
+        int rc = cp2p_metrics_register(m->reg, &desc, &m->proto_fam[d]);
+        if (rc != 0 || (rc = cp2p_metrics_series(m->proto_fam[d], &other, 1,
+                                                 &m->proto[d][CP2P__HOST_PROTO_STATS_MAX])) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Copy the host's per-protocol stream bytes: series for new rows, then what each row grew. */
+static int update_proto(cp2p_host_metrics *m, const cp2p_host *h)
+{
+    int rc = 0;
+    while (m->nproto < h->nproto_stats) {
+        const char *name = h->proto_stats[m->nproto].name;
+        if ((rc = cp2p_metrics_series(m->proto_fam[0], &name, 1, &m->proto[0][m->nproto])) != 0 ||
+            (rc = cp2p_metrics_series(m->proto_fam[1], &name, 1, &m->proto[1][m->nproto])) != 0) {
+            break; /* retried at the next update */
+        }
+        m->nproto++;
+    }
+    for (size_t i = 0; i < PROTO_ROWS; i++) {
+        if (i >= m->nproto && i != CP2P__HOST_PROTO_STATS_MAX) {
+            continue;
+        }
+        const uint64_t now[2] = {h->proto_stats[i].bytes_read, h->proto_stats[i].bytes_written};
+        for (int d = 0; d < 2; d++) {
+            if (now[d] > m->proto_copied[d][i]) {
+                cp2p_metric_add(m->proto[d][i], (double)(now[d] - m->proto_copied[d][i]));
+                m->proto_copied[d][i] = now[d];
+            }
+        }
+    }
+    return rc;
+}
 
 /* Register the families of `defs` (a new family where the name changes) and look up each
  * entry's series. Returns 0 or the registry's error. */
@@ -215,7 +396,8 @@ int cp2p_host_metrics_update(cp2p_host_metrics **state, cp2p_host *h, cp2p_metri
         }
         m->reg = reg;
         if ((rc = register_defs(reg, CP2P_METRIC_COUNTER, counters, C_COUNT, m->counter)) != 0 ||
-            (rc = register_defs(reg, CP2P_METRIC_GAUGE, gauges, G_COUNT, m->gauge)) != 0) {
+            (rc = register_defs(reg, CP2P_METRIC_GAUGE, gauges, G_COUNT, m->gauge)) != 0 ||
+            (rc = register_proto(m)) != 0) {
             cp2p_free(m);
             return rc;
         }
@@ -227,7 +409,9 @@ int cp2p_host_metrics_update(cp2p_host_metrics **state, cp2p_host *h, cp2p_metri
     const cp2p__connmgr_stats *cs = cp2p__host_cm_stats(h);
     cp2p_peerstore_stats ps;
     cp2p_peerstore_stats_get(cp2p_host_peerstore(h), &ps);
-    const uint64_t now[C_COUNT] = {
+    cp2p__yamux_stats ys;
+    cp2p__host_yamux_totals(h, &ys);
+    uint64_t now[C_COUNT] = {
         [C_CONNS_OPENED] = hs->conns_opened,
         [C_CONNS_CLOSED] = hs->conns_closed,
         [C_INBOUND_REFUSED] = hs->inbound_refused,
@@ -245,7 +429,39 @@ int cp2p_host_metrics_update(cp2p_host_metrics **state, cp2p_host *h, cp2p_metri
         [C_PS_EVICTIONS] = ps.evictions,
         [C_PS_ADDRS_DROPPED] = ps.addrs_dropped,
         [C_PS_DB_ERRORS] = ps.db_errors,
+        [C_BYTES_IN] = ys.data_bytes_in,
+        [C_BYTES_OUT] = ys.data_bytes_out,
+        [C_NOISE_OK] = hs->noise_handshakes,
+        [C_YX_FRAMES_IN] = ys.frames_in,
+        [C_YX_FRAMES_OUT] = ys.frames_out,
+        [C_YX_OPENED_LOCAL] = ys.streams_opened_local,
+        [C_YX_OPENED_REMOTE] = ys.streams_opened_remote,
+        [C_YX_REFUSED] = ys.streams_refused,
+        [C_YX_REFUSALS_UNSENT] = ys.refusals_unsent,
+        [C_YX_RESET_REMOTE] = ys.streams_reset_remote,
+        [C_YX_RESET_LOCAL] = ys.streams_reset_local,
+        [C_YX_FRAMES_DISCARDED] = ys.frames_discarded,
+        [C_YX_BYTES_DISCARDED] = ys.bytes_discarded,
+        [C_YX_WU_IN] = ys.window_updates_in,
+        [C_YX_WU_OUT] = ys.window_updates_out,
+        [C_YX_WINDOW_STALLS] = ys.window_stalls,
+        [C_YX_OUT_STALLS] = ys.out_stalls,
+        [C_YX_GROWTHS] = ys.window_growths,
+        [C_YX_GROWTHS_DENIED] = ys.window_growth_denied,
+        [C_YX_RECV_CAP_RESETS] = ys.recv_cap_resets,
+        [C_YX_PINGS_SENT] = ys.pings_sent,
+        [C_YX_PONGS_SENT] = ys.pongs_sent,
+        [C_YX_PONGS_DROPPED] = ys.pongs_dropped,
+        [C_YX_PONGS_UNMATCHED] = ys.pongs_unmatched,
+        [C_YX_PING_TIMEOUTS] = ys.ping_timeouts,
+        [C_YX_ALLOC_FAILURES] = ys.alloc_failures,
     };
+    for (size_t i = 0; i < CP2P__NOISE_FAIL_COUNT; i++) {
+        now[C_NOISE_FAIL_FIRST + i] = hs->noise_failures[i];
+    }
+    for (size_t i = 0; i < CP2P__YAMUX_PERR_COUNT; i++) {
+        now[C_YX_PERR_FIRST + i] = ys.proto_errors[i];
+    }
     for (size_t i = 0; i < C_COUNT; i++) {
         if (now[i] > m->copied[i]) {
             cp2p_metric_add(m->counter[i], (double)(now[i] - m->copied[i]));
@@ -300,7 +516,7 @@ int cp2p_host_metrics_update(cp2p_host_metrics **state, cp2p_host *h, cp2p_metri
     for (size_t i = 0; i < G_COUNT; i++) {
         cp2p_metric_set(m->gauge[i], g[i]);
     }
-    return 0;
+    return update_proto(m, h);
 }
 
 void cp2p_host_metrics_free(cp2p_host_metrics *state)

@@ -33,14 +33,41 @@ typedef struct swarm_dial swarm_dial;
 typedef struct cp2p__dialer cp2p__dialer;
 typedef struct host_persist host_persist;
 
-/* Counters of the host (exported later through metrics). */
+/* Why a Noise handshake failed (the close error of a connection torn down before its handshake
+ * completed), the reason label of cp2p_noise_handshake_failures_total. */
+typedef enum {
+    CP2P__NOISE_FAIL_TIMEOUT,   /* timeout: the handshake or the upgrade timed out */
+    CP2P__NOISE_FAIL_PEER_ID,   /* peer_id: the remote is not the peer we dialled */
+    CP2P__NOISE_FAIL_SIGNATURE, /* signature: the identity signature does not verify */
+    CP2P__NOISE_FAIL_PROTOCOL,  /* protocol: malformed, decryption failed, no common muxer */
+    CP2P__NOISE_FAIL_CLOSED,    /* closed: the connection closed or failed during it */
+    CP2P__NOISE_FAIL_OTHER,     /* other: out of memory, ... */
+    CP2P__NOISE_FAIL_COUNT
+} cp2p__noise_fail;
+
+/* Counters of the host (exported by host_metrics.c). */
 typedef struct cp2p__host_stats {
     uint64_t conns_opened, conns_closed, inbound_refused, upgrade_failed;
     uint64_t streams_opened, streams_refused, negotiation_failed, protocol_errors;
     uint64_t streams_over_protocol_limit;
     uint64_t negotiation_output_deferred; /* an mss reply that waited behind other streams */
     uint64_t conns_over_peer_limit, conns_trimmed; /* connmgr_uv.c */
+    uint64_t noise_handshakes;                     /* Noise handshakes completed */
+    uint64_t noise_failures[CP2P__NOISE_FAIL_COUNT];
 } cp2p__host_stats;
+
+/* Application bytes per negotiated protocol (conn_uv.c): read = delivered to the stream's reader,
+ * written = taken by yamux from the stream's write queue (multistream-select bytes excluded).
+ * Rows are only appended, for the protocols of the host's streams (its own handlers and the
+ * protocols it opened), up to CP2P__HOST_PROTO_STATS_MAX; later protocols, and IDs longer than
+ * CP2P__HOST_PROTO_NAME_MAX bytes, are counted in the last row (name "", exported as
+ * "_other"). */
+#define CP2P__HOST_PROTO_STATS_MAX 64
+#define CP2P__HOST_PROTO_NAME_MAX 128
+typedef struct cp2p__host_proto_stats {
+    char name[CP2P__HOST_PROTO_NAME_MAX + 1];
+    uint64_t bytes_read, bytes_written;
+} cp2p__host_proto_stats;
 
 struct cp2p_host {
     uv_loop_t *loop;
@@ -66,6 +93,13 @@ struct cp2p_host {
     void *close_ud;
     uv_idle_t close_idle; /* polls for the last connection to go */
     cp2p__host_stats stats;
+    /* Per-protocol stream bytes: nproto_stats rows in use, then the overflow row at
+     * [CP2P__HOST_PROTO_STATS_MAX]. */
+    cp2p__host_proto_stats proto_stats[CP2P__HOST_PROTO_STATS_MAX + 1];
+    size_t nproto_stats;
+    /* The yamux counters of the connections already torn down (conn_teardown adds each
+     * session's before freeing it): with the live sessions', host-wide totals. */
+    cp2p__yamux_stats yamux_closed;
     uint64_t refused_log_at, refused_unlogged; /* rate limit of the refusal log line */
     cp2p_peerstore *peerstore;
     uv_timer_t ps_timer;  /* periodic flush and gc of the peerstore */
@@ -128,6 +162,7 @@ struct cp2p_conn {
     size_t write_inflight;  /* bytes in uv_write requests */
     size_t queued_total;    /* bytes queued by this connection's stream writers */
     bool logged_protocol_limit;
+    bool secured;           /* the Noise handshake completed (counted in the host's stats) */
     int in_run;             /* re-entrancy depth of conn_run */
     bool pending;           /* work was scheduled (conn_defer) */
     bool closing;           /* close requested; torn down when conn_run unwinds */
@@ -241,6 +276,8 @@ void cp2p__conn_close(cp2p_conn *c, int err, const char *why);
 /* Stop or resume reading c's socket (the peer's bytes wait in the kernel, then the peer's TCP
  * send buffer). Tests use it to hold a connection's output at its caps. */
 int cp2p__conn_set_read_paused(cp2p_conn *c, bool paused);
+/* The yamux counters summed over the host's connections: those torn down and the live ones. */
+void cp2p__host_yamux_totals(const cp2p_host *h, cp2p__yamux_stats *out);
 /* Replace the identify data of c (takes ownership of `msg`, freed with `free_fn`). */
 void cp2p__conn_set_identify(cp2p_conn *c, void *msg, const cp2p_identify_info *view,
                              void (*free_fn)(void *));

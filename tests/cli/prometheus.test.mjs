@@ -244,6 +244,13 @@ test('Prometheus scrapes two connected nodes; the series exist and move', { skip
     assert.ok(await valueAt(prom,
       'cp2p_http_request_duration_seconds_count{endpoint="ping"}', a.target) >= 1)
     await scrapes(4)
+    // The pings' bytes, per protocol (3 x 32 bytes each way) and in the host totals.
+    assert.ok(await valueAt(prom,
+      'cp2p_host_stream_sent_bytes_total{protocol="/ipfs/ping/1.0.0"}', a.target) >= 96)
+    assert.ok(await valueAt(prom,
+      'cp2p_host_stream_received_bytes_total{protocol="/ipfs/ping/1.0.0"}', a.target) >= 96)
+    assert.ok(await valueAt(prom, 'cp2p_host_sent_bytes_total', a.target) >= 96)
+    assert.ok(await valueAt(prom, 'cp2p_noise_handshakes_total', a.target) >= 1)
 
     // promtool lints every exposition of the test.
     const texts = [await exposition(a), await exposition(b)]

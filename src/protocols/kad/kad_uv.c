@@ -1,6 +1,8 @@
 /* The Kademlia DHT on the host (see cp2p/kad.h): the binding that drives the sans-I/O cores
  * (kad_rt: routing table, kad_lookup: iterative lookups, kad_store: records and providers,
- * kad_msg: the wire message) with streams, dials, pings and a timer.
+ * kad_msg: the wire message, kad_handler: answers to inbound requests) with streams, dials,
+ * pings and a timer. The handler sees the peerstore and the host only through the
+ * cp2p__kad_dir implemented here (dir_*), which the operations' results use too.
  *
  * Outbound queries use request-response in length-prefixed mode (one stream per request, as
  * js-libp2p does); ADD_PROVIDER has no answer, so it is written on its own stream and closed.
@@ -19,6 +21,7 @@
 #include <cp2p/reqresp.h>
 #include <cp2p/service.h>
 
+#include "protocols/kad/kad_handler.h"
 #include "protocols/kad/kad_lookup.h"
 #include "protocols/kad/kad_msg.h"
 #include "protocols/kad/kad_rt.h"
@@ -28,7 +31,6 @@
 #include "util/frame.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
-#include "util/token_bucket.h"
 
 #define KLOG(lvl, ...) CP2P_LOG(CP2P_LOG_##lvl, "kad", 0, __VA_ARGS__)
 
@@ -106,14 +108,6 @@ typedef struct kad_srv {
     cp2p_buf in;
 } kad_srv;
 
-/* Per-peer inbound token bucket (fixed table, the least recently used slot is reused). */
-typedef struct {
-    cp2p_peer_id peer;
-    cp2p_token_bucket tb;
-    uint64_t at; /* last request: the least recent slot is reused */
-    bool used;
-} rate_slot;
-
 /* A key we provide, re-announced periodically. */
 typedef struct provided {
     struct provided *next;
@@ -131,6 +125,8 @@ struct cp2p_kad {
     cp2p_peer_id self;
     cp2p__kad_rt *rt;
     cp2p__kad_store *store;
+    cp2p__kad_dir dir;           /* the peerstore and the host, for the handler and results */
+    cp2p__kad_handler *handler;  /* answers inbound requests */
     cp2p_multiaddr **boot;
     size_t nboot;
     uv_timer_t *timer;       /* heap: it outlives the DHT until its close callback */
@@ -140,7 +136,6 @@ struct cp2p_kad {
     kad_check *checks;
     size_t nchecks;
     kad_srv *srvs;
-    rate_slot rate[CP2P_KAD_RATE_SLOTS];
     provided *provided;
     uint64_t next_refresh_ms, next_purge_ms, last_bootstrap_ms, next_sweep_ms;
     size_t boot_pending;     /* bootstrap dials in flight */
@@ -219,91 +214,55 @@ int cp2p_kad_accept_any(void *ud, const uint8_t *key, size_t key_len, const uint
     return 0;
 }
 
-/* The peer infos of `ids` with their unexpired addresses from the peerstore (peers without
- * one are skipped unless keep_bare), as kad_msg peers borrowing the peerstore's multiaddrs. */
-typedef struct {
-    cp2p__kad_peer *peers;
-    size_t n;
-    cp2p_multiaddr **addrs; /* one array for all: CP2P_KAD_MAX_ADDRS_PER_PEER each */
-    cp2p__kad_peer *own;    /* the entry whose addresses we own (peer_list_add_self) */
-} peer_list;
+/* ---- the directory (cp2p__kad_dir): what the peerstore and the host know of peers ---- */
 
-static void peer_list_fini(peer_list *pl)
+static size_t dir_addrs(void *ud, const cp2p_peer_id *p, const cp2p_multiaddr **out, size_t max)
 {
-    if (pl->own != NULL) {
-        for (size_t i = 0; i < pl->own->n_addrs; i++) {
-            cp2p_multiaddr_free(pl->own->addrs[i]);
-        }
-    }
-    cp2p_free(pl->peers);
-    cp2p_free(pl->addrs);
-    *pl = (peer_list){0};
-}
-
-static int peer_list_fill(cp2p_kad *kad, const cp2p_peer_id *ids, size_t n, bool keep_bare,
-                          peer_list *pl)
-{
-    cp2p_peerstore *ps = cp2p_host_peerstore(kad->h);
-    uint64_t now = cp2p__wall_ms();
+    cp2p_kad *kad = ud;
     cp2p_peerstore_addr a[CP2P_KAD_MAX_ADDRS_PER_PEER];
-    *pl = (peer_list){0};
-    /* One more slot than asked: peer_list_add_self may append us. */
-    pl->peers = cp2p_calloc(n + 1, sizeof(*pl->peers));
-    pl->addrs = cp2p_calloc((n + 1) * CP2P_KAD_MAX_ADDRS_PER_PEER, sizeof(*pl->addrs));
-    if (pl->peers == NULL || pl->addrs == NULL) {
-        peer_list_fini(pl);
-        return CP2P_ENOMEM;
+    if (max > CP2P_KAD_MAX_ADDRS_PER_PEER) {
+        max = CP2P_KAD_MAX_ADDRS_PER_PEER;
     }
-    for (size_t i = 0; i < n; i++) {
-        size_t na = cp2p_peerstore_addrs(ps, &ids[i], now, a, CP2P_KAD_MAX_ADDRS_PER_PEER);
-        if (na > CP2P_KAD_MAX_ADDRS_PER_PEER) {
-            na = CP2P_KAD_MAX_ADDRS_PER_PEER;
-        }
-        if (na == 0 && !keep_bare) {
-            continue;
-        }
-        cp2p__kad_peer *p = &pl->peers[pl->n];
-        p->id = ids[i];
-        p->addrs = &pl->addrs[pl->n * CP2P_KAD_MAX_ADDRS_PER_PEER];
-        p->n_addrs = 0;
-        for (size_t j = 0; j < na; j++) {
-            /* The far end of an inbound connection is usually an ephemeral port nobody can
-             * dial: never pass it on. */
-            if (a[j].source != CP2P_ADDR_SOURCE_INBOUND) {
-                p->addrs[p->n_addrs++] = (cp2p_multiaddr *)a[j].addr; /* borrowed */
-            }
-        }
-        if (p->n_addrs == 0 && !keep_bare) {
-            continue;
-        }
-        p->connection = cp2p_host_conn_to(kad->h, &ids[i]) != NULL ? CP2P__KAD_CONNECTED
-                                                                   : CP2P__KAD_NOT_CONNECTED;
-        pl->n++;
+    size_t na = cp2p_peerstore_addrs(cp2p_host_peerstore(kad->h), p, cp2p__wall_ms(), a, max);
+    if (na > max) {
+        na = max;
     }
-    return 0;
+    size_t n = 0;
+    for (size_t j = 0; j < na; j++) {
+        /* The far end of an inbound connection is usually an ephemeral port nobody can dial:
+         * never pass it on. */
+        if (a[j].source != CP2P_ADDR_SOURCE_INBOUND) {
+            out[n++] = a[j].addr; /* borrowed */
+        }
+    }
+    return n;
 }
 
-/* Append ourselves with our own addresses (the peerstore has none of ours); the addresses are
- * owned by the list's `own` array and freed by peer_list_fini. */
-static void peer_list_add_self(cp2p_kad *kad, peer_list *pl)
+static bool dir_known(void *ud, const cp2p_peer_id *p)
 {
-    cp2p__kad_peer *p = &pl->peers[pl->n];
-    p->addrs = &pl->addrs[pl->n * CP2P_KAD_MAX_ADDRS_PER_PEER];
-    ptrdiff_t na = cp2p_host_addrs(kad->h, false, p->addrs, CP2P_KAD_MAX_ADDRS_PER_PEER);
-    if (na <= 0) {
-        return;
-    }
-    p->id = kad->self;
-    p->n_addrs = (size_t)na;
-    p->connection = CP2P__KAD_CONNECTED;
-    pl->own = p;
-    pl->n++;
+    cp2p_kad *kad = ud;
+    return cp2p_peerstore_addrs(cp2p_host_peerstore(kad->h), p, cp2p__wall_ms(), NULL, 0) > 0;
+}
+
+static bool dir_connected(void *ud, const cp2p_peer_id *p)
+{
+    cp2p_kad *kad = ud;
+    return cp2p_host_conn_to(kad->h, p) != NULL;
+}
+
+/* Our own addresses (the peerstore has none of ours), owned copies. */
+static size_t dir_self_addrs(void *ud, cp2p_multiaddr **out, size_t max)
+{
+    cp2p_kad *kad = ud;
+    ptrdiff_t na = cp2p_host_addrs(kad->h, false, out, max);
+    return na > 0 ? (size_t)na : 0;
 }
 
 /* Addresses of a peer named in a message go to the peerstore (spec: "Any time a relevant Peer
  * record is encountered, the associated multiaddrs are stored in the node's peerbook"). */
-static void learn_peer(cp2p_kad *kad, const cp2p__kad_peer *p)
+static void dir_learn(void *ud, const cp2p__kad_peer *p)
 {
+    cp2p_kad *kad = ud;
     if (p->n_addrs == 0 || cp2p_peer_id_equal(&p->id, &kad->self)) {
         return;
     }
@@ -336,11 +295,6 @@ static int encode_lp(const cp2p__kad_msg *m, bool prefixed, uint8_t **out, size_
     cp2p_buf_fini(&body);
     *len = cp2p_buf_take(&b, out);
     return 0;
-}
-
-static bool peer_has_addrs(cp2p_kad *kad, const cp2p_peer_id *p)
-{
-    return cp2p_peerstore_addrs(cp2p_host_peerstore(kad->h), p, cp2p__wall_ms(), NULL, 0) > 0;
 }
 
 /* ---- routing table upkeep ---- */
@@ -594,11 +548,11 @@ static void on_query_response(cp2p_conn *conn, int status, const uint8_t *resp, 
     cp2p_peer_id closer[CP2P_KAD_MAX_PEERS_PER_MSG];
     size_t nc = 0;
     for (size_t i = 0; i < m.n_closer && nc < CP2P_KAD_MAX_PEERS_PER_MSG; i++) {
-        learn_peer(kad, &m.closer[i]);
+        dir_learn(kad, &m.closer[i]);
         closer[nc++] = m.closer[i].id;
     }
     for (size_t i = 0; i < m.n_providers; i++) {
-        learn_peer(kad, &m.providers[i]);
+        dir_learn(kad, &m.providers[i]);
     }
     if (op == NULL || op->finished) {
         cp2p__kad_msg_fini(&m);
@@ -842,22 +796,22 @@ static void op_free(kad_op *op)
 }
 
 /* The lookup's answered peers as peer infos, closest first. */
-static int op_result_peers(kad_op *op, peer_list *pl, bool keep_bare)
+static int op_result_peers(kad_op *op, cp2p__kad_peer_list *pl, bool keep_bare)
 {
     cp2p_peer_id ids[CP2P_KAD_MAX_K];
     size_t n = op->lookup != NULL ? cp2p__kad_lookup_result(op->lookup, ids, op->kad->cfg.k) : 0;
-    return peer_list_fill(op->kad, ids, n, keep_bare, pl);
+    return cp2p__kad_peer_list_fill(&op->kad->dir, ids, n, keep_bare, pl);
 }
 
 static void op_deliver(kad_op *op, int status)
 {
     cp2p_kad *kad = op->kad;
-    peer_list pl = {0};
+    cp2p__kad_peer_list pl = {0};
     switch (op->type) {
     case OP_FIND_PEER: {
         cp2p_kad_peer_cb cb = (cp2p_kad_peer_cb)op->cb;
         if (status == 0) {
-            if (peer_list_fill(kad, &op->target, 1, false, &pl) != 0 || pl.n == 0) {
+            if (cp2p__kad_peer_list_fill(&kad->dir, &op->target, 1, false, &pl) != 0 || pl.n == 0) {
                 status = CP2P_ENOENT;
             }
         }
@@ -878,7 +832,7 @@ static void op_deliver(kad_op *op, int status)
         if (rc == 0) {
             rc = op->type == OP_CLOSEST
                      ? op_result_peers(op, &pl, true)
-                     : peer_list_fill(kad, op->providers, op->nproviders, true, &pl);
+                     : cp2p__kad_peer_list_fill(&kad->dir, op->providers, op->nproviders, true, &pl);
         }
         if (rc == 0 && pl.n == 0) {
             rc = CP2P_ENOENT;
@@ -942,7 +896,7 @@ static void op_deliver(kad_op *op, int status)
         }
         break;
     }
-    peer_list_fini(&pl);
+    cp2p__kad_peer_list_fini(&pl);
 }
 
 /* Start the second phase of PUT / PROVIDE: our message to each of the closest peers. */
@@ -1020,7 +974,7 @@ static void op_pump(kad_op *op)
         return;
     }
     if (op->type == OP_FIND_PEER && cp2p_host_conn_to(kad->h, &op->target) != NULL &&
-        peer_has_addrs(kad, &op->target)) {
+        dir_known(kad, &op->target)) {
         /* Connected and its addresses are known (a peer that just connected to us may not
          * have told us its listen addresses yet: then look it up). */
         op_finish(op, 0);
@@ -1044,7 +998,7 @@ static void op_pump(kad_op *op)
     if (cp2p__kad_lookup_done(op->lookup)) {
         int status = cp2p__kad_lookup_timed_out(op->lookup) ? CP2P_ETIMEDOUT : 0;
         if (op->type == OP_FIND_PEER) {
-            status = peer_has_addrs(kad, &op->target) ? 0 : (status != 0 ? status : CP2P_ENOENT);
+            status = dir_known(kad, &op->target) ? 0 : (status != 0 ? status : CP2P_ENOENT);
         } else if (status == CP2P_ETIMEDOUT && op->type != OP_FIND_PROVIDERS &&
                    op->type != OP_GET) {
             /* A timed-out lookup still returns what it found. */
@@ -1152,30 +1106,6 @@ static int op_start(cp2p_kad *kad, op_type type, const uint8_t *key, size_t key_
 
 /* ---- server: inbound streams ---- */
 
-static bool rate_allow(cp2p_kad *kad, const cp2p_peer_id *p)
-{
-    uint64_t now = kad_now(kad);
-    rate_slot *slot = NULL, *oldest = &kad->rate[0];
-    for (size_t i = 0; i < CP2P_KAD_RATE_SLOTS; i++) {
-        rate_slot *r = &kad->rate[i];
-        if (r->used && cp2p_peer_id_equal(&r->peer, p)) {
-            slot = r;
-            break;
-        }
-        if (!r->used || (oldest->used && r->at < oldest->at)) {
-            oldest = r;
-        }
-    }
-    if (slot == NULL) {
-        slot = oldest;
-        *slot = (rate_slot){.peer = *p, .used = true};
-        cp2p__token_bucket_init(&slot->tb, kad->cfg.requests_per_sec, kad->cfg.requests_burst,
-                                now);
-    }
-    slot->at = now;
-    return cp2p__token_bucket_take(&slot->tb, 1, now);
-}
-
 static void srv_free(kad_srv *sv)
 {
     if (sv->kad != NULL) {
@@ -1183,143 +1113,6 @@ static void srv_free(kad_srv *sv)
     }
     cp2p_buf_fini(&sv->in);
     cp2p_free(sv);
-}
-
-/* Our answer to one request, or an error (the stream is then reset). *answer false: nothing
- * to send (ADD_PROVIDER). */
-static int srv_handle(cp2p_kad *kad, const cp2p_peer_id *from, const cp2p__kad_msg *req,
-                      cp2p_buf *out, bool *answer)
-{
-    cp2p__kad_msg resp = {.type = req->type, .key = req->key, .key_len = req->key_len};
-    cp2p_peer_id ids[CP2P_KAD_MAX_K + 1];
-    cp2p_peer_id prov[CP2P_KAD_MAX_PROVIDERS_ANSWER];
-    peer_list closer = {0}, provs = {0};
-    uint64_t now = kad_now(kad);
-    size_t n = 0;
-    int rc = 0;
-    *answer = true;
-    if (req->key == NULL && req->type != CP2P__KAD_PING) {
-        return CP2P_EPROTO;
-    }
-    if (req->type == CP2P__KAD_FIND_NODE || req->type == CP2P__KAD_GET_VALUE ||
-        req->type == CP2P__KAD_GET_PROVIDERS) {
-        cp2p__kad_key target;
-        cp2p_peer_id tp;
-        cp2p__kad_key_of(req->key, req->key_len, &target);
-        bool target_is_peer = cp2p_peer_id_from_bytes(req->key, req->key_len, &tp) == 0;
-        if (req->type == CP2P__KAD_FIND_NODE && target_is_peer &&
-            cp2p_peer_id_equal(&tp, &kad->self)) {
-            /* Looking for us: answer with ourselves. */
-            n = 0;
-        } else {
-            size_t got = cp2p__kad_rt_closest(kad->rt, &target, ids, kad->cfg.k + 1);
-            for (size_t i = 0; i < got && n < kad->cfg.k; i++) {
-                if (!cp2p_peer_id_equal(&ids[i], from)) { /* never tell a peer about itself */
-                    ids[n++] = ids[i];
-                }
-            }
-            /* go: the target itself when we know where it is, even if not in the table. */
-            if (req->type == CP2P__KAD_FIND_NODE && target_is_peer &&
-                !cp2p_peer_id_equal(&tp, from) && n < CP2P_KAD_MAX_K + 1) {
-                bool have = false;
-                for (size_t i = 0; i < n; i++) {
-                    have = have || cp2p_peer_id_equal(&ids[i], &tp);
-                }
-                if (!have && peer_has_addrs(kad, &tp)) {
-                    ids[n++] = tp;
-                }
-            }
-        }
-        if ((rc = peer_list_fill(kad, ids, n, false, &closer)) != 0) {
-            return rc;
-        }
-        if (req->type == CP2P__KAD_FIND_NODE && target_is_peer &&
-            cp2p_peer_id_equal(&tp, &kad->self)) {
-            peer_list_add_self(kad, &closer); /* exact match: exactly one peer, us (spec) */
-        }
-        resp.closer = closer.peers;
-        resp.n_closer = closer.n;
-    }
-    switch (req->type) {
-    case CP2P__KAD_FIND_NODE:
-    case CP2P__KAD_PING:
-        break;
-    case CP2P__KAD_GET_VALUE: {
-        const uint8_t *v;
-        size_t vl;
-        uint64_t at;
-        if (cp2p__kad_store_get(kad->store, req->key, req->key_len, now, &v, &vl, &at) == 0) {
-            resp.has_record = true;
-            resp.record = (cp2p__kad_record){.key = req->key, .key_len = req->key_len,
-                                             .value = (uint8_t *)v, .value_len = vl};
-        }
-        break;
-    }
-    case CP2P__KAD_PUT_VALUE:
-        if (!req->has_record || req->record.key_len != req->key_len ||
-            memcmp(req->record.key, req->key, req->key_len) != 0) {
-            return CP2P_EPROTO;
-        }
-        rc = cp2p__kad_store_put(kad->store, req->key, req->key_len, req->record.value,
-                                 req->record.value_len, now);
-        if (rc != 0 && rc != CP2P_ESTATE) {
-            return rc; /* invalid or full: the peer sees a reset, as go's error does */
-        }
-        kad->stats.records_stored += rc == 0;
-        resp.has_record = true;
-        resp.record = req->record; /* echo, as go and js do */
-        resp.record.time_received = NULL;
-        rc = 0;
-        break;
-    case CP2P__KAD_ADD_PROVIDER:
-        *answer = false;
-        for (size_t i = 0; i < req->n_providers; i++) {
-            /* Only the sender may announce itself (spec). */
-            if (cp2p_peer_id_equal(&req->providers[i].id, from)) {
-                learn_peer(kad, &req->providers[i]);
-                if (cp2p__kad_store_add_provider(kad->store, req->key, req->key_len, from,
-                                                 now) == 0) {
-                    kad->stats.providers_stored++;
-                }
-                break;
-            }
-        }
-        peer_list_fini(&closer);
-        return 0;
-    case CP2P__KAD_GET_PROVIDERS: {
-        size_t np = cp2p__kad_store_providers(kad->store, req->key, req->key_len, now, prov,
-                                              CP2P_KAD_MAX_PROVIDERS_ANSWER);
-        bool self_provides = false;
-        size_t nother = 0;
-        for (size_t i = 0; i < np; i++) {
-            if (cp2p_peer_id_equal(&prov[i], &kad->self)) {
-                self_provides = true;
-            } else {
-                prov[nother++] = prov[i];
-            }
-        }
-        /* Providers without a known address still count: the querier may find them. */
-        if ((rc = peer_list_fill(kad, prov, nother, true, &provs)) != 0) {
-            peer_list_fini(&closer);
-            return rc;
-        }
-        if (self_provides) {
-            peer_list_add_self(kad, &provs);
-        }
-        resp.providers = provs.peers;
-        resp.n_providers = provs.n;
-        rc = cp2p__kad_msg_encode(&resp, out);
-        peer_list_fini(&provs);
-        peer_list_fini(&closer);
-        return rc;
-    }
-    default:
-        peer_list_fini(&closer);
-        return CP2P_EPROTO;
-    }
-    rc = cp2p__kad_msg_encode(&resp, out);
-    peer_list_fini(&closer);
-    return rc;
 }
 
 static void srv_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
@@ -1353,50 +1146,29 @@ static void srv_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
             kad->stats.requests_bad++;
             goto reset;
         }
-        kad->stats.requests_in++;
-        if (!rate_allow(kad, &sv->from)) {
-            kad->stats.requests_refused_rate++;
-            KLOG(DEBUG, "request rate of %s over the limit: stream reset",
-                           pstr(&sv->from, b));
-            goto reset;
-        }
-        cp2p__kad_msg req;
-        if (cp2p__kad_msg_decode(frm.ptr, frm.len, &req, &why) != 0) {
-            KLOG(INFO, "bad request from %s: %s", pstr(&sv->from, b), why ? why : "?");
-            kad->stats.requests_bad++;
+        cp2p_buf ans;
+        cp2p_buf_init(&ans, CP2P_KAD_MAX_MSG + CP2P_UVARINT_MAX);
+        int rc = cp2p__kad_handler_request(kad->handler, &sv->from, frm.ptr, frm.len,
+                                           kad_now(kad), &ans, &why);
+        if (rc < 0) {
+            cp2p_buf_fini(&ans);
+            if (rc == CP2P_ELIMIT) {
+                KLOG(DEBUG, "request from %s: %s: stream reset", pstr(&sv->from, b), why);
+            } else {
+                KLOG(INFO, "request from %s refused: %s (%s): stream reset", pstr(&sv->from, b),
+                     why ? why : "?", cp2p_strerror(rc));
+            }
             goto reset;
         }
         cp2p_buf_consume(&sv->in, (size_t)used);
-        cp2p__kad_rt_seen(kad->rt, &sv->from, kad_now(kad)); /* it is alive */
-        cp2p_buf body, frame;
-        bool answer = false;
-        cp2p_buf_init(&body, CP2P_KAD_MAX_MSG);
-        int rc = srv_handle(kad, &sv->from, &req, &body, &answer);
-        cp2p__kad_msg_fini(&req);
-        if (rc != 0) {
-            cp2p_buf_fini(&body);
-            KLOG(DEBUG, "request from %s refused: %s", pstr(&sv->from, b),
-                           cp2p_strerror(rc));
-            kad->stats.requests_bad++;
+        if (rc == 1) {
+            rc = cp2p_stream_write(s, ans.ptr, ans.len, NULL, NULL);
+            kad->stats.responses_sent += rc == 0;
+        }
+        cp2p_buf_fini(&ans);
+        if (rc < 0) {
             goto reset;
         }
-        if (answer) {
-            cp2p_buf_init(&frame, CP2P_KAD_MAX_MSG + CP2P_UVARINT_MAX);
-            rc = cp2p_uvarint_append(&frame, body.len);
-            if (rc == 0) {
-                rc = cp2p_buf_append(&frame, body.ptr, body.len);
-            }
-            if (rc == 0) {
-                rc = cp2p_stream_write(s, frame.ptr, frame.len, NULL, NULL);
-            }
-            cp2p_buf_fini(&frame);
-            if (rc != 0) {
-                cp2p_buf_fini(&body);
-                goto reset;
-            }
-            kad->stats.responses_sent++;
-        }
-        cp2p_buf_fini(&body);
     }
 reset:
     cp2p_stream_reset(s);
@@ -1681,6 +1453,19 @@ int cp2p_kad_new(cp2p_host *h, const cp2p_kad_config *cfg, cp2p_kad **out)
         (rc = cp2p__kad_store_new(&sc, &kad->store)) != 0) {
         goto fail;
     }
+    kad->dir = (cp2p__kad_dir){.addrs = dir_addrs,
+                               .known = dir_known,
+                               .connected = dir_connected,
+                               .self_addrs = dir_self_addrs,
+                               .learn = dir_learn,
+                               .ud = kad};
+    cp2p__kad_handler_config hc = {.self = kad->self,
+                                   .k = cfg->k,
+                                   .requests_per_sec = cfg->requests_per_sec,
+                                   .requests_burst = cfg->requests_burst};
+    if ((rc = cp2p__kad_handler_new(&hc, kad->rt, kad->store, &kad->dir, &kad->handler)) != 0) {
+        goto fail;
+    }
     if (cfg->n_bootstrap > 0) {
         kad->boot = cp2p_calloc(cfg->n_bootstrap, sizeof(*kad->boot));
         if (kad->boot == NULL) {
@@ -1753,6 +1538,7 @@ fail:
         cp2p_multiaddr_free(kad->boot[i]);
     }
     cp2p_free(kad->boot);
+    cp2p__kad_handler_free(kad->handler);
     cp2p__kad_store_free(kad->store);
     cp2p__kad_rt_free(kad->rt);
     cp2p_free(kad->protocol);
@@ -1816,6 +1602,7 @@ static void kad_free(cp2p_kad *kad)
         cp2p_multiaddr_free(kad->boot[i]);
     }
     cp2p_free(kad->boot);
+    cp2p__kad_handler_free(kad->handler);
     cp2p__kad_store_free(kad->store);
     cp2p__kad_rt_free(kad->rt);
     cp2p_free(kad->protocol);
@@ -2048,6 +1835,14 @@ int cp2p_kad_add_validator(cp2p_kad *kad, const char *ns, cp2p_kad_validate_fn v
 
 void cp2p_kad_stats_get(const cp2p_kad *kad, cp2p_kad_stats *out)
 {
+    cp2p__kad_handler_stats hs;
+    cp2p__kad_handler_stats_get(kad->handler, &hs);
     *out = kad->stats;
     out->table_size = cp2p__kad_rt_size(kad->rt);
+    /* The handler counts what it answers; the binding its streams' framing errors. */
+    out->requests_in = hs.requests_in;
+    out->requests_refused_rate = hs.refused_rate;
+    out->requests_bad += hs.bad;
+    out->records_stored = hs.records_stored;
+    out->providers_stored = hs.providers_stored;
 }
