@@ -22,6 +22,7 @@ static const struct {
     {"chat", cli_cmd_chat, "line-based chat between two nodes"},
     {"pubsub", cli_cmd_pubsub, "gossipsub: sub TOPIC prints messages, pub TOPIC DATA publishes"},
     {"dht", cli_cmd_dht, "Kademlia DHT: find-peer, get, put, provide, find-providers"},
+    {"stats", cli_cmd_stats, "summary of a running node read from its HTTP API (--api)"},
     {"version", cli_cmd_version, "print the version"},
 };
 

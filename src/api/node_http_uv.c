@@ -10,7 +10,9 @@
  * answered on the first call when it can be (path, method, token, declared sizes), with a JSON
  * error and a count in cp2p_http_requests_rejected_total{reason}. This file is named *_uv.c
  * because it is an I/O binding (sockets, the clock: uv_hrtime, uv_ip4_addr). */
+#include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <string.h>
 #include <strings.h>
 
@@ -49,6 +51,7 @@ typedef enum {
     EP_PING,
     EP_PUBSUB_PUB,
     EP_PUBSUB_PEERS,
+    EP_PUBSUB_SUB,
     EP_DHT_PUT,
     EP_DHT_GET,
     EP_DHT_FINDPEER,
@@ -72,6 +75,7 @@ static const struct {
     [EP_PING] = {"/api/v0/ping", "ping", false},
     [EP_PUBSUB_PUB] = {"/api/v0/pubsub/pub", "pubsub_pub", false},
     [EP_PUBSUB_PEERS] = {"/api/v0/pubsub/peers", "pubsub_peers", false},
+    [EP_PUBSUB_SUB] = {"/api/v0/pubsub/sub", "pubsub_sub", false},
     [EP_DHT_PUT] = {"/api/v0/dht/put", "dht_put", false},
     [EP_DHT_GET] = {"/api/v0/dht/get", "dht_get", false},
     [EP_DHT_FINDPEER] = {"/api/v0/dht/findpeer", "dht_findpeer", false},
@@ -115,6 +119,14 @@ typedef struct api_shared {
     cp2p_node *node;
     cp2p_host_metrics *hm; /* loop thread only, as the two below */
     cp2p__stats_metrics *psm, *kadm;
+    /* pubsub/sub: the topics the API joined and their HTTP subscribers, under sub_mu (taken
+     * by HTTP threads and, briefly, by the loop's message handler); sub_op_mu serialises the
+     * joins and leaves (HTTP threads only, held across the loop call). */
+    pthread_mutex_t sub_mu, sub_op_mu;
+    struct sub_topic *topics;
+    size_t nsubs;
+    bool closing;
+    cp2p_metric *subs_gauge, *subs_dropped;
 } api_shared;
 
 struct cp2p_node_api {
@@ -156,6 +168,8 @@ static void shared_unref(void *p)
         cp2p__stats_metrics_free(sh->psm);
         cp2p__stats_metrics_free(sh->kadm);
         cp2p_metrics_free(sh->reg);
+        pthread_mutex_destroy(&sh->sub_mu);
+        pthread_mutex_destroy(&sh->sub_op_mu);
         cp2p_free(sh);
     }
 }
@@ -202,6 +216,20 @@ static int register_http_metrics(cp2p_node_api *a)
                 "refresh them in time."};
     if (rc != 0 || (rc = cp2p_metrics_register(reg, &d, &f)) != 0 ||
         (rc = cp2p_metrics_series(f, NULL, 0, &a->refresh_failed)) != 0) {
+        return rc;
+    }
+    d = (cp2p_metric_desc){.type = CP2P_METRIC_GAUGE, .name = "cp2p_http_pubsub_subscribers",
+                           .help = "pubsub/sub streams open now."};
+    if ((rc = cp2p_metrics_register(reg, &d, &f)) != 0 ||
+        (rc = cp2p_metrics_series(f, NULL, 0, &a->sh->subs_gauge)) != 0) {
+        return rc;
+    }
+    d = (cp2p_metric_desc){
+        .type = CP2P_METRIC_COUNTER, .name = "cp2p_http_pubsub_subscribers_dropped_total",
+        .help = "pubsub/sub streams ended because the client did not read (its queue was "
+                "full)."};
+    if ((rc = cp2p_metrics_register(reg, &d, &f)) != 0 ||
+        (rc = cp2p_metrics_series(f, NULL, 0, &a->sh->subs_dropped)) != 0) {
         return rc;
     }
     d = (cp2p_metric_desc){.type = CP2P_METRIC_GAUGE, .name = "cp2p_http_connections",
@@ -1098,6 +1126,394 @@ static enum MHD_Result ep_req(struct MHD_Connection *con, api_req *r, const quer
     return respond_json_max(con, r, MHD_HTTP_OK, j, API_JSON_MAX + rlen / 3 * 4 + 4);
 }
 
+/* ---- pubsub/sub: newline-delimited JSON, one object per message ----
+ *
+ * The node's pubsub has one handler per topic, so the API joins a topic once (on the loop,
+ * cp2p_pubsub_subscribe) and fans each message out to the HTTP subscribers of that topic: the
+ * loop's handler renders the JSON line once and appends a copy to each subscriber's bounded
+ * queue, never waiting. A subscriber whose queue is full is dropped (its stream ends) and
+ * counted. The reader callback of each stream runs on its connection's thread and waits on its
+ * queue. When the last subscriber of a topic goes, the API leaves the topic. A topic this node
+ * already joined by other means (cp2p node --topic, cp2p_node_subscribe) is refused with 409:
+ * subscribing again would replace that handler. The pubsub API cannot say whether a topic is
+ * joined, so "already joined" is detected as "we have mesh peers on it" (a mesh exists only
+ * for joined topics); a topic joined elsewhere with an empty mesh is not detected. */
+
+/* Our choices: a few dashboards or scripts at once; a queue of 256 messages or 2 MiB (at
+ * least one message), a few seconds of a busy topic for a client that reads. */
+#define API_SUBS_MAX 16
+#define API_SUB_QUEUE_MSGS 256
+#define API_SUB_QUEUE_BYTES (2u * 1024 * 1024)
+
+typedef struct sub_msg {
+    struct sub_msg *next;
+    size_t len;
+    char data[];
+} sub_msg;
+
+typedef struct sub_topic sub_topic;
+
+typedef struct http_sub {
+    struct http_sub *next; /* in its topic's list, while linked */
+    api_shared *sh;
+    sub_topic *t;          /* NULL once unlinked (dropped, or the API closing) */
+    sub_msg *head, *tail, *cur;
+    size_t n, bytes, off;
+    bool ended, dropped, counted;
+    pthread_cond_t cond;
+    uint64_t keepalive_ns;
+} http_sub;
+
+struct sub_topic {
+    struct sub_topic *next;
+    api_shared *sh; /* a reference */
+    char *topic;
+    http_sub *subs;
+};
+
+static void sub_free_queue(http_sub *s)
+{
+    for (sub_msg *m = s->head, *nx; m != NULL; m = nx) {
+        nx = m->next;
+        cp2p_free(m);
+    }
+    cp2p_free(s->cur);
+    s->head = s->tail = s->cur = NULL;
+    s->n = s->bytes = 0;
+}
+
+/* Unlink s from its topic (sub_mu held). */
+static void sub_unlink(http_sub *s)
+{
+    if (s->t == NULL) {
+        return;
+    }
+    for (http_sub **pp = &s->t->subs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    s->t = NULL;
+    s->next = NULL;
+    s->sh->nsubs--;
+    cp2p_metric_set(s->sh->subs_gauge, (double)s->sh->nsubs);
+}
+
+/* The topic's message, on the loop: one JSON line, a copy per subscriber. */
+static void sub_on_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
+{
+    sub_topic *t = ud;
+    api_shared *sh = t->sh;
+    (void)ps;
+    pthread_mutex_lock(&sh->sub_mu);
+    bool any = t->subs != NULL;
+    pthread_mutex_unlock(&sh->sub_mu);
+    if (!any) {
+        return;
+    }
+    json_t *j = json_pack("{s:o, s:o, s:[s]}", "from",
+                          m->from != NULL ? peer_json(m->from) : json_null(), "data",
+                          base64_json(m->data, m->len), "topicIDs", m->topic);
+    if (j != NULL && m->seqno != NULL) {
+        (void)json_object_set_new(j, "seqno", base64_json(m->seqno, m->seqno_len));
+    }
+    cp2p_buf b;
+    cp2p_buf_init(&b, API_JSON_MAX + m->len / 3 * 4 + 4);
+    if (j == NULL || json_dump_callback(j, dump_cb, &b, JSON_COMPACT) != 0 ||
+        cp2p_buf_append_byte(&b, '\n') != 0) {
+        json_decref(j);
+        cp2p_buf_fini(&b);
+        return;
+    }
+    json_decref(j);
+    pthread_mutex_lock(&sh->sub_mu);
+    for (http_sub *s = t->subs, *nx; s != NULL; s = nx) {
+        nx = s->next;
+        if (s->n > 0 && (s->n >= API_SUB_QUEUE_MSGS || s->bytes + b.len > API_SUB_QUEUE_BYTES)) {
+            /* It does not read: drop it rather than hold the node's memory. */
+            sub_unlink(s);
+            s->ended = s->dropped = true;
+            sub_free_queue(s);
+            cp2p_metric_inc(sh->subs_dropped);
+            CP2P_LOG(CP2P_LOG_INFO, "http", 0, "http.pubsub_sub_dropped topic=%s", m->topic);
+            pthread_cond_signal(&s->cond);
+            continue;
+        }
+        sub_msg *c = cp2p_malloc(sizeof(*c) + b.len);
+        if (c == NULL) {
+            continue;
+        }
+        c->next = NULL;
+        c->len = b.len;
+        memcpy(c->data, b.ptr, b.len);
+        if (s->tail != NULL) {
+            s->tail->next = c;
+        } else {
+            s->head = c;
+        }
+        s->tail = c;
+        s->n++;
+        s->bytes += c->len;
+        pthread_cond_signal(&s->cond);
+    }
+    pthread_mutex_unlock(&sh->sub_mu);
+    cp2p_buf_fini(&b);
+}
+
+/* Join t's topic, unless the node already has a mesh on it (joined by other means). */
+static void sub_join_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    sub_topic *t = ud;
+    cp2p_pubsub *ps = cp2p__node_pubsub(t->sh->node);
+    cp2p_peer_id one;
+    (void)host;
+    if (ps == NULL) {
+        cp2p_node_call_done(call, CP2P_ENOTSUP);
+        return;
+    }
+    if (cp2p_pubsub_mesh_peers(ps, t->topic, &one, 1) > 0) {
+        cp2p_node_call_done(call, CP2P_ESTATE);
+        return;
+    }
+    cp2p_node_call_done(call, cp2p_pubsub_subscribe(ps, t->topic, sub_on_message, t));
+}
+
+static void sub_topic_free(sub_topic *t)
+{
+    shared_unref(t->sh);
+    cp2p_free(t->topic);
+    cp2p_free(t);
+}
+
+static void sub_leave_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    sub_topic *t = ud;
+    cp2p_pubsub *ps = cp2p__node_pubsub(t->sh->node);
+    (void)host;
+    if (ps != NULL) {
+        (void)!cp2p_pubsub_unsubscribe(ps, t->topic);
+    }
+    sub_topic_free(t); /* no handler call can come after the unsubscribe */
+    cp2p_node_call_done(call, 0);
+}
+
+/* Leave t (unlinked from sh->topics, no subscriber left). HTTP thread, sub_op_mu held. */
+static void sub_leave(api_shared *sh, sub_topic *t)
+{
+    /* On failure (the node stopping) the pubsub may still call the handler: t and its
+     * reference to sh are kept (a small leak at the end) rather than freed under it. */
+    if (cp2p_node_call_on_loop(sh->node, sub_leave_on_loop, t, NULL, API_QUICK_MS) != 0) {
+        CP2P_LOG(CP2P_LOG_DEBUG, "http", 0, "http.pubsub_leave_failed topic=%s", t->topic);
+    }
+}
+
+static ssize_t sub_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    http_sub *s = cls;
+    (void)pos;
+    pthread_mutex_lock(&s->sh->sub_mu);
+    for (;;) {
+        if (s->cur != NULL) {
+            size_t k = s->cur->len - s->off < max ? s->cur->len - s->off : max;
+            memcpy(buf, s->cur->data + s->off, k);
+            s->off += k;
+            if (s->off == s->cur->len) {
+                cp2p_free(s->cur);
+                s->cur = NULL;
+                s->off = 0;
+            }
+            pthread_mutex_unlock(&s->sh->sub_mu);
+            return (ssize_t)k;
+        }
+        if (s->head != NULL) {
+            s->cur = s->head;
+            s->head = s->cur->next;
+            if (s->head == NULL) {
+                s->tail = NULL;
+            }
+            s->n--;
+            s->bytes -= s->cur->len;
+            continue;
+        }
+        if (s->ended || s->sh->closing) {
+            bool dropped = s->dropped;
+            pthread_mutex_unlock(&s->sh->sub_mu);
+            return dropped ? MHD_CONTENT_READER_END_WITH_ERROR
+                           : MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        /* Nothing for a while: an empty line keeps the connection from timing out (clients
+         * skip empty lines). */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(s->keepalive_ns / 1000000000u);
+        if (pthread_cond_timedwait(&s->cond, &s->sh->sub_mu, &ts) != 0 && s->head == NULL &&
+            !s->ended && !s->sh->closing) {
+            pthread_mutex_unlock(&s->sh->sub_mu);
+            buf[0] = '\n';
+            return 1;
+        }
+    }
+}
+
+/* The stream is over (the client went, was dropped, or the API stops). */
+static void sub_done(void *cls)
+{
+    http_sub *s = cls;
+    api_shared *sh = s->sh;
+    sub_topic *leave = NULL;
+    pthread_mutex_lock(&sh->sub_op_mu);
+    pthread_mutex_lock(&sh->sub_mu);
+    sub_topic *t = s->t;
+    sub_unlink(s);
+    sub_free_queue(s);
+    if (t != NULL && t->subs == NULL) {
+        for (sub_topic **pp = &sh->topics; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == t) {
+                *pp = t->next;
+                leave = t;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&sh->sub_mu);
+    if (leave != NULL) {
+        sub_leave(sh, leave);
+    }
+    pthread_mutex_unlock(&sh->sub_op_mu);
+    pthread_cond_destroy(&s->cond);
+    cp2p_free(s);
+    shared_unref(sh);
+}
+
+/* Every stream ends at its next read (cp2p_node_api_stop, before the daemon stops). */
+static void subs_close(api_shared *sh)
+{
+    pthread_mutex_lock(&sh->sub_mu);
+    sh->closing = true;
+    for (sub_topic *t = sh->topics; t != NULL; t = t->next) {
+        for (http_sub *s = t->subs; s != NULL; s = s->next) {
+            pthread_cond_signal(&s->cond);
+        }
+    }
+    pthread_mutex_unlock(&sh->sub_mu);
+}
+
+static http_sub *sub_new(cp2p_node_api *a)
+{
+    http_sub *s = cp2p_calloc(1, sizeof(*s));
+    pthread_condattr_t ca;
+    if (s == NULL) {
+        return NULL;
+    }
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    s->sh = a->sh;
+    uint64_t ka = a->cfg.timeout_s / 2;
+    s->keepalive_ns = (ka > 0 ? ka : 1) * 1000000000u;
+    return s;
+}
+
+/* Link s to topic (joining it if the API has not yet). sub_op_mu held. */
+static int sub_attach(cp2p_node_api *a, http_sub *s, const char *topic)
+{
+    api_shared *sh = a->sh;
+    pthread_mutex_lock(&sh->sub_mu);
+    if (sh->closing || sh->nsubs >= API_SUBS_MAX) {
+        int rc = sh->closing ? CP2P_ECANCELED : CP2P_ELIMIT;
+        pthread_mutex_unlock(&sh->sub_mu);
+        return rc;
+    }
+    sub_topic *t = sh->topics;
+    while (t != NULL && strcmp(t->topic, topic) != 0) {
+        t = t->next;
+    }
+    pthread_mutex_unlock(&sh->sub_mu);
+    if (t == NULL) {
+        t = cp2p_calloc(1, sizeof(*t));
+        if (t == NULL || (t->topic = cp2p__memdup(topic, strlen(topic) + 1)) == NULL) {
+            cp2p_free(t);
+            return CP2P_ENOMEM;
+        }
+        t->sh = sh;
+        shared_ref(sh);
+        int rc = cp2p_node_call_on_loop(a->node, sub_join_on_loop, t, NULL, API_QUICK_MS);
+        if (rc != 0) {
+            /* Timed out: the join may still run on the loop later, so t is kept. */
+            if (rc != CP2P_ETIMEDOUT) {
+                sub_topic_free(t);
+            }
+            return rc;
+        }
+        pthread_mutex_lock(&sh->sub_mu);
+        t->next = sh->topics;
+        sh->topics = t;
+    } else {
+        pthread_mutex_lock(&sh->sub_mu);
+    }
+    s->t = t;
+    s->next = t->subs;
+    t->subs = s;
+    sh->nsubs++;
+    cp2p_metric_set(sh->subs_gauge, (double)sh->nsubs);
+    pthread_mutex_unlock(&sh->sub_mu);
+    return 0;
+}
+
+static enum MHD_Result ep_pubsub_sub(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    cp2p_node_api *a = r->api;
+    const char *topic = query_get(q, "arg");
+    if (topic == NULL || topic[0] == '\0' || strlen(topic) > 1024) {
+        return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST,
+                      "argument \"arg\" (the topic, at most 1024 bytes) is required");
+    }
+    http_sub *s = sub_new(a);
+    if (s == NULL) {
+        return respond_op_error(con, r, "pubsub/sub", CP2P_ENOMEM, NULL);
+    }
+    pthread_mutex_lock(&a->sh->sub_op_mu);
+    int rc = sub_attach(a, s, topic);
+    pthread_mutex_unlock(&a->sh->sub_op_mu);
+    if (rc != 0) {
+        pthread_cond_destroy(&s->cond);
+        cp2p_free(s);
+        switch (rc) {
+        case CP2P_ENOTSUP:
+            return respond_error(con, r, MHD_HTTP_NOT_IMPLEMENTED,
+                                 "pubsub is not enabled on this node");
+        case CP2P_ESTATE:
+            return respond_error(con, r, MHD_HTTP_CONFLICT,
+                                 "pubsub/sub: the node already joined this topic by other means "
+                                 "(cp2p node --topic, cp2p_node_subscribe): subscribing would "
+                                 "replace its handler");
+        case CP2P_ELIMIT:
+            return respond_error(con, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 "pubsub/sub: too many subscribers (at most 16)");
+        case CP2P_EINVAL:
+            return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST, "invalid topic");
+        default: return respond_op_error(con, r, "pubsub/sub", rc, NULL);
+        }
+    }
+    shared_ref(a->sh); /* for sub_done */
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, sub_read, s, sub_done);
+    if (resp == NULL) {
+        sub_done(s);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    (void)MHD_add_response_header(resp, "X-Chunked-Output", "1");
+    (void)MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ret = MHD_queue_response(con, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    r->answered = true;
+    count_answer(r, MHD_HTTP_OK);
+    return ret;
+}
+
 static enum MHD_Result ep_metrics(struct MHD_Connection *con, api_req *r)
 {
     cp2p_node_api *a = r->api;
@@ -1173,6 +1589,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *con, api_req *r)
     case EP_PING: ret = ep_ping(con, r, &q); break;
     case EP_PUBSUB_PUB: ret = ep_pubsub_pub(con, r, &q); break;
     case EP_PUBSUB_PEERS: ret = ep_pubsub_peers(con, r, &q); break;
+    case EP_PUBSUB_SUB: ret = ep_pubsub_sub(con, r, &q); break;
     case EP_DHT_PUT: ret = ep_dht_put(con, r, &q); break;
     case EP_DHT_GET: ret = ep_dht_get(con, r, &q); break;
     case EP_DHT_FINDPEER: ret = ep_dht_findpeer(con, r, &q); break;
@@ -1416,6 +1833,8 @@ int cp2p_node_api_start(cp2p_node *n, const cp2p_node_api_config *cfg, cp2p_node
     int rc = a == NULL || sh == NULL ? CP2P_ENOMEM : 0;
     if (rc == 0) {
         atomic_init(&sh->refs, 1);
+        pthread_mutex_init(&sh->sub_mu, NULL);
+        pthread_mutex_init(&sh->sub_op_mu, NULL);
         sh->node = n;
         a->sh = sh;
         a->node = n;
@@ -1489,6 +1908,7 @@ void cp2p_node_api_stop(cp2p_node_api *a)
     if (a == NULL) {
         return;
     }
+    subs_close(a->sh);     /* pubsub/sub streams end at their next read */
     MHD_stop_daemon(a->d); /* closes every connection and joins their threads */
     shared_unref(a->sh);   /* a loop call still queued holds its own reference */
     sodium_memzero(a->token_hash, sizeof(a->token_hash));

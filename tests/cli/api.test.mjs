@@ -480,3 +480,240 @@ test('DHT, pubsub/peers and req: bad arguments are 400, an absent subsystem 501'
     assert.equal(await n.stop(), 0)
   }
 })
+
+// ---- pubsub/sub (a streaming answer) and `cp2p stats` (docs/CLI.md) ----
+
+const apiAddr = n => n.base.replace(/^http:\/\//, '')
+
+async function metric (node, name) {
+  const r = await call(node.base, '/metrics', { method: 'GET' })
+  const m = r.text.match(new RegExp(`^${name} (\\S+)$`, 'm'))
+  return m ? Number(m[1]) : undefined
+}
+
+// A pubsub/sub stream: collects the JSON lines (empty keepalive lines skipped).
+function subscribe (node, topic) {
+  const ctl = new AbortController()
+  const msgs = []
+  let status
+  const ready = fetch(`${node.base}/api/v0/pubsub/sub?arg=${encodeURIComponent(topic)}`,
+    { method: 'POST', signal: ctl.signal }).then(async r => {
+    status = r.status
+    if (r.status !== 200) return
+    const dec = new TextDecoder()
+    let buf = ''
+    ;(async () => {
+      try {
+        for await (const chunk of r.body) {
+          buf += dec.decode(chunk, { stream: true })
+          let i
+          while ((i = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, i)
+            buf = buf.slice(i + 1)
+            if (line !== '') msgs.push(JSON.parse(line))
+          }
+        }
+      } catch {}
+    })()
+  })
+  return { msgs, ready, status: () => status, close: () => ctl.abort() }
+}
+
+const texts = sub => sub.msgs.map(m => Buffer.from(m.data, 'base64').toString())
+
+// Publish on `from` until the topic has a peer there (the subscription travelled).
+async function publishUntilSeen (from, topic, subs, text) {
+  await poll(`"${text}" delivered`, async () => {
+    const r = await call(from.base, `/api/v0/pubsub/pub?arg=${topic}`, { body: text })
+    assert.ok(r.status === 200 || r.status === 500, r.text)
+    await new Promise(resolve => setTimeout(resolve, 200))
+    return subs.every(s => texts(s).includes(text))
+  }, 15000)
+}
+
+test('pubsub/sub streams the messages published on another node, to every subscriber', { timeout: 60000 }, async () => {
+  const a = await apiNode(['--no-dht'])
+  const b = await apiNode(['--no-dht'])
+  try {
+    const c = await call(a.base, '/api/v0/connect?arg=' + encodeURIComponent(b.addr))
+    assert.equal(c.status, 200, c.text)
+    const s1 = subscribe(b, 'news')
+    const s2 = subscribe(b, 'news')
+    await s1.ready
+    await s2.ready
+    assert.equal(s1.status(), 200)
+    assert.equal(s2.status(), 200)
+    assert.equal(await metric(b, 'cp2p_http_pubsub_subscribers'), 2)
+
+    await publishUntilSeen(a, 'news', [s1, s2], 'first')
+    for (const text of ['second', 'third \u00e9\u0000\u00ff']) {
+      const r = await call(a.base, '/api/v0/pubsub/pub?arg=news', { body: text })
+      assert.equal(r.status, 200, r.text)
+    }
+    for (const s of [s1, s2]) {
+      await poll('both later messages', () => texts(s).includes('second') && texts(s).includes('third \u00e9\u0000\u00ff'))
+      const m = s.msgs.find(m => Buffer.from(m.data, 'base64').toString() === 'second')
+      assert.equal(m.from, a.id)
+      assert.deepEqual(m.topicIDs, ['news'])
+      assert.match(m.seqno, /^[A-Za-z0-9+/]+=*$/)
+      // In order, each once.
+      const t = texts(s).filter(x => x !== 'first')
+      assert.deepEqual(t, ['second', 'third \u00e9\u0000\u00ff'])
+    }
+
+    // The first to go leaves the other one served; the last leaves the topic.
+    s1.close()
+    await poll('gauge 1', async () => (await metric(b, 'cp2p_http_pubsub_subscribers')) === 1)
+    assert.equal((await call(a.base, '/api/v0/pubsub/pub?arg=news', { body: 'fourth' })).status, 200)
+    await poll('fourth', () => texts(s2).includes('fourth'))
+    s2.close()
+    await poll('gauge 0', async () => (await metric(b, 'cp2p_http_pubsub_subscribers')) === 0)
+    // b left the topic: a soon has nobody to publish to.
+    await poll('topic left', async () =>
+      (await call(a.base, '/api/v0/pubsub/pub?arg=news', { body: 'x' })).status === 500, 15000)
+
+    const bad = await call(b.base, '/api/v0/pubsub/sub')
+    assert.equal(bad.status, 400, bad.text)
+    const get = await call(b.base, '/api/v0/pubsub/sub?arg=news', { method: 'GET' })
+    assert.equal(get.status, 405, get.text)
+  } finally {
+    await Promise.all([a.stop(), b.stop()])
+  }
+})
+
+test('pubsub/sub refuses a topic the node joined with --topic, and a 17th subscriber', { timeout: 60000 }, async () => {
+  const a = await apiNode(['--no-dht', '--topic', 'news'])
+  const b = await apiNode(['--no-dht', '--topic', 'news'])
+  const subs = []
+  try {
+    const c = await call(a.base, '/api/v0/connect?arg=' + encodeURIComponent(b.addr))
+    assert.equal(c.status, 200, c.text)
+    await poll('mesh', async () => (await call(b.base, '/api/v0/pubsub/peers?arg=news')).json.Mesh.length > 0)
+    const r = await call(b.base, '/api/v0/pubsub/sub?arg=news')
+    assert.equal(r.status, 409, r.text)
+    // --topic still prints the messages: its handler was not replaced.
+    await poll('cli handler', async () => {
+      await call(a.base, '/api/v0/pubsub/pub?arg=news', { body: 'still mine' })
+      return b.waitFor(j => j.event === 'message', 300).then(() => true, () => false)
+    })
+    for (let i = 0; i < 16; i++) {
+      const s = subscribe(b, `t${i}`)
+      subs.push(s)
+      await s.ready
+      assert.equal(s.status(), 200)
+    }
+    const over = await call(b.base, '/api/v0/pubsub/sub?arg=t99')
+    assert.equal(over.status, 503, over.text)
+  } finally {
+    for (const s of subs) s.close()
+    // Stops with subscribers open: a clean exit.
+    const [ea, eb] = await Promise.all([a.stop(), b.stop()])
+    assert.equal(ea, 0)
+    assert.equal(eb, 0)
+  }
+})
+
+test('a subscriber that does not read is dropped and counted; the node keeps answering', { timeout: 90000 }, async () => {
+  const a = await apiNode(['--no-dht'])
+  const b = await apiNode(['--no-dht'])
+  let sock
+  try {
+    assert.equal((await call(a.base, '/api/v0/connect?arg=' + encodeURIComponent(b.addr))).status, 200)
+    const good = subscribe(b, 'bulk')
+    await good.ready
+    await publishUntilSeen(a, 'bulk', [good], 'hello')
+    good.close()
+    await poll('gauge 0', async () => (await metric(b, 'cp2p_http_pubsub_subscribers')) === 0)
+
+    // The raw subscriber: sends its request, then never reads.
+    sock = net.connect({ port: b.port, host: '127.0.0.1' })
+    sock.pause()
+    await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+    sock.write('POST /api/v0/pubsub/sub?arg=bulk HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n')
+    await poll('raw subscriber', async () => (await metric(b, 'cp2p_http_pubsub_subscribers')) === 1)
+    await poll('subscription reached a', async () =>
+      (await call(a.base, '/api/v0/pubsub/pub?arg=bulk', { body: 'x' })).status === 200, 15000)
+
+    const big = Buffer.alloc(512 * 1024, 'z')
+    let sent = 0
+    while ((await metric(b, 'cp2p_http_pubsub_subscribers_dropped_total')) === 0) {
+      assert.ok(sent < 400, 'the stalled subscriber was never dropped')
+      const r = await call(a.base, '/api/v0/pubsub/pub?arg=bulk', { body: big })
+      assert.equal(r.status, 200, r.text)
+      sent++
+      // Meanwhile b answers pings (through its loop and the network).
+      if (sent % 10 === 0) {
+        const p = await call(b.base, `/api/v0/ping?arg=${a.id}&count=1`)
+        assert.equal(p.status, 200, p.text)
+      }
+    }
+    const p = await call(b.base, `/api/v0/ping?arg=${a.id}&count=1`)
+    assert.equal(p.status, 200, p.text)
+    assert.equal(await metric(b, 'cp2p_http_pubsub_subscribers'), 0)
+    // Its connection ends (at the latest by the 10 s silence timeout).
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('stalled connection not closed')), 20000)
+      sock.on('close', () => { clearTimeout(t); resolve() })
+      sock.resume()
+    })
+  } finally {
+    sock?.destroy()
+    await Promise.all([a.stop(), b.stop()])
+  }
+})
+
+function runCli (args, ms = 15000) {
+  return new Promise(resolve => {
+    const p = spawn(cli, args)
+    let out = ''
+    let err = ''
+    p.stdout.on('data', d => { out += d })
+    p.stderr.on('data', d => { err += d })
+    const t = setTimeout(() => p.kill('SIGKILL'), ms)
+    p.on('exit', code => { clearTimeout(t); resolve({ code, out, err }) })
+  })
+}
+
+test('cp2p stats --once summarises a running node; a dead port is an error', { timeout: 60000 }, async () => {
+  const a = await apiNode(['--no-dht'])
+  const b = await apiNode(['--no-dht'])
+  try {
+    assert.equal((await call(a.base, '/api/v0/connect?arg=' + encodeURIComponent(b.addr))).status, 200)
+    const r = await runCli(['stats', '--once', '--api', apiAddr(a)])
+    assert.equal(r.code, 0, r.err)
+    assert.match(r.out, /^peers +1 connection \(inbound 0, outbound 1\)$/m)
+    assert.match(r.out, /^connections +open 1 .*opened 1 /m)
+    assert.match(r.out, /^gossipsub +peers 1 /m)
+    assert.match(r.out, /^dht +off$/m)
+    const rb = await runCli(['stats', '--once', '--api', apiAddr(b)])
+    assert.equal(rb.code, 0, rb.err)
+    assert.match(rb.out, /inbound 1, outbound 0/)
+
+    const help = await runCli(['stats', '--help'])
+    assert.equal(help.code, 0)
+    assert.match(help.out, /--once/)
+    const usage = await runCli(['stats', '--interval', '0'])
+    assert.equal(usage.code, 2)
+  } finally {
+    await Promise.all([a.stop(), b.stop()])
+  }
+  // The node is gone: its port refuses.
+  const dead = await runCli(['stats', '--once', '--api', apiAddr(a)])
+  assert.equal(dead.code, 1)
+  assert.match(dead.err, /cannot connect to 127\.0\.0\.1:\d+: Connection refused/)
+})
+
+test('cp2p stats with a token: missing is a clear 401 error, given works', { timeout: 30000 }, async () => {
+  const n = start(['--api', '127.0.0.1:0', '--no-dht', '--api-token', 's3cret'])
+  try {
+    const a = await n.waitFor(j => j.event === 'api')
+    const no = await runCli(['stats', '--once', '--api', a.addr])
+    assert.equal(no.code, 1)
+    assert.match(no.err, /answered 401.*access token/)
+    const yes = await runCli(['stats', '--once', '--api', a.addr, '--api-token', 's3cret'])
+    assert.equal(yes.code, 0, yes.err)
+    assert.match(yes.out, /^peers +0 connections/m)
+  } finally {
+    await n.stop()
+  }
+})
