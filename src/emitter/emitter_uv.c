@@ -495,8 +495,9 @@ static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
     }
 }
 
-static void in_handler(cp2p_stream *s, void *ud)
+static void in_handler(cp2p_service *svc, cp2p_stream *s, void *ud)
 {
+    (void)svc;
     cp2p_host_emitter *he = ud;
     ep_in *in = he->nins < he->cfg.max_inbound_streams ? cp2p_calloc(1, sizeof(*in)) : NULL;
     if (in == NULL) {
@@ -535,12 +536,6 @@ static void svc_gone(cp2p_service *svc, const cp2p_peer_id *peer, int err, void 
     (void)svc;
     (void)err; /* closed, or it stopped announcing the protocol */
     peer_remove(ud, peer);
-}
-
-static void svc_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
-{
-    (void)svc;
-    in_handler(s, ud);
 }
 
 static void emitter_free(cp2p_host_emitter *he);
@@ -614,7 +609,7 @@ int cp2p_host_emitter_new(cp2p_host *h, const cp2p_host_emitter_config *cfg,
         .ready = CP2P_SERVICE_READY_IDENTIFIED,
         .peer_ready = svc_ready,
         .peer_gone = svc_gone,
-        .inbound = cfg->on_msg != NULL ? svc_inbound : NULL,
+        .inbound = cfg->on_msg != NULL ? in_handler : NULL,
         .close = svc_close,
     };
     if ((rc = cp2p_host_add_service(h, &d, he, &he->svc)) != 0) {

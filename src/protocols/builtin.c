@@ -6,24 +6,18 @@
 #include "protocols/builtin.h"
 #include "swarm/host_new.h"
 
-static void serve_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
-{
-    (void)svc;
-    ((cp2p_stream_handler)(uintptr_t)ud)(s, NULL);
-}
-
 int cp2p__builtin_serve(cp2p_host *h, const char *name, const char *protocol,
-                        cp2p_stream_handler cb)
+                        void (*inbound)(cp2p_service *, cp2p_stream *, void *))
 {
     const char *const protos[] = {protocol};
     cp2p_service_desc d = {
         .name = name,
         .protocols = protos,
         .n_protocols = 1,
-        .inbound = serve_inbound,
+        .inbound = inbound,
     };
     cp2p_service *svc;
-    return cp2p_host_add_service(h, &d, (void *)(uintptr_t)cb, &svc);
+    return cp2p_host_add_service(h, &d, NULL, &svc);
 }
 
 int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **out)

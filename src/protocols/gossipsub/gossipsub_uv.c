@@ -527,8 +527,9 @@ static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
 
 static void open_out(cp2p_pubsub *ps, ps_peer *p, cp2p_conn *c);
 
-static void in_handler(cp2p_stream *s, void *ud)
+static void in_handler(cp2p_service *svc, cp2p_stream *s, void *ud)
 {
+    (void)svc;
     cp2p_pubsub *ps = ud;
     const cp2p_peer_id *id = cp2p_conn_peer_id(cp2p_stream_conn(s));
     ps_peer *p = peer_get(ps, id);
@@ -688,12 +689,6 @@ static void svc_gone(cp2p_service *svc, const cp2p_peer_id *peer, int err, void 
         peer_drop(ps, p);
         after_router(ps);
     }
-}
-
-static void svc_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
-{
-    (void)svc;
-    in_handler(s, ud);
 }
 
 static void pubsub_free(cp2p_pubsub *ps);
@@ -880,7 +875,7 @@ int cp2p_pubsub_new(cp2p_host *h, const cp2p_pubsub_config *cfg, cp2p_pubsub **o
         .ready = CP2P_SERVICE_READY_IDENTIFIED,
         .peer_ready = svc_ready,
         .peer_gone = svc_gone,
-        .inbound = svc_inbound,
+        .inbound = in_handler,
         .close = svc_close,
     };
     if ((rc = cp2p_host_add_service(h, &d, ps, &ps->svc)) != 0) {

@@ -1175,8 +1175,9 @@ reset:
     srv_free(sv);
 }
 
-static void srv_handler(cp2p_stream *s, void *ud)
+static void srv_handler(cp2p_service *svc, cp2p_stream *s, void *ud)
 {
+    (void)svc;
     cp2p_kad *kad = ud;
     kad_srv *sv = cp2p_calloc(1, sizeof(*sv));
     if (sv == NULL) {
@@ -1215,12 +1216,6 @@ static void svc_gone(cp2p_service *svc, const cp2p_peer_id *peer, int err, void 
     if (err != 0 && err != CP2P_ELIMIT && cp2p__kad_rt_contains(kad->rt, peer)) {
         check_start(kad, peer);
     }
-}
-
-static void svc_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
-{
-    (void)svc;
-    srv_handler(s, ud);
 }
 
 static void kad_free(cp2p_kad *kad);
@@ -1512,7 +1507,7 @@ int cp2p_kad_new(cp2p_host *h, const cp2p_kad_config *cfg, cp2p_kad **out)
         .ready = CP2P_SERVICE_READY_IDENTIFIED,
         .peer_ready = svc_ready,
         .peer_gone = svc_gone,
-        .inbound = kad->server ? svc_inbound : NULL, /* a client serves no one */
+        .inbound = kad->server ? srv_handler : NULL, /* a client serves no one */
         .close = svc_close,
     };
     if ((rc = cp2p_host_add_service(h, &d, kad, &kad->svc)) != 0) {

@@ -3,6 +3,8 @@
  * discards the upload until EOF, writes that many bytes and closes. */
 #include <string.h>
 
+#include <cp2p/service.h>
+
 #include "protocols/builtin.h"
 #include "util/alloc.h"
 #include "util/bytes.h"
@@ -102,8 +104,9 @@ static void srv_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
     p->have += k; /* the rest of the upload is discarded */
 }
 
-static void perf_handler(cp2p_stream *s, void *ud)
+static void perf_handler(cp2p_service *svc, cp2p_stream *s, void *ud)
 {
+    (void)svc;
     perf_srv *p = cp2p_calloc(1, sizeof(*p));
     (void)ud;
     if (p == NULL || cp2p_stream_read_start(s, srv_read, p) != 0) {

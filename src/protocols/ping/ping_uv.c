@@ -4,6 +4,8 @@
 
 #include <sodium.h>
 
+#include <cp2p/service.h>
+
 #include "protocols/builtin.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -48,8 +50,9 @@ static void srv_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
     }
 }
 
-static void ping_handler(cp2p_stream *s, void *ud)
+static void ping_handler(cp2p_service *svc, cp2p_stream *s, void *ud)
 {
+    (void)svc;
     ping_srv *p = cp2p_calloc(1, sizeof(*p));
     (void)ud;
     if (p == NULL || cp2p_stream_read_start(s, srv_read, p) != 0) {

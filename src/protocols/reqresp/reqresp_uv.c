@@ -359,8 +359,9 @@ static void rsp_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
     rsp_fault(r, (int)n, NULL); /* reset or connection closed before the request was read */
 }
 
-static void rr_stream_handler(cp2p_stream *s, void *ud)
+static void rr_stream_handler(cp2p_service *svc, cp2p_stream *s, void *ud)
 {
+    (void)svc;
     rr_proto *p = ud;
     cp2p_conn *c = cp2p_stream_conn(s);
     uint64_t conn_id = cp2p_conn_id(c);
@@ -448,12 +449,6 @@ void cp2p_reqresp_refuse(cp2p_reqresp_responder *r)
     rsp_abort(r);
 }
 
-static void rr_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
-{
-    (void)svc;
-    rr_stream_handler(s, ud);
-}
-
 /* The host closes: the registration goes (pending responders keep it until answered). */
 static void rr_close(cp2p_service *svc, void *ud)
 {
@@ -464,7 +459,7 @@ static void rr_close(cp2p_service *svc, void *ud)
 /* The registration of `protocol` on h: its service. */
 static cp2p_service *find_service(cp2p_host *h, const char *protocol)
 {
-    return cp2p_host_find_service(h, protocol, rr_inbound);
+    return cp2p_host_find_service(h, protocol, rr_stream_handler);
 }
 
 static rr_proto *find_proto(cp2p_host *h, const char *protocol)
@@ -507,7 +502,7 @@ int cp2p_reqresp_register(cp2p_host *h, const char *protocol, const cp2p_reqresp
         .name = "reqresp",
         .protocols = protos,
         .n_protocols = 1,
-        .inbound = rr_inbound,
+        .inbound = rr_stream_handler,
         .close = rr_close,
     };
     cp2p_service *svc;
