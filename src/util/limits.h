@@ -267,6 +267,29 @@
  * 32 leaves room below the dialer's CP2P_DIALER_MAX_DIALS for the application's own dials). */
 #define CP2P_HOST_RECONNECT_PEERS 32
 
+/* ---- services: framed links (src/protocols/framed/framed_uv.c, cp2p/framed.h) ---- */
+/* Largest frame body (our choice: go-libp2p-pubsub's and gossipsub's default maximum RPC is
+ * 1 MiB; bigger objects belong in chunks, as the artifact layer does). */
+#define CP2P_FRAMED_MAX_FRAME (1024 * 1024)
+/* Per-peer queue of frames waiting for the stream (our choice: a few seconds of a busy
+ * consensus peer; 4 MiB is four frames of the maximum size). */
+#define CP2P_FRAMED_MAX_QUEUE_FRAMES 1024
+#define CP2P_FRAMED_MAX_QUEUE_BYTES (4 * 1024 * 1024)
+/* Bytes the stream may hold unsent before frames wait in our queue: enough to keep a 1 Gbit/s
+ * link with 2 ms RTT busy, small enough that the full policy, not the stream's write buffer,
+ * decides what is dropped. */
+#define CP2P_FRAMED_STREAM_BACKLOG (256 * 1024)
+/* Reopen backoff after an outbound stream dies: go-libp2p's dial backoff starts at 5 s; a
+ * stream on a live connection is cheaper, so start at 100 ms and cap at 30 s. */
+#define CP2P_FRAMED_BACKOFF_MS 100
+#define CP2P_FRAMED_BACKOFF_MAX_MS 30000
+/* Peers one helper tracks (as the emitter's candidate table). */
+#define CP2P_FRAMED_MAX_PEERS 4096
+#define CP2P_FRAMED_MAX_PEERS_LIMIT 1000000
+/* Inbound streams of the helper's protocols per connection: one is normal; a peer that
+ * reopens after a reset may briefly have two. */
+#define CP2P_FRAMED_MAX_INBOUND_PER_CONN 4
+
 /* ---- protocols: ping, perf ---- */
 /* Ping payload (libp2p ping spec: 32 random bytes). */
 #define CP2P_PING_SIZE 32

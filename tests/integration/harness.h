@@ -30,6 +30,19 @@ static inline void run_until(const bool *flag)
     }
 }
 
+/* Run the loop until *v reaches want. */
+static inline void wait_until_count(const int *v, int want)
+{
+    uint64_t start = uv_now(&loop);
+    while (*v < want) {
+        uv_run(&loop, UV_RUN_ONCE);
+        uv_update_time(&loop);
+        if (uv_now(&loop) - start > GUARD_MS) {
+            fail_msg("count %d of %d not reached within the guard time", *v, want);
+        }
+    }
+}
+
 typedef struct {
     bool done;
     int status;

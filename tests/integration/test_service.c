@@ -127,18 +127,6 @@ static void on_host_closed(cp2p_host *h, void *ud)
     *(bool *)ud = true;
 }
 
-static void wait_for(const int *v, int want)
-{
-    uint64_t start = uv_now(&loop);
-    while (*v < want) {
-        uv_run(&loop, UV_RUN_ONCE);
-        uv_update_time(&loop);
-        if (uv_now(&loop) - start > GUARD_MS) {
-            fail_msg("condition not reached within the guard time");
-        }
-    }
-}
-
 static void open_done(cp2p_stream *s, int status, void *ud)
 {
     int *st = ud;
@@ -174,9 +162,9 @@ static void services_on_two_hosts(void **state)
     dial_res r;
     cp2p_conn *c = dial_host(b, a, &r);
     assert_int_equal(r.status, 0);
-    wait_for(&a_all.ready, 1);
-    wait_for(&a_alpha.ready, 1);
-    wait_for(&b_alpha.ready, 1);
+    wait_until_count(&a_all.ready, 1);
+    wait_until_count(&a_alpha.ready, 1);
+    wait_until_count(&b_alpha.ready, 1);
     assert_int_equal(cp2p_service_peer_count(a_alpha.svc), 1);
     assert_true(cp2p_service_peer_is_ready(b_alpha.svc, cp2p_host_peer_id(a)));
     /* a does not speak gamma: never ready on b. */
@@ -186,8 +174,8 @@ static void services_on_two_hosts(void **state)
     /* Inbound streams reach the service. */
     int opened = 0;
     assert_int_equal(cp2p_conn_open_stream(c, alpha, 1, open_done, &opened), 0);
-    wait_for(&opened, 1);
-    wait_for(&a_alpha.inbound, 1);
+    wait_until_count(&opened, 1);
+    wait_until_count(&a_alpha.inbound, 1);
     while (!a_alpha.got_eof) {
         uv_run(&loop, UV_RUN_ONCE);
     }
@@ -199,27 +187,27 @@ static void services_on_two_hosts(void **state)
     /* Added while connected: told on a later loop turn, never inside the call. */
     add(a, &a_late, NULL, CP2P_SERVICE_READY_CONNECTED);
     assert_int_equal(a_late.ready, 0);
-    wait_for(&a_late.ready, 1);
+    wait_until_count(&a_late.ready, 1);
     /* A service may remove itself from its own callback. */
     add(a, &a_once, NULL, CP2P_SERVICE_READY_CONNECTED);
-    wait_for(&a_once.ready, 1);
+    wait_until_count(&a_once.ready, 1);
     assert_null(a_once.svc);
 
     /* b stops announcing alpha: a's alpha sees the peer gone (ENOTSUP), a_all does not. */
     cp2p_service_remove(b_alpha.svc);
     b_alpha.svc = NULL;
-    wait_for(&a_alpha.gone, 1);
+    wait_until_count(&a_alpha.gone, 1);
     assert_int_equal(a_alpha.gone_err, CP2P_ENOTSUP);
     assert_int_equal(a_all.gone, 0);
     /* and announces it again (a new service with the protocol): ready again. */
     add(b, &b_alpha, ALPHA, CP2P_SERVICE_READY_IDENTIFIED);
-    wait_for(&a_alpha.ready, 2);
+    wait_until_count(&a_alpha.ready, 2);
 
     /* The connection closes: every ready service of both hosts sees its peer gone. */
     cp2p_conn_close(c);
-    wait_for(&a_all.gone, 1);
+    wait_until_count(&a_all.gone, 1);
     assert_int_equal(a_all.gone_err, CP2P_ECLOSED);
-    wait_for(&a_alpha.gone, 2);
+    wait_until_count(&a_alpha.gone, 2);
     assert_int_equal(a_alpha.gone_err, CP2P_ECLOSED);
     assert_int_equal(cp2p_service_peer_count(a_all.svc), 0);
 
@@ -227,7 +215,7 @@ static void services_on_two_hosts(void **state)
      * last message that b's alpha service receives before the connection goes. */
     c = dial_host(b, a, &r);
     assert_int_equal(r.status, 0);
-    wait_for(&a_alpha.ready, 3);
+    wait_until_count(&a_alpha.ready, 3);
     b_alpha.got_len = 0;
     nclose_order = 0;
     host_closed[0] = host_closed[1] = false;
@@ -241,7 +229,7 @@ static void services_on_two_hosts(void **state)
     assert_int_equal(close_order[1], 'e');
     assert_int_equal(close_order[2], 'a');
     assert_int_equal(a_late.closed + a_all.closed + a_alpha.closed, 3);
-    wait_for(&b_alpha.inbound, 1);
+    wait_until_count(&b_alpha.inbound, 1);
     while (b_alpha.got_len < 3 && !b_alpha.got_eof) {
         uv_run(&loop, UV_RUN_ONCE);
     }
