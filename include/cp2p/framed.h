@@ -21,7 +21,9 @@
  *   - Inbound: each inbound stream negotiated to one of the protocols is read with the one
  *     frame decoder of cp2p (fuzzed); each complete frame goes to `frame`. A frame over
  *     max_frame, a malformed length, or a non-zero return from `frame` resets that stream only
- *     and is counted; a stream ending inside a frame is counted as truncated. Nothing is ever
+ *     and is counted; a stream ending inside a frame is counted as truncated. Frames of a peer
+ *     may arrive before it is ready (the peer opened its stream before our identify of it
+ *     completed) and after it is gone; `down` only follows a ready peer. Nothing is ever
  *     read from our own outbound streams (the peer's outbound stream is our inbound one).
  *   - Close: the host closes the helper with its other services (cp2p_host_close); or close it
  *     earlier with cp2p_framed_close(). Outbound streams are closed gracefully (what was
@@ -73,6 +75,10 @@ typedef struct cp2p_framed_config {
                  const uint8_t *data, size_t len, void *ud);
     /* The peer's queue, full at some point, has drained to half or less. */
     void (*writable)(cp2p_framed *f, const cp2p_peer_id *peer, void *ud);
+    /* The host is closing the helper (not called for cp2p_framed_close): last frames may be
+     * sent from inside; when it returns the helper closes its streams and frees itself, and
+     * its handle is invalid. */
+    void (*closing)(cp2p_framed *f, void *ud);
 } cp2p_framed_config;
 
 typedef struct cp2p_framed_stats {
@@ -114,6 +120,10 @@ CP2P_API void cp2p_framed_close(cp2p_framed *f);
 CP2P_API CP2P_NODISCARD int cp2p_framed_send(cp2p_framed *f, const cp2p_peer_id *peer,
                                              const void *data, size_t len);
 
+/* True when a frame sent to `peer` now would go straight to its open stream (nothing queued,
+ * the stream under its backlog): for producers that keep their own bounded outbox (gossipsub's
+ * router) and take from it only what the stream can carry. */
+CP2P_API bool cp2p_framed_can_send(const cp2p_framed *f, const cp2p_peer_id *peer);
 /* True when `peer` is ready for the service (frames to it are accepted). */
 CP2P_API bool cp2p_framed_peer_ready(const cp2p_framed *f, const cp2p_peer_id *peer);
 /* Frames waiting for `peer` (0 for an unknown peer). */

@@ -104,6 +104,7 @@ static void line_of_three(void **state)
     }
     wait_for(&cb.got, 15);
     wait_for(&cc.got, 15);
+    wait_for(&vb.validated, 20); /* the last bad one may still be on b's pool */
     struct timespec settle = {0, 300000000};
     nanosleep(&settle, NULL);
     assert_int_equal(atomic_load(&cb.got), 15); /* the 5 bad ones are rejected at b ... */

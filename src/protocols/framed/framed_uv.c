@@ -127,6 +127,14 @@ static void q_drop_all(cp2p_framed *f, fr_peer *p)
     }
 }
 
+/* A frame sent now goes straight to the open stream: nothing waits before it and the stream
+ * holds less than its backlog. */
+static bool direct_ok(const cp2p_framed *f, const fr_peer *p)
+{
+    return p->qh == NULL && p->out != NULL && p->out->s != NULL &&
+           cp2p_stream_write_queued(p->out->s) < f->cfg.stream_backlog;
+}
+
 static bool q_has_room(const cp2p_framed *f, const fr_peer *p, size_t len)
 {
     return p->nq < f->cfg.max_queue_frames && len <= f->cfg.max_queue_bytes - p->qbytes;
@@ -557,6 +565,9 @@ static void framed_free_early(cp2p_framed *f)
 static void svc_close(cp2p_service *svc, void *ud)
 {
     cp2p_framed *f = ud;
+    if (f->cfg.closing != NULL) {
+        f->cfg.closing(f, f->ud);
+    }
     f->svc = NULL;
     framed_free(f);
     cp2p_service_close_done(svc);
@@ -650,8 +661,7 @@ int cp2p_framed_send(cp2p_framed *f, const cp2p_peer_id *peer, const void *data,
     size_t pl = cp2p_uvarint_encode(pre, (uint64_t)len);
     fr_out *o = p->out;
     /* Straight to the stream when nothing waits and it has room. */
-    if (p->qh == NULL && o != NULL && o->s != NULL &&
-        cp2p_stream_write_queued(o->s) < f->cfg.stream_backlog) {
+    if (direct_ok(f, p)) {
         cp2p_buf_reset(&f->scratch);
         if (cp2p_buf_append(&f->scratch, pre, pl) != 0 ||
             cp2p_buf_append(&f->scratch, data, len) != 0) {
@@ -697,6 +707,12 @@ int cp2p_framed_send(cp2p_framed *f, const cp2p_peer_id *peer, const void *data,
     p->qbytes += total;
     f->st.queued_frames++;
     return 0;
+}
+
+bool cp2p_framed_can_send(const cp2p_framed *f, const cp2p_peer_id *peer)
+{
+    const fr_peer *p = f != NULL ? peer_find(f, peer) : NULL;
+    return p != NULL && direct_ok(f, p);
 }
 
 bool cp2p_framed_peer_ready(const cp2p_framed *f, const cp2p_peer_id *peer)

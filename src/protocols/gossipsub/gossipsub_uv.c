@@ -1,10 +1,12 @@
 /* Gossipsub on the host (see cp2p/pubsub.h): the binding that drives the sans-I/O router
- * (gs_router.h) with streams and timers. It is a service of the host (cp2p/service.h): peers
- * whose identify lists a pubsub protocol become ready, inbound streams arrive through it, and
- * the host closes it when it closes first.
+ * (gs_router.h) with streams and timers. Its streams are framed links (cp2p/framed.h), a
+ * service of the host: peers whose identify lists a pubsub protocol become ready and get one
+ * outbound stream (write only, reopened with backoff if it dies), the peer's inbound streams
+ * are read frame by frame into the router, and the host closes it when it closes first.
  *
- * Per peer: one outbound stream we open (write only) and the inbound streams it opens (read
- * only, frames fed to the router). The router coalesces what it has for a peer; we take its
+ * A peer joins the router when our stream to it is up, or with its first frame if that comes
+ * first (it opened its stream before our identify of it completed). The router coalesces what
+ * it has for a peer; we take its
  * frames once per loop turn (a 0 ms timer, or coalesce_ms) and write them, so a burst of work
  * in one turn costs one write per peer. A peer whose outbound stream holds more than
  * CP2P_GS_STREAM_BACKLOG bytes gets nothing more until it drains: the router's bounded outbox
@@ -15,14 +17,13 @@
 #include <sodium.h>
 
 #include <cp2p/codec.h>
+#include <cp2p/framed.h>
 #include <cp2p/pubsub.h>
-#include <cp2p/service.h>
 
 #include "crypto/peer_record.h"
 #include "protocols/gossipsub/gs_router.h"
 #include "util/alloc.h"
 #include "util/clock.h"
-#include "util/frame.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
 
@@ -33,22 +34,12 @@ static const char *const PROTOS[] = {CP2P_GOSSIPSUB_1_2, CP2P_GOSSIPSUB_1_1, CP2
 
 typedef struct ps_peer ps_peer;
 
-/* An inbound stream and its frame buffer. */
-typedef struct ps_in {
-    struct ps_in *next;
-    cp2p_pubsub *ps;
-    ps_peer *peer;        /* NULL once the peer is gone */
-    cp2p_stream *s;
-    cp2p_buf buf;
-} ps_in;
-
 struct ps_peer {
     ps_peer *next;
     cp2p_peer_id id;
-    cp2p_stream *out;     /* our outbound stream, once negotiated */
-    bool opening;         /* an open is in flight */
     bool added;           /* known to the router */
-    bool failed;          /* a stream failed: do not retry on this connection */
+    bool early;           /* added from a frame before the peer was ready: dropped by the
+                           * heartbeat if its connection goes before it becomes ready */
     cp2p__gs_proto proto;
     int meshes;           /* topics whose mesh holds this peer (connection tag) */
 };
@@ -60,20 +51,13 @@ typedef struct sub {
     void *ud;
 } sub;
 
-/* An open in flight: detachable, since the open callback may come after close. */
-typedef struct ps_open {
-    cp2p_pubsub *ps;
-    cp2p_peer_id peer;
-} ps_open;
-
 struct cp2p_pubsub {
     cp2p_host *h;
-    cp2p_service *svc;
+    cp2p_framed *fr;        /* NULL once the host closed it */
     cp2p_pubsub_config cfg;
     cp2p__gs_router *r;
     ps_peer *peers;
     size_t npeers;
-    ps_in *ins;
     sub *subs;
     cp2p_pubsub_validator validator;
     void *validator_ud;
@@ -88,8 +72,6 @@ struct cp2p_pubsub {
     cp2p__gs_score_params score;
     cp2p__gs_topic_score_params *topic_params;
     cp2p__gs_score_thresholds thresholds;
-    ps_open **opens;      /* opens in flight (detached at close) */
-    size_t nopens, capopens;
 };
 
 static uint64_t ps_now(const cp2p_pubsub *ps)
@@ -156,18 +138,18 @@ static cp2p__gs_proto proto_of(const char *name)
     return CP2P_GS_FLOODSUB;
 }
 
-/* The router learns of the peer once a stream with it is up; ip for score P6 (loopback
- * exempt: a local test network shares one address). */
-static void peer_add_router(cp2p_pubsub *ps, ps_peer *p, cp2p_stream *s)
+/* The router learns of the peer once a stream with it is up (`protocol` is that stream's); ip
+ * for score P6 (loopback exempt: a local test network shares one address). */
+static void peer_add_router(cp2p_pubsub *ps, ps_peer *p, const char *protocol)
 {
     char ip[64] = {0};
     const char *ipp = NULL;
     if (p->added) {
         return;
     }
-    cp2p_conn *c = cp2p_stream_conn(s);
-    p->proto = proto_of(cp2p_stream_protocol(s));
-    const cp2p_multiaddr *ra = cp2p_conn_remote_addr(c);
+    cp2p_conn *c = cp2p_host_conn_to(ps->h, &p->id);
+    p->proto = proto_of(protocol);
+    const cp2p_multiaddr *ra = c != NULL ? cp2p_conn_remote_addr(c) : NULL;
     if (ra != NULL) {
         cp2p_multiaddr_component comp;
         cp2p_buf b;
@@ -183,8 +165,8 @@ static void peer_add_router(cp2p_pubsub *ps, ps_peer *p, cp2p_stream *s)
             cp2p_buf_fini(&b);
         }
     }
-    int rc = cp2p__gs_add_peer(ps->r, &p->id, p->proto, cp2p_conn_is_outbound(c), ipp,
-                               ps_now(ps));
+    int rc = cp2p__gs_add_peer(ps->r, &p->id, p->proto, c != NULL && cp2p_conn_is_outbound(c),
+                               ipp, ps_now(ps));
     p->added = rc == 0 || rc == CP2P_ESTATE;
 }
 
@@ -197,33 +179,14 @@ static void peer_free(cp2p_pubsub *ps, ps_peer *p)
         }
     }
     ps->npeers--;
-    for (ps_in *in = ps->ins; in != NULL; in = in->next) {
-        if (in->peer == p) {
-            in->peer = NULL;
-        }
-    }
     cp2p_free(p);
 }
 
-/* The peer has no stream left with us (or its connection is gone): forget it. */
+/* The peer is gone: the router forgets it. */
 static void peer_drop(cp2p_pubsub *ps, ps_peer *p)
 {
-    if (p->out != NULL) {
-        cp2p_stream_reset(p->out);
-        p->out = NULL;
-    }
-    for (ps_in *in = ps->ins; in != NULL; in = in->next) {
-        if (in->peer == p) {
-            in->peer = NULL;
-        }
-    }
     if (p->added) {
         cp2p__gs_remove_peer(ps->r, &p->id, ps_now(ps));
-    }
-    if (p->opening) {
-        p->added = false; /* its open callback frees it */
-        p->failed = true;
-        return;
     }
     peer_free(ps, p);
 }
@@ -236,31 +199,26 @@ static void flush_now(cp2p_pubsub *ps)
 {
     cp2p_peer_id id;
     size_t guard = ps->npeers + 1;
+    if (ps->fr == NULL) {
+        return;
+    }
     while (guard-- > 0 && cp2p__gs_next_dirty_peer(ps->r, &id)) {
-        ps_peer *p = peer_find(ps, &id);
-        if (p == NULL || p->out == NULL) {
-            /* No stream yet: leave it queued (the router bounds it); skip for now. */
-            continue;
-        }
-        for (;;) {
-            if (cp2p_stream_write_queued(p->out) > CP2P_GS_STREAM_BACKLOG) {
-                break; /* slow peer: the router's outbox absorbs, then drops and counts */
-            }
+        /* No stream yet, or a slow peer whose stream holds CP2P_GS_STREAM_BACKLOG: leave its
+         * frames in the router's outbox (bounded: it drops and counts). */
+        while (cp2p_framed_can_send(ps->fr, &id)) {
             cp2p_buf_reset(&ps->frame);
-            uint8_t pre[CP2P_UVARINT_MAX];
             ptrdiff_t n = cp2p__gs_take_rpc(ps->r, &id, &ps->frame);
             if (n <= 0) {
                 break;
             }
-            size_t pl = cp2p_uvarint_encode(pre, (uint64_t)n);
-            if (cp2p_stream_write(p->out, pre, pl, NULL, NULL) != 0 ||
-                cp2p_stream_write(p->out, ps->frame.ptr, (size_t)n, NULL, NULL) != 0) {
-                GLOG(DEBUG, "gossipsub.write_failed: dropping the peer's stream");
-                peer_drop(ps, p);
+            int rc = cp2p_framed_send(ps->fr, &id, ps->frame.ptr, (size_t)n);
+            if (rc != 0) {
+                GLOG(DEBUG, "gossipsub.write_failed: %s, frame lost", cp2p_strerror(rc));
                 break;
             }
+            uint8_t pre[CP2P_UVARINT_MAX];
             ps->stats.frames_out++;
-            ps->stats.bytes_out += pl + (size_t)n;
+            ps->stats.bytes_out += cp2p_uvarint_encode(pre, (uint64_t)n) + (size_t)n;
         }
     }
 }
@@ -444,247 +402,52 @@ static void after_router(cp2p_pubsub *ps)
     }
 }
 
-/* ---- inbound streams ---- */
+/* ---- framed links ---- */
 
-static bool peer_has_inbound(const cp2p_pubsub *ps, const ps_peer *p)
-{
-    for (const ps_in *in = ps->ins; in != NULL; in = in->next) {
-        if (in->peer == p) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static void in_free(cp2p_pubsub *ps, ps_in *in)
-{
-    ps_peer *p = in->peer;
-    for (ps_in **pp = &ps->ins; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == in) {
-            *pp = in->next;
-            break;
-        }
-    }
-    cp2p_buf_fini(&in->buf);
-    cp2p_free(in);
-    /* The last stream of a peer whose outbound stream already died: it is gone. */
-    if (p != NULL && p->out == NULL && !p->opening && p->failed && !peer_has_inbound(ps, p)) {
-        peer_drop(ps, p);
-    }
-}
-
-static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
-{
-    ps_in *in = ud;
-    cp2p_pubsub *ps = in->ps;
-    if (n < 0) {
-        if (n == CP2P_EOF) {
-            cp2p_stream_close(s);
-        } else {
-            cp2p_stream_reset(s);
-        }
-        in_free(ps, in);
-        return;
-    }
-    if (in->peer == NULL || cp2p_buf_append(&in->buf, data, (size_t)n) != 0) {
-        if (in->peer != NULL) {
-            ps->stats.rpcs_refused++;
-            GLOG(INFO, "gossipsub.oversize_rpc: over %zu bytes, stream reset",
-                 ps->cfg.max_rpc_size);
-        }
-        cp2p_stream_reset(s);
-        in_free(ps, in);
-        return;
-    }
-    for (;;) {
-        cp2p_slice rpc;
-        const char *why = NULL;
-        ptrdiff_t used = cp2p__frame_decode(in->buf.ptr, in->buf.len, ps->cfg.max_rpc_size, &rpc,
-                                            &why);
-        if (used == 0) {
-            break;
-        }
-        if (used < 0) {
-            ps->stats.rpcs_refused++;
-            GLOG(INFO, "gossipsub.bad_frame: %s, stream reset", why);
-            cp2p_stream_reset(s);
-            in_free(ps, in);
-            return;
-        }
-        int rc = cp2p__gs_on_rpc(ps->r, &in->peer->id, rpc.ptr, rpc.len, ps_now(ps));
-        cp2p_buf_consume(&in->buf, (size_t)used);
-        if (rc == CP2P_EPROTO || rc == CP2P_ELIMIT) {
-            /* Counted by the router (its rpcs_refused is added in cp2p_pubsub_stats_get). */
-            GLOG(INFO, "gossipsub.bad_rpc: %s, stream reset", cp2p_strerror(rc));
-            cp2p_stream_reset(s);
-            in_free(ps, in);
-            after_router(ps);
-            return;
-        }
-    }
-    after_router(ps);
-}
-
-static void open_out(cp2p_pubsub *ps, ps_peer *p, cp2p_conn *c);
-
-static void in_handler(cp2p_service *svc, cp2p_stream *s, void *ud)
-{
-    (void)svc;
-    cp2p_pubsub *ps = ud;
-    const cp2p_peer_id *id = cp2p_conn_peer_id(cp2p_stream_conn(s));
-    ps_peer *p = peer_get(ps, id);
-    ps_in *in = p != NULL ? cp2p_calloc(1, sizeof(*in)) : NULL;
-    if (in == NULL) {
-        ps->stats.rpcs_refused++;
-        cp2p_stream_reset(s);
-        return;
-    }
-    in->ps = ps;
-    in->peer = p;
-    in->s = s;
-    cp2p_buf_init(&in->buf, ps->cfg.max_rpc_size + CP2P_UVARINT_MAX);
-    in->next = ps->ins;
-    ps->ins = in;
-    if (cp2p_stream_read_start(s, in_read, in) != 0) {
-        cp2p_stream_reset(s);
-        in_free(ps, in);
-        return;
-    }
-    peer_add_router(ps, p, s);
-    /* Answer with our own stream (it carries our subscriptions). */
-    open_out(ps, p, cp2p_stream_conn(s));
-    after_router(ps);
-}
-
-/* ---- outbound streams ---- */
-
-static void opens_remove(cp2p_pubsub *ps, ps_open *o)
-{
-    for (size_t i = 0; i < ps->nopens; i++) {
-        if (ps->opens[i] == o) {
-            ps->opens[i] = ps->opens[--ps->nopens];
-            return;
-        }
-    }
-}
-
-static void out_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+static int fr_frame(cp2p_framed *f, const cp2p_peer_id *peer, const char *protocol,
+                    const uint8_t *data, size_t len, void *ud)
 {
     cp2p_pubsub *ps = ud;
-    (void)data;
-    if (n >= 0) {
-        return; /* nothing is expected on our outbound stream */
-    }
-    /* The peer closed or reset our stream: it is leaving pubsub, or the connection died.
-     * Its inbound streams may still carry RPCs written before (a peer shutting down resets
-     * our stream and then sends its last frames): the peer stays until they end too. */
-    for (ps_peer *p = ps->peers; p != NULL; p = p->next) {
-        if (p->out == s) {
-            p->out = NULL;
-            p->failed = true; /* do not reopen on this connection */
-            cp2p_stream_reset(s);
-            if (!peer_has_inbound(ps, p)) {
-                peer_drop(ps, p);
-            }
-            after_router(ps);
-            return;
-        }
-    }
-}
-
-static void on_out_open(cp2p_stream *s, int status, void *ud)
-{
-    ps_open *o = ud;
-    cp2p_pubsub *ps = o->ps;
-    if (ps == NULL) {
-        if (status == 0) {
-            cp2p_stream_reset(s);
-        }
-        cp2p_free(o);
-        return;
-    }
-    opens_remove(ps, o);
-    ps_peer *p = peer_find(ps, &o->peer);
-    cp2p_free(o);
+    ps_peer *p = peer_get(ps, peer);
     if (p == NULL) {
-        if (status == 0) {
-            cp2p_stream_reset(s);
-        }
-        return;
+        ps->stats.rpcs_refused++;
+        return CP2P_ELIMIT;
     }
-    p->opening = false;
-    if (status != 0 || p->failed) {
-        if (status == 0) {
-            cp2p_stream_reset(s);
-        }
-        p->failed = true;
-        if (!p->added && p->out == NULL) {
-            peer_free(ps, p);
-        }
-        return;
+    if (!p->added) {
+        p->early = !cp2p_framed_peer_ready(f, peer);
+        peer_add_router(ps, p, protocol);
     }
-    p->out = s;
-    if (cp2p_stream_read_start(s, out_read, ps) != 0) {
-        p->out = NULL;
-        cp2p_stream_reset(s);
-        peer_drop(ps, p);
-        return;
-    }
-    peer_add_router(ps, p, s);
+    int rc = cp2p__gs_on_rpc(ps->r, &p->id, data, len, ps_now(ps));
     after_router(ps);
+    if (rc == CP2P_EPROTO || rc == CP2P_ELIMIT) {
+        /* Counted by the router (its rpcs_refused is added in cp2p_pubsub_stats_get); the
+         * helper resets the stream. */
+        GLOG(INFO, "gossipsub.bad_rpc: %s, stream reset", cp2p_strerror(rc));
+        return rc;
+    }
+    return 0;
 }
 
-static void open_out(cp2p_pubsub *ps, ps_peer *p, cp2p_conn *c)
-{
-    if (p->out != NULL || p->opening || c == NULL) {
-        return;
-    }
-    ps_open *o = cp2p_calloc(1, sizeof(*o));
-    if (o == NULL) {
-        return;
-    }
-    if (ps->nopens == ps->capopens) {
-        size_t cap = ps->capopens ? 2 * ps->capopens : 16;
-        ps_open **n = cp2p_realloc(ps->opens, cap * sizeof(*n));
-        if (n == NULL) {
-            cp2p_free(o);
-            return;
-        }
-        ps->opens = n;
-        ps->capopens = cap;
-    }
-    o->ps = ps;
-    o->peer = p->id;
-    size_t nprotos = ps->cfg.no_floodsub ? 3 : 4;
-    if (cp2p_conn_open_stream(c, PROTOS, nprotos, on_out_open, o) != 0) {
-        cp2p_free(o);
-        return;
-    }
-    ps->opens[ps->nopens++] = o;
-    p->opening = true;
-}
-
-/* ---- service callbacks ---- */
-
-/* The peer's identify lists a pubsub protocol: open our stream to it. */
-static void svc_ready(cp2p_service *svc, const cp2p_peer_id *peer, cp2p_conn *conn, void *ud)
+/* Our stream to the peer is up: it joins the router, which sends our subscriptions. */
+static void fr_up(cp2p_framed *f, const cp2p_peer_id *peer, const char *protocol, void *ud)
 {
     cp2p_pubsub *ps = ud;
-    (void)svc;
+    (void)f;
     ps_peer *p = peer_get(ps, peer);
     if (p != NULL) {
-        p->failed = false;
-        open_out(ps, p, conn);
+        p->early = false;
+        peer_add_router(ps, p, protocol);
+        after_router(ps);
     }
 }
 
-/* Its last connection closed. (A peer that stops announcing pubsub keeps its streams, as
- * before: they end when it closes them.) */
-static void svc_gone(cp2p_service *svc, const cp2p_peer_id *peer, int err, void *ud)
+/* Its last connection closed, or it stopped announcing pubsub. */
+static void fr_down(cp2p_framed *f, const cp2p_peer_id *peer, int err, void *ud)
 {
     cp2p_pubsub *ps = ud;
-    (void)svc;
-    ps_peer *p = err != CP2P_ENOTSUP ? peer_find(ps, peer) : NULL;
+    (void)f;
+    (void)err;
+    ps_peer *p = peer_find(ps, peer);
     if (p != NULL) {
         peer_drop(ps, p);
         after_router(ps);
@@ -694,12 +457,13 @@ static void svc_gone(cp2p_service *svc, const cp2p_peer_id *peer, int err, void 
 static void pubsub_free(cp2p_pubsub *ps);
 
 /* The host closes: last frames go out (its connections are still up), then we are done. */
-static void svc_close(cp2p_service *svc, void *ud)
+static void fr_closing(cp2p_framed *f, void *ud)
 {
     cp2p_pubsub *ps = ud;
-    ps->svc = NULL;
+    (void)f;
+    flush_now(ps);
+    ps->fr = NULL;
     pubsub_free(ps);
-    cp2p_service_close_done(svc);
 }
 
 /* ---- timers ---- */
@@ -707,6 +471,14 @@ static void svc_close(cp2p_service *svc, void *ud)
 static void on_heartbeat(uv_timer_t *t)
 {
     cp2p_pubsub *ps = t->data;
+    /* A peer that sent frames before it was ready and lost its connection before: no `down`
+     * follows it, so it goes here. */
+    for (ps_peer *p = ps->peers, *next; p != NULL; p = next) {
+        next = p->next;
+        if (p->early && cp2p_host_conn_to(ps->h, &p->id) == NULL) {
+            peer_drop(ps, p);
+        }
+    }
     cp2p__gs_heartbeat(ps->r, ps_now(ps));
     after_router(ps);
 }
@@ -868,17 +640,20 @@ int cp2p_pubsub_new(cp2p_host *h, const cp2p_pubsub_config *cfg, cp2p_pubsub **o
         goto fail;
     }
     cp2p_buf_init(&ps->frame, ps->cfg.max_rpc_size);
-    cp2p_service_desc d = {
-        .name = "gossipsub",
-        .protocols = PROTOS,
-        .n_protocols = cfg->no_floodsub ? 3 : 4,
-        .ready = CP2P_SERVICE_READY_IDENTIFIED,
-        .peer_ready = svc_ready,
-        .peer_gone = svc_gone,
-        .inbound = in_handler,
-        .close = svc_close,
-    };
-    if ((rc = cp2p_host_add_service(h, &d, ps, &ps->svc)) != 0) {
+    cp2p_framed_config fc;
+    cp2p_framed_config_default(&fc);
+    fc.name = "gossipsub";
+    fc.protocols = PROTOS;
+    fc.n_protocols = cfg->no_floodsub ? 3 : 4;
+    fc.ready = CP2P_SERVICE_READY_IDENTIFIED;
+    fc.max_frame = ps->cfg.max_rpc_size;
+    fc.stream_backlog = CP2P_GS_STREAM_BACKLOG;
+    fc.max_peers = CP2P_GS_MAX_PEERS;
+    fc.up = fr_up;
+    fc.down = fr_down;
+    fc.frame = fr_frame;
+    fc.closing = fr_closing;
+    if ((rc = cp2p_framed_new(h, &fc, ps, &ps->fr)) != 0) {
         cp2p__gs_router_free(ps->r);
         cp2p_buf_fini(&ps->frame);
         goto fail;
@@ -903,7 +678,10 @@ void cp2p_pubsub_close(cp2p_pubsub *ps)
     if (ps == NULL) {
         return;
     }
-    cp2p_service_remove(ps->svc);
+    /* Last frames (e.g. unsubscriptions) go out, then our streams close. */
+    flush_now(ps);
+    cp2p_framed_close(ps->fr);
+    ps->fr = NULL;
     pubsub_free(ps);
 }
 
@@ -913,22 +691,8 @@ static void pubsub_free(cp2p_pubsub *ps)
     uv_timer_stop(ps->flush);
     uv_close((uv_handle_t *)ps->heartbeat, on_timer_closed);
     uv_close((uv_handle_t *)ps->flush, on_timer_closed);
-    /* Last frames (e.g. unsubscriptions) go out, then our streams close. */
-    flush_now(ps);
-    for (size_t i = 0; i < ps->nopens; i++) {
-        ps->opens[i]->ps = NULL;
-    }
-    cp2p_free(ps->opens);
-    while (ps->ins != NULL) {
-        ps_in *in = ps->ins;
-        cp2p_stream_reset(in->s);
-        in_free(ps, in);
-    }
     while (ps->peers != NULL) {
         ps_peer *p = ps->peers;
-        if (p->out != NULL) {
-            cp2p_stream_close(p->out);
-        }
         ps->peers = p->next;
         cp2p_free(p);
     }
@@ -1042,8 +806,7 @@ size_t cp2p_pubsub_topic_peers(const cp2p_pubsub *ps, const char *topic, cp2p_pe
     }
     total = cp2p__gs_topic_peers(ps->r, topic, all, total);
     for (size_t i = 0; i < total; i++) {
-        ps_peer *p = peer_find((cp2p_pubsub *)ps, &all[i]);
-        if (p != NULL && p->out != NULL) {
+        if (cp2p_framed_peer_protocol(ps->fr, &all[i]) != NULL) {
             if (n < max) {
                 out[n] = all[i];
             }
@@ -1073,6 +836,11 @@ void cp2p_pubsub_stats_get(const cp2p_pubsub *ps, cp2p_pubsub_stats *out)
     out->peers = ps->npeers;
     out->rpcs_in = s.rpcs_in;
     out->rpcs_refused += s.rpcs_refused;
+    if (ps->fr != NULL) { /* frames the helper refused before they reached the router */
+        cp2p_framed_stats fs;
+        cp2p_framed_stats_get(ps->fr, &fs);
+        out->rpcs_refused += fs.frames_malformed + fs.frames_oversized + fs.inbound_refused;
+    }
     out->msgs_in = s.msgs_in;
     out->msgs_delivered = s.msgs_delivered;
     out->msgs_duplicate = s.msgs_duplicate;
