@@ -4,6 +4,8 @@
 #ifndef CP2P_API_NODE_INTERNAL_H
 #define CP2P_API_NODE_INTERNAL_H
 
+#include <stddef.h>
+
 #include <cp2p/kad.h>
 #include <cp2p/metrics.h>
 #include <cp2p/node.h>
@@ -12,6 +14,43 @@
 /* The node's DHT and pubsub, or NULL when it runs none. */
 cp2p_kad *cp2p__node_kad(cp2p_node *n);
 cp2p_pubsub *cp2p__node_pubsub(cp2p_node *n);
+/* Worker threads of the node (0: handlers can only run on the loop). Any thread. */
+uint32_t cp2p__node_workers(const cp2p_node *n);
+
+/* ---- the worker pool ----
+ * A job is a struct that starts with a cp2p__node_job. `work` runs on a worker thread and
+ * returns true when the job has an answer for the loop; `answer` (may be NULL) then runs on the
+ * loop thread, with canceled = true instead when the node stopped before a worker took the job;
+ * `free` runs last, on whichever thread finished with it. */
+typedef struct cp2p__node_job cp2p__node_job;
+typedef struct cp2p__node_job_ops {
+    bool (*work)(cp2p__node_job *j);
+    void (*answer)(cp2p_node *n, cp2p__node_job *j, bool canceled);
+    void (*free)(cp2p__node_job *j);
+} cp2p__node_job_ops;
+struct cp2p__node_job {
+    const cp2p__node_job_ops *ops;
+};
+/* Queue j for the workers (the node takes it) and, under the same lock, add 1 to the counter
+ * of cp2p_node_stats at `offset` (so no worker can act on the job before it is counted).
+ * Returns 0, or CP2P_EFULL when the job queue is full or the workers are stopping (j stays the
+ * caller's, nothing counted). Loop thread. */
+CP2P_NODISCARD int cp2p__node_job_submit(cp2p_node *n, cp2p__node_job *j, size_t offset);
+#define CP2P__NODE_SUBMIT(n, j, field)                                                         \
+    cp2p__node_job_submit((n), (j), offsetof(cp2p_node_stats, field))
+
+/* Add 1 to a counter of cp2p_node_stats under the node's lock. Any thread. */
+void cp2p__node_count(cp2p_node *n, size_t offset);
+#define CP2P__NODE_COUNT(n, field) cp2p__node_count((n), offsetof(cp2p_node_stats, field))
+
+/* ---- node_pubsub.c ---- */
+typedef struct cp2p__node_ps cp2p__node_ps;
+/* Where the node keeps node_pubsub.c's state (NULL until first used). Loop thread. */
+cp2p__node_ps **cp2p__node_ps_slot(cp2p_node *n);
+/* The node created its pubsub: validate every message through the node's validator. */
+void cp2p__node_pubsub_attach(cp2p_node *n, cp2p_pubsub *ps);
+/* The node is freed (its pubsub is closed). NULL is fine. */
+void cp2p__node_pubsub_free(cp2p__node_ps *st);
 
 /* node_metrics.c: a protocol's stats copied into a metrics registry (names in
  * docs/METRICS.md). The first call passes *state == NULL and registers the families; later

@@ -27,20 +27,8 @@ typedef enum {
     CMD_SET_HANDLER,
     CMD_ADD_ADDRS,
     CMD_SET_EVENTS,
-    CMD_PUBSUB,
     CMD_CALL, /* cp2p_node_call_on_loop */
 } cmd_type;
-
-/* CMD_PUBSUB operations. */
-typedef enum {
-    PS_SUBSCRIBE,
-    PS_UNSUBSCRIBE,
-    PS_PUBLISH,
-    PS_TOPIC_PEERS,
-    PS_MESH_PEERS,
-    PS_SET_VALIDATOR,
-} ps_op;
-
 
 typedef struct node_cmd {
     cp2p_node *node;
@@ -62,12 +50,6 @@ typedef struct node_cmd {
     size_t resp_len;
     cp2p_multiaddr **addrs; /* CMD_ADD_ADDRS, owned */
     size_t naddrs;
-    size_t max;            /* CMD_PUBSUB topic/mesh peers: at most this many */
-    size_t count;          /* result: how many there are */
-    cp2p_peer_id *peers;   /* result (max entries) */
-    ps_op pop;             /* CMD_PUBSUB */
-    cp2p_node_message_handler msg_cb;
-    cp2p_node_validator val_cb;
     cp2p_node_call_fn call_fn; /* CMD_CALL: run on the loop with call_ud */
     void *call_ud;
     void (*call_free)(void *); /* frees call_ud with the command, unless the caller took it */
@@ -84,20 +66,8 @@ typedef struct node_proto {
 } node_proto;
 
 /* An inbound request handed to the worker pool, and its answer on the way back. */
-typedef struct node_job {
-    bool is_event;           /* a connection event for the event handler, not a request */
-    bool is_msg;             /* a pubsub message for a subscription handler */
-    bool is_validation;      /* a pubsub message for the validator; its verdict comes back */
-    uint64_t token;
-    cp2p_node_validator val_cb;
-    cp2p_node_message_handler msg_cb;
-    void *msg_ud;
-    char *topic;
-    bool has_author;
-    cp2p_node_event_type ev_type;
-    int ev_err;
-    cp2p_node_event_handler ev_cb;
-    void *ev_ud;
+typedef struct req_job {
+    cp2p__node_job job;
     cp2p_reqresp_responder *r;
     node_proto *proto;
     cp2p_peer_id from;
@@ -105,7 +75,17 @@ typedef struct node_job {
     size_t len;
     int rc;
     cp2p_buf resp;
-} node_job;
+} req_job;
+
+/* A connection event for the event handler. */
+typedef struct ev_job {
+    cp2p__node_job job;
+    cp2p_node_event_type type;
+    int err;
+    cp2p_node_event_handler cb;
+    void *ud;
+    cp2p_peer_id peer;
+} ev_job;
 
 struct cp2p_node {
     cp2p_node_config cfg;
@@ -119,10 +99,7 @@ struct cp2p_node {
     cp2p_host *host;
     cp2p_kad *kad;             /* the DHT when cfg.dht (loop thread only) */
     cp2p_pubsub *ps;           /* gossipsub when cfg.pubsub (loop thread only) */
-    struct node_sub *subs;     /* subscription handlers (loop thread only) */
-    cp2p_node_validator val_cb; /* pubsub validator (loop thread only) */
-    void *val_ud;
-    cp2p_node_exec val_exec;
+    cp2p__node_ps *psx;        /* node_pubsub.c's state (loop thread only) */
     node_proto *protos;        /* loop thread only */
     cp2p_node_event_handler ev_cb; /* loop thread only */
     void *ev_ud;
@@ -247,7 +224,6 @@ static void cmd_unref_locked(node_cmd *c)
         cp2p_multiaddr_free(c->addrs[i]);
     }
     cp2p_free(c->addrs);
-    cp2p_free(c->peers);
     cp2p_free(c->text);
     cp2p_free(c->data);
     cp2p_free(c->resp);
@@ -320,72 +296,35 @@ static void cmd_release(cp2p_node *n, node_cmd *c)
 
 /* ---- loop thread: inbound requests ---- */
 
-static void job_free(node_job *j)
-{
-    cp2p_free(j->topic);
-    cp2p_free(j->req);
-    cp2p_buf_fini(&j->resp);
-    cp2p_free(j);
-}
+/* ---- the worker pool ---- */
 
-/* Answer a job on the loop thread. */
-static void job_answer(cp2p_node *n, node_job *j)
+int cp2p__node_job_submit(cp2p_node *n, cp2p__node_job *j, size_t offset)
 {
-    if (j->is_validation) {
-        /* The pubsub may be gone (stopping) or the token expired: both are harmless. */
-        if (n->ps != NULL) {
-            (void)!cp2p_pubsub_validation_result(n->ps, j->token, (cp2p_pubsub_verdict)j->rc);
-        }
-        job_free(j);
-        return;
-    }
-    if (j->rc == 0) {
-        (void)!cp2p_reqresp_respond(j->r, j->resp.ptr, j->resp.len);
-    } else {
-        cp2p_reqresp_refuse(j->r);
-        pthread_mutex_lock(&n->mu);
-        n->stats.requests_refused_handler++;
-        pthread_mutex_unlock(&n->mu);
-    }
-    job_free(j);
-}
-
-static void on_inbound(cp2p_reqresp_responder *r, cp2p_conn *conn, const uint8_t *req,
-                       size_t len, void *ud)
-{
-    node_proto *p = ud;
-    cp2p_node *n = p->node;
-    node_job *j = cp2p_calloc(1, sizeof(*j));
-    if (j == NULL) {
-        cp2p_reqresp_refuse(r);
-        return;
-    }
-    j->r = r;
-    j->proto = p;
-    j->from = *cp2p_conn_peer_id(conn);
-    cp2p_buf_init(&j->resp, n->cfg.max_response_bytes);
     pthread_mutex_lock(&n->mu);
-    n->stats.requests_handled++;
-    pthread_mutex_unlock(&n->mu);
-    if (p->exec == CP2P_NODE_ON_LOOP) {
-        j->rc = p->cb(p->ud, &j->from, req, len, &j->resp);
-        job_answer(n, j);
-        return;
-    }
-    j->req = len > 0 ? cp2p__memdup(req, len) : NULL;
-    j->len = len;
-    pthread_mutex_lock(&n->mu);
-    if ((len > 0 && j->req == NULL) || n->workers_stop || cp2p__queue_push(&n->jobs, j) != 0) {
-        /* The pool is saturated: refuse now rather than queue without bound. */
-        n->stats.requests_refused_pool_full++;
+    if (n->workers_stop || cp2p__queue_push(&n->jobs, j) != 0) {
         pthread_mutex_unlock(&n->mu);
-        CP2P_LOG(CP2P_LOG_DEBUG, "node", cp2p_conn_id(conn), "node.pool_full request refused");
-        cp2p_reqresp_refuse(r);
-        job_free(j);
-        return;
+        return CP2P_EFULL;
     }
+    (*(uint64_t *)((char *)&n->stats + offset))++;
     pthread_cond_signal(&n->work);
     pthread_mutex_unlock(&n->mu);
+    return 0;
+}
+
+void cp2p__node_count(cp2p_node *n, size_t offset)
+{
+    pthread_mutex_lock(&n->mu);
+    (*(uint64_t *)((char *)&n->stats + offset))++;
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Loop thread: a job's answer (or its cancellation), then the job is freed. */
+static void job_finish(cp2p_node *n, cp2p__node_job *j, bool canceled)
+{
+    if (j->ops->answer != NULL) {
+        j->ops->answer(n, j, canceled);
+    }
+    j->ops->free(j);
 }
 
 static void *worker_main(void *arg)
@@ -393,38 +332,92 @@ static void *worker_main(void *arg)
     cp2p_node *n = arg;
     pthread_mutex_lock(&n->mu);
     for (;;) {
-        node_job *j = NULL;
+        cp2p__node_job *j = NULL;
         while (!n->workers_stop && (j = cp2p__queue_pop(&n->jobs)) == NULL) {
             pthread_cond_wait(&n->work, &n->mu);
         }
         if (j == NULL) {
-            break; /* stopping: queued jobs are refused by the loop */
+            break; /* stopping: queued jobs are canceled by the loop */
         }
         pthread_mutex_unlock(&n->mu);
-        if (j->is_event) {
-            j->ev_cb(j->ev_ud, j->ev_type, &j->from, j->ev_err);
-            job_free(j);
-            pthread_mutex_lock(&n->mu);
-            continue;
-        }
-        if (j->is_msg) {
-            j->msg_cb(j->msg_ud, j->topic, j->has_author ? &j->from : NULL, j->req, j->len);
-            job_free(j);
-            pthread_mutex_lock(&n->mu);
-            continue;
-        }
-        if (j->is_validation) {
-            j->rc = (int)j->val_cb(j->msg_ud, j->topic, j->has_author ? &j->from : NULL, j->req,
-                                   j->len);
-        } else {
-            j->rc = j->proto->cb(j->proto->ud, &j->from, j->req, j->len, &j->resp);
+        bool answer = j->ops->work(j);
+        if (!answer) {
+            j->ops->free(j);
         }
         pthread_mutex_lock(&n->mu);
-        (void)!cp2p__queue_push(&n->answers, j); /* sized for every job there can be */
-        wake_locked(n);
+        if (answer) {
+            (void)!cp2p__queue_push(&n->answers, j); /* sized for every job there can be */
+            wake_locked(n);
+        }
     }
     pthread_mutex_unlock(&n->mu);
     return NULL;
+}
+
+/* ---- inbound requests ---- */
+
+static void req_free(cp2p__node_job *j)
+{
+    req_job *q = (req_job *)j;
+    cp2p_free(q->req);
+    cp2p_buf_fini(&q->resp);
+    cp2p_free(q);
+}
+
+static bool req_work(cp2p__node_job *j)
+{
+    req_job *q = (req_job *)j;
+    q->rc = q->proto->cb(q->proto->ud, &q->from, q->req, q->len, &q->resp);
+    return true;
+}
+
+/* Loop thread: send the handler's answer, or refuse (the handler failed, or the node stopped
+ * before it ran). */
+static void req_answer(cp2p_node *n, cp2p__node_job *j, bool canceled)
+{
+    req_job *q = (req_job *)j;
+    if (!canceled && q->rc == 0) {
+        (void)!cp2p_reqresp_respond(q->r, q->resp.ptr, q->resp.len);
+        return;
+    }
+    cp2p_reqresp_refuse(q->r);
+    CP2P__NODE_COUNT(n, requests_refused_handler);
+}
+
+static const cp2p__node_job_ops REQ_OPS = {req_work, req_answer, req_free};
+
+static void on_inbound(cp2p_reqresp_responder *r, cp2p_conn *conn, const uint8_t *req,
+                       size_t len, void *ud)
+{
+    node_proto *p = ud;
+    cp2p_node *n = p->node;
+    req_job *q = cp2p_calloc(1, sizeof(*q));
+    if (q == NULL) {
+        cp2p_reqresp_refuse(r);
+        return;
+    }
+    q->job.ops = &REQ_OPS;
+    q->r = r;
+    q->proto = p;
+    q->from = *cp2p_conn_peer_id(conn);
+    cp2p_buf_init(&q->resp, n->cfg.max_response_bytes);
+    if (p->exec == CP2P_NODE_ON_LOOP) {
+        CP2P__NODE_COUNT(n, requests_handled);
+        q->rc = p->cb(p->ud, &q->from, req, len, &q->resp);
+        job_finish(n, &q->job, false);
+        return;
+    }
+    q->req = len > 0 ? cp2p__memdup(req, len) : NULL;
+    q->len = len;
+    if ((len > 0 && q->req == NULL) || CP2P__NODE_SUBMIT(n, &q->job, requests_handled) != 0) {
+        /* The pool is saturated: refuse now rather than queue without bound (handled counts
+         * every inbound request, as on the loop). */
+        CP2P__NODE_COUNT(n, requests_handled);
+        CP2P__NODE_COUNT(n, requests_refused_pool_full);
+        CP2P_LOG(CP2P_LOG_DEBUG, "node", cp2p_conn_id(conn), "node.pool_full request refused");
+        cp2p_reqresp_refuse(r);
+        req_free(&q->job);
+    }
 }
 
 /* ---- loop thread: commands ---- */
@@ -525,164 +518,14 @@ cp2p_pubsub *cp2p__node_pubsub(cp2p_node *n)
     return n->ps;
 }
 
-/* ---- loop thread: pubsub ---- */
-
-typedef struct node_sub {
-    struct node_sub *next;
-    cp2p_node *node;
-    char *topic;
-    cp2p_node_message_handler cb;
-    void *ud;
-    cp2p_node_exec exec;
-} node_sub;
-
-/* A worker job holding a copy of a pubsub message (NULL when out of memory). */
-static node_job *msg_job(const cp2p_pubsub_msg *m)
+uint32_t cp2p__node_workers(const cp2p_node *n)
 {
-    node_job *j = cp2p_calloc(1, sizeof(*j));
-    if (j == NULL) {
-        return NULL;
-    }
-    j->topic = cp2p__memdup(m->topic, strlen(m->topic) + 1);
-    j->req = cp2p__memdup(m->len ? (const void *)m->data : "", m->len ? m->len : 1);
-    j->len = m->len;
-    if (m->from != NULL) {
-        j->from = *m->from;
-        j->has_author = true;
-    }
-    if (j->topic == NULL || j->req == NULL) {
-        job_free(j);
-        return NULL;
-    }
-    return j;
+    return n->nworkers;
 }
 
-/* Queue j for the workers. Returns true with the node's mutex held (the caller counts, then
- * signals and unlocks), or false, also with the mutex held, after freeing j: no job, the
- * workers are stopping, or the queue is full. */
-static bool msg_job_queue(cp2p_node *n, node_job *j)
+cp2p__node_ps **cp2p__node_ps_slot(cp2p_node *n)
 {
-    pthread_mutex_lock(&n->mu);
-    if (j == NULL || n->workers_stop || cp2p__queue_push(&n->jobs, j) != 0) {
-        if (j != NULL) {
-            job_free(j);
-        }
-        return false;
-    }
-    return true;
-}
-
-static void on_ps_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
-{
-    node_sub *s = ud;
-    cp2p_node *n = s->node;
-    (void)ps;
-    if (s->exec == CP2P_NODE_ON_LOOP) {
-        s->cb(s->ud, m->topic, m->from, m->data, m->len);
-        pthread_mutex_lock(&n->mu);
-        n->stats.messages_delivered++;
-        pthread_mutex_unlock(&n->mu);
-        return;
-    }
-    node_job *j = msg_job(m);
-    if (j != NULL) {
-        j->is_msg = true;
-        j->msg_cb = s->cb;
-        j->msg_ud = s->ud;
-    }
-    if (!msg_job_queue(n, j)) {
-        /* The pool is saturated: drop and count, never block the loop. */
-        n->stats.messages_dropped++;
-        pthread_mutex_unlock(&n->mu);
-        return;
-    }
-    n->stats.messages_delivered++;
-    pthread_cond_signal(&n->work);
-    pthread_mutex_unlock(&n->mu);
-}
-
-/* Every message passes here (the node's pubsub always validates asynchronously): no
- * validator accepts, one on the loop answers at once, one on the pool gets a job whose verdict
- * comes back through the answers queue; a full pool drops the message (IGNORE) and counts it. */
-static void on_ps_validate(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, uint64_t token, void *ud)
-{
-    cp2p_node *n = ud;
-    if (n->val_cb == NULL || n->val_exec == CP2P_NODE_ON_LOOP) {
-        cp2p_pubsub_verdict v = n->val_cb == NULL
-                                    ? CP2P_PUBSUB_ACCEPT
-                                    : n->val_cb(n->val_ud, m->topic, m->from, m->data, m->len);
-        (void)!cp2p_pubsub_validation_result(ps, token, v);
-        return;
-    }
-    node_job *j = msg_job(m);
-    if (j != NULL) {
-        j->is_validation = true;
-        j->token = token;
-        j->val_cb = n->val_cb;
-        j->msg_ud = n->val_ud;
-    }
-    if (!msg_job_queue(n, j)) {
-        n->stats.validations_dropped++;
-        pthread_mutex_unlock(&n->mu);
-        (void)!cp2p_pubsub_validation_result(ps, token, CP2P_PUBSUB_IGNORE);
-        return;
-    }
-    n->stats.validations_queued++;
-    pthread_cond_signal(&n->work);
-    pthread_mutex_unlock(&n->mu);
-}
-
-static void pubsub_run(cp2p_node *n, node_cmd *c)
-{
-    int rc = 0;
-    if (n->ps == NULL) {
-        cmd_complete(c, CP2P_ENOTSUP);
-        return;
-    }
-    switch (c->pop) {
-    case PS_SUBSCRIBE: {
-        node_sub *s = n->subs;
-        while (s != NULL && strcmp(s->topic, c->text) != 0) {
-            s = s->next;
-        }
-        if (s == NULL) {
-            s = cp2p_calloc(1, sizeof(*s));
-            if (s == NULL) {
-                rc = CP2P_ENOMEM;
-                break;
-            }
-            s->node = n;
-            s->topic = c->text;
-            c->text = NULL;
-            s->next = n->subs;
-            n->subs = s;
-        }
-        s->cb = c->msg_cb;
-        s->ud = c->hud;
-        s->exec = c->exec;
-        rc = cp2p_pubsub_subscribe(n->ps, s->topic, on_ps_message, s);
-        break;
-    }
-    case PS_UNSUBSCRIBE:
-        /* The handler record stays (a later subscribe reuses it) but gets no more calls. */
-        rc = cp2p_pubsub_unsubscribe(n->ps, c->text);
-        break;
-    case PS_PUBLISH:
-        rc = cp2p_pubsub_publish(n->ps, c->text, c->data, c->len);
-        break;
-    case PS_SET_VALIDATOR:
-        n->val_cb = c->val_cb;
-        n->val_ud = c->hud;
-        n->val_exec = c->exec;
-        break;
-    case PS_TOPIC_PEERS:
-    case PS_MESH_PEERS:
-        c->count = c->pop == PS_TOPIC_PEERS
-                       ? cp2p_pubsub_topic_peers(n->ps, c->text, c->peers, c->max)
-                       : cp2p_pubsub_mesh_peers(n->ps, c->text, c->peers, c->max);
-        break;
-    }
-    cmd_complete(c, rc);
+    return &n->psx;
 }
 
 static void run_command(cp2p_node *n, node_cmd *c)
@@ -730,9 +573,6 @@ static void run_command(cp2p_node *n, node_cmd *c)
     case CMD_SET_HANDLER:
         cmd_complete(c, set_handler(n, c));
         return;
-    case CMD_PUBSUB:
-        pubsub_run(n, c);
-        return;
     case CMD_CALL:
         c->call_fn((cp2p_node_call *)c, n->host, c->call_ud); /* it completes c */
         return;
@@ -774,19 +614,14 @@ static void refuse_commands(cp2p_node *n)
 /* Wind down on the loop thread: fail what is queued, answer what the workers left, close. */
 static void loop_shutdown(cp2p_node *n)
 {
-    node_job *j;
+    cp2p__node_job *j;
     refuse_commands(n);
     /* The workers are joined (cp2p_node_stop did it before waking us): what remains is ours. */
     while ((j = cp2p__queue_pop(&n->answers)) != NULL) {
-        job_answer(n, j);
+        job_finish(n, j, false);
     }
     while ((j = cp2p__queue_pop(&n->jobs)) != NULL) {
-        if (j->is_event || j->is_msg || j->is_validation) {
-            job_free(j); /* the node is going: an undelivered event is moot */
-            continue;
-        }
-        j->rc = CP2P_ECANCELED;
-        job_answer(n, j);
+        job_finish(n, j, true);
     }
     for (node_proto *p = n->protos; p != NULL; p = p->next) {
         (void)!cp2p_reqresp_unregister(n->host, p->protocol);
@@ -802,7 +637,7 @@ static void on_async(uv_async_t *a)
 {
     cp2p_node *n = a->data;
     node_cmd *c;
-    node_job *j;
+    cp2p__node_job *j;
     bool stopping;
     if (n->host == NULL) {
         return;
@@ -818,7 +653,7 @@ static void on_async(uv_async_t *a)
     }
     while (!stopping && (j = cp2p__queue_pop(&n->answers)) != NULL) {
         pthread_mutex_unlock(&n->mu);
-        job_answer(n, j);
+        job_finish(n, j, false);
         pthread_mutex_lock(&n->mu);
     }
     bool shut = n->stopping && n->workers_joined;
@@ -829,6 +664,21 @@ static void on_async(uv_async_t *a)
 }
 
 /* ---- start and stop ---- */
+
+static bool ev_work(cp2p__node_job *j)
+{
+    ev_job *e = (ev_job *)j;
+    e->cb(e->ud, e->type, &e->peer, e->err);
+    return false;
+}
+
+static void ev_free(cp2p__node_job *j)
+{
+    cp2p_free(j);
+}
+
+/* An event the node stopped before delivering is moot: no answer. */
+static const cp2p__node_job_ops EV_OPS = {ev_work, NULL, ev_free};
 
 /* Loop thread: a host event for the application's event handler. */
 static void on_host_event(cp2p_host *h, const cp2p_event *ev, void *ud)
@@ -847,30 +697,18 @@ static void on_host_event(cp2p_host *h, const cp2p_event *ev, void *ud)
     }
     if (n->ev_exec == CP2P_NODE_ON_LOOP) {
         n->ev_cb(n->ev_ud, type, cp2p_conn_peer_id(ev->conn), ev->err);
-        pthread_mutex_lock(&n->mu);
-        n->stats.events_delivered++;
-        pthread_mutex_unlock(&n->mu);
+        CP2P__NODE_COUNT(n, events_delivered);
         return;
     }
-    node_job *j = cp2p_calloc(1, sizeof(*j));
-    pthread_mutex_lock(&n->mu);
-    if (j == NULL || n->workers_stop) {
-        n->stats.events_dropped++;
-        pthread_mutex_unlock(&n->mu);
+    ev_job *j = cp2p_calloc(1, sizeof(*j));
+    if (j != NULL) {
+        *j = (ev_job){.job.ops = &EV_OPS, .type = type, .err = ev->err, .cb = n->ev_cb,
+                      .ud = n->ev_ud, .peer = *cp2p_conn_peer_id(ev->conn)};
+    }
+    if (j == NULL || CP2P__NODE_SUBMIT(n, &j->job, events_delivered) != 0) {
+        CP2P__NODE_COUNT(n, events_dropped);
         cp2p_free(j);
-        return;
     }
-    *j = (node_job){.is_event = true, .ev_type = type, .ev_err = ev->err, .ev_cb = n->ev_cb,
-                    .ev_ud = n->ev_ud, .from = *cp2p_conn_peer_id(ev->conn)};
-    if (cp2p__queue_push(&n->jobs, j) != 0) {
-        n->stats.events_dropped++;
-        pthread_mutex_unlock(&n->mu);
-        cp2p_free(j);
-        return;
-    }
-    n->stats.events_delivered++;
-    pthread_cond_signal(&n->work);
-    pthread_mutex_unlock(&n->mu);
 }
 
 /* Loop thread: the dialable addresses, kept as text for cp2p_node_addr (fixed from now on). */
@@ -915,7 +753,7 @@ static int loop_start(cp2p_node *n)
         pc.async_validation = true; /* see on_ps_validate */
         rc = cp2p_pubsub_new(n->host, &pc, &n->ps);
         if (rc == 0) {
-            cp2p_pubsub_set_async_validator(n->ps, on_ps_validate, n);
+            cp2p__node_pubsub_attach(n, n->ps); /* see node_pubsub.c */
         }
     }
     if (rc == 0 && n->cfg.dht) {
@@ -954,11 +792,7 @@ static void *loop_main(void *arg)
 
 static void node_free(cp2p_node *n)
 {
-    for (struct node_sub *s = n->subs, *next; s != NULL; s = next) {
-        next = s->next;
-        cp2p_free(s->topic);
-        cp2p_free(s);
-    }
+    cp2p__node_pubsub_free(n->psx);
     for (node_proto *p = n->protos, *next; p != NULL; p = next) {
         next = p->next;
         cp2p_free(p->protocol);
@@ -1333,156 +1167,6 @@ void cp2p_node_free_strings(char **s, size_t n)
         cp2p_free(s[i]);
     }
     cp2p_free(s);
-}
-
-/* ---- pubsub (callers) ---- */
-
-static node_cmd *ps_cmd(cp2p_node *n, ps_op op, const char *topic, int *rc)
-{
-    node_cmd *c = cmd_new(n, CMD_PUBSUB);
-    if (c == NULL) {
-        *rc = CP2P_ENOMEM;
-        return NULL;
-    }
-    c->pop = op;
-    c->text = cp2p__memdup(topic, strlen(topic) + 1);
-    if (c->text == NULL) {
-        cmd_release(n, c);
-        *rc = CP2P_ENOMEM;
-        return NULL;
-    }
-    *rc = 0;
-    return c;
-}
-
-int cp2p_node_subscribe(cp2p_node *n, const char *topic, cp2p_node_message_handler cb, void *ud,
-                        cp2p_node_exec exec)
-{
-    int rc;
-    if (topic == NULL || cb == NULL || (exec != CP2P_NODE_ON_LOOP && exec != CP2P_NODE_ON_POOL) ||
-        (exec == CP2P_NODE_ON_POOL && n->nworkers == 0)) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = ps_cmd(n, PS_SUBSCRIBE, topic, &rc);
-    if (c != NULL) {
-        c->msg_cb = cb;
-        c->hud = ud;
-        c->exec = exec;
-        if ((rc = cmd_run(n, c, CP2P_NODE_DHT_QUICK_MS)) == 0) {
-            cmd_release(n, c);
-        }
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_unsubscribe(cp2p_node *n, const char *topic)
-{
-    int rc;
-    if (topic == NULL) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = ps_cmd(n, PS_UNSUBSCRIBE, topic, &rc);
-    if (c != NULL && (rc = cmd_run(n, c, CP2P_NODE_DHT_QUICK_MS)) == 0) {
-        cmd_release(n, c);
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_publish(cp2p_node *n, const char *topic, const void *data, size_t len,
-                      uint64_t timeout_ms)
-{
-    int rc;
-    if (topic == NULL || (data == NULL && len > 0)) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = ps_cmd(n, PS_PUBLISH, topic, &rc);
-    if (c != NULL) {
-        c->data = cp2p__memdup(len ? data : "", len ? len : 1);
-        c->len = len;
-        if (c->data == NULL) {
-            cmd_release(n, c);
-            rc = CP2P_ENOMEM;
-        } else if ((rc = cmd_run(n, c, timeout_ms)) == 0) {
-            cmd_release(n, c);
-        }
-    }
-    leave(n);
-    return rc;
-}
-
-static int ps_peers(cp2p_node *n, ps_op op, const char *topic, cp2p_peer_id *out, size_t max,
-                    size_t *total)
-{
-    int rc;
-    if (topic == NULL || total == NULL || (out == NULL && max > 0)) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = ps_cmd(n, op, topic, &rc);
-    if (c != NULL) {
-        c->max = max;
-        c->peers = max ? cp2p_calloc(max, sizeof(*c->peers)) : NULL;
-        if (max && c->peers == NULL) {
-            cmd_release(n, c);
-            rc = CP2P_ENOMEM;
-        } else if ((rc = cmd_run(n, c, CP2P_NODE_DHT_QUICK_MS)) == 0) {
-            if (max) {
-                memcpy(out, c->peers, (c->count < max ? c->count : max) * sizeof(*out));
-            }
-            *total = c->count;
-            cmd_release(n, c);
-        }
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_topic_peers(cp2p_node *n, const char *topic, cp2p_peer_id *out, size_t max,
-                          size_t *total)
-{
-    return ps_peers(n, PS_TOPIC_PEERS, topic, out, max, total);
-}
-
-int cp2p_node_mesh_peers(cp2p_node *n, const char *topic, cp2p_peer_id *out, size_t max,
-                         size_t *total)
-{
-    return ps_peers(n, PS_MESH_PEERS, topic, out, max, total);
-}
-
-int cp2p_node_set_validator(cp2p_node *n, cp2p_node_validator cb, void *ud, cp2p_node_exec exec)
-{
-    int rc;
-    if ((exec != CP2P_NODE_ON_LOOP && exec != CP2P_NODE_ON_POOL) ||
-        (exec == CP2P_NODE_ON_POOL && cb != NULL && n->nworkers == 0)) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    node_cmd *c = ps_cmd(n, PS_SET_VALIDATOR, "", &rc);
-    if (c != NULL) {
-        c->val_cb = cb;
-        c->hud = ud;
-        c->exec = exec;
-        if ((rc = cmd_run(n, c, CP2P_NODE_DHT_QUICK_MS)) == 0) {
-            cmd_release(n, c);
-        }
-    }
-    leave(n);
-    return rc;
 }
 
 /* ---- running code on the loop thread ---- */
