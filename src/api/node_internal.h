@@ -39,9 +39,27 @@ CP2P_NODISCARD int cp2p__node_job_submit(cp2p_node *n, cp2p__node_job *j, size_t
 #define CP2P__NODE_SUBMIT(n, j, field)                                                         \
     cp2p__node_job_submit((n), (j), offsetof(cp2p_node_stats, field))
 
+/* Loop thread: a job's answer (or its cancellation), then its free. For a job that ran on the
+ * loop itself (handler on the loop) as well as for those that come back from a worker. */
+void cp2p__node_job_finish(cp2p_node *n, cp2p__node_job *j, bool canceled);
+
+/* The node's host (NULL once it closed). Loop thread. */
+cp2p_host *cp2p__node_host(cp2p_node *n);
+/* The node's configuration (fixed after start). Any thread. */
+const cp2p_node_config *cp2p__node_config(const cp2p_node *n);
+
 /* Add 1 to a counter of cp2p_node_stats under the node's lock. Any thread. */
 void cp2p__node_count(cp2p_node *n, size_t offset);
 #define CP2P__NODE_COUNT(n, field) cp2p__node_count((n), offsetof(cp2p_node_stats, field))
+
+/* ---- node_req.c ---- */
+typedef struct cp2p__node_req cp2p__node_req;
+/* Where the node keeps node_req.c's state (its request handlers; NULL until first used). */
+cp2p__node_req **cp2p__node_req_slot(cp2p_node *n);
+/* The node stops or detaches: unregister every request handler from its host. */
+void cp2p__node_req_unregister(cp2p_node *n, cp2p__node_req *st);
+/* The node is freed. NULL is fine. */
+void cp2p__node_req_free(cp2p__node_req *st);
 
 /* ---- node_pubsub.c ---- */
 typedef struct cp2p__node_ps cp2p__node_ps;

@@ -23,8 +23,6 @@
 
 typedef enum {
     CMD_DIAL,
-    CMD_REQUEST,
-    CMD_SET_HANDLER,
     CMD_ADD_ADDRS,
     CMD_SET_EVENTS,
     CMD_CALL, /* cp2p_node_call_on_loop */
@@ -37,45 +35,18 @@ typedef struct node_cmd {
     bool done;             /* under node->mu */
     int status;
     pthread_cond_t cond;
-    char *text;            /* dial address or protocol */
+    char *text;            /* dial address */
     cp2p_peer_id peer;
-    uint8_t *data;
-    size_t len;
     uint64_t timeout_ms;
-    cp2p_node_request_handler handler;
     cp2p_node_event_handler ev_cb;
     void *hud;
     cp2p_node_exec exec;
-    uint8_t *resp;         /* result of a request, owned until taken */
-    size_t resp_len;
     cp2p_multiaddr **addrs; /* CMD_ADD_ADDRS, owned */
     size_t naddrs;
     cp2p_node_call_fn call_fn; /* CMD_CALL: run on the loop with call_ud */
     void *call_ud;
     void (*call_free)(void *); /* frees call_ud with the command, unless the caller took it */
 } node_cmd;
-
-/* A registered request handler; lives until the node is freed. */
-typedef struct node_proto {
-    struct node_proto *next;
-    cp2p_node *node;
-    char *protocol;
-    cp2p_node_request_handler cb;
-    void *ud;
-    cp2p_node_exec exec;
-} node_proto;
-
-/* An inbound request handed to the worker pool, and its answer on the way back. */
-typedef struct req_job {
-    cp2p__node_job job;
-    cp2p_reqresp_responder *r;
-    node_proto *proto;
-    cp2p_peer_id from;
-    uint8_t *req;
-    size_t len;
-    int rc;
-    cp2p_buf resp;
-} req_job;
 
 /* A connection event for the event handler. */
 typedef struct ev_job {
@@ -100,7 +71,7 @@ struct cp2p_node {
     cp2p_kad *kad;             /* the DHT when cfg.dht (loop thread only) */
     cp2p_pubsub *ps;           /* gossipsub when cfg.pubsub (loop thread only) */
     cp2p__node_ps *psx;        /* node_pubsub.c's state (loop thread only) */
-    node_proto *protos;        /* loop thread only */
+    cp2p__node_req *reqx;      /* node_req.c's state (loop thread only) */
     cp2p_node_event_handler ev_cb; /* loop thread only */
     void *ev_ud;
     cp2p_node_exec ev_exec;
@@ -225,8 +196,6 @@ static void cmd_unref_locked(node_cmd *c)
     }
     cp2p_free(c->addrs);
     cp2p_free(c->text);
-    cp2p_free(c->data);
-    cp2p_free(c->resp);
     if (c->call_free != NULL) {
         c->call_free(c->call_ud);
     }
@@ -239,10 +208,6 @@ static void cmd_complete(node_cmd *c, int status)
     cp2p_node *n = c->node;
     pthread_mutex_lock(&n->mu);
     c->status = n->stopping && status != 0 ? CP2P_ECANCELED : status;
-    if (c->type == CMD_REQUEST) {
-        n->stats.requests_sent++;
-        n->stats.requests_failed += status != 0;
-    }
     c->done = true;
     pthread_cond_signal(&c->cond);
     cmd_unref_locked(c);
@@ -318,8 +283,7 @@ void cp2p__node_count(cp2p_node *n, size_t offset)
     pthread_mutex_unlock(&n->mu);
 }
 
-/* Loop thread: a job's answer (or its cancellation), then the job is freed. */
-static void job_finish(cp2p_node *n, cp2p__node_job *j, bool canceled)
+void cp2p__node_job_finish(cp2p_node *n, cp2p__node_job *j, bool canceled)
 {
     if (j->ops->answer != NULL) {
         j->ops->answer(n, j, canceled);
@@ -354,72 +318,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* ---- inbound requests ---- */
-
-static void req_free(cp2p__node_job *j)
-{
-    req_job *q = (req_job *)j;
-    cp2p_free(q->req);
-    cp2p_buf_fini(&q->resp);
-    cp2p_free(q);
-}
-
-static bool req_work(cp2p__node_job *j)
-{
-    req_job *q = (req_job *)j;
-    q->rc = q->proto->cb(q->proto->ud, &q->from, q->req, q->len, &q->resp);
-    return true;
-}
-
-/* Loop thread: send the handler's answer, or refuse (the handler failed, or the node stopped
- * before it ran). */
-static void req_answer(cp2p_node *n, cp2p__node_job *j, bool canceled)
-{
-    req_job *q = (req_job *)j;
-    if (!canceled && q->rc == 0) {
-        (void)!cp2p_reqresp_respond(q->r, q->resp.ptr, q->resp.len);
-        return;
-    }
-    cp2p_reqresp_refuse(q->r);
-    CP2P__NODE_COUNT(n, requests_refused_handler);
-}
-
-static const cp2p__node_job_ops REQ_OPS = {req_work, req_answer, req_free};
-
-static void on_inbound(cp2p_reqresp_responder *r, cp2p_conn *conn, const uint8_t *req,
-                       size_t len, void *ud)
-{
-    node_proto *p = ud;
-    cp2p_node *n = p->node;
-    req_job *q = cp2p_calloc(1, sizeof(*q));
-    if (q == NULL) {
-        cp2p_reqresp_refuse(r);
-        return;
-    }
-    q->job.ops = &REQ_OPS;
-    q->r = r;
-    q->proto = p;
-    q->from = *cp2p_conn_peer_id(conn);
-    cp2p_buf_init(&q->resp, n->cfg.max_response_bytes);
-    if (p->exec == CP2P_NODE_ON_LOOP) {
-        CP2P__NODE_COUNT(n, requests_handled);
-        q->rc = p->cb(p->ud, &q->from, req, len, &q->resp);
-        job_finish(n, &q->job, false);
-        return;
-    }
-    q->req = len > 0 ? cp2p__memdup(req, len) : NULL;
-    q->len = len;
-    if ((len > 0 && q->req == NULL) || CP2P__NODE_SUBMIT(n, &q->job, requests_handled) != 0) {
-        /* The pool is saturated: refuse now rather than queue without bound (handled counts
-         * every inbound request, as on the loop). */
-        CP2P__NODE_COUNT(n, requests_handled);
-        CP2P__NODE_COUNT(n, requests_refused_pool_full);
-        CP2P_LOG(CP2P_LOG_DEBUG, "node", cp2p_conn_id(conn), "node.pool_full request refused");
-        cp2p_reqresp_refuse(r);
-        req_free(&q->job);
-    }
-}
-
 /* ---- loop thread: commands ---- */
 
 static void on_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
@@ -432,78 +330,12 @@ static void on_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
     cmd_complete(c, status);
 }
 
-static void on_response(cp2p_conn *conn, int status, const uint8_t *resp, size_t len, void *ud)
-{
-    node_cmd *c = ud;
-    (void)conn;
-    if (status == 0 && len > 0) {
-        c->resp = cp2p__memdup(resp, len);
-        c->resp_len = len;
-        if (c->resp == NULL) {
-            status = CP2P_ENOMEM;
-        }
-    }
-    cmd_complete(c, status);
-}
-
-static int start_request(cp2p_node *n, node_cmd *c, cp2p_conn *conn)
-{
-    cp2p_reqresp_config cfg;
-    cp2p_reqresp_config_default(&cfg);
-    cfg.max_request_bytes = n->cfg.max_request_bytes;
-    cfg.max_response_bytes = n->cfg.max_response_bytes;
-    cfg.timeout_ms = c->timeout_ms;
-    return cp2p_reqresp_request(conn, c->text, &cfg, c->data, c->len, on_response, c);
-}
-
-/* The dial a request needed is done: send the request, or report why not. */
-static void on_request_dialed(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
-{
-    node_cmd *c = ud;
-    (void)h;
-    if (status == 0) {
-        status = start_request(c->node, c, conn);
-    }
-    if (status != 0) {
-        cmd_complete(c, status);
-    }
-}
-
 /* Wall-clock ms for the peerstore (see cp2p/peerstore.h). */
 static uint64_t wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int set_handler(cp2p_node *n, node_cmd *c)
-{
-    node_proto *p = n->protos;
-    while (p != NULL && strcmp(p->protocol, c->text) != 0) {
-        p = p->next;
-    }
-    if (p == NULL) {
-        p = cp2p_calloc(1, sizeof(*p));
-        if (p == NULL) {
-            return CP2P_ENOMEM;
-        }
-        p->protocol = c->text;
-        c->text = NULL;
-        p->node = n;
-        p->next = n->protos;
-        n->protos = p;
-    }
-    /* Jobs already queued keep running the old handler's pointer until answered; replacing a
-     * handler takes effect for requests that arrive afterwards. */
-    p->cb = c->handler;
-    p->ud = c->hud;
-    p->exec = c->exec;
-    cp2p_reqresp_config rc;
-    cp2p_reqresp_config_default(&rc);
-    rc.max_request_bytes = n->cfg.max_request_bytes;
-    rc.max_response_bytes = n->cfg.max_response_bytes;
-    return cp2p_reqresp_register(n->host, p->protocol, &rc, on_inbound, p);
 }
 
 /* ---- loop thread: the DHT (node_dht.c runs its jobs through CMD_CALL) ---- */
@@ -528,6 +360,21 @@ cp2p__node_ps **cp2p__node_ps_slot(cp2p_node *n)
     return &n->psx;
 }
 
+cp2p__node_req **cp2p__node_req_slot(cp2p_node *n)
+{
+    return &n->reqx;
+}
+
+cp2p_host *cp2p__node_host(cp2p_node *n)
+{
+    return n->host;
+}
+
+const cp2p_node_config *cp2p__node_config(const cp2p_node *n)
+{
+    return &n->cfg;
+}
+
 static void run_command(cp2p_node *n, node_cmd *c)
 {
     int rc;
@@ -548,16 +395,6 @@ static void run_command(cp2p_node *n, node_cmd *c)
         }
         return;
     }
-    case CMD_REQUEST: {
-        cp2p_conn *conn = cp2p_host_conn_to(n->host, &c->peer);
-        /* Not connected: dial the peer from its peerstore addresses first. */
-        rc = conn != NULL ? start_request(n, c, conn)
-                          : cp2p_host_dial_peer(n->host, &c->peer, on_request_dialed, c);
-        if (rc != 0) {
-            cmd_complete(c, rc);
-        }
-        return;
-    }
     case CMD_ADD_ADDRS:
         cmd_complete(c, cp2p_peerstore_add_addrs(cp2p_host_peerstore(n->host), &c->peer,
                                                  (const cp2p_multiaddr *const *)c->addrs,
@@ -569,9 +406,6 @@ static void run_command(cp2p_node *n, node_cmd *c)
         n->ev_ud = c->hud;
         n->ev_exec = c->exec;
         cmd_complete(c, 0);
-        return;
-    case CMD_SET_HANDLER:
-        cmd_complete(c, set_handler(n, c));
         return;
     case CMD_CALL:
         c->call_fn((cp2p_node_call *)c, n->host, c->call_ud); /* it completes c */
@@ -618,14 +452,12 @@ static void loop_shutdown(cp2p_node *n)
     refuse_commands(n);
     /* The workers are joined (cp2p_node_stop did it before waking us): what remains is ours. */
     while ((j = cp2p__queue_pop(&n->answers)) != NULL) {
-        job_finish(n, j, false);
+        cp2p__node_job_finish(n, j, false);
     }
     while ((j = cp2p__queue_pop(&n->jobs)) != NULL) {
-        job_finish(n, j, true);
+        cp2p__node_job_finish(n, j, true);
     }
-    for (node_proto *p = n->protos; p != NULL; p = p->next) {
-        (void)!cp2p_reqresp_unregister(n->host, p->protocol);
-    }
+    cp2p__node_req_unregister(n, n->reqx);
     cp2p_kad_close(n->kad); /* its operations complete with CP2P_ECANCELED */
     n->kad = NULL;
     cp2p_pubsub_close(n->ps);
@@ -653,7 +485,7 @@ static void on_async(uv_async_t *a)
     }
     while (!stopping && (j = cp2p__queue_pop(&n->answers)) != NULL) {
         pthread_mutex_unlock(&n->mu);
-        job_finish(n, j, false);
+        cp2p__node_job_finish(n, j, false);
         pthread_mutex_lock(&n->mu);
     }
     bool shut = n->stopping && n->workers_joined;
@@ -793,11 +625,7 @@ static void *loop_main(void *arg)
 static void node_free(cp2p_node *n)
 {
     cp2p__node_pubsub_free(n->psx);
-    for (node_proto *p = n->protos, *next; p != NULL; p = next) {
-        next = p->next;
-        cp2p_free(p->protocol);
-        cp2p_free(p);
-    }
+    cp2p__node_req_free(n->reqx);
     for (size_t i = 0; i < n->naddrs; i++) {
         cp2p_free(n->addrs[i]);
     }
@@ -991,79 +819,6 @@ int cp2p_node_dial(cp2p_node *n, const char *multiaddr, uint64_t timeout_ms, cp2
         if (peer != NULL) {
             *peer = c->peer;
         }
-        cmd_release(n, c);
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_request(cp2p_node *n, const cp2p_peer_id *peer, const char *protocol,
-                      const void *req, size_t len, uint64_t timeout_ms, uint8_t **resp,
-                      size_t *resp_len)
-{
-    node_cmd *c;
-    if (peer == NULL || protocol == NULL || resp == NULL || resp_len == NULL ||
-        (req == NULL && len > 0) || timeout_ms == 0) {
-        return CP2P_EINVAL;
-    }
-    if (len > n->cfg.max_request_bytes) {
-        return CP2P_ELIMIT;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    if ((c = cmd_new(n, CMD_REQUEST)) == NULL) {
-        leave(n);
-        return CP2P_ENOMEM;
-    }
-    c->peer = *peer;
-    c->timeout_ms = timeout_ms;
-    c->text = cp2p__memdup(protocol, strlen(protocol) + 1);
-    c->data = len > 0 ? cp2p__memdup(req, len) : NULL;
-    c->len = len;
-    if (c->text == NULL || (len > 0 && c->data == NULL)) {
-        cmd_release(n, c);
-        leave(n);
-        return CP2P_ENOMEM;
-    }
-    int rc = cmd_run(n, c, timeout_ms);
-    if (rc == 0) {
-        *resp = c->resp;
-        *resp_len = c->resp_len;
-        c->resp = NULL;
-        cmd_release(n, c);
-    }
-    leave(n);
-    return rc;
-}
-
-int cp2p_node_set_request_handler(cp2p_node *n, const char *protocol,
-                                  cp2p_node_request_handler cb, void *ud, cp2p_node_exec exec)
-{
-    node_cmd *c;
-    if (protocol == NULL || cb == NULL ||
-        (exec != CP2P_NODE_ON_LOOP && exec != CP2P_NODE_ON_POOL) ||
-        (exec == CP2P_NODE_ON_POOL && n->nworkers == 0)) {
-        return CP2P_EINVAL;
-    }
-    if (!enter(n)) {
-        return CP2P_ECANCELED;
-    }
-    if ((c = cmd_new(n, CMD_SET_HANDLER)) == NULL) {
-        leave(n);
-        return CP2P_ENOMEM;
-    }
-    c->text = cp2p__memdup(protocol, strlen(protocol) + 1);
-    c->handler = cb;
-    c->hud = ud;
-    c->exec = exec;
-    if (c->text == NULL) {
-        cmd_release(n, c);
-        leave(n);
-        return CP2P_ENOMEM;
-    }
-    int rc = cmd_run(n, c, CP2P_NODE_CONTROL_TIMEOUT_MS);
-    if (rc == 0) {
         cmd_release(n, c);
     }
     leave(n);
@@ -1272,9 +1027,7 @@ void cp2p_node_detach_begin(cp2p_node *n)
     }
     n->detaching = true;
     refuse_commands(n);
-    for (node_proto *p = n->protos; p != NULL; p = p->next) {
-        (void)!cp2p_reqresp_unregister(n->host, p->protocol);
-    }
+    cp2p__node_req_unregister(n, n->reqx);
 }
 
 static void on_detached(uv_handle_t *h)
