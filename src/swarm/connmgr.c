@@ -4,7 +4,9 @@
 
 #include "swarm/connmgr.h"
 #include "util/alloc.h"
+#include "util/hashmap.h"
 #include "util/limits.h"
+#include "util/token_bucket.h"
 
 typedef struct {
     uint8_t ip[16];
@@ -14,12 +16,18 @@ typedef struct {
 
 struct cp2p__connmgr {
     cp2p__connmgr_config cfg;
-    ip_count *ips;          /* one entry per IP with live connections: bounded by them */
-    size_t nips, capips;
-    uint64_t tokens_milli;  /* inbound token bucket, in thousandths of a token */
-    uint64_t refilled_at;
+    /* One entry per IP with live connections (so bounded by them), keyed by the remote's
+     * address: the keyed hash map, since anyone with many addresses picks the keys. */
+    cp2p_hashmap ips;
+    cp2p_token_bucket inbound; /* accepted inbound connections */
     cp2p__connmgr_stats stats;
 };
+
+static cp2p_slice ip_key(const void *item)
+{
+    const ip_count *e = item;
+    return (cp2p_slice){e->ip, e->len};
+}
 
 void cp2p__connmgr_config_default(cp2p__connmgr_config *c)
 {
@@ -44,28 +52,33 @@ int cp2p__connmgr_new(const cp2p__connmgr_config *cfg, uint64_t now, cp2p__connm
         return CP2P_ENOMEM;
     }
     cm->cfg = *cfg;
-    cm->tokens_milli = (uint64_t)cfg->inbound_burst * 1000;
-    cm->refilled_at = now;
+    int rc = cp2p__hashmap_init(&cm->ips, CP2P_HASHMAP_MAX_ITEMS, ip_key);
+    if (rc != 0) {
+        cp2p_free(cm);
+        return rc;
+    }
+    cp2p__token_bucket_init(&cm->inbound, cfg->inbound_per_sec, cfg->inbound_burst, now);
     *out = cm;
     return 0;
+}
+
+static void free_ip(void *item, void *ud)
+{
+    (void)ud;
+    cp2p_free(item);
 }
 
 void cp2p__connmgr_free(cp2p__connmgr *cm)
 {
     if (cm != NULL) {
-        cp2p_free(cm->ips);
+        cp2p__hashmap_fini(&cm->ips, free_ip, NULL);
         cp2p_free(cm);
     }
 }
 
 static ip_count *find_ip(cp2p__connmgr *cm, const uint8_t *ip, size_t len)
 {
-    for (size_t i = 0; i < cm->nips; i++) {
-        if (cm->ips[i].len == len && memcmp(cm->ips[i].ip, ip, len) == 0) {
-            return &cm->ips[i];
-        }
-    }
-    return NULL;
+    return cp2p__hashmap_find(&cm->ips, ip, len);
 }
 
 static bool ip_ok(size_t len)
@@ -76,13 +89,6 @@ static bool ip_ok(size_t len)
 int cp2p__connmgr_admit(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen, uint64_t now,
                         const char **why)
 {
-    /* Refill: inbound_per_sec tokens per 1000 ms, capped at the burst. */
-    if (now > cm->refilled_at) {
-        uint64_t add = (now - cm->refilled_at) * cm->cfg.inbound_per_sec;
-        uint64_t cap = (uint64_t)cm->cfg.inbound_burst * 1000;
-        cm->tokens_milli = cm->tokens_milli + add > cap ? cap : cm->tokens_milli + add;
-        cm->refilled_at = now;
-    }
     bool loopback = (iplen == 4 && ip[0] == 127) ||
                     (iplen == 16 && memcmp(ip, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0);
     if (ip_ok(iplen) && cm->cfg.max_per_ip > 0 && !(loopback && cm->cfg.exempt_loopback)) {
@@ -93,12 +99,11 @@ int cp2p__connmgr_admit(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen, uint
             return CP2P_ELIMIT;
         }
     }
-    if (cm->tokens_milli < 1000) {
+    if (!cp2p__token_bucket_take(&cm->inbound, 1, now)) {
         cm->stats.refused_rate++;
         *why = "inbound connection rate limit";
         return CP2P_ELIMIT;
     }
-    cm->tokens_milli -= 1000;
     return 0;
 }
 
@@ -112,28 +117,25 @@ int cp2p__connmgr_conn_opened(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen
         e->count++;
         return 0;
     }
-    if (cm->nips == cm->capips) {
-        size_t cap = cm->capips ? cm->capips * 2 : 16;
-        ip_count *p = cp2p_realloc(cm->ips, cap * sizeof(*p));
-        if (p == NULL) {
-            return CP2P_ENOMEM;
-        }
-        cm->ips = p;
-        cm->capips = cap;
+    if ((e = cp2p_calloc(1, sizeof(*e))) == NULL) {
+        return CP2P_ENOMEM;
     }
-    e = &cm->ips[cm->nips++];
-    memset(e, 0, sizeof(*e));
     memcpy(e->ip, ip, iplen);
     e->len = (uint8_t)iplen;
     e->count = 1;
-    return 0;
+    int rc = cp2p__hashmap_insert(&cm->ips, e);
+    if (rc != 0) {
+        cp2p_free(e);
+    }
+    return rc;
 }
 
 void cp2p__connmgr_conn_closed(cp2p__connmgr *cm, const uint8_t *ip, size_t iplen)
 {
     ip_count *e = ip_ok(iplen) ? find_ip(cm, ip, iplen) : NULL;
     if (e != NULL && --e->count == 0) {
-        *e = cm->ips[--cm->nips]; /* order does not matter */
+        (void)cp2p__hashmap_remove(&cm->ips, e);
+        cp2p_free(e);
     }
 }
 
