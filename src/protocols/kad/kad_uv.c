@@ -23,6 +23,7 @@
 
 #include "protocols/kad/kad_handler.h"
 #include "protocols/kad/kad_lookup.h"
+#include "protocols/kad/kad_op.h"
 #include "protocols/kad/kad_msg.h"
 #include "protocols/kad/kad_rt.h"
 #include "protocols/kad/kad_store.h"
@@ -37,45 +38,21 @@
 typedef struct kad_op kad_op;
 typedef struct kad_query kad_query;
 
-typedef enum {
-    OP_FIND_PEER,
-    OP_CLOSEST,
-    OP_PUT,
-    OP_GET,
-    OP_PROVIDE,
-    OP_FIND_PROVIDERS,
-    OP_REFRESH,    /* bootstrap self lookup or bucket refresh: no user callback */
-} op_type;
-
-/* A value answered during a GET, and who answered it. */
-typedef struct {
-    uint8_t *value;
-    size_t len;
-    cp2p_peer_id from;
-} got_value;
-
+/* An operation in flight: its core (kad_op.c: lookup, stop rules, store phase, status) and
+ * what the binding needs to send its messages and deliver its result. */
 struct kad_op {
     kad_op *next, *prev;
     cp2p_kad *kad;
-    op_type type;
-    cp2p__kad_lookup *lookup;
-    uint8_t *key;          /* wire key of the requests */
-    size_t key_len;
-    cp2p_peer_id target;   /* OP_FIND_PEER */
-    uint8_t *value;        /* OP_PUT */
+    cp2p__kad_op *core;
+    cp2p__kad_op_type type;
+    cp2p_peer_id target;   /* CP2P__KAD_OP_FIND_PEER */
+    uint8_t *value;        /* CP2P__KAD_OP_PUT */
     size_t value_len;
-    size_t max;            /* OP_FIND_PROVIDERS */
     void *cb;
     void *ud;
-    bool is_bootstrap;     /* OP_REFRESH started by a bootstrap: report to bootstrap_cb */
-    bool finished;         /* result delivered; waiting for nothing */
-    bool sending;          /* second phase of PUT/PROVIDE: messages out to the closest */
-    size_t send_pending, send_ok;
-    got_value *values;     /* OP_GET */
-    size_t nvalues;
-    cp2p_peer_id *providers; /* OP_FIND_PROVIDERS */
-    size_t nproviders;
-    unsigned refresh_cpl;  /* OP_REFRESH of a bucket: the bucket (UINT32_MAX for self) */
+    bool is_bootstrap;     /* CP2P__KAD_OP_REFRESH started by a bootstrap: report to bootstrap_cb */
+    bool finished;         /* result delivered */
+    unsigned refresh_cpl;  /* CP2P__KAD_OP_REFRESH of a bucket: the bucket (UINT32_MAX for self) */
 };
 
 /* One outbound request (or one-way message) to one peer. */
@@ -86,7 +63,8 @@ struct kad_query {
     cp2p_peer_id peer;
     uint8_t *msg;          /* the encoded request (no prefix for reqresp; prefixed one-way) */
     size_t msg_len;
-    bool one_way;          /* written and closed, no answer (ADD_PROVIDER, PUT phase) */
+    bool one_way;          /* written and closed, no answer (ADD_PROVIDER) */
+    bool store;            /* a message of the PUT / PROVIDE phase */
     bool deferred;         /* the host's dialer was full (CP2P_EFULL): dial again at the next
                               tick, until the lookup gives up on this peer */
 };
@@ -421,7 +399,6 @@ static void check_start(cp2p_kad *kad, const cp2p_peer_id *p)
 /* ---- operations ---- */
 
 static void op_pump(kad_op *op);
-static void op_finish(kad_op *op, int status);
 static void on_timer(uv_timer_t *t);
 
 static void query_free(kad_query *q)
@@ -433,7 +410,7 @@ static void query_free(kad_query *q)
     cp2p_free(q);
 }
 
-/* A query of a lookup failed: the lookup forgets the peer, the table checks it. */
+/* A query failed: its op forgets the peer, the table checks it. */
 static void query_failed(kad_query *q, int status)
 {
     cp2p_kad *kad = q->kad;
@@ -461,54 +438,12 @@ static void query_failed(kad_query *q, int status)
         }
     }
     if (op != NULL) {
-        if (op->sending) {
-            op->send_pending--;
-        } else if (op->lookup != NULL) {
-            cp2p__kad_lookup_on_failure(op->lookup, &q->peer, kad_now(op->kad));
-        }
+        cp2p__kad_op_on_failure(op->core, &q->peer, q->store, kad_now(op->kad));
         query_free(q);
         op_pump(op);
         return;
     }
     query_free(q);
-}
-
-static bool has_provider(const kad_op *op, const cp2p_peer_id *p)
-{
-    for (size_t i = 0; i < op->nproviders; i++) {
-        if (cp2p_peer_id_equal(&op->providers[i], p)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* A GET answer carried a record: keep it if valid. */
-static void op_got_value(kad_op *op, const cp2p_peer_id *from, const cp2p__kad_record *r)
-{
-    cp2p_kad *kad = op->kad;
-    if (r->key_len != op->key_len || memcmp(r->key, op->key, r->key_len) != 0 ||
-        cp2p__kad_store_validate(kad->store, r->key, r->key_len, r->value, r->value_len) != 0) {
-        kad->stats.values_invalid++;
-        return;
-    }
-    if (op->nvalues >= CP2P_KAD_MAX_VALUES_PER_GET) {
-        return;
-    }
-    got_value *nv = cp2p_realloc(op->values, (op->nvalues + 1) * sizeof(*nv));
-    if (nv == NULL) {
-        return;
-    }
-    op->values = nv;
-    got_value *g = &op->values[op->nvalues];
-    g->value = cp2p_malloc(r->value_len ? r->value_len : 1);
-    if (g->value == NULL) {
-        return;
-    }
-    memcpy(g->value, r->value, r->value_len);
-    g->len = r->value_len;
-    g->from = *from;
-    op->nvalues++;
 }
 
 static void on_query_response(cp2p_conn *conn, int status, const uint8_t *resp, size_t len,
@@ -545,69 +480,26 @@ static void on_query_response(cp2p_conn *conn, int status, const uint8_t *resp, 
     rt_add(kad, &q->peer, conn != NULL ? cp2p_conn_remote_addr(conn) : NULL);
     cp2p__kad_rt_seen(kad->rt, &q->peer, kad_now(kad));
     kad->stats.closer_dropped += m.dropped_peers;
-    cp2p_peer_id closer[CP2P_KAD_MAX_PEERS_PER_MSG];
-    size_t nc = 0;
-    for (size_t i = 0; i < m.n_closer && nc < CP2P_KAD_MAX_PEERS_PER_MSG; i++) {
+    for (size_t i = 0; i < m.n_closer; i++) {
         dir_learn(kad, &m.closer[i]);
-        closer[nc++] = m.closer[i].id;
     }
     for (size_t i = 0; i < m.n_providers; i++) {
         dir_learn(kad, &m.providers[i]);
     }
-    if (op == NULL || op->finished) {
-        cp2p__kad_msg_fini(&m);
-        query_free(q);
-        return;
-    }
-    if (op->sending) {
+    if (op != NULL && q->store) {
         /* PUT phase: the echo of our record means stored. */
-        op->send_pending--;
-        if (m.type == CP2P__KAD_PUT_VALUE) {
-            op->send_ok++;
-        }
-        cp2p__kad_msg_fini(&m);
-        query_free(q);
-        op_pump(op);
-        return;
+        cp2p__kad_op_on_stored(op->core, &q->peer, m.type == CP2P__KAD_PUT_VALUE);
+    } else if (op != NULL) {
+        bool record_ok = m.has_record &&
+                         cp2p__kad_store_validate(kad->store, m.record.key, m.record.key_len,
+                                                  m.record.value, m.record.value_len) == 0;
+        (void)!cp2p__kad_op_on_answer(op->core, &q->peer, &m, record_ok, kad_now(kad));
     }
-    bool stop = false;
-    switch (op->type) {
-    case OP_FIND_PEER:
-        for (size_t i = 0; i < m.n_closer; i++) {
-            if (cp2p_peer_id_equal(&m.closer[i].id, &op->target) && m.closer[i].n_addrs > 0) {
-                stop = true;
-            }
-        }
-        break;
-    case OP_GET:
-        if (m.has_record) {
-            op_got_value(op, &q->peer, &m.record);
-            stop = kad->cfg.quorum > 0 && op->nvalues >= kad->cfg.quorum;
-        }
-        break;
-    case OP_FIND_PROVIDERS:
-        for (size_t i = 0; i < m.n_providers && op->nproviders < op->max; i++) {
-            if (!has_provider(op, &m.providers[i].id)) {
-                op->providers[op->nproviders++] = m.providers[i].id;
-            }
-        }
-        stop = op->nproviders >= op->max;
-        break;
-    default:
-        break;
-    }
-    int rc = cp2p__kad_lookup_on_response(op->lookup, &q->peer, closer, nc, kad_now(kad));
     cp2p__kad_msg_fini(&m);
     query_free(q);
-    if (stop) {
-        op_finish(op, 0);
-        return;
+    if (op != NULL) {
+        op_pump(op);
     }
-    if (rc != 0) {
-        op_finish(op, rc);
-        return;
-    }
-    op_pump(op);
 }
 
 static int query_send(kad_query *q, cp2p_conn *conn);
@@ -640,10 +532,7 @@ static void on_oneway_written(cp2p_stream *s, int status, void *ud)
         return;
     }
     kad_op *op = q->op;
-    op->send_pending--;
-    if (status == 0) {
-        op->send_ok++;
-    }
+    cp2p__kad_op_on_stored(op->core, &q->peer, status == 0);
     query_free(q);
     op_pump(op);
 }
@@ -691,11 +580,10 @@ static int query_send(kad_query *q, cp2p_conn *conn)
                                 q);
 }
 
-/* Send `m` to `peer` for `op`, dialing first when not connected. Returns 0 (the outcome comes
- * back through query_failed / on_query_response / on_oneway_written) or an error (nothing
- * started). */
-static int query_start(kad_op *op, const cp2p_peer_id *peer, const cp2p__kad_msg *m,
-                       bool one_way)
+/* Send `m` to `peer` for `op`, dialing first when not connected. `store`: a message of the
+ * PUT / PROVIDE phase (ADD_PROVIDER goes one way). Returns 0 (the outcome comes back through
+ * query_failed / on_query_response / on_oneway_written) or an error (nothing started). */
+static int query_start(kad_op *op, const cp2p_peer_id *peer, const cp2p__kad_msg *m, bool store)
 {
     cp2p_kad *kad = op->kad;
     kad_query *q = cp2p_calloc(1, sizeof(*q));
@@ -706,8 +594,9 @@ static int query_start(kad_op *op, const cp2p_peer_id *peer, const cp2p__kad_msg
     q->kad = kad;
     q->op = op;
     q->peer = *peer;
-    q->one_way = one_way;
-    if ((rc = encode_lp(m, one_way, &q->msg, &q->msg_len)) != 0) {
+    q->store = store;
+    q->one_way = m->type == CP2P__KAD_ADD_PROVIDER;
+    if ((rc = encode_lp(m, q->one_way, &q->msg, &q->msg_len)) != 0) {
         cp2p_free(q);
         return rc;
     }
@@ -757,18 +646,6 @@ static void retry_deferred(cp2p_kad *kad)
     }
 }
 
-static cp2p__kad_type op_msg_type(const kad_op *op)
-{
-    switch (op->type) {
-    case OP_GET:
-        return CP2P__KAD_GET_VALUE;
-    case OP_FIND_PROVIDERS:
-        return CP2P__KAD_GET_PROVIDERS;
-    default:
-        return CP2P__KAD_FIND_NODE;
-    }
-}
-
 /* Detach every query still running for op (their answers will be ignored). */
 static void op_detach_queries(kad_op *op)
 {
@@ -784,36 +661,39 @@ static void op_free(kad_op *op)
     op_detach_queries(op);
     LIST_DEL(op->kad->ops, op);
     op->kad->nops--;
-    cp2p__kad_lookup_free(op->lookup);
-    for (size_t i = 0; i < op->nvalues; i++) {
-        cp2p_free(op->values[i].value);
-    }
-    cp2p_free(op->values);
-    cp2p_free(op->providers);
-    cp2p_free(op->key);
+    cp2p__kad_op_free(op->core);
     cp2p_free(op->value);
     cp2p_free(op);
 }
 
-/* The lookup's answered peers as peer infos, closest first. */
+/* The closest answered peers as peer infos, closest first. */
 static int op_result_peers(kad_op *op, cp2p__kad_peer_list *pl, bool keep_bare)
 {
     cp2p_peer_id ids[CP2P_KAD_MAX_K];
-    size_t n = op->lookup != NULL ? cp2p__kad_lookup_result(op->lookup, ids, op->kad->cfg.k) : 0;
+    size_t n = cp2p__kad_op_closest(op->core, ids, op->kad->cfg.k);
     return cp2p__kad_peer_list_fill(&op->kad->dir, ids, n, keep_bare, pl);
 }
 
+/* The operation is over with `status`: the user callback, in the public types. */
 static void op_deliver(kad_op *op, int status)
 {
     cp2p_kad *kad = op->kad;
     cp2p__kad_peer_list pl = {0};
+    cp2p__kad_op_stats st;
+    cp2p__kad_op_stats_get(op->core, &st);
+    kad->stats.values_invalid += st.values_invalid;
+    kad->stats.lookups_timed_out += st.lookup_timed_out;
     switch (op->type) {
-    case OP_FIND_PEER: {
+    case CP2P__KAD_OP_FIND_PEER: {
         cp2p_kad_peer_cb cb = (cp2p_kad_peer_cb)op->cb;
-        if (status == 0) {
-            if (cp2p__kad_peer_list_fill(&kad->dir, &op->target, 1, false, &pl) != 0 || pl.n == 0) {
-                status = CP2P_ENOENT;
-            }
+        /* The core ran the lookup; whether the target was found is what the directory (the
+         * peerstore, fed by every answer) now knows of it. */
+        if (status == 0 || status == CP2P_ETIMEDOUT) {
+            status = dir_known(kad, &op->target) ? 0 : (status != 0 ? status : CP2P_ENOENT);
+        }
+        if (status == 0 &&
+            (cp2p__kad_peer_list_fill(&kad->dir, &op->target, 1, false, &pl) != 0 || pl.n == 0)) {
+            status = CP2P_ENOENT;
         }
         if (status == 0) {
             cp2p_kad_peer_info pi = {.id = op->target,
@@ -825,14 +705,16 @@ static void op_deliver(kad_op *op, int status)
         }
         break;
     }
-    case OP_CLOSEST:
-    case OP_FIND_PROVIDERS: {
+    case CP2P__KAD_OP_CLOSEST:
+    case CP2P__KAD_OP_FIND_PROVIDERS: {
         cp2p_kad_peers_cb cb = (cp2p_kad_peers_cb)op->cb;
         int rc = status;
-        if (rc == 0) {
-            rc = op->type == OP_CLOSEST
-                     ? op_result_peers(op, &pl, true)
-                     : cp2p__kad_peer_list_fill(&kad->dir, op->providers, op->nproviders, true, &pl);
+        if (rc == 0 && op->type == CP2P__KAD_OP_CLOSEST) {
+            rc = op_result_peers(op, &pl, true);
+        } else if (rc == 0) {
+            size_t np;
+            const cp2p_peer_id *prov = cp2p__kad_op_providers(op->core, &np);
+            rc = cp2p__kad_peer_list_fill(&kad->dir, prov, np, true, &pl);
         }
         if (rc == 0 && pl.n == 0) {
             rc = CP2P_ENOENT;
@@ -855,40 +737,34 @@ static void op_deliver(kad_op *op, int status)
         cp2p_free(pi);
         break;
     }
-    case OP_GET: {
+    case CP2P__KAD_OP_GET: {
         cp2p_kad_value_cb cb = (cp2p_kad_value_cb)op->cb;
-        if (status != 0 || op->nvalues == 0) {
+        const uint8_t *vals[CP2P_KAD_MAX_VALUES_PER_GET];
+        size_t lens[CP2P_KAD_MAX_VALUES_PER_GET];
+        size_t nv = cp2p__kad_op_values(op->core, vals, lens, CP2P_KAD_MAX_VALUES_PER_GET);
+        if (status != 0 || nv == 0) {
             cb(kad, status != 0 ? status : CP2P_ENOENT, NULL, 0, op->ud);
             break;
         }
-        const uint8_t *vals[CP2P_KAD_MAX_VALUES_PER_GET];
-        size_t lens[CP2P_KAD_MAX_VALUES_PER_GET];
-        for (size_t i = 0; i < op->nvalues; i++) {
-            vals[i] = op->values[i].value;
-            lens[i] = op->values[i].len;
-        }
-        int best = cp2p__kad_store_select(kad->store, op->key, op->key_len, vals, lens,
-                                          op->nvalues);
-        if (best < 0 || (size_t)best >= op->nvalues) {
+        size_t key_len;
+        const uint8_t *key = cp2p__kad_op_key(op->core, &key_len);
+        int best = cp2p__kad_store_select(kad->store, key, key_len, vals, lens, nv);
+        if (best < 0 || (size_t)best >= nv) {
             best = 0;
         }
-        got_value *g = &op->values[best];
         /* Keep the best locally too (the store's select decides against ours). */
-        (void)!cp2p__kad_store_put(kad->store, op->key, op->key_len, g->value, g->len,
+        (void)!cp2p__kad_store_put(kad->store, key, key_len, vals[best], lens[best],
                                    kad_now(kad));
-        cb(kad, 0, g->value, g->len, op->ud);
+        cb(kad, 0, vals[best], lens[best], op->ud);
         break;
     }
-    case OP_PUT:
-    case OP_PROVIDE: {
+    case CP2P__KAD_OP_PUT:
+    case CP2P__KAD_OP_PROVIDE: {
         cp2p_kad_put_cb cb = (cp2p_kad_put_cb)op->cb;
-        if (status == 0 && op->send_ok == 0) {
-            status = CP2P_ENOENT;
-        }
-        cb(kad, status, op->send_ok, op->ud);
+        cb(kad, status, cp2p__kad_op_stored(op->core), op->ud);
         break;
     }
-    case OP_REFRESH:
+    case CP2P__KAD_OP_REFRESH:
         if (op->is_bootstrap && kad->boot_cb_set) {
             cp2p_kad_bootstrap_cb cb = kad->boot_cb;
             kad->boot_cb_set = false;
@@ -899,127 +775,80 @@ static void op_deliver(kad_op *op, int status)
     cp2p__kad_peer_list_fini(&pl);
 }
 
-/* Start the second phase of PUT / PROVIDE: our message to each of the closest peers. */
-static void op_send_phase(kad_op *op)
+/* The message the core asks for: its lookup request, or the PUT / PROVIDE store message. */
+static int op_send(kad_op *op, const cp2p__kad_op_send *snd)
 {
     cp2p_kad *kad = op->kad;
-    cp2p_peer_id ids[CP2P_KAD_MAX_K];
-    size_t n = cp2p__kad_lookup_result(op->lookup, ids, kad->cfg.k);
-    cp2p__kad_msg m = {.key = op->key, .key_len = op->key_len};
-    op->sending = true;
-    if (op->type == OP_PUT) {
+    size_t key_len;
+    uint8_t *key = (uint8_t *)cp2p__kad_op_key(op->core, &key_len); /* only read by encode */
+    cp2p__kad_msg m = {.key = key, .key_len = key_len};
+    if (!snd->store) {
+        m.type = op->type == CP2P__KAD_OP_GET               ? CP2P__KAD_GET_VALUE
+                 : op->type == CP2P__KAD_OP_FIND_PROVIDERS ? CP2P__KAD_GET_PROVIDERS
+                                                 : CP2P__KAD_FIND_NODE;
+        return query_start(op, &snd->peer, &m, false);
+    }
+    if (op->type == CP2P__KAD_OP_PUT) {
         m.type = CP2P__KAD_PUT_VALUE;
         m.has_record = true;
-        m.record = (cp2p__kad_record){.key = op->key, .key_len = op->key_len,
-                                      .value = op->value, .value_len = op->value_len};
-    } else {
-        cp2p_multiaddr *addrs[CP2P_KAD_MAX_ADDRS_PER_PEER];
-        ptrdiff_t na = cp2p_host_addrs(kad->h, false, addrs, CP2P_KAD_MAX_ADDRS_PER_PEER);
-        cp2p__kad_peer me = {.id = kad->self, .addrs = addrs, .n_addrs = na > 0 ? (size_t)na : 0};
-        m.type = CP2P__KAD_ADD_PROVIDER;
-        m.providers = &me;
-        m.n_providers = 1;
-        for (size_t i = 0; i < n; i++) {
-            if (query_start(op, &ids[i], &m, true) == 0) {
-                op->send_pending++;
-            }
-        }
-        for (ptrdiff_t i = 0; i < na; i++) {
-            cp2p_multiaddr_free(addrs[i]);
-        }
-        op_pump(op);
-        return;
+        m.record = (cp2p__kad_record){.key = key, .key_len = m.key_len, .value = op->value,
+                                      .value_len = op->value_len};
+        return query_start(op, &snd->peer, &m, true);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (query_start(op, &ids[i], &m, false) == 0) {
-            op->send_pending++;
-        }
+    cp2p_multiaddr *addrs[CP2P_KAD_MAX_ADDRS_PER_PEER];
+    ptrdiff_t na = cp2p_host_addrs(kad->h, false, addrs, CP2P_KAD_MAX_ADDRS_PER_PEER);
+    cp2p__kad_peer me = {.id = kad->self, .addrs = addrs, .n_addrs = na > 0 ? (size_t)na : 0};
+    m.type = CP2P__KAD_ADD_PROVIDER;
+    m.providers = &me;
+    m.n_providers = 1;
+    int rc = query_start(op, &snd->peer, &m, true);
+    for (ptrdiff_t i = 0; i < na; i++) {
+        cp2p_multiaddr_free(addrs[i]);
     }
-    op_pump(op);
+    return rc;
 }
 
-/* Deliver the result (once) and free the op. */
-static void op_finish(kad_op *op, int status)
-{
-    if (op->finished) {
-        return;
-    }
-    op->finished = true;
-    if (status == 0 && (op->type == OP_PUT || op->type == OP_PROVIDE) && !op->sending) {
-        op->finished = false;
-        op_send_phase(op);
-        return;
-    }
-    if (op->lookup != NULL && cp2p__kad_lookup_timed_out(op->lookup)) {
-        op->kad->stats.lookups_timed_out++;
-    }
-    op_deliver(op, status);
-    op_free(op);
-}
-
-/* Start as many queries as the lookup allows; finish when it is done. Queries that fail at
- * once are fed back in the loop (no recursion). */
+/* Send what the core asks for; deliver and free the op once it is done. Messages that fail
+ * at once are fed back in the loop (no recursion). */
 static void op_pump(kad_op *op)
 {
     cp2p_kad *kad = op->kad;
     if (op->finished) {
         return;
     }
-    if (op->sending) {
-        if (op->send_pending == 0) {
-            op->finished = true;
-            op_deliver(op, 0);
-            op_free(op);
-        }
-        return;
-    }
-    if (op->type == OP_FIND_PEER && cp2p_host_conn_to(kad->h, &op->target) != NULL &&
+    if (op->type == CP2P__KAD_OP_FIND_PEER && cp2p_host_conn_to(kad->h, &op->target) != NULL &&
         dir_known(kad, &op->target)) {
         /* Connected and its addresses are known (a peer that just connected to us may not
          * have told us its listen addresses yet: then look it up). */
-        op_finish(op, 0);
-        return;
+        cp2p__kad_op_target_found(op->core);
     }
-    cp2p__kad_msg m = {.type = op_msg_type(op), .key = op->key, .key_len = op->key_len};
-    cp2p_peer_id p;
+    cp2p__kad_op_send snd;
     uint64_t now = kad_now(kad);
-    while (cp2p__kad_lookup_next(op->lookup, now, &p)) {
-        int rc = query_start(op, &p, &m, false);
+    while (cp2p__kad_op_next(op->core, now, &snd)) {
+        int rc = op_send(op, &snd);
         if (rc != 0) {
             char b[CP2P_PEER_ID_STR_MAX];
             kad->stats.queries_failed++;
-            KLOG(DEBUG, "query to %s not sent: %s", pstr(&p, b), cp2p_strerror(rc));
-            cp2p__kad_lookup_on_failure(op->lookup, &p, now);
-            if (rc == CP2P_ENOENT && cp2p__kad_rt_contains(kad->rt, &p)) {
-                check_start(kad, &p);
+            KLOG(DEBUG, "query to %s not sent: %s", pstr(&snd.peer, b), cp2p_strerror(rc));
+            cp2p__kad_op_on_failure(op->core, &snd.peer, snd.store, now);
+            if (rc == CP2P_ENOENT && cp2p__kad_rt_contains(kad->rt, &snd.peer)) {
+                check_start(kad, &snd.peer);
             }
         }
     }
-    if (cp2p__kad_lookup_done(op->lookup)) {
-        int status = cp2p__kad_lookup_timed_out(op->lookup) ? CP2P_ETIMEDOUT : 0;
-        if (op->type == OP_FIND_PEER) {
-            status = dir_known(kad, &op->target) ? 0 : (status != 0 ? status : CP2P_ENOENT);
-        } else if (status == CP2P_ETIMEDOUT && op->type != OP_FIND_PROVIDERS &&
-                   op->type != OP_GET) {
-            /* A timed-out lookup still returns what it found. */
-            cp2p__kad_lookup_stats st;
-            cp2p__kad_lookup_stats_get(op->lookup, &st);
-            if (st.answered > 0) {
-                status = 0;
-            }
-        } else if (status == CP2P_ETIMEDOUT) {
-            status = (op->nvalues > 0 || op->nproviders > 0) ? 0 : status;
-        }
-        op_finish(op, status);
+    int status;
+    if (cp2p__kad_op_done(op->core, &status)) {
+        op->finished = true;
+        op_deliver(op, status);
+        op_free(op);
     }
 }
 
-/* Create an op with a lookup for `target` seeded from the table (and `extra` seeds). */
-static int op_new(cp2p_kad *kad, op_type type, const uint8_t *key, size_t key_len,
+/* Create an op for `key` seeded from the table (and `extra` seeds). */
+static int op_new(cp2p_kad *kad, cp2p__kad_op_type type, const uint8_t *key, size_t key_len, size_t max,
                   const cp2p_peer_id *extra, size_t nextra, kad_op **out)
 {
-    cp2p__kad_key target;
-    cp2p__kad_lookup_config lc;
+    cp2p__kad_op_config oc;
     cp2p_peer_id seeds[CP2P_KAD_MAX_K];
     int rc;
     if (kad->nops >= CP2P_KAD_MAX_OPS) {
@@ -1032,38 +861,34 @@ static int op_new(cp2p_kad *kad, op_type type, const uint8_t *key, size_t key_le
     }
     op->kad = kad;
     op->type = type;
-    op->key = cp2p_malloc(key_len ? key_len : 1);
-    if (op->key == NULL) {
-        cp2p_free(op);
-        return CP2P_ENOMEM;
-    }
-    memcpy(op->key, key, key_len);
-    op->key_len = key_len;
-    cp2p__kad_key_of(key, key_len, &target);
-    cp2p__kad_lookup_config_default(&lc);
-    lc.k = kad->cfg.k;
-    lc.alpha = kad->cfg.alpha;
-    lc.query_timeout_ms = kad->cfg.query_timeout_ms;
-    lc.timeout_ms = kad->cfg.lookup_timeout_ms;
-    if ((rc = cp2p__kad_lookup_new(&target, &kad->self, &lc, kad_now(kad), &op->lookup)) != 0) {
-        cp2p_free(op->key);
+    memset(&oc, 0, sizeof(oc));
+    cp2p__kad_lookup_config_default(&oc.lookup);
+    oc.lookup.k = kad->cfg.k;
+    oc.lookup.alpha = kad->cfg.alpha;
+    oc.lookup.query_timeout_ms = kad->cfg.query_timeout_ms;
+    oc.lookup.timeout_ms = kad->cfg.lookup_timeout_ms;
+    oc.quorum = kad->cfg.quorum;
+    oc.max_providers = max;
+    if ((rc = cp2p__kad_op_new(type, key, key_len, &kad->self, &oc, kad_now(kad), &op->core)) !=
+        0) {
         cp2p_free(op);
         return rc;
     }
     LIST_ADD(kad->ops, op);
     kad->nops++;
-    size_t n = cp2p__kad_rt_closest(kad->rt, &target, seeds, kad->cfg.k);
+    const cp2p__kad_key *target = cp2p__kad_op_target(op->core);
+    size_t n = cp2p__kad_rt_closest(kad->rt, target, seeds, kad->cfg.k);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = cp2p__kad_lookup_seed(op->lookup, &seeds[i]);
+        rc = cp2p__kad_op_seed(op->core, &seeds[i]);
     }
     for (size_t i = 0; i < nextra && rc == 0; i++) {
-        rc = cp2p__kad_lookup_seed(op->lookup, &extra[i]);
+        rc = cp2p__kad_op_seed(op->core, &extra[i]);
     }
     if (rc != 0) {
         op_free(op);
         return rc;
     }
-    cp2p__kad_rt_touch_bucket(kad->rt, cp2p__kad_cpl(&target, &kad->self_key), kad_now(kad));
+    cp2p__kad_rt_touch_bucket(kad->rt, cp2p__kad_cpl(target, &kad->self_key), kad_now(kad));
     kad->stats.lookups++;
     *out = op;
     return 0;
@@ -1082,15 +907,15 @@ static size_t boot_seeds(const cp2p_kad *kad, cp2p_peer_id *out, size_t max)
     return n;
 }
 
-/* Start a lookup op; the callback runs later from the loop (never inside the call). */
-static int op_start(cp2p_kad *kad, op_type type, const uint8_t *key, size_t key_len,
+/* Start an op; the callback runs later from the loop (never inside the call). */
+static int op_start(cp2p_kad *kad, cp2p__kad_op_type type, const uint8_t *key, size_t key_len, size_t max,
                     void *cb, void *ud, kad_op **out)
 {
     cp2p_peer_id extra[CP2P_KAD_MAX_BOOTSTRAP];
     kad_op *op;
     size_t nextra = cp2p__kad_rt_size(kad->rt) == 0 ? boot_seeds(kad, extra, CP2P_KAD_MAX_BOOTSTRAP)
                                                      : 0;
-    int rc = op_new(kad, type, key, key_len, extra, nextra, &op);
+    int rc = op_new(kad, type, key, key_len, max, extra, nextra, &op);
     if (rc != 0) {
         return rc;
     }
@@ -1237,7 +1062,7 @@ static void start_refresh(cp2p_kad *kad, bool is_bootstrap)
     cp2p_peer_id extra[CP2P_KAD_MAX_BOOTSTRAP];
     size_t nextra = boot_seeds(kad, extra, CP2P_KAD_MAX_BOOTSTRAP);
     /* Self lookup first: it fills the buckets near us. */
-    if (op_new(kad, OP_REFRESH, kad->self.bytes, kad->self.len, extra, nextra, &op) == 0) {
+    if (op_new(kad, CP2P__KAD_OP_REFRESH, kad->self.bytes, kad->self.len, 0, extra, nextra, &op) == 0) {
         op->is_bootstrap = is_bootstrap;
         op->refresh_cpl = UINT32_MAX;
     } else if (is_bootstrap && kad->boot_cb_set) {
@@ -1251,7 +1076,7 @@ static void start_refresh(cp2p_kad *kad, bool is_bootstrap)
     for (size_t i = 0; i < n; i++) {
         cp2p_peer_id key;
         if (cp2p__kad_rt_gen_key(kad->rt, cpls[i], kad_rand, NULL, &key) == 0 &&
-            op_new(kad, OP_REFRESH, key.bytes, key.len, NULL, 0, &op) == 0) {
+            op_new(kad, CP2P__KAD_OP_REFRESH, key.bytes, key.len, 0, NULL, 0, &op) == 0) {
             op->refresh_cpl = cpls[i];
         }
     }
@@ -1329,8 +1154,8 @@ static void on_timer(uv_timer_t *t)
         if (op->finished) {
             continue;
         }
-        if (!op->sending) {
-            size_t n = cp2p__kad_lookup_tick(op->lookup, now, timed_out, CP2P_KAD_MAX_ALPHA);
+        {
+            size_t n = cp2p__kad_op_tick(op->core, now, timed_out, CP2P_KAD_MAX_ALPHA);
             for (size_t i = 0; i < n; i++) {
                 for (kad_query *q = kad->queries; q != NULL; q = q->next) {
                     if (q->op == op && cp2p_peer_id_equal(&q->peer, &timed_out[i])) {
@@ -1373,7 +1198,7 @@ static void republish(cp2p_kad *kad, uint64_t now)
         if (now >= p->next_ms) {
             p->next_ms = now + kad->cfg.republish_interval_ms;
             (void)!cp2p__kad_store_add_provider(kad->store, p->key, p->key_len, &kad->self, now);
-            if (op_start(kad, OP_PROVIDE, p->key, p->key_len, (void *)on_republished, NULL,
+            if (op_start(kad, CP2P__KAD_OP_PROVIDE, p->key, p->key_len, 0, (void *)on_republished, NULL,
                          NULL) != 0) {
                 p->next_ms = now + CP2P_KAD_PURGE_INTERVAL_MS; /* busy: try again soon */
             }
@@ -1559,7 +1384,7 @@ static void kad_free(cp2p_kad *kad)
     while (kad->ops != NULL) {
         kad_op *op = kad->ops;
         op->finished = true;
-        op->sending = false;
+        cp2p__kad_op_cancel(op->core, CP2P_ECANCELED);
         op_deliver(op, CP2P_ECANCELED);
         op_free(op);
     }
@@ -1652,7 +1477,7 @@ int cp2p_kad_find_peer(cp2p_kad *kad, const cp2p_peer_id *peer, cp2p_kad_peer_cb
     if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
         return CP2P_ESTATE;
     }
-    int rc = op_start(kad, OP_FIND_PEER, peer->bytes, peer->len, (void *)cb, ud, &op);
+    int rc = op_start(kad, CP2P__KAD_OP_FIND_PEER, peer->bytes, peer->len, 0, (void *)cb, ud, &op);
     if (rc == 0) {
         op->target = *peer;
     }
@@ -1668,7 +1493,7 @@ int cp2p_kad_closest_peers(cp2p_kad *kad, const uint8_t *key, size_t key_len,
     if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
         return CP2P_ESTATE;
     }
-    return op_start(kad, OP_CLOSEST, key, key_len, (void *)cb, ud, NULL);
+    return op_start(kad, CP2P__KAD_OP_CLOSEST, key, key_len, 0, (void *)cb, ud, NULL);
 }
 
 int cp2p_kad_put_value(cp2p_kad *kad, const uint8_t *key, size_t key_len, const uint8_t *value,
@@ -1693,7 +1518,7 @@ int cp2p_kad_put_value(cp2p_kad *kad, const uint8_t *key, size_t key_len, const 
     if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
         return CP2P_ESTATE;
     }
-    if ((rc = op_start(kad, OP_PUT, key, key_len, (void *)cb, ud, &op)) != 0) {
+    if ((rc = op_start(kad, CP2P__KAD_OP_PUT, key, key_len, 0, (void *)cb, ud, &op)) != 0) {
         return rc;
     }
     op->value = cp2p_malloc(value_len ? value_len : 1);
@@ -1725,14 +1550,15 @@ int cp2p_kad_get_value(cp2p_kad *kad, const uint8_t *key, size_t key_len, cp2p_k
     if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
         return CP2P_ESTATE;
     }
-    if ((rc = op_start(kad, OP_GET, key, key_len, (void *)cb, ud, &op)) != 0) {
+    if ((rc = op_start(kad, CP2P__KAD_OP_GET, key, key_len, 0, (void *)cb, ud, &op)) != 0) {
         return rc;
     }
     /* The local record counts as one answer (spec, "Getting values"). */
     if (cp2p__kad_store_get(kad->store, key, key_len, kad_now(kad), &v, &vl, &at) == 0) {
-        cp2p__kad_record r = {.key = (uint8_t *)key, .key_len = key_len, .value = (uint8_t *)v,
-                              .value_len = vl};
-        op_got_value(op, &kad->self, &r);
+        if (cp2p__kad_op_add_value(op->core, &kad->self, v, vl) != 0) {
+            op_free(op);
+            return CP2P_ENOMEM;
+        }
     }
     return 0;
 }
@@ -1772,7 +1598,7 @@ int cp2p_kad_provide(cp2p_kad *kad, const uint8_t *key, size_t key_len, cp2p_kad
     if ((rc = cp2p__kad_store_add_provider(kad->store, key, key_len, &kad->self, now)) != 0) {
         return rc;
     }
-    return op_start(kad, OP_PROVIDE, key, key_len, (void *)cb, ud, NULL);
+    return op_start(kad, CP2P__KAD_OP_PROVIDE, key, key_len, 0, (void *)cb, ud, NULL);
 }
 
 int cp2p_kad_find_providers(cp2p_kad *kad, const uint8_t *key, size_t key_len, size_t max,
@@ -1792,17 +1618,12 @@ int cp2p_kad_find_providers(cp2p_kad *kad, const uint8_t *key, size_t key_len, s
     if (cp2p__kad_rt_size(kad->rt) == 0 && kad->nboot == 0) {
         return CP2P_ESTATE;
     }
-    if ((rc = op_start(kad, OP_FIND_PROVIDERS, key, key_len, (void *)cb, ud, &op)) != 0) {
+    if ((rc = op_start(kad, CP2P__KAD_OP_FIND_PROVIDERS, key, key_len, max, (void *)cb, ud, &op)) != 0) {
         return rc;
     }
-    op->max = max;
-    op->providers = cp2p_calloc(max, sizeof(*op->providers));
-    if (op->providers == NULL) {
-        op_free(op);
-        return CP2P_ENOMEM;
-    }
-    op->nproviders = cp2p__kad_store_providers(kad->store, key, key_len, kad_now(kad),
-                                               op->providers, max);
+    cp2p_peer_id local[CP2P_KAD_MAX_PROVIDERS_ANSWER];
+    size_t nl = cp2p__kad_store_providers(kad->store, key, key_len, kad_now(kad), local, max);
+    cp2p__kad_op_add_providers(op->core, local, nl);
     return 0;
 }
 
