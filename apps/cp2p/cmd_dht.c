@@ -35,20 +35,23 @@ static const char DHT_HELP[] =
     "  --json            print the result as one JSON object\n"
     "Exit status: 0 found/stored, 1 not found or failed, 2 usage error.\n";
 
-static void print_peer_addrs(bool json, const char *pid, char **addrs, size_t n)
+/* {"peer","addrs":[...]} */
+static json_t *peer_addrs_json(const char *pid, char **addrs, size_t n)
 {
-    if (json) {
-        printf("{\"peer\":\"%s\",\"addrs\":[", pid);
-        for (size_t i = 0; i < n; i++) {
-            printf(i ? "," : "");
-            cli_json_string(stdout, addrs[i]);
-        }
-        printf("]}");
-    } else {
-        printf("%s\n", pid);
-        for (size_t i = 0; i < n; i++) {
-            printf("  %s\n", addrs[i]);
-        }
+    json_t *o = json_object(), *a = json_array();
+    for (size_t i = 0; a != NULL && i < n; i++) {
+        (void)json_array_append_new(a, cli_json_str(addrs[i]));
+    }
+    cli_json_set(o, "peer", cli_json_str(pid));
+    cli_json_set(o, "addrs", a);
+    return o;
+}
+
+static void print_peer_addrs(const char *pid, char **addrs, size_t n)
+{
+    printf("%s\n", pid);
+    for (size_t i = 0; i < n; i++) {
+        printf("  %s\n", addrs[i]);
     }
 }
 
@@ -68,9 +71,10 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             fprintf(stderr, "cp2p dht: find-peer: %s\n", cp2p_strerror(rc));
             return CLI_EXIT_FAIL;
         }
-        print_peer_addrs(json, argv[1], addrs, na);
         if (json) {
-            printf("\n");
+            cli_json_print(peer_addrs_json(argv[1], addrs, na));
+        } else {
+            print_peer_addrs(argv[1], addrs, na);
         }
         cp2p_node_free_strings(addrs, na);
         return 0;
@@ -83,16 +87,9 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             return CLI_EXIT_FAIL;
         }
         if (json) {
-            char *text = calloc(1, vl + 1);
-            if (text != NULL) {
-                memcpy(text, v, vl);
-            }
-            printf("{\"key\":");
-            cli_json_string(stdout, argv[1]);
-            printf(",\"value\":");
-            cli_json_string(stdout, text != NULL ? text : "");
-            printf(",\"bytes\":%zu}\n", vl);
-            free(text);
+            cli_json_print(json_pack("{s:o,s:o,s:I}", "key", cli_json_str(argv[1]), "value",
+                                     cli_json_text((const char *)v, vl), "bytes",
+                                     (json_int_t)vl));
         } else {
             fwrite(v, 1, vl, stdout);
             putchar('\n');
@@ -109,9 +106,8 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             return rc == CP2P_ENOTSUP ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
         }
         if (json) {
-            printf("{\"key\":");
-            cli_json_string(stdout, argv[1]);
-            printf(",\"stored\":%zu}\n", stored);
+            cli_json_print(json_pack("{s:o,s:I}", "key", cli_json_str(argv[1]), "stored",
+                                     (json_int_t)stored));
         } else {
             printf("stored on %zu peers\n", stored);
         }
@@ -131,9 +127,8 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
                 return CLI_EXIT_FAIL;
             }
             if (json) {
-                printf("{\"cid\":");
-                cli_json_string(stdout, argv[1]);
-                printf(",\"told\":%zu}\n", told);
+                cli_json_print(json_pack("{s:o,s:I}", "cid", cli_json_str(argv[1]), "told",
+                                         (json_int_t)told));
             } else {
                 printf("announced to %zu peers\n", told);
             }
@@ -147,11 +142,7 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             fprintf(stderr, "cp2p dht: find-providers: %s\n", cp2p_strerror(rc));
             return CLI_EXIT_FAIL;
         }
-        if (json) {
-            printf("{\"cid\":");
-            cli_json_string(stdout, argv[1]);
-            printf(",\"providers\":[");
-        }
+        json_t *list = json ? json_array() : NULL;
         for (size_t i = 0; i < np; i++) {
             char pid[CP2P_PEER_ID_STR_MAX];
             char **addrs = NULL;
@@ -160,12 +151,16 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             /* Their addresses came with the answer: find_peer returns them from the
              * peerstore (or looks the peer up when they were missing). */
             (void)!cp2p_node_dht_find_peer(n, &provs[i], timeout, &addrs, &na);
-            printf(json && i ? "," : "");
-            print_peer_addrs(json, pid, addrs, na);
+            if (json) {
+                (void)json_array_append_new(list, peer_addrs_json(pid, addrs, na));
+            } else {
+                print_peer_addrs(pid, addrs, na);
+            }
             cp2p_node_free_strings(addrs, na);
         }
         if (json) {
-            printf("]}\n");
+            cli_json_print(json_pack("{s:o,s:o}", "cid", cli_json_str(argv[1]), "providers",
+                                     list));
         }
         return 0;
     }

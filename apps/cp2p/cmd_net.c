@@ -66,11 +66,13 @@ static void ping_summary(net_ctx *n)
     double loss = n->sent ? 100.0 * (n->sent - n->received) / n->sent : 0;
     uint64_t elapsed = uv_now(n->loop) - n->start;
     if (n->json) {
-        printf("{\"peer\":\"%s\",\"transmitted\":%d,\"received\":%d,\"loss_pct\":%.1f,"
-               "\"time_ms\":%llu,\"min_ms\":%.3f,\"avg_ms\":%.3f,\"max_ms\":%.3f,"
-               "\"mdev_ms\":%.3f}\n",
-               n->peer, n->sent, n->received, loss, (unsigned long long)elapsed,
-               n->received ? n->rtt_min : 0, avg, n->rtt_max, mdev);
+        cli_json_print(json_pack("{s:s,s:i,s:i,s:o,s:I,s:o,s:o,s:o,s:o}", "peer", n->peer,
+                                 "transmitted", n->sent, "received", n->received, "loss_pct",
+                                 cli_json_real(loss, 1), "time_ms", (json_int_t)elapsed,
+                                 "min_ms", cli_json_real(n->received ? n->rtt_min : 0, 3),
+                                 "avg_ms", cli_json_real(avg, 3), "max_ms",
+                                 cli_json_real(n->rtt_max, 3), "mdev_ms",
+                                 cli_json_real(mdev, 3)));
     } else {
         printf("\n--- %s ping statistics ---\n", n->peer);
         printf("%d transmitted, %d received, %.0f%% packet loss, time %llums\n", n->sent,
@@ -94,14 +96,14 @@ static void on_ping(cp2p_conn *c, int status, uint64_t rtt_ns, void *ud)
         n->rtt_sum += ms;
         n->rtt_sq += ms * ms;
         if (n->json) {
-            printf("{\"seq\":%d,\"peer\":\"%s\",\"rtt_ms\":%.3f}\n", n->sent, n->peer, ms);
+            cli_json_print(json_pack("{s:i,s:s,s:o}", "seq", n->sent, "peer", n->peer,
+                                     "rtt_ms", cli_json_real(ms, 3)));
         } else {
             printf("32 bytes from %s: seq=%d time=%.3f ms\n", n->peer, n->sent, ms);
         }
     } else if (n->json) {
-        printf("{\"seq\":%d,\"peer\":\"%s\",\"error\":", n->sent, n->peer);
-        cli_json_string(stdout, cp2p_strerror(status));
-        printf("}\n");
+        cli_json_print(json_pack("{s:i,s:s,s:s}", "seq", n->sent, "peer", n->peer, "error",
+                                 cp2p_strerror(status)));
     } else {
         printf("seq=%d: %s\n", n->sent, cp2p_strerror(status));
     }
@@ -136,11 +138,13 @@ static void on_perf(cp2p_conn *c, int status, const cp2p_perf_result *r, void *u
     double up = up_s > 0 ? (double)r->upload_bytes / up_s : 0;
     double down = down_s > 0 ? (double)r->download_bytes / down_s : 0;
     if (n->json) {
-        printf("{\"peer\":\"%s\",\"upload_bytes\":%llu,\"upload_s\":%.6f,"
-               "\"upload_bytes_per_s\":%.0f,\"download_bytes\":%llu,\"download_s\":%.6f,"
-               "\"download_bytes_per_s\":%.0f,\"total_s\":%.6f}\n",
-               n->peer, (unsigned long long)r->upload_bytes, up_s, up,
-               (unsigned long long)r->download_bytes, down_s, down, (double)r->total_ns / 1e9);
+        cli_json_print(json_pack(
+            "{s:s,s:I,s:o,s:o,s:I,s:o,s:o,s:o}", "peer", n->peer, "upload_bytes",
+            (json_int_t)r->upload_bytes, "upload_s", cli_json_real(up_s, 6),
+            "upload_bytes_per_s", cli_json_real(up, 0), "download_bytes",
+            (json_int_t)r->download_bytes, "download_s", cli_json_real(down_s, 6),
+            "download_bytes_per_s", cli_json_real(down, 0), "total_s",
+            cli_json_real((double)r->total_ns / 1e9, 6)));
     } else {
         printf("upload:   %llu bytes in %.3f s = %.1f MB/s (%.2f Gbit/s)\n",
                (unsigned long long)r->upload_bytes, up_s, up / 1e6, up * 8 / 1e9);

@@ -61,11 +61,10 @@ static void on_message(void *ud, const char *topic, const cp2p_peer_id *from,
         memcpy(text, data, len);
     }
     if (json_out) {
-        printf("{\"event\":\"message\",\"topic\":");
-        cli_json_string(stdout, topic);
-        printf(",\"from\":\"%s\",\"data\":", pid);
-        cli_json_string(stdout, text != NULL ? text : "");
-        printf(",\"bytes\":%zu}\n", len);
+        cli_json_print(json_pack("{s:s,s:o,s:s,s:o,s:I}", "event", "message", "topic",
+                                 cli_json_str(topic), "from", pid, "data",
+                                 cli_json_text((const char *)data, len), "bytes",
+                                 (json_int_t)len));
     } else {
         printf("%s: %s\n", pid, text != NULL ? text : "");
     }
@@ -193,12 +192,8 @@ int cli_cmd_pubsub(int argc, char **argv)
         if (json_out) {
             char addr[256] = "";
             (void)!cp2p_node_addr(n, 0, addr, sizeof(addr));
-            printf("{\"event\":\"subscribed\",\"topic\":");
-            cli_json_string(stdout, topic);
-            printf(",\"addr\":");
-            cli_json_string(stdout, addr);
-            printf("}\n");
-            fflush(stdout);
+            cli_json_print(json_pack("{s:s,s:o,s:o}", "event", "subscribed", "topic",
+                                     cli_json_str(topic), "addr", cli_json_str(addr)));
         }
         size_t last_mesh = 0, mesh = 0;
         while (!stop_flag && (count == 0 || (uint64_t)received < count)) {
@@ -206,10 +201,8 @@ int cli_cmd_pubsub(int argc, char **argv)
              * reach us by gossip, so waiting for "mesh" tells a script when to publish. */
             if (json_out && cp2p_node_mesh_peers(n, topic, NULL, 0, &mesh) == 0 &&
                 mesh != last_mesh) {
-                printf("{\"event\":\"mesh\",\"topic\":");
-                cli_json_string(stdout, topic);
-                printf(",\"peers\":%zu}\n", mesh);
-                fflush(stdout);
+                cli_json_print(json_pack("{s:s,s:o,s:I}", "event", "mesh", "topic",
+                                         cli_json_str(topic), "peers", (json_int_t)mesh));
                 last_mesh = mesh;
             }
             sleep_ms(50);
@@ -231,9 +224,8 @@ int cli_cmd_pubsub(int argc, char **argv)
                     rc == CP2P_ENOENT ? " (no peer subscribed to the topic)" : "");
             exit_code = CLI_EXIT_FAIL;
         } else if (json_out) {
-            printf("{\"event\":\"published\",\"topic\":");
-            cli_json_string(stdout, topic);
-            printf(",\"peers\":%zu}\n", total);
+            cli_json_print(json_pack("{s:s,s:o,s:I}", "event", "published", "topic",
+                                     cli_json_str(topic), "peers", (json_int_t)total));
         }
     }
     cp2p_node_stop(n);

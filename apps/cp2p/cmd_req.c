@@ -105,16 +105,10 @@ int cli_cmd_req(int argc, char **argv)
         fprintf(stderr, "cp2p req: %s\n", cp2p_strerror(rc));
     } else if (json) {
         char pid[CP2P_PEER_ID_STR_MAX];
-        char *text = calloc(1, len + 1);
-        if (text != NULL && len > 0) {
-            memcpy(text, resp, len);
-        }
-        printf("{\"peer\":\"%s\",\"protocol\":", cp2p_peer_id_str(&peer, pid));
-        cli_json_string(stdout, proto);
-        printf(",\"response\":");
-        cli_json_string(stdout, text != NULL ? text : "");
-        printf(",\"bytes\":%zu}\n", len);
-        free(text);
+        cli_json_print(json_pack("{s:s,s:o,s:o,s:I}", "peer", cp2p_peer_id_str(&peer, pid),
+                                 "protocol", cli_json_str(proto), "response",
+                                 cli_json_text(resp != NULL ? (const char *)resp : "", len),
+                                 "bytes", (json_int_t)len));
     } else {
         fwrite(resp, 1, len, stdout);
         putchar('\n');
