@@ -82,6 +82,9 @@ void cli_api_error_message(const char *body, char *out, size_t outlen);
  * *exit_code 0, or NULL after printing why as "cp2p CMD: ..." with *exit_code 1. */
 json_t *cli_api_call(const char *cmd, const char *api, const char *token, const char *path,
                      const void *body, size_t body_len, uint64_t timeout_ms, int *exit_code);
+/* Init out with prefix + arg percent-encoded + NUL (a request path). Returns 0, or -1 (too
+ * long; out is then empty). */
+int cli_api_path(cp2p_buf *out, const char *prefix, const char *arg);
 /* Append s percent-encoded for a query value ('/' kept) to out. Returns 0 or -1 (full). */
 int cli_api_escape(const char *s, size_t len, cp2p_buf *out);
 

@@ -219,6 +219,17 @@ json_t *cli_api_call(const char *cmd, const char *api, const char *token, const 
     return j;
 }
 
+int cli_api_path(cp2p_buf *out, const char *prefix, const char *arg)
+{
+    cp2p_buf_init(out, CLI_API_PATH_MAX);
+    if (cp2p_buf_append(out, prefix, strlen(prefix)) != 0 ||
+        cli_api_escape(arg, strlen(arg), out) != 0 || cp2p_buf_append(out, "", 1) != 0) {
+        cp2p_buf_fini(out);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_api_escape(const char *s, size_t len, cp2p_buf *out)
 {
     static const char hex[] = "0123456789ABCDEF";

@@ -717,3 +717,37 @@ test('cp2p stats with a token: missing is a clear 401 error, given works', { tim
     await n.stop()
   }
 })
+
+test('cp2p pubsub pub --api publishes through a running node; bytes that are not UTF-8 print as U+FFFD', { timeout: 60000 }, async () => {
+  const a = await apiNode(['--no-dht', '--api-token', 'tok'])
+  const sub = start(['--no-dht', '--topic', 'news'])
+  try {
+    const subL = await sub.waitFor(j => j.event === 'listening')
+    const auth = { Authorization: 'Bearer tok' }
+    assert.equal((await call(a.base, '/api/v0/connect?arg=' + encodeURIComponent(subL.addrs[0]), { headers: auth })).status, 200)
+    const api = apiAddr(a)
+    const no = await runCli(['pubsub', 'pub', 'news', 'hello', '--api', api, '--timeout', '500'])
+    assert.equal(no.code, 1)
+    assert.match(no.err, /answered 401.*access token/)
+    const usage = await runCli(['pubsub', 'pub', 'news', 'x', '--api', api, '--peer', subL.addrs[0]])
+    assert.equal(usage.code, 2)
+    const help = await runCli(['pubsub', '--help'])
+    assert.match(help.out, /--api HOST:PORT/)
+    const ok = await runCli(['pubsub', 'pub', 'news', 'hello api', '--api', api, '--api-token', 'tok', '--json'])
+    assert.equal(ok.code, 0, ok.err)
+    assert.deepEqual(JSON.parse(ok.out), { event: 'published', topic: 'news', peers: 1 })
+    const m = await sub.waitFor(j => j.event === 'message' && j.data === 'hello api')
+    assert.equal(m.from, a.id) // the node's message, signed by it
+    // Nobody on the topic: the same error as without --api, exit 1.
+    const none = await runCli(['pubsub', 'pub', 'nobody', 'x', '--api', api, '--api-token', 'tok', '--timeout', '300'])
+    assert.equal(none.code, 1)
+    assert.match(none.err, /no peer subscribed/)
+    // Raw bytes through the API: the subscriber's --json line stays valid JSON (start() parses it).
+    const body = Buffer.from([0x61, 0xff, 0x62, 0xc3, 0xa9, 0xe2, 0x82])
+    assert.equal((await call(a.base, '/api/v0/pubsub/pub?arg=news', { headers: auth, body })).status, 200)
+    const raw = await sub.waitFor(j => j.event === 'message' && j.bytes === 7)
+    assert.equal(raw.data, 'a\ufffdb\u00e9\ufffd\ufffd')
+  } finally {
+    await Promise.all([a.stop(), sub.stop()])
+  }
+})
