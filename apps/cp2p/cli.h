@@ -85,6 +85,12 @@ json_t *cli_api_call(const char *cmd, const char *api, const char *token, const 
 /* Init out with prefix + arg percent-encoded + NUL (a request path). Returns 0, or -1 (too
  * long; out is then empty). */
 int cli_api_path(cp2p_buf *out, const char *prefix, const char *arg);
+/* Append sep (such as "&proto=") and arg percent-encoded to a path made by cli_api_path.
+ * Returns 0, or -1 (too long; out is then empty). */
+int cli_api_path_add(cp2p_buf *out, const char *sep, const char *arg);
+/* Decode a JSON string of standard base64 (the API's bytes) into *out (free it; NULL when
+ * empty). Returns 0 or -1 (not a string, not base64, out of memory). */
+int cli_api_base64(json_t *v, uint8_t **out, size_t *out_len);
 /* Append s percent-encoded for a query value ('/' kept) to out. Returns 0 or -1 (full). */
 int cli_api_escape(const char *s, size_t len, cp2p_buf *out);
 

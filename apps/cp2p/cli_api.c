@@ -11,6 +11,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include <cp2p/node.h>
 
 #include "cli.h"
@@ -227,6 +229,36 @@ int cli_api_path(cp2p_buf *out, const char *prefix, const char *arg)
         cp2p_buf_fini(out);
         return -1;
     }
+    return 0;
+}
+
+int cli_api_path_add(cp2p_buf *out, const char *sep, const char *arg)
+{
+    out->len--; /* the NUL */
+    if (cp2p_buf_append(out, sep, strlen(sep)) != 0 ||
+        cli_api_escape(arg, strlen(arg), out) != 0 || cp2p_buf_append(out, "", 1) != 0) {
+        cp2p_buf_fini(out);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_api_base64(json_t *v, uint8_t **out, size_t *out_len)
+{
+    const char *b64 = json_string_value(v);
+    size_t len = json_string_length(v);
+    *out = NULL;
+    *out_len = 0;
+    if (b64 == NULL) {
+        return -1;
+    }
+    uint8_t *bin = malloc(len / 4 * 3 + 3);
+    if (bin == NULL || sodium_base642bin(bin, len / 4 * 3 + 3, b64, len, NULL, out_len, NULL,
+                                         sodium_base64_VARIANT_ORIGINAL) != 0) {
+        free(bin);
+        return -1;
+    }
+    *out = bin;
     return 0;
 }
 

@@ -751,3 +751,25 @@ test('cp2p pubsub pub --api publishes through a running node; bytes that are not
     await Promise.all([a.stop(), sub.stop()])
   }
 })
+
+test('cp2p req --api sends the request from a running node, by multiaddr then by peer ID', { timeout: 60000 }, async () => {
+  const a = await apiNode(['--no-dht'])
+  const b = start(['--no-dht', '--echo', '/my/echo/1'])
+  try {
+    const bl = await b.waitFor(j => j.event === 'listening')
+    const api = apiAddr(a)
+    const r = await runCli(['req', bl.addrs[0], '/my/echo/1', 'ping me', '--api', api, '--json'])
+    assert.equal(r.code, 0, r.err)
+    assert.deepEqual(JSON.parse(r.out), { peer: bl.peer_id, protocol: '/my/echo/1', response: 'ping me', bytes: 7 })
+    const byId = await runCli(['req', bl.peer_id, '/my/echo/1', 'again', '--api', api])
+    assert.equal(byId.code, 0, byId.err)
+    assert.equal(byId.out, 'again\n')
+    const unserved = await runCli(['req', bl.peer_id, '/not/served', 'x', '--api', api])
+    assert.equal(unserved.code, 1)
+    assert.match(unserved.err, /answered 500: req: not supported/)
+    const help = await runCli(['req', '--help'])
+    assert.match(help.out, /--api HOST:PORT/)
+  } finally {
+    await Promise.all([a.stop(), b.stop()])
+  }
+})
