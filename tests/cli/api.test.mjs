@@ -773,3 +773,34 @@ test('cp2p req --api sends the request from a running node, by multiaddr then by
     await Promise.all([a.stop(), b.stop()])
   }
 })
+
+test('cp2p ping --api pings from a running node: the lines and summary of a local ping', { timeout: 60000 }, async () => {
+  const a = await apiNode(['--no-dht'])
+  const b = start(['--no-dht'])
+  try {
+    const bl = await b.waitFor(j => j.event === 'listening')
+    const api = apiAddr(a)
+    const r = await runCli(['ping', bl.addrs[0], '-c', '2', '-i', '10', '--api', api, '--json'])
+    assert.equal(r.code, 0, r.err)
+    const lines = r.out.trim().split('\n').map(l => JSON.parse(l))
+    assert.equal(lines.length, 3, r.out)
+    assert.deepEqual(lines.slice(0, 2).map(l => [l.seq, l.peer, typeof l.rtt_ms]),
+      [[1, bl.peer_id, 'number'], [2, bl.peer_id, 'number']])
+    assert.equal(lines[2].transmitted, 2)
+    assert.equal(lines[2].received, 2)
+    assert.equal(lines[2].loss_pct, 0)
+    const byId = await runCli(['ping', bl.peer_id, '-c', '1', '--api', api])
+    assert.equal(byId.code, 0, byId.err)
+    assert.match(byId.out, /^32 bytes from 12D3KooW\S+: seq=1 time=\d+\.\d{3} ms$/m)
+    assert.match(byId.out, /^1 transmitted, 1 received, 0% packet loss/m)
+    const bad = await runCli(['ping', 'not-a-peer', '-c', '1', '--api', api])
+    assert.equal(bad.code, 2, bad.err)
+    const help = await runCli(['ping', '--help'])
+    assert.match(help.out, /--api HOST:PORT/)
+  } finally {
+    await Promise.all([a.stop(), b.stop()])
+  }
+  const gone = await runCli(['ping', '/ip4/127.0.0.1/tcp/1', '-c', '1', '--api', apiAddr(a)])
+  assert.equal(gone.code, 1)
+  assert.match(gone.err, /cannot connect to 127\.0\.0\.1:\d+/)
+})
