@@ -123,6 +123,7 @@ typedef struct api_shared {
      * by HTTP threads and, briefly, by the loop's message handler); sub_op_mu serialises the
      * joins and leaves (HTTP threads only, held across the loop call). */
     pthread_mutex_t sub_mu, sub_op_mu;
+    struct sub_topic *orphans; /* leaves that failed (sub_op_mu; then cp2p_node_api_stop) */
     struct sub_topic *topics;
     size_t nsubs;
     bool closing;
@@ -1135,9 +1136,12 @@ static enum MHD_Result ep_req(struct MHD_Connection *con, api_req *r, const quer
  * counted. The reader callback of each stream runs on its connection's thread and waits on its
  * queue. When the last subscriber of a topic goes, the API leaves the topic. A topic this node
  * already joined by other means (cp2p node --topic, cp2p_node_subscribe) is refused with 409:
- * subscribing again would replace that handler. The pubsub API cannot say whether a topic is
- * joined, so "already joined" is detected as "we have mesh peers on it" (a mesh exists only
- * for joined topics); a topic joined elsewhere with an empty mesh is not detected. */
+ * subscribing again would replace that handler (cp2p_pubsub_subscribed says whether the topic
+ * is joined, mesh or not).
+ *
+ * A leave that cannot reach the loop (the node stopping: a `cp2p node` stopped while a
+ * subscriber is open) keeps its topic on a list; cp2p_node_api_stop tries the leave once more
+ * and, when the node runs no call any more, frees the topic itself (see subs_orphans_free). */
 
 /* Our choices: a few dashboards or scripts at once; a queue of 256 messages or 2 MiB (at
  * least one message), a few seconds of a busy topic for a client that reads. */
@@ -1261,18 +1265,17 @@ static void sub_on_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
     cp2p_buf_fini(&b);
 }
 
-/* Join t's topic, unless the node already has a mesh on it (joined by other means). */
+/* Join t's topic, unless the node already joined it (by other means). */
 static void sub_join_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
 {
     sub_topic *t = ud;
     cp2p_pubsub *ps = cp2p__node_pubsub(t->sh->node);
-    cp2p_peer_id one;
     (void)host;
     if (ps == NULL) {
         cp2p_node_call_done(call, CP2P_ENOTSUP);
         return;
     }
-    if (cp2p_pubsub_mesh_peers(ps, t->topic, &one, 1) > 0) {
+    if (cp2p_pubsub_subscribed(ps, t->topic)) {
         cp2p_node_call_done(call, CP2P_ESTATE);
         return;
     }
@@ -1301,10 +1304,40 @@ static void sub_leave_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
 /* Leave t (unlinked from sh->topics, no subscriber left). HTTP thread, sub_op_mu held. */
 static void sub_leave(api_shared *sh, sub_topic *t)
 {
-    /* On failure (the node stopping) the pubsub may still call the handler: t and its
-     * reference to sh are kept (a small leak at the end) rather than freed under it. */
-    if (cp2p_node_call_on_loop(sh->node, sub_leave_on_loop, t, NULL, API_QUICK_MS) != 0) {
-        CP2P_LOG(CP2P_LOG_DEBUG, "http", 0, "http.pubsub_leave_failed topic=%s", t->topic);
+    int rc = cp2p_node_call_on_loop(sh->node, sub_leave_on_loop, t, NULL, API_QUICK_MS);
+    if (rc != 0) {
+        CP2P_LOG(CP2P_LOG_DEBUG, "http", 0, "http.pubsub_leave_failed topic=%s err=%s",
+                 t->topic, cp2p_strerror(rc));
+    }
+    /* Timed out: the leave is queued and will free t. Otherwise it never ran, and the pubsub
+     * may still call the handler with t: kept for cp2p_node_api_stop (subs_orphans_free). */
+    if (rc != 0 && rc != CP2P_ETIMEDOUT) {
+        t->next = sh->orphans;
+        sh->orphans = t;
+    }
+}
+
+/* At cp2p_node_api_stop, once every HTTP thread is gone: the topics whose leave failed. Try
+ * each leave once more (a node still running takes it). A node that refuses with
+ * CP2P_ECANCELED is stopping and runs no call any more; by cp2p_node_api_stop's contract its
+ * pubsub has closed by now (a started node's API stops before the node, so its leaves went
+ * through; an attached node's stops after its host closed, which closes the pubsub with the
+ * other services), so no handler can come for t: it is freed here. Anything else (the command
+ * queue still full) keeps t, a leak rather than a use after free. */
+static void subs_orphans_free(api_shared *sh)
+{
+    sub_topic *t = sh->orphans;
+    sh->orphans = NULL;
+    while (t != NULL) {
+        sub_topic *next = t->next;
+        int rc = cp2p_node_call_on_loop(sh->node, sub_leave_on_loop, t, NULL, API_QUICK_MS);
+        if (rc == CP2P_ECANCELED) {
+            sub_topic_free(t);
+        } else if (rc != 0) {
+            CP2P_LOG(CP2P_LOG_INFO, "http", 0, "http.pubsub_topic_kept topic=%s err=%s",
+                     t->topic, cp2p_strerror(rc));
+        }
+        t = next;
     }
 }
 
@@ -1910,6 +1943,7 @@ void cp2p_node_api_stop(cp2p_node_api *a)
     }
     subs_close(a->sh);     /* pubsub/sub streams end at their next read */
     MHD_stop_daemon(a->d); /* closes every connection and joins their threads */
+    subs_orphans_free(a->sh);
     shared_unref(a->sh);   /* a loop call still queued holds its own reference */
     sodium_memzero(a->token_hash, sizeof(a->token_hash));
     cp2p_free(a);

@@ -804,3 +804,21 @@ test('cp2p ping --api pings from a running node: the lines and summary of a loca
   assert.equal(gone.code, 1)
   assert.match(gone.err, /cannot connect to 127\.0\.0\.1:\d+/)
 })
+
+test('pubsub/sub: 409 for a joined topic even with an empty mesh; a node stopped with a subscriber open exits 0 (nothing leaked under ASan)', { timeout: 30000 }, async () => {
+  const a = await apiNode(['--no-dht', '--topic', 'lonely'])
+  const s = subscribe(a, 'other')
+  try {
+    // No peer at all: no mesh, yet the topic is joined (its --topic handler would be replaced).
+    const r = await call(a.base, '/api/v0/pubsub/sub?arg=lonely')
+    assert.equal(r.status, 409, r.text)
+    await s.ready
+    assert.equal(s.status(), 200)
+    assert.equal(await metric(a, 'cp2p_http_pubsub_subscribers'), 1)
+  } finally {
+    // Stopped while the stream is open: the API's leave of "other" cannot reach the stopping
+    // node; the topic is freed at the API's stop (LeakSanitizer fails the exit code otherwise).
+    assert.equal(await a.stop(), 0, a.stderr())
+    s.close()
+  }
+})
