@@ -118,7 +118,7 @@ typedef struct api_shared {
     cp2p_metrics *reg;
     cp2p_node *node;
     cp2p_host_metrics *hm; /* loop thread only, as the two below */
-    cp2p__stats_metrics *psm, *kadm;
+    cp2p__stats_metrics *psm, *kadm, *nodem;
     /* pubsub/sub: the topics the API joined and their HTTP subscribers, under sub_mu (taken
      * by HTTP threads and, briefly, by the loop's message handler); sub_op_mu serialises the
      * joins and leaves (HTTP threads only, held across the loop call). */
@@ -168,6 +168,7 @@ static void shared_unref(void *p)
         cp2p_host_metrics_free(sh->hm);
         cp2p__stats_metrics_free(sh->psm);
         cp2p__stats_metrics_free(sh->kadm);
+        cp2p__stats_metrics_free(sh->nodem);
         cp2p_metrics_free(sh->reg);
         pthread_mutex_destroy(&sh->sub_mu);
         pthread_mutex_destroy(&sh->sub_op_mu);
@@ -368,6 +369,9 @@ static void refresh_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
     const cp2p_pubsub *ps = cp2p__node_pubsub(sh->node);
     const cp2p_kad *kad = cp2p__node_kad(sh->node);
     int rc = cp2p_host_metrics_update(&sh->hm, host, sh->reg);
+    if (rc == 0) {
+        rc = cp2p__node_metrics_update(&sh->nodem, sh->node, sh->reg);
+    }
     if (rc == 0 && ps != NULL) {
         rc = cp2p__pubsub_metrics_update(&sh->psm, ps, sh->reg);
     }

@@ -22,6 +22,8 @@ CP2P_NODISCARD int cp2p__pubsub_metrics_update(cp2p__stats_metrics **state,
                                                const cp2p_pubsub *ps, cp2p_metrics *reg);
 CP2P_NODISCARD int cp2p__kad_metrics_update(cp2p__stats_metrics **state, const cp2p_kad *kad,
                                             cp2p_metrics *reg);
+CP2P_NODISCARD int cp2p__node_metrics_update(cp2p__stats_metrics **state, cp2p_node *node,
+                                             cp2p_metrics *reg);
 void cp2p__stats_metrics_free(cp2p__stats_metrics *s);
 
 #endif

@@ -767,6 +767,10 @@ test('cp2p req --api sends the request from a running node, by multiaddr then by
     const unserved = await runCli(['req', bl.peer_id, '/not/served', 'x', '--api', api])
     assert.equal(unserved.code, 1)
     assert.match(unserved.err, /answered 500: req: not supported/)
+    // The node's request-response counters are on /metrics.
+    assert.equal(await metric(a, 'cp2p_node_requests_sent_total'), 3)
+    assert.equal(await metric(a, 'cp2p_node_requests_failed_total'), 1)
+    assert.equal(await metric(a, 'cp2p_node_commands_refused_total'), 0)
     const help = await runCli(['req', '--help'])
     assert.match(help.out, /--api HOST:PORT/)
   } finally {
