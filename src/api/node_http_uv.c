@@ -140,6 +140,7 @@ struct cp2p_node_api {
     char addr[CP2P_NODE_API_ADDR_MAX];
     cp2p_metric_family *f_requests; /* {endpoint, code}, looked up per answer */
     cp2p_metric *latency[EP_COUNT];
+    cp2p_metric *req_latency; /* cp2p_node_request_duration_seconds, set on the node */
     cp2p_metric *rejected[R_COUNT];
     cp2p_metric *refresh_failed;
     cp2p_metric *connections;
@@ -201,6 +202,18 @@ static int register_http_metrics(cp2p_node_api *a)
     }
     for (size_t i = 0; i < EP_COUNT && rc == 0; i++) {
         rc = cp2p_metrics_series(f, &endpoints[i].label, 1, &a->latency[i]);
+    }
+    /* The node's request-response latency, observed by the node as each request is answered
+     * (set on the node once the API starts, cleared when it stops). */
+    d = (cp2p_metric_desc){
+        .type = CP2P_METRIC_HISTOGRAM, .name = "cp2p_node_request_duration_seconds",
+        .help = "Request-response requests sent through the node and answered: time from the "
+                "call to the response, dial included.",
+        .buckets = latency_buckets,
+        .n_buckets = sizeof(latency_buckets) / sizeof(latency_buckets[0])};
+    if (rc != 0 || (rc = cp2p_metrics_register(reg, &d, &f)) != 0 ||
+        (rc = cp2p_metrics_series(f, NULL, 0, &a->req_latency)) != 0) {
+        return rc;
     }
     d = (cp2p_metric_desc){
         .type = CP2P_METRIC_COUNTER, .name = "cp2p_http_requests_rejected_total",
@@ -1921,6 +1934,7 @@ int cp2p_node_api_start(cp2p_node *n, const cp2p_node_api_config *cfg, cp2p_node
     snprintf(a->addr, sizeof(a->addr), ipv6 ? "[%s]:%u" : "%s:%u", host, (unsigned)di->port);
     CP2P_LOG(CP2P_LOG_INFO, "http", 0, "http.listening addr=%s token=%s", a->addr,
              a->has_token ? "yes" : "no");
+    cp2p__node_set_request_latency(n, a->req_latency);
     *out = a;
     return 0;
 }
@@ -1945,6 +1959,7 @@ void cp2p_node_api_stop(cp2p_node_api *a)
     if (a == NULL) {
         return;
     }
+    cp2p__node_set_request_latency(a->node, NULL); /* before the registry can go */
     subs_close(a->sh);     /* pubsub/sub streams end at their next read */
     MHD_stop_daemon(a->d); /* closes every connection and joins their threads */
     subs_orphans_free(a->sh);

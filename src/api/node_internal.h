@@ -13,6 +13,11 @@
 cp2p_kad *cp2p__node_kad(cp2p_node *n);
 cp2p_pubsub *cp2p__node_pubsub(cp2p_node *n);
 
+/* Observe the latency of each answered cp2p_node_request (from the call to the response,
+ * queueing and dial included, in seconds) into histogram h; NULL stops it. The caller keeps h
+ * valid until it sets NULL. Any thread. */
+void cp2p__node_set_request_latency(cp2p_node *n, cp2p_metric *h);
+
 /* node_metrics.c: a protocol's stats copied into a metrics registry (names in
  * docs/METRICS.md). The first call passes *state == NULL and registers the families; later
  * calls pass the same state and registry. Returns 0, CP2P_ENOMEM, CP2P_EINVAL (another

@@ -54,6 +54,7 @@ typedef struct node_cmd {
     uint8_t *data;
     size_t len;
     uint64_t timeout_ms;
+    uint64_t start_ns;     /* CMD_REQUEST: when the caller asked (uv_hrtime) */
     cp2p_node_request_handler handler;
     cp2p_node_event_handler ev_cb;
     void *hud;
@@ -143,6 +144,8 @@ struct cp2p_node {
     bool started;
     int start_rc;
     cp2p_node_stats stats;
+    /* cp2p__node_set_request_latency: where answered requests' latencies go (under mu). */
+    cp2p_metric *req_latency;
     char **addrs;              /* dialable addresses, fixed at start */
     size_t naddrs;
     char **listen;
@@ -266,6 +269,9 @@ static void cmd_complete(node_cmd *c, int status)
     if (c->type == CMD_REQUEST) {
         n->stats.requests_sent++;
         n->stats.requests_failed += status != 0;
+        if (status == 0) {
+            cp2p_metric_observe(n->req_latency, (double)(uv_hrtime() - c->start_ns) / 1e9);
+        }
     }
     c->done = true;
     pthread_cond_signal(&c->cond);
@@ -1184,6 +1190,7 @@ int cp2p_node_request(cp2p_node *n, const cp2p_peer_id *peer, const char *protoc
     }
     c->peer = *peer;
     c->timeout_ms = timeout_ms;
+    c->start_ns = uv_hrtime();
     c->text = cp2p__memdup(protocol, strlen(protocol) + 1);
     c->data = len > 0 ? cp2p__memdup(req, len) : NULL;
     c->len = len;
@@ -1290,6 +1297,13 @@ int cp2p_node_add_addrs(cp2p_node *n, const cp2p_peer_id *peer, const char *cons
     }
     leave(n);
     return rc;
+}
+
+void cp2p__node_set_request_latency(cp2p_node *n, cp2p_metric *h)
+{
+    pthread_mutex_lock(&n->mu);
+    n->req_latency = h;
+    pthread_mutex_unlock(&n->mu);
 }
 
 void cp2p_node_stats_get(cp2p_node *n, cp2p_node_stats *out)

@@ -771,6 +771,9 @@ test('cp2p req --api sends the request from a running node, by multiaddr then by
     assert.equal(await metric(a, 'cp2p_node_requests_sent_total'), 3)
     assert.equal(await metric(a, 'cp2p_node_requests_failed_total'), 1)
     assert.equal(await metric(a, 'cp2p_node_commands_refused_total'), 0)
+    // The two answered requests are in the latency histogram, the refused one is not.
+    assert.equal(await metric(a, 'cp2p_node_request_duration_seconds_count'), 2)
+    assert.ok(await metric(a, 'cp2p_node_request_duration_seconds_sum') > 0)
     const help = await runCli(['req', '--help'])
     assert.match(help.out, /--api HOST:PORT/)
   } finally {
