@@ -150,3 +150,21 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
 }'
 
 gossipsub_bench
+
+# Metrics scrape cost (issue 13): gossipsub at full rate (one publisher, 10 subscribers, 100-byte
+# unsigned messages, 100 in flight, as gs-rate) with the publisher serving the HTTP API, in
+# alternating 1 s segments without and with a GET /metrics every 100 ms (bench/bench_scrape.c).
+SCRAPE_ROUNDS=${BENCH_SCRAPE_ROUNDS:-20}
+echo "== metrics scrape cost: gossipsub 1 -> 10 at full rate, /metrics every 100 ms on and off, $SCRAPE_ROUNDS rounds"
+sc=$("$B/bench_scrape" "$SCRAPE_ROUNDS" 1 100 2>/dev/null); echo "$sc"
+awk -v off="$(json "$sc" per_s_off)" -v on="$(json "$sc" per_s_on)" -v r="$(json "$sc" ratio)" \
+    -v rmed="$(json "$sc" ratio_median)" \
+    -v loff="$(json "$sc" loop_cpu_us_per_msg_off)" -v lon="$(json "$sc" loop_cpu_us_per_msg_on)" \
+    -v poff="$(json "$sc" process_cpu_us_per_msg_off)" \
+    -v pon="$(json "$sc" process_cpu_us_per_msg_on)" 'BEGIN {
+    printf "\n%-44s %10s %10s %8s\n", "scraping /metrics every 100 ms", "scraped", "not", "ratio"
+    printf "%-44s %10.0f %10.0f %8.3f  (target >= 0.98)\n", "msgs/s, 1 -> 10, 100 B, 100 in flight", on, off, r
+    printf "%-44s %10s %10s %8.3f\n", "median of the rounds msgs/s ratios", "", "", rmed
+    printf "%-44s %10.2f %10.2f %8.3f\n", "loop thread CPU us per message", lon, loff, lon / loff
+    printf "%-44s %10.2f %10.2f %8.3f\n", "process CPU us per message", pon, poff, pon / poff
+}'

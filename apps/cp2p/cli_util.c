@@ -1,4 +1,5 @@
 /* Helpers shared by the subcommands. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,20 +48,66 @@ int cli_parse_seed(const char *s, uint8_t seed[32])
     return 0;
 }
 
-void cli_json_string(FILE *f, const char *s)
+/* CLI JSON goes through jansson. Text from peers (pubsub messages, DHT values, responses) need
+ * not be UTF-8, which a JSON string must be: each byte that does not start a valid UTF-8
+ * sequence becomes U+FFFD, so the line stays valid JSON whatever the peer sent. */
+json_t *cli_json_text(const char *s, size_t len)
 {
-    fputc('"', f);
-    for (; *s != 0; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            fprintf(f, "\\%c", c);
-        } else if (c < 0x20) {
-            fprintf(f, "\\u%04x", c);
-        } else {
-            fputc(c, f);
-        }
+    json_t *j = json_stringn(s, len);
+    if (j != NULL) {
+        return j;
     }
-    fputc('"', f);
+    cp2p_buf b;
+    cp2p_buf_init(&b, len * 3 + 1);
+    for (size_t i = 0; i < len;) {
+        size_t n = 1;
+        unsigned char c = (unsigned char)s[i];
+        size_t want = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                                   : (c & 0xf8) == 0xf0 ? 4 : 0;
+        /* Let jansson's own check judge a candidate sequence (overlong forms, surrogates). */
+        json_t *one = want > 0 && len - i >= want ? json_stringn(s + i, want) : NULL;
+        int rc;
+        if (one != NULL) {
+            n = want;
+            rc = cp2p_buf_append(&b, s + i, n);
+            json_decref(one);
+        } else {
+            rc = cp2p_buf_append(&b, "\xef\xbf\xbd", 3);
+        }
+        if (rc != 0) {
+            break;
+        }
+        i += n;
+    }
+    j = json_stringn_nocheck(b.ptr != NULL ? (const char *)b.ptr : "", b.len);
+    cp2p_buf_fini(&b);
+    return j;
+}
+
+json_t *cli_json_str(const char *s)
+{
+    return cli_json_text(s, strlen(s));
+}
+
+json_t *cli_json_real(double v, int decimals)
+{
+    double scale = pow(10, decimals);
+    return json_real(round(v * scale) / scale);
+}
+
+void cli_json_set(json_t *obj, const char *key, json_t *v)
+{
+    (void)json_object_set_new(obj, key, v);
+}
+
+int cli_json_print(json_t *j)
+{
+    /* 15 significant digits: a value rounded by cli_json_real prints as its decimals. */
+    int rc = j != NULL ? json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(15)) : -1;
+    json_decref(j);
+    putchar('\n');
+    fflush(stdout);
+    return rc == 0 ? 0 : -1;
 }
 
 int cli_cmd_version(int argc, char **argv)

@@ -16,6 +16,7 @@ static const char DHT_HELP[] =
     "usage: cp2p dht --bootstrap MULTIADDR [--bootstrap MA]... [--listen MA]\n"
     "                [--key FILE | --seed HEX32] [--dht-protocol ID] [--timeout MS] [--json]\n"
     "                COMMAND ARGS\n"
+    "       cp2p dht --api HOST:PORT [--api-token TOKEN] [--timeout MS] [--json] COMMAND ARGS\n"
     "\n"
     "commands:\n"
     "  find-peer ID          print the addresses of the peer with this ID\n"
@@ -33,22 +34,43 @@ static const char DHT_HELP[] =
     "  --dht-protocol ID DHT protocol ID (default /ipfs/kad/1.0.0)\n"
     "  --timeout MS      give up after MS milliseconds per step (default 30000)\n"
     "  --json            print the result as one JSON object\n"
+    "  --api HOST:PORT   run the command on a running node's DHT (cp2p node --api) through its\n"
+    "                    HTTP API instead of starting a node here (at most 30 s a command)\n"
+    "  --api-token TOKEN the API's access token (default $CP2P_API_TOKEN)\n"
     "Exit status: 0 found/stored, 1 not found or failed, 2 usage error.\n";
 
-static void print_peer_addrs(bool json, const char *pid, char **addrs, size_t n)
+/* {"peer","addrs":[...]} */
+static json_t *peer_addrs_json(const char *pid, char **addrs, size_t n)
+{
+    json_t *o = json_object(), *a = json_array();
+    for (size_t i = 0; a != NULL && i < n; i++) {
+        (void)json_array_append_new(a, cli_json_str(addrs[i]));
+    }
+    cli_json_set(o, "peer", cli_json_str(pid));
+    cli_json_set(o, "addrs", a);
+    return o;
+}
+
+/* Text output of a {"peer","addrs"} object. */
+static void print_peer(json_t *o)
+{
+    json_t *a;
+    size_t i;
+    const char *pid = json_string_value(json_object_get(o, "peer"));
+    printf("%s\n", pid != NULL ? pid : "?");
+    json_array_foreach(json_object_get(o, "addrs"), i, a) {
+        printf("  %s\n", json_string_value(a) != NULL ? json_string_value(a) : "?");
+    }
+}
+
+/* Print a {"peer","addrs"} object as asked, taking it. */
+static void print_peer_addrs(bool json, json_t *o)
 {
     if (json) {
-        printf("{\"peer\":\"%s\",\"addrs\":[", pid);
-        for (size_t i = 0; i < n; i++) {
-            printf(i ? "," : "");
-            cli_json_string(stdout, addrs[i]);
-        }
-        printf("]}");
+        cli_json_print(o);
     } else {
-        printf("%s\n", pid);
-        for (size_t i = 0; i < n; i++) {
-            printf("  %s\n", addrs[i]);
-        }
+        print_peer(o);
+        json_decref(o);
     }
 }
 
@@ -68,10 +90,7 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             fprintf(stderr, "cp2p dht: find-peer: %s\n", cp2p_strerror(rc));
             return CLI_EXIT_FAIL;
         }
-        print_peer_addrs(json, argv[1], addrs, na);
-        if (json) {
-            printf("\n");
-        }
+        print_peer_addrs(json, peer_addrs_json(argv[1], addrs, na));
         cp2p_node_free_strings(addrs, na);
         return 0;
     }
@@ -83,16 +102,9 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             return CLI_EXIT_FAIL;
         }
         if (json) {
-            char *text = calloc(1, vl + 1);
-            if (text != NULL) {
-                memcpy(text, v, vl);
-            }
-            printf("{\"key\":");
-            cli_json_string(stdout, argv[1]);
-            printf(",\"value\":");
-            cli_json_string(stdout, text != NULL ? text : "");
-            printf(",\"bytes\":%zu}\n", vl);
-            free(text);
+            cli_json_print(json_pack("{s:o,s:o,s:I}", "key", cli_json_str(argv[1]), "value",
+                                     cli_json_text((const char *)v, vl), "bytes",
+                                     (json_int_t)vl));
         } else {
             fwrite(v, 1, vl, stdout);
             putchar('\n');
@@ -109,9 +121,8 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             return rc == CP2P_ENOTSUP ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
         }
         if (json) {
-            printf("{\"key\":");
-            cli_json_string(stdout, argv[1]);
-            printf(",\"stored\":%zu}\n", stored);
+            cli_json_print(json_pack("{s:o,s:I}", "key", cli_json_str(argv[1]), "stored",
+                                     (json_int_t)stored));
         } else {
             printf("stored on %zu peers\n", stored);
         }
@@ -131,9 +142,8 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
                 return CLI_EXIT_FAIL;
             }
             if (json) {
-                printf("{\"cid\":");
-                cli_json_string(stdout, argv[1]);
-                printf(",\"told\":%zu}\n", told);
+                cli_json_print(json_pack("{s:o,s:I}", "cid", cli_json_str(argv[1]), "told",
+                                         (json_int_t)told));
             } else {
                 printf("announced to %zu peers\n", told);
             }
@@ -147,11 +157,7 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             fprintf(stderr, "cp2p dht: find-providers: %s\n", cp2p_strerror(rc));
             return CLI_EXIT_FAIL;
         }
-        if (json) {
-            printf("{\"cid\":");
-            cli_json_string(stdout, argv[1]);
-            printf(",\"providers\":[");
-        }
+        json_t *list = json ? json_array() : NULL;
         for (size_t i = 0; i < np; i++) {
             char pid[CP2P_PEER_ID_STR_MAX];
             char **addrs = NULL;
@@ -160,12 +166,17 @@ static int run_op(cp2p_node *n, bool json, uint64_t timeout, int argc, char **ar
             /* Their addresses came with the answer: find_peer returns them from the
              * peerstore (or looks the peer up when they were missing). */
             (void)!cp2p_node_dht_find_peer(n, &provs[i], timeout, &addrs, &na);
-            printf(json && i ? "," : "");
-            print_peer_addrs(json, pid, addrs, na);
+            json_t *o = peer_addrs_json(pid, addrs, na);
+            if (json) {
+                (void)json_array_append_new(list, o);
+            } else {
+                print_peer_addrs(false, o);
+            }
             cp2p_node_free_strings(addrs, na);
         }
         if (json) {
-            printf("]}\n");
+            cli_json_print(json_pack("{s:o,s:o}", "cid", cli_json_str(argv[1]), "providers",
+                                     list));
         }
         return 0;
     }
@@ -200,6 +211,116 @@ static int check_op(int argc, char **argv)
     return CLI_EXIT_USAGE;
 }
 
+/* The API's {"ID","Addrs"} as the CLI's {"peer","addrs"}. */
+static json_t *peer_from_api(json_t *p)
+{
+    return json_pack("{s:O,s:O}", "peer", json_object_get(p, "ID"), "addrs",
+                     json_object_get(p, "Addrs"));
+}
+
+/* --api: the operation (checked by check_op) run by a running node's DHT through its HTTP
+ * API, printed as run_op prints it. Returns an exit code. */
+static int api_op(const char *api, const char *token, bool json, uint64_t timeout, int argc,
+                  char **argv)
+{
+    static const struct {
+        const char *op, *path;
+    } paths[] = {{"find-peer", "/api/v0/dht/findpeer?arg="}, {"get", "/api/v0/dht/get?arg="},
+                 {"put", "/api/v0/dht/put?arg="},           {"provide", "/api/v0/dht/provide?arg="},
+                 {"find-providers", "/api/v0/dht/findprovs?arg="}};
+    const char *prefix = NULL;
+    size_t k = 0;
+    char ms[32];
+    cp2p_buf path;
+    int rc;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (strcmp(argv[0], paths[i].op) == 0) {
+            prefix = paths[i].path;
+            k = i;
+        }
+    }
+    /* The API bounds one operation by 30 s (CP2P_NODE_API_OP_TIMEOUT_MS). */
+    snprintf(ms, sizeof(ms), "%llums",
+             (unsigned long long)(timeout < CP2P_NODE_API_OP_TIMEOUT_MS
+                                      ? timeout : CP2P_NODE_API_OP_TIMEOUT_MS));
+    if (prefix == NULL || cli_api_path(&path, prefix, argv[1]) != 0 ||
+        cli_api_path_add(&path, "&timeout=", ms) != 0) {
+        fprintf(stderr, "cp2p dht: arguments too long\n");
+        return CLI_EXIT_USAGE;
+    }
+    const char *body = argc == 3 ? argv[2] : NULL;
+    json_t *j = cli_api_call("dht", api, token, (const char *)path.ptr, body,
+                             body != NULL ? strlen(body) : 0, timeout + 5000, &rc);
+    cp2p_buf_fini(&path);
+    if (j == NULL) {
+        return rc;
+    }
+    switch (k) {
+    case 0: /* find-peer */
+        print_peer_addrs(json, peer_from_api(j));
+        break;
+    case 4: { /* find-providers */
+        json_t *list = json_array(), *p;
+        size_t i;
+        json_array_foreach(json_object_get(j, "Providers"), i, p) {
+            json_t *o = peer_from_api(p);
+            if (json) {
+                (void)json_array_append_new(list, o);
+            } else {
+                print_peer_addrs(false, o);
+            }
+        }
+        if (json) {
+            cli_json_print(json_pack("{s:o,s:o}", "cid", cli_json_str(argv[1]), "providers",
+                                     list));
+        } else {
+            json_decref(list);
+        }
+        break;
+    }
+    case 1: { /* get */
+        uint8_t *v = NULL;
+        size_t vl = 0;
+        if (cli_api_base64(json_object_get(j, "Value"), &v, &vl) != 0) {
+            fprintf(stderr, "cp2p dht: the API's answer has no Value\n");
+            rc = CLI_EXIT_FAIL;
+        } else if (json) {
+            cli_json_print(json_pack("{s:o,s:o,s:I}", "key", cli_json_str(argv[1]), "value",
+                                     cli_json_text(v != NULL ? (const char *)v : "", vl),
+                                     "bytes", (json_int_t)vl));
+        } else {
+            if (vl > 0) {
+                fwrite(v, 1, vl, stdout);
+            }
+            putchar('\n');
+        }
+        free(v);
+        break;
+    }
+    case 2: { /* put */
+        json_int_t stored = json_integer_value(json_object_get(j, "Stored"));
+        if (json) {
+            cli_json_print(json_pack("{s:o,s:I}", "key", cli_json_str(argv[1]), "stored",
+                                     stored));
+        } else {
+            printf("stored on %lld peers\n", (long long)stored);
+        }
+        break;
+    }
+    default: { /* provide */
+        json_int_t told = json_integer_value(json_object_get(j, "Told"));
+        if (json) {
+            cli_json_print(json_pack("{s:o,s:I}", "cid", cli_json_str(argv[1]), "told", told));
+        } else {
+            printf("announced to %lld peers\n", (long long)told);
+        }
+        break;
+    }
+    }
+    json_decref(j);
+    return rc;
+}
+
 int cli_cmd_dht(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -210,9 +331,12 @@ int cli_cmd_dht(int argc, char **argv)
         {"dht-protocol", required_argument, NULL, 'R'},
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
+        {"api", required_argument, NULL, 'a'},
+        {"api-token", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    const char *api = NULL, *token = getenv("CP2P_API_TOKEN");
     const char *boot[DHT_MAX_BOOT], *listen[1];
     size_t nboot = 0, nlisten = 0;
     const char *key_file = NULL, *seed = NULL, *protocol = NULL;
@@ -247,9 +371,25 @@ int cli_cmd_dht(int argc, char **argv)
             }
             break;
         case 'j': json = true; break;
+        case 'a': api = optarg; break;
+        case 'T': token = optarg; break;
         case 'h': fputs(DHT_HELP, stdout); return 0;
         default: fputs(DHT_HELP, stderr); return CLI_EXIT_USAGE;
         }
+    }
+    if (api != NULL) {
+        if (optind >= argc || nboot > 0 || nlisten > 0 || key_file != NULL || seed != NULL ||
+            protocol != NULL) {
+            fputs(optind >= argc ? DHT_HELP
+                                 : "cp2p dht: --api uses the running node's DHT (no "
+                                   "--bootstrap, --listen, --key, --seed, --dht-protocol)\n",
+                  stderr);
+            return CLI_EXIT_USAGE;
+        }
+        int rc = check_op(argc - optind, argv + optind);
+        return rc != 0 ? rc
+                       : api_op(api, token != NULL && token[0] != '\0' ? token : NULL, json,
+                                timeout, argc - optind, argv + optind);
     }
     if (optind >= argc || nboot == 0) {
         fputs(nboot == 0 && optind < argc ? "cp2p dht: at least one --bootstrap is needed\n"

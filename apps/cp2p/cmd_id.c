@@ -48,15 +48,11 @@ static int print_identity(const cp2p_privkey *key, bool json)
         goto done;
     }
     if (json) {
-        printf("{\"peer_id\":");
-        cli_json_string(stdout, (const char *)b58.ptr);
-        printf(",\"peer_id_cid\":");
-        cli_json_string(stdout, (const char *)cid.ptr);
-        printf(",\"public_key\":");
-        cli_json_string(stdout, (const char *)pbhex.ptr);
-        printf(",\"type\":");
-        cli_json_string(stdout, cli_key_type_name(cp2p_pubkey_type(pub)));
-        printf("}\n");
+        cli_json_print(json_pack("{s:o,s:o,s:o,s:s}", "peer_id",
+                                 cli_json_text((const char *)b58.ptr, b58.len), "peer_id_cid",
+                                 cli_json_text((const char *)cid.ptr, cid.len), "public_key",
+                                 cli_json_text((const char *)pbhex.ptr, pbhex.len), "type",
+                                 cli_key_type_name(cp2p_pubkey_type(pub))));
     } else {
         printf("%s\n", (const char *)b58.ptr);
     }

@@ -1,14 +1,18 @@
 /* cp2p ping / cp2p perf: dial a peer with a throwaway identity and measure. */
 #include <getopt.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <cp2p/node.h>
 #include <cp2p/protocols.h>
 
 #include "cli.h"
 
 static const char PING_HELP[] =
     "usage: cp2p ping MULTIADDR [-c COUNT] [-i INTERVAL_MS] [-W TIMEOUT_MS] [--json]\n"
+    "       cp2p ping MULTIADDR|PEER --api HOST:PORT [--api-token TOKEN] [-c N] [-i MS] ...\n"
     "\n"
     "Connect to MULTIADDR (TCP, with /p2p/ID to check the peer) and send /ipfs/ping/1.0.0\n"
     "pings, printing each round-trip time and a summary like ping(8). Exit status 0 when at\n"
@@ -17,7 +21,11 @@ static const char PING_HELP[] =
     "  -c COUNT        pings to send (default 5)\n"
     "  -i INTERVAL_MS  pause between pings (default 1000)\n"
     "  -W TIMEOUT_MS   wait this long for each reply (default 10000)\n"
-    "  --json          one JSON object per reply, then a summary object\n";
+    "  --json          one JSON object per reply, then a summary object\n"
+    "  --api HOST:PORT ping from a running node (cp2p node --api) through its HTTP API, one\n"
+    "                  request per ping; the peer may then be a peer ID the node knows. The\n"
+    "                  node bounds each ping by 30 s; -W adds to that the wait for its answer\n"
+    "  --api-token TOKEN  the API's access token (default $CP2P_API_TOKEN)\n";
 
 static const char PERF_HELP[] =
     "usage: cp2p perf MULTIADDR [--upload BYTES] [--download BYTES] [--json]\n"
@@ -66,11 +74,13 @@ static void ping_summary(net_ctx *n)
     double loss = n->sent ? 100.0 * (n->sent - n->received) / n->sent : 0;
     uint64_t elapsed = uv_now(n->loop) - n->start;
     if (n->json) {
-        printf("{\"peer\":\"%s\",\"transmitted\":%d,\"received\":%d,\"loss_pct\":%.1f,"
-               "\"time_ms\":%llu,\"min_ms\":%.3f,\"avg_ms\":%.3f,\"max_ms\":%.3f,"
-               "\"mdev_ms\":%.3f}\n",
-               n->peer, n->sent, n->received, loss, (unsigned long long)elapsed,
-               n->received ? n->rtt_min : 0, avg, n->rtt_max, mdev);
+        cli_json_print(json_pack("{s:s,s:i,s:i,s:o,s:I,s:o,s:o,s:o,s:o}", "peer", n->peer,
+                                 "transmitted", n->sent, "received", n->received, "loss_pct",
+                                 cli_json_real(loss, 1), "time_ms", (json_int_t)elapsed,
+                                 "min_ms", cli_json_real(n->received ? n->rtt_min : 0, 3),
+                                 "avg_ms", cli_json_real(avg, 3), "max_ms",
+                                 cli_json_real(n->rtt_max, 3), "mdev_ms",
+                                 cli_json_real(mdev, 3)));
     } else {
         printf("\n--- %s ping statistics ---\n", n->peer);
         printf("%d transmitted, %d received, %.0f%% packet loss, time %llums\n", n->sent,
@@ -82,10 +92,9 @@ static void ping_summary(net_ctx *n)
     }
 }
 
-static void on_ping(cp2p_conn *c, int status, uint64_t rtt_ns, void *ud)
+/* One ping's outcome: counted and printed. err_text: why it failed (status != 0). */
+static void ping_report(net_ctx *n, int status, uint64_t rtt_ns, const char *err_text)
 {
-    net_ctx *n = ud;
-    (void)c;
     if (status == 0) {
         double ms = (double)rtt_ns / 1e6;
         n->received++;
@@ -94,18 +103,25 @@ static void on_ping(cp2p_conn *c, int status, uint64_t rtt_ns, void *ud)
         n->rtt_sum += ms;
         n->rtt_sq += ms * ms;
         if (n->json) {
-            printf("{\"seq\":%d,\"peer\":\"%s\",\"rtt_ms\":%.3f}\n", n->sent, n->peer, ms);
+            cli_json_print(json_pack("{s:i,s:s,s:o}", "seq", n->sent, "peer", n->peer,
+                                     "rtt_ms", cli_json_real(ms, 3)));
         } else {
             printf("32 bytes from %s: seq=%d time=%.3f ms\n", n->peer, n->sent, ms);
         }
     } else if (n->json) {
-        printf("{\"seq\":%d,\"peer\":\"%s\",\"error\":", n->sent, n->peer);
-        cli_json_string(stdout, cp2p_strerror(status));
-        printf("}\n");
+        cli_json_print(json_pack("{s:i,s:s,s:o}", "seq", n->sent, "peer", n->peer, "error",
+                                 cli_json_str(err_text)));
     } else {
-        printf("seq=%d: %s\n", n->sent, cp2p_strerror(status));
+        printf("seq=%d: %s\n", n->sent, err_text);
     }
     fflush(stdout);
+}
+
+static void on_ping(cp2p_conn *c, int status, uint64_t rtt_ns, void *ud)
+{
+    net_ctx *n = ud;
+    (void)c;
+    ping_report(n, status, rtt_ns, cp2p_strerror(status));
     if (n->sent == n->count || status == CP2P_ECLOSED) {
         ping_summary(n);
         finish(n, n->received > 0 ? 0 : CLI_EXIT_FAIL);
@@ -136,11 +152,13 @@ static void on_perf(cp2p_conn *c, int status, const cp2p_perf_result *r, void *u
     double up = up_s > 0 ? (double)r->upload_bytes / up_s : 0;
     double down = down_s > 0 ? (double)r->download_bytes / down_s : 0;
     if (n->json) {
-        printf("{\"peer\":\"%s\",\"upload_bytes\":%llu,\"upload_s\":%.6f,"
-               "\"upload_bytes_per_s\":%.0f,\"download_bytes\":%llu,\"download_s\":%.6f,"
-               "\"download_bytes_per_s\":%.0f,\"total_s\":%.6f}\n",
-               n->peer, (unsigned long long)r->upload_bytes, up_s, up,
-               (unsigned long long)r->download_bytes, down_s, down, (double)r->total_ns / 1e9);
+        cli_json_print(json_pack(
+            "{s:s,s:I,s:o,s:o,s:I,s:o,s:o,s:o}", "peer", n->peer, "upload_bytes",
+            (json_int_t)r->upload_bytes, "upload_s", cli_json_real(up_s, 6),
+            "upload_bytes_per_s", cli_json_real(up, 0), "download_bytes",
+            (json_int_t)r->download_bytes, "download_s", cli_json_real(down_s, 6),
+            "download_bytes_per_s", cli_json_real(down, 0), "total_s",
+            cli_json_real((double)r->total_ns / 1e9, 6)));
     } else {
         printf("upload:   %llu bytes in %.3f s = %.1f MB/s (%.2f Gbit/s)\n",
                (unsigned long long)r->upload_bytes, up_s, up / 1e6, up * 8 / 1e9);
@@ -209,14 +227,75 @@ static int run(net_ctx *n, const char *addr)
     return n->exit_code;
 }
 
+/* ping --api: one POST /api/v0/ping?count=1 per ping, -i apart, from the running node; the
+ * same lines and summary as a local ping. The peer may be a multiaddr or a peer ID. */
+static int ping_through_api(net_ctx *n, const char *api, const char *token, const char *peer)
+{
+    cp2p_buf path;
+    if (cli_api_path(&path, "/api/v0/ping?arg=", peer) != 0 ||
+        cli_api_path_add(&path, "&count=", "1") != 0) {
+        fprintf(stderr, "cp2p ping: argument too long\n");
+        return CLI_EXIT_USAGE;
+    }
+    n->loop = uv_default_loop();
+    uv_update_time(n->loop);
+    n->start = uv_now(n->loop);
+    snprintf(n->peer, sizeof(n->peer), "%s", peer);
+    int rc = 0;
+    while (rc == 0 && n->sent < n->count) {
+        cli_api_answer a;
+        char err[512];
+        if (n->sent > 0 && n->interval_ms > 0) {
+            struct timespec ts = {(time_t)(n->interval_ms / 1000),
+                                  (long)(n->interval_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        n->sent++;
+        if (cli_api_request(api, "POST", (const char *)path.ptr, token, NULL, 0,
+                            n->timeout_ms + CP2P_NODE_API_OP_TIMEOUT_MS, &a, err,
+                            sizeof(err)) != 0) {
+            fprintf(stderr, "cp2p ping: %s\n", err);
+            rc = CLI_EXIT_FAIL;
+            break;
+        }
+        json_t *j = json_loads(a.body, 0, NULL);
+        json_t *p0 = json_array_get(json_object_get(j, "Pings"), 0);
+        const char *pid = json_string_value(json_object_get(j, "Peer"));
+        if (pid != NULL) {
+            snprintf(n->peer, sizeof(n->peer), "%s", pid); /* the peer ID of a multiaddr */
+        }
+        if (a.status == 200 && json_is_true(json_object_get(p0, "Success"))) {
+            ping_report(n, 0, (uint64_t)json_integer_value(json_object_get(p0, "Time")), NULL);
+        } else if (a.status == 500) {
+            const char *msg = json_string_value(json_object_get(j, "Message"));
+            ping_report(n, CP2P_EIO, 0, msg != NULL ? msg : "failed");
+        } else {
+            char detail[300];
+            cli_api_error_message(a.body, detail, sizeof(detail));
+            fprintf(stderr, "cp2p ping: the API answered %d%s\n", a.status, detail);
+            rc = a.status == 400 ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+        }
+        json_decref(j);
+        free(a.text);
+    }
+    cp2p_buf_fini(&path);
+    if (rc == 0 || n->sent > 1) {
+        uv_update_time(n->loop);
+        ping_summary(n);
+    }
+    return rc != 0 ? rc : n->received > 0 ? 0 : CLI_EXIT_FAIL;
+}
+
 int cli_cmd_ping(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"count", required_argument, NULL, 'c'}, {"interval", required_argument, NULL, 'i'},
         {"timeout", required_argument, NULL, 'W'}, {"json", no_argument, NULL, 'j'},
+        {"api", required_argument, NULL, 'a'},   {"api-token", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     net_ctx n = {.count = 5, .interval_ms = 1000, .timeout_ms = 10000};
+    const char *api = NULL, *token = getenv("CP2P_API_TOKEN");
     int c;
     uint64_t v;
     optind = 1;
@@ -238,6 +317,8 @@ int cli_cmd_ping(int argc, char **argv)
             *(c == 'i' ? &n.interval_ms : &n.timeout_ms) = v;
             break;
         case 'j': n.json = true; break;
+        case 'a': api = optarg; break;
+        case 'T': token = optarg; break;
         case 'h': fputs(PING_HELP, stdout); return 0;
         default: fputs(PING_HELP, stderr); return CLI_EXIT_USAGE;
         }
@@ -245,6 +326,10 @@ int cli_cmd_ping(int argc, char **argv)
     if (optind != argc - 1) {
         fputs(PING_HELP, stderr);
         return CLI_EXIT_USAGE;
+    }
+    if (api != NULL) {
+        return ping_through_api(&n, api, token != NULL && token[0] != '\0' ? token : NULL,
+                                argv[optind]);
     }
     return run(&n, argv[optind]);
 }

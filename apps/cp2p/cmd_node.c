@@ -108,14 +108,13 @@ static void print_conn_event(node_ctx *n, const char *what, cp2p_conn *c, int er
     }
     cp2p_peer_id_str(cp2p_conn_peer_id(c), pid);
     if (n->json) {
-        printf("{\"event\":\"%s\",\"peer\":\"%s\",\"addr\":", what, pid);
-        cli_json_string(stdout, addr.len ? (const char *)addr.ptr : "");
-        printf(",\"direction\":\"%s\"", cp2p_conn_is_outbound(c) ? "outbound" : "inbound");
-        if (err != 0) {
-            printf(",\"error\":");
-            cli_json_string(stdout, cp2p_strerror(err));
+        json_t *o = json_pack("{s:s,s:s,s:o,s:s}", "event", what, "peer", pid, "addr",
+                              cli_json_text((const char *)addr.ptr, addr.len), "direction",
+                              cp2p_conn_is_outbound(c) ? "outbound" : "inbound");
+        if (o != NULL && err != 0) {
+            cli_json_set(o, "error", json_string(cp2p_strerror(err)));
         }
-        printf("}\n");
+        cli_json_print(o);
     } else {
         printf("%s %s %s %s%s%s\n", what, pid, addr.len ? (const char *)addr.ptr : "-",
                cp2p_conn_is_outbound(c) ? "outbound" : "inbound", err ? " error=" : "",
@@ -133,14 +132,13 @@ static void print_identified(node_ctx *n, cp2p_conn *c)
         return;
     }
     if (n->json) {
-        printf("{\"event\":\"identified\",\"peer\":\"%s\",\"agent\":", pid);
-        cli_json_string(stdout, v->agent_version ? v->agent_version : "");
-        printf(",\"protocols\":[");
-        for (size_t i = 0; i < v->n_protocols; i++) {
-            printf(i ? "," : "");
-            cli_json_string(stdout, v->protocols[i]);
+        json_t *protos = json_array();
+        for (size_t i = 0; protos != NULL && i < v->n_protocols; i++) {
+            (void)json_array_append_new(protos, cli_json_str(v->protocols[i]));
         }
-        printf("]}\n");
+        cli_json_print(json_pack("{s:s,s:s,s:o,s:o}", "event", "identified", "peer", pid,
+                                 "agent", cli_json_str(v->agent_version ? v->agent_version : ""),
+                                 "protocols", protos));
     } else {
         printf("identified %s agent=%s protocols=%zu\n", pid,
                v->agent_version ? v->agent_version : "-", v->n_protocols);
@@ -171,9 +169,8 @@ static void on_dialed(cp2p_host *h, int status, cp2p_conn *c, void *ud)
     node_ctx *n = ((void)c, (void)h, ud);
     if (status != 0) {
         if (n->json) {
-            printf("{\"event\":\"dial_failed\",\"error\":");
-            cli_json_string(stdout, cp2p_strerror(status));
-            printf("}\n");
+            cli_json_print(json_pack("{s:s,s:s}", "event", "dial_failed", "error",
+                                     cp2p_strerror(status)));
         } else {
             printf("dial failed: %s\n", cp2p_strerror(status));
         }
@@ -208,11 +205,10 @@ static void on_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
         memcpy(text, m->data, m->len);
     }
     if (n->json) {
-        printf("{\"event\":\"message\",\"topic\":");
-        cli_json_string(stdout, m->topic);
-        printf(",\"from\":\"%s\",\"data\":", pid);
-        cli_json_string(stdout, text != NULL ? text : "");
-        printf(",\"bytes\":%zu}\n", m->len);
+        cli_json_print(json_pack("{s:s,s:o,s:s,s:o,s:I}", "event", "message", "topic",
+                                 cli_json_str(m->topic), "from", pid, "data",
+                                 cli_json_text((const char *)m->data, m->len), "bytes",
+                                 (json_int_t)m->len));
     } else {
         printf("message %s %s: %s\n", m->topic, pid, text != NULL ? text : "");
     }
@@ -225,8 +221,9 @@ static void on_status(uv_timer_t *t)
     node_ctx *n = t->data;
     size_t table = n->kad != NULL ? cp2p_kad_table_size(n->kad) : 0;
     if (n->json) {
-        printf("{\"event\":\"status\",\"connections\":%zu,\"dht\":%s,\"dht_table\":%zu}\n",
-               n->conns, n->kad != NULL ? "true" : "false", table);
+        cli_json_print(json_pack("{s:s,s:I,s:b,s:I}", "event", "status", "connections",
+                                 (json_int_t)n->conns, "dht", n->kad != NULL, "dht_table",
+                                 (json_int_t)table));
     } else if (n->kad != NULL) {
         printf("status connections=%zu dht_table=%zu\n", n->conns, table);
     } else {
@@ -268,9 +265,8 @@ static void print_addrs(node_ctx *n)
 {
     char pid[CP2P_PEER_ID_STR_MAX];
     cp2p_peer_id_str(cp2p_host_peer_id(n->host), pid);
-    if (n->json) {
-        printf("{\"event\":\"listening\",\"peer_id\":\"%s\",\"addrs\":[", pid);
-    } else {
+    json_t *list = n->json ? json_array() : NULL;
+    if (!n->json) {
         printf("peer id: %s\nlistening on:\n", pid);
     }
     cp2p_multiaddr *addrs[64];
@@ -280,8 +276,7 @@ static void print_addrs(node_ctx *n)
         cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
         if (cp2p_multiaddr_to_string(addrs[i], &b) == 0) {
             if (n->json) {
-                printf(i ? "," : "");
-                cli_json_string(stdout, (const char *)b.ptr);
+                (void)json_array_append_new(list, cli_json_text((const char *)b.ptr, b.len));
             } else {
                 printf("  %s\n", (const char *)b.ptr);
             }
@@ -290,7 +285,8 @@ static void print_addrs(node_ctx *n)
         cp2p_multiaddr_free(addrs[i]);
     }
     if (n->json) {
-        printf("]}\n");
+        cli_json_print(json_pack("{s:s,s:s,s:o}", "event", "listening", "peer_id", pid, "addrs",
+                                 list));
     }
     fflush(stdout);
 }
@@ -674,8 +670,10 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
         char addr[CP2P_NODE_API_ADDR_MAX];
         if (cp2p_node_api_addr(n.api_srv, addr, sizeof(addr)) == 0) {
             if (n.json) {
-                printf("{\"event\":\"api\",\"addr\":\"%s\",\"url\":\"http://%s\"}\n", addr,
-                       addr);
+                char url[CP2P_NODE_API_ADDR_MAX + 8];
+                snprintf(url, sizeof(url), "http://%s", addr);
+                cli_json_print(json_pack("{s:s,s:s,s:s}", "event", "api", "addr", addr, "url",
+                                         url));
             } else {
                 printf("api: http://%s\n", addr);
             }

@@ -15,6 +15,7 @@ static const char PUBSUB_HELP[] =
     "usage: cp2p pubsub sub TOPIC [--peer MA]... [--bootstrap MA]... [--listen MA]\n"
     "                   [--count N] [--key FILE | --seed HEX32] [--json]\n"
     "       cp2p pubsub pub TOPIC DATA [--peer MA]... [--bootstrap MA]... [--timeout MS]\n"
+    "       cp2p pubsub pub TOPIC DATA --api HOST:PORT [--api-token TOKEN] [--timeout MS]\n"
     "\n"
     "sub: join TOPIC (gossipsub /meshsub/1.2.0, falling back to 1.1, 1.0 and floodsub) and\n"
     "print each message received, as text ('<author>: data') or one JSON object per line\n"
@@ -29,6 +30,10 @@ static const char PUBSUB_HELP[] =
     "  --listen MA      also listen (default: none for pub, /ip4/127.0.0.1/tcp/0 for sub)\n"
     "  --count N        sub: exit 0 after N messages\n"
     "  --timeout MS     pub: how long to wait for a subscribed peer (default 10000)\n"
+    "  --api HOST:PORT  pub: publish through a running node's HTTP API (cp2p node --api)\n"
+    "                   instead of starting a node here: the message is that node's, signed\n"
+    "                   by it, sent to its peers (no --peer, --bootstrap, --listen, --key)\n"
+    "  --api-token TOKEN  the API's access token (default $CP2P_API_TOKEN)\n"
     "  --json           JSON lines\n";
 
 static volatile sig_atomic_t stop_flag;
@@ -61,17 +66,56 @@ static void on_message(void *ud, const char *topic, const cp2p_peer_id *from,
         memcpy(text, data, len);
     }
     if (json_out) {
-        printf("{\"event\":\"message\",\"topic\":");
-        cli_json_string(stdout, topic);
-        printf(",\"from\":\"%s\",\"data\":", pid);
-        cli_json_string(stdout, text != NULL ? text : "");
-        printf(",\"bytes\":%zu}\n", len);
+        cli_json_print(json_pack("{s:s,s:o,s:s,s:o,s:I}", "event", "message", "topic",
+                                 cli_json_str(topic), "from", pid, "data",
+                                 cli_json_text((const char *)data, len), "bytes",
+                                 (json_int_t)len));
     } else {
         printf("%s: %s\n", pid, text != NULL ? text : "");
     }
     fflush(stdout);
     free(text);
     received++;
+}
+
+/* pub --api: wait (up to timeout) until the node knows a peer subscribed to the topic, as the
+ * local pub does, then publish through the API. Returns an exit code. */
+static int pub_through_api(const char *api, const char *token, const char *topic,
+                           const char *data, uint64_t timeout)
+{
+    cp2p_buf q, p;
+    int rc = 0;
+    if (cli_api_path(&q, "/api/v0/pubsub/peers?arg=", topic) != 0 ||
+        cli_api_path(&p, "/api/v0/pubsub/pub?arg=", topic) != 0) {
+        fprintf(stderr, "cp2p pubsub: topic too long\n");
+        cp2p_buf_fini(&q);
+        return CLI_EXIT_USAGE;
+    }
+    json_int_t total = 0;
+    for (uint64_t waited = 0; !stop_flag && total == 0 && rc == 0;) {
+        json_t *j = cli_api_call("pubsub", api, token, (const char *)q.ptr, NULL, 0, 5000, &rc);
+        total = json_integer_value(json_object_get(j, "Total"));
+        json_decref(j);
+        if (total == 0 && rc == 0) {
+            if (waited >= timeout) {
+                break;
+            }
+            sleep_ms(50);
+            waited += 50;
+        }
+    }
+    if (rc == 0) {
+        json_t *j = cli_api_call("pubsub", api, token, (const char *)p.ptr, data, strlen(data),
+                                 timeout + 5000, &rc);
+        json_decref(j);
+    }
+    if (rc == 0 && json_out) {
+        cli_json_print(json_pack("{s:s,s:o,s:I}", "event", "published", "topic",
+                                 cli_json_str(topic), "peers", total));
+    }
+    cp2p_buf_fini(&q);
+    cp2p_buf_fini(&p);
+    return rc;
 }
 
 int cli_cmd_pubsub(int argc, char **argv)
@@ -85,12 +129,14 @@ int cli_cmd_pubsub(int argc, char **argv)
         {"key", required_argument, NULL, 'k'},
         {"seed", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
+        {"api", required_argument, NULL, 'a'},
+        {"api-token", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *peers[PS_MAX_PEERS], *boot[PS_MAX_PEERS], *listen[1];
     size_t npeers = 0, nboot = 0, nlisten = 0;
-    const char *key_file = NULL, *seed = NULL;
+    const char *key_file = NULL, *seed = NULL, *api = NULL, *token = getenv("CP2P_API_TOKEN");
     uint64_t count = 0, timeout = 10000;
     int c;
     optind = 1;
@@ -126,6 +172,8 @@ int cli_cmd_pubsub(int argc, char **argv)
         case 'k': key_file = optarg; break;
         case 's': seed = optarg; break;
         case 'j': json_out = true; break;
+        case 'a': api = optarg; break;
+        case 'T': token = optarg; break;
         case 'h': fputs(PUBSUB_HELP, stdout); return 0;
         default: fputs(PUBSUB_HELP, stderr); return CLI_EXIT_USAGE;
         }
@@ -141,6 +189,16 @@ int cli_cmd_pubsub(int argc, char **argv)
     if (topic[0] == 0) {
         fprintf(stderr, "cp2p pubsub: empty topic\n");
         return CLI_EXIT_USAGE;
+    }
+    if (api != NULL) {
+        if (is_sub || npeers > 0 || nboot > 0 || nlisten > 0 || key_file != NULL ||
+            seed != NULL) {
+            fprintf(stderr, "cp2p pubsub: --api goes with pub alone (the node's own peers and "
+                            "identity are used)\n");
+            return CLI_EXIT_USAGE;
+        }
+        return pub_through_api(api, token != NULL && token[0] != '\0' ? token : NULL, topic,
+                               argv[optind + 2], timeout);
     }
     if (is_sub && nlisten == 0) {
         listen[nlisten++] = "/ip4/127.0.0.1/tcp/0";
@@ -193,12 +251,8 @@ int cli_cmd_pubsub(int argc, char **argv)
         if (json_out) {
             char addr[256] = "";
             (void)!cp2p_node_addr(n, 0, addr, sizeof(addr));
-            printf("{\"event\":\"subscribed\",\"topic\":");
-            cli_json_string(stdout, topic);
-            printf(",\"addr\":");
-            cli_json_string(stdout, addr);
-            printf("}\n");
-            fflush(stdout);
+            cli_json_print(json_pack("{s:s,s:o,s:o}", "event", "subscribed", "topic",
+                                     cli_json_str(topic), "addr", cli_json_str(addr)));
         }
         size_t last_mesh = 0, mesh = 0;
         while (!stop_flag && (count == 0 || (uint64_t)received < count)) {
@@ -206,10 +260,8 @@ int cli_cmd_pubsub(int argc, char **argv)
              * reach us by gossip, so waiting for "mesh" tells a script when to publish. */
             if (json_out && cp2p_node_mesh_peers(n, topic, NULL, 0, &mesh) == 0 &&
                 mesh != last_mesh) {
-                printf("{\"event\":\"mesh\",\"topic\":");
-                cli_json_string(stdout, topic);
-                printf(",\"peers\":%zu}\n", mesh);
-                fflush(stdout);
+                cli_json_print(json_pack("{s:s,s:o,s:I}", "event", "mesh", "topic",
+                                         cli_json_str(topic), "peers", (json_int_t)mesh));
                 last_mesh = mesh;
             }
             sleep_ms(50);
@@ -231,9 +283,8 @@ int cli_cmd_pubsub(int argc, char **argv)
                     rc == CP2P_ENOENT ? " (no peer subscribed to the topic)" : "");
             exit_code = CLI_EXIT_FAIL;
         } else if (json_out) {
-            printf("{\"event\":\"published\",\"topic\":");
-            cli_json_string(stdout, topic);
-            printf(",\"peers\":%zu}\n", total);
+            cli_json_print(json_pack("{s:s,s:o,s:I}", "event", "published", "topic",
+                                     cli_json_str(topic), "peers", (json_int_t)total));
         }
     }
     cp2p_node_stop(n);

@@ -12,6 +12,7 @@
 
 static const char REQ_HELP[] =
     "usage: cp2p req MULTIADDR PROTOCOL DATA [--timeout MS] [--json]\n"
+    "       cp2p req MULTIADDR|PEER PROTOCOL DATA --api HOST:PORT [--api-token TOKEN] ...\n"
     "\n"
     "Connect to MULTIADDR, send DATA as one request over the request-response PROTOCOL (one\n"
     "stream per request: the request, then end of stream; the response read to its end) and\n"
@@ -19,7 +20,11 @@ static const char REQ_HELP[] =
     "'cp2p node --echo PROTOCOL' answers such requests with their own bytes.\n"
     "\n"
     "  --timeout MS  give up after MS milliseconds (default 10000)\n"
-    "  --json        print {\"peer\",\"protocol\",\"response\",\"bytes\"}\n";
+    "  --json        print {\"peer\",\"protocol\",\"response\",\"bytes\"}\n"
+    "  --api HOST:PORT  send the request from a running node (cp2p node --api) through its\n"
+    "                HTTP API instead of starting a node here; the peer may then be a bare\n"
+    "                peer ID the node knows an address of\n"
+    "  --api-token TOKEN  the API's access token (default $CP2P_API_TOKEN)\n";
 
 static const char CHAT_HELP[] =
     "usage: cp2p chat [MULTIADDR] [--listen MA] [--key FILE | --seed HEX32]\n"
@@ -54,16 +59,58 @@ static int start_node(const char *key_file, const char *seed, const char *const 
     return 0;
 }
 
+/* req --api: POST /api/v0/req with DATA as the body; the response comes back in base64. */
+static int req_through_api(const char *api, const char *token, const char *peer,
+                           const char *proto, const char *data, uint64_t timeout, bool json)
+{
+    char ms[32];
+    cp2p_buf path;
+    int rc;
+    snprintf(ms, sizeof(ms), "%llums", (unsigned long long)timeout);
+    if (cli_api_path(&path, "/api/v0/req?arg=", peer) != 0 ||
+        cli_api_path_add(&path, "&proto=", proto) != 0 ||
+        cli_api_path_add(&path, "&timeout=", ms) != 0) {
+        fprintf(stderr, "cp2p req: arguments too long\n");
+        return CLI_EXIT_USAGE;
+    }
+    json_t *j = cli_api_call("req", api, token, (const char *)path.ptr, data, strlen(data),
+                             timeout + 5000, &rc);
+    cp2p_buf_fini(&path);
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    if (j != NULL && cli_api_base64(json_object_get(j, "Response"), &resp, &len) != 0) {
+        fprintf(stderr, "cp2p req: the API's answer has no Response\n");
+        rc = CLI_EXIT_FAIL;
+    } else if (j != NULL && json) {
+        const char *pid = json_string_value(json_object_get(j, "Peer"));
+        cli_json_print(json_pack("{s:s,s:o,s:o,s:I}", "peer", pid != NULL ? pid : "",
+                                 "protocol", cli_json_str(proto), "response",
+                                 cli_json_text(resp != NULL ? (const char *)resp : "", len),
+                                 "bytes", (json_int_t)len));
+    } else if (j != NULL) {
+        if (len > 0) {
+            fwrite(resp, 1, len, stdout);
+        }
+        putchar('\n');
+    }
+    free(resp);
+    json_decref(j);
+    return rc;
+}
+
 int cli_cmd_req(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
+        {"api", required_argument, NULL, 'a'},
+        {"api-token", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t timeout = 10000;
     bool json = false;
+    const char *api = NULL, *token = getenv("CP2P_API_TOKEN");
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -75,6 +122,8 @@ int cli_cmd_req(int argc, char **argv)
             }
             break;
         case 'j': json = true; break;
+        case 'a': api = optarg; break;
+        case 'T': token = optarg; break;
         case 'h': fputs(REQ_HELP, stdout); return 0;
         default: fputs(REQ_HELP, stderr); return CLI_EXIT_USAGE;
         }
@@ -84,6 +133,10 @@ int cli_cmd_req(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     const char *addr = argv[optind], *proto = argv[optind + 1], *data = argv[optind + 2];
+    if (api != NULL) {
+        return req_through_api(api, token != NULL && token[0] != '\0' ? token : NULL, addr,
+                               proto, data, timeout, json);
+    }
     cp2p_node *n;
     cp2p_peer_id peer;
     uint8_t *resp = NULL;
@@ -105,16 +158,10 @@ int cli_cmd_req(int argc, char **argv)
         fprintf(stderr, "cp2p req: %s\n", cp2p_strerror(rc));
     } else if (json) {
         char pid[CP2P_PEER_ID_STR_MAX];
-        char *text = calloc(1, len + 1);
-        if (text != NULL && len > 0) {
-            memcpy(text, resp, len);
-        }
-        printf("{\"peer\":\"%s\",\"protocol\":", cp2p_peer_id_str(&peer, pid));
-        cli_json_string(stdout, proto);
-        printf(",\"response\":");
-        cli_json_string(stdout, text != NULL ? text : "");
-        printf(",\"bytes\":%zu}\n", len);
-        free(text);
+        cli_json_print(json_pack("{s:s,s:o,s:o,s:I}", "peer", cp2p_peer_id_str(&peer, pid),
+                                 "protocol", cli_json_str(proto), "response",
+                                 cli_json_text(resp != NULL ? (const char *)resp : "", len),
+                                 "bytes", (json_int_t)len));
     } else {
         fwrite(resp, 1, len, stdout);
         putchar('\n');

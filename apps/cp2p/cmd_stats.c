@@ -1,7 +1,6 @@
 /* cp2p stats: a refreshing summary of a running node, read from its HTTP API (`cp2p node
  * --api`): GET /metrics (Prometheus text, parsed minimally: `name{labels} value` lines) and
- * POST /api/v0/peers (the open connections, for directions and bytes). A tiny HTTP/1.0 client
- * (one request per connection, the answer read to the close, at most 16 MiB). */
+ * POST /api/v0/peers (the open connections, for directions and bytes), through cli_api.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -15,8 +14,7 @@
 
 #include "cli.h"
 
-#define STATS_ANSWER_MAX (16u * 1024 * 1024)
-#define STATS_IO_TIMEOUT_S 5
+#define STATS_IO_TIMEOUT_MS 5000
 
 static const char STATS_USAGE[] =
     "usage: cp2p stats [--api HOST:PORT] [--api-token TOKEN] [--interval S] [--once]\n"
@@ -32,160 +30,6 @@ static const char STATS_USAGE[] =
     "  --once              print one summary and exit\n"
     "\n"
     "Exit: 0, 1 when the API cannot be reached or refuses (401, 403, ...), 2 on bad usage.\n";
-
-typedef struct {
-    char *text; /* the whole answer, NUL ended */
-    size_t len;
-    const char *body;
-    int status;
-} http_answer;
-
-/* Split "HOST:PORT" or "[V6]:PORT". */
-static int split_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
-{
-    const char *colon;
-    const char *h = s;
-    size_t hl;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL || close[1] != ':') {
-            return -1;
-        }
-        h = s + 1;
-        hl = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL) {
-            return -1;
-        }
-        hl = (size_t)(colon - s);
-    }
-    size_t pl = strlen(colon + 1);
-    if (hl == 0 || hl >= hostlen || pl == 0 || pl >= portlen ||
-        strspn(colon + 1, "0123456789") != pl) {
-        return -1;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    memcpy(port, colon + 1, pl + 1);
-    return 0;
-}
-
-/* One request; 0 and *out, or -1 with a message in err. */
-static int http_do(const char *api, const char *method, const char *path, const char *token,
-                   http_answer *out, char *err, size_t errlen)
-{
-    char host[256], port[16];
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-    memset(out, 0, sizeof(*out));
-    if (split_hostport(api, host, sizeof(host), port, sizeof(port)) != 0) {
-        snprintf(err, errlen, "bad --api '%s' (want HOST:PORT)", api);
-        return -1;
-    }
-    int gai = getaddrinfo(host, port, &hints, &ai);
-    if (gai != 0) {
-        snprintf(err, errlen, "%s: %s", api, gai_strerror(gai));
-        return -1;
-    }
-    int fd = -1, last = 0;
-    for (struct addrinfo *p = ai; p != NULL; p = p->ai_next) {
-        fd = socket(p->ai_family, p->ai_socktype, p->ai_protocol);
-        if (fd < 0) {
-            last = errno;
-            continue;
-        }
-        struct timeval tv = {.tv_sec = STATS_IO_TIMEOUT_S};
-        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        if (connect(fd, p->ai_addr, p->ai_addrlen) == 0) {
-            break;
-        }
-        last = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot connect to %s: %s (is `cp2p node --api` running?)", api,
-                 strerror(last));
-        return -1;
-    }
-    char req[2048];
-    int n = snprintf(req, sizeof(req),
-                     "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: cp2p-stats\r\n"
-                     "Content-Length: 0\r\n%s%s%s\r\n",
-                     method, path, api, token ? "Authorization: Bearer " : "",
-                     token ? token : "", token ? "\r\n" : "");
-    if (n < 0 || (size_t)n >= sizeof(req)) {
-        close(fd);
-        snprintf(err, errlen, "access token too long");
-        return -1;
-    }
-    for (size_t off = 0; off < (size_t)n;) {
-        ssize_t w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
-        if (w <= 0) {
-            snprintf(err, errlen, "%s: send: %s", api, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    size_t cap = 64 * 1024, len = 0;
-    char *buf = malloc(cap + 1);
-    for (;;) {
-        if (buf == NULL) {
-            close(fd);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        if (len == cap) {
-            if (cap >= STATS_ANSWER_MAX) {
-                free(buf);
-                close(fd);
-                snprintf(err, errlen, "%s%s: answer larger than 16 MiB", api, path);
-                return -1;
-            }
-            cap *= 2;
-            char *nb = realloc(buf, cap + 1);
-            if (nb == NULL) {
-                free(buf);
-            }
-            buf = nb;
-            continue;
-        }
-        ssize_t r = recv(fd, buf + len, cap - len, 0);
-        if (r == 0) {
-            break;
-        }
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            snprintf(err, errlen, "%s%s: %s", api, path,
-                     errno == EAGAIN || errno == EWOULDBLOCK ? "no answer within 5 s"
-                                                             : strerror(errno));
-            free(buf);
-            close(fd);
-            return -1;
-        }
-        len += (size_t)r;
-    }
-    close(fd);
-    buf[len] = '\0';
-    int status = 0;
-    char *hdr_end = strstr(buf, "\r\n\r\n");
-    if (sscanf(buf, "HTTP/%*d.%*d %d", &status) != 1 || hdr_end == NULL) {
-        free(buf);
-        snprintf(err, errlen, "%s%s: not an HTTP answer", api, path);
-        return -1;
-    }
-    out->text = buf;
-    out->len = len;
-    out->body = hdr_end + 4;
-    out->status = status;
-    return 0;
-}
 
 /* The sum of every series of `name` (any labels) in a Prometheus text; -1 when absent. */
 static double metric_sum(const char *text, const char *name)
@@ -215,23 +59,32 @@ static double metric_sum(const char *text, const char *name)
     return found ? sum : -1;
 }
 
-static size_t count_str(const char *s, const char *needle)
-{
-    size_t n = 0, nl = strlen(needle);
-    for (const char *p = strstr(s, needle); p != NULL; p = strstr(p + nl, needle)) {
-        n++;
-    }
-    return n;
-}
+/* What /api/v0/peers says: connections by direction and their payload bytes. */
+typedef struct {
+    size_t conns, inbound, outbound;
+    unsigned long long bytes_in, bytes_out;
+} peers_summary;
 
-static unsigned long long sum_field(const char *s, const char *field)
+static int peers_parse(const char *body, peers_summary *s)
 {
-    unsigned long long sum = 0;
-    size_t fl = strlen(field);
-    for (const char *p = strstr(s, field); p != NULL; p = strstr(p + fl, field)) {
-        sum += strtoull(p + fl, NULL, 10);
+    json_t *root = json_loads(body, 0, NULL);
+    json_t *peers = json_object_get(root, "Peers"), *p;
+    size_t i;
+    memset(s, 0, sizeof(*s));
+    if (!json_is_array(peers)) {
+        json_decref(root);
+        return -1;
     }
-    return sum;
+    json_array_foreach(peers, i, p) {
+        const char *dir = json_string_value(json_object_get(p, "Direction"));
+        s->conns++;
+        s->inbound += dir != NULL && strcmp(dir, "inbound") == 0;
+        s->outbound += dir != NULL && strcmp(dir, "outbound") == 0;
+        s->bytes_in += (unsigned long long)json_integer_value(json_object_get(p, "BytesIn"));
+        s->bytes_out += (unsigned long long)json_integer_value(json_object_get(p, "BytesOut"));
+    }
+    json_decref(root);
+    return 0;
 }
 
 /* The rows of the summary: a label and the metric (summed over its labels) of each column. A
@@ -287,28 +140,24 @@ static void print_row(const char *text, const char *label, const stats_col *cols
     printf("\n");
 }
 
-static int fail_status(const char *api, const char *path, const http_answer *a)
+static int fail_status(const char *api, const char *path, const cli_api_answer *a)
 {
     const char *what = a->status == 401   ? " (an access token is needed: --api-token or "
                                             "CP2P_API_TOKEN)"
                        : a->status == 403 ? " (wrong access token)"
                                           : "";
-    const char *msg = strstr(a->body, "\"Message\":\"");
     char detail[200] = "";
-    if (msg != NULL) {
-        msg += 11;
-        size_t l = strcspn(msg, "\"");
-        snprintf(detail, sizeof(detail), ": %.*s", (int)(l < 190 ? l : 190), msg);
-    }
+    cli_api_error_message(a->body, detail, sizeof(detail));
     fprintf(stderr, "cp2p stats: %s%s answered %d%s%s\n", api, path, a->status, detail, what);
     return CLI_EXIT_FAIL;
 }
 
 static int stats_once(const char *api, const char *token, bool clear)
 {
-    http_answer m, p;
+    cli_api_answer m, p;
     char err[512];
-    if (http_do(api, "GET", "/metrics", token, &m, err, sizeof(err)) != 0) {
+    if (cli_api_request(api, "GET", "/metrics", token, NULL, 0, STATS_IO_TIMEOUT_MS, &m, err,
+                        sizeof(err)) != 0) {
         fprintf(stderr, "cp2p stats: %s\n", err);
         return CLI_EXIT_FAIL;
     }
@@ -317,7 +166,8 @@ static int stats_once(const char *api, const char *token, bool clear)
         free(m.text);
         return rc;
     }
-    if (http_do(api, "POST", "/api/v0/peers", token, &p, err, sizeof(err)) != 0) {
+    if (cli_api_request(api, "POST", "/api/v0/peers", token, NULL, 0, STATS_IO_TIMEOUT_MS, &p,
+                        err, sizeof(err)) != 0) {
         fprintf(stderr, "cp2p stats: %s\n", err);
         free(m.text);
         return CLI_EXIT_FAIL;
@@ -328,6 +178,13 @@ static int stats_once(const char *api, const char *token, bool clear)
         free(p.text);
         return rc;
     }
+    peers_summary ps;
+    if (peers_parse(p.body, &ps) != 0) {
+        fprintf(stderr, "cp2p stats: %s/api/v0/peers: not the expected JSON\n", api);
+        free(m.text);
+        free(p.text);
+        return CLI_EXIT_FAIL;
+    }
     const char *t = m.body;
     char when[32];
     time_t now = time(NULL);
@@ -337,14 +194,12 @@ static int stats_once(const char *api, const char *token, bool clear)
         printf("\033[H\033[2J");
     }
     printf("cp2p stats %s at %s\n", api, when);
-    size_t conns = count_str(p.body, "\"Peer\":");
-    printf("peers        %zu connection%s (inbound %zu, outbound %zu)\n", conns,
-           conns == 1 ? "" : "s", count_str(p.body, "\"Direction\":\"inbound\""),
-           count_str(p.body, "\"Direction\":\"outbound\""));
+    printf("peers        %zu connection%s (inbound %zu, outbound %zu)\n", ps.conns,
+           ps.conns == 1 ? "" : "s", ps.inbound, ps.outbound);
     print_row(t, "connections", ROW_CONNS);
     print_row(t, "streams", ROW_STREAMS);
     printf("bytes        in %llu out %llu (open connections' payload)\n",
-           sum_field(p.body, "\"BytesIn\":"), sum_field(p.body, "\"BytesOut\":"));
+           ps.bytes_in, ps.bytes_out);
     print_row(t, "gossipsub", ROW_GOSSIPSUB);
     print_row(t, "dht", ROW_DHT);
     print_row(t, "http", ROW_HTTP);

@@ -111,6 +111,9 @@ CP2P_API CP2P_NODISCARD int cp2p_pubsub_subscribe(cp2p_pubsub *ps, const char *t
                                                   cp2p_pubsub_handler cb, void *ud);
 /* Leave `topic` (PRUNE to its mesh). Returns 0 or CP2P_ENOENT. */
 CP2P_API CP2P_NODISCARD int cp2p_pubsub_unsubscribe(cp2p_pubsub *ps, const char *topic);
+/* Whether this node joined `topic` (cp2p_pubsub_subscribe, not yet left): a joined topic has a
+ * handler, which a second subscribe would replace. Loop thread. */
+CP2P_API bool cp2p_pubsub_subscribed(const cp2p_pubsub *ps, const char *topic);
 
 /* Publish len bytes (copied) on topic (subscribed or not: fanout). Returns 0, CP2P_ENOENT (no
  * peer to send it to, as go and js refuse; see allow_publish_to_zero_peers), CP2P_ELIMIT (too

@@ -118,11 +118,12 @@ typedef struct api_shared {
     cp2p_metrics *reg;
     cp2p_node *node;
     cp2p_host_metrics *hm; /* loop thread only, as the two below */
-    cp2p__stats_metrics *psm, *kadm;
+    cp2p__stats_metrics *psm, *kadm, *nodem;
     /* pubsub/sub: the topics the API joined and their HTTP subscribers, under sub_mu (taken
      * by HTTP threads and, briefly, by the loop's message handler); sub_op_mu serialises the
      * joins and leaves (HTTP threads only, held across the loop call). */
     pthread_mutex_t sub_mu, sub_op_mu;
+    struct sub_topic *orphans; /* leaves that failed (sub_op_mu; then cp2p_node_api_stop) */
     struct sub_topic *topics;
     size_t nsubs;
     bool closing;
@@ -139,6 +140,7 @@ struct cp2p_node_api {
     char addr[CP2P_NODE_API_ADDR_MAX];
     cp2p_metric_family *f_requests; /* {endpoint, code}, looked up per answer */
     cp2p_metric *latency[EP_COUNT];
+    cp2p_metric *req_latency; /* cp2p_node_request_duration_seconds, set on the node */
     cp2p_metric *rejected[R_COUNT];
     cp2p_metric *refresh_failed;
     cp2p_metric *connections;
@@ -167,6 +169,7 @@ static void shared_unref(void *p)
         cp2p_host_metrics_free(sh->hm);
         cp2p__stats_metrics_free(sh->psm);
         cp2p__stats_metrics_free(sh->kadm);
+        cp2p__stats_metrics_free(sh->nodem);
         cp2p_metrics_free(sh->reg);
         pthread_mutex_destroy(&sh->sub_mu);
         pthread_mutex_destroy(&sh->sub_op_mu);
@@ -199,6 +202,18 @@ static int register_http_metrics(cp2p_node_api *a)
     }
     for (size_t i = 0; i < EP_COUNT && rc == 0; i++) {
         rc = cp2p_metrics_series(f, &endpoints[i].label, 1, &a->latency[i]);
+    }
+    /* The node's request-response latency, observed by the node as each request is answered
+     * (set on the node once the API starts, cleared when it stops). */
+    d = (cp2p_metric_desc){
+        .type = CP2P_METRIC_HISTOGRAM, .name = "cp2p_node_request_duration_seconds",
+        .help = "Request-response requests sent through the node and answered: time from the "
+                "call to the response, dial included.",
+        .buckets = latency_buckets,
+        .n_buckets = sizeof(latency_buckets) / sizeof(latency_buckets[0])};
+    if (rc != 0 || (rc = cp2p_metrics_register(reg, &d, &f)) != 0 ||
+        (rc = cp2p_metrics_series(f, NULL, 0, &a->req_latency)) != 0) {
+        return rc;
     }
     d = (cp2p_metric_desc){
         .type = CP2P_METRIC_COUNTER, .name = "cp2p_http_requests_rejected_total",
@@ -367,6 +382,9 @@ static void refresh_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
     const cp2p_pubsub *ps = cp2p__node_pubsub(sh->node);
     const cp2p_kad *kad = cp2p__node_kad(sh->node);
     int rc = cp2p_host_metrics_update(&sh->hm, host, sh->reg);
+    if (rc == 0) {
+        rc = cp2p__node_metrics_update(&sh->nodem, sh->node, sh->reg);
+    }
     if (rc == 0 && ps != NULL) {
         rc = cp2p__pubsub_metrics_update(&sh->psm, ps, sh->reg);
     }
@@ -1135,9 +1153,12 @@ static enum MHD_Result ep_req(struct MHD_Connection *con, api_req *r, const quer
  * counted. The reader callback of each stream runs on its connection's thread and waits on its
  * queue. When the last subscriber of a topic goes, the API leaves the topic. A topic this node
  * already joined by other means (cp2p node --topic, cp2p_node_subscribe) is refused with 409:
- * subscribing again would replace that handler. The pubsub API cannot say whether a topic is
- * joined, so "already joined" is detected as "we have mesh peers on it" (a mesh exists only
- * for joined topics); a topic joined elsewhere with an empty mesh is not detected. */
+ * subscribing again would replace that handler (cp2p_pubsub_subscribed says whether the topic
+ * is joined, mesh or not).
+ *
+ * A leave that cannot reach the loop (the node stopping: a `cp2p node` stopped while a
+ * subscriber is open) keeps its topic on a list; cp2p_node_api_stop tries the leave once more
+ * and, when the node runs no call any more, frees the topic itself (see subs_orphans_free). */
 
 /* Our choices: a few dashboards or scripts at once; a queue of 256 messages or 2 MiB (at
  * least one message), a few seconds of a busy topic for a client that reads. */
@@ -1261,18 +1282,17 @@ static void sub_on_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
     cp2p_buf_fini(&b);
 }
 
-/* Join t's topic, unless the node already has a mesh on it (joined by other means). */
+/* Join t's topic, unless the node already joined it (by other means). */
 static void sub_join_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
 {
     sub_topic *t = ud;
     cp2p_pubsub *ps = cp2p__node_pubsub(t->sh->node);
-    cp2p_peer_id one;
     (void)host;
     if (ps == NULL) {
         cp2p_node_call_done(call, CP2P_ENOTSUP);
         return;
     }
-    if (cp2p_pubsub_mesh_peers(ps, t->topic, &one, 1) > 0) {
+    if (cp2p_pubsub_subscribed(ps, t->topic)) {
         cp2p_node_call_done(call, CP2P_ESTATE);
         return;
     }
@@ -1301,10 +1321,40 @@ static void sub_leave_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
 /* Leave t (unlinked from sh->topics, no subscriber left). HTTP thread, sub_op_mu held. */
 static void sub_leave(api_shared *sh, sub_topic *t)
 {
-    /* On failure (the node stopping) the pubsub may still call the handler: t and its
-     * reference to sh are kept (a small leak at the end) rather than freed under it. */
-    if (cp2p_node_call_on_loop(sh->node, sub_leave_on_loop, t, NULL, API_QUICK_MS) != 0) {
-        CP2P_LOG(CP2P_LOG_DEBUG, "http", 0, "http.pubsub_leave_failed topic=%s", t->topic);
+    int rc = cp2p_node_call_on_loop(sh->node, sub_leave_on_loop, t, NULL, API_QUICK_MS);
+    if (rc != 0) {
+        CP2P_LOG(CP2P_LOG_DEBUG, "http", 0, "http.pubsub_leave_failed topic=%s err=%s",
+                 t->topic, cp2p_strerror(rc));
+    }
+    /* Timed out: the leave is queued and will free t. Otherwise it never ran, and the pubsub
+     * may still call the handler with t: kept for cp2p_node_api_stop (subs_orphans_free). */
+    if (rc != 0 && rc != CP2P_ETIMEDOUT) {
+        t->next = sh->orphans;
+        sh->orphans = t;
+    }
+}
+
+/* At cp2p_node_api_stop, once every HTTP thread is gone: the topics whose leave failed. Try
+ * each leave once more (a node still running takes it). A node that refuses with
+ * CP2P_ECANCELED is stopping and runs no call any more; by cp2p_node_api_stop's contract its
+ * pubsub has closed by now (a started node's API stops before the node, so its leaves went
+ * through; an attached node's stops after its host closed, which closes the pubsub with the
+ * other services), so no handler can come for t: it is freed here. Anything else (the command
+ * queue still full) keeps t, a leak rather than a use after free. */
+static void subs_orphans_free(api_shared *sh)
+{
+    sub_topic *t = sh->orphans;
+    sh->orphans = NULL;
+    while (t != NULL) {
+        sub_topic *next = t->next;
+        int rc = cp2p_node_call_on_loop(sh->node, sub_leave_on_loop, t, NULL, API_QUICK_MS);
+        if (rc == CP2P_ECANCELED) {
+            sub_topic_free(t);
+        } else if (rc != 0) {
+            CP2P_LOG(CP2P_LOG_INFO, "http", 0, "http.pubsub_topic_kept topic=%s err=%s",
+                     t->topic, cp2p_strerror(rc));
+        }
+        t = next;
     }
 }
 
@@ -1884,6 +1934,7 @@ int cp2p_node_api_start(cp2p_node *n, const cp2p_node_api_config *cfg, cp2p_node
     snprintf(a->addr, sizeof(a->addr), ipv6 ? "[%s]:%u" : "%s:%u", host, (unsigned)di->port);
     CP2P_LOG(CP2P_LOG_INFO, "http", 0, "http.listening addr=%s token=%s", a->addr,
              a->has_token ? "yes" : "no");
+    cp2p__node_set_request_latency(n, a->req_latency);
     *out = a;
     return 0;
 }
@@ -1908,8 +1959,10 @@ void cp2p_node_api_stop(cp2p_node_api *a)
     if (a == NULL) {
         return;
     }
+    cp2p__node_set_request_latency(a->node, NULL); /* before the registry can go */
     subs_close(a->sh);     /* pubsub/sub streams end at their next read */
     MHD_stop_daemon(a->d); /* closes every connection and joins their threads */
+    subs_orphans_free(a->sh);
     shared_unref(a->sh);   /* a loop call still queued holds its own reference */
     sodium_memzero(a->token_hash, sizeof(a->token_hash));
     cp2p_free(a);

@@ -70,6 +70,13 @@ void cp2p__node_pubsub_attach(cp2p_node *n, cp2p_pubsub *ps);
 /* The node is freed (its pubsub is closed). NULL is fine. */
 void cp2p__node_pubsub_free(cp2p__node_ps *st);
 
+/* Observe the latency of each answered cp2p_node_request (from the call to the response,
+ * queueing and dial included, in seconds) into histogram h; NULL stops it. The caller keeps h
+ * valid until it sets NULL. Any thread. */
+void cp2p__node_set_request_latency(cp2p_node *n, cp2p_metric *h);
+/* node_req.c: one answered request took `seconds` (into that histogram, if any). Any thread. */
+void cp2p__node_observe_request(cp2p_node *n, double seconds);
+
 /* node_metrics.c: a protocol's stats copied into a metrics registry (names in
  * docs/METRICS.md). The first call passes *state == NULL and registers the families; later
  * calls pass the same state and registry. Returns 0, CP2P_ENOMEM, CP2P_EINVAL (another
@@ -79,6 +86,8 @@ CP2P_NODISCARD int cp2p__pubsub_metrics_update(cp2p__stats_metrics **state,
                                                const cp2p_pubsub *ps, cp2p_metrics *reg);
 CP2P_NODISCARD int cp2p__kad_metrics_update(cp2p__stats_metrics **state, const cp2p_kad *kad,
                                             cp2p_metrics *reg);
+CP2P_NODISCARD int cp2p__node_metrics_update(cp2p__stats_metrics **state, cp2p_node *node,
+                                             cp2p_metrics *reg);
 void cp2p__stats_metrics_free(cp2p__stats_metrics *s);
 
 #endif

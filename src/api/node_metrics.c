@@ -3,11 +3,14 @@
  * scraped, the same way as the host's counters (src/swarm/host_metrics.c). One table per
  * protocol names each field; one function does the copying for every table: a field that only
  * grows becomes a counter (the registry adds what it grew since the last copy), a level
- * becomes a gauge. Metric names and meanings: docs/METRICS.md. */
+ * becomes a gauge. The node's own counters (cp2p_node_stats: its command queue, the
+ * request-response requests it sends and handles, its worker pool's refusals) go the same
+ * way. Metric names and meanings: docs/METRICS.md. */
 #include <stddef.h>
 #include <string.h>
 
 #include <cp2p/kad.h>
+#include <cp2p/node.h>
 #include <cp2p/pubsub.h>
 
 #include "api/node_internal.h"
@@ -102,6 +105,35 @@ static const stat_def kad_defs[] = {
        "Operations refused because too many were in flight."),
 };
 
+#define ND(f, name, help) {name, help, offsetof(cp2p_node_stats, f), false}
+static const stat_def node_defs[] = {
+    ND(commands, "cp2p_node_commands_total", "Calls posted to the node's loop."),
+    ND(commands_refused_full, "cp2p_node_commands_refused_total",
+       "Calls refused because the node's command queue was full."),
+    ND(requests_sent, "cp2p_node_requests_sent_total",
+       "Request-response requests sent through the node (cp2p_node_request, /api/v0/req)."),
+    ND(requests_failed, "cp2p_node_requests_failed_total",
+       "Of those, requests that got no response (refused, timed out, unsupported, closed)."),
+    ND(requests_handled, "cp2p_node_requests_handled_total",
+       "Inbound requests answered by a handler registered through the node."),
+    ND(requests_refused_pool_full, "cp2p_node_requests_refused_pool_full_total",
+       "Inbound requests refused because the worker queue was full."),
+    ND(requests_refused_handler, "cp2p_node_requests_refused_handler_total",
+       "Inbound requests a handler refused."),
+    ND(events_delivered, "cp2p_node_events_delivered_total",
+       "Connection events delivered to the node's event handler."),
+    ND(events_dropped, "cp2p_node_events_dropped_total",
+       "Connection events dropped because the worker queue was full."),
+    ND(messages_delivered, "cp2p_node_pubsub_messages_delivered_total",
+       "Pubsub messages delivered to handlers subscribed through the node."),
+    ND(messages_dropped, "cp2p_node_pubsub_messages_dropped_total",
+       "Pubsub messages dropped because the worker queue was full."),
+    ND(validations_queued, "cp2p_node_validations_queued_total",
+       "Pubsub validations queued for the worker pool."),
+    ND(validations_dropped, "cp2p_node_validations_dropped_total",
+       "Pubsub validations dropped because the worker queue was full."),
+};
+
 static int stats_update(cp2p__stats_metrics **state, cp2p_metrics *reg, const stat_def *defs,
                         size_t n, const void *stats)
 {
@@ -164,6 +196,13 @@ int cp2p__kad_metrics_update(cp2p__stats_metrics **state, const cp2p_kad *kad, c
     cp2p_kad_stats st;
     cp2p_kad_stats_get(kad, &st);
     return stats_update(state, reg, kad_defs, sizeof(kad_defs) / sizeof(kad_defs[0]), &st);
+}
+
+int cp2p__node_metrics_update(cp2p__stats_metrics **state, cp2p_node *node, cp2p_metrics *reg)
+{
+    cp2p_node_stats st;
+    cp2p_node_stats_get(node, &st);
+    return stats_update(state, reg, node_defs, sizeof(node_defs) / sizeof(node_defs[0]), &st);
 }
 
 void cp2p__stats_metrics_free(cp2p__stats_metrics *s)

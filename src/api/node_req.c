@@ -9,6 +9,7 @@
 
 #include "api/node_internal.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/limits.h"
 #include "util/log_internal.h"
 
@@ -137,6 +138,7 @@ typedef struct {
     uint8_t *data;
     size_t len;
     uint64_t timeout_ms;
+    uint64_t start_ns; /* when the caller asked (cp2p__mono_ns): the latency histogram's start */
     uint8_t *resp; /* the answer, owned until the caller takes it */
     size_t resp_len;
     cp2p_node_call *call;
@@ -173,6 +175,8 @@ static void request_done(req_call *c, int status)
     CP2P__NODE_COUNT(c->node, requests_sent);
     if (status != 0) {
         CP2P__NODE_COUNT(c->node, requests_failed);
+    } else {
+        cp2p__node_observe_request(c->node, (double)(cp2p__mono_ns() - c->start_ns) / 1e9);
     }
     cp2p_node_call_done(c->call, status);
 }
@@ -248,6 +252,7 @@ int cp2p_node_request(cp2p_node *n, const cp2p_peer_id *peer, const char *protoc
     c->peer = *peer;
     c->len = len;
     c->timeout_ms = timeout_ms;
+    c->start_ns = cp2p__mono_ns();
     int rc = cp2p_node_call_on_loop(n, run_request, c, call_free, timeout_ms);
     if (rc == 0) {
         *resp = c->resp;

@@ -91,6 +91,8 @@ struct cp2p_node {
     bool started;
     int start_rc;
     cp2p_node_stats stats;
+    /* cp2p__node_set_request_latency: where answered requests' latencies go (under mu). */
+    cp2p_metric *req_latency;
     char **addrs;              /* dialable addresses, fixed at start */
     size_t naddrs;
     char **listen;
@@ -879,6 +881,20 @@ int cp2p_node_add_addrs(cp2p_node *n, const cp2p_peer_id *peer, const char *cons
     }
     leave(n);
     return rc;
+}
+
+void cp2p__node_set_request_latency(cp2p_node *n, cp2p_metric *h)
+{
+    pthread_mutex_lock(&n->mu);
+    n->req_latency = h;
+    pthread_mutex_unlock(&n->mu);
+}
+
+void cp2p__node_observe_request(cp2p_node *n, double seconds)
+{
+    pthread_mutex_lock(&n->mu);
+    cp2p_metric_observe(n->req_latency, seconds);
+    pthread_mutex_unlock(&n->mu);
 }
 
 void cp2p_node_stats_get(cp2p_node *n, cp2p_node_stats *out)

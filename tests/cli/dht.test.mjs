@@ -48,6 +48,10 @@ test('cp2p node --bootstrap + cp2p dht: put/get, find-peer, provide/find-provide
       nodes.push(n)
       others.push(await n.waitFor(j => j.event === 'listening'))
     }
+    // A node serving the HTTP API: `cp2p dht --api` runs the commands on its DHT.
+    const apiNode = startNode('--bootstrap', boot, '--api', '127.0.0.1:0')
+    nodes.push(apiNode)
+    const api = (await apiNode.waitFor(j => j.event === 'api')).addr
     // The bootstrap node's status line shows its routing table filling.
     await first.waitFor(j => j.event === 'status' && j.dht === true && j.dht_table >= 4)
 
@@ -79,6 +83,32 @@ test('cp2p node --bootstrap + cp2p dht: put/get, find-peer, provide/find-provide
     const p = provs.find(x => x.peer === pid)
     assert.ok(p, fpv.out)
     assert.ok(p.addrs.some(a => a.startsWith('/ip4/127.0.0.1/tcp/')), fpv.out)
+
+    // The same commands through the running node's API print the same shapes.
+    const aput = await dht('--api', api, '--json', 'put', '/cp2p/via-api', 'through the API')
+    assert.equal(aput.code, 0, aput.err)
+    assert.ok(JSON.parse(aput.out).stored >= 3, aput.out)
+    const aget = await dht('--api', api, '--json', 'get', '/cp2p/greeting')
+    assert.equal(aget.code, 0, aget.err)
+    assert.deepEqual(JSON.parse(aget.out), { key: '/cp2p/greeting', value: 'hello dht', bytes: 9 })
+    const agetText = await dht('--api', api, 'get', '/cp2p/via-api')
+    assert.equal(agetText.out, 'through the API\n')
+    const amissing = await dht('--api', api, 'get', '/cp2p/nothing-here')
+    assert.equal(amissing.code, 1)
+    assert.match(amissing.err, /answered 500: dht\/get: not found/)
+    const afp = await dht('--api', api, '--json', 'find-peer', target.peer_id)
+    assert.equal(afp.code, 0, afp.err)
+    assert.equal(JSON.parse(afp.out).peer, target.peer_id)
+    assert.ok(JSON.parse(afp.out).addrs.includes(want), afp.out)
+    const afpv = await dht('--api', api, '--json', '--timeout', '5000', 'find-providers', CID)
+    assert.equal(afpv.code, 0, afpv.err)
+    assert.ok(JSON.parse(afpv.out).providers.some(x => x.peer === pid), afpv.out)
+    const aprov = await dht('--api', api, 'provide', CID)
+    assert.equal(aprov.code, 0, aprov.err)
+    assert.match(aprov.out, /^announced to \d+ peers$/m)
+    assert.equal((await dht('--api', api, '--bootstrap', boot, 'get', '/cp2p/x')).code, 2)
+    const ahelp = await dht('--help')
+    assert.match(ahelp.out, /--api HOST:PORT/)
   } finally {
     for (const n of nodes) assert.equal(await n.stop(), 0)
   }

@@ -193,9 +193,10 @@ test('Prometheus scrapes two connected nodes; the series exist and move', { skip
   // Also when the test times out and its body is left running.
   t.after(cleanup)
   try {
-    const a = await apiNode(['--no-dht', '--topic', 'news'])
+    // Both run the DHT (the default), so the dashboard's DHT row has series to check.
+    const a = await apiNode(['--topic', 'news'])
     procs.push(a)
-    const b = await apiNode(['--no-dht', '--topic', 'news'])
+    const b = await apiNode(['--topic', 'news'])
     procs.push(b)
     const prom = await startPrometheus(dir, [a.target, b.target], deadline)
     procs.push(prom)
@@ -270,6 +271,11 @@ test('Prometheus scrapes two connected nodes; the series exist and move', { skip
     for (const n of pubsub) {
       assert.ok((await query(prom, n)).some(s => s.metric.instance === a.target), `${n} in Prometheus`)
     }
+
+    // The DHT: each node's routing table took the other in, and Prometheus saw it.
+    await poll('routing tables seen by Prometheus', async () =>
+      await valueAt(prom, 'cp2p_kad_routing_table_peers', a.target) >= 1 &&
+      await valueAt(prom, 'cp2p_kad_routing_table_added_total', b.target) >= 1, deadline)
 
     // The dashboard cannot drift from the code: every metric it names is in a real exposition,
     // and every expression (variables filled in) is valid PromQL with data behind it.

@@ -243,7 +243,7 @@ static void schedule_flush(cp2p_pubsub *ps)
 
 /* ---- events from the router ---- */
 
-static sub *sub_find(cp2p_pubsub *ps, const char *topic)
+static sub *sub_find(const cp2p_pubsub *ps, const char *topic)
 {
     for (sub *s = ps->subs; s != NULL; s = s->next) {
         if (strcmp(s->topic, topic) == 0) {
@@ -734,6 +734,11 @@ int cp2p_pubsub_subscribe(cp2p_pubsub *ps, const char *topic, cp2p_pubsub_handle
     s->ud = ud;
     after_router(ps);
     return 0;
+}
+
+bool cp2p_pubsub_subscribed(const cp2p_pubsub *ps, const char *topic)
+{
+    return ps != NULL && topic != NULL && sub_find(ps, topic) != NULL;
 }
 
 int cp2p_pubsub_unsubscribe(cp2p_pubsub *ps, const char *topic)
