@@ -9,9 +9,11 @@
  *   rr-server PORT PROTO                     a cp2p host answering request-response requests on
  *                                            PROTO with their own bytes (as `cp2p node --echo`,
  *                                            but with room for 256 requests in flight per peer)
- *   rr ADDR PROTO INFLIGHT SECONDS SIZE      cp2p request-response round trips/s: INFLIGHT
+ *   rr ADDR PROTO INFLIGHT SECONDS SIZE [eager]
+ *                                            cp2p request-response round trips/s: INFLIGHT
  *                                            requests of SIZE random bytes kept outstanding on one
- *                                            connection for SECONDS, every answer checked
+ *                                            connection for SECONDS, every answer checked;
+ *                                            `eager`: without lazy negotiation (lazy_open off)
  *   gs-net N MSGS SIZE INTERVAL_US [no-coalesce]
  *                                            gossipsub: N nodes on one loop, each dialing 4
  *                                            random others, one topic, MSGS signed messages of
@@ -442,13 +444,14 @@ static void on_rr_dial(cp2p_host *h, int status, cp2p_conn *c, void *ud)
 }
 
 static void rr_bench(const char *addr, const char *proto, int inflight, double seconds,
-                     size_t size)
+                     size_t size, bool eager)
 {
     uv_loop_t *loop = uv_default_loop();
     rr_client k = {.proto = proto, .size = size, .inflight = inflight, .seconds = seconds};
     cp2p_multiaddr *ma;
     k.h = rr_new_host(loop);
     cp2p_reqresp_config_default(&k.cfg);
+    k.cfg.lazy_open = !eager;
     k.req = malloc(size ? size : 1);
     randombytes_buf(k.req, size);
     if (inflight <= 0 || cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 ||
@@ -459,9 +462,9 @@ static void rr_bench(const char *addr, const char *proto, int inflight, double s
     cp2p_multiaddr_free(ma);
     uv_run(loop, UV_RUN_DEFAULT);
     double t = now_s() - k.t0;
-    printf("{\"bench\":\"cp2p_rr\",\"inflight\":%d,\"size\":%zu,\"requests\":%llu,"
-           "\"failed\":%llu,\"seconds\":%.3f,\"per_s\":%.0f}\n",
-           inflight, size, (unsigned long long)k.done, (unsigned long long)k.failed, t,
+    printf("{\"bench\":\"cp2p_rr\",\"inflight\":%d,\"size\":%zu,\"lazy\":%d,"
+           "\"requests\":%llu,\"failed\":%llu,\"seconds\":%.3f,\"per_s\":%.0f}\n",
+           inflight, size, !eager, (unsigned long long)k.done, (unsigned long long)k.failed, t,
            (double)k.done / t);
     free(k.req);
     (void)!uv_loop_close(loop);
@@ -1196,7 +1199,7 @@ int main(int argc, char **argv)
         rr_server(port, argv[3]);
     } else if (strcmp(m, "rr") == 0 && argc > 6) {
         rr_bench(argv[2], argv[3], (int)strtol(argv[4], NULL, 10), strtod(argv[5], NULL),
-                 (size_t)strtoull(argv[6], NULL, 10));
+                 (size_t)strtoull(argv[6], NULL, 10), argc > 7 && strcmp(argv[7], "eager") == 0);
     } else if (strcmp(m, "gs-net") == 0 && argc > 5) {
         gs_net((int)strtol(argv[2], NULL, 10), (uint32_t)strtoul(argv[3], NULL, 10),
                (size_t)strtoull(argv[4], NULL, 10), (uint32_t)strtoul(argv[5], NULL, 10),
