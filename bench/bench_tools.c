@@ -1104,9 +1104,10 @@ static void cn_ping_round(bool spread, double *p50, double *p99, double *max, si
 }
 
 /* RSS of both processes once idle, after each has returned freed memory (malloc_trim). */
-static void cn_rss(int server_pid, long *mine, long *theirs)
+static void cn_rss(int server_pid, long *mine, long *theirs, size_t *heap)
 {
     malloc_trim(0);
+    *heap = mallinfo2().uordblks;
     (void)kill(server_pid, SIGUSR1);
     cn_idle(300);
     *mine = rss_kib(getpid());
@@ -1116,6 +1117,7 @@ static void cn_rss(int server_pid, long *mine, long *theirs)
 static void conns_bench(const char *addr, int server_pid, const char *steps)
 {
     long base_mine, base_theirs;
+    size_t base_heap, heap;
     raise_nofile();
     CN.loop = uv_default_loop();
     CN.h = cn_new_host(CN.loop);
@@ -1135,7 +1137,7 @@ static void conns_bench(const char *addr, int server_pid, const char *steps)
     cp2p_conn_close(CN.conns[0]);
     CN.nconns = 0;
     cn_idle(500);
-    cn_rss(server_pid, &base_mine, &base_theirs);
+    cn_rss(server_pid, &base_mine, &base_theirs, &base_heap);
     for (const char *p = steps; *p != '\0';) {
         char *end;
         size_t n = (size_t)strtoull(p, &end, 10);
@@ -1149,7 +1151,7 @@ static void conns_bench(const char *addr, int server_pid, const char *steps)
         double ramp_s = now_s() - t0;
         cn_idle(2000); /* identify done, connections idle */
         long mine, theirs;
-        cn_rss(server_pid, &mine, &theirs);
+        cn_rss(server_pid, &mine, &theirs, &heap);
         double sp50, sp99, smax, bp50, bp99, bmax;
         size_t slate, blate;
         size_t sfail, bfail;
@@ -1159,13 +1161,15 @@ static void conns_bench(const char *addr, int server_pid, const char *steps)
         bfail = CN.pings_failed;
         printf("{\"bench\":\"cp2p_conns\",\"conns\":%zu,\"ramp_s\":%.2f,"
                "\"server_kib_per_conn\":%.2f,\"client_kib_per_conn\":%.2f,"
+               "\"client_heap_kib_per_conn\":%.2f,"
                "\"server_rss_kib\":%ld,\"client_rss_kib\":%ld,"
                "\"spread_p50_ms\":%.3f,\"spread_p99_ms\":%.3f,\"spread_max_ms\":%.3f,"
                "\"spread_over_1s\":%zu,\"spread_failed\":%zu,"
                "\"burst_p50_ms\":%.3f,\"burst_p99_ms\":%.3f,\"burst_max_ms\":%.3f,"
                "\"burst_over_1s\":%zu,\"burst_failed\":%zu}\n",
                n, ramp_s, (double)(theirs - base_theirs) / (double)n,
-               (double)(mine - base_mine) / (double)n, theirs, mine, sp50, sp99, smax, slate,
+               (double)(mine - base_mine) / (double)n,
+               ((double)heap - (double)base_heap) / 1024.0 / (double)n, theirs, mine, sp50, sp99, smax, slate,
                sfail, bp50, bp99, bmax, blate, bfail);
         fflush(stdout);
     }
