@@ -284,7 +284,9 @@ typedef struct cp2p_open_opts {
      * identify (cp2p_conn_identify) lists, the stream is open at once (cb runs from the loop
      * without waiting for the peer), and the proposal goes out in the same flight as the
      * first bytes written, saving one round trip. The peer's echo is read before the first
-     * byte is delivered. If the peer answers "na" nevertheless (it removed the handler since
+     * byte is delivered. Toward peers whose identify agent is not "cp2p/..." the FIN
+     * (cp2p_stream_close_write) waits for the echo: js-libp2p 3.x loses a FIN that arrives
+     * with the protocol line (docs/ARCHITECTURE.md). If the peer answers "na" nevertheless (it removed the handler since
      * identify), the stream dies: its read callback and pending writes get CP2P_ENOTSUP (or
      * CP2P_ETIMEDOUT when no echo came within negotiate_timeout_ms, CP2P_EPROTO for a
      * malformed one). Otherwise, or before identify arrived, the stream negotiates as

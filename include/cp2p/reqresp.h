@@ -41,8 +41,10 @@ typedef struct cp2p_reqresp_config {
                                       identify lists the protocol (cp2p_open_opts
                                       .lazy_if_known): the proposal and the request go out in
                                       one flight, so a request costs one round trip instead of
-                                      two (true). A peer that answers "na" all the same fails
-                                      the request with CP2P_ENOTSUP; it is not retried. */
+                                      two (true; toward a peer other than cp2p a plain request
+                                      still takes two: its FIN waits for the echo, see
+                                      cp2p_open_opts). A peer that answers "na" all the same
+                                      fails the request with CP2P_ENOTSUP; not retried. */
 } cp2p_reqresp_config;
 
 /* Fill c with the defaults above. Any thread. */

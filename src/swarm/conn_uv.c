@@ -41,6 +41,7 @@ struct cp2p_stream {
     bool app_closed;       /* cp2p_stream_close: flush, FIN, then release */
     bool mss_live;         /* negotiating; on an open stream: a lazy dialer awaiting the echo */
     bool lazy;             /* outbound, lazy: opened at once, before the peer's echo */
+    bool fin_after_echo;   /* lazy: hold the FIN until the echo (peers other than cp2p) */
     cp2p__mss mss;
     char *protocol;
     char *offer[CP2P_MSS_MAX_OFFER];
@@ -624,7 +625,8 @@ static void stream_pump(cp2p_stream *s)
         }
         cp2p_free(w);
     }
-    if (s->want_fin && !s->fin_sent && s->wq_head == NULL && s->ys != NULL) {
+    if (s->want_fin && !s->fin_sent && s->wq_head == NULL && s->ys != NULL &&
+        !(s->fin_after_echo && s->mss_live)) {
         if (cp2p__yamux_stream_close_write(s->ys) == 0) {
             s->fin_sent = true;
         }
@@ -1426,6 +1428,19 @@ static bool peer_lists(const cp2p_conn *c, const char *proto)
     return false;
 }
 
+/* Whether the peer's identify says it runs cp2p. js-libp2p 3.x (@libp2p/utils' byte stream,
+ * which multistream-select's handle() reads through) consumes the remote's FIN when it arrives
+ * in the same read as the protocol line: the handler's reader then never ends, and a request
+ * read to end of stream is never answered. So a lazy stream sends its data at once but holds
+ * its FIN until the echo, unless the peer is cp2p, whose listener takes header, proposal, data
+ * and FIN in one frame (go-libp2p's lazy client sends them so too). */
+static bool peer_is_cp2p(const cp2p_conn *c)
+{
+    const cp2p_identify_info *id = cp2p_conn_identify(c);
+    return id != NULL && id->agent_version != NULL &&
+           strncmp(id->agent_version, "cp2p/", 5) == 0;
+}
+
 int cp2p_conn_open_stream(cp2p_conn *c, const char *const *protos, size_t n, cp2p_open_cb cb,
                           void *ud)
 {
@@ -1455,6 +1470,7 @@ int cp2p_conn_open_stream_opts(cp2p_conn *c, const char *const *protos, size_t n
     }
     /* Lazy only where the answer is known: one protocol, listed by the peer's identify. */
     s->lazy = opts != NULL && opts->lazy_if_known && n == 1 && peer_lists(c, protos[0]);
+    s->fin_after_echo = s->lazy && !peer_is_cp2p(c);
     if ((rc = cp2p__mss_init_dialer(&s->mss, (const char *const *)s->offer, n, s->lazy)) != 0) {
         goto fail;
     }
