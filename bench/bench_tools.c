@@ -34,7 +34,10 @@
  *                                            first connection (once idle, after malloc_trim in
  *                                            both), then one ping on every connection (cp2p_ping,
  *                                            a new stream each: from the call to the answer), N
- *                                            spread over 1 s, then N at once: p50/p99/max ms
+ *                                            spread over 1 s, then N at once: p50/p99/max ms;
+ *                                            after the last step, one 64 KiB echo request
+ *                                            (/bench/echo, reqresp) on every connection and the
+ *                                            RSS per connection again
  * Results are printed as one JSON object per line. Plain sockets here, not libuv where libuv
  * would only add a loop around a blocking transfer: the point is the machine's limit. */
 #include <arpa/inet.h>
@@ -932,7 +935,8 @@ static void conn_server(int port)
     raise_nofile();
     cp2p_host *h = cn_new_host(loop);
     snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%d", port);
-    if (cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
+    if (cp2p_reqresp_register(h, "/bench/echo", NULL, rr_echo, NULL) != 0 ||
+        cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
         fprintf(stderr, "conn-server: cannot listen on %s\n", addr);
         exit(1);
     }
@@ -1050,6 +1054,47 @@ static void cn_on_ping(cp2p_conn *c, int status, uint64_t rtt_ns, void *ud)
         return;
     }
     CN.rtt_ms[i] = (now_s() - CN.sent_at[i]) * 1000.0;
+}
+
+/* After the last step: one 64 KiB echo request on every connection, 64 in flight. */
+#define CN_TRAFFIC (64 * 1024)
+static uint8_t cn_payload[CN_TRAFFIC];
+static size_t cn_rr_next, cn_rr_done, cn_rr_failed, cn_rr_out;
+
+static void cn_rr_send(void);
+
+static void cn_on_rr(cp2p_conn *c, int status, const uint8_t *resp, size_t len, void *ud)
+{
+    (void)c;
+    (void)ud;
+    cn_rr_done++;
+    cn_rr_out--;
+    cn_rr_failed += status != 0 || len != CN_TRAFFIC || memcmp(resp, cn_payload, len) != 0;
+    cn_rr_send();
+}
+
+static void cn_rr_send(void)
+{
+    while (cn_rr_out < 64 && cn_rr_next < CN.nconns) {
+        size_t i = cn_rr_next++;
+        if (cp2p_reqresp_request(CN.conns[i], "/bench/echo", NULL, cn_payload, CN_TRAFFIC,
+                                 cn_on_rr, NULL) != 0) {
+            cn_rr_done++;
+            cn_rr_failed++;
+            continue;
+        }
+        cn_rr_out++;
+    }
+}
+
+static void cn_traffic(void)
+{
+    randombytes_buf(cn_payload, sizeof(cn_payload));
+    cn_rr_next = cn_rr_done = cn_rr_failed = cn_rr_out = 0;
+    cn_rr_send();
+    while (cn_rr_done < CN.nconns) {
+        uv_run(CN.loop, UV_RUN_ONCE);
+    }
 }
 
 static void cn_send_pings(size_t k)
@@ -1171,6 +1216,24 @@ static void conns_bench(const char *addr, int server_pid, const char *steps)
                (double)(mine - base_mine) / (double)n,
                ((double)heap - (double)base_heap) / 1024.0 / (double)n, theirs, mine, sp50, sp99, smax, slate,
                sfail, bp50, bp99, bmax, blate, bfail);
+        fflush(stdout);
+    }
+    /* What the connections keep once they have carried some traffic: buffers grown for it
+     * and not given back stay resident. */
+    size_t n = CN.nconns;
+    cn_traffic();
+    /* 2 s after the traffic, then once a keepalive tick (15 s) has passed on every
+     * connection, which gives back the empty buffers. */
+    for (int pass = 0; pass < 2; pass++) {
+        cn_idle(pass == 0 ? 2000 : 15000);
+        long mine, theirs;
+        cn_rss(server_pid, &mine, &theirs, &heap);
+        printf("{\"bench\":\"cp2p_conns_after_traffic\",\"conns\":%zu,\"request_bytes\":%d,"
+               "\"failed\":%zu,\"idle_s\":%d,\"server_kib_per_conn\":%.2f,"
+               "\"client_kib_per_conn\":%.2f,\"client_heap_kib_per_conn\":%.2f}\n",
+               n, CN_TRAFFIC, cn_rr_failed, pass == 0 ? 2 : 17,
+               (double)(theirs - base_theirs) / (double)n, (double)(mine - base_mine) / (double)n,
+               ((double)heap - (double)base_heap) / 1024.0 / (double)n);
         fflush(stdout);
     }
     uv_close((uv_handle_t *)&CN.tick, NULL);

@@ -948,6 +948,17 @@ static void conn_arm_timer(cp2p_conn *c)
     (void)uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
 }
 
+/* Give back the Noise buffers a burst grew while they are empty (every keepalive tick): after
+ * one 64 KiB message they hold ~256 KiB for the life of the connection otherwise (bench/run.sh
+ * conns). The read buffer is not trimmed here: on_alloc reserves CP2P_CONN_READ_CHUNK again at
+ * the next read (the keepalive's answer), so only a read into a shared buffer would help. */
+static void conn_trim(cp2p_conn *c)
+{
+    if (c->noise != NULL && c->stage == CONN_OPEN) {
+        cp2p__noise_trim(c->noise);
+    }
+}
+
 static void conn_timers(cp2p_conn *c)
 {
     uint64_t now = now_ms(c);
@@ -965,6 +976,7 @@ static void conn_timers(cp2p_conn *c)
         if (c->next_keepalive != 0 && now >= c->next_keepalive) {
             (void)!cp2p__yamux_ping(c->yamux, now);
             c->next_keepalive = now + c->host->cfg.keepalive_ms;
+            conn_trim(c);
         }
     }
     for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
