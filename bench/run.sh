@@ -86,14 +86,15 @@ fi
 CONNS_STEPS=${BENCH_CONNS_STEPS:-1000,5000,10000}
 conns_bench() {
     echo "== connections at scale: $CONNS_STEPS idle connections to one node, memory and pings"
-    local cport=$((port + 10)) out
-    "$B/bench_tools" conn-server $cport > "$tmp/cs" & cs_pid=$!
+    local out
+    "$B/bench_tools" conn-server 0 > "$tmp/cs" & cs_pid=$!
     for _ in $(seq 50); do grep -q addr "$tmp/cs" 2>/dev/null && break; sleep 0.1; done
     csaddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/cs")
     out=$("$B/bench_tools" conns "$csaddr" $cs_pid "$CONNS_STEPS"); echo "$out"
     kill $cs_pid 2>/dev/null || true
     printf "\n%-8s %9s %9s %8s %8s %8s %8s %8s %8s %6s\n" "conns" "srv KiB" "cli KiB" \
         "sp p50" "sp p99" "sp max" "all p50" "all p99" "all max" ">1s"
+    local line
     while read -r line; do
         printf "%-8s %9.2f %9.2f %8.2f %8.2f %8.2f %8.1f %8.1f %8.1f %6s\n" \
             "$(json "$line" conns)" "$(json "$line" server_kib_per_conn)" \
@@ -102,9 +103,14 @@ conns_bench() {
             "$(json "$line" burst_p50_ms)" "$(json "$line" burst_p99_ms)" \
             "$(json "$line" burst_max_ms)" \
             "$(json "$line" spread_over_1s)/$(json "$line" burst_over_1s)"
-    done <<<"$out"
+    done < <(grep '"cp2p_conns"' <<<"$out")
     echo "(KiB: RSS delta per connection, target <= 16; ping ms from the call to the answer,"
     echo " sp: N pings spread over 1 s, all: N at once; >1s: pings over 1 s, spread/all at once)"
+    while read -r line; do
+        printf "after one 64 KiB echo on each of %s connections, %2s s idle: server %.1f KiB, client %.1f KiB per connection (client heap %.1f KiB)\n" \
+            "$(json "$line" conns)" "$(json "$line" idle_s)" "$(json "$line" server_kib_per_conn)" \
+            "$(json "$line" client_kib_per_conn)" "$(json "$line" client_heap_kib_per_conn)"
+    done < <(grep '"cp2p_conns_after_traffic"' <<<"$out")
 }
 if [ "${2:-}" = conns ]; then
     conns_bench
