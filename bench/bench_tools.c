@@ -329,7 +329,8 @@ static void handshakes(int count)
 
 /* ---- request-response round trips (cp2p host API, one loop, as the js client is) ---- */
 
-static cp2p_host *rr_new_host(uv_loop_t *loop)
+/* A host with a fresh Ed25519 identity, the defaults changed by tweak. */
+static cp2p_host *bench_host(uv_loop_t *loop, void (*tweak)(cp2p_host_config *))
 {
     cp2p_host_config cfg;
     cp2p_privkey *key;
@@ -339,13 +340,23 @@ static cp2p_host *rr_new_host(uv_loop_t *loop)
     }
     cp2p_host_config_default(&cfg);
     cfg.identity = key;
-    cfg.max_inbound_per_protocol = 256;
+    tweak(&cfg);
     if (cp2p_host_new(loop, &cfg, &h) != 0) {
-        fprintf(stderr, "rr: cannot create the host\n");
+        fprintf(stderr, "bench_tools: cannot create the host\n");
         exit(1);
     }
     cp2p_privkey_free(key);
     return h;
+}
+
+static void rr_tweak(cp2p_host_config *cfg)
+{
+    cfg->max_inbound_per_protocol = 256;
+}
+
+static cp2p_host *rr_new_host(uv_loop_t *loop)
+{
+    return bench_host(loop, rr_tweak);
 }
 
 static void rr_echo(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req, size_t len,
@@ -356,20 +367,15 @@ static void rr_echo(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req,
     (void)!cp2p_reqresp_respond(r, req, len);
 }
 
-static void rr_server(int port, const char *proto)
+/* Listen on 127.0.0.1:port (0: any free port) and print {"addr":".../p2p/ID","pid":N}. */
+static void listen_and_print(cp2p_host *h, int port, const char *who)
 {
-    uv_loop_t *loop = uv_default_loop();
-    cp2p_host *h = rr_new_host(loop);
-    cp2p_reqresp_config rc;
     cp2p_multiaddr *ma;
     char addr[64];
     cp2p_buf b;
-    cp2p_reqresp_config_default(&rc);
-    rc.max_inbound_per_peer = 256;
     snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%d", port);
-    if (cp2p_reqresp_register(h, proto, &rc, rr_echo, NULL) != 0 ||
-        cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
-        fprintf(stderr, "rr-server: cannot listen on %s\n", addr);
+    if (cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
+        fprintf(stderr, "%s: cannot listen on %s\n", who, addr);
         exit(1);
     }
     cp2p_multiaddr_free(ma);
@@ -380,10 +386,23 @@ static void rr_server(int port, const char *proto)
     if (cp2p_multiaddr_to_string(ma, &b) != 0) {
         exit(1);
     }
-    printf("{\"addr\":\"%s\"}\n", (const char *)b.ptr);
+    printf("{\"addr\":\"%s\",\"pid\":%d}\n", (const char *)b.ptr, (int)getpid());
     fflush(stdout);
     cp2p_buf_fini(&b);
     cp2p_multiaddr_free(ma);
+}
+
+static void rr_server(int port, const char *proto)
+{
+    uv_loop_t *loop = uv_default_loop();
+    cp2p_host *h = rr_new_host(loop);
+    cp2p_reqresp_config rc;
+    cp2p_reqresp_config_default(&rc);
+    rc.max_inbound_per_peer = 256;
+    if (cp2p_reqresp_register(h, proto, &rc, rr_echo, NULL) != 0) {
+        exit(1);
+    }
+    listen_and_print(h, port, "rr-server");
     uv_run(loop, UV_RUN_DEFAULT); /* until killed */
 }
 
@@ -891,31 +910,22 @@ static void raise_nofile(void)
 
 /* A host for many connections to and from one peer: every limit that would refuse them is
  * raised here, for the bench only (the defaults stay those of cp2p_host_config_default). */
+static void cn_tweak(cp2p_host_config *cfg)
+{
+    cfg->max_conns = CN_MAX;
+    cfg->max_pending_inbound = CN_MAX;
+    cfg->conn_low_water = CN_MAX;
+    cfg->conn_high_water = CN_MAX;
+    cfg->max_conns_per_ip = UINT32_MAX;
+    cfg->inbound_per_sec = 1000000;
+    cfg->inbound_burst = 1000000;
+    cfg->max_conns_per_peer = UINT32_MAX;
+    cfg->reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
+}
+
 static cp2p_host *cn_new_host(uv_loop_t *loop)
 {
-    cp2p_host_config cfg;
-    cp2p_privkey *key;
-    cp2p_host *h;
-    if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
-        exit(1);
-    }
-    cp2p_host_config_default(&cfg);
-    cfg.identity = key;
-    cfg.max_conns = CN_MAX;
-    cfg.max_pending_inbound = CN_MAX;
-    cfg.conn_low_water = CN_MAX;
-    cfg.conn_high_water = CN_MAX;
-    cfg.max_conns_per_ip = UINT32_MAX;
-    cfg.inbound_per_sec = 1000000;
-    cfg.inbound_burst = 1000000;
-    cfg.max_conns_per_peer = UINT32_MAX;
-    cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
-    if (cp2p_host_new(loop, &cfg, &h) != 0) {
-        fprintf(stderr, "conns: cannot create the host\n");
-        exit(1);
-    }
-    cp2p_privkey_free(key);
-    return h;
+    return bench_host(loop, cn_tweak);
 }
 
 static void cn_on_usr1(uv_signal_t *s, int sig)
@@ -929,31 +939,14 @@ static void conn_server(int port)
 {
     uv_loop_t *loop = uv_default_loop();
     uv_signal_t sig;
-    cp2p_multiaddr *ma;
-    char addr[64];
-    cp2p_buf b;
     raise_nofile();
     cp2p_host *h = cn_new_host(loop);
-    snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%d", port);
-    if (cp2p_reqresp_register(h, "/bench/echo", NULL, rr_echo, NULL) != 0 ||
-        cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
-        fprintf(stderr, "conn-server: cannot listen on %s\n", addr);
-        exit(1);
-    }
-    cp2p_multiaddr_free(ma);
-    if (cp2p_host_listen_addr(h, 0, true, &ma) != 0) {
-        exit(1);
-    }
-    cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
-    if (cp2p_multiaddr_to_string(ma, &b) != 0) {
+    if (cp2p_reqresp_register(h, "/bench/echo", NULL, rr_echo, NULL) != 0) {
         exit(1);
     }
     (void)uv_signal_init(loop, &sig);
     (void)uv_signal_start(&sig, cn_on_usr1, SIGUSR1);
-    printf("{\"addr\":\"%s\",\"pid\":%d}\n", (const char *)b.ptr, (int)getpid());
-    fflush(stdout);
-    cp2p_buf_fini(&b);
-    cp2p_multiaddr_free(ma);
+    listen_and_print(h, port, "conn-server");
     uv_run(loop, UV_RUN_DEFAULT); /* until killed */
 }
 

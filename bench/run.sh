@@ -119,13 +119,21 @@ fi
 
 # Request-response round trip (1 KiB, 1 in flight) against the ping RTT on an established
 # connection, both measured here: the issue's target is a ratio <= 2 (one round trip each).
-rr_vs_ping() {
-    echo "== request-response RTT vs ping RTT on an established connection"
-    "$B/bench_tools" rr-server $((port + 4)) /bench/rr/1 > "$tmp/rr" & rr_pid=$!
+# The cp2p request-response server (any free port): sets rr_pid and rraddr.
+rr_server_start() {
+    "$B/bench_tools" rr-server 0 /bench/rr/1 > "$tmp/rr" & rr_pid=$!
     for _ in $(seq 50); do grep -q addr "$tmp/rr" 2>/dev/null && break; sleep 0.1; done
     rraddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/rr")
+}
+# 1 in flight, with lazy negotiation (the default) and without: sets rr1 and rr1e.
+rr_one_in_flight() {
     rr1=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 1 "$RR_SECONDS" 1024); echo "$rr1"
     rr1e=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 1 "$RR_SECONDS" 1024 eager); echo "$rr1e"
+}
+rr_vs_ping() {
+    echo "== request-response RTT vs ping RTT on an established connection"
+    rr_server_start
+    rr_one_in_flight
     kill $rr_pid 2>/dev/null || true
     "$B/cp2p" node --listen /ip4/127.0.0.1/tcp/$((port + 2)) --json > "$tmp/node" & node=$!
     for _ in $(seq 50); do grep -q listening "$tmp/node" 2>/dev/null && break; sleep 0.1; done
@@ -186,11 +194,8 @@ kill $js_pid 2>/dev/null || true
 # Request-response: one stream per request (write, close the write side, read to end of
 # stream), the server echoing the request; 1 KiB requests, 1 and 64 kept in flight.
 echo "== request-response round trips/s, 1 KiB, cp2p -> cp2p and js-libp2p -> js-libp2p, $RR_SECONDS s each"
-"$B/bench_tools" rr-server $((port + 4)) /bench/rr/1 > "$tmp/rr" & rr_pid=$!
-for _ in $(seq 50); do grep -q addr "$tmp/rr" 2>/dev/null && break; sleep 0.1; done
-rraddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/rr")
-rr1=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 1 "$RR_SECONDS" 1024); echo "$rr1"
-rr1e=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 1 "$RR_SECONDS" 1024 eager); echo "$rr1e"
+rr_server_start
+rr_one_in_flight
 rr64=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 64 "$RR_SECONDS" 1024); echo "$rr64"
 kill $rr_pid 2>/dev/null || true
 node tests/interop/bench_rr.mjs server /bench/rr/1 > "$tmp/jsrr" & jsrr_pid=$!

@@ -1428,8 +1428,7 @@ void cp2p_open_opts_default(cp2p_open_opts *o)
     *o = (cp2p_open_opts){.lazy_if_known = false};
 }
 
-/* Whether the peer's identify lists `proto`. */
-static bool peer_lists(const cp2p_conn *c, const char *proto)
+bool cp2p__conn_peer_lists(const cp2p_conn *c, const char *proto)
 {
     const cp2p_identify_info *id = cp2p_conn_identify(c);
     for (size_t i = 0; id != NULL && i < id->n_protocols; i++) {
@@ -1481,7 +1480,7 @@ int cp2p_conn_open_stream_opts(cp2p_conn *c, const char *const *protos, size_t n
         s->noffer++;
     }
     /* Lazy only where the answer is known: one protocol, listed by the peer's identify. */
-    s->lazy = opts != NULL && opts->lazy_if_known && n == 1 && peer_lists(c, protos[0]);
+    s->lazy = opts != NULL && opts->lazy_if_known && n == 1 && cp2p__conn_peer_lists(c, protos[0]);
     s->fin_after_echo = s->lazy && !peer_is_cp2p(c);
     if ((rc = cp2p__mss_init_dialer(&s->mss, (const char *const *)s->offer, n, s->lazy)) != 0) {
         goto fail;

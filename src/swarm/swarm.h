@@ -189,6 +189,10 @@ struct cp2p_conn {
     size_t svc_bits_len;    /* bytes */
 };
 
+/* ---- conn_uv.c ---- */
+/* Whether the peer's identify (so far) lists `proto`. */
+bool cp2p__conn_peer_lists(const cp2p_conn *c, const char *proto);
+
 /* ---- host_uv.c ---- */
 void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, const char *why);
 bool cp2p__host_handler_active(void *host, size_t idx);

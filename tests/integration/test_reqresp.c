@@ -699,13 +699,7 @@ static int relay_start(void)
 
 static bool lists(const cp2p_conn *c, const char *proto)
 {
-    const cp2p_identify_info *id = cp2p_conn_identify(c);
-    for (size_t i = 0; id != NULL && i < id->n_protocols; i++) {
-        if (strcmp(id->protocols[i], proto) == 0) {
-            return true;
-        }
-    }
-    return false;
+    return cp2p__conn_peer_lists(c, proto);
 }
 
 /* Flights on the relay for one 1 KiB echo request on the current connection. */
