@@ -501,8 +501,8 @@ static void stream_lazy_open(cp2p_stream *s)
 {
     cp2p_host *h = s->conn->host;
     s->lazy = false;
-    if (stream_keep_mss_output(s, false) != 0 ||
-        (s->protocol = cp2p__memdup(s->offer[0], strlen(s->offer[0]) + 1)) == NULL) {
+    if ((s->protocol = cp2p__memdup(s->offer[0], strlen(s->offer[0]) + 1)) == NULL ||
+        stream_keep_mss_output(s, false) != 0) {
         stream_kill(s, CP2P_ENOMEM);
         return;
     }
@@ -1480,7 +1480,8 @@ int cp2p_conn_open_stream_opts(cp2p_conn *c, const char *const *protos, size_t n
         s->noffer++;
     }
     /* Lazy only where the answer is known: one protocol, listed by the peer's identify. */
-    s->lazy = opts != NULL && opts->lazy_if_known && n == 1 && cp2p__conn_peer_lists(c, protos[0]);
+    s->lazy = opts != NULL && opts->lazy_if_known && n == 1 &&
+              cp2p__conn_peer_lists(c, protos[0]);
     s->fin_after_echo = s->lazy && !peer_is_cp2p(c);
     if ((rc = cp2p__mss_init_dialer(&s->mss, (const char *const *)s->offer, n, s->lazy)) != 0) {
         goto fail;
