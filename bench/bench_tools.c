@@ -9,9 +9,11 @@
  *   rr-server PORT PROTO                     a cp2p host answering request-response requests on
  *                                            PROTO with their own bytes (as `cp2p node --echo`,
  *                                            but with room for 256 requests in flight per peer)
- *   rr ADDR PROTO INFLIGHT SECONDS SIZE      cp2p request-response round trips/s: INFLIGHT
+ *   rr ADDR PROTO INFLIGHT SECONDS SIZE [eager]
+ *                                            cp2p request-response round trips/s: INFLIGHT
  *                                            requests of SIZE random bytes kept outstanding on one
- *                                            connection for SECONDS, every answer checked
+ *                                            connection for SECONDS, every answer checked;
+ *                                            `eager`: without lazy negotiation (lazy_open off)
  *   gs-net N MSGS SIZE INTERVAL_US [no-coalesce]
  *                                            gossipsub: N nodes on one loop, each dialing 4
  *                                            random others, one topic, MSGS signed messages of
@@ -23,15 +25,30 @@
  *                                            published as fast as the loop turns, at most
  *                                            WINDOW (1000) not yet delivered everywhere: msgs/s,
  *                                            frames and write syscalls per message, p50/p99
+ *   conn-server PORT                         a cp2p host that accepts any number of connections
+ *                                            (connection manager limits raised for the bench,
+ *                                            RLIMIT_NOFILE raised); SIGUSR1 runs malloc_trim
+ *   conns ADDR SERVER_PID N1,N2,...          one cp2p host opening connections to ADDR, up to
+ *                                            each N in turn: at each step the RSS delta / N of
+ *                                            this process and of SERVER_PID against before the
+ *                                            first connection (once idle, after malloc_trim in
+ *                                            both), then one ping on every connection (cp2p_ping,
+ *                                            a new stream each: from the call to the answer), N
+ *                                            spread over 1 s, then N at once: p50/p99/max ms;
+ *                                            after the last step, one 64 KiB echo request
+ *                                            (/bench/echo, reqresp) on every connection and the
+ *                                            RSS per connection again
  * Results are printed as one JSON object per line. Plain sockets here, not libuv where libuv
  * would only add a loop around a blocking transfer: the point is the machine's limit. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +57,7 @@
 #include <uv.h>
 
 #include <cp2p/keys.h>
+#include <cp2p/protocols.h>
 #include <cp2p/pubsub.h>
 #include <cp2p/reqresp.h>
 
@@ -311,7 +329,8 @@ static void handshakes(int count)
 
 /* ---- request-response round trips (cp2p host API, one loop, as the js client is) ---- */
 
-static cp2p_host *rr_new_host(uv_loop_t *loop)
+/* A host with a fresh Ed25519 identity, the defaults changed by tweak. */
+static cp2p_host *bench_host(uv_loop_t *loop, void (*tweak)(cp2p_host_config *))
 {
     cp2p_host_config cfg;
     cp2p_privkey *key;
@@ -321,13 +340,23 @@ static cp2p_host *rr_new_host(uv_loop_t *loop)
     }
     cp2p_host_config_default(&cfg);
     cfg.identity = key;
-    cfg.max_inbound_per_protocol = 256;
+    tweak(&cfg);
     if (cp2p_host_new(loop, &cfg, &h) != 0) {
-        fprintf(stderr, "rr: cannot create the host\n");
+        fprintf(stderr, "bench_tools: cannot create the host\n");
         exit(1);
     }
     cp2p_privkey_free(key);
     return h;
+}
+
+static void rr_tweak(cp2p_host_config *cfg)
+{
+    cfg->max_inbound_per_protocol = 256;
+}
+
+static cp2p_host *rr_new_host(uv_loop_t *loop)
+{
+    return bench_host(loop, rr_tweak);
 }
 
 static void rr_echo(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req, size_t len,
@@ -338,20 +367,15 @@ static void rr_echo(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req,
     (void)!cp2p_reqresp_respond(r, req, len);
 }
 
-static void rr_server(int port, const char *proto)
+/* Listen on 127.0.0.1:port (0: any free port) and print {"addr":".../p2p/ID","pid":N}. */
+static void listen_and_print(cp2p_host *h, int port, const char *who)
 {
-    uv_loop_t *loop = uv_default_loop();
-    cp2p_host *h = rr_new_host(loop);
-    cp2p_reqresp_config rc;
     cp2p_multiaddr *ma;
     char addr[64];
     cp2p_buf b;
-    cp2p_reqresp_config_default(&rc);
-    rc.max_inbound_per_peer = 256;
     snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%d", port);
-    if (cp2p_reqresp_register(h, proto, &rc, rr_echo, NULL) != 0 ||
-        cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
-        fprintf(stderr, "rr-server: cannot listen on %s\n", addr);
+    if (cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
+        fprintf(stderr, "%s: cannot listen on %s\n", who, addr);
         exit(1);
     }
     cp2p_multiaddr_free(ma);
@@ -362,10 +386,23 @@ static void rr_server(int port, const char *proto)
     if (cp2p_multiaddr_to_string(ma, &b) != 0) {
         exit(1);
     }
-    printf("{\"addr\":\"%s\"}\n", (const char *)b.ptr);
+    printf("{\"addr\":\"%s\",\"pid\":%d}\n", (const char *)b.ptr, (int)getpid());
     fflush(stdout);
     cp2p_buf_fini(&b);
     cp2p_multiaddr_free(ma);
+}
+
+static void rr_server(int port, const char *proto)
+{
+    uv_loop_t *loop = uv_default_loop();
+    cp2p_host *h = rr_new_host(loop);
+    cp2p_reqresp_config rc;
+    cp2p_reqresp_config_default(&rc);
+    rc.max_inbound_per_peer = 256;
+    if (cp2p_reqresp_register(h, proto, &rc, rr_echo, NULL) != 0) {
+        exit(1);
+    }
+    listen_and_print(h, port, "rr-server");
     uv_run(loop, UV_RUN_DEFAULT); /* until killed */
 }
 
@@ -429,13 +466,14 @@ static void on_rr_dial(cp2p_host *h, int status, cp2p_conn *c, void *ud)
 }
 
 static void rr_bench(const char *addr, const char *proto, int inflight, double seconds,
-                     size_t size)
+                     size_t size, bool eager)
 {
     uv_loop_t *loop = uv_default_loop();
     rr_client k = {.proto = proto, .size = size, .inflight = inflight, .seconds = seconds};
     cp2p_multiaddr *ma;
     k.h = rr_new_host(loop);
     cp2p_reqresp_config_default(&k.cfg);
+    k.cfg.lazy_open = !eager;
     k.req = malloc(size ? size : 1);
     randombytes_buf(k.req, size);
     if (inflight <= 0 || cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 ||
@@ -446,9 +484,9 @@ static void rr_bench(const char *addr, const char *proto, int inflight, double s
     cp2p_multiaddr_free(ma);
     uv_run(loop, UV_RUN_DEFAULT);
     double t = now_s() - k.t0;
-    printf("{\"bench\":\"cp2p_rr\",\"inflight\":%d,\"size\":%zu,\"requests\":%llu,"
-           "\"failed\":%llu,\"seconds\":%.3f,\"per_s\":%.0f}\n",
-           inflight, size, (unsigned long long)k.done, (unsigned long long)k.failed, t,
+    printf("{\"bench\":\"cp2p_rr\",\"inflight\":%d,\"size\":%zu,\"lazy\":%d,"
+           "\"requests\":%llu,\"failed\":%llu,\"seconds\":%.3f,\"per_s\":%.0f}\n",
+           inflight, size, !eager, (unsigned long long)k.done, (unsigned long long)k.failed, t,
            (double)k.done / t);
     free(k.req);
     (void)!uv_loop_close(loop);
@@ -851,6 +889,351 @@ static void gs_rate(uint32_t msgs, size_t size, bool no_coalesce, bool no_sign, 
     gs_teardown();
 }
 
+
+/* ---- connections at scale (issue 12): memory per idle connection, liveness under N ---- */
+
+#define CN_MAX 65536
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t want = CN_MAX + 1024;
+    struct rlimit nr = {.rlim_cur = want, .rlim_max = rl.rlim_max > want ? rl.rlim_max : want};
+    if (setrlimit(RLIMIT_NOFILE, &nr) != 0) { /* not root: as far as the hard limit goes */
+        nr = (struct rlimit){.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        (void)setrlimit(RLIMIT_NOFILE, &nr);
+    }
+}
+
+/* A host for many connections to and from one peer: every limit that would refuse them is
+ * raised here, for the bench only (the defaults stay those of cp2p_host_config_default). */
+static void cn_tweak(cp2p_host_config *cfg)
+{
+    cfg->max_conns = CN_MAX;
+    cfg->max_pending_inbound = CN_MAX;
+    cfg->conn_low_water = CN_MAX;
+    cfg->conn_high_water = CN_MAX;
+    cfg->max_conns_per_ip = UINT32_MAX;
+    cfg->inbound_per_sec = 1000000;
+    cfg->inbound_burst = 1000000;
+    cfg->max_conns_per_peer = UINT32_MAX;
+    cfg->reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
+}
+
+static cp2p_host *cn_new_host(uv_loop_t *loop)
+{
+    return bench_host(loop, cn_tweak);
+}
+
+static void cn_on_usr1(uv_signal_t *s, int sig)
+{
+    (void)s;
+    (void)sig;
+    malloc_trim(0);
+}
+
+static void conn_server(int port)
+{
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_t sig;
+    raise_nofile();
+    cp2p_host *h = cn_new_host(loop);
+    if (cp2p_reqresp_register(h, "/bench/echo", NULL, rr_echo, NULL) != 0) {
+        exit(1);
+    }
+    (void)uv_signal_init(loop, &sig);
+    (void)uv_signal_start(&sig, cn_on_usr1, SIGUSR1);
+    listen_and_print(h, port, "conn-server");
+    uv_run(loop, UV_RUN_DEFAULT); /* until killed */
+}
+
+/* Resident set of a process in KiB (VmRSS), or 0. */
+static long rss_kib(int pid)
+{
+    char path[64], line[256];
+    long kib = 0;
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = strtol(line + 6, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}
+
+static struct {
+    uv_loop_t *loop;
+    cp2p_host *h;
+    cp2p_multiaddr *ma;
+    cp2p_conn **conns;
+    size_t nconns, target, dialing, failed;
+    double *rtt_ms;      /* per ping of the round in progress */
+    double *sent_at;
+    size_t pings_sent, pings_done, pings_failed, per_tick;
+    uv_timer_t tick;
+} CN;
+
+static void cn_fire_flag(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static void cn_on_dial(cp2p_host *h, int status, cp2p_conn *c, void *ud)
+{
+    (void)h;
+    (void)ud;
+    CN.dialing--;
+    if (status != 0) {
+        CN.failed++;
+        return;
+    }
+    CN.conns[CN.nconns++] = c;
+}
+
+/* Keep up to 64 dials in flight until `target` connections are open. */
+static void cn_ramp(size_t target)
+{
+    CN.target = target;
+    while (CN.nconns < target) {
+        while (CN.dialing < 64 && CN.nconns + CN.dialing < target) {
+            if (cp2p_host_dial(CN.h, CN.ma, cn_on_dial, NULL) != 0) {
+                fprintf(stderr, "conns: cannot dial\n");
+                exit(1);
+            }
+            CN.dialing++;
+        }
+        uv_run(CN.loop, UV_RUN_ONCE);
+        if (CN.failed > 100) {
+            fprintf(stderr, "conns: %zu dials failed at %zu connections\n", CN.failed,
+                    CN.nconns);
+            exit(1);
+        }
+    }
+}
+
+/* Run the loop for `ms` (identify, keepalives and whatever an idle connection does). */
+static void cn_idle(uint64_t ms)
+{
+    uv_timer_t t;
+    bool fired = false;
+    (void)uv_timer_init(CN.loop, &t);
+    t.data = &fired;
+    (void)uv_timer_start(&t, cn_fire_flag, ms, 0);
+    while (!fired) {
+        uv_run(CN.loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(CN.loop, UV_RUN_NOWAIT);
+}
+
+static void cn_on_ping(cp2p_conn *c, int status, uint64_t rtt_ns, void *ud)
+{
+    size_t i = (size_t)(uintptr_t)ud;
+    (void)c;
+    (void)rtt_ns;
+    CN.pings_done++;
+    if (status != 0) {
+        CN.pings_failed++;
+        CN.rtt_ms[i] = 1e9;
+        return;
+    }
+    CN.rtt_ms[i] = (now_s() - CN.sent_at[i]) * 1000.0;
+}
+
+/* After the last step: one 64 KiB echo request on every connection, 64 in flight. */
+#define CN_TRAFFIC (64 * 1024)
+static uint8_t cn_payload[CN_TRAFFIC];
+static size_t cn_rr_next, cn_rr_done, cn_rr_failed, cn_rr_out;
+
+static void cn_rr_send(void);
+
+static void cn_on_rr(cp2p_conn *c, int status, const uint8_t *resp, size_t len, void *ud)
+{
+    (void)c;
+    (void)ud;
+    cn_rr_done++;
+    cn_rr_out--;
+    cn_rr_failed += status != 0 || len != CN_TRAFFIC || memcmp(resp, cn_payload, len) != 0;
+    cn_rr_send();
+}
+
+static void cn_rr_send(void)
+{
+    while (cn_rr_out < 64 && cn_rr_next < CN.nconns) {
+        size_t i = cn_rr_next++;
+        if (cp2p_reqresp_request(CN.conns[i], "/bench/echo", NULL, cn_payload, CN_TRAFFIC,
+                                 cn_on_rr, NULL) != 0) {
+            cn_rr_done++;
+            cn_rr_failed++;
+            continue;
+        }
+        cn_rr_out++;
+    }
+}
+
+static void cn_traffic(void)
+{
+    randombytes_buf(cn_payload, sizeof(cn_payload));
+    cn_rr_next = cn_rr_done = cn_rr_failed = cn_rr_out = 0;
+    cn_rr_send();
+    while (cn_rr_done < CN.nconns) {
+        uv_run(CN.loop, UV_RUN_ONCE);
+    }
+}
+
+static void cn_send_pings(size_t k)
+{
+    for (size_t j = 0; j < k && CN.pings_sent < CN.nconns; j++) {
+        size_t i = CN.pings_sent++;
+        CN.sent_at[i] = now_s();
+        if (cp2p_ping(CN.conns[i], 10000, cn_on_ping, (void *)(uintptr_t)i) != 0) {
+            CN.pings_done++;
+            CN.pings_failed++;
+            CN.rtt_ms[i] = 1e9;
+        }
+    }
+}
+
+static void cn_on_tick(uv_timer_t *t)
+{
+    cn_send_pings(CN.per_tick);
+    if (CN.pings_sent == CN.nconns) {
+        uv_timer_stop(t);
+    }
+}
+
+static int cn_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One ping on every connection: spread over 1 s (1 ms ticks), or all at once. */
+static void cn_ping_round(bool spread, double *p50, double *p99, double *max, size_t *late)
+{
+    CN.pings_sent = CN.pings_done = CN.pings_failed = 0;
+    if (spread) {
+        CN.per_tick = (CN.nconns + 999) / 1000;
+        (void)uv_timer_start(&CN.tick, cn_on_tick, 1, 1);
+    } else {
+        cn_send_pings(CN.nconns);
+    }
+    while (CN.pings_done < CN.nconns) {
+        uv_run(CN.loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&CN.tick);
+    qsort(CN.rtt_ms, CN.nconns, sizeof(double), cn_cmp_double);
+    *p50 = CN.rtt_ms[CN.nconns / 2];
+    *p99 = CN.rtt_ms[(CN.nconns * 99) / 100];
+    *max = CN.rtt_ms[CN.nconns - 1];
+    *late = 0;
+    for (size_t i = 0; i < CN.nconns; i++) {
+        *late += CN.rtt_ms[i] > 1000.0;
+    }
+}
+
+/* RSS of both processes once idle, after each has returned freed memory (malloc_trim). */
+static void cn_rss(int server_pid, long *mine, long *theirs, size_t *heap)
+{
+    malloc_trim(0);
+    *heap = mallinfo2().uordblks;
+    (void)kill(server_pid, SIGUSR1);
+    cn_idle(300);
+    *mine = rss_kib(getpid());
+    *theirs = rss_kib(server_pid);
+}
+
+static void conns_bench(const char *addr, int server_pid, const char *steps)
+{
+    long base_mine, base_theirs;
+    size_t base_heap, heap;
+    raise_nofile();
+    CN.loop = uv_default_loop();
+    CN.h = cn_new_host(CN.loop);
+    CN.conns = calloc(CN_MAX, sizeof(*CN.conns));
+    CN.rtt_ms = calloc(CN_MAX, sizeof(double));
+    CN.sent_at = calloc(CN_MAX, sizeof(double));
+    if (CN.conns == NULL || CN.rtt_ms == NULL || CN.sent_at == NULL ||
+        cp2p_multiaddr_parse(addr, strlen(addr), &CN.ma) != 0) {
+        fprintf(stderr, "conns: bad arguments or address\n");
+        exit(1);
+    }
+    (void)uv_timer_init(CN.loop, &CN.tick);
+    /* One connection first and closed again: what the peer costs once (peerstore entry,
+     * first-use tables) is in the baseline, not in the per-connection figure. */
+    cn_ramp(1);
+    cn_idle(500);
+    cp2p_conn_close(CN.conns[0]);
+    CN.nconns = 0;
+    cn_idle(500);
+    cn_rss(server_pid, &base_mine, &base_theirs, &base_heap);
+    for (const char *p = steps; *p != '\0';) {
+        char *end;
+        size_t n = (size_t)strtoull(p, &end, 10);
+        p = *end == ',' ? end + 1 : end;
+        if (n == 0 || n > CN_MAX - 1024) {
+            fprintf(stderr, "conns: bad step\n");
+            exit(1);
+        }
+        double t0 = now_s();
+        cn_ramp(n);
+        double ramp_s = now_s() - t0;
+        cn_idle(2000); /* identify done, connections idle */
+        long mine, theirs;
+        cn_rss(server_pid, &mine, &theirs, &heap);
+        double sp50, sp99, smax, bp50, bp99, bmax;
+        size_t slate, blate;
+        size_t sfail, bfail;
+        cn_ping_round(true, &sp50, &sp99, &smax, &slate);
+        sfail = CN.pings_failed;
+        cn_ping_round(false, &bp50, &bp99, &bmax, &blate);
+        bfail = CN.pings_failed;
+        printf("{\"bench\":\"cp2p_conns\",\"conns\":%zu,\"ramp_s\":%.2f,"
+               "\"server_kib_per_conn\":%.2f,\"client_kib_per_conn\":%.2f,"
+               "\"client_heap_kib_per_conn\":%.2f,"
+               "\"server_rss_kib\":%ld,\"client_rss_kib\":%ld,"
+               "\"spread_p50_ms\":%.3f,\"spread_p99_ms\":%.3f,\"spread_max_ms\":%.3f,"
+               "\"spread_over_1s\":%zu,\"spread_failed\":%zu,"
+               "\"burst_p50_ms\":%.3f,\"burst_p99_ms\":%.3f,\"burst_max_ms\":%.3f,"
+               "\"burst_over_1s\":%zu,\"burst_failed\":%zu}\n",
+               n, ramp_s, (double)(theirs - base_theirs) / (double)n,
+               (double)(mine - base_mine) / (double)n,
+               ((double)heap - (double)base_heap) / 1024.0 / (double)n, theirs, mine, sp50, sp99, smax, slate,
+               sfail, bp50, bp99, bmax, blate, bfail);
+        fflush(stdout);
+    }
+    /* What the connections keep once they have carried some traffic: buffers grown for it
+     * and not given back stay resident. */
+    size_t n = CN.nconns;
+    cn_traffic();
+    /* 2 s after the traffic, then once a keepalive tick (15 s) has passed on every
+     * connection, which gives back the empty buffers. */
+    for (int pass = 0; pass < 2; pass++) {
+        cn_idle(pass == 0 ? 2000 : 15000);
+        long mine, theirs;
+        cn_rss(server_pid, &mine, &theirs, &heap);
+        printf("{\"bench\":\"cp2p_conns_after_traffic\",\"conns\":%zu,\"request_bytes\":%d,"
+               "\"failed\":%zu,\"idle_s\":%d,\"server_kib_per_conn\":%.2f,"
+               "\"client_kib_per_conn\":%.2f,\"client_heap_kib_per_conn\":%.2f}\n",
+               n, CN_TRAFFIC, cn_rr_failed, pass == 0 ? 2 : 17,
+               (double)(theirs - base_theirs) / (double)n, (double)(mine - base_mine) / (double)n,
+               ((double)heap - (double)base_heap) / 1024.0 / (double)n);
+        fflush(stdout);
+    }
+    uv_close((uv_handle_t *)&CN.tick, NULL);
+    cp2p_multiaddr_free(CN.ma);
+    _exit(0); /* the kernel closes 10,000 sockets faster than a graceful host close */
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -876,7 +1259,7 @@ int main(int argc, char **argv)
         rr_server(port, argv[3]);
     } else if (strcmp(m, "rr") == 0 && argc > 6) {
         rr_bench(argv[2], argv[3], (int)strtol(argv[4], NULL, 10), strtod(argv[5], NULL),
-                 (size_t)strtoull(argv[6], NULL, 10));
+                 (size_t)strtoull(argv[6], NULL, 10), argc > 7 && strcmp(argv[7], "eager") == 0);
     } else if (strcmp(m, "gs-net") == 0 && argc > 5) {
         gs_net((int)strtol(argv[2], NULL, 10), (uint32_t)strtoul(argv[3], NULL, 10),
                (size_t)strtoull(argv[4], NULL, 10), (uint32_t)strtoul(argv[5], NULL, 10),
@@ -885,6 +1268,10 @@ int main(int argc, char **argv)
         gs_rate((uint32_t)strtoul(argv[2], NULL, 10), (size_t)strtoull(argv[3], NULL, 10),
                 strcmp(argv[4], "no-coalesce") == 0, argc > 5 && strcmp(argv[5], "unsigned") == 0,
                 argc > 6 ? (uint32_t)strtoul(argv[6], NULL, 10) : 1000);
+    } else if (strcmp(m, "conn-server") == 0) {
+        conn_server(port);
+    } else if (strcmp(m, "conns") == 0 && argc > 4) {
+        conns_bench(argv[2], (int)strtol(argv[3], NULL, 10), argv[4]);
     } else if (strcmp(m, "handshakes") == 0 && argc > 2) {
         handshakes((int)strtol(argv[2], NULL, 10));
     } else {

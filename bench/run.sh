@@ -4,6 +4,8 @@
 # Not a test: nothing here fails on a slow machine.
 #   bench/run.sh [BUILD]             everything
 #   bench/run.sh BUILD gossipsub     the gossipsub section only
+#   bench/run.sh BUILD conns         the connections-at-scale section only
+#   bench/run.sh BUILD rr            request-response vs ping RTT only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -74,6 +76,82 @@ if [ "${2:-}" = gossipsub ]; then
     exit 0
 fi
 
+# Connections at scale (issue 12): one cp2p host (its own process) accepting CONNS_STEPS
+# connections from one client host (another process), both with the connection manager's
+# limits raised for the bench and RLIMIT_NOFILE raised (bench_tools does it; root may raise the
+# hard limit). At each step: RSS delta / N of both processes against before the first
+# connection, once the connections are idle (identify done) and after malloc_trim; then one
+# ping (a new /ipfs/ping/1.0.0 stream each, timed from the call to the answer) on every
+# connection, spread over 1 s, and all at once.
+CONNS_STEPS=${BENCH_CONNS_STEPS:-1000,5000,10000}
+conns_bench() {
+    echo "== connections at scale: $CONNS_STEPS idle connections to one node, memory and pings"
+    local out
+    "$B/bench_tools" conn-server 0 > "$tmp/cs" & cs_pid=$!
+    for _ in $(seq 50); do grep -q addr "$tmp/cs" 2>/dev/null && break; sleep 0.1; done
+    csaddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/cs")
+    out=$("$B/bench_tools" conns "$csaddr" $cs_pid "$CONNS_STEPS"); echo "$out"
+    kill $cs_pid 2>/dev/null || true
+    printf "\n%-8s %9s %9s %8s %8s %8s %8s %8s %8s %6s\n" "conns" "srv KiB" "cli KiB" \
+        "sp p50" "sp p99" "sp max" "all p50" "all p99" "all max" ">1s"
+    local line
+    while read -r line; do
+        printf "%-8s %9.2f %9.2f %8.2f %8.2f %8.2f %8.1f %8.1f %8.1f %6s\n" \
+            "$(json "$line" conns)" "$(json "$line" server_kib_per_conn)" \
+            "$(json "$line" client_kib_per_conn)" "$(json "$line" spread_p50_ms)" \
+            "$(json "$line" spread_p99_ms)" "$(json "$line" spread_max_ms)" \
+            "$(json "$line" burst_p50_ms)" "$(json "$line" burst_p99_ms)" \
+            "$(json "$line" burst_max_ms)" \
+            "$(json "$line" spread_over_1s)/$(json "$line" burst_over_1s)"
+    done < <(grep '"cp2p_conns"' <<<"$out")
+    echo "(KiB: RSS delta per connection, target <= 16; ping ms from the call to the answer,"
+    echo " sp: N pings spread over 1 s, all: N at once; >1s: pings over 1 s, spread/all at once)"
+    while read -r line; do
+        printf "after one 64 KiB echo on each of %s connections, %2s s idle: server %.1f KiB, client %.1f KiB per connection (client heap %.1f KiB)\n" \
+            "$(json "$line" conns)" "$(json "$line" idle_s)" "$(json "$line" server_kib_per_conn)" \
+            "$(json "$line" client_kib_per_conn)" "$(json "$line" client_heap_kib_per_conn)"
+    done < <(grep '"cp2p_conns_after_traffic"' <<<"$out")
+}
+if [ "${2:-}" = conns ]; then
+    conns_bench
+    exit 0
+fi
+
+# Request-response round trip (1 KiB, 1 in flight) against the ping RTT on an established
+# connection, both measured here: the issue's target is a ratio <= 2 (one round trip each).
+# The cp2p request-response server (any free port): sets rr_pid and rraddr.
+rr_server_start() {
+    "$B/bench_tools" rr-server 0 /bench/rr/1 > "$tmp/rr" & rr_pid=$!
+    for _ in $(seq 50); do grep -q addr "$tmp/rr" 2>/dev/null && break; sleep 0.1; done
+    rraddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/rr")
+}
+# 1 in flight, with lazy negotiation (the default) and without: sets rr1 and rr1e.
+rr_one_in_flight() {
+    rr1=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 1 "$RR_SECONDS" 1024); echo "$rr1"
+    rr1e=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 1 "$RR_SECONDS" 1024 eager); echo "$rr1e"
+}
+rr_vs_ping() {
+    echo "== request-response RTT vs ping RTT on an established connection"
+    rr_server_start
+    rr_one_in_flight
+    kill $rr_pid 2>/dev/null || true
+    "$B/cp2p" node --listen /ip4/127.0.0.1/tcp/$((port + 2)) --json > "$tmp/node" & node=$!
+    for _ in $(seq 50); do grep -q listening "$tmp/node" 2>/dev/null && break; sleep 0.1; done
+    addr=$(sed -E 's/.*"addrs":\["([^"]+)".*/\1/' < <(grep listening "$tmp/node"))
+    ping=$("$B/cp2p" ping "$addr" -c "$PINGS" -i 1 --json | tail -1); echo "$ping"
+    ping0=$("$B/cp2p" ping "$addr" -c "$PINGS" -i 0 --json | tail -1); echo "$ping0"
+    kill $node 2>/dev/null || true
+    awk -v rr1="$(json "$rr1" per_s)" -v rr1e="$(json "$rr1e" per_s)" -v p="$(json "$ping" avg_ms)" -v p0="$(json "$ping0" avg_ms)" 'BEGIN {
+        printf "%-44s %10.1f %10.1f %8.2f  (target <= 2)\n", "req/resp RTT us, 1 KiB, 1 in flight vs ping", 1e6 / rr1, p0 * 1000, 1e6 / rr1 / (p0 * 1000)
+        printf "%-44s %10.1f %10.1f %8.2f\n", "the same without lazy negotiation vs ping", 1e6 / rr1e, p0 * 1000, 1e6 / rr1e / (p0 * 1000)
+        printf "%-44s %10.1f %10.1f %8.2f\n", "the same vs ping 1 ms apart (idle wake-up)", 1e6 / rr1, p * 1000, 1e6 / rr1 / (p * 1000)
+    }'
+}
+if [ "${2:-}" = rr ]; then
+    rr_vs_ping
+    exit 0
+fi
+
 echo "== raw TCP, one direction, $BYTES bytes"
 "$B/bench_tools" raw-sink $port >/dev/null & sink=$!; sleep 0.2
 raw=$("$B/bench_tools" raw-send $port "$BYTES"); wait $sink
@@ -93,6 +171,9 @@ echo "$perf"
 echo "== ping RTT on an established connection ($PINGS pings, 1 ms apart) vs raw TCP 64-byte RTT"
 ping=$("$B/cp2p" ping "$addr" -c "$PINGS" -i 1 --json | tail -1)
 echo "$ping"
+# Back to back, as the request-response round trips below are: their baseline.
+ping0=$("$B/cp2p" ping "$addr" -c "$PINGS" -i 0 --json | tail -1)
+echo "$ping0"
 "$B/bench_tools" echo-server $((port + 3)) & echo_pid=$!; sleep 0.2
 rtt=$("$B/bench_tools" rtt $((port + 3)) "$PINGS" 1000); wait $echo_pid || true
 echo "$rtt"
@@ -113,10 +194,8 @@ kill $js_pid 2>/dev/null || true
 # Request-response: one stream per request (write, close the write side, read to end of
 # stream), the server echoing the request; 1 KiB requests, 1 and 64 kept in flight.
 echo "== request-response round trips/s, 1 KiB, cp2p -> cp2p and js-libp2p -> js-libp2p, $RR_SECONDS s each"
-"$B/bench_tools" rr-server $((port + 4)) /bench/rr/1 > "$tmp/rr" & rr_pid=$!
-for _ in $(seq 50); do grep -q addr "$tmp/rr" 2>/dev/null && break; sleep 0.1; done
-rraddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/rr")
-rr1=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 1 "$RR_SECONDS" 1024); echo "$rr1"
+rr_server_start
+rr_one_in_flight
 rr64=$("$B/bench_tools" rr "$rraddr" /bench/rr/1 64 "$RR_SECONDS" 1024); echo "$rr64"
 kill $rr_pid 2>/dev/null || true
 node tests/interop/bench_rr.mjs server /bench/rr/1 > "$tmp/jsrr" & jsrr_pid=$!
@@ -131,10 +210,10 @@ kill $jsrr_pid 2>/dev/null || true
 raw_mb=$(json "$raw" mb_per_s); enc_mb=$(json "$enc" mb_per_s)
 up=$(json "$perf" upload_bytes_per_s); down=$(json "$perf" download_bytes_per_s)
 js_up=$(json "$js" upload_mb_per_s); js_down=$(json "$js" download_mb_per_s)
-ping_avg=$(json "$ping" avg_ms); rtt_us=$(json "$rtt" avg_us)
+ping_avg=$(json "$ping" avg_ms); rtt_us=$(json "$rtt" avg_us); ping0_avg=$(json "$ping0" avg_ms)
 awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up" \
-    -v jsd="$js_down" -v p="$ping_avg" -v r="$rtt_us" -v hsr="$(json "$hs" ratio)" \
-    -v rr1="$(json "$rr1" per_s)" -v rr64="$(json "$rr64" per_s)" \
+    -v jsd="$js_down" -v p="$ping_avg" -v p0="$ping0_avg" -v r="$rtt_us" -v hsr="$(json "$hs" ratio)" \
+    -v rr1="$(json "$rr1" per_s)" -v rr64="$(json "$rr64" per_s)" -v rr1e="$(json "$rr1e" per_s)" \
     -v jrr1="$(json "$jsrr1" per_s)" -v jrr64="$(json "$jsrr64" per_s)" 'BEGIN {
     cu = up / 1e6; cd = down / 1e6
     printf "\n%-44s %10s %10s %8s\n", "figure", "cp2p", "baseline", "ratio"
@@ -147,9 +226,13 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
     printf "%-44s %10s %10s %8.2f  (target >= 0.50)\n", "Noise handshakes vs raw crypto rate", "", "", hsr
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 5)\n", "req/resp 1 KiB/s, 1 in flight vs js-libp2p", rr1, jrr1, rr1 / jrr1
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 5)\n", "req/resp 1 KiB/s, 64 in flight vs js-libp2p", rr64, jrr64, rr64 / jrr64
+    printf "%-44s %10.1f %10.1f %8.2f  (target <= 2)\n", "req/resp RTT us, 1 KiB, 1 in flight vs ping", 1e6 / rr1, p0 * 1000, 1e6 / rr1 / (p0 * 1000)
+    printf "%-44s %10.1f %10.1f %8.2f\n", "the same without lazy negotiation vs ping", 1e6 / rr1e, p0 * 1000, 1e6 / rr1e / (p0 * 1000)
+    printf "%-44s %10.1f %10.1f %8.2f\n", "the same vs ping 1 ms apart (idle wake-up)", 1e6 / rr1, p * 1000, 1e6 / rr1 / (p * 1000)
 }'
 
 gossipsub_bench
+conns_bench
 
 # Metrics scrape cost (issue 13): gossipsub at full rate (one publisher, 10 subscribers, 100-byte
 # unsigned messages, 100 in flight, as gs-rate) with the publisher serving the HTTP API, in

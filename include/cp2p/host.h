@@ -277,9 +277,34 @@ typedef void (*cp2p_open_cb)(cp2p_stream *s, int status, void *ud);
 CP2P_API CP2P_NODISCARD int cp2p_conn_open_stream(cp2p_conn *c, const char *const *protos,
                                                   size_t n, cp2p_open_cb cb, void *ud);
 
+/* Options of cp2p_conn_open_stream_opts. Fill with cp2p_open_opts_default() (all off), so that
+ * fields added later keep their defaults. */
+typedef struct cp2p_open_opts {
+    /* Lazy multistream-select when the answer is known: with a single protocol that the peer's
+     * identify (cp2p_conn_identify) lists, the stream is open at once (cb runs from the loop
+     * without waiting for the peer), and the proposal goes out in the same flight as the
+     * first bytes written, saving one round trip. The peer's echo is read before the first
+     * byte is delivered. Toward peers whose identify agent is not "cp2p/..." the FIN
+     * (cp2p_stream_close_write) waits for the echo: js-libp2p 3.x loses a FIN that arrives
+     * with the protocol line (docs/ARCHITECTURE.md). If the peer answers "na" nevertheless (it removed the handler since
+     * identify), the stream dies: its read callback and pending writes get CP2P_ENOTSUP (or
+     * CP2P_ETIMEDOUT when no echo came within negotiate_timeout_ms, CP2P_EPROTO for a
+     * malformed one). Otherwise, or before identify arrived, the stream negotiates as
+     * cp2p_conn_open_stream does. Off by default; request-response turns it on. */
+    bool lazy_if_known;
+} cp2p_open_opts;
+
+/* Fill o with the defaults. Any thread. */
+CP2P_API void cp2p_open_opts_default(cp2p_open_opts *o);
+/* cp2p_conn_open_stream with options (NULL: the defaults); same results. */
+CP2P_API CP2P_NODISCARD int cp2p_conn_open_stream_opts(cp2p_conn *c, const char *const *protos,
+                                                       size_t n, const cp2p_open_opts *opts,
+                                                       cp2p_open_cb cb, void *ud);
+
 /* Reading: after cp2p_stream_read_start(), cb runs with n > 0 and `data` (borrowed for the
  * call) for each chunk; then once with CP2P_EOF (the peer closed its side) or an error
- * (CP2P_ERESET, CP2P_ECLOSED when the connection ended); no more calls follow those. Bytes are
+ * (CP2P_ERESET, CP2P_ECLOSED when the connection ended; on a stream opened lazily also the
+ * negotiation's CP2P_ENOTSUP, CP2P_ETIMEDOUT, CP2P_EPROTO); no more calls follow those. Bytes are
  * credited back to the peer (flow control) when cb returns; cp2p_stream_read_stop() stops the
  * calls and so, once the window is used, the sender. Returns 0, CP2P_ESTATE (already
  * reading) or CP2P_ECLOSED (the stream already ended or died: nothing more to read). The

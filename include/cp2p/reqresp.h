@@ -37,6 +37,14 @@ typedef struct cp2p_reqresp_config {
                                       the request; close once the response is read (false).
                                       For servers that read on after answering and reset the
                                       stream at end of stream, as js-libp2p kad-dht does. */
+    bool lazy_open;                /* requester: open the stream lazily when the peer's
+                                      identify lists the protocol (cp2p_open_opts
+                                      .lazy_if_known): the proposal and the request go out in
+                                      one flight, so a request costs one round trip instead of
+                                      two (true; toward a peer other than cp2p a plain request
+                                      still takes two: its FIN waits for the echo, see
+                                      cp2p_open_opts). A peer that answers "na" all the same
+                                      fails the request with CP2P_ENOTSUP; not retried. */
 } cp2p_reqresp_config;
 
 /* Fill c with the defaults above. Any thread. */

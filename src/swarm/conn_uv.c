@@ -39,7 +39,9 @@ struct cp2p_stream {
     bool outbound;
     bool app_owned;        /* the application holds the handle */
     bool app_closed;       /* cp2p_stream_close: flush, FIN, then release */
-    bool mss_live;
+    bool mss_live;         /* negotiating; on an open stream: a lazy dialer awaiting the echo */
+    bool lazy;             /* outbound, lazy: opened at once, before the peer's echo */
+    bool fin_after_echo;   /* lazy: hold the FIN until the echo (peers other than cp2p) */
     cp2p__mss mss;
     char *protocol;
     char *offer[CP2P_MSS_MAX_OFFER];
@@ -62,6 +64,7 @@ struct cp2p_stream {
 };
 
 static void conn_run(cp2p_conn *c);
+static void stream_pump(cp2p_stream *s);
 static void conn_teardown(cp2p_conn *c);
 static void on_timer(uv_timer_t *t);
 
@@ -288,11 +291,19 @@ static void stream_kill(cp2p_stream *s, int err)
         (void)stream_maybe_free(s);
         return;
     }
-    stream_fail_writes(s, err == CP2P_ECLOSED ? CP2P_ECLOSED : CP2P_ERESET);
+    /* An open stream reports ECLOSED or ERESET; one opened lazily whose negotiation fails
+     * reports why (ENOTSUP: the peer answered "na"; ETIMEDOUT; EPROTO). */
+    int serr = err == CP2P_ECLOSED ? CP2P_ECLOSED : CP2P_ERESET;
+    if (s->mss_live && (err == CP2P_ENOTSUP || err == CP2P_ETIMEDOUT || err == CP2P_EPROTO)) {
+        serr = err;
+        c->host->stats.negotiation_failed++;
+        c->host->stats.lazy_refused += err == CP2P_ENOTSUP;
+    }
+    stream_fail_writes(s, serr);
     if (s->app_owned && s->reading && !s->read_done) {
         s->read_done = true;
         s->in_cb++;
-        s->read_cb(s, err == CP2P_ECLOSED ? CP2P_ECLOSED : CP2P_ERESET, NULL, s->read_ud);
+        s->read_cb(s, serr, NULL, s->read_ud);
         s->in_cb--;
     }
     (void)stream_maybe_free(s);
@@ -320,7 +331,7 @@ static ptrdiff_t stream_flush_mss(cp2p_stream *s)
  * ahead of anything the handler writes, instead of being freed with the negotiator. They are
  * counted as queued like application bytes, but no limit refuses them: they are at most one
  * header and one protocol line. */
-static int stream_keep_mss_output(cp2p_stream *s)
+static int stream_keep_mss_output(cp2p_stream *s, bool deferred)
 {
     cp2p_slice sl = cp2p__mss_out(&s->mss);
     if (sl.len == 0) {
@@ -338,7 +349,7 @@ static int stream_keep_mss_output(cp2p_stream *s)
     }
     s->queued += sl.len;
     s->conn->queued_total += sl.len;
-    s->conn->host->stats.negotiation_output_deferred++;
+    s->conn->host->stats.negotiation_output_deferred += deferred;
     cp2p__mss_out_done(&s->mss, sl.len);
     return 0;
 }
@@ -363,6 +374,8 @@ static size_t proto_stats_row(cp2p_host *h, const char *protocol)
     return h->nproto_stats++;
 }
 
+static bool stream_announce(cp2p_stream *s);
+
 static void stream_negotiated(cp2p_stream *s)
 {
     cp2p_conn *c = s->conn;
@@ -370,7 +383,7 @@ static void stream_negotiated(cp2p_stream *s)
     const char *sel = cp2p__mss_selected(&s->mss);
     s->protocol = cp2p__memdup(sel, strlen(sel) + 1);
     size_t idx = cp2p__mss_selected_index(&s->mss);
-    int kept = stream_keep_mss_output(s);
+    int kept = stream_keep_mss_output(s, true);
     cp2p__mss_fini(&s->mss);
     s->mss_live = false;
     if (s->protocol == NULL || kept != 0) {
@@ -398,6 +411,15 @@ static void stream_negotiated(cp2p_stream *s)
         }
         s->proto_idx = idx;
     }
+    (void)stream_announce(s);
+}
+
+/* The stream is open: count it, hand it to the application (the opener's callback, or the
+ * handler of its protocol). Returns false when the stream was freed meanwhile. */
+static bool stream_announce(cp2p_stream *s)
+{
+    cp2p_conn *c = s->conn;
+    cp2p_host *h = c->host;
     s->stats_row = proto_stats_row(h, s->protocol);
     s->state = S_OPEN;
     s->app_owned = true;
@@ -410,38 +432,51 @@ static void stream_negotiated(cp2p_stream *s)
         cb(s, 0, s->open_ud);
         s->in_cb--;
     } else {
-        swarm_handler hd = h->handlers[idx];
+        swarm_handler hd = h->handlers[s->proto_idx];
         s->in_cb++;
         hd.cb(s, hd.ud);
         s->in_cb--;
     }
-    (void)stream_maybe_free(s);
+    return !stream_maybe_free(s);
 }
 
 /* Feed buffered stream bytes to its multistream-select. Messages may straddle the two slices
  * of yamux's ring, so at most two messages' worth is staged in one array. */
-static void stream_negotiate(cp2p_stream *s)
+static ptrdiff_t stream_feed_mss(cp2p_stream *s)
 {
     uint8_t stage[2 * CP2P_MSS_MAX_MSG + 16];
     const char *why = NULL;
+    cp2p_slice sl[2];
+    size_t n = cp2p__yamux_stream_peek(s->ys, sl), have = 0;
+    for (size_t i = 0; i < n && have < sizeof(stage); i++) {
+        size_t k = sl[i].len < sizeof(stage) - have ? sl[i].len : sizeof(stage) - have;
+        memcpy(stage + have, sl[i].ptr, k);
+        have += k;
+    }
+    ptrdiff_t used = have > 0 ? cp2p__mss_recv(&s->mss, stage, have, &why) : 0;
+    if (used < 0) {
+        CP2P_LOG(CP2P_LOG_DEBUG, "host", s->conn->id, "host.negotiation_failed %s%s", why,
+                 s->state == S_OPEN ? " (lazy)" : "");
+        (void)stream_flush_mss(s); /* a final "na" for the peer */
+        stream_kill(s, used == CP2P_ENOTSUP ? CP2P_ENOTSUP : CP2P_EPROTO);
+        return used;
+    }
+    if (used > 0 && cp2p__yamux_stream_consumed(s->ys, (size_t)used, now_ms(s->conn)) != 0) {
+        stream_kill(s, CP2P_ENOMEM);
+        return CP2P_ENOMEM;
+    }
+    if (used == 0 && cp2p__yamux_stream_eof(s->ys)) {
+        stream_kill(s, CP2P_ERESET); /* closed before agreeing on a protocol */
+        return CP2P_ERESET;
+    }
+    return used;
+}
+
+static void stream_negotiate(cp2p_stream *s)
+{
     while (s->state == S_NEGOTIATING && s->ys != NULL) {
-        cp2p_slice sl[2];
-        size_t n = cp2p__yamux_stream_peek(s->ys, sl), have = 0;
-        for (size_t i = 0; i < n && have < sizeof(stage); i++) {
-            size_t k = sl[i].len < sizeof(stage) - have ? sl[i].len : sizeof(stage) - have;
-            memcpy(stage + have, sl[i].ptr, k);
-            have += k;
-        }
-        ptrdiff_t used = have > 0 ? cp2p__mss_recv(&s->mss, stage, have, &why) : 0;
+        ptrdiff_t used = stream_feed_mss(s);
         if (used < 0) {
-            CP2P_LOG(CP2P_LOG_DEBUG, "host", s->conn->id, "host.negotiation_failed %s", why);
-            (void)stream_flush_mss(s); /* a final "na" for the peer */
-            stream_kill(s, used == CP2P_ENOTSUP ? CP2P_ENOTSUP : CP2P_EPROTO);
-            return;
-        }
-        if (used > 0 &&
-            cp2p__yamux_stream_consumed(s->ys, (size_t)used, now_ms(s->conn)) != 0) {
-            stream_kill(s, CP2P_ENOMEM);
             return;
         }
         if (stream_flush_mss(s) < 0) {
@@ -453,17 +488,67 @@ static void stream_negotiate(cp2p_stream *s)
             return;
         }
         if (used == 0) {
-            if (cp2p__yamux_stream_eof(s->ys)) {
-                stream_kill(s, CP2P_ERESET); /* closed before agreeing on a protocol */
-            }
             return;
         }
     }
 }
 
+/* A lazy dialer's stream opens at once: its proposal goes to the front of the write queue, so
+ * the application's first bytes follow it in the same flight, and the stream is the
+ * application's before the peer's echo. The negotiator stays to read that echo
+ * (stream_lazy_reply). */
+static void stream_lazy_open(cp2p_stream *s)
+{
+    cp2p_host *h = s->conn->host;
+    s->lazy = false;
+    if ((s->protocol = cp2p__memdup(s->offer[0], strlen(s->offer[0]) + 1)) == NULL ||
+        stream_keep_mss_output(s, false) != 0) {
+        stream_kill(s, CP2P_ENOMEM);
+        return;
+    }
+    h->stats.streams_opened_lazy++;
+    /* What the open callback wrote joins the proposal now, so both leave in one write. */
+    if (stream_announce(s) && s->state == S_OPEN) {
+        stream_pump(s);
+    }
+}
+
+/* The work of a stream still negotiating: send the proposals, or open it lazily. */
+static void stream_negotiation_step(cp2p_stream *s)
+{
+    if (s->lazy) {
+        stream_lazy_open(s);
+    } else {
+        (void)stream_flush_mss(s);
+    }
+}
+
+/* A lazily opened stream: the peer's echo of our proposal precedes its data. Returns true
+ * once it has been read (then the bytes that follow are the protocol's); false while it is
+ * incomplete, or when the negotiation failed (the stream is dead: its reader and writers get
+ * CP2P_ENOTSUP for an "na"). */
+static bool stream_lazy_reply(cp2p_stream *s)
+{
+    if (!s->mss_live) {
+        return true;
+    }
+    if (s->ys == NULL || stream_feed_mss(s) < 0) {
+        return false;
+    }
+    if (cp2p__mss_state_get(&s->mss) != MSS_DONE) {
+        return false;
+    }
+    cp2p__mss_fini(&s->mss);
+    s->mss_live = false;
+    return true;
+}
+
 /* Hand buffered bytes to the reader; EOF once the peer's FIN and every byte went out. */
 static void stream_deliver(cp2p_stream *s)
 {
+    if (s->state == S_OPEN && !stream_lazy_reply(s)) {
+        return;
+    }
     while (s->state == S_OPEN && s->reading && s->ys != NULL && s->app_owned) {
         cp2p_slice sl[2];
         size_t n = cp2p__yamux_stream_peek(s->ys, sl);
@@ -540,7 +625,8 @@ static void stream_pump(cp2p_stream *s)
         }
         cp2p_free(w);
     }
-    if (s->want_fin && !s->fin_sent && s->wq_head == NULL && s->ys != NULL) {
+    if (s->want_fin && !s->fin_sent && s->wq_head == NULL && s->ys != NULL &&
+        !(s->fin_after_echo && s->mss_live)) {
         if (cp2p__yamux_stream_close_write(s->ys) == 0) {
             s->fin_sent = true;
         }
@@ -850,7 +936,7 @@ static void conn_arm_timer(cp2p_conn *c)
         d = min_deadline(d, c->next_keepalive);
     }
     for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
-        if (s->state == S_NEGOTIATING) {
+        if (s->state == S_NEGOTIATING || (s->state == S_OPEN && s->mss_live)) {
             d = min_deadline(d, s->neg_deadline);
         }
     }
@@ -860,6 +946,17 @@ static void conn_arm_timer(cp2p_conn *c)
     }
     uint64_t now = now_ms(c);
     (void)uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
+}
+
+/* Give back the Noise buffers a burst grew while they are empty (every keepalive tick): after
+ * one 64 KiB message they hold ~256 KiB for the life of the connection otherwise (bench/run.sh
+ * conns). The read buffer is not trimmed here: on_alloc reserves CP2P_CONN_READ_CHUNK again at
+ * the next read (the keepalive's answer), so only a read into a shared buffer would help. */
+static void conn_trim(cp2p_conn *c)
+{
+    if (c->noise != NULL && c->stage == CONN_OPEN) {
+        cp2p__noise_trim(c->noise);
+    }
 }
 
 static void conn_timers(cp2p_conn *c)
@@ -879,11 +976,13 @@ static void conn_timers(cp2p_conn *c)
         if (c->next_keepalive != 0 && now >= c->next_keepalive) {
             (void)!cp2p__yamux_ping(c->yamux, now);
             c->next_keepalive = now + c->host->cfg.keepalive_ms;
+            conn_trim(c);
         }
     }
     for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
         next = s->next;
-        if (s->state == S_NEGOTIATING && now >= s->neg_deadline) {
+        if ((s->state == S_NEGOTIATING || (s->state == S_OPEN && s->mss_live)) &&
+            now >= s->neg_deadline) {
             stream_kill(s, CP2P_ETIMEDOUT);
         }
     }
@@ -898,7 +997,7 @@ static void conn_work(cp2p_conn *c)
         for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
             next = s->next;
             if (s->state == S_NEGOTIATING) {
-                (void)stream_flush_mss(s);
+                stream_negotiation_step(s);
             } else if (s->state == S_OPEN) {
                 stream_pump(s);
             } else if (s->wq_head != NULL) {
@@ -1324,8 +1423,43 @@ void cp2p__conn_set_identify(cp2p_conn *c, void *msg, const cp2p_identify_info *
 
 /* ---- public stream API ---- */
 
+void cp2p_open_opts_default(cp2p_open_opts *o)
+{
+    *o = (cp2p_open_opts){.lazy_if_known = false};
+}
+
+bool cp2p__conn_peer_lists(const cp2p_conn *c, const char *proto)
+{
+    const cp2p_identify_info *id = cp2p_conn_identify(c);
+    for (size_t i = 0; id != NULL && i < id->n_protocols; i++) {
+        if (strcmp(id->protocols[i], proto) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the peer's identify says it runs cp2p. js-libp2p 3.x (@libp2p/utils' byte stream,
+ * which multistream-select's handle() reads through) consumes the remote's FIN when it arrives
+ * in the same read as the protocol line: the handler's reader then never ends, and a request
+ * read to end of stream is never answered. So a lazy stream sends its data at once but holds
+ * its FIN until the echo, unless the peer is cp2p, whose listener takes header, proposal, data
+ * and FIN in one frame (go-libp2p's lazy client sends them so too). */
+static bool peer_is_cp2p(const cp2p_conn *c)
+{
+    const cp2p_identify_info *id = cp2p_conn_identify(c);
+    return id != NULL && id->agent_version != NULL &&
+           strncmp(id->agent_version, "cp2p/", 5) == 0;
+}
+
 int cp2p_conn_open_stream(cp2p_conn *c, const char *const *protos, size_t n, cp2p_open_cb cb,
                           void *ud)
+{
+    return cp2p_conn_open_stream_opts(c, protos, n, NULL, cb, ud);
+}
+
+int cp2p_conn_open_stream_opts(cp2p_conn *c, const char *const *protos, size_t n,
+                               const cp2p_open_opts *opts, cp2p_open_cb cb, void *ud)
 {
     cp2p_stream *s;
     int rc;
@@ -1345,7 +1479,11 @@ int cp2p_conn_open_stream(cp2p_conn *c, const char *const *protos, size_t n, cp2
         }
         s->noffer++;
     }
-    if ((rc = cp2p__mss_init_dialer(&s->mss, (const char *const *)s->offer, n, false)) != 0) {
+    /* Lazy only where the answer is known: one protocol, listed by the peer's identify. */
+    s->lazy = opts != NULL && opts->lazy_if_known && n == 1 &&
+              cp2p__conn_peer_lists(c, protos[0]);
+    s->fin_after_echo = s->lazy && !peer_is_cp2p(c);
+    if ((rc = cp2p__mss_init_dialer(&s->mss, (const char *const *)s->offer, n, s->lazy)) != 0) {
         goto fail;
     }
     s->mss_live = true;
@@ -1454,6 +1592,10 @@ void cp2p_stream_close(cp2p_stream *s)
     cp2p_conn *c = s->conn;
     app_release(s);
     s->app_closed = true;
+    if (s->state == S_OPEN && s->mss_live) {
+        cp2p__mss_fini(&s->mss); /* lazy: nobody waits for the echo any more */
+        s->mss_live = false;
+    }
     if (s->state == S_OPEN) {
         s->want_fin = true;
         stream_discard(s);

@@ -27,6 +27,8 @@ typedef enum {
     C_STREAMS_REFUSED,
     C_NEG_FAILED,
     C_NEG_DEFERRED,
+    C_STREAMS_LAZY,
+    C_LAZY_REFUSED,
     C_PROTO_ERRORS,
     C_OVER_PROTO_LIMIT,
     C_OVER_PEER_LIMIT,
@@ -96,6 +98,14 @@ static const metric_def counters[C_COUNT] = {
                       NULL},
     [C_NEG_DEFERRED] = {"cp2p_host_negotiation_deferred_total",
                         "Multistream-select answers that waited behind other streams' output.",
+                        NULL, NULL},
+    [C_STREAMS_LAZY] = {"cp2p_host_streams_opened_lazy_total",
+                        "Outbound streams opened lazily: the peer's identify listed the "
+                        "protocol, so its data followed the proposal without waiting for the "
+                        "echo.", NULL, NULL},
+    [C_LAZY_REFUSED] = {"cp2p_host_lazy_negotiation_refused_total",
+                        "Lazily opened streams that the peer refused (\"na\") although its "
+                        "identify listed the protocol (also in negotiation failures).",
                         NULL, NULL},
     [C_PROTO_ERRORS] = {"cp2p_host_protocol_errors_total",
                         "Connections closed because the peer broke a protocol or a limit.", NULL,
@@ -420,6 +430,8 @@ int cp2p_host_metrics_update(cp2p_host_metrics **state, cp2p_host *h, cp2p_metri
         [C_STREAMS_REFUSED] = hs->streams_refused,
         [C_NEG_FAILED] = hs->negotiation_failed,
         [C_NEG_DEFERRED] = hs->negotiation_output_deferred,
+        [C_STREAMS_LAZY] = hs->streams_opened_lazy,
+        [C_LAZY_REFUSED] = hs->lazy_refused,
         [C_PROTO_ERRORS] = hs->protocol_errors,
         [C_OVER_PROTO_LIMIT] = hs->streams_over_protocol_limit,
         [C_OVER_PEER_LIMIT] = hs->conns_over_peer_limit,

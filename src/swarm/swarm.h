@@ -51,6 +51,8 @@ typedef struct cp2p__host_stats {
     uint64_t streams_opened, streams_refused, negotiation_failed, protocol_errors;
     uint64_t streams_over_protocol_limit;
     uint64_t negotiation_output_deferred; /* an mss reply that waited behind other streams */
+    uint64_t streams_opened_lazy;  /* outbound streams opened before the peer's echo */
+    uint64_t lazy_refused;         /* ... whose peer then answered "na" (in negotiation_failed) */
     uint64_t conns_over_peer_limit, conns_trimmed; /* connmgr_uv.c */
     uint64_t noise_handshakes;                     /* Noise handshakes completed */
     uint64_t noise_failures[CP2P__NOISE_FAIL_COUNT];
@@ -186,6 +188,10 @@ struct cp2p_conn {
     uint8_t *svc_bits;
     size_t svc_bits_len;    /* bytes */
 };
+
+/* ---- conn_uv.c ---- */
+/* Whether the peer's identify (so far) lists `proto`. */
+bool cp2p__conn_peer_lists(const cp2p_conn *c, const char *proto);
 
 /* ---- host_uv.c ---- */
 void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, const char *why);

@@ -1,7 +1,9 @@
 /* Request-response (cp2p/reqresp.h) between two hosts over loopback TCP: plain and
  * length-prefixed echo at several sizes, asynchronous answers, size limits on both sides,
- * refusal, unknown protocols, timeouts, 200 concurrent requests, the per-peer inbound limit and
- * connections closed with requests in flight. Leaks are caught by the ASan build. */
+ * refusal, unknown protocols, timeouts, 200 concurrent requests, the per-peer inbound limit,
+ * connections closed with requests in flight, and lazy negotiation (one round trip per
+ * request, counted by a TCP relay between the hosts; a peer that refuses a protocol its
+ * identify listed). Leaks are caught by the ASan build. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +11,7 @@
 
 #include "integration/harness.h"
 #include "protocols/reqresp/reqresp_internal.h"
+#include "swarm/swarm.h"
 
 #define P_ECHO "/test/rr/echo/1.0.0"
 #define P_ECHO_LP "/test/rr/echo-lp/1.0.0"
@@ -127,7 +130,7 @@ static void release_held(int want_rc)
 
 static cp2p_host *server, *client;
 static cp2p_conn *conn;
-static int server_conns_closed;
+static int server_conns_closed, server_identified;
 
 static void on_server_event(cp2p_host *h, const cp2p_event *ev, void *ud)
 {
@@ -135,6 +138,8 @@ static void on_server_event(cp2p_host *h, const cp2p_event *ev, void *ud)
     (void)ud;
     if (ev->type == CP2P_EVENT_CONN_CLOSED) {
         server_conns_closed++;
+    } else if (ev->type == CP2P_EVENT_PEER_IDENTIFIED) {
+        server_identified++;
     }
 }
 
@@ -199,6 +204,7 @@ static void pair_start(void)
     dial_res r;
     nheld = 0;
     server_conns_closed = 0;
+    server_identified = 0;
     server = host_start(true);
     cp2p_host_set_event_cb(server, on_server_event, NULL);
     client = host_start(false);
@@ -571,6 +577,223 @@ static void close_with_requests_in_flight(void **state)
     pair_stop();
 }
 
+
+/* ---- lazy negotiation ---- */
+
+/* A TCP relay between the client and the server that counts flights: runs of bytes in one
+ * direction, a new one starting whenever the direction changes. One request-response exchange
+ * costs two flights per round trip. */
+typedef struct {
+    uv_tcp_t lsn, a, b; /* a: from the client; b: to the server */
+    uv_connect_t creq;
+    int port;
+    int last_dir;       /* 0: none yet, 1: client to server, 2: server to client */
+    unsigned flights;
+    int open;           /* handles not yet closed */
+} relay;
+
+typedef struct {
+    uv_write_t req;
+    uint8_t data[];
+} relay_wr;
+
+static relay rl;
+
+static void relay_wrote(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+static void relay_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+    rl.open--;
+}
+
+static void relay_shut(void)
+{
+    if (!uv_is_closing((uv_handle_t *)&rl.a)) {
+        uv_close((uv_handle_t *)&rl.a, relay_handle_closed);
+    }
+    if (!uv_is_closing((uv_handle_t *)&rl.b)) {
+        uv_close((uv_handle_t *)&rl.b, relay_handle_closed);
+    }
+}
+
+static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = malloc(suggested);
+    buf->len = buf->base != NULL ? suggested : 0;
+}
+
+static void relay_read(uv_stream_t *from, ssize_t n, const uv_buf_t *buf)
+{
+    int dir = from == (uv_stream_t *)&rl.a ? 1 : 2;
+    uv_stream_t *to = dir == 1 ? (uv_stream_t *)&rl.b : (uv_stream_t *)&rl.a;
+    if (n < 0) {
+        free(buf->base);
+        relay_shut();
+        return;
+    }
+    if (n > 0) {
+        if (dir != rl.last_dir) {
+            rl.flights++;
+            rl.last_dir = dir;
+        }
+        relay_wr *w = malloc(sizeof(*w) + (size_t)n);
+        assert_non_null(w);
+        memcpy(w->data, buf->base, (size_t)n);
+        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+        assert_int_equal(uv_write(&w->req, to, &b, 1, relay_wrote), 0);
+    }
+    free(buf->base);
+}
+
+static void relay_connected(uv_connect_t *req, int status)
+{
+    (void)req;
+    assert_int_equal(status, 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&rl.a, relay_alloc, relay_read), 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&rl.b, relay_alloc, relay_read), 0);
+}
+
+static void relay_accept(uv_stream_t *lsn, int status)
+{
+    struct sockaddr_in to;
+    assert_int_equal(status, 0);
+    assert_int_equal(uv_tcp_init(&loop, &rl.a), 0);
+    assert_int_equal(uv_tcp_init(&loop, &rl.b), 0);
+    rl.open += 2;
+    assert_int_equal(uv_accept(lsn, (uv_stream_t *)&rl.a), 0);
+    assert_int_equal(uv_ip4_addr("127.0.0.1", rl.port, &to), 0);
+    assert_int_equal(uv_tcp_connect(&rl.creq, &rl.b, (const struct sockaddr *)&to,
+                                    relay_connected), 0);
+}
+
+/* Start the relay toward the server and return its listening port. */
+static int relay_start(void)
+{
+    struct sockaddr_in any;
+    struct sockaddr_storage name;
+    int namelen = sizeof(name);
+    cp2p_multiaddr *ma;
+    cp2p_buf b;
+    rl = (relay){0};
+    assert_int_equal(cp2p_host_listen_addr(server, 0, false, &ma), 0);
+    cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
+    assert_int_equal(cp2p_multiaddr_to_string(ma, &b), 0);
+    assert_int_equal(cp2p_buf_append_byte(&b, 0), 0);
+    assert_int_equal(sscanf((const char *)b.ptr, "/ip4/127.0.0.1/tcp/%d", &rl.port), 1);
+    cp2p_buf_fini(&b);
+    cp2p_multiaddr_free(ma);
+    assert_int_equal(uv_tcp_init(&loop, &rl.lsn), 0);
+    rl.open = 1;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &any), 0);
+    assert_int_equal(uv_tcp_bind(&rl.lsn, (const struct sockaddr *)&any, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&rl.lsn, 1, relay_accept), 0);
+    assert_int_equal(uv_tcp_getsockname(&rl.lsn, (struct sockaddr *)&name, &namelen), 0);
+    return ntohs(((struct sockaddr_in *)&name)->sin_port);
+}
+
+static bool lists(const cp2p_conn *c, const char *proto)
+{
+    return cp2p__conn_peer_lists(c, proto);
+}
+
+/* Flights on the relay for one 1 KiB echo request on the current connection. */
+static unsigned flights_of_request(const cp2p_reqresp_config *cfg)
+{
+    uint8_t *p = pattern(1024, 7);
+    res r;
+    unsigned before = rl.flights;
+    assert_int_equal(request(P_ECHO, cfg, p, 1024, &r), 0);
+    assert_int_equal(r.len, 1024);
+    assert_memory_equal(r.data, p, 1024);
+    res_clear(&r);
+    free(p);
+    return rl.flights - before;
+}
+
+static void lazy_one_round_trip(void **state)
+{
+    char pid[CP2P_PEER_ID_STR_MAX], addr[160];
+    cp2p_multiaddr *ma;
+    dial_res d = {0};
+    cp2p_reqresp_config eager;
+    (void)state;
+    pair_start();
+    cp2p_conn *direct = conn;
+    int port = relay_start();
+    snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%d/p2p/%s", port,
+             cp2p_peer_id_str(cp2p_host_peer_id(server), pid));
+    assert_int_equal(cp2p_multiaddr_parse(addr, strlen(addr), &ma), 0);
+    assert_int_equal(cp2p_host_dial(client, ma, on_dial, &d), 0);
+    cp2p_multiaddr_free(ma);
+    run_until(&d.done);
+    assert_int_equal(d.status, 0);
+    conn = d.conn;
+    /* Both identify exchanges (on both connections) are over before counting. */
+    while (!lists(conn, P_ECHO) || !lists(direct, P_ECHO) || server_identified < 2) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    /* A first request lets the last frames of identify (a stream's closing frames) pass. */
+    (void)flights_of_request(NULL);
+    uint64_t lazy0 = client->stats.streams_opened_lazy;
+    /* Lazy (the default once identify lists the protocol): proposal and request in one
+     * flight, echo and response in the next: one round trip. */
+    assert_int_equal(flights_of_request(NULL), 2);
+    assert_int_equal(flights_of_request(NULL), 2);
+    assert_int_equal(client->stats.streams_opened_lazy, lazy0 + 2);
+    /* Not lazy: the proposal waits for its echo before the request: two round trips. */
+    cp2p_reqresp_config_default(&eager);
+    eager.lazy_open = false;
+    assert_int_equal(flights_of_request(&eager), 4);
+    assert_int_equal(client->stats.streams_opened_lazy, lazy0 + 2);
+    /* Length-prefixed requests are lazy too. */
+    cp2p_reqresp_config lpc;
+    cp2p_reqresp_config_default(&lpc);
+    lpc.length_prefixed = true;
+    res r;
+    assert_int_equal(request(P_ECHO_LP, &lpc, (const uint8_t *)"abc", 3, &r), 0);
+    assert_int_equal(r.len, 3);
+    res_clear(&r);
+    assert_int_equal(client->stats.streams_opened_lazy, lazy0 + 3);
+
+    /* The peer's identify lists a protocol it no longer serves (the push is still on its
+     * way): the lazy request fails cleanly with CP2P_ENOTSUP. */
+    assert_int_equal(cp2p_reqresp_unregister(server, P_ECHO), 0);
+    assert_true(lists(conn, P_ECHO));
+    uint64_t failed0 = client->stats.negotiation_failed;
+    assert_int_equal(request(P_ECHO, NULL, (const uint8_t *)"x", 1, &r), CP2P_ENOTSUP);
+    assert_int_equal(client->stats.lazy_refused, 1);
+    assert_int_equal(client->stats.negotiation_failed, failed0 + 1);
+    assert_int_equal(client->stats.streams_opened_lazy, lazy0 + 4);
+    /* Once the push has arrived the request negotiates (and fails) the usual way. */
+    while (lists(conn, P_ECHO)) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(request(P_ECHO, NULL, (const uint8_t *)"x", 1, &r), CP2P_ENOTSUP);
+    assert_int_equal(client->stats.lazy_refused, 1);
+    assert_int_equal(client->stats.streams_opened_lazy, lazy0 + 4);
+    /* Both connections still work, and the protocol comes back. */
+    reg(P_ECHO, echo_handler, NULL);
+    while (!lists(conn, P_ECHO)) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(flights_of_request(NULL), 2);
+    conn = direct;
+    assert_int_equal(request(P_ECHO, NULL, (const uint8_t *)"y", 1, &r), 0);
+    res_clear(&r);
+    pair_stop();
+    uv_close((uv_handle_t *)&rl.lsn, relay_handle_closed);
+    relay_shut();
+    while (rl.open > 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -583,6 +806,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(concurrent_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(per_peer_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(close_with_requests_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(lazy_one_round_trip, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

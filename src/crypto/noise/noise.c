@@ -878,6 +878,22 @@ fail:
     return rc;
 }
 
+void cp2p__noise_trim(cp2p__noise *n)
+{
+    if (pending(&n->in, n->in_off) == 0) {
+        size_t max = n->in.max;
+        cp2p_buf_fini_wipe(&n->in); /* decrypted bytes, wiped as on free */
+        cp2p_buf_init(&n->in, max);
+        n->in_off = 0;
+    }
+    if (pending(&n->out, n->out_off) == 0) {
+        size_t max = n->out.max;
+        cp2p_buf_fini(&n->out);
+        cp2p_buf_init(&n->out, max);
+        n->out_off = 0;
+    }
+}
+
 void cp2p__noise_free(cp2p__noise *n)
 {
     if (n == NULL) {

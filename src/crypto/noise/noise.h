@@ -145,6 +145,11 @@ size_t cp2p__noise_out(cp2p__noise *n, cp2p_slice *out);
 /* Mark `len` of those bytes as sent. */
 void cp2p__noise_out_done(cp2p__noise *n, size_t len);
 
+/* Give back the receive and send buffers while they hold nothing: they grow to the largest
+ * burst (a 64 KiB frame makes each 128 KiB) and would otherwise keep that memory for the life
+ * of the session. The next message allocates again. The binding calls it on idle ticks. */
+void cp2p__noise_trim(cp2p__noise *n);
+
 /* True once the handshake has completed (and the session has not failed since). */
 bool cp2p__noise_handshake_done(const cp2p__noise *n);
 /* 0 while the session is healthy, else its terminal error (with *why set if why != NULL). */

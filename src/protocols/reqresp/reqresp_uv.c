@@ -33,6 +33,7 @@ void cp2p_reqresp_config_default(cp2p_reqresp_config *c)
         .timeout_ms = CP2P_REQRESP_TIMEOUT_MS,
         .max_inbound_per_peer = CP2P_REQRESP_MAX_INBOUND_PER_PEER,
         .length_prefixed = false,
+        .lazy_open = true,
     };
 }
 
@@ -717,7 +718,10 @@ int cp2p_reqresp_request(cp2p_conn *c, const char *protocol, const cp2p_reqresp_
     }
     q->timer.data = q;
     const char *const protos[] = {protocol};
-    if ((rc = cp2p_conn_open_stream(c, protos, 1, req_open, q)) != 0) {
+    cp2p_open_opts oo;
+    cp2p_open_opts_default(&oo);
+    oo.lazy_if_known = cfg->lazy_open;
+    if ((rc = cp2p_conn_open_stream_opts(c, protos, 1, &oo, req_open, q)) != 0) {
         q->done = true;
         uv_close((uv_handle_t *)&q->timer, req_timer_closed);
         return rc;

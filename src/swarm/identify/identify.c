@@ -317,17 +317,6 @@ static void on_push_open(cp2p_stream *s, int status, void *ud)
     cp2p_stream_close(s);
 }
 
-static bool peer_supports(const cp2p_conn *c, const char *proto)
-{
-    const cp2p_identify_info *v = cp2p_conn_identify(c);
-    for (size_t i = 0; v != NULL && i < v->n_protocols; i++) {
-        if (strcmp(v->protocols[i], proto) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 void cp2p__identify_on_event(cp2p_host *h, const cp2p_event *ev)
 {
     static const char *const id_proto[] = {CP2P_IDENTIFY_PROTOCOL};
@@ -340,7 +329,7 @@ void cp2p__identify_on_event(cp2p_host *h, const cp2p_event *ev)
     } else if ((int)ev->type == CP2P__EVENT_PROTOCOLS_CHANGED) {
         for (cp2p_conn *c = h->conns; c != NULL; c = c->next) {
             if (c->upgraded && !c->closing && c->stage == CONN_OPEN &&
-                peer_supports(c, CP2P_IDENTIFY_PUSH_PROTOCOL)) {
+                cp2p__conn_peer_lists(c, CP2P_IDENTIFY_PUSH_PROTOCOL)) {
                 (void)!cp2p_conn_open_stream(c, push_proto, 1, on_push_open, NULL);
             }
         }

@@ -1419,6 +1419,56 @@ static void allocation_failures(void **state)
     cp2p_privkey_free(b);
 }
 
+
+/* trim gives back the buffers a burst grew only while they are empty: bytes waiting to be
+ * sent or read survive it, and the session goes on (the next message allocates again). */
+static void trim_keeps_pending_bytes(void **state)
+{
+    cp2p_privkey *a = key_ed25519(1), *b = key_ed25519(2);
+    side ini, resp;
+    (void)state;
+    make_pair(&ini, &resp, a, b, NULL, 0);
+    assert_int_equal(run_handshake(&ini, &resp, 0), 0);
+    transfer(&ini, &resp, 1 << 20, 3);
+    transfer(&resp, &ini, 1 << 20, 4);
+    /* Empty: the buffers go; a later message allocates them again. */
+    assert_int_equal(cp2p_set_allocator(count_malloc, count_realloc, free), 0);
+    g_allocs = 0;
+    transfer(&ini, &resp, 1000, 5);
+    assert_int_equal(g_allocs, 0); /* grown buffers are reused... */
+    cp2p__noise_trim(ini.n);
+    cp2p__noise_trim(resp.n);
+    transfer(&ini, &resp, 1000, 6);
+    assert_true(g_allocs >= 2); /* ...until trimmed: ini's out and resp's in again */
+    assert_int_equal(cp2p_set_allocator(malloc, realloc, free), 0);
+    /* Unsent output survives a trim. */
+    uint8_t data[3000];
+    fill_pattern(data, sizeof(data), 7);
+    assert_int_equal(cp2p__noise_write(ini.n, data, sizeof(data)), (ptrdiff_t)sizeof(data));
+    cp2p__noise_trim(ini.n);
+    resp.got_len = 0;
+    assert_int_equal(flow(&ini, &resp, 0), 0);
+    assert_int_equal(resp.got_len, sizeof(data));
+    assert_memory_equal(resp.got, data, sizeof(data));
+    /* Decrypted bytes not yet read survive a trim too. */
+    assert_int_equal(cp2p__noise_write(resp.n, data, sizeof(data)), (ptrdiff_t)sizeof(data));
+    cp2p_slice o;
+    size_t k = cp2p__noise_out(resp.n, &o);
+    ptrdiff_t used = cp2p__noise_recv(ini.n, o.ptr, k, 0, &ini.why);
+    assert_int_equal(used, (ptrdiff_t)k);
+    cp2p__noise_out_done(resp.n, k);
+    cp2p__noise_trim(ini.n);
+    cp2p_slice pl;
+    assert_int_equal(cp2p__noise_read(ini.n, &pl), sizeof(data));
+    assert_memory_equal(pl.ptr, data, sizeof(data));
+    cp2p__noise_read_done(ini.n, pl.len);
+    transfer(&resp, &ini, 100, 8);
+    side_fini(&ini);
+    side_fini(&resp);
+    cp2p_privkey_free(a);
+    cp2p_privkey_free(b);
+}
+
 int main(void)
 {
     /* Failures log one INFO line each; the tests provoke hundreds. CP2P_LOG=info shows them. */
@@ -1435,6 +1485,7 @@ int main(void)
         cmocka_unit_test(handshake_mixed_key_types),
         cmocka_unit_test(handshake_wire_shape),
         cmocka_unit_test(transport_sizes_both_ways),
+        cmocka_unit_test(trim_keeps_pending_bytes),
         cmocka_unit_test(transport_full_frame_on_the_wire),
         cmocka_unit_test(transport_writev_and_out_backpressure),
         cmocka_unit_test(transport_rx_backpressure),
