@@ -6,6 +6,7 @@
 
 #include "integration/harness.h"
 #include "swarm/swarm.h"
+#include "transport/tcp_uv.h"
 
 typedef struct {
     cp2p_host *h;
@@ -617,9 +618,9 @@ static cp2p_conn *stall_setup(node *a, node *b, src_set *ss, int nsrc, cp2p_conn
     *ac = a->last_conn;
     /* Small kernel buffers keep what the sockets hold far below what a will write. */
     int sz = 64 * 1024;
-    assert_int_equal(uv_send_buffer_size((uv_handle_t *)(*ac)->tcp, &sz), 0);
+    assert_int_equal(uv_send_buffer_size((uv_handle_t *)cp2p__tcp_tconn_handle((*ac)->t), &sz), 0);
     sz = 64 * 1024;
-    assert_int_equal(uv_recv_buffer_size((uv_handle_t *)c->tcp, &sz), 0);
+    assert_int_equal(uv_recv_buffer_size((uv_handle_t *)cp2p__tcp_tconn_handle(c->t), &sz), 0);
     for (int i = 0; i < nsrc; i++) {
         assert_int_equal(cp2p_conn_open_stream(c, src, 1, src_open, ss), 0);
     }
