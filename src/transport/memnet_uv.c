@@ -1,8 +1,13 @@
-/* The in-memory network on a libuv loop: one timer runs the model (memnet.c) at its deadline
- * and turns its events into the transport interface's callbacks. See cp2p/memnet.h.
+/* The in-memory network on a libuv loop: the model (memnet.c) runs from a check handle, and
+ * its events become the transport interface's callbacks. See cp2p/memnet.h.
  *
- * Every call that changes the model only arms the timer (at 0 ms when an event waits), so no
- * callback ever runs inside the call that caused it. The work per timer run is bounded
+ * Every call that changes the model only schedules a run, so no callback ever runs inside the
+ * call that caused it. A run due now starts an idle handle (which keeps the loop's poll from
+ * blocking) and a check handle (which runs right after the poll); a run due later arms a timer,
+ * whose callback schedules the run the same way. Running from the check phase, after the
+ * poll, is what TCP's callbacks look like to the caller: uv_run(UV_RUN_ONCE) returns after the
+ * deliveries it made, instead of blocking in the next poll with their results unseen (a run
+ * from a timer is followed by that poll in libuv before 1.45). The work per run is bounded
  * (EVENTS_PER_RUN); what is left runs on the next loop iteration. */
 #include <assert.h>
 #include <stdio.h>
@@ -17,6 +22,9 @@
 struct cp2p_memnet {
     uv_loop_t *loop;
     uv_timer_t timer;
+    uv_idle_t idle;   /* active while a run is due now: the poll does not block */
+    uv_check_t check; /* the run, after the poll */
+    int handles_open;
     cp2p__mn *mn;
     size_t ntransports;
     bool closing, in_run;
@@ -58,6 +66,19 @@ typedef struct mem_conn {
 static_assert(sizeof(cp2p__mn_wreq) <= CP2P__TWRITE_PRIV, "a memnet write fits a cp2p__twrite");
 
 static void on_timer(uv_timer_t *t);
+static void on_check(uv_check_t *c);
+
+static void on_idle(uv_idle_t *i)
+{
+    (void)i;
+}
+
+static void run_soon(cp2p_memnet *net)
+{
+    uv_timer_stop(&net->timer);
+    (void)uv_idle_start(&net->idle, on_idle);
+    (void)uv_check_start(&net->check, on_check);
+}
 
 static uint64_t now_ns(const cp2p_memnet *net)
 {
@@ -71,15 +92,17 @@ static void kick(cp2p_memnet *net)
         return; /* the run in progress re-arms when it ends */
     }
     uint64_t d = cp2p__mn_deadline(net->mn), now = now_ns(net);
-    uint64_t ms;
-    if (cp2p__mn_next_event_pending(net->mn)) {
-        ms = 0;
-    } else if (d == UINT64_MAX) {
+    if (cp2p__mn_next_event_pending(net->mn) || d <= now) {
+        run_soon(net);
+        return;
+    }
+    uv_idle_stop(&net->idle);
+    uv_check_stop(&net->check);
+    if (d == UINT64_MAX) {
         uv_timer_stop(&net->timer);
         return;
-    } else {
-        ms = d <= now ? 0 : (d - now + CP2P__MN_NS_PER_MS - 1) / CP2P__MN_NS_PER_MS;
     }
+    uint64_t ms = (d - now + CP2P__MN_NS_PER_MS - 1) / CP2P__MN_NS_PER_MS;
     (void)uv_timer_start(&net->timer, on_timer, ms, 0);
 }
 
@@ -286,7 +309,12 @@ static void on_event(cp2p_memnet *net, cp2p__mn_evnode *ev)
 
 static void on_timer(uv_timer_t *t)
 {
-    cp2p_memnet *net = t->data;
+    run_soon(t->data);
+}
+
+static void on_check(uv_check_t *c)
+{
+    cp2p_memnet *net = c->data;
     net->in_run = true;
     cp2p__mn_advance(net->mn, now_ns(net));
     cp2p__mn_evnode *ev;
@@ -435,13 +463,19 @@ int cp2p_memnet_new(uv_loop_t *loop, uint64_t seed, cp2p_memnet **out)
     if (net == NULL) {
         return CP2P_ENOMEM;
     }
-    if (cp2p__mn_new(seed, &net->mn) != 0 || uv_timer_init(loop, &net->timer) != 0) {
-        cp2p__mn_free(net->mn);
+    if (cp2p__mn_new(seed, &net->mn) != 0) {
         cp2p_free(net);
         return CP2P_ENOMEM;
     }
+    /* Cannot fail on a valid loop. */
+    (void)uv_timer_init(loop, &net->timer);
+    (void)uv_idle_init(loop, &net->idle);
+    (void)uv_check_init(loop, &net->check);
+    net->handles_open = 3;
     net->loop = loop;
     net->timer.data = net;
+    net->idle.data = net;
+    net->check.data = net;
     *out = net;
     return 0;
 }
@@ -449,6 +483,9 @@ int cp2p_memnet_new(uv_loop_t *loop, uint64_t seed, cp2p_memnet **out)
 static void on_net_closed(uv_handle_t *h)
 {
     cp2p_memnet *net = h->data;
+    if (--net->handles_open > 0) {
+        return;
+    }
     cp2p_memnet_close_cb cb = net->close_cb;
     void *ud = net->close_ud;
     cp2p__mn_free(net->mn); /* with whatever nobody will take any more */
@@ -466,8 +503,9 @@ int cp2p_memnet_close(cp2p_memnet *net, cp2p_memnet_close_cb cb, void *ud)
     net->closing = true;
     net->close_cb = cb;
     net->close_ud = ud;
-    uv_timer_stop(&net->timer);
     uv_close((uv_handle_t *)&net->timer, on_net_closed);
+    uv_close((uv_handle_t *)&net->idle, on_net_closed);
+    uv_close((uv_handle_t *)&net->check, on_net_closed);
     return 0;
 }
 
