@@ -100,9 +100,10 @@ typedef struct cp2p_host_config {
      * max_peer_dials allows. Failures are only logged at debug level (the dialer's backoff
      * applies). 0 = default (32); CP2P_HOST_NO_RECONNECT for none. */
     uint32_t reconnect_known_peers;
-    /* The in-memory network the host joins (cp2p/memnet.h), on the host's loop; NULL (the
-     * default) for none. With it, the host listens on and dials /memory/NAME addresses; TCP
-     * addresses keep working. Borrowed: the network must outlive the host. */
+    /* The in-memory network the host joins (cp2p/memnet.h); NULL (the default) for none. With
+     * it, the host listens on and dials /memory/NAME addresses; TCP addresses keep working.
+     * It must be on the host's loop (else cp2p_host_new returns CP2P_EINVAL). Borrowed: the
+     * network must outlive the host (cp2p_memnet_close refuses while a host uses it). */
     cp2p_memnet *memnet;
 } cp2p_host_config;
 
