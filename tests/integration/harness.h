@@ -71,6 +71,31 @@ static inline void run_until(const bool *flag)
     }
 }
 
+static inline void harness_on_wait(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static inline void harness_on_wait_closed(uv_handle_t *h)
+{
+    *(bool *)h->data = true;
+}
+
+/* Let the loop run for `ms` with a timer of our own (uv_run(ONCE) alone may sleep until some
+ * later timer, past the end). Nothing asserts on the time taken. */
+static inline void run_for(uint64_t ms)
+{
+    uv_timer_t t;
+    bool done = false;
+    assert_int_equal(uv_timer_init(&loop, &t), 0);
+    t.data = &done;
+    assert_int_equal(uv_timer_start(&t, harness_on_wait, ms, 0), 0);
+    run_until(&done);
+    done = false;
+    uv_close((uv_handle_t *)&t, harness_on_wait_closed);
+    run_until(&done);
+}
+
 typedef struct {
     bool done;
     int status;

@@ -93,24 +93,6 @@ static void request(cp2p_conn *c, const uint8_t *data, size_t len, uint64_t time
     assert_int_equal(cp2p_reqresp_request(c, P_ECHO, &cfg, data, len, on_resp, r), 0);
 }
 
-static void on_wait(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-/* Let the loop run for `ms` (the network's timers keep their own schedule). */
-static void run_for(uint64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-    uv_timer_init(&loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, on_wait, ms, 0);
-    run_until(&done);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-}
-
 static void lossy_link_then_partition(void **state)
 {
     static uint8_t data[32 * 1024];
