@@ -6,6 +6,7 @@
 
 #include "integration/harness.h"
 
+#include <cp2p/peerstore.h>
 #include <cp2p/reqresp.h>
 
 #define P_ECHO "/test/fault-echo/1.0.0"
@@ -203,11 +204,51 @@ static void dials_refused_and_cut(void **state)
     net = NULL;
 }
 
+/* /memory/NAME/p2p/ID dials, and a peer known by its memory address in the peerstore is
+ * dialed by peer ID through the dialer. */
+static void dial_by_peer_id(void **state)
+{
+    peer a, b;
+    dial_res d = {0};
+    cp2p_multiaddr *ma;
+    (void)state;
+    assert_int_equal(cp2p_memnet_new(&loop, 9, &net), 0);
+    peer_start(&a, "a");
+    peer_start(&b, "b");
+    assert_int_equal(cp2p_multiaddr_parse("/memory/b", 9, &ma), 0);
+    const cp2p_multiaddr *addrs[] = {ma};
+    assert_int_equal(cp2p_peerstore_add_addrs(cp2p_host_peerstore(a.h), cp2p_host_peer_id(b.h),
+                                              addrs, 1, CP2P_PEERSTORE_TTL_PERMANENT,
+                                              CP2P_ADDR_SOURCE_MANUAL, 0),
+                     0);
+    cp2p_multiaddr_free(ma);
+    assert_int_equal(cp2p_host_dial_peer(a.h, cp2p_host_peer_id(b.h), on_dial, &d), 0);
+    run_until(&d.done);
+    assert_int_equal(d.status, 0);
+    assert_true(cp2p_peer_id_equal(cp2p_conn_peer_id(d.conn), cp2p_host_peer_id(b.h)));
+    assert_ping_ok(d.conn);
+    /* The connection's addresses are memory addresses; no IP is counted for it. */
+    cp2p_buf t;
+    cp2p_buf_init(&t, CP2P_MULTIADDR_STR_MAX);
+    assert_int_equal(cp2p_multiaddr_to_string(cp2p_conn_remote_addr(d.conn), &t), 0);
+    assert_string_equal((const char *)t.ptr, "/memory/b");
+    cp2p_buf_fini(&t);
+    int closed = 0;
+    cp2p_host_close(a.h, on_closed, &closed);
+    cp2p_host_close(b.h, on_closed, &closed);
+    while (closed < 2) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(cp2p_memnet_close(net, NULL, NULL), 0);
+    net = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(lossy_link_then_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(dials_refused_and_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(dial_by_peer_id, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
