@@ -871,11 +871,12 @@ static void gs_mem(int n, uint32_t msgs)
     printf("{\"bench\":\"cp2p_gossipsub_memory\",\"nodes\":%d,\"msgs\":%u,\"missing\":%llu,"
            "\"hosts_s\":%.2f,\"dial_s\":%.2f,\"mesh_s\":%.2f,\"deliver_s\":%.2f,"
            "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"conns\":%llu,\"bytes\":%llu,"
-           "\"rss_before_mib\":%.1f,\"rss_hosts_mib\":%.1f,\"rss_mesh_mib\":%.1f,\"rss_peak_mib\":%.1f,"
-           "\"rss_per_host_kib\":%.1f}\n",
+           "\"rss_before_mib\":%.1f,\"rss_hosts_mib\":%.1f,\"rss_mesh_mib\":%.1f,"
+           "\"rss_peak_mib\":%.1f,\"rss_per_host_kib\":%.1f}\n",
            n, msgs, (unsigned long long)missing, t_hosts, t_dial, t_mesh, took, gs_pct(0.5),
            gs_pct(0.99), (unsigned long long)st.conns, (unsigned long long)st.bytes_sent,
-           (double)rss0 / 1024, (double)rss_hosts / 1024, (double)rss_mesh / 1024, (double)rss_kib(true) / 1024,
+           (double)rss0 / 1024, (double)rss_hosts / 1024, (double)rss_mesh / 1024,
+           (double)rss_kib(true) / 1024,
            (double)(rss_mesh - rss0) / n);
     gs_teardown();
     if (cp2p_memnet_close(G.net, NULL, NULL) != 0) {
