@@ -43,7 +43,8 @@
  * times, and then differs as two TCP runs would. Times below a millisecond (serialisation at
  * high bandwidth) are kept in nanoseconds and rounded up to the loop's milliseconds.
  *
- * Delivery runs from the network's timer on the loop, never inside the call that wrote.
+ * Delivery runs from the network's own handles on the loop (a timer, and a check handle right
+ * after the loop's poll), never inside the call that wrote.
  * Loop thread only, for every function. */
 #ifndef CP2P_MEMNET_H
 #define CP2P_MEMNET_H
@@ -98,8 +99,8 @@ typedef void (*cp2p_memnet_close_cb)(void *ud);
 CP2P_API CP2P_NODISCARD int cp2p_memnet_close(cp2p_memnet *net, cp2p_memnet_close_cb cb,
                                               void *ud);
 
-/* The link used between hosts that have no link of their own (from now on: connections
- * already open keep the link they have until it is set). */
+/* The link used between hosts whose link was never set with cp2p_memnet_link_set: for the
+ * bytes sent from now on, on open connections too. */
 CP2P_API void cp2p_memnet_set_default_link(cp2p_memnet *net, const cp2p_memnet_link *link);
 /* Set the link between the hosts listening on names `a` and `b` (its open connections use it
  * for the bytes sent from now on). Returns 0, CP2P_ENOENT (a name nobody listens on),
