@@ -56,6 +56,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include <cp2p/memnet.h>
 #include <cp2p/keys.h>
 #include <cp2p/protocols.h>
 #include <cp2p/pubsub.h>
@@ -517,6 +518,7 @@ typedef struct {
     uint8_t *data;
     uv_idle_t idle;
     uv_timer_t tick;
+    cp2p_memnet *net; /* gs-mem: the hosts' network (else loopback TCP) */
 } gs_bench;
 
 static gs_bench G;
@@ -559,8 +561,10 @@ static void gs_start(gs_node *n, bool no_coalesce, bool no_sign)
     cp2p_host_config_default(&cfg);
     cfg.identity = key;
     cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
+    cfg.memnet = G.net;
+    const char *where = G.net != NULL ? "/memory/0" : "/ip4/127.0.0.1/tcp/0";
     if (cp2p_host_new(G.loop, &cfg, &n->h) != 0 ||
-        cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", 20, &ma) != 0) {
+        cp2p_multiaddr_parse(where, strlen(where), &ma) != 0) {
         exit(1);
     }
     cp2p_privkey_free(key);
@@ -627,10 +631,10 @@ static void gs_run_for(double seconds)
     }
 }
 
-/* Every node sees at least `want` subscribed peers and has a mesh peer. */
-static void gs_wait_mesh(size_t want)
+/* Every node sees at least `want` subscribed peers and has a mesh peer, within `seconds`. */
+static void gs_wait_mesh_for(size_t want, double seconds)
 {
-    double end = now_s() + 30;
+    double end = now_s() + seconds;
     for (;;) {
         bool ok = true;
         for (int i = 0; i < G.n && ok; i++) {
@@ -646,6 +650,11 @@ static void gs_wait_mesh(size_t want)
         }
         uv_run(G.loop, UV_RUN_ONCE);
     }
+}
+
+static void gs_wait_mesh(size_t want)
+{
+    gs_wait_mesh_for(want, 30);
 }
 
 static void gs_publish_one(int pub)
@@ -830,6 +839,93 @@ static void gs_net(int n, uint32_t msgs, size_t size, uint32_t interval_us, bool
     gs_teardown();
 }
 
+/* Resident set size of process `pid` in KiB (/proc/PID/status): current (VmRSS) or peak
+ * (VmHWM); 0 if unknown. */
+static uint64_t rss_kib(int pid, bool peak)
+{
+    char path[64], line[256];
+    unsigned long long v = 0;
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, peak ? "VmHWM: %llu" : "VmRSS: %llu", &v) == 1) {
+            break;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return v;
+}
+
+/* gs-mem N MSGS: N hosts on the in-memory network (cp2p/memnet.h, no latency), each dialing 4
+ * random others, one topic; time until every node has a mesh peer, then MSGS messages of 64
+ * bytes from random publishers (one every 10 ms) until every node has every one; the
+ * process's RSS before the hosts, after the mesh and at its peak. */
+static void gs_mem(int n, uint32_t msgs)
+{
+    if (n < 5 || n > 100000 || msgs == 0) {
+        fprintf(stderr, "gs-mem: 5 <= N <= 100000, MSGS > 0\n");
+        exit(2);
+    }
+    gs_setup(n, msgs, 64);
+    if (cp2p_memnet_new(G.loop, 1, &G.net) != 0) {
+        exit(1);
+    }
+    G.rng = 12345;
+    G.interval_us = 10000;
+    uint64_t rss0 = rss_kib(getpid(), false);
+    double t_start = now_s();
+    for (int i = 0; i < n; i++) {
+        gs_start(&G.nodes[i], false, false);
+    }
+    double t_hosts = now_s() - t_start;
+    uint64_t rss_hosts = rss_kib(getpid(), false);
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 4; k++) {
+            int j;
+            do {
+                j = (int)(gs_rand() % (uint32_t)n);
+            } while (j == i);
+            gs_dial(i, j); /* a pair may be dialed twice: the host keeps both connections */
+        }
+    }
+    double t_dial = now_s();
+    gs_run_while(&G.dials_left, 0, 600, "all dials");
+    t_dial = now_s() - t_dial;
+    double t_mesh = now_s();
+    gs_wait_mesh_for(1, 600);
+    t_mesh = now_s() - t_mesh;
+    uint64_t rss_mesh = rss_kib(getpid(), false);
+    gs_t0 = uv_hrtime();
+    uv_timer_start(&G.tick, gs_on_tick, 1, 1);
+    gs_run_while(&G.complete, msgs, 600, "delivery of every message");
+    double took = (double)(uv_hrtime() - gs_t0) / 1e9;
+    uint64_t missing = 0;
+    for (int i = 0; i < n; i++) {
+        missing += msgs - G.nodes[i].got;
+    }
+    cp2p_memnet_stats st;
+    cp2p_memnet_stats_get(G.net, &st);
+    qsort(G.lat, G.nlat, sizeof(*G.lat), gs_cmp_u64);
+    printf("{\"bench\":\"cp2p_gossipsub_memory\",\"nodes\":%d,\"msgs\":%u,\"missing\":%llu,"
+           "\"hosts_s\":%.2f,\"dial_s\":%.2f,\"mesh_s\":%.2f,\"deliver_s\":%.2f,"
+           "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"conns\":%llu,\"bytes\":%llu,"
+           "\"rss_before_mib\":%.1f,\"rss_hosts_mib\":%.1f,\"rss_mesh_mib\":%.1f,"
+           "\"rss_peak_mib\":%.1f,\"rss_per_host_kib\":%.1f}\n",
+           n, msgs, (unsigned long long)missing, t_hosts, t_dial, t_mesh, took, gs_pct(0.5),
+           gs_pct(0.99), (unsigned long long)st.conns, (unsigned long long)st.bytes_sent,
+           (double)rss0 / 1024, (double)rss_hosts / 1024, (double)rss_mesh / 1024,
+           (double)rss_kib(getpid(), true) / 1024,
+           (double)(rss_mesh - rss0) / n);
+    gs_teardown();
+    if (cp2p_memnet_close(G.net, NULL, NULL) != 0) {
+        fprintf(stderr, "gs-mem: a host still uses the network\n");
+        exit(1);
+    }
+    uv_run(G.loop, UV_RUN_DEFAULT);
+}
+
 /* One publisher and 10 subscribers (each connected to the publisher only): MSGS messages of
  * SIZE bytes published as fast as the loop turns, at most WINDOW not yet delivered everywhere
  * (the router's per-peer outbox holds 1024), until every subscriber has every message. */
@@ -948,26 +1044,6 @@ static void conn_server(int port)
     (void)uv_signal_start(&sig, cn_on_usr1, SIGUSR1);
     listen_and_print(h, port, "conn-server");
     uv_run(loop, UV_RUN_DEFAULT); /* until killed */
-}
-
-/* Resident set of a process in KiB (VmRSS), or 0. */
-static long rss_kib(int pid)
-{
-    char path[64], line[256];
-    long kib = 0;
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return 0;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kib = strtol(line + 6, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return kib;
 }
 
 static struct {
@@ -1148,8 +1224,8 @@ static void cn_rss(int server_pid, long *mine, long *theirs, size_t *heap)
     *heap = mallinfo2().uordblks;
     (void)kill(server_pid, SIGUSR1);
     cn_idle(300);
-    *mine = rss_kib(getpid());
-    *theirs = rss_kib(server_pid);
+    *mine = (long)rss_kib(getpid(), false);
+    *theirs = (long)rss_kib(server_pid, false);
 }
 
 static void conns_bench(const char *addr, int server_pid, const char *steps)
@@ -1264,6 +1340,8 @@ int main(int argc, char **argv)
         gs_net((int)strtol(argv[2], NULL, 10), (uint32_t)strtoul(argv[3], NULL, 10),
                (size_t)strtoull(argv[4], NULL, 10), (uint32_t)strtoul(argv[5], NULL, 10),
                argc > 6 && strcmp(argv[6], "no-coalesce") == 0);
+    } else if (strcmp(m, "gs-mem") == 0 && argc > 3) {
+        gs_mem((int)strtol(argv[2], NULL, 10), (uint32_t)strtoul(argv[3], NULL, 10));
     } else if (strcmp(m, "gs-rate") == 0 && argc > 4) {
         gs_rate((uint32_t)strtoul(argv[2], NULL, 10), (size_t)strtoull(argv[3], NULL, 10),
                 strcmp(argv[4], "no-coalesce") == 0, argc > 5 && strcmp(argv[5], "unsigned") == 0,

@@ -6,6 +6,7 @@
 #   bench/run.sh BUILD gossipsub     the gossipsub section only
 #   bench/run.sh BUILD conns         the connections-at-scale section only
 #   bench/run.sh BUILD rr            request-response vs ping RTT only
+#   bench/run.sh BUILD memory        the memory-transport scale run only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -149,6 +150,33 @@ rr_vs_ping() {
 }
 if [ "${2:-}" = rr ]; then
     rr_vs_ping
+    exit 0
+fi
+
+# Scale on the in-memory network (issue 12): MEM_N hosts in this one process, each dialing 4
+# random others, a gossipsub mesh, MEM_MSGS 64-byte messages from random publishers delivered
+# to every host; time to form the mesh and to deliver, RSS (peak and per host). Not part of the
+# default run (1,000 hosts take about 2 GiB); `bench/run.sh BUILD memory`.
+MEM_N=${BENCH_MEM_N:-1000}
+MEM_MSGS=${BENCH_MEM_MSGS:-100}
+memory_bench() {
+    echo "== memory transport: $MEM_N hosts, gossipsub, $MEM_MSGS messages"
+    local m
+    m=$("$B/bench_tools" gs-mem "$MEM_N" "$MEM_MSGS"); echo "$m"
+    awk -v n="$MEM_N" -v mesh="$(json "$m" mesh_s)" -v dial="$(json "$m" dial_s)" \
+        -v del="$(json "$m" deliver_s)" -v miss="$(json "$m" missing)" \
+        -v peak="$(json "$m" rss_peak_mib)" -v per="$(json "$m" rss_per_host_kib)" 'BEGIN {
+        printf "\n%-44s %10s\n", "memory transport, " n " hosts", "value"
+        printf "%-44s %10.2f\n", "dials complete (s)", dial
+        printf "%-44s %10.2f\n", "every host has a mesh peer (s)", mesh
+        printf "%-44s %10.2f\n", "every message at every host (s)", del
+        printf "%-44s %10d\n", "messages missing", miss
+        printf "%-44s %10.0f\n", "peak RSS (MiB)", peak
+        printf "%-44s %10.0f\n", "RSS per host after the mesh (KiB)", per
+    }'
+}
+if [ "${2:-}" = memory ]; then
+    memory_bench
     exit 0
 fi
 

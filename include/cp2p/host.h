@@ -39,6 +39,8 @@ typedef struct cp2p_stream cp2p_stream;
 /* cp2p_host_config.reconnect_known_peers: redial no known peer at start. */
 #define CP2P_HOST_NO_RECONNECT UINT32_MAX
 
+typedef struct cp2p_memnet cp2p_memnet;
+
 typedef struct cp2p_host_config {
     /* Required: the host's identity. The host keeps its own copy. */
     const cp2p_privkey *identity;
@@ -98,6 +100,11 @@ typedef struct cp2p_host_config {
      * max_peer_dials allows. Failures are only logged at debug level (the dialer's backoff
      * applies). 0 = default (32); CP2P_HOST_NO_RECONNECT for none. */
     uint32_t reconnect_known_peers;
+    /* The in-memory network the host joins (cp2p/memnet.h); NULL (the default) for none. With
+     * it, the host listens on and dials /memory/NAME addresses; TCP addresses keep working.
+     * It must be on the host's loop (else cp2p_host_new returns CP2P_EINVAL). Borrowed: the
+     * network must outlive the host (cp2p_memnet_close refuses while a host uses it). */
+    cp2p_memnet *memnet;
 } cp2p_host_config;
 
 /* Fill c with the defaults (identity NULL). Any thread. */

@@ -72,6 +72,7 @@ extern "C" {
 #define CP2P_MA_WSS 478
 #define CP2P_MA_P2P_WEBSOCKET_STAR 479
 #define CP2P_MA_HTTP 480
+#define CP2P_MA_MEMORY 777 /* /memory/NAME: cp2p's in-memory transport (cp2p/memnet.h) */
 
 /* Room for the text of any valid multiaddr plus its NUL: a cp2p_buf with this max never fails
  * with CP2P_ELIMIT in cp2p_multiaddr_to_string(). It is also the longest text accepted by

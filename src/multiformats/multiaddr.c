@@ -30,7 +30,7 @@ typedef enum value_kind {
     VK_IP6,      /* 16 bytes, RFC 5952-like text as the WHATWG URL serializer prints it */
     VK_PORT,     /* 2 bytes big-endian, decimal */
     VK_CIDR,     /* 1 byte, decimal */
-    VK_TEXT,     /* UTF-8 text: dns, dns4, dns6, dnsaddr, sni, ip6zone */
+    VK_TEXT,     /* UTF-8 text: dns, dns4, dns6, dnsaddr, sni, ip6zone, memory */
     VK_UNIX,     /* UTF-8 path, percent-encoded in text */
     VK_P2P,      /* a peer ID multihash, base58btc in text */
     VK_CERTHASH, /* a multihash, multibase (base64url on output) in text */
@@ -48,8 +48,11 @@ typedef struct proto {
 } proto;
 
 /* multiformats/multiaddr protocols.csv, restricted to the protocols whose binary and text forms
- * the js and go implementations agree on (garlic32/64, memory and http-path are left out: the
- * two implementations encode them differently). */
+ * the js and go implementations agree on (garlic32/64 and http-path are left out: the two
+ * implementations encode them differently). `memory` (777) is the exception: go encodes it as
+ * a fixed 8-byte integer, js (@multiformats/multiaddr, and @libp2p/memory's `/memory/NAME`
+ * addresses) as a length-prefixed UTF-8 name without a converter, like dns. cp2p's memory
+ * transport follows js, its interop peer. */
 static const proto PROTOS[] = {
     {CP2P_MA_IP4, 4, VK_IP4, "ip4"},
     {CP2P_MA_TCP, 2, VK_PORT, "tcp"},
@@ -87,6 +90,7 @@ static const proto PROTOS[] = {
     {CP2P_MA_WEBRTC_DIRECT, 0, VK_NONE, "webrtc-direct"},
     {CP2P_MA_WEBRTC, 0, VK_NONE, "webrtc"},
     {CP2P_MA_P2P_CIRCUIT, 0, VK_NONE, "p2p-circuit"},
+    {CP2P_MA_MEMORY, VAR, VK_TEXT, "memory"},
 };
 #define NPROTOS (sizeof(PROTOS) / sizeof(PROTOS[0]))
 

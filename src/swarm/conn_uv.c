@@ -86,20 +86,20 @@ static void conn_defer(cp2p_conn *c)
 /* ---- socket output ---- */
 
 typedef struct {
-    uv_write_t req;
+    cp2p__twrite req; /* first: the transport hands it back */
     cp2p_conn *conn;
     size_t len;
     uint8_t data[];
 } wreq;
 
-static void on_written(uv_write_t *req, int status)
+static void on_written(cp2p__twrite *req, int status)
 {
     wreq *w = (wreq *)req;
     cp2p_conn *c = w->conn;
     c->write_inflight -= w->len;
     cp2p_free(w);
     if (status < 0) {
-        if (status != UV_ECANCELED) {
+        if (status != CP2P_ECANCELED) {
             cp2p__conn_close(c, CP2P_EIO, "write failed");
         }
         return;
@@ -118,8 +118,8 @@ static int write_raw(cp2p_conn *c, const uint8_t *p, size_t len)
     w->conn = c;
     w->len = len;
     memcpy(w->data, p, len);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
-    int e = uv_write(&w->req, (uv_stream_t *)c->tcp, &b, 1, on_written);
+    cp2p_slice b = {w->data, len};
+    int e = c->t->ops->write(c->t, &w->req, &b, 1, on_written);
     if (e != 0) {
         cp2p_free(w);
         return CP2P_EIO;
@@ -1049,31 +1049,29 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- socket input ---- */
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+static void on_alloc(cp2p__tconn *t, uint8_t **buf, size_t *len)
 {
-    cp2p_conn *c = handle->data;
-    (void)suggested;
+    cp2p_conn *c = t->data;
     if (cp2p_buf_reserve(&c->rbuf, CP2P_CONN_READ_CHUNK) != 0) {
-        *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+        *len = 0; /* the transport reports CP2P_ELIMIT */
         return;
     }
-    *buf = uv_buf_init((char *)c->rbuf.ptr + c->rbuf.len, CP2P_CONN_READ_CHUNK);
+    *buf = c->rbuf.ptr + c->rbuf.len;
+    *len = CP2P_CONN_READ_CHUNK;
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+static void on_read(cp2p__tconn *t, ptrdiff_t nread)
 {
-    cp2p_conn *c = stream->data;
+    cp2p_conn *c = t->data;
     const char *why = NULL;
-    (void)buf;
     if (c->stage == CONN_CLOSED) {
         return;
     }
     if (nread < 0) {
-        if (nread == UV_ENOBUFS) {
+        if (nread == CP2P_ELIMIT) {
             conn_fail(c, CP2P_ELIMIT, "peer sent more than we can buffer");
         } else {
-            cp2p__conn_close(c, nread == UV_EOF ? CP2P_ECLOSED : CP2P_EIO,
-                             nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
+            cp2p__conn_close(c, (int)nread, t->why != NULL ? t->why : "connection error");
         }
         conn_run(c);
         return;
@@ -1093,8 +1091,7 @@ int cp2p__conn_set_read_paused(cp2p_conn *c, bool paused)
     if (c->stage == CONN_CLOSED || c->closing) {
         return CP2P_ECLOSED;
     }
-    int e = paused ? uv_read_stop((uv_stream_t *)c->tcp)
-                   : uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
+    int e = paused ? c->t->ops->read_stop(c->t) : c->t->ops->read_start(c->t, on_alloc, on_read);
     return e == 0 ? 0 : CP2P_EIO;
 }
 
@@ -1137,20 +1134,22 @@ static void conn_maybe_free(cp2p_conn *c)
 static void on_handle_closed(uv_handle_t *handle)
 {
     cp2p_conn *c = handle->data;
-    if (handle == (uv_handle_t *)c->tcp) {
-        cp2p_free(c->tcp);
-        c->tcp = NULL;
-    }
     c->handles_open--;
     conn_maybe_free(c);
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+static void on_tconn_closed(cp2p__tconn *t)
 {
-    cp2p_conn *c = req->data;
+    cp2p_conn *c = t->data;
+    c->t = NULL; /* the transport frees it after this returns */
+    c->handles_open--;
+    conn_maybe_free(c);
+}
+
+static void on_shutdown(cp2p__tconn *t, int status)
+{
     (void)status;
-    cp2p_free(req);
-    uv_close((uv_handle_t *)c->tcp, on_handle_closed);
+    t->ops->close(t, on_tconn_closed);
 }
 
 /* cp2p__yamux_stats is only uint64_t counters, summed as an array. A new field changes the
@@ -1248,18 +1247,9 @@ static void conn_teardown(cp2p_conn *c)
     cp2p__mss_fini(&c->mss); /* also after an earlier fini: the buffer is released once */
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    uv_shutdown_t *sd = NULL;
-    if (c->close_err == 0 && c->write_inflight > 0) {
-        sd = cp2p_malloc(sizeof(*sd));
-    }
-    if (sd != NULL) {
-        sd->data = c;
-        if (uv_shutdown(sd, (uv_stream_t *)c->tcp, on_shutdown) != 0) {
-            cp2p_free(sd);
-            uv_close((uv_handle_t *)c->tcp, on_handle_closed);
-        }
-    } else {
-        uv_close((uv_handle_t *)c->tcp, on_handle_closed);
+    if (c->close_err != 0 || c->write_inflight == 0 ||
+        c->t->ops->shutdown(c->t, on_shutdown) != 0) {
+        c->t->ops->close(c->t, on_tconn_closed);
     }
     if (was_upgraded) {
         h->nconns--;
@@ -1304,19 +1294,24 @@ void cp2p_conn_close(cp2p_conn *c)
     cp2p__conn_close(c, 0, "closed locally");
 }
 
-cp2p_conn *cp2p__conn_start(cp2p_host *h, uv_tcp_t *sock, bool outbound,
+static void on_orphan_closed(cp2p__tconn *t)
+{
+    (void)t;
+}
+
+cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
                             const cp2p_peer_id *expected, cp2p_dial_cb cb, void *ud)
 {
     cp2p_conn *c = cp2p_calloc(1, sizeof(*c));
     int rc;
     if (c == NULL) {
-        uv_close((uv_handle_t *)sock, cp2p__tcp_free_on_close);
+        sock->ops->close(sock, on_orphan_closed);
         return NULL;
     }
     c->host = h;
     c->id = h->next_conn_id++;
     c->outbound = outbound;
-    c->tcp = sock;
+    c->t = sock;
     c->stage = CONN_SEC_NEG;
     c->dial_cb = cb;
     c->dial_ud = ud;
@@ -1339,12 +1334,12 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, uv_tcp_t *sock, bool outbound,
     if (!outbound) {
         h->npending_inbound++;
     }
-    (void)!cp2p__tcp_sock_addr(sock, true, &c->remote_addr);
-    (void)!cp2p__tcp_sock_addr(sock, false, &c->local_addr);
+    (void)!sock->ops->addr(sock, true, &c->remote_addr);
+    (void)!sock->ops->addr(sock, false, &c->local_addr);
     cp2p__host_conn_track(c);
     rc = outbound ? cp2p__mss_init_dialer(&c->mss, SEC_PROTOS, 1, false)
                   : cp2p__mss_init_listener(&c->mss, SEC_PROTOS, 1);
-    if (rc == 0 && uv_read_start((uv_stream_t *)sock, on_alloc, on_read) != 0) {
+    if (rc == 0 && sock->ops->read_start(sock, on_alloc, on_read) != 0) {
         rc = CP2P_EIO;
     }
     if (rc != 0) {

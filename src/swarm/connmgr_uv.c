@@ -141,34 +141,10 @@ const cp2p__connmgr_stats *cp2p__host_cm_stats(const cp2p_host *h)
 
 /* ---- admission and per-IP counts ---- */
 
-size_t cp2p__sock_peer_ip(uv_tcp_t *sock, uint8_t ip[16])
-{
-    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    struct sockaddr_storage ss;
-    int len = (int)sizeof(ss);
-    if (uv_tcp_getpeername(sock, (struct sockaddr *)&ss, &len) != 0) {
-        return 0;
-    }
-    if (ss.ss_family == AF_INET) {
-        memcpy(ip, &((const struct sockaddr_in *)&ss)->sin_addr, 4);
-        return 4;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in6 *)&ss)->sin6_addr;
-        if (memcmp(a, v4mapped, sizeof(v4mapped)) == 0) {
-            memcpy(ip, a + 12, 4); /* one address, one count, whichever socket family */
-            return 4;
-        }
-        memcpy(ip, a, 16);
-        return 16;
-    }
-    return 0;
-}
-
-int cp2p__host_cm_admit(cp2p_host *h, uv_tcp_t *sock, const char **why)
+int cp2p__host_cm_admit(cp2p_host *h, cp2p__tconn *sock, const char **why)
 {
     uint8_t ip[16];
-    size_t n = cp2p__sock_peer_ip(sock, ip);
+    size_t n = sock->ops->remote_ip(sock, ip);
     return cp2p__connmgr_admit(h->cm, ip, n, uv_now(h->loop), why);
 }
 
@@ -181,7 +157,7 @@ void cp2p__host_conn_track(cp2p_conn *c)
     if (c->outbound) {
         return;
     }
-    size_t n = cp2p__sock_peer_ip(c->tcp, ip);
+    size_t n = c->t->ops->remote_ip(c->t, ip);
     /* Without memory for the table the connection is simply not counted. */
     if (n != 0 && cp2p__connmgr_conn_opened(c->host->cm, ip, n) == 0) {
         memcpy(c->ip, ip, n);
@@ -401,7 +377,8 @@ static int strip_p2p(const cp2p_multiaddr *ma, cp2p_multiaddr **out)
 
 int cp2p_host_add_persistent_peer(cp2p_host *h, const cp2p_multiaddr *ma)
 {
-    cp2p__tcp_target t;
+    bool has_peer = false;
+    cp2p_peer_id peer;
     cp2p_multiaddr *addr = NULL;
     const char *why = NULL;
     uint64_t now = cp2p__host_wall_ms();
@@ -412,13 +389,13 @@ int cp2p_host_add_persistent_peer(cp2p_host *h, const cp2p_multiaddr *ma)
     if (h->closing) {
         return CP2P_ECLOSED;
     }
-    if ((rc = cp2p__tcp_target_parse(ma, &t, &why)) != 0) {
+    if ((rc = cp2p__transport_addr_peer(ma, &has_peer, &peer, &why)) != 0) {
         return rc;
     }
-    if (!t.has_peer || cp2p_peer_id_equal(&t.peer, &h->id)) {
+    if (!has_peer || cp2p_peer_id_equal(&peer, &h->id)) {
         return CP2P_EINVAL;
     }
-    host_persist *p = persist_find(h, &t.peer);
+    host_persist *p = persist_find(h, &peer);
     if (p == NULL && h->npersist >= CP2P_HOST_MAX_PERSISTENT_PEERS) {
         return CP2P_EFULL;
     }
@@ -426,11 +403,11 @@ int cp2p_host_add_persistent_peer(cp2p_host *h, const cp2p_multiaddr *ma)
         return rc;
     }
     const cp2p_multiaddr *a = addr;
-    rc = cp2p_peerstore_add_addrs(h->peerstore, &t.peer, &a, 1, CP2P_PEERSTORE_TTL_PERMANENT,
+    rc = cp2p_peerstore_add_addrs(h->peerstore, &peer, &a, 1, CP2P_PEERSTORE_TTL_PERMANENT,
                                   CP2P_ADDR_SOURCE_MANUAL, now);
     cp2p_multiaddr_free(addr);
     if (rc == 0) {
-        rc = cp2p_peerstore_set_protected(h->peerstore, &t.peer, true, now);
+        rc = cp2p_peerstore_set_protected(h->peerstore, &peer, true, now);
     }
     if (rc != 0 || p != NULL) {
         return rc;
@@ -439,7 +416,7 @@ int cp2p_host_add_persistent_peer(cp2p_host *h, const cp2p_multiaddr *ma)
         return CP2P_ENOMEM; /* the address and the protection stay: both are harmless */
     }
     p->h = h;
-    p->peer = t.peer;
+    p->peer = peer;
     p->retry_delay = h->cfg.dial_backoff_base_ms;
     p->next = h->persist;
     h->persist = p;

@@ -3,6 +3,8 @@
 #include <time.h>
 
 #include "swarm/swarm.h"
+#include "transport/memnet_uv.h"
+#include "transport/tcp_uv.h"
 #include "util/clock.h"
 #include "util/alloc.h"
 #include "util/log_internal.h"
@@ -10,7 +12,7 @@
 struct swarm_dial {
     cp2p_host *host;
     swarm_dial *next, *prev;
-    cp2p__tcp_dial *tcp;
+    cp2p__tdial *td;
     cp2p_dial_cb cb;
     void *ud;
     bool expect_peer;
@@ -93,6 +95,12 @@ static void host_free(cp2p_host *h)
     cp2p__dialer_free(h->dialer);
     cp2p__host_cm_free(h);
     cp2p__host_services_free(h);
+    if (h->tcp != NULL) {
+        h->tcp->ops->free(h->tcp);
+    }
+    if (h->mem != NULL) {
+        h->mem->ops->free(h->mem);
+    }
     cp2p_peerstore_close(h->peerstore);
     cp2p_privkey_free(h->key);
     cp2p_free(h->agent_version);
@@ -147,6 +155,12 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
             pc.max_peers = cfg->peerstore_max_peers;
         }
         rc = cp2p_peerstore_open(&pc, cfg->peerstore_path, cp2p__host_wall_ms(), &h->peerstore);
+    }
+    if (rc == 0) {
+        rc = cp2p__tcp_transport_new(loop, &h->tcp);
+    }
+    if (rc == 0 && cfg->memnet != NULL) {
+        rc = cp2p__memnet_transport_new(cfg->memnet, loop, &h->mem);
     }
     if (rc == 0) {
         rc = cp2p__dialer_new(h, &h->dialer);
@@ -302,7 +316,25 @@ bool cp2p__host_handler_active(void *host, size_t idx)
 
 /* ---- listening ---- */
 
-static void on_accept(cp2p__tcp_listener *l, uv_tcp_t *sock, void *ud)
+static void on_orphan_closed(cp2p__tconn *t)
+{
+    (void)t;
+}
+
+/* The transport of an address: chosen by its first component. NULL (with *why) when the host
+ * has none for it. */
+static cp2p__transport *transport_for(cp2p_host *h, const cp2p_multiaddr *ma, const char **why)
+{
+    if (cp2p__transport_is_memory(ma)) {
+        if (h->mem == NULL) {
+            *why = "a /memory/ address needs a host on a memory network (cfg.memnet)";
+        }
+        return h->mem;
+    }
+    return h->tcp;
+}
+
+static void on_accept(cp2p__tlistener *l, cp2p__tconn *sock, void *ud)
 {
     cp2p_host *h = ud;
     const char *why = NULL;
@@ -327,7 +359,7 @@ static void on_accept(cp2p__tcp_listener *l, uv_tcp_t *sock, void *ud)
             h->refused_unlogged = 0;
             h->refused_log_at = now + 1000;
         }
-        uv_close((uv_handle_t *)sock, cp2p__tcp_free_on_close);
+        sock->ops->close(sock, on_orphan_closed);
         cp2p__host_emit(h, CP2P_EVENT_INBOUND_REFUSED, NULL, CP2P_ELIMIT, why);
         return;
     }
@@ -344,14 +376,19 @@ int cp2p_host_listen(cp2p_host *h, const cp2p_multiaddr *ma)
         return CP2P_EFULL;
     }
     swarm_listener *sl = &h->listeners[h->nlisteners];
-    int rc = cp2p__tcp_listen(h->loop, ma, on_accept, h, &sl->tcp, &why);
+    cp2p__transport *tr = transport_for(h, ma, &why);
+    if (tr == NULL) {
+        CP2P_LOG(CP2P_LOG_WARN, "host", 0, "host.listen_failed %s", why);
+        return CP2P_ENOTSUP;
+    }
+    int rc = tr->ops->listen(tr, ma, on_accept, h, &sl->l, &why);
     if (rc != 0) {
         CP2P_LOG(CP2P_LOG_WARN, "host", 0, "host.listen_failed %s", why);
         return rc;
     }
-    rc = cp2p__tcp_listener_addr(sl->tcp, &sl->addr);
+    rc = tr->ops->listener_addr(sl->l, &sl->addr);
     if (rc != 0) {
-        cp2p__tcp_listener_close(sl->tcp);
+        tr->ops->listener_close(sl->l);
         return rc;
     }
     h->nlisteners++;
@@ -403,7 +440,7 @@ ptrdiff_t cp2p_host_addrs(const cp2p_host *h, bool with_peer_id, cp2p_multiaddr 
         const char *why;
         int rc;
         if (cp2p__tcp_target_parse(h->listeners[i].addr, &t, &why) != 0) {
-            continue;
+            t.kind = CP2P_TCP_DNS; /* another transport's address (memory): as it is */
         }
         bool any4 = t.kind == CP2P_TCP_IP4 && strcmp(t.host, "0.0.0.0") == 0;
         bool any6 = t.kind == CP2P_TCP_IP6 && strcmp(t.host, "::") == 0;
@@ -506,16 +543,16 @@ static void on_dial_done(cp2p_host *h, int status, cp2p_conn *conn, void *ud)
     cb(h, status, conn, cb_ud);
 }
 
-static void on_tcp_dialed(int status, uv_tcp_t *sock, void *ud)
+static void on_transport_dialed(int status, cp2p__tconn *sock, void *ud)
 {
     swarm_dial *d = ud;
     cp2p_host *h = d->host;
     dial_unlink(h, d);
     if (status == 0 && h->closing) {
-        uv_close((uv_handle_t *)sock, cp2p__tcp_free_on_close);
+        sock->ops->close(sock, on_orphan_closed);
         status = CP2P_ECANCELED;
     } else if (status == 0 && h->nconns >= h->cfg.max_conns) {
-        uv_close((uv_handle_t *)sock, cp2p__tcp_free_on_close);
+        sock->ops->close(sock, on_orphan_closed);
         status = CP2P_ELIMIT;
     }
     if (status != 0) {
@@ -536,7 +573,7 @@ void cp2p__host_dial_cancel(cp2p_host *h, void *ud)
 {
     for (swarm_dial *d = h->dials; d != NULL; d = d->next) {
         if (((dial_rec *)d->ud)->ud == ud) {
-            cp2p__tcp_dial_cancel(d->tcp); /* runs on_tcp_dialed, which frees d */
+            d->td->tr->ops->dial_cancel(d->td); /* runs on_transport_dialed, which frees d */
             return;
         }
     }
@@ -551,16 +588,21 @@ void cp2p__host_dial_cancel(cp2p_host *h, void *ud)
 int cp2p__host_dial(cp2p_host *h, const cp2p_multiaddr *ma, bool from_dialer, cp2p_dial_cb cb,
                     void *ud)
 {
-    cp2p__tcp_target t;
+    bool has_peer = false;
+    cp2p_peer_id peer;
     const char *why = NULL;
     if (h->closing) {
         return CP2P_ECLOSED;
     }
-    int rc = cp2p__tcp_target_parse(ma, &t, &why);
+    int rc = cp2p__transport_addr_peer(ma, &has_peer, &peer, &why);
     if (rc != 0) {
         return rc;
     }
-    if (t.has_peer && cp2p_peer_id_equal(&t.peer, &h->id)) {
+    cp2p__transport *tr = transport_for(h, ma, &why);
+    if (tr == NULL) {
+        return CP2P_ENOTSUP;
+    }
+    if (has_peer && cp2p_peer_id_equal(&peer, &h->id)) {
         return CP2P_EINVAL; /* dialing ourselves */
     }
     swarm_dial *d = cp2p_calloc(1, sizeof(*d));
@@ -570,14 +612,14 @@ int cp2p__host_dial(cp2p_host *h, const cp2p_multiaddr *ma, bool from_dialer, cp
         cp2p_free(r);
         return CP2P_ENOMEM;
     }
-    *r = (dial_rec){.cb = cb, .ud = ud, .from_dialer = from_dialer, .has_peer = t.has_peer,
-                    .peer = t.peer, .addr = r->addr};
+    *r = (dial_rec){.cb = cb, .ud = ud, .from_dialer = from_dialer, .has_peer = has_peer,
+                    .peer = peer, .addr = r->addr};
     d->host = h;
     d->cb = on_dial_done;
     d->ud = r;
-    d->expect_peer = t.has_peer;
-    d->peer = t.peer;
-    rc = cp2p__tcp_dial_start(h->loop, &t, h->cfg.dial_timeout_ms, on_tcp_dialed, d, &d->tcp);
+    d->expect_peer = has_peer;
+    d->peer = peer;
+    rc = tr->ops->dial(tr, ma, h->cfg.dial_timeout_ms, on_transport_dialed, d, &d->td, &why);
     if (rc != 0) {
         cp2p_multiaddr_free(r->addr);
         cp2p_free(r);
@@ -627,7 +669,8 @@ void cp2p_host_close(cp2p_host *h, cp2p_host_close_cb cb, void *ud)
     h->close_cb = cb;
     h->close_ud = ud;
     for (size_t i = 0; i < h->nlisteners; i++) {
-        cp2p__tcp_listener_close(h->listeners[i].tcp);
+        cp2p__tlistener *l = h->listeners[i].l;
+        l->tr->ops->listener_close(l);
     }
     cp2p__dialer_close(h->dialer); /* before the host dials: it cancels its own */
     cp2p__host_cm_close(h);
@@ -636,7 +679,7 @@ void cp2p_host_close(cp2p_host *h, cp2p_host_close_cb cb, void *ud)
     }
     for (swarm_dial *d = h->dials, *next; d != NULL; d = next) {
         next = d->next; /* the cancel runs the dial callback, which frees d */
-        cp2p__tcp_dial_cancel(d->tcp);
+        d->td->tr->ops->dial_cancel(d->td);
     }
     /* Services close first (from the loop), while their peers are still connected; the
      * connections follow once every service is done (cp2p__host_close_conns). */

@@ -9,7 +9,7 @@
 #include "crypto/noise/noise.h"
 #include "muxer/yamux.h"
 #include "negotiate/mss.h"
-#include "transport/tcp_uv.h"
+#include "transport/transport.h"
 #include "util/limits.h"
 #include "swarm/connmgr.h"
 #include "swarm/host_new.h"
@@ -25,7 +25,7 @@ typedef struct {
 } swarm_handler;
 
 typedef struct swarm_listener {
-    cp2p__tcp_listener *tcp;
+    cp2p__tlistener *l;
     cp2p_multiaddr *addr; /* as bound */
 } swarm_listener;
 
@@ -86,7 +86,9 @@ struct cp2p_host {
     size_t nprotos;
     cp2p_conn *conns; /* doubly linked list of live connections */
     size_t nconns, npending_inbound;
-    swarm_dial *dials; /* TCP dials in flight */
+    swarm_dial *dials; /* transport dials in flight */
+    cp2p__transport *tcp; /* always */
+    cp2p__transport *mem; /* when cfg.memnet is set */
     cp2p_event_cb event_cb;
     void *event_ud;
     uint64_t next_conn_id;
@@ -143,9 +145,9 @@ struct cp2p_conn {
     uint64_t id;
     bool outbound;
     conn_stage stage;
-    uv_tcp_t *tcp;
+    cp2p__tconn *t;         /* the byte stream (TCP or memory), NULL once closed */
     uv_timer_t timer;
-    int handles_open;       /* tcp + timer until their close callbacks ran */
+    int handles_open;       /* byte stream + timer until their close callbacks ran */
     cp2p__mss mss;          /* security or muxer negotiation */
     cp2p__noise *noise;
     cp2p__yamux *yamux;
@@ -254,11 +256,9 @@ void cp2p__host_cm_start(cp2p_host *h);
 void cp2p__host_cm_close(cp2p_host *h);
 bool cp2p__host_cm_idle(const cp2p_host *h);
 void cp2p__host_cm_free(cp2p_host *h);
-/* The remote IP of a socket: 4 bytes (IPv4, also an IPv4-mapped IPv6 address) or 16; 0 when
- * unknown. */
-size_t cp2p__sock_peer_ip(uv_tcp_t *sock, uint8_t ip[16]);
-/* Inbound admission (rate, per-IP): 0 or CP2P_ELIMIT with *why set, counted by the connmgr. */
-CP2P_NODISCARD int cp2p__host_cm_admit(cp2p_host *h, uv_tcp_t *sock, const char **why);
+/* Inbound admission (rate, per-IP): 0 or CP2P_ELIMIT with *why set, counted by the connmgr.
+ * A byte stream without an IP (memory) is not counted per IP; the rate limit still applies. */
+CP2P_NODISCARD int cp2p__host_cm_admit(cp2p_host *h, cp2p__tconn *sock, const char **why);
 /* A connection started (either direction): count its IP. */
 void cp2p__host_conn_track(cp2p_conn *c);
 /* A connection is being torn down: uncount its IP, redial a persistent peer. */
@@ -273,9 +273,9 @@ size_t cp2p__host_cm_trim(cp2p_host *h);
 const cp2p__connmgr_stats *cp2p__host_cm_stats(const cp2p_host *h);
 
 /* ---- conn_uv.c ---- */
-/* Take over an accepted or dialed socket and start the upgrade. On failure the socket is closed
- * and NULL returned (the dial callback, if any, is the caller's to call). */
-cp2p_conn *cp2p__conn_start(cp2p_host *h, uv_tcp_t *sock, bool outbound,
+/* Take over an accepted or dialed byte stream and start the upgrade. On failure the stream is
+ * closed and NULL returned (the dial callback, if any, is the caller's to call). */
+cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
                             const cp2p_peer_id *expected, cp2p_dial_cb cb, void *ud);
 /* Close with a reason (err 0 = local close). Safe to call more than once and from callbacks. */
 void cp2p__conn_close(cp2p_conn *c, int err, const char *why);

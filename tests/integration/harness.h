@@ -1,5 +1,11 @@
 /* Shared pieces of the integration tests: one loop, a guarded wait, dial and ping results, and
- * setup/teardown that insist every handle was closed (STYLE.md section 10). */
+ * setup/teardown that insist every handle was closed (STYLE.md section 10).
+ *
+ * Transport: hosts made through harness_config()/harness_listen() use loopback TCP, or, when
+ * the environment has CP2P_TEST_TRANSPORT=memory, one in-memory network (cp2p/memnet.h) shared
+ * by every host of the test and listen on /memory/0 (a fresh name each). CMake registers each
+ * suite that supports it twice (ctest label `memory` for the second). Tests that are about TCP
+ * itself call harness_skip_on_memory() with their reason, which is printed. */
 #ifndef CP2P_TESTS_INTEGRATION_HARNESS_H
 #define CP2P_TESTS_INTEGRATION_HARNESS_H
 
@@ -9,14 +15,49 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
+#include <cp2p/memnet.h>
 #include <cp2p/protocols.h>
 
 #define GUARD_MS 60000 /* a hang fails the test instead of blocking CI; not a speed assertion */
 
 static uv_loop_t loop;
+static cp2p_memnet *harness_net; /* CP2P_TEST_TRANSPORT=memory: the test's network */
+
+static inline bool harness_memory(void)
+{
+    const char *t = getenv("CP2P_TEST_TRANSPORT");
+    return t != NULL && strcmp(t, "memory") == 0;
+}
+
+/* Skip the current test on the memory transport, saying why (a TCP-only property). */
+#define harness_skip_on_memory(why)                                                           \
+    do {                                                                                      \
+        if (harness_memory()) {                                                               \
+            printf("SKIP on the memory transport: %s\n", why);                                \
+            skip();                                                                           \
+        }                                                                                     \
+    } while (0)
+
+/* Put a host config on the test's transport. */
+static inline void harness_config(cp2p_host_config *cfg)
+{
+    cfg->memnet = harness_net;
+}
+
+/* Listen where the test's transport wants: 127.0.0.1 (a free port) or /memory/0. */
+static inline void harness_listen(cp2p_host *h)
+{
+    const char *text = harness_memory() ? "/memory/0" : "/ip4/127.0.0.1/tcp/0";
+    cp2p_multiaddr *ma;
+    assert_int_equal(cp2p_multiaddr_parse(text, strlen(text), &ma), 0);
+    assert_int_equal(cp2p_host_listen(h, ma), 0);
+    cp2p_multiaddr_free(ma);
+}
 
 static inline void run_until(const bool *flag)
 {
@@ -41,6 +82,31 @@ static inline void wait_until_count(const int *v, int want)
             fail_msg("count %d of %d not reached within the guard time", *v, want);
         }
     }
+}
+
+static inline void harness_on_wait(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static inline void harness_on_wait_closed(uv_handle_t *h)
+{
+    *(bool *)h->data = true;
+}
+
+/* Let the loop run for `ms` with a timer of our own (uv_run(ONCE) alone may sleep until some
+ * later timer, past the end). Nothing asserts on the time taken. */
+static inline void run_for(uint64_t ms)
+{
+    uv_timer_t t;
+    bool done = false;
+    assert_int_equal(uv_timer_init(&loop, &t), 0);
+    t.data = &done;
+    assert_int_equal(uv_timer_start(&t, harness_on_wait, ms, 0), 0);
+    run_until(&done);
+    done = false;
+    uv_close((uv_handle_t *)&t, harness_on_wait_closed);
+    run_until(&done);
 }
 
 typedef struct {
@@ -93,23 +159,21 @@ static inline void assert_ping_ok(cp2p_conn *c)
     assert_int_equal(p.status, 0);
 }
 
-/* A new host with a fresh Ed25519 identity, listening on 127.0.0.1 (a free port), that redials
- * no known peer at start. */
+/* A new host with a fresh Ed25519 identity, listening on the test's transport (127.0.0.1 on a
+ * free port, or /memory/0), that redials no known peer at start. */
 static inline cp2p_host *harness_host(void)
 {
     cp2p_host_config cfg;
     cp2p_privkey *key;
-    cp2p_multiaddr *ma;
     cp2p_host *h;
     assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, &key), 0);
     cp2p_host_config_default(&cfg);
     cfg.identity = key;
     cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
+    harness_config(&cfg);
     assert_int_equal(cp2p_host_new(&loop, &cfg, &h), 0);
     cp2p_privkey_free(key);
-    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", 20, &ma), 0);
-    assert_int_equal(cp2p_host_listen(h, ma), 0);
-    cp2p_multiaddr_free(ma);
+    harness_listen(h);
     return h;
 }
 
@@ -117,7 +181,13 @@ static inline int setup(void **state)
 {
     (void)state;
     signal(SIGPIPE, SIG_IGN); /* as every cp2p application must (see cp2p/host.h) */
-    return uv_loop_init(&loop);
+    int rc = uv_loop_init(&loop);
+    harness_net = NULL;
+    if (rc == 0 && harness_memory()) {
+        const char *seed = getenv("CP2P_TEST_SEED");
+        rc = cp2p_memnet_new(&loop, seed != NULL ? strtoull(seed, NULL, 10) : 1, &harness_net);
+    }
+    return rc;
 }
 
 static inline int teardown(void **state)
@@ -127,6 +197,16 @@ static inline int teardown(void **state)
      * left handles open; report that instead of waiting for them forever. */
     for (int i = 0; i < 100 && uv_loop_alive(&loop); i++) {
         uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    if (harness_net != NULL) {
+        if (cp2p_memnet_close(harness_net, NULL, NULL) != 0) {
+            fprintf(stderr, "teardown: a host still uses the memory network\n");
+            return -1;
+        }
+        harness_net = NULL;
+        for (int i = 0; i < 100 && uv_loop_alive(&loop); i++) {
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
     }
     if (uv_loop_close(&loop) != 0) {
         fprintf(stderr, "teardown: handles still open (the test failed before closing them)\n");

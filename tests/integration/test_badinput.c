@@ -11,6 +11,7 @@
 #include "muxer/yamux.h"
 #include "negotiate/mss.h"
 #include "swarm/swarm.h"
+#include "transport/tcp_addr.h"
 #include "util/bytes.h"
 
 static cp2p_host *host_new(uint64_t upgrade_timeout_ms, uint32_t max_pending)

@@ -300,30 +300,6 @@ static void trims_when_three_times_high_water_connect(void **state)
     }
 }
 
-static void on_wait(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static void on_wait_closed(uv_handle_t *h)
-{
-    *(bool *)h->data = true;
-}
-
-/* Let the loop run for `ms` (a few failed redials happen meanwhile; nothing asserts on time). */
-static void run_for(uint64_t ms)
-{
-    uv_timer_t t;
-    bool fired = false, closed = false;
-    uv_timer_init(&loop, &t);
-    t.data = &fired;
-    uv_timer_start(&t, on_wait, ms, 0);
-    run_until(&fired);
-    t.data = &closed;
-    uv_close((uv_handle_t *)&t, on_wait_closed);
-    run_until(&closed);
-}
-
 static void persistent_peer_is_reconnected(void **state)
 {
     node a, b;

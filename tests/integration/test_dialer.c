@@ -120,30 +120,6 @@ static void teach_text(node *from, node *to, const char *text, cp2p_addr_source 
 /* Nothing listens on port 1 of the loopback: connection refused at once. */
 #define BAD_ADDR "/ip4/127.0.0.1/tcp/1"
 
-static void on_wait(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static void on_wait_closed(uv_handle_t *h)
-{
-    *(bool *)h->data = true;
-}
-
-/* Let the loop run for `ms` (to outlast a backoff; nothing asserts on the time taken). */
-static void wait_ms(uint64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-    assert_int_equal(uv_timer_init(&loop, &t), 0);
-    t.data = &done;
-    assert_int_equal(uv_timer_start(&t, on_wait, ms, 0), 0);
-    run_until(&done);
-    done = false;
-    uv_close((uv_handle_t *)&t, on_wait_closed);
-    run_until(&done);
-}
-
 static void dial_by_peer_id(void **state)
 {
     node a, b;
@@ -270,7 +246,7 @@ static void failure_backoff_then_success(void **state)
                      CP2P_ESTATE);
     /* Learn a good address; after the backoff (at most the max), the dial succeeds. */
     teach(&b, &a, 0, CP2P_ADDR_SOURCE_IDENTIFY);
-    wait_ms(cfg.dial_backoff_max_ms + 20);
+    run_for(cfg.dial_backoff_max_ms + 20);
     assert_int_equal(cp2p_host_dial_peer(b.h, cp2p_host_peer_id(a.h), on_dial, &r), 0);
     run_until(&r.done);
     assert_int_equal(r.status, 0);
@@ -432,7 +408,7 @@ static void restart_reconnects_to_known_peers(void **state)
     w = (watch){.want = cp2p_host_peer_id(b.h)};
     assert_int_equal(cp2p_host_new(&loop, &cfg, &a.h), 0);
     cp2p_host_set_event_cb(a.h, on_watch, &w);
-    wait_ms(300);
+    run_for(300);
     assert_false(w.opened);
     stop(&a);
     cp2p_privkey_free(key);

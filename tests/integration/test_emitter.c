@@ -79,25 +79,6 @@ static bool only_host1(const cp2p_peer_id *p, void *ud)
     return cp2p_peer_id_equal(p, cp2p_host_peer_id(nodes[1].h));
 }
 
-static void on_run_timer(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-/* Run the loop for `ms` (a timer of our own: uv_run(ONCE) alone may sleep until the next
- * emitter timer, past the end). */
-static void run_for(uint64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-    uv_timer_init(&loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, on_run_timer, ms, 0);
-    run_until(&done);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT); /* the close callback */
-}
-
 static cp2p_host_emitter_stats stats_of(int i)
 {
     cp2p_host_emitter_stats st;

@@ -82,15 +82,6 @@ static void close_all(int n)
     }
 }
 
-static void run_for(uint64_t ms)
-{
-    uint64_t end = uv_now(&loop) + ms;
-    while (uv_now(&loop) < end) {
-        uv_run(&loop, UV_RUN_ONCE);
-        uv_update_time(&loop);
-    }
-}
-
 /* Run until every subscriber but the publisher of each message got all n messages. */
 static bool all_delivered(int n, size_t want)
 {

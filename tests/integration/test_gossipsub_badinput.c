@@ -164,30 +164,6 @@ static void pump(void)
     uv_update_time(&loop);
 }
 
-static void on_wake(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static void on_wake_closed(uv_handle_t *h)
-{
-    *(bool *)h->data = true;
-}
-
-/* Run the loop for ms (a timer wakes it: the next event may be a heartbeat away). */
-static void run_for(uint64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-    t.data = &done;
-    assert_int_equal(uv_timer_init(&loop, &t), 0);
-    assert_int_equal(uv_timer_start(&t, on_wake, ms, 0), 0);
-    run_until(&done);
-    done = false;
-    uv_close((uv_handle_t *)&t, on_wake_closed);
-    run_until(&done);
-}
-
 #define WAIT_FOR(cond)                                                                        \
     do {                                                                                      \
         uint64_t start_ = uv_now(&loop);                                                      \

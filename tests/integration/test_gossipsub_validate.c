@@ -114,15 +114,6 @@ static void wait_for(bool (*cond)(void))
     }
 }
 
-static void run_for(uint64_t ms)
-{
-    uint64_t end = uv_now(&loop) + ms;
-    while (uv_now(&loop) < end) {
-        uv_run(&loop, UV_RUN_ONCE);
-        uv_update_time(&loop);
-    }
-}
-
 static bool meshes_up(void)
 {
     return cp2p_pubsub_mesh_peers(nodes[0].ps, TOPIC, NULL, 0) == 1 &&

@@ -309,24 +309,6 @@ static bool has_id(const op_res *r, const cp2p_peer_id *p)
     return false;
 }
 
-/* Let the loop run for ms (stragglers: answers of refresh lookups still in flight). */
-static void on_run_for(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static void run_for(uint64_t ms)
-{
-    uv_timer_t t;
-    bool fired = false;
-    uv_timer_init(&loop, &t);
-    t.data = &fired;
-    uv_timer_start(&t, on_run_for, ms, 0);
-    run_until(&fired);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-}
-
 /* ---- client side: the victim queries the malicious peer ---- */
 
 typedef struct {

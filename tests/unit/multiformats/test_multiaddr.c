@@ -144,6 +144,12 @@ static const struct {
     {"/dns4/a%2Fb",
      "/dns4/a%2Fb",
      "36056125324662"},
+    {"/memory/node-1",
+     "/memory/node-1",
+     "8906066e6f64652d31"},
+    {"/memory/a/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+     "/memory/a/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
+     "89060161a503260024080112202ffa35a99d3a3cfbb17bb7c1dc5561b18a8dcca4df38dc613ea859c37eb1336b"},
     {"/unix/%2Ftmp%2Fp2p.sock",
      "/unix/%2Ftmp%2Fp2p.sock",
      "90030d2f746d702f7032702e736f636b"},
@@ -321,7 +327,7 @@ static void multiaddr_value_strings(void **state)
     assert_string_equal((const char *)t.ptr, "::ffff:102:304");
     /* A forged component: unknown code, wrong length, invalid value. */
     cp2p_buf_reset(&t);
-    cp2p_multiaddr_component f = {.code = 777, .name = "memory", .value = {NULL, 0}};
+    cp2p_multiaddr_component f = {.code = 446, .name = "garlic64", .value = {NULL, 0}};
     assert_int_equal(cp2p_multiaddr_component_value_string(&f, &t), CP2P_EINVAL);
     f.code = CP2P_MA_IP4;
     f.value.ptr = (const uint8_t *)"\x01\x02\x03";
@@ -377,7 +383,7 @@ static void multiaddr_invalid_strings(void **state)
         "/onion/timaq4ygg2iegci7:0", "/onion/timaq4ygg2iegci7:65536", "/onion/timaq4ygg2iegci7",
         "/onion/timaq4ygg2iegci:80", "/onion/TIMAQ4YGG2IEGCI7:80", "/onion/timaq4ygg2iegci7:80:1",
         "/onion3/vww6ybal4bd7szmgncyruucpgfkqahzddi37ktceo3ah7ngmcopnpyyd:0",
-        "/garlic64/x", "/memory/1", "/http-path/x", "/dns4/\xff", "/dns4/a\xc3",
+        "/garlic64/x", "/memory/", "/memory", "/http-path/x", "/dns4/\xff", "/dns4/a\xc3",
         "/ip4/1.2.3.4/\xc3\xa9",
     };
     (void)state;
@@ -417,7 +423,8 @@ static void multiaddr_invalid_binary(void **state)
         "0401020304060050ff",       /* trailing garbage */
         "06",                       /* tcp without value */
         "0600",                     /* tcp short */
-        "00", "07", "8906", "c103", /* unknown codes 0, 7, 777 (memory), 481 (http-path) */
+        "00", "07", "c103",         /* unknown codes 0, 7, 481 (http-path) */
+        "8906", "890600", "8906012f", /* memory: no length, empty, '/' */
         "be0301aa", "bf0301aa",     /* garlic64/32 (unsupported) */
         "8400", "840001020304",     /* non-minimal code varint for ip4 */
         "e18000", "ffffffffffffffffff01", /* non-minimal, over-long */
@@ -709,7 +716,8 @@ static void multiaddr_dup_equal_and_names(void **state)
     assert_true(cp2p_multiaddr_equal(a, b));
     assert_false(cp2p_multiaddr_equal(a, c));
     assert_string_equal(cp2p_multiaddr_protocol_name(CP2P_MA_QUIC_V1), "quic-v1");
-    assert_null(cp2p_multiaddr_protocol_name(777));
+    assert_string_equal(cp2p_multiaddr_protocol_name(CP2P_MA_MEMORY), "memory");
+    assert_null(cp2p_multiaddr_protocol_name(446)); /* garlic64: go and js disagree */
     assert_int_equal(cp2p_multiaddr_protocol_code("ipfs", 4, &code), 0);
     assert_int_equal(code, CP2P_MA_P2P);
     assert_int_equal(cp2p_multiaddr_protocol_code("webrtc-direct", 13, &code), 0);
