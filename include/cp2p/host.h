@@ -308,6 +308,20 @@ CP2P_API void cp2p_stream_close(cp2p_stream *s);
  * CP2P_ERESET. The handle is invalid on return. */
 CP2P_API void cp2p_stream_reset(cp2p_stream *s);
 
+/* Write priority. The streams of a connection that have bytes waiting share the connection
+ * by bytes in proportion to their priorities (deficit round robin): two backlogged streams of
+ * priorities 1 and 4 get 1/5 and 4/5 of what the connection carries; a stream alone gets it
+ * all, whatever its priority. A stream that starts sending after being idle goes before the
+ * backlogged ones once (up to priority * 4 KiB), so a short message is not held behind bulk
+ * transfers. Priorities are local: nothing goes on the wire. Default
+ * CP2P_STREAM_PRIORITY_DEFAULT, or the service's stream_priority (cp2p/service.h). Returns 0,
+ * or CP2P_EINVAL outside MIN..MAX. Takes effect at the stream's next turn. Loop thread only. */
+#define CP2P_STREAM_PRIORITY_MIN 1
+#define CP2P_STREAM_PRIORITY_DEFAULT 4
+#define CP2P_STREAM_PRIORITY_MAX 16
+CP2P_API CP2P_NODISCARD int cp2p_stream_set_priority(cp2p_stream *s, unsigned priority);
+CP2P_API unsigned cp2p_stream_get_priority(const cp2p_stream *s);
+
 CP2P_API const char *cp2p_stream_protocol(const cp2p_stream *s);
 CP2P_API cp2p_conn *cp2p_stream_conn(const cp2p_stream *s);
 CP2P_API void cp2p_stream_set_user(cp2p_stream *s, void *user);
