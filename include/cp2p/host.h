@@ -38,6 +38,10 @@ typedef struct cp2p_stream cp2p_stream;
 #define CP2P_HOST_NO_GRACE UINT64_MAX
 /* cp2p_host_config.reconnect_known_peers: redial no known peer at start. */
 #define CP2P_HOST_NO_RECONNECT UINT32_MAX
+/* cp2p_host_config.tcp_notsent_lowat: leave the kernel's unsent queue unlimited, or the
+ * default (measured: docs/BENCHMARKS.md, "Stream scheduling"). */
+#define CP2P_HOST_NOTSENT_LOWAT_OFF UINT32_MAX
+#define CP2P_HOST_NOTSENT_LOWAT_DEFAULT (128 * 1024)
 
 typedef struct cp2p_host_config {
     /* Required: the host's identity. The host keeps its own copy. */
@@ -98,6 +102,12 @@ typedef struct cp2p_host_config {
      * max_peer_dials allows. Failures are only logged at debug level (the dialer's backoff
      * applies). 0 = default (32); CP2P_HOST_NO_RECONNECT for none. */
     uint32_t reconnect_known_peers;
+    /* TCP_NOTSENT_LOWAT on connection sockets (Linux): the kernel takes more of a
+     * connection's bytes only while fewer than this many are queued unsent, so what waits to
+     * be sent stays in the host, where stream priorities (cp2p_stream_set_priority) apply. 0 =
+     * default (CP2P_HOST_NOTSENT_LOWAT_DEFAULT); CP2P_HOST_NOTSENT_LOWAT_OFF keeps the kernel's
+     * unlimited queue. docs/BENCHMARKS.md ("Stream scheduling") has what it costs. */
+    uint32_t tcp_notsent_lowat;
 } cp2p_host_config;
 
 /* Fill c with the defaults (identity NULL). Any thread. */

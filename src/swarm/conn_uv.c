@@ -181,7 +181,7 @@ static int conn_flush_ex(cp2p_conn *c, bool last)
             }
         }
         if (c->stage == CONN_OPEN && c->yamux != NULL &&
-            (last || c->write_inflight < CP2P_CONN_MAX_WRITE_INFLIGHT)) {
+            (last || c->write_inflight < c->max_write_inflight)) {
             cp2p_slice iov[IOV_MAX_BATCH];
             size_t niov = cp2p__yamux_outv(c->yamux, iov, IOV_MAX_BATCH);
             if (niov > 0) {
@@ -1313,6 +1313,12 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, uv_tcp_t *sock, bool outbound,
     }
     cp2p_buf_init(&c->rbuf, CP2P_CONN_RBUF_MAX);
     cp2p__sched_init(&c->sched, CP2P_CONN_SCHED_QUANTUM);
+    c->max_write_inflight = CP2P_CONN_MAX_WRITE_INFLIGHT;
+    uint32_t lowat = h->cfg.tcp_notsent_lowat != 0 ? h->cfg.tcp_notsent_lowat
+                                                   : CP2P_HOST_NOTSENT_LOWAT_DEFAULT;
+    if (lowat != CP2P_HOST_NOTSENT_LOWAT_OFF) {
+        (void)!cp2p__tcp_set_notsent_lowat(sock, lowat); /* best effort: Linux only */
+    }
     sock->data = c;
     (void)uv_timer_init(h->loop, &c->timer);
     c->timer.data = c;

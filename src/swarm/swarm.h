@@ -161,6 +161,7 @@ struct cp2p_conn {
     cp2p_stream *streams;   /* every stream with a yamux stream or held by the app */
     size_t app_streams;     /* streams the application has not closed or reset */
     size_t write_inflight;  /* bytes in uv_write requests */
+    size_t max_write_inflight; /* yamux output waits past this (CP2P_CONN_MAX_WRITE_INFLIGHT) */
     size_t queued_total;    /* bytes queued by this connection's stream writers */
     cp2p__sched sched;      /* streams with something for yamux (muxer/sched.h) */
     bool logged_protocol_limit;
