@@ -41,7 +41,7 @@ typedef struct cp2p_stream cp2p_stream;
 /* cp2p_host_config.tcp_notsent_lowat: leave the kernel's unsent queue unlimited, or the
  * default (measured: docs/BENCHMARKS.md, "Stream scheduling"). */
 #define CP2P_HOST_NOTSENT_LOWAT_OFF UINT32_MAX
-#define CP2P_HOST_NOTSENT_LOWAT_DEFAULT (128 * 1024)
+#define CP2P_HOST_NOTSENT_LOWAT_DEFAULT (16 * 1024)
 
 typedef struct cp2p_host_config {
     /* Required: the host's identity. The host keeps its own copy. */

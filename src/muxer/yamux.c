@@ -1363,7 +1363,10 @@ static int on_stream_frame(cp2p__yamux *y, const cp2p__yamux_hdr *h, const char 
                             "window updates grant more than 2^32-1 bytes", why);
             }
             s->send_window += h->length;
-            if (s->want_write && !s->local_fin && !y->out_blocked) {
+            /* Wake the writer even while the session's output is full: a binding that keeps
+             * other writers going may never let the output drain to half (wake_writers), and
+             * this stream's own block is lifted; its next write says whether output has room. */
+            if (s->want_write && !s->local_fin) {
                 s->want_write = false;
                 ev_set(y, s, EVB_WRITABLE);
             }

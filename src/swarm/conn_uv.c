@@ -757,6 +757,7 @@ static int start_yamux(cp2p_conn *c)
     cp2p__yamux_config yc;
     cp2p__yamux_config_default(&yc);
     yc.max_window = c->host->cfg.yamux_max_window;
+    yc.max_out_buffered = CP2P_CONN_YAMUX_OUT_BUFFERED;
     yc.max_inbound_streams = c->host->cfg.max_streams_per_conn;
     yc.max_outbound_streams = c->host->cfg.max_streams_per_conn;
     yc.conn_id = c->id;
@@ -1197,6 +1198,9 @@ static void conn_teardown(cp2p_conn *c)
      * goes into yamux as far as the windows allow, then everything is flushed. */
     if (c->close_err == 0 && c->yamux != NULL) {
         c->in_run++; /* write callbacks may call back into the host: no nested teardown */
+        /* The last words may exceed the small running output cap (CP2P_CONN_YAMUX_OUT_BUFFERED):
+         * allow the core's default (4 MiB, bounded, as before issue 12) for this final push. */
+        (void)!cp2p__yamux_set_max_out_buffered(c->yamux, CP2P_YAMUX_MAX_OUT_BUFFERED);
         for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
             next = s->next;
             if (s->state == S_OPEN) {
