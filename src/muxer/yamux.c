@@ -33,7 +33,9 @@
  *
  * Write semantics. write() copies into Data frames up to the peer's window for the stream and the
  * session's output cap, and returns how much it took; the caller keeps the rest and retries on
- * STREAM_WRITABLE. There is no per-stream send buffer: the one copy is into the output frames,
+ * STREAM_WRITABLE, which comes when the stream's window reopens (even while the output is full:
+ * a binding that serves other streams meanwhile may never let it drain to half) or when the
+ * output has drained to half its cap. There is no per-stream send buffer: the one copy is into the output frames,
  * which the binding hands to the socket as an iovec without copying again. Consecutive writes
  * to one stream are coalesced into the last unsent frame while it has room.
  *

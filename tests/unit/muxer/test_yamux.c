@@ -809,6 +809,50 @@ static void rst_overtakes_data_but_not_its_syn(void **state)
     cp2p__yamux_free(s);
 }
 
+/* A stream blocked by its window is woken by the window update even while the session's output
+ * is full of another stream's data: a binding that keeps that other stream writing would
+ * otherwise never let the output drain to half, and the blocked stream would starve. */
+static void window_update_wakes_writer_while_output_full(void **state)
+{
+    (void)state;
+    cp2p__yamux_config cfg;
+    cp2p__yamux_config_default(&cfg);
+    cfg.max_out_buffered = 100 * KIB;
+    cp2p__yamux *c = core(true, &cfg), *s = core(false, NULL);
+    cp2p__yamux_stream *c1, *s1, *c3, *s3;
+    open_pair(c, s, &c1, &s1);
+    open_pair(c, s, &c3, &s3);
+    static uint8_t buf[400 * 1024];
+    /* Stream 1 uses up its window (256 KiB), draining the output as it goes. */
+    size_t total = 0;
+    while (total < 256 * KIB) {
+        ptrdiff_t n = cp2p__yamux_stream_write(c1, buf, 256 * KIB + 1 - total);
+        assert_true(n > 0);
+        total += (size_t)n;
+        (void)flush_into(c, s, 0);
+    }
+    assert_int_equal(cp2p__yamux_stream_write(c1, buf, 1), 0);
+    /* Stream 3 fills the output. */
+    uint64_t stalls = cp2p__yamux_get_stats(c)->out_stalls;
+    assert_true(cp2p__yamux_stream_write(c3, buf, 200 * KIB) < (ptrdiff_t)(200 * KIB));
+    assert_int_equal(cp2p__yamux_get_stats(c)->out_stalls, stalls + 1);
+    evlist l;
+    collect(c, &l);
+    collect(s, &l);
+    static uint8_t rd[256 * 1024];
+    assert_int_equal(cp2p__yamux_stream_read(s1, rd, sizeof(rd), 0), 256 * KIB);
+    (void)flush_into(s, c, 0); /* the window update for stream 1 */
+    collect(c, &l);
+    assert_non_null(find(&l, CP2P__YAMUX_EV_STREAM_WRITABLE, cp2p__yamux_stream_id(c1)));
+    assert_null(find(&l, CP2P__YAMUX_EV_STREAM_WRITABLE, cp2p__yamux_stream_id(c3)));
+    cp2p__yamux_stream_release(c1);
+    cp2p__yamux_stream_release(s1);
+    cp2p__yamux_stream_release(c3);
+    cp2p__yamux_stream_release(s3);
+    cp2p__yamux_free(c);
+    cp2p__yamux_free(s);
+}
+
 static void output_cap_stalls_writers_until_drained(void **state)
 {
     (void)state;
@@ -1718,6 +1762,7 @@ int main(void)
         cmocka_unit_test(larger_initial_window_goes_in_syn),
         cmocka_unit_test(small_writes_coalesce_and_iovec_contract),
         cmocka_unit_test(rst_overtakes_data_but_not_its_syn),
+        cmocka_unit_test(window_update_wakes_writer_while_output_full),
         cmocka_unit_test(output_cap_stalls_writers_until_drained),
         cmocka_unit_test(autotune_grows_to_max_when_reader_keeps_up),
         cmocka_unit_test(autotune_no_growth_for_slow_reader),
