@@ -49,7 +49,6 @@
 #include <cp2p/reqresp.h>
 
 #include "crypto/noise/noise.h"
-#include "swarm/swarm.h"
 
 #define FRAME (64 * 1024)
 
@@ -900,7 +899,8 @@ static void sc_echo(cp2p_stream *s, void *ud)
     }
 }
 
-static cp2p_host *sc_new_host(uv_loop_t *loop, uint32_t lowat, uint32_t max_window)
+static cp2p_host *sc_new_host(uv_loop_t *loop, uint32_t lowat, uint32_t max_window,
+                              size_t outbuf, size_t inflight)
 {
     cp2p_host_config cfg;
     cp2p_privkey *key;
@@ -912,6 +912,8 @@ static cp2p_host *sc_new_host(uv_loop_t *loop, uint32_t lowat, uint32_t max_wind
     cfg.identity = key;
     cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
     cfg.tcp_notsent_lowat = lowat;
+    cfg.conn_out_buffered = outbuf;
+    cfg.conn_write_inflight = inflight;
     if (max_window != 0) {
         cfg.yamux_max_window = max_window;
     }
@@ -926,7 +928,7 @@ static cp2p_host *sc_new_host(uv_loop_t *loop, uint32_t lowat, uint32_t max_wind
 static void sched_server(int port, uint32_t lowat, uint32_t max_window)
 {
     uv_loop_t *loop = uv_default_loop();
-    cp2p_host *h = sc_new_host(loop, lowat, max_window);
+    cp2p_host *h = sc_new_host(loop, lowat, max_window, 0, 0);
     cp2p_multiaddr *ma;
     char addr[64];
     cp2p_buf b;
@@ -959,7 +961,6 @@ typedef struct {
     cp2p_conn *c;
     bool share; /* share mode: two bulk streams; else bulk + echo */
     double seconds;
-    size_t out_buffered, inflight;
     uint8_t chunk[SC_CHUNK];
     cp2p_stream *bulk[2];
     uint64_t written[2], mark[2], underruns;
@@ -1119,12 +1120,6 @@ static void sc_echo_back(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void 
 
 static void sc_all_open(void)
 {
-    if (SC.out_buffered != 0) {
-        (void)!cp2p__yamux_set_max_out_buffered(SC.c->yamux, SC.out_buffered);
-    }
-    if (SC.inflight != 0) {
-        SC.c->max_write_inflight = SC.inflight;
-    }
     SC.feeding = true;
     for (int i = 0; i < SC.nbulk; i++) {
         sc_feed(i);
@@ -1190,12 +1185,10 @@ static void sched_bench(const char *addr, const char *mode, double seconds, uint
     cp2p_multiaddr *ma;
     SC.share = strcmp(mode, "share") == 0;
     SC.seconds = seconds;
-    SC.out_buffered = outbuf;
-    SC.inflight = inflight;
     randombytes_buf(SC.chunk, sizeof(SC.chunk));
     SC.lat[0] = malloc(SC_MAXLAT * sizeof(double));
     SC.lat[1] = malloc(SC_MAXLAT * sizeof(double));
-    SC.h = sc_new_host(loop, lowat, 0);
+    SC.h = sc_new_host(loop, lowat, 0, outbuf, inflight);
     if (cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 ||
         cp2p_host_dial(SC.h, ma, sc_dialed, NULL) != 0) {
         fprintf(stderr, "sched: bad address\n");

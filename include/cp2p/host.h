@@ -108,6 +108,12 @@ typedef struct cp2p_host_config {
      * default (CP2P_HOST_NOTSENT_LOWAT_DEFAULT); CP2P_HOST_NOTSENT_LOWAT_OFF keeps the kernel's
      * unlimited queue. docs/BENCHMARKS.md ("Stream scheduling") has what it costs. */
     uint32_t tcp_notsent_lowat;
+    /* What may wait below the stream scheduler on each connection: yamux's unsent output and
+     * the socket write requests not yet completed, in bytes; 0 = default (64 KiB each). Bytes
+     * there are past the priorities: a small message waits behind all of them. The kernel
+     * holds the data in flight, so larger values rarely add throughput (docs/BENCHMARKS.md). */
+    size_t conn_out_buffered;
+    size_t conn_write_inflight;
 } cp2p_host_config;
 
 /* Fill c with the defaults (identity NULL). Any thread. */

@@ -757,7 +757,8 @@ static int start_yamux(cp2p_conn *c)
     cp2p__yamux_config yc;
     cp2p__yamux_config_default(&yc);
     yc.max_window = c->host->cfg.yamux_max_window;
-    yc.max_out_buffered = CP2P_CONN_YAMUX_OUT_BUFFERED;
+    yc.max_out_buffered = c->host->cfg.conn_out_buffered != 0 ? c->host->cfg.conn_out_buffered
+                                                               : CP2P_CONN_YAMUX_OUT_BUFFERED;
     yc.max_inbound_streams = c->host->cfg.max_streams_per_conn;
     yc.max_outbound_streams = c->host->cfg.max_streams_per_conn;
     yc.conn_id = c->id;
@@ -1200,7 +1201,11 @@ static void conn_teardown(cp2p_conn *c)
         c->in_run++; /* write callbacks may call back into the host: no nested teardown */
         /* The last words may exceed the small running output cap (CP2P_CONN_YAMUX_OUT_BUFFERED):
          * allow the core's default (4 MiB, bounded, as before issue 12) for this final push. */
-        (void)!cp2p__yamux_set_max_out_buffered(c->yamux, CP2P_YAMUX_MAX_OUT_BUFFERED);
+        size_t last_cap = CP2P_YAMUX_MAX_OUT_BUFFERED;
+        if (c->host->cfg.conn_out_buffered > last_cap) {
+            last_cap = c->host->cfg.conn_out_buffered;
+        }
+        (void)!cp2p__yamux_set_max_out_buffered(c->yamux, last_cap);
         for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
             next = s->next;
             if (s->state == S_OPEN) {
@@ -1317,7 +1322,8 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, uv_tcp_t *sock, bool outbound,
     }
     cp2p_buf_init(&c->rbuf, CP2P_CONN_RBUF_MAX);
     cp2p__sched_init(&c->sched, CP2P_CONN_SCHED_QUANTUM);
-    c->max_write_inflight = CP2P_CONN_MAX_WRITE_INFLIGHT;
+    c->max_write_inflight = h->cfg.conn_write_inflight != 0 ? h->cfg.conn_write_inflight
+                                                            : CP2P_CONN_MAX_WRITE_INFLIGHT;
     uint32_t lowat = h->cfg.tcp_notsent_lowat != 0 ? h->cfg.tcp_notsent_lowat
                                                    : CP2P_HOST_NOTSENT_LOWAT_DEFAULT;
     if (lowat != CP2P_HOST_NOTSENT_LOWAT_OFF) {
