@@ -179,6 +179,28 @@ static void blocked_stream_parks_and_rejoins_old_flows(void **state)
     assert_int_equal(cp2p__sched_budget(&a.node), 4 * QUANTUM - 1000);
 }
 
+/* FULL (the muxer's shared output is full): the node keeps its place and the rest of its
+ * allowance, so the next run resumes with it rather than skipping its turn. */
+static void full_output_keeps_the_head(void **state)
+{
+    (void)state;
+    cp2p__sched q;
+    cp2p__sched_init(&q, QUANTUM);
+    flow a, b;
+    add(&q, &a, 4, SIZE_MAX);
+    add(&q, &b, 4, SIZE_MAX);
+    cp2p__sched_node *n = cp2p__sched_next(&q);
+    assert_ptr_equal(n, &a.node);
+    cp2p__sched_done(&q, n, 1000, CP2P__SCHED_FULL);
+    n = cp2p__sched_next(&q);
+    assert_ptr_equal(n, &a.node);
+    assert_int_equal(cp2p__sched_budget(n), 4 * QUANTUM - 1000);
+    cp2p__sched_done(&q, n, 0, CP2P__SCHED_FULL); /* nothing taken: still its turn */
+    assert_ptr_equal(cp2p__sched_next(&q), &a.node);
+    cp2p__sched_done(&q, &a.node, 4 * QUANTUM - 1000, CP2P__SCHED_MORE);
+    assert_ptr_equal(cp2p__sched_next(&q), &b.node);
+}
+
 static void removal_mid_round(void **state)
 {
     (void)state;
@@ -293,6 +315,7 @@ int main(void)
         cmocka_unit_test(newly_ready_small_stream_is_served_next),
         cmocka_unit_test(new_flow_that_empties_moves_to_old_list),
         cmocka_unit_test(blocked_stream_parks_and_rejoins_old_flows),
+        cmocka_unit_test(full_output_keeps_the_head),
         cmocka_unit_test(removal_mid_round),
         cmocka_unit_test(cost_is_proportional_to_ready_streams),
         cmocka_unit_test(overdrawn_node_pays_back),
