@@ -631,7 +631,11 @@ static void conn_pump_streams(cp2p_conn *c)
         } else if (s->state == S_NEGOTIATING) {
             o = stream_pump_mss(s, &sent);
         } else {
-            stream_fail_writes(s, CP2P_ERESET); /* reset by the application */
+            o = CP2P__SCHED_EMPTY;
+        }
+        if (s->state == S_DEAD) {
+            /* Reset by the application, before this run or from a write callback just now. */
+            stream_fail_writes(s, CP2P_ERESET);
             o = CP2P__SCHED_EMPTY;
         }
         s->in_cb--;

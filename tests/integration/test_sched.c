@@ -266,6 +266,42 @@ static void small_message_passes_saturating_bulk(void **state)
     close_hosts(a, b);
 }
 
+/* A write callback that resets its own stream: the writes still queued behind fail with
+ * CP2P_ERESET from the same run (the scheduler sees the stream dead), and the stream is freed
+ * (ASan would report it otherwise). */
+static int second_status;
+static bool second_done;
+static void first_wcb(cp2p_stream *s, int status, void *ud)
+{
+    (void)ud;
+    assert_int_equal(status, 0);
+    cp2p_stream_reset(s);
+}
+
+static void second_wcb(cp2p_stream *s, int status, void *ud)
+{
+    (void)s;
+    (void)ud;
+    second_status = status;
+    second_done = true;
+}
+
+static void reset_from_write_callback_fails_the_rest(void **state)
+{
+    (void)state;
+    cp2p_host *a, *b;
+    bulk_set bs = {0};
+    cp2p_conn *c = pair(&a, &b);
+    open_bulk(c, &bs, 1);
+    second_done = false;
+    assert_int_equal(cp2p_stream_write(bs.s[0], "x", 1, first_wcb, NULL), 0);
+    assert_int_equal(cp2p_stream_write(bs.s[0], "y", 1, second_wcb, NULL), 0);
+    run_until(&second_done);
+    assert_int_equal(second_status, CP2P_ERESET);
+    assert_ping_ok(c);
+    close_hosts(a, b);
+}
+
 /* ---- a service's default priority, on inbound and outbound streams ---- */
 
 static cp2p_stream *svc_in;
@@ -321,6 +357,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(priorities_share_bytes_one_to_four, setup, teardown),
         cmocka_unit_test_setup_teardown(small_message_passes_saturating_bulk, setup, teardown),
+        cmocka_unit_test_setup_teardown(reset_from_write_callback_fails_the_rest, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(service_sets_stream_priority, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
