@@ -343,23 +343,11 @@ static void rr_echo(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req,
     (void)!cp2p_reqresp_respond(r, req, len);
 }
 
-static void rr_server(int port, const char *proto)
+/* Print the host's first listen address as {"addr":...} and run the loop until killed. */
+static void serve_until_killed(cp2p_host *h, uv_loop_t *loop)
 {
-    uv_loop_t *loop = uv_default_loop();
-    cp2p_host *h = rr_new_host(loop);
-    cp2p_reqresp_config rc;
     cp2p_multiaddr *ma;
-    char addr[64];
     cp2p_buf b;
-    cp2p_reqresp_config_default(&rc);
-    rc.max_inbound_per_peer = 256;
-    snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%d", port);
-    if (cp2p_reqresp_register(h, proto, &rc, rr_echo, NULL) != 0 ||
-        cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
-        fprintf(stderr, "rr-server: cannot listen on %s\n", addr);
-        exit(1);
-    }
-    cp2p_multiaddr_free(ma);
     if (cp2p_host_listen_addr(h, 0, true, &ma) != 0) {
         exit(1);
     }
@@ -371,7 +359,26 @@ static void rr_server(int port, const char *proto)
     fflush(stdout);
     cp2p_buf_fini(&b);
     cp2p_multiaddr_free(ma);
-    uv_run(loop, UV_RUN_DEFAULT); /* until killed */
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static void rr_server(int port, const char *proto)
+{
+    uv_loop_t *loop = uv_default_loop();
+    cp2p_host *h = rr_new_host(loop);
+    cp2p_reqresp_config rc;
+    cp2p_multiaddr *ma;
+    char addr[64];
+    cp2p_reqresp_config_default(&rc);
+    rc.max_inbound_per_peer = 256;
+    snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%d", port);
+    if (cp2p_reqresp_register(h, proto, &rc, rr_echo, NULL) != 0 ||
+        cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 || cp2p_host_listen(h, ma) != 0) {
+        fprintf(stderr, "rr-server: cannot listen on %s\n", addr);
+        exit(1);
+    }
+    cp2p_multiaddr_free(ma);
+    serve_until_killed(h, loop);
 }
 
 typedef struct {
@@ -931,7 +938,6 @@ static void sched_server(int port, uint32_t lowat, uint32_t max_window)
     cp2p_host *h = sc_new_host(loop, lowat, max_window, 0, 0);
     cp2p_multiaddr *ma;
     char addr[64];
-    cp2p_buf b;
     snprintf(addr, sizeof(addr), "/ip4/127.0.0.1/tcp/%d", port);
     if (cp2p_host_set_handler(h, "/bench/sched/sink", sc_sink, NULL) != 0 ||
         cp2p_host_set_handler(h, "/bench/sched/echo", sc_echo, NULL) != 0 ||
@@ -940,18 +946,7 @@ static void sched_server(int port, uint32_t lowat, uint32_t max_window)
         exit(1);
     }
     cp2p_multiaddr_free(ma);
-    if (cp2p_host_listen_addr(h, 0, true, &ma) != 0) {
-        exit(1);
-    }
-    cp2p_buf_init(&b, CP2P_MULTIADDR_STR_MAX);
-    if (cp2p_multiaddr_to_string(ma, &b) != 0) {
-        exit(1);
-    }
-    printf("{\"addr\":\"%s\"}\n", (const char *)b.ptr);
-    fflush(stdout);
-    cp2p_buf_fini(&b);
-    cp2p_multiaddr_free(ma);
-    uv_run(loop, UV_RUN_DEFAULT); /* until killed */
+    serve_until_killed(h, loop);
 }
 
 enum { SC_WARMUP, SC_LOADED, SC_DRAIN, SC_IDLE, SC_DONE };
