@@ -316,23 +316,30 @@ static void handshakes(int count)
 
 /* ---- request-response round trips (cp2p host API, one loop, as the js client is) ---- */
 
-static cp2p_host *rr_new_host(uv_loop_t *loop)
+/* A host with a fresh Ed25519 identity and `cfg` (identity ignored); exits on failure. */
+static cp2p_host *bench_host_new(uv_loop_t *loop, cp2p_host_config *cfg)
 {
-    cp2p_host_config cfg;
     cp2p_privkey *key;
     cp2p_host *h;
     if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
         exit(1);
     }
-    cp2p_host_config_default(&cfg);
-    cfg.identity = key;
-    cfg.max_inbound_per_protocol = 256;
-    if (cp2p_host_new(loop, &cfg, &h) != 0) {
-        fprintf(stderr, "rr: cannot create the host\n");
+    cfg->identity = key;
+    if (cp2p_host_new(loop, cfg, &h) != 0) {
+        fprintf(stderr, "bench_tools: cannot create the host\n");
         exit(1);
     }
+    cfg->identity = NULL;
     cp2p_privkey_free(key);
     return h;
+}
+
+static cp2p_host *rr_new_host(uv_loop_t *loop)
+{
+    cp2p_host_config cfg;
+    cp2p_host_config_default(&cfg);
+    cfg.max_inbound_per_protocol = 256;
+    return bench_host_new(loop, &cfg);
 }
 
 static void rr_echo(cp2p_reqresp_responder *r, cp2p_conn *c, const uint8_t *req, size_t len,
@@ -910,13 +917,7 @@ static cp2p_host *sc_new_host(uv_loop_t *loop, uint32_t lowat, uint32_t max_wind
                               size_t outbuf, size_t inflight)
 {
     cp2p_host_config cfg;
-    cp2p_privkey *key;
-    cp2p_host *h;
-    if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
-        exit(1);
-    }
     cp2p_host_config_default(&cfg);
-    cfg.identity = key;
     cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
     cfg.tcp_notsent_lowat = lowat;
     cfg.conn_out_buffered = outbuf;
@@ -924,12 +925,7 @@ static cp2p_host *sc_new_host(uv_loop_t *loop, uint32_t lowat, uint32_t max_wind
     if (max_window != 0) {
         cfg.yamux_max_window = max_window;
     }
-    if (cp2p_host_new(loop, &cfg, &h) != 0) {
-        fprintf(stderr, "sched: cannot create the host\n");
-        exit(1);
-    }
-    cp2p_privkey_free(key);
-    return h;
+    return bench_host_new(loop, &cfg);
 }
 
 static void sched_server(int port, uint32_t lowat, uint32_t max_window)
