@@ -330,24 +330,31 @@ static void handshakes(int count)
 
 /* ---- request-response round trips (cp2p host API, one loop, as the js client is) ---- */
 
-/* A host with a fresh Ed25519 identity, the defaults changed by tweak. */
-static cp2p_host *bench_host(uv_loop_t *loop, void (*tweak)(cp2p_host_config *))
+/* A host with a fresh Ed25519 identity and `cfg` (its identity ignored); exits on failure. */
+static cp2p_host *bench_host_cfg(uv_loop_t *loop, cp2p_host_config *cfg)
 {
-    cp2p_host_config cfg;
     cp2p_privkey *key;
     cp2p_host *h;
     if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
         exit(1);
     }
-    cp2p_host_config_default(&cfg);
-    cfg.identity = key;
-    tweak(&cfg);
-    if (cp2p_host_new(loop, &cfg, &h) != 0) {
+    cfg->identity = key;
+    if (cp2p_host_new(loop, cfg, &h) != 0) {
         fprintf(stderr, "bench_tools: cannot create the host\n");
         exit(1);
     }
+    cfg->identity = NULL;
     cp2p_privkey_free(key);
     return h;
+}
+
+/* A host with a fresh Ed25519 identity, the defaults changed by tweak. */
+static cp2p_host *bench_host(uv_loop_t *loop, void (*tweak)(cp2p_host_config *))
+{
+    cp2p_host_config cfg;
+    cp2p_host_config_default(&cfg);
+    tweak(&cfg);
+    return bench_host_cfg(loop, &cfg);
 }
 
 static void rr_tweak(cp2p_host_config *cfg)
@@ -1310,6 +1317,347 @@ static void conns_bench(const char *addr, int server_pid, const char *steps)
     _exit(0); /* the kernel closes 10,000 sockets faster than a graceful host close */
 }
 
+/* ---- stream scheduling (issue 12): a small message beside a bulk stream, and two bulk
+ * streams of priorities 1 and 4 sharing one connection ---- */
+
+#define SC_CHUNK (256 * 1024)
+#define SC_BACKLOG (2 * 1024 * 1024)
+#define SC_MSG 64
+#define SC_MAXLAT 100000
+
+static void sc_sink_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    (void)data;
+    (void)ud;
+    if (n < 0) {
+        cp2p_stream_close(s);
+    }
+}
+
+static void sc_sink(cp2p_stream *s, void *ud)
+{
+    (void)ud;
+    if (cp2p_stream_read_start(s, sc_sink_read, NULL) != 0) {
+        cp2p_stream_reset(s);
+    }
+}
+
+static void sc_echo_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    (void)ud;
+    if (n < 0) {
+        cp2p_stream_close(s);
+    } else if (cp2p_stream_write(s, data, (size_t)n, NULL, NULL) != 0) {
+        cp2p_stream_reset(s);
+    }
+}
+
+static void sc_echo(cp2p_stream *s, void *ud)
+{
+    (void)ud;
+    if (cp2p_stream_read_start(s, sc_echo_read, NULL) != 0) {
+        cp2p_stream_reset(s);
+    }
+}
+
+static cp2p_host *sc_new_host(uv_loop_t *loop, uint32_t lowat, uint32_t max_window,
+                              size_t outbuf, size_t inflight)
+{
+    cp2p_host_config cfg;
+    cp2p_host_config_default(&cfg);
+    cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
+    cfg.tcp_notsent_lowat = lowat;
+    cfg.conn_out_buffered = outbuf;
+    cfg.conn_write_inflight = inflight;
+    if (max_window != 0) {
+        cfg.yamux_max_window = max_window;
+    }
+    return bench_host_cfg(loop, &cfg);
+}
+
+static void sched_server(int port, uint32_t lowat, uint32_t max_window)
+{
+    uv_loop_t *loop = uv_default_loop();
+    cp2p_host *h = sc_new_host(loop, lowat, max_window, 0, 0);
+    if (cp2p_host_set_handler(h, "/bench/sched/sink", sc_sink, NULL) != 0 ||
+        cp2p_host_set_handler(h, "/bench/sched/echo", sc_echo, NULL) != 0) {
+        exit(1);
+    }
+    listen_and_print(h, port, "sched-server");
+    uv_run(loop, UV_RUN_DEFAULT); /* until killed */
+}
+
+enum { SC_WARMUP, SC_LOADED, SC_DRAIN, SC_IDLE, SC_DONE };
+
+typedef struct {
+    cp2p_host *h;
+    cp2p_conn *c;
+    bool share; /* share mode: two bulk streams; else bulk + echo */
+    double seconds;
+    uint8_t chunk[SC_CHUNK];
+    cp2p_stream *bulk[2];
+    uint64_t written[2], mark[2], underruns;
+    int nbulk, opened, phase;
+    bool feeding;
+    cp2p_stream *echo;
+    uv_timer_t tick, phase_timer;
+    double sent_at, phase_t0, loaded_s;
+    size_t got;
+    bool waiting;
+    double *lat[2]; /* loaded, idle (µs) */
+    size_t nlat[2];
+} sc_client;
+
+static sc_client SC;
+
+static uint64_t sc_taken(int i)
+{
+    return SC.written[i] - cp2p_stream_write_queued(SC.bulk[i]);
+}
+
+static void sc_feed(int i);
+
+static void sc_bulk_written(cp2p_stream *s, int status, void *ud)
+{
+    (void)s;
+    if (status == 0 && SC.feeding) {
+        sc_feed((int)(intptr_t)ud);
+    }
+}
+
+static void sc_feed(int i)
+{
+    if (SC.bulk[i] == NULL) {
+        return;
+    }
+    if (cp2p_stream_write_queued(SC.bulk[i]) == 0 && SC.phase == SC_LOADED) {
+        SC.underruns++;
+    }
+    while (cp2p_stream_write_queued(SC.bulk[i]) < SC_BACKLOG) {
+        if (cp2p_stream_write(SC.bulk[i], SC.chunk, SC_CHUNK, sc_bulk_written,
+                              (void *)(intptr_t)i) != 0) {
+            return;
+        }
+        SC.written[i] += SC_CHUNK;
+    }
+}
+
+static int sc_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double sc_pct(int k, double p)
+{
+    if (SC.nlat[k] == 0) {
+        return 0;
+    }
+    qsort(SC.lat[k], SC.nlat[k], sizeof(double), sc_cmp);
+    return SC.lat[k][(size_t)(p * (double)(SC.nlat[k] - 1))];
+}
+
+static void sc_closed(cp2p_host *h, void *ud)
+{
+    (void)h;
+    (void)ud;
+}
+
+static void sc_timer_closed(uv_handle_t *t)
+{
+    (void)t;
+}
+
+static void sc_next_phase(uv_timer_t *t)
+{
+    (void)t;
+    double now = now_s();
+    switch (SC.phase) {
+    case SC_WARMUP:
+        SC.phase = SC_LOADED;
+        SC.phase_t0 = now;
+        for (int i = 0; i < SC.nbulk; i++) {
+            SC.mark[i] = sc_taken(i);
+        }
+        uv_timer_start(&SC.phase_timer, sc_next_phase, (uint64_t)(SC.seconds * 1000), 0);
+        return;
+    case SC_LOADED:
+        SC.loaded_s = now - SC.phase_t0;
+        for (int i = 0; i < SC.nbulk; i++) {
+            SC.mark[i] = sc_taken(i) - SC.mark[i];
+        }
+        SC.feeding = false;
+        if (SC.share) {
+            SC.phase = SC_DONE;
+            break;
+        }
+        cp2p_stream_reset(SC.bulk[0]);
+        SC.bulk[0] = NULL;
+        SC.phase = SC_DRAIN;
+        uv_timer_start(&SC.phase_timer, sc_next_phase, 300, 0);
+        return;
+    case SC_DRAIN:
+        SC.phase = SC_IDLE;
+        uv_timer_start(&SC.phase_timer, sc_next_phase, (uint64_t)(SC.seconds * 1000), 0);
+        return;
+    default:
+        SC.phase = SC_DONE;
+        break;
+    }
+    uv_timer_stop(&SC.tick);
+    uv_close((uv_handle_t *)&SC.tick, sc_timer_closed);
+    uv_close((uv_handle_t *)&SC.phase_timer, sc_timer_closed);
+    for (int i = 0; i < SC.nbulk; i++) {
+        if (SC.bulk[i] != NULL) {
+            cp2p_stream_reset(SC.bulk[i]);
+        }
+    }
+    if (SC.echo != NULL) {
+        cp2p_stream_reset(SC.echo);
+    }
+    cp2p_host_close(SC.h, sc_closed, NULL);
+}
+
+static void sc_tick(uv_timer_t *t)
+{
+    (void)t;
+    if (SC.waiting || SC.echo == NULL || (SC.phase != SC_LOADED && SC.phase != SC_IDLE)) {
+        return;
+    }
+    uint8_t msg[SC_MSG] = {0};
+    if (cp2p_stream_write(SC.echo, msg, sizeof(msg), NULL, NULL) == 0) {
+        SC.waiting = true;
+        SC.got = 0;
+        SC.sent_at = now_s();
+    }
+}
+
+static void sc_echo_back(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    (void)s;
+    (void)data;
+    (void)ud;
+    if (n < 0) {
+        return;
+    }
+    SC.got += (size_t)n;
+    if (SC.waiting && SC.got >= SC_MSG) {
+        int k = SC.phase == SC_IDLE ? 1 : 0;
+        if ((SC.phase == SC_LOADED || SC.phase == SC_IDLE) && SC.nlat[k] < SC_MAXLAT) {
+            SC.lat[k][SC.nlat[k]++] = (now_s() - SC.sent_at) * 1e6;
+        }
+        SC.waiting = false;
+        SC.got -= SC_MSG;
+    }
+}
+
+static void sc_all_open(void)
+{
+    SC.feeding = true;
+    for (int i = 0; i < SC.nbulk; i++) {
+        sc_feed(i);
+    }
+    uv_timer_init(uv_default_loop(), &SC.tick);
+    uv_timer_init(uv_default_loop(), &SC.phase_timer);
+    uv_timer_start(&SC.tick, sc_tick, 1, 1);
+    uv_timer_start(&SC.phase_timer, sc_next_phase, 500, 0);
+}
+
+static void sc_opened(cp2p_stream *s, int status, void *ud)
+{
+    if (status != 0) {
+        fprintf(stderr, "sched: open failed: %s\n", cp2p_strerror(status));
+        exit(1);
+    }
+    int i = (int)(intptr_t)ud;
+    if (i < 0) {
+        SC.echo = s;
+        if (cp2p_stream_read_start(s, sc_echo_back, NULL) != 0) {
+            exit(1);
+        }
+    } else {
+        SC.bulk[i] = s;
+        if (SC.share && cp2p_stream_set_priority(s, i == 0 ? 1 : 4) != 0) {
+            exit(1);
+        }
+    }
+    if (++SC.opened == (SC.share ? 2 : 2)) {
+        sc_all_open();
+    }
+}
+
+static void sc_dialed(cp2p_host *h, int status, cp2p_conn *c, void *ud)
+{
+    static const char *const sink[] = {"/bench/sched/sink"};
+    static const char *const echo[] = {"/bench/sched/echo"};
+    (void)h;
+    (void)ud;
+    if (status != 0) {
+        fprintf(stderr, "sched: dial failed: %s\n", cp2p_strerror(status));
+        exit(1);
+    }
+    SC.c = c;
+    SC.nbulk = SC.share ? 2 : 1;
+    for (int i = 0; i < SC.nbulk; i++) {
+        if (cp2p_conn_open_stream(c, sink, 1, sc_opened, (void *)(intptr_t)i) != 0) {
+            exit(1);
+        }
+    }
+    if (!SC.share && cp2p_conn_open_stream(c, echo, 1, sc_opened, (void *)(intptr_t)-1) != 0) {
+        exit(1);
+    }
+}
+
+/* sched ADDR latency|share SECONDS [LOWAT OUTBUF INFLIGHT]: LOWAT is the sender's
+ * TCP_NOTSENT_LOWAT (0 = default, "off"), OUTBUF yamux's max_out_buffered and INFLIGHT the
+ * connection's uv_write cap (0 = defaults). */
+static void sched_bench(const char *addr, const char *mode, double seconds, uint32_t lowat,
+                        size_t outbuf, size_t inflight)
+{
+    uv_loop_t *loop = uv_default_loop();
+    cp2p_multiaddr *ma;
+    SC.share = strcmp(mode, "share") == 0;
+    SC.seconds = seconds;
+    randombytes_buf(SC.chunk, sizeof(SC.chunk));
+    SC.lat[0] = malloc(SC_MAXLAT * sizeof(double));
+    SC.lat[1] = malloc(SC_MAXLAT * sizeof(double));
+    SC.h = sc_new_host(loop, lowat, 0, outbuf, inflight);
+    if (cp2p_multiaddr_parse(addr, strlen(addr), &ma) != 0 ||
+        cp2p_host_dial(SC.h, ma, sc_dialed, NULL) != 0) {
+        fprintf(stderr, "sched: bad address\n");
+        exit(1);
+    }
+    cp2p_multiaddr_free(ma);
+    uv_run(loop, UV_RUN_DEFAULT);
+    if (SC.share) {
+        double lo = (double)SC.mark[0], hi = (double)SC.mark[1];
+        printf("{\"bench\":\"sched_share\",\"seconds\":%.2f,\"mb_per_s\":%.1f,"
+               "\"prio1_bytes\":%.0f,\"prio4_bytes\":%.0f,\"ratio\":%.3f,\"underruns\":%llu}\n",
+               SC.loaded_s, (lo + hi) / SC.loaded_s / 1e6, lo, hi, hi / lo,
+               (unsigned long long)SC.underruns);
+    } else {
+        double mbs = (double)SC.mark[0] / SC.loaded_s / 1e6;
+        double frame_us = 65536.0 / (mbs * 1e6) * 1e6;
+        double i50 = sc_pct(1, 0.5), i99 = sc_pct(1, 0.99);
+        double l50 = sc_pct(0, 0.5), l99 = sc_pct(0, 0.99);
+        printf("{\"bench\":\"sched_latency\",\"bulk_mb_per_s\":%.1f,\"frame_us\":%.1f,"
+               "\"idle_n\":%zu,\"idle_p50_us\":%.1f,\"idle_p99_us\":%.1f,\"loaded_n\":%zu,"
+               "\"loaded_p50_us\":%.1f,\"loaded_p99_us\":%.1f,\"target_us\":%.1f,"
+               "\"ratio_p50\":%.2f,\"underruns\":%llu}\n",
+               mbs, frame_us, SC.nlat[1], i50, i99, SC.nlat[0], l50, l99, 2 * i50 + frame_us,
+               l50 / i50, (unsigned long long)SC.underruns);
+    }
+    free(SC.lat[0]);
+    free(SC.lat[1]);
+    (void)!uv_loop_close(loop);
+}
+
+static uint32_t sc_lowat_arg(const char *a)
+{
+    return strcmp(a, "off") == 0 ? CP2P_HOST_NOTSENT_LOWAT_OFF : (uint32_t)strtoul(a, NULL, 10);
+}
+
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1350,6 +1698,13 @@ int main(int argc, char **argv)
         conn_server(port);
     } else if (strcmp(m, "conns") == 0 && argc > 4) {
         conns_bench(argv[2], (int)strtol(argv[3], NULL, 10), argv[4]);
+    } else if (strcmp(m, "sched-server") == 0 && argc > 2) {
+        sched_server(port, argc > 3 ? sc_lowat_arg(argv[3]) : 0,
+                     argc > 4 ? (uint32_t)strtoul(argv[4], NULL, 10) : 0);
+    } else if (strcmp(m, "sched") == 0 && argc > 4) {
+        sched_bench(argv[2], argv[3], strtod(argv[4], NULL), argc > 5 ? sc_lowat_arg(argv[5]) : 0,
+                    argc > 6 ? (size_t)strtoull(argv[6], NULL, 10) : 0,
+                    argc > 7 ? (size_t)strtoull(argv[7], NULL, 10) : 0);
     } else if (strcmp(m, "handshakes") == 0 && argc > 2) {
         handshakes((int)strtol(argv[2], NULL, 10));
     } else {

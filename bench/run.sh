@@ -7,6 +7,7 @@
 #   bench/run.sh BUILD conns         the connections-at-scale section only
 #   bench/run.sh BUILD rr            request-response vs ping RTT only
 #   bench/run.sh BUILD memory        the memory-transport scale run only
+#   bench/run.sh BUILD sched         the stream-scheduling section only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -180,6 +181,53 @@ if [ "${2:-}" = memory ]; then
     exit 0
 fi
 
+# Stream scheduling (issue 12), one connection between two processes. (a) A 64-byte echo on a
+# second stream, one every ms, while one stream saturates the upload, against the same echo on
+# the idle connection (p50; target: <= 2x idle plus one 64 KiB frame time at the measured bulk
+# rate). (b) Two backlogged upload streams of priorities 1 and 4: bytes each got in
+# SCHED_SECONDS, counted at the sender's yamux (target 1:4 within 10 %). Each with the defaults
+# (TCP_NOTSENT_LOWAT 16 KiB, 64 KiB yamux output and socket write caps) and with the queues of
+# before issue 12 (no TCP_NOTSENT_LOWAT, 4 MiB caps).
+SCHED_SECONDS=${BENCH_SCHED_SECONDS:-3}
+sched_pids=""
+sched_server() { # PORT LOWAT: starts a server in this shell, sets saddr
+    "$B/bench_tools" sched-server "$1" "$2" > "$tmp/sched_$1" & sched_pids="$sched_pids $!"
+    for _ in $(seq 50); do grep -q addr "$tmp/sched_$1" 2>/dev/null && break; sleep 0.1; done
+    saddr=$(sed -E 's/.*"addr":"([^"]+)".*/\1/' "$tmp/sched_$1")
+}
+sched_bench() {
+    local sport=$((port + 5)) saddr a_new b_new a_old b_old
+    echo "== stream scheduling: small message beside a bulk stream; priorities 1 and 4 ($SCHED_SECONDS s each)"
+    sched_server $sport 0
+    a_new=$("$B/bench_tools" sched "$saddr" latency "$SCHED_SECONDS"); echo "$a_new"
+    b_new=$("$B/bench_tools" sched "$saddr" share "$SCHED_SECONDS"); echo "$b_new"
+    echo "== the same with the queues of before issue 12 (no TCP_NOTSENT_LOWAT, 4 MiB caps)"
+    sched_server $((sport + 1)) off
+    a_old=$("$B/bench_tools" sched "$saddr" latency "$SCHED_SECONDS" off 4194304 4194304)
+    echo "$a_old"
+    b_old=$("$B/bench_tools" sched "$saddr" share "$SCHED_SECONDS" off 4194304 4194304)
+    echo "$b_old"
+    kill $sched_pids 2>/dev/null || true
+    awk -v il="$(json "$a_new" idle_p50_us)" -v ll="$(json "$a_new" loaded_p50_us)" \
+        -v l99="$(json "$a_new" loaded_p99_us)" -v tg="$(json "$a_new" target_us)" \
+        -v fr="$(json "$a_new" frame_us)" -v sh="$(json "$b_new" ratio)" \
+        -v oil="$(json "$a_old" idle_p50_us)" -v oll="$(json "$a_old" loaded_p50_us)" \
+        -v osh="$(json "$b_old" ratio)" -v mb="$(json "$a_new" bulk_mb_per_s)" \
+        -v omb="$(json "$a_old" bulk_mb_per_s)" 'BEGIN {
+        printf "\n%-44s %10s %10s %8s\n", "stream scheduling figure", "loaded", "idle", "ratio"
+        printf "%-44s %10.0f %10.0f %8.1f  (target <= 2x + one frame: %.0f us)\n", "small message p50 us beside bulk vs idle", ll, il, ll / il, tg
+        printf "%-44s %10.0f %10s %8s  (frame time %.0f us at %.0f MB/s)\n", "small message p99 us beside bulk", l99, "", "", fr, mb
+        printf "%-44s %10.0f %10.0f %8.1f\n", "same, queues of before issue 12", oll, oil, oll / oil
+        printf "%-44s %10s %10s %8.2f  (target 3.6 .. 4.4)\n", "bytes priority 4 / priority 1", "", "", sh
+        printf "%-44s %10s %10s %8.2f\n", "same, queues of before issue 12", "", "", osh
+        printf "%-44s %10.0f %10.0f %8.2f\n", "bulk MB/s, defaults vs before issue 12", mb, omb, mb / omb
+    }'
+}
+if [ "${2:-}" = sched ]; then
+    sched_bench
+    exit 0
+fi
+
 echo "== raw TCP, one direction, $BYTES bytes"
 "$B/bench_tools" raw-sink $port >/dev/null & sink=$!; sleep 0.2
 raw=$("$B/bench_tools" raw-send $port "$BYTES"); wait $sink
@@ -195,6 +243,11 @@ for _ in $(seq 50); do grep -q listening "$tmp/node" 2>/dev/null && break; sleep
 addr=$(sed -E 's/.*"addrs":\["([^"]+)".*/\1/' < <(grep listening "$tmp/node"))
 perf=$("$B/cp2p" perf "$addr" --upload "$BYTES" --download "$BYTES" --json)
 echo "$perf"
+# The same with TCP_NOTSENT_LOWAT off on both sockets' sending sides that matter here: the
+# client's (upload). The default keeps 16 KiB unsent; this row is what that costs.
+echo "== the same, client without TCP_NOTSENT_LOWAT"
+perf_nolowat=$(CP2P_TCP_NOTSENT_LOWAT=off "$B/cp2p" perf "$addr" --upload "$BYTES" --download "$BYTES" --json)
+echo "$perf_nolowat"
 # Both sides ping 1 ms apart, so each round trip meets an idle connection, as ping(8) does.
 echo "== ping RTT on an established connection ($PINGS pings, 1 ms apart) vs raw TCP 64-byte RTT"
 ping=$("$B/cp2p" ping "$addr" -c "$PINGS" -i 1 --json | tail -1)
@@ -237,9 +290,10 @@ kill $jsrr_pid 2>/dev/null || true
 
 raw_mb=$(json "$raw" mb_per_s); enc_mb=$(json "$enc" mb_per_s)
 up=$(json "$perf" upload_bytes_per_s); down=$(json "$perf" download_bytes_per_s)
+up_nl=$(json "$perf_nolowat" upload_bytes_per_s)
 js_up=$(json "$js" upload_mb_per_s); js_down=$(json "$js" download_mb_per_s)
 ping_avg=$(json "$ping" avg_ms); rtt_us=$(json "$rtt" avg_us); ping0_avg=$(json "$ping0" avg_ms)
-awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up" \
+awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up" -v upnl="$up_nl" \
     -v jsd="$js_down" -v p="$ping_avg" -v p0="$ping0_avg" -v r="$rtt_us" -v hsr="$(json "$hs" ratio)" \
     -v rr1="$(json "$rr1" per_s)" -v rr64="$(json "$rr64" per_s)" -v rr1e="$(json "$rr1e" per_s)" \
     -v jrr1="$(json "$jsrr1" per_s)" -v jrr64="$(json "$jsrr64" per_s)" 'BEGIN {
@@ -247,6 +301,7 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
     printf "\n%-44s %10s %10s %8s\n", "figure", "cp2p", "baseline", "ratio"
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 0.70)\n", "upload MB/s vs encrypted pipe", cu, enc, cu / enc
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 0.70)\n", "download MB/s vs encrypted pipe", cd, enc, cd / enc
+    printf "%-44s %10.0f %10.0f %8.2f\n", "upload MB/s, no TCP_NOTSENT_LOWAT, vs enc.", upnl / 1e6, enc, upnl / 1e6 / enc
     printf "%-44s %10.0f %10.0f %8.2f\n", "upload MB/s vs raw TCP (libuv-free sockets)", cu, raw, cu / raw
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 3)\n", "upload MB/s vs js-libp2p", cu, jsu, cu / jsu
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 3)\n", "download MB/s vs js-libp2p", cd, jsd, cd / jsd
@@ -261,6 +316,7 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
 
 gossipsub_bench
 conns_bench
+sched_bench
 
 # Metrics scrape cost (issue 13): gossipsub at full rate (one publisher, 10 subscribers, 100-byte
 # unsigned messages, 100 in flight, as gs-rate) with the publisher serving the HTTP API, in

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include <cp2p/buf.h>
+#include <cp2p/host.h>
 #include <cp2p/keys.h>
 #include <cp2p/multiaddr.h>
 
@@ -36,6 +37,9 @@ int cli_get_key(const char *key_file, const char *seed_hex, const char *type_s,
 int cli_parse_bytes(const char *s, uint64_t *out);
 /* Parse a multiaddr argument, printing an error. Returns 0 or -1. */
 int cli_parse_multiaddr(const char *s, cp2p_multiaddr **out);
+/* Host settings from the environment, for benchmarks: CP2P_TCP_NOTSENT_LOWAT=BYTES|off
+ * (cp2p_host_config.tcp_notsent_lowat). */
+void cli_host_env(cp2p_host_config *cfg);
 
 /* Read a config file (see config.c) into flags: *argv_out holds "--name" [value] pairs to
  * parse before the command line's own. Returns 0 or -1 after printing why. */

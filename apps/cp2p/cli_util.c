@@ -200,6 +200,23 @@ int cli_parse_bytes(const char *s, uint64_t *out)
     return 0;
 }
 
+void cli_host_env(cp2p_host_config *cfg)
+{
+    const char *v = getenv("CP2P_TCP_NOTSENT_LOWAT");
+    if (v == NULL || *v == '\0') {
+        return;
+    }
+    if (strcmp(v, "off") == 0) {
+        cfg->tcp_notsent_lowat = CP2P_HOST_NOTSENT_LOWAT_OFF;
+        return;
+    }
+    char *end = NULL;
+    unsigned long n = strtoul(v, &end, 10);
+    if (end != NULL && *end == '\0' && n > 0 && n < UINT32_MAX) {
+        cfg->tcp_notsent_lowat = (uint32_t)n;
+    }
+}
+
 int cli_parse_multiaddr(const char *s, cp2p_multiaddr **out)
 {
     if (cp2p_multiaddr_parse(s, strlen(s), out) != 0) {

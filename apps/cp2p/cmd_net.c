@@ -206,6 +206,7 @@ static int run(net_ctx *n, const char *addr)
     }
     n->loop = uv_default_loop();
     cp2p_host_config_default(&cfg);
+    cli_host_env(&cfg);
     cfg.identity = key;
     rc = cp2p_host_new(n->loop, &cfg, &n->host);
     cp2p_privkey_free(key);

@@ -329,6 +329,7 @@ int cli_cmd_node(int argc, char **argv)
     cp2p_host_config cfg;
     uint64_t v;
     cp2p_host_config_default(&cfg);
+    cli_host_env(&cfg);
     cp2p_kad_config_default(&n.kc);
     n.status_s = 30;
     /* --config FILE: its options come first, the command line's after (and win for single

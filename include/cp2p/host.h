@@ -38,6 +38,10 @@ typedef struct cp2p_stream cp2p_stream;
 #define CP2P_HOST_NO_GRACE UINT64_MAX
 /* cp2p_host_config.reconnect_known_peers: redial no known peer at start. */
 #define CP2P_HOST_NO_RECONNECT UINT32_MAX
+/* cp2p_host_config.tcp_notsent_lowat: leave the kernel's unsent queue unlimited, or the
+ * default (measured: docs/BENCHMARKS.md, "Stream scheduling"). */
+#define CP2P_HOST_NOTSENT_LOWAT_OFF UINT32_MAX
+#define CP2P_HOST_NOTSENT_LOWAT_DEFAULT (16 * 1024)
 
 typedef struct cp2p_memnet cp2p_memnet;
 
@@ -105,6 +109,18 @@ typedef struct cp2p_host_config {
      * It must be on the host's loop (else cp2p_host_new returns CP2P_EINVAL). Borrowed: the
      * network must outlive the host (cp2p_memnet_close refuses while a host uses it). */
     cp2p_memnet *memnet;
+    /* TCP_NOTSENT_LOWAT on connection sockets (Linux): the kernel takes more of a
+     * connection's bytes only while fewer than this many are queued unsent, so what waits to
+     * be sent stays in the host, where stream priorities (cp2p_stream_set_priority) apply. 0 =
+     * default (CP2P_HOST_NOTSENT_LOWAT_DEFAULT); CP2P_HOST_NOTSENT_LOWAT_OFF keeps the kernel's
+     * unlimited queue. docs/BENCHMARKS.md ("Stream scheduling") has what it costs. */
+    uint32_t tcp_notsent_lowat;
+    /* What may wait below the stream scheduler on each connection: yamux's unsent output and
+     * the socket write requests not yet completed, in bytes; 0 = default (64 KiB each). Bytes
+     * there are past the priorities: a small message waits behind all of them. The kernel
+     * holds the data in flight, so larger values rarely add throughput (docs/BENCHMARKS.md). */
+    size_t conn_out_buffered;
+    size_t conn_write_inflight;
 } cp2p_host_config;
 
 /* Fill c with the defaults (identity NULL). Any thread. */
@@ -339,6 +355,20 @@ CP2P_API void cp2p_stream_close(cp2p_stream *s);
 /* Abort both directions (RST); queued bytes are dropped and pending write callbacks run with
  * CP2P_ERESET. The handle is invalid on return. */
 CP2P_API void cp2p_stream_reset(cp2p_stream *s);
+
+/* Write priority. The streams of a connection that have bytes waiting share the connection
+ * by bytes in proportion to their priorities (deficit round robin): two backlogged streams of
+ * priorities 1 and 4 get 1/5 and 4/5 of what the connection carries; a stream alone gets it
+ * all, whatever its priority. A stream that starts sending after being idle goes before the
+ * backlogged ones once (up to priority * 4 KiB), so a short message is not held behind bulk
+ * transfers. Priorities are local: nothing goes on the wire. Default
+ * CP2P_STREAM_PRIORITY_DEFAULT, or the service's stream_priority (cp2p/service.h). Returns 0,
+ * or CP2P_EINVAL outside MIN..MAX. Takes effect at the stream's next turn. Loop thread only. */
+#define CP2P_STREAM_PRIORITY_MIN 1
+#define CP2P_STREAM_PRIORITY_DEFAULT 4
+#define CP2P_STREAM_PRIORITY_MAX 16
+CP2P_API CP2P_NODISCARD int cp2p_stream_set_priority(cp2p_stream *s, unsigned priority);
+CP2P_API unsigned cp2p_stream_get_priority(const cp2p_stream *s);
 
 CP2P_API const char *cp2p_stream_protocol(const cp2p_stream *s);
 CP2P_API cp2p_conn *cp2p_stream_conn(const cp2p_stream *s);

@@ -62,6 +62,11 @@ typedef struct cp2p_service_desc {
     void (*inbound)(cp2p_service *svc, cp2p_stream *s, void *ud);
     /* NULL: the service is done at once when the host closes. */
     void (*close)(cp2p_service *svc, void *ud);
+    /* Write priority (cp2p_stream_set_priority) of every stream, inbound and outbound, that
+     * negotiates one of the service's protocols, set before the stream is handed to the
+     * application (which may still change it); 0 = CP2P_STREAM_PRIORITY_DEFAULT, else
+     * CP2P_STREAM_PRIORITY_MIN..MAX (CP2P_EINVAL otherwise). */
+    uint8_t stream_priority;
 } cp2p_service_desc;
 
 /* Attach a service to the host: its protocols (when it has an inbound callback) are

@@ -33,7 +33,9 @@
  *
  * Write semantics. write() copies into Data frames up to the peer's window for the stream and the
  * session's output cap, and returns how much it took; the caller keeps the rest and retries on
- * STREAM_WRITABLE. There is no per-stream send buffer: the one copy is into the output frames,
+ * STREAM_WRITABLE, which comes when the stream's window reopens (even while the output is full:
+ * a binding that serves other streams meanwhile may never let it drain to half) or when the
+ * output has drained to half its cap. There is no per-stream send buffer: the one copy is into the output frames,
  * which the binding hands to the socket as an iovec without copying again. Consecutive writes
  * to one stream are coalesced into the last unsent frame while it has room.
  *
@@ -45,11 +47,18 @@
  * over several recv() calls; its length is taken from the credit at the header and counted as
  * in flight until it is buffered, so window owed to the peer never includes bytes still coming.
  *
- * Output. Frames wait in a list of chunks that the binding writes as an iovec. Pings, ping
- * answers and window updates without flags go ahead of everything not yet handed out (go-yamux
- * sends pings first too); frames with stream flags (SYN, ACK, FIN, RST), Data and GoAway keep
- * their order. A plain window update may therefore overtake its stream's ACK, which go, js and
- * rust-yamux all accept (ACK only changes their bookkeeping). Unsent Data is charged by the
+ * Output. Frames wait in a list of chunks that the binding writes as an iovec. Control that is
+ * not tied to the order of data goes ahead of everything not yet handed out (go-yamux sends
+ * pings first too): pings, ping answers, window updates without flags, RSTs and error GoAways.
+ * A plain window update may therefore overtake its stream's ACK, which go, js and rust-yamux
+ * all accept (ACK only changes their bookkeeping). A RST overtakes queued Data, ACK and FIN of
+ * its stream, which the peer drops as frames for a closed stream (go drains them, js discards,
+ * and so do we), but never the SYN of its own stream: a RST on a stream we opened jumps only
+ * once the peer's ACK came or our SYN was written (main_done counts the ordered bytes written),
+ * else the peer would see a frame for a stream never opened. RSTs refusing the peer's SYNs
+ * always jump. SYN, ACK and FIN keep their order with the Data of their stream (a FIN must
+ * follow its data), and so does a normal GoAway: js-libp2p handles one like the end of the
+ * transport, so data queued before it must arrive first. Unsent Data is charged by the
  * memory of its chunks against max_out_buffered. A peer that never reads could make us queue
  * RSTs for the SYNs it keeps sending: past CP2P_YAMUX_MAX_CTRL_BACKLOG of unsent control frames
  * we stop queueing them (refusals_unsent).
@@ -124,6 +133,7 @@ typedef struct out_chunk {
     uint32_t stream_id; /* DATA: the stream its single frame belongs to */
     uint8_t kind;
     bool frozen; /* handed out by outv: no longer extended or reordered */
+    bool prio;   /* came from the priority list (not counted in main_enq/main_done) */
     uint8_t data[];
 } out_chunk;
 
@@ -158,6 +168,7 @@ struct cp2p__yamux_stream {
     uint32_t reset_code;
     /* send side */
     uint64_t send_window;
+    uint64_t syn_pos; /* outbound: main_enq just after our SYN (see rst_may_jump) */
     /* receive side: ring buffer, window W and outstanding credit */
     uint8_t *rb;
     size_t rb_cap, rb_head, rb_len;
@@ -197,6 +208,9 @@ struct cp2p__yamux {
     size_t main_off, handed, pending;
     size_t data_mem;     /* memory of unsent Data chunks, what max_out_buffered bounds */
     size_t ctrl_pending; /* unsent bytes of control frames */
+    /* Bytes ever queued on the main (ordered) list, and of those, reported written: a frame
+     * queued there at position p is on the wire once main_done >= p. */
+    uint64_t main_enq, main_done;
     uint32_t pongs_queued;
     bool out_blocked;
     /* events */
@@ -421,6 +435,7 @@ static out_chunk *chunk_new(cp2p__yamux *y, size_t cap, uint8_t kind, uint32_t s
     c->stream_id = stream_id;
     c->kind = kind;
     c->frozen = false;
+    c->prio = false;
     return c;
 }
 
@@ -445,19 +460,25 @@ static void list_free(chunk_list *l)
     l->head = l->tail = NULL;
 }
 
-/* Queue a 12-byte frame: on the priority list (pings, answers, plain window updates), or in
- * order with the data (anything with stream flags, GoAway). */
+/* Queue a 12-byte frame: on the priority list (pings, answers, plain window updates, RSTs
+ * that may overtake, error GoAways), or in order with the data (SYN, ACK, FIN, a normal
+ * GoAway). */
 static int q_frame(cp2p__yamux *y, bool priority, uint8_t type, uint16_t flags, uint32_t id,
                    uint32_t length)
 {
     chunk_list *l = priority ? &y->ctrl : &y->main;
     out_chunk *t = l->tail;
-    if (t == NULL || t->kind != CHUNK_CTRL || t->frozen || t->cap - t->len < HDR) {
+    if (t == NULL || t->kind != CHUNK_CTRL || t->frozen || t->prio != priority ||
+        t->cap - t->len < HDR) {
         t = chunk_new(y, CTRL_CHUNK_CAP, CHUNK_CTRL, 0);
         if (t == NULL) {
             return CP2P_ENOMEM;
         }
+        t->prio = priority;
         list_append(l, t);
+    }
+    if (!priority) {
+        y->main_enq += HDR;
     }
     cp2p__yamux_hdr_encode(t->data + t->len, type, flags, id, length);
     t->len += HDR;
@@ -465,6 +486,21 @@ static int q_frame(cp2p__yamux *y, bool priority, uint8_t type, uint16_t flags, 
     y->ctrl_pending += HDR;
     y->stats.frames_out++;
     return 0;
+}
+
+/* A RST may go on the priority list, ahead of queued data, once the peer is sure to know the
+ * stream when it arrives: the peer opened it, or our SYN is acknowledged or already written.
+ * Before that it keeps its place behind the SYN, or the peer would see a frame for a stream
+ * never opened (CP2P_EPROTO in our own core). */
+static bool rst_may_jump(const cp2p__yamux *y, const cp2p__yamux_stream *s)
+{
+    return !s->outbound || s->acked || y->main_done >= s->syn_pos;
+}
+
+static int q_rst(cp2p__yamux *y, cp2p__yamux_stream *s, uint32_t code)
+{
+    return q_frame(y, rst_may_jump(y, s), CP2P__YAMUX_WINDOW_UPDATE, CP2P__YAMUX_RST, s->id,
+                   code);
 }
 
 /* Copy n bytes of stream data into Data frames. Returns the bytes queued (< n only when an
@@ -482,6 +518,7 @@ static size_t q_data(cp2p__yamux *y, cp2p__yamux_stream *s, const uint8_t *p, si
             memcpy(t->data + t->len, p + done, k);
             t->len += k;
             cp2p_store_be32(t->data + 8, (uint32_t)(t->len - HDR));
+            y->main_enq += k;
         } else {
             k = min_sz(n - done, max_payload);
             size_t payload_cap = k;
@@ -496,6 +533,7 @@ static size_t q_data(cp2p__yamux *y, cp2p__yamux_stream *s, const uint8_t *p, si
             memcpy(t->data + HDR, p + done, k);
             t->len = HDR + k;
             list_append(&y->main, t);
+            y->main_enq += HDR + k;
             y->pending += HDR;
             y->data_mem += t->cap; /* charged by allocation, so tiny writes cannot amplify */
             y->stats.frames_out++;
@@ -607,6 +645,9 @@ int cp2p__yamux_out_done(cp2p__yamux *y, size_t n)
         y->pending -= k;
         if (c->kind == CHUNK_CTRL) {
             y->ctrl_pending -= k;
+        }
+        if (!c->prio) {
+            y->main_done += k;
         }
         if (y->main_off == c->len) {
             if (c->kind == CHUNK_DATA) {
@@ -900,8 +941,8 @@ static void session_fail(cp2p__yamux *y, int err, const char *why)
     if (err == CP2P_ENOMEM) {
         CP2P_LOG(CP2P_LOG_INFO, "yamux", y->cfg.conn_id, "yamux.alloc_failure why=%s", why);
     }
-    /* Best effort: the GoAway goes out after whatever was queued before it. */
-    (void)q_frame(y, false, CP2P__YAMUX_GO_AWAY, 0, 0, code);
+    /* Best effort, ahead of queued data: the session is over, nothing after it matters. */
+    (void)q_frame(y, true, CP2P__YAMUX_GO_AWAY, 0, 0, code);
     y->local_goaway = true;
     y->ping_active = false;
     y->fail_err = err;
@@ -1112,7 +1153,7 @@ static int core_reset(cp2p__yamux *y, cp2p__yamux_stream *s, int err, const char
 {
     int rc = 0;
     if (s->in_table) {
-        rc = q_frame(y, false, CP2P__YAMUX_WINDOW_UPDATE, CP2P__YAMUX_RST, s->id, 0);
+        rc = q_rst(y, s, 0);
     }
     y->stats.streams_reset_local++;
     (void)stream_kill(y, s, err, 0, true);
@@ -1224,7 +1265,8 @@ static int refuse_stream(cp2p__yamux *y, uint32_t id, const char *reason, const 
         y->stats.refusals_unsent++; /* the peer is not reading what we already owe it */
         return 0;
     }
-    int rc = q_frame(y, false, CP2P__YAMUX_WINDOW_UPDATE, CP2P__YAMUX_RST, id, 0);
+    /* The peer opened it: the RST may overtake anything queued. */
+    int rc = q_frame(y, true, CP2P__YAMUX_WINDOW_UPDATE, CP2P__YAMUX_RST, id, 0);
     if (rc < 0) {
         *why = why_nomem;
     }
@@ -1323,7 +1365,10 @@ static int on_stream_frame(cp2p__yamux *y, const cp2p__yamux_hdr *h, const char 
                             "window updates grant more than 2^32-1 bytes", why);
             }
             s->send_window += h->length;
-            if (s->want_write && !s->local_fin && !y->out_blocked) {
+            /* Wake the writer even while the session's output is full: a binding that keeps
+             * other writers going may never let the output drain to half (wake_writers), and
+             * this stream's own block is lifted; its next write says whether output has room. */
+            if (s->want_write && !s->local_fin) {
                 s->want_write = false;
                 ev_set(y, s, EVB_WRITABLE);
             }
@@ -1656,7 +1701,10 @@ int cp2p__yamux_goaway(cp2p__yamux *y, uint32_t code)
     if (y->local_goaway) {
         return CP2P_ESTATE;
     }
-    int rc = q_frame(y, false, CP2P__YAMUX_GO_AWAY, 0, 0, code);
+    /* A normal GoAway keeps its place after the data: js-libp2p treats it as the end of the
+     * transport (its streams see EOF at once), so what we queued before it must arrive first.
+     * An error GoAway goes ahead: the session is ending anyway. */
+    int rc = q_frame(y, code != CP2P__YAMUX_GOAWAY_NORMAL, CP2P__YAMUX_GO_AWAY, 0, 0, code);
     if (rc < 0) {
         return rc;
     }
@@ -1717,6 +1765,7 @@ int cp2p__yamux_stream_open(cp2p__yamux *y, void *user, cp2p__yamux_stream **out
         /* SYN on a WindowUpdate carrying any window beyond the spec's (go-yamux, js). */
         rc = q_frame(y, false, CP2P__YAMUX_WINDOW_UPDATE, CP2P__YAMUX_SYN, s->id,
                      s->recv_window - s->recv_credit);
+        s->syn_pos = y->main_enq;
     }
     if (rc < 0) {
         stream_free(y, s);
@@ -1922,7 +1971,7 @@ int cp2p__yamux_stream_reset(cp2p__yamux_stream *s, uint32_t code)
     }
     int rc = 0;
     if (s->in_table) {
-        rc = q_frame(y, false, CP2P__YAMUX_WINDOW_UPDATE, CP2P__YAMUX_RST, s->id, code);
+        rc = q_rst(y, s, code);
     }
     y->stats.streams_reset_local++;
     (void)stream_kill(y, s, CP2P_ECANCELED, code, false);
@@ -1949,7 +1998,7 @@ void cp2p__yamux_stream_release(cp2p__yamux_stream *s)
     }
     if (!s->local_fin) {
         /* Abortive: the application gave up a stream it was still writing. */
-        int rc = q_frame(y, false, CP2P__YAMUX_WINDOW_UPDATE, CP2P__YAMUX_RST, s->id, 0);
+        int rc = q_rst(y, s, 0);
         y->stats.streams_reset_local++;
         (void)stream_kill(y, s, CP2P_ECANCELED, 0, false); /* released: frees it */
         if (rc < 0) {

@@ -139,7 +139,8 @@ CP2P_NODISCARD ptrdiff_t cp2p__yamux_recv(cp2p__yamux *y, const uint8_t *in, siz
  * returns the same bytes first. Report written bytes (a prefix of what outv returned) with
  * out_done(n); it returns 0, or CP2P_EINVAL if n exceeds what the last outv returned.
  * cp2p__yamux_out() is outv with one slice. Session pings, ping answers and window updates are
- * placed ahead of data that has not been handed out yet (as go-yamux does for pings). */
+ * placed ahead of data that has not been handed out yet (as go-yamux does for pings), and so
+ * are RSTs (once the peer knows the stream) and error GoAways; see "Output" in yamux.c. */
 size_t cp2p__yamux_outv(cp2p__yamux *y, cp2p_slice *iov, size_t max);
 size_t cp2p__yamux_out(cp2p__yamux *y, cp2p_slice *out);
 CP2P_NODISCARD int cp2p__yamux_out_done(cp2p__yamux *y, size_t n);

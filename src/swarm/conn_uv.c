@@ -8,9 +8,12 @@
  * that caused it. conn_run() does all the work: input, core events, stream negotiation, reads,
  * writes, output, timers. A connection closed from inside a callback is torn down when
  * conn_run() unwinds. */
+#include <assert.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "swarm/swarm.h"
+#include "transport/tcp_uv.h"
 #include "util/alloc.h"
 #include "util/log_internal.h"
 
@@ -32,6 +35,7 @@ typedef struct wq_item {
 typedef enum { S_NEGOTIATING, S_OPEN, S_DEAD } stream_state;
 
 struct cp2p_stream {
+    cp2p__sched_node sn;   /* write scheduler node (first member: see stream_of) */
     cp2p_conn *conn;
     cp2p_stream *next, *prev;
     cp2p__yamux_stream *ys; /* NULL once released */
@@ -64,9 +68,15 @@ struct cp2p_stream {
 };
 
 static void conn_run(cp2p_conn *c);
-static void stream_pump(cp2p_stream *s);
 static void conn_teardown(cp2p_conn *c);
 static void on_timer(uv_timer_t *t);
+
+static_assert(CP2P__SCHED_MAX_WEIGHT == CP2P_STREAM_PRIORITY_MAX, "priority is the weight");
+
+static cp2p_stream *stream_of(cp2p__sched_node *n)
+{
+    return (cp2p_stream *)((char *)n - offsetof(cp2p_stream, sn));
+}
 
 static uint64_t now_ms(const cp2p_conn *c)
 {
@@ -81,6 +91,14 @@ static void conn_defer(cp2p_conn *c)
     if (c->stage != CONN_CLOSED && c->in_run == 0) {
         (void)uv_timer_start(&c->timer, on_timer, 0, 0);
     }
+}
+
+/* The stream has something for yamux (bytes, a FIN, negotiation output, failed writes to
+ * report): put it on the connection's ready list and schedule a run. */
+static void stream_wake(cp2p_stream *s)
+{
+    cp2p__sched_wake(&s->conn->sched, &s->sn);
+    conn_defer(s->conn);
 }
 
 /* ---- socket output ---- */
@@ -166,7 +184,7 @@ static int conn_flush_ex(cp2p_conn *c, bool last)
             }
         }
         if (c->stage == CONN_OPEN && c->yamux != NULL &&
-            (last || c->write_inflight < CP2P_CONN_MAX_WRITE_INFLIGHT)) {
+            (last || c->write_inflight < c->max_write_inflight)) {
             cp2p_slice iov[IOV_MAX_BATCH];
             size_t niov = cp2p__yamux_outv(c->yamux, iov, IOV_MAX_BATCH);
             if (niov > 0) {
@@ -203,6 +221,7 @@ static int conn_flush(cp2p_conn *c)
 static void stream_link(cp2p_conn *c, cp2p_stream *s)
 {
     s->conn = c;
+    cp2p__sched_node_init(&s->sn, CP2P_STREAM_PRIORITY_DEFAULT);
     s->next = c->streams;
     if (c->streams != NULL) {
         c->streams->prev = s;
@@ -213,6 +232,7 @@ static void stream_link(cp2p_conn *c, cp2p_stream *s)
 static void stream_free(cp2p_stream *s)
 {
     cp2p_conn *c = s->conn;
+    cp2p__sched_remove(&c->sched, &s->sn);
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -422,6 +442,15 @@ static bool stream_announce(cp2p_stream *s)
     cp2p_host *h = c->host;
     s->stats_row = proto_stats_row(h, s->protocol);
     s->state = S_OPEN;
+    /* The service's default priority, before the application sees the stream (it may change
+     * it); the negotiation bytes kept above go out through the scheduler. */
+    unsigned prio = cp2p__host_protocol_priority(h, s->protocol);
+    if (prio != 0) {
+        cp2p__sched_set_weight(&s->sn, prio);
+    }
+    if (s->wq_head != NULL) {
+        cp2p__sched_wake(&c->sched, &s->sn);
+    }
     s->app_owned = true;
     c->app_streams++;
     h->stats.streams_opened++;
@@ -507,20 +536,9 @@ static void stream_lazy_open(cp2p_stream *s)
         return;
     }
     h->stats.streams_opened_lazy++;
-    /* What the open callback wrote joins the proposal now, so both leave in one write. */
-    if (stream_announce(s) && s->state == S_OPEN) {
-        stream_pump(s);
-    }
-}
-
-/* The work of a stream still negotiating: send the proposals, or open it lazily. */
-static void stream_negotiation_step(cp2p_stream *s)
-{
-    if (s->lazy) {
-        stream_lazy_open(s);
-    } else {
-        (void)stream_flush_mss(s);
-    }
+    /* What the open callback writes joins the proposal in the stream's queue: the scheduler
+     * serves both in this run, so they leave in one write. */
+    (void)stream_announce(s);
 }
 
 /* A lazily opened stream: the peer's echo of our proposal precedes its data. Returns true
@@ -592,27 +610,48 @@ static void stream_discard(cp2p_stream *s)
     }
 }
 
-/* Push queued bytes into yamux; FIN when asked and drained; release a closed stream. */
-static void stream_pump(cp2p_stream *s)
+/* Yamux took less than it was offered: the stream's own window is closed (park it until
+ * STREAM_WRITABLE), or the session's output is full (stop serving streams until output drains). */
+static cp2p__sched_outcome stream_stalled(const cp2p_stream *s)
 {
+    cp2p__yamux_stream_info info;
+    cp2p__yamux_stream_get_info(s->ys, &info);
+    return info.send_window == 0 ? CP2P__SCHED_BLOCKED : CP2P__SCHED_FULL;
+}
+
+/* Push up to `budget` queued bytes into yamux; FIN when asked and drained; release a closed
+ * stream's yamux half. Sets *sent to the bytes yamux took and returns what stopped it. Write
+ * callbacks run from here; the caller holds in_cb, so the stream is never freed inside. */
+static cp2p__sched_outcome stream_pump(cp2p_stream *s, size_t budget, size_t *sent)
+{
+    *sent = 0;
     while (s->wq_head != NULL && s->ys != NULL && s->state == S_OPEN) {
-        wq_item *w = s->wq_head;
-        ptrdiff_t n = cp2p__yamux_stream_write(s->ys, w->data + w->off, w->len - w->off);
-        if (n < 0) {
-            stream_kill(s, CP2P_ERESET);
-            return;
+        if (*sent >= budget) {
+            return CP2P__SCHED_MORE;
         }
-        if (n == 0) {
-            return; /* window or output full: WRITABLE resumes us */
+        wq_item *w = s->wq_head;
+        size_t want = w->len - w->off;
+        want = want < budget - *sent ? want : budget - *sent;
+        ptrdiff_t n = 0;
+        if (want > 0) {
+            n = cp2p__yamux_stream_write(s->ys, w->data + w->off, want);
+            if (n < 0) {
+                stream_kill(s, CP2P_ERESET);
+                return CP2P__SCHED_EMPTY;
+            }
         }
         w->off += (size_t)n;
+        *sent += (size_t)n;
         if (!w->negotiation) {
             s->conn->host->proto_stats[s->stats_row].bytes_written += (size_t)n;
         }
         s->queued -= (size_t)n;
         s->conn->queued_total -= (size_t)n;
         if (w->off < w->len) {
-            return;
+            if ((size_t)n < want) {
+                return stream_stalled(s); /* WRITABLE or drained output resumes us */
+            }
+            continue; /* the budget is used up */
         }
         s->wq_head = w->next;
         if (s->wq_head == NULL) {
@@ -625,15 +664,63 @@ static void stream_pump(cp2p_stream *s)
         }
         cp2p_free(w);
     }
-    if (s->want_fin && !s->fin_sent && s->wq_head == NULL && s->ys != NULL &&
-        !(s->fin_after_echo && s->mss_live)) {
+    if (s->state == S_OPEN && s->want_fin && !s->fin_sent && s->wq_head == NULL &&
+        s->ys != NULL && !(s->fin_after_echo && s->mss_live)) {
         if (cp2p__yamux_stream_close_write(s->ys) == 0) {
             s->fin_sent = true;
         }
     }
     if (s->app_closed && s->fin_sent) {
         stream_release_ys(s); /* yamux keeps draining the peer's side until its FIN */
+    }
+    return CP2P__SCHED_EMPTY;
+}
+
+/* A negotiating stream's multistream-select output (the dialer's proposal). */
+static cp2p__sched_outcome stream_pump_mss(cp2p_stream *s, size_t *sent)
+{
+    size_t before = cp2p__mss_out(&s->mss).len;
+    ptrdiff_t left = stream_flush_mss(s);
+    if (left < 0) {
+        *sent = 0;
+        return CP2P__SCHED_EMPTY; /* yamux refused the stream: its RESET event follows */
+    }
+    *sent = before - (size_t)left;
+    return left == 0 || s->ys == NULL ? CP2P__SCHED_EMPTY : stream_stalled(s);
+}
+
+/* Serve the connection's ready streams into yamux, in the scheduler's order, until none has
+ * anything or yamux's output is full. Work is proportional to the streams with something to
+ * send, not to the connection's streams. */
+static void conn_pump_streams(cp2p_conn *c)
+{
+    cp2p__sched_node *n;
+    while (!c->closing && c->stage == CONN_OPEN && (n = cp2p__sched_next(&c->sched)) != NULL) {
+        cp2p_stream *s = stream_of(n);
+        size_t sent = 0;
+        cp2p__sched_outcome o;
+        s->in_cb++; /* no free until the scheduler is told */
+        if (s->state == S_NEGOTIATING && s->lazy) {
+            stream_lazy_open(s); /* open now: its proposal heads its queue */
+        }
+        if (s->state == S_OPEN) {
+            o = stream_pump(s, cp2p__sched_budget(n), &sent);
+        } else if (s->state == S_NEGOTIATING) {
+            o = stream_pump_mss(s, &sent);
+        } else {
+            o = CP2P__SCHED_EMPTY;
+        }
+        if (s->state == S_DEAD) {
+            /* Reset by the application, before this run or from a write callback just now. */
+            stream_fail_writes(s, CP2P_ERESET);
+            o = CP2P__SCHED_EMPTY;
+        }
+        s->in_cb--;
+        cp2p__sched_done(&c->sched, n, sent, o);
         (void)stream_maybe_free(s);
+        if (o == CP2P__SCHED_FULL) {
+            break;
+        }
     }
 }
 
@@ -689,10 +776,10 @@ static void dispatch_yamux(cp2p_conn *c)
             }
             break;
         case CP2P__YAMUX_EV_STREAM_WRITABLE:
-            if (s != NULL && s->state == S_NEGOTIATING) {
+            if (s != NULL && s->state == S_NEGOTIATING && !s->lazy) {
                 (void)stream_flush_mss(s);
             } else if (s != NULL) {
-                stream_pump(s);
+                cp2p__sched_wake(&c->sched, &s->sn); /* served by conn_pump_streams */
             }
             break;
         case CP2P__YAMUX_EV_STREAM_RESET:
@@ -751,6 +838,8 @@ static int start_yamux(cp2p_conn *c)
     cp2p__yamux_config yc;
     cp2p__yamux_config_default(&yc);
     yc.max_window = c->host->cfg.yamux_max_window;
+    yc.max_out_buffered = c->host->cfg.conn_out_buffered != 0 ? c->host->cfg.conn_out_buffered
+                                                               : CP2P_CONN_YAMUX_OUT_BUFFERED;
     yc.max_inbound_streams = c->host->cfg.max_streams_per_conn;
     yc.max_outbound_streams = c->host->cfg.max_streams_per_conn;
     yc.conn_id = c->id;
@@ -994,17 +1083,7 @@ static void conn_work(cp2p_conn *c)
     for (int round = 0; round < 8 && !c->closing && c->stage != CONN_CLOSED; round++) {
         c->pending = false;
         dispatch_yamux(c);
-        for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
-            next = s->next;
-            if (s->state == S_NEGOTIATING) {
-                stream_negotiation_step(s);
-            } else if (s->state == S_OPEN) {
-                stream_pump(s);
-            } else if (s->wq_head != NULL) {
-                stream_fail_writes(s, CP2P_ERESET); /* reset by the application */
-                (void)stream_maybe_free(s);
-            }
-        }
+        conn_pump_streams(c);
         for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
             next = s->next;
             if (s->state == S_OPEN && s->app_owned && s->reading) {
@@ -1213,10 +1292,21 @@ static void conn_teardown(cp2p_conn *c)
      * goes into yamux as far as the windows allow, then everything is flushed. */
     if (c->close_err == 0 && c->yamux != NULL) {
         c->in_run++; /* write callbacks may call back into the host: no nested teardown */
+        /* The last words may exceed the small running output cap (CP2P_CONN_YAMUX_OUT_BUFFERED):
+         * allow the core's default (4 MiB, bounded, as before issue 12) for this final push. */
+        size_t last_cap = CP2P_YAMUX_MAX_OUT_BUFFERED;
+        if (c->host->cfg.conn_out_buffered > last_cap) {
+            last_cap = c->host->cfg.conn_out_buffered;
+        }
+        (void)!cp2p__yamux_set_max_out_buffered(c->yamux, last_cap);
         for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
             next = s->next;
             if (s->state == S_OPEN) {
-                stream_pump(s);
+                size_t sent;
+                s->in_cb++;
+                (void)stream_pump(s, SIZE_MAX, &sent);
+                s->in_cb--;
+                (void)stream_maybe_free(s);
             }
         }
         c->in_run--;
@@ -1320,6 +1410,15 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
         c->expected = *expected;
     }
     cp2p_buf_init(&c->rbuf, CP2P_CONN_RBUF_MAX);
+    cp2p__sched_init(&c->sched, CP2P_CONN_SCHED_QUANTUM);
+    c->max_write_inflight = h->cfg.conn_write_inflight != 0 ? h->cfg.conn_write_inflight
+                                                            : CP2P_CONN_MAX_WRITE_INFLIGHT;
+    uint32_t lowat = h->cfg.tcp_notsent_lowat != 0 ? h->cfg.tcp_notsent_lowat
+                                                   : CP2P_HOST_NOTSENT_LOWAT_DEFAULT;
+    uv_tcp_t *tcp = cp2p__tcp_tconn_handle(sock); /* NULL on other transports */
+    if (lowat != CP2P_HOST_NOTSENT_LOWAT_OFF && tcp != NULL) {
+        (void)!cp2p__tcp_set_notsent_lowat(tcp, lowat); /* best effort: Linux only */
+    }
     sock->data = c;
     (void)uv_timer_init(h->loop, &c->timer);
     c->timer.data = c;
@@ -1492,7 +1591,7 @@ int cp2p_conn_open_stream_opts(cp2p_conn *c, const char *const *protos, size_t n
     s->neg_deadline = now_ms(c) + c->host->cfg.negotiate_timeout_ms;
     c->last_active_ms = now_ms(c);
     stream_link(c, s);
-    conn_defer(c);
+    stream_wake(s); /* the proposal goes out through the scheduler */
     return 0;
 fail:
     if (s->mss_live) {
@@ -1552,7 +1651,7 @@ int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len, cp2p_write_c
     s->wq_tail = w;
     s->queued += len;
     s->conn->queued_total += len;
-    conn_defer(s->conn);
+    stream_wake(s);
     return 0;
 }
 
@@ -1567,7 +1666,7 @@ int cp2p_stream_close_write(cp2p_stream *s)
         return CP2P_ECLOSED;
     }
     s->want_fin = true;
-    conn_defer(s->conn);
+    stream_wake(s);
     return 0;
 }
 
@@ -1594,7 +1693,7 @@ void cp2p_stream_close(cp2p_stream *s)
     if (s->state == S_OPEN) {
         s->want_fin = true;
         stream_discard(s);
-        conn_defer(c);
+        stream_wake(s);
     }
     if (!stream_maybe_free(s) && s->state == S_DEAD) {
         stream_release_ys(s);
@@ -1618,8 +1717,10 @@ void cp2p_stream_reset(cp2p_stream *s)
         s->state = S_DEAD;
         s->dead_err = CP2P_ERESET;
     }
-    /* Queued writes fail from the loop (conn_work), never inside this call. */
-    (void)stream_maybe_free(s);
+    /* Queued writes fail from the loop (conn_pump_streams), never inside this call. */
+    if (!stream_maybe_free(s) && c->stage != CONN_CLOSED) {
+        cp2p__sched_wake(&c->sched, &s->sn);
+    }
     if (c->stage == CONN_CLOSED) {
         conn_maybe_free(c);
     } else {
@@ -1645,4 +1746,18 @@ void cp2p_stream_set_user(cp2p_stream *s, void *user)
 void *cp2p_stream_user(const cp2p_stream *s)
 {
     return s->user;
+}
+
+int cp2p_stream_set_priority(cp2p_stream *s, unsigned priority)
+{
+    if (priority < CP2P_STREAM_PRIORITY_MIN || priority > CP2P_STREAM_PRIORITY_MAX) {
+        return CP2P_EINVAL;
+    }
+    cp2p__sched_set_weight(&s->sn, priority);
+    return 0;
+}
+
+unsigned cp2p_stream_get_priority(const cp2p_stream *s)
+{
+    return s->sn.weight;
 }

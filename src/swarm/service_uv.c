@@ -332,7 +332,9 @@ static int valid_desc(const cp2p_service_desc *d)
         (d->n_protocols > 0 && d->protocols == NULL) ||
         (d->ready != CP2P_SERVICE_READY_IDENTIFIED && d->ready != CP2P_SERVICE_READY_CONNECTED) ||
         (d->ready == CP2P_SERVICE_READY_IDENTIFIED && d->n_protocols == 0) ||
-        (d->inbound != NULL && d->n_protocols == 0)) {
+        (d->inbound != NULL && d->n_protocols == 0) ||
+        (d->stream_priority != 0 && (d->stream_priority < CP2P_STREAM_PRIORITY_MIN ||
+                                     d->stream_priority > CP2P_STREAM_PRIORITY_MAX))) {
         return CP2P_EINVAL;
     }
     for (size_t i = 0; i < d->n_protocols; i++) {
@@ -470,6 +472,22 @@ cp2p_service *cp2p_host_find_service(const cp2p_host *h, const char *protocol,
         }
     }
     return NULL;
+}
+
+unsigned cp2p__host_protocol_priority(const cp2p_host *h, const char *protocol)
+{
+    for (size_t i = 0; i < h->nservices; i++) {
+        cp2p_service *svc = h->services[i];
+        if (svc == NULL || svc->removed || svc->d.stream_priority == 0) {
+            continue;
+        }
+        for (size_t j = 0; j < svc->d.n_protocols; j++) {
+            if (strcmp(svc->protos[j], protocol) == 0) {
+                return svc->d.stream_priority;
+            }
+        }
+    }
+    return 0;
 }
 
 bool cp2p_service_peer_is_ready(const cp2p_service *svc, const cp2p_peer_id *peer)

@@ -7,6 +7,7 @@
 #include <cp2p/host.h>
 
 #include "crypto/noise/noise.h"
+#include "muxer/sched.h"
 #include "muxer/yamux.h"
 #include "negotiate/mss.h"
 #include "transport/transport.h"
@@ -164,7 +165,9 @@ struct cp2p_conn {
     cp2p_stream *streams;   /* every stream with a yamux stream or held by the app */
     size_t app_streams;     /* streams the application has not closed or reset */
     size_t write_inflight;  /* bytes in uv_write requests */
+    size_t max_write_inflight; /* yamux output waits past this (CP2P_CONN_MAX_WRITE_INFLIGHT) */
     size_t queued_total;    /* bytes queued by this connection's stream writers */
+    cp2p__sched sched;      /* streams with something for yamux (muxer/sched.h) */
     bool logged_protocol_limit;
     bool secured;           /* the Noise handshake completed (counted in the host's stats) */
     int in_run;             /* re-entrancy depth of conn_run */
@@ -203,6 +206,9 @@ bool cp2p__host_handler_active(void *host, size_t idx);
 CP2P_NODISCARD int cp2p__host_add_handler(cp2p_host *h, const char *protocol,
                                           cp2p_stream_handler cb, void *ud,
                                           uint32_t max_inbound);
+/* The stream priority a live service declared for `protocol` (cp2p_service_desc
+ * stream_priority), or 0 for none. */
+unsigned cp2p__host_protocol_priority(const cp2p_host *h, const char *protocol);
 /* Close phase 2: the connections, then the handles (services are done). */
 void cp2p__host_close_conns(cp2p_host *h);
 

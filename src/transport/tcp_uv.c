@@ -1,7 +1,10 @@
 /* TCP transport binding. See tcp_uv.h. */
 #include <assert.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "transport/tcp_uv.h"
 #include "util/alloc.h"
@@ -238,6 +241,23 @@ static const cp2p__tconn_ops TCP_CONN_OPS = {
     .remote_ip = tc_remote_ip,
     .addr = tc_addr,
 };
+
+int cp2p__tcp_set_notsent_lowat(uv_tcp_t *sock, uint32_t bytes)
+{
+#ifdef TCP_NOTSENT_LOWAT
+    uv_os_fd_t fd;
+    int v = bytes > INT32_MAX ? INT32_MAX : (int)bytes;
+    if (uv_fileno((const uv_handle_t *)sock, &fd) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v)) != 0) {
+        return CP2P_EIO;
+    }
+    return 0;
+#else
+    (void)sock;
+    (void)bytes;
+    return CP2P_ENOTSUP;
+#endif
+}
 
 /* A literal target to a sockaddr. */
 static int target_sockaddr(const cp2p__tcp_target *t, struct sockaddr_storage *ss)

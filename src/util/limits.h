@@ -175,9 +175,27 @@
 #define CP2P_CONN_READ_CHUNK (64 * 1024)
 #define CP2P_CONN_RBUF_MAX (4 * 64 * 1024)
 /* Encrypted bytes handed to uv_write and not yet written: past this, yamux output waits, which
- * pushes back on stream writers through yamux (our choice: a few bandwidth-delay products of a
- * fast LAN). */
-#define CP2P_CONN_MAX_WRITE_INFLIGHT (4 * 1024 * 1024)
+ * pushes back on stream writers through yamux. Was 4 MiB; 64 KiB since issue 12: bytes here are
+ * past the stream scheduler, so a small message or a high-priority stream waits behind all of
+ * them. The kernel's socket buffer holds what is in flight, so this does not bound throughput
+ * on long links; TCP_NOTSENT_LOWAT (cp2p_host_config.tcp_notsent_lowat) keeps its unsent part
+ * short too. Measured in docs/BENCHMARKS.md, "Stream scheduling". */
+#define CP2P_CONN_MAX_WRITE_INFLIGHT (64 * 1024)
+/* yamux's max_out_buffered on host connections (the core's default, CP2P_YAMUX_MAX_OUT_BUFFERED,
+ * is go-yamux's 4 MiB): one full frame, for the same reason. With 4 MiB here and above, two
+ * bulk streams of priorities 1 and 4 shared about 1:1 on loopback and a small message waited
+ * 5-10 ms; with 64 KiB each the share is 1:4 and throughput did not drop. */
+#define CP2P_CONN_YAMUX_OUT_BUFFERED (64 * 1024)
+/* Write scheduler (src/muxer/sched.c): bytes a stream of priority 1 may push into yamux per
+ * round; priority p gets p times this. Our choice: at the default priority 4 a stream gets
+ * 16 KiB per turn, a quarter of a full yamux frame (CP2P_YAMUX_MAX_FRAME), so streams
+ * interleave finely while a turn still costs one yamux write call per 16 KiB. */
+#define CP2P_CONN_SCHED_QUANTUM 4096
+/* Write scheduler (src/muxer/sched.c): bytes a stream of priority 1 may push into yamux per
+ * round; priority p gets p times this. Our choice: at the default priority 4 a stream gets
+ * 16 KiB per turn, a quarter of a full yamux frame (CP2P_YAMUX_MAX_FRAME), so streams
+ * interleave finely while a turn still costs one yamux write call per 16 KiB. */
+#define CP2P_CONN_SCHED_QUANTUM 4096
 
 /* ---- swarm: peerstore (src/swarm/peerstore.c) ---- */
 /* Default peers kept (our choice, after CometBFT's address book, which holds a few thousand

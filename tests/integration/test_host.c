@@ -655,9 +655,11 @@ static void inbound_stream_under_backpressure(void **state)
     (void)state;
     cp2p_conn *c = stall_setup(&a, &b, &ss, NSRC, &ac);
     assert_int_equal(cp2p__yamux_set_max_out_buffered(ac->yamux, 64 * 1024), 0);
+    /* (64 KiB is also the host's running cap: earlier traffic may have stalled already.) */
+    uint64_t stalls0 = cp2p__yamux_get_stats(ac->yamux)->out_stalls;
     stall_go(c, &ss);
     /* a's yamux refuses data: its output cap is reached, nothing drains while b is paused. */
-    while (cp2p__yamux_get_stats(ac->yamux)->out_stalls == 0) {
+    while (cp2p__yamux_get_stats(ac->yamux)->out_stalls == stalls0) {
         uv_run(&loop, UV_RUN_ONCE);
     }
     uint64_t opened = cp2p__host_stats_get(a.h)->streams_opened;

@@ -669,6 +669,190 @@ static void small_writes_coalesce_and_iovec_contract(void **state)
     cp2p__yamux_free(c);
 }
 
+/* Headers of the frames in out[0..n) (whole frames), in wire order. */
+static size_t frame_headers(const uint8_t *out, size_t n, cp2p__yamux_hdr *h, size_t max)
+{
+    size_t k = 0, off = 0;
+    while (off < n && k < max) {
+        const char *why = NULL;
+        assert_int_equal(cp2p__yamux_hdr_decode(&h[k], out + off, n - off, UINT32_MAX, &why),
+                         CP2P__YAMUX_HDR_LEN);
+        off += CP2P__YAMUX_HDR_LEN + (h[k].type == CP2P__YAMUX_DATA ? h[k].length : 0);
+        k++;
+    }
+    assert_int_equal(off, n);
+    return k;
+}
+
+/* RSTs and error GoAways go ahead of queued data, except a RST ahead of its own stream's SYN;
+ * a normal GoAway and FINs keep their place. The peer core accepts every resulting order. */
+static void rst_overtakes_data_but_not_its_syn(void **state)
+{
+    (void)state;
+    cp2p__yamux *c = core(true, NULL), *s = core(false, NULL);
+    static uint8_t out[1024 * 1024];
+    static uint8_t bulk[100 * 1024];
+    cp2p__yamux_hdr h[64];
+    evlist l;
+
+    /* 1. SYN not yet written: the RST stays behind the SYN (and the stream's data). */
+    cp2p__yamux_stream *c1;
+    assert_int_equal(cp2p__yamux_stream_open(c, NULL, &c1), 0);
+    assert_int_equal(cp2p__yamux_stream_write(c1, "abc", 3), 3);
+    assert_int_equal(cp2p__yamux_stream_reset(c1, 0), 0);
+    size_t n = take_out(c, out, sizeof(out));
+    size_t k = frame_headers(out, n, h, 64);
+    assert_int_equal(k, 3);
+    assert_true(h[0].flags & CP2P__YAMUX_SYN);
+    assert_int_equal(h[1].type, CP2P__YAMUX_DATA);
+    assert_true(h[2].flags & CP2P__YAMUX_RST);
+    assert_int_equal(feed(s, out, n, 0), (ptrdiff_t)n);
+    assert_false(cp2p__yamux_closed(s)); /* SYN, data, RST: a stream opened then reset */
+    collect(s, &l);
+    assert_null(find(&l, CP2P__YAMUX_EV_SESSION_ERROR, 0));
+    for (size_t i = 0; i < l.n; i++) {
+        if (l.ev[i].type == CP2P__YAMUX_EV_STREAM_OPENED) {
+            cp2p__yamux_stream_release(l.ev[i].stream);
+        }
+    }
+    cp2p__yamux_stream_release(c1);
+
+    /* 2. An acknowledged stream with 100 KiB queued: its RST goes first, the peer drops the
+     * data that follows as frames for a closed stream. */
+    cp2p__yamux_stream *c2, *s2;
+    open_pair(c, s, &c2, &s2);
+    (void)take_out(s, out, sizeof(out));
+    assert_int_equal(cp2p__yamux_stream_write(c2, bulk, sizeof(bulk)), (ptrdiff_t)sizeof(bulk));
+    assert_int_equal(cp2p__yamux_stream_reset(c2, 7), 0);
+    n = take_out(c, out, sizeof(out));
+    k = frame_headers(out, n, h, 64);
+    assert_true(k >= 3);
+    assert_true(h[0].flags & CP2P__YAMUX_RST);
+    assert_int_equal(h[0].stream_id, cp2p__yamux_stream_id(c2));
+    uint64_t discarded = cp2p__yamux_get_stats(s)->frames_discarded;
+    assert_int_equal(feed(s, out, n, 0), (ptrdiff_t)n);
+    collect(s, &l);
+    const cp2p__yamux_event *e = find(&l, CP2P__YAMUX_EV_STREAM_RESET, cp2p__yamux_stream_id(c2));
+    assert_non_null(e);
+    assert_int_equal(e->code, 7);
+    assert_true(cp2p__yamux_get_stats(s)->frames_discarded > discarded);
+    assert_false(cp2p__yamux_closed(s));
+    cp2p__yamux_stream_release(c2);
+    cp2p__yamux_stream_release(s2);
+
+    /* 3. SYN written but not yet acknowledged: the RST may overtake the data. */
+    cp2p__yamux_stream *c3;
+    assert_int_equal(cp2p__yamux_stream_open(c, NULL, &c3), 0);
+    n = take_out(c, out, sizeof(out));
+    assert_int_equal(feed(s, out, n, 0), (ptrdiff_t)n);
+    assert_int_equal(cp2p__yamux_stream_write(c3, bulk, 1000), 1000);
+    assert_int_equal(cp2p__yamux_stream_reset(c3, 0), 0);
+    n = take_out(c, out, sizeof(out));
+    k = frame_headers(out, n, h, 64);
+    assert_int_equal(k, 2);
+    assert_true(h[0].flags & CP2P__YAMUX_RST);
+    assert_int_equal(h[1].type, CP2P__YAMUX_DATA);
+    assert_int_equal(feed(s, out, n, 0), (ptrdiff_t)n);
+    assert_false(cp2p__yamux_closed(s));
+    collect(s, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        if (l.ev[i].type == CP2P__YAMUX_EV_STREAM_OPENED) {
+            cp2p__yamux_stream_release(l.ev[i].stream);
+        }
+    }
+    cp2p__yamux_stream_release(c3);
+
+    /* 4. The peer's stream: our RST goes ahead of our data and of our FIN on it. */
+    cp2p__yamux_stream *c4, *s4;
+    open_pair(c, s, &c4, &s4);
+    (void)take_out(s, out, sizeof(out));
+    assert_int_equal(cp2p__yamux_stream_write(s4, bulk, 5000), 5000);
+    assert_int_equal(cp2p__yamux_stream_close_write(s4), 0);
+    assert_int_equal(cp2p__yamux_stream_reset(s4, 0), 0);
+    n = take_out(s, out, sizeof(out));
+    k = frame_headers(out, n, h, 64);
+    assert_int_equal(k, 3);
+    assert_true(h[0].flags & CP2P__YAMUX_RST);
+    assert_int_equal(h[1].type, CP2P__YAMUX_DATA);
+    assert_true(h[2].flags & CP2P__YAMUX_FIN);
+    assert_int_equal(feed(c, out, n, 0), (ptrdiff_t)n);
+    assert_false(cp2p__yamux_closed(c));
+    collect(c, &l);
+    assert_non_null(find(&l, CP2P__YAMUX_EV_STREAM_RESET, cp2p__yamux_stream_id(c4)));
+    cp2p__yamux_stream_release(c4);
+    cp2p__yamux_stream_release(s4);
+
+    /* 5. A normal GoAway keeps its place after queued data and FIN; an error GoAway jumps. */
+    cp2p__yamux_stream *c5, *s5;
+    open_pair(c, s, &c5, &s5);
+    (void)take_out(s, out, sizeof(out));
+    assert_int_equal(cp2p__yamux_stream_write(c5, "last", 4), 4);
+    assert_int_equal(cp2p__yamux_stream_close_write(c5), 0);
+    assert_int_equal(cp2p__yamux_goaway(c, CP2P__YAMUX_GOAWAY_NORMAL), 0);
+    n = take_out(c, out, sizeof(out));
+    k = frame_headers(out, n, h, 64);
+    assert_int_equal(k, 3);
+    assert_int_equal(h[0].type, CP2P__YAMUX_DATA);
+    assert_true(h[1].flags & CP2P__YAMUX_FIN);
+    assert_int_equal(h[2].type, CP2P__YAMUX_GO_AWAY);
+    assert_int_equal(cp2p__yamux_stream_write(s5, "x", 1), 1);
+    assert_int_equal(cp2p__yamux_goaway(s, CP2P__YAMUX_GOAWAY_INTERNAL_ERR), 0);
+    n = take_out(s, out, sizeof(out));
+    k = frame_headers(out, n, h, 64);
+    assert_int_equal(k, 2);
+    assert_int_equal(h[0].type, CP2P__YAMUX_GO_AWAY);
+    assert_int_equal(h[0].length, CP2P__YAMUX_GOAWAY_INTERNAL_ERR);
+    assert_int_equal(h[1].type, CP2P__YAMUX_DATA);
+    cp2p__yamux_stream_release(c5);
+    cp2p__yamux_stream_release(s5);
+    cp2p__yamux_free(c);
+    cp2p__yamux_free(s);
+}
+
+/* A stream blocked by its window is woken by the window update even while the session's output
+ * is full of another stream's data: a binding that keeps that other stream writing would
+ * otherwise never let the output drain to half, and the blocked stream would starve. */
+static void window_update_wakes_writer_while_output_full(void **state)
+{
+    (void)state;
+    cp2p__yamux_config cfg;
+    cp2p__yamux_config_default(&cfg);
+    cfg.max_out_buffered = 100 * KIB;
+    cp2p__yamux *c = core(true, &cfg), *s = core(false, NULL);
+    cp2p__yamux_stream *c1, *s1, *c3, *s3;
+    open_pair(c, s, &c1, &s1);
+    open_pair(c, s, &c3, &s3);
+    static uint8_t buf[400 * 1024];
+    /* Stream 1 uses up its window (256 KiB), draining the output as it goes. */
+    size_t total = 0;
+    while (total < 256 * KIB) {
+        ptrdiff_t n = cp2p__yamux_stream_write(c1, buf, 256 * KIB + 1 - total);
+        assert_true(n > 0);
+        total += (size_t)n;
+        (void)flush_into(c, s, 0);
+    }
+    assert_int_equal(cp2p__yamux_stream_write(c1, buf, 1), 0);
+    /* Stream 3 fills the output. */
+    uint64_t stalls = cp2p__yamux_get_stats(c)->out_stalls;
+    assert_true(cp2p__yamux_stream_write(c3, buf, 200 * KIB) < (ptrdiff_t)(200 * KIB));
+    assert_int_equal(cp2p__yamux_get_stats(c)->out_stalls, stalls + 1);
+    evlist l;
+    collect(c, &l);
+    collect(s, &l);
+    static uint8_t rd[256 * 1024];
+    assert_int_equal(cp2p__yamux_stream_read(s1, rd, sizeof(rd), 0), 256 * KIB);
+    (void)flush_into(s, c, 0); /* the window update for stream 1 */
+    collect(c, &l);
+    assert_non_null(find(&l, CP2P__YAMUX_EV_STREAM_WRITABLE, cp2p__yamux_stream_id(c1)));
+    assert_null(find(&l, CP2P__YAMUX_EV_STREAM_WRITABLE, cp2p__yamux_stream_id(c3)));
+    cp2p__yamux_stream_release(c1);
+    cp2p__yamux_stream_release(s1);
+    cp2p__yamux_stream_release(c3);
+    cp2p__yamux_stream_release(s3);
+    cp2p__yamux_free(c);
+    cp2p__yamux_free(s);
+}
+
 static void output_cap_stalls_writers_until_drained(void **state)
 {
     (void)state;
@@ -1341,8 +1525,9 @@ static void recv_cap_resets_the_stream_that_overflows(void **state)
     frame(rst, CP2P__YAMUX_WINDOW_UPDATE, CP2P__YAMUX_RST, 3, 0);
     assert_memory_equal(out, rst, 12);
     evlist l;
+    assert_false(cp2p__yamux_closed(s)); /* SYN, data, RST: a stream opened then reset */
     collect(s, &l);
-    assert_non_null(find(&l, CP2P__YAMUX_EV_STREAM_OPENED, 1));
+    assert_null(find(&l, CP2P__YAMUX_EV_SESSION_ERROR, 0));
     assert_null(find(&l, CP2P__YAMUX_EV_STREAM_OPENED, 3)); /* never surfaced: freed */
     assert_int_equal(cp2p__yamux_num_streams(s), 1);
     cp2p__yamux_free(s);
@@ -1576,6 +1761,8 @@ int main(void)
         cmocka_unit_test(no_double_grant_mid_body),
         cmocka_unit_test(larger_initial_window_goes_in_syn),
         cmocka_unit_test(small_writes_coalesce_and_iovec_contract),
+        cmocka_unit_test(rst_overtakes_data_but_not_its_syn),
+        cmocka_unit_test(window_update_wakes_writer_while_output_full),
         cmocka_unit_test(output_cap_stalls_writers_until_drained),
         cmocka_unit_test(autotune_grows_to_max_when_reader_keeps_up),
         cmocka_unit_test(autotune_no_growth_for_slow_reader),
