@@ -558,6 +558,9 @@ static bool stream_lazy_reply(cp2p_stream *s)
     }
     cp2p__mss_fini(&s->mss);
     s->mss_live = false;
+    if (s->fin_after_echo && s->want_fin && !s->fin_sent) {
+        stream_wake(s); /* the FIN held for the echo may go now */
+    }
     return true;
 }
 
