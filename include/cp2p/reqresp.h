@@ -82,6 +82,23 @@ CP2P_API CP2P_NODISCARD int cp2p_reqresp_register(cp2p_host *h, const char *prot
  * Returns 0 or CP2P_ENOENT (no request-response registration of that name). Loop thread only. */
 CP2P_API CP2P_NODISCARD int cp2p_reqresp_unregister(cp2p_host *h, const char *protocol);
 
+/* Counters of one registration (the responder side); exported as cp2p_reqresp_* metrics by the
+ * node's HTTP API (docs/METRICS.md). */
+typedef struct cp2p_reqresp_stats {
+    uint64_t requests_served;    /* requests handed to the handler */
+    uint64_t inbound_over_limit; /* streams reset: the peer had max_inbound_per_peer in flight */
+    uint64_t request_too_large;  /* requests over max_request_bytes (stream reset) */
+    uint64_t bad_frame;          /* a bad length prefix, or the stream ended inside the request */
+    uint64_t inbound_failed;     /* the stream died before the request was read */
+    uint64_t response_too_large; /* cp2p_reqresp_respond with more than max_response_bytes */
+    uint64_t refused;            /* cp2p_reqresp_refuse */
+} cp2p_reqresp_stats;
+
+/* Copy the counters of h's registration of `protocol` into *out. Returns 0 or CP2P_ENOENT (no
+ * such registration). Loop thread only. */
+CP2P_API CP2P_NODISCARD int cp2p_reqresp_stats_get(cp2p_host *h, const char *protocol,
+                                                   cp2p_reqresp_stats *out);
+
 /* Answer r with len bytes of `resp` (copied), then close the stream. Consumes r in every case.
  * Returns 0 (the response is queued; it is sent as the peer's window admits it), or:
  * CP2P_ELIMIT  len > max_response_bytes: the stream is reset, the requester gets CP2P_ERESET;

@@ -119,6 +119,7 @@ typedef struct api_shared {
     cp2p_node *node;
     cp2p_host_metrics *hm; /* loop thread only, as the two below */
     cp2p__stats_metrics *psm, *kadm, *nodem;
+    cp2p__reqresp_metrics *rrm;
     /* pubsub/sub: the topics the API joined and their HTTP subscribers, under sub_mu (taken
      * by HTTP threads and, briefly, by the loop's message handler); sub_op_mu serialises the
      * joins and leaves (HTTP threads only, held across the loop call). */
@@ -170,6 +171,7 @@ static void shared_unref(void *p)
         cp2p__stats_metrics_free(sh->psm);
         cp2p__stats_metrics_free(sh->kadm);
         cp2p__stats_metrics_free(sh->nodem);
+        cp2p__reqresp_metrics_free(sh->rrm);
         cp2p_metrics_free(sh->reg);
         pthread_mutex_destroy(&sh->sub_mu);
         pthread_mutex_destroy(&sh->sub_op_mu);
@@ -390,6 +392,13 @@ static void refresh_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
     }
     if (rc == 0 && kad != NULL) {
         rc = cp2p__kad_metrics_update(&sh->kadm, kad, sh->reg);
+    }
+    /* Every request-response registration of the host (the node's handlers, and those the
+     * application registered on an attached host): the others are skipped by the update. */
+    const char *protos[CP2P_NODE_API_REQRESP_METRICS_MAX];
+    size_t np = cp2p_host_protocols(host, protos, CP2P_NODE_API_REQRESP_METRICS_MAX);
+    for (size_t i = 0; rc == 0 && i < np && i < CP2P_NODE_API_REQRESP_METRICS_MAX; i++) {
+        rc = cp2p__reqresp_metrics_update(&sh->rrm, host, protos[i], sh->reg);
     }
     cp2p_node_call_done(call, rc);
 }

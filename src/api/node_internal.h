@@ -89,5 +89,13 @@ CP2P_NODISCARD int cp2p__kad_metrics_update(cp2p__stats_metrics **state, const c
 CP2P_NODISCARD int cp2p__node_metrics_update(cp2p__stats_metrics **state, cp2p_node *node,
                                              cp2p_metrics *reg);
 void cp2p__stats_metrics_free(cp2p__stats_metrics *s);
+/* The counters of h's request-response registration of `protocol` (cp2p_reqresp_stats_get)
+ * into the registry, labelled protocol="..." (families registered at the first call; a
+ * protocol no longer registered is skipped). Returns 0, CP2P_ENOMEM, CP2P_EINVAL (another
+ * registry), or the registry's error. Loop thread only. */
+typedef struct cp2p__reqresp_metrics cp2p__reqresp_metrics;
+CP2P_NODISCARD int cp2p__reqresp_metrics_update(cp2p__reqresp_metrics **state, cp2p_host *h,
+                                                const char *protocol, cp2p_metrics *reg);
+void cp2p__reqresp_metrics_free(cp2p__reqresp_metrics *m);
 
 #endif

@@ -12,6 +12,7 @@
 #include <cp2p/kad.h>
 #include <cp2p/node.h>
 #include <cp2p/pubsub.h>
+#include <cp2p/reqresp.h>
 
 #include "api/node_internal.h"
 #include "util/alloc.h"
@@ -134,52 +135,167 @@ static const stat_def node_defs[] = {
        "Pubsub validations dropped because the worker queue was full."),
 };
 
+/* Register one family per def, with one label name (or none). */
+static int fams_register(cp2p_metrics *reg, const stat_def *defs, size_t n, const char *label,
+                         cp2p_metric_family **fams)
+{
+    for (size_t i = 0; i < n; i++) {
+        cp2p_metric_desc d = {
+            .type = defs[i].gauge ? CP2P_METRIC_GAUGE : CP2P_METRIC_COUNTER,
+            .name = defs[i].name,
+            .help = defs[i].help,
+            .labels = {label},
+        };
+        int rc = cp2p_metrics_register(reg, &d, &fams[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Copy the stats: a gauge is set, a counter grows by what its field grew since `last`. */
+static void copy_values(cp2p_metric *const *series, uint64_t *last, const stat_def *defs, size_t n,
+                        const void *stats)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, (const uint8_t *)stats + defs[i].offset, sizeof(v));
+        if (defs[i].gauge) {
+            cp2p_metric_set(series[i], (double)v);
+        } else if (v > last[i]) {
+            cp2p_metric_add(series[i], (double)(v - last[i]));
+        }
+        last[i] = v;
+    }
+}
+
 static int stats_update(cp2p__stats_metrics **state, cp2p_metrics *reg, const stat_def *defs,
                         size_t n, const void *stats)
 {
     cp2p__stats_metrics *s = *state;
     if (s == NULL) {
+        cp2p_metric_family *fams[64];
+        int rc = n <= 64 ? 0 : CP2P_EINVAL;
         s = cp2p_calloc(1, sizeof(*s));
         if (s == NULL || (s->series = cp2p_calloc(n, sizeof(*s->series))) == NULL ||
             (s->last = cp2p_calloc(n, sizeof(*s->last))) == NULL) {
+            rc = CP2P_ENOMEM;
+        }
+        if (rc == 0) {
+            rc = fams_register(reg, defs, n, NULL, fams);
+        }
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            rc = cp2p_metrics_series(fams[i], NULL, 0, &s->series[i]);
+        }
+        if (rc != 0) {
             cp2p__stats_metrics_free(s);
-            return CP2P_ENOMEM;
+            return rc;
         }
         s->reg = reg;
         s->defs = defs;
         s->n = n;
-        for (size_t i = 0; i < n; i++) {
-            cp2p_metric_desc d = {
-                .type = defs[i].gauge ? CP2P_METRIC_GAUGE : CP2P_METRIC_COUNTER,
-                .name = defs[i].name,
-                .help = defs[i].help,
-            };
-            cp2p_metric_family *f;
-            int rc = cp2p_metrics_register(reg, &d, &f);
-            if (rc == 0) {
-                rc = cp2p_metrics_series(f, NULL, 0, &s->series[i]);
-            }
-            if (rc != 0) {
-                cp2p__stats_metrics_free(s);
-                return rc;
-            }
-        }
         *state = s;
     }
     if (s->reg != reg || s->defs != defs) {
         return CP2P_EINVAL;
     }
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v;
-        memcpy(&v, (const uint8_t *)stats + defs[i].offset, sizeof(v));
-        if (defs[i].gauge) {
-            cp2p_metric_set(s->series[i], (double)v);
-        } else if (v > s->last[i]) {
-            cp2p_metric_add(s->series[i], (double)(v - s->last[i]));
-        }
-        s->last[i] = v;
-    }
+    copy_values(s->series, s->last, defs, n, stats);
     return 0;
+}
+
+#define RR(f, name, help) {name, help, offsetof(cp2p_reqresp_stats, f), false}
+static const stat_def reqresp_defs[] = {
+    RR(requests_served, "cp2p_reqresp_requests_served_total",
+       "Inbound requests handed to the handler."),
+    RR(inbound_over_limit, "cp2p_reqresp_inbound_over_limit_total",
+       "Inbound streams reset: the peer had its maximum of requests in flight."),
+    RR(request_too_large, "cp2p_reqresp_requests_too_large_total",
+       "Inbound requests over max_request_bytes (stream reset)."),
+    RR(bad_frame, "cp2p_reqresp_bad_frames_total",
+       "Inbound requests with a bad length prefix or cut short."),
+    RR(inbound_failed, "cp2p_reqresp_inbound_failed_total",
+       "Inbound streams that died before their request was read."),
+    RR(response_too_large, "cp2p_reqresp_responses_too_large_total",
+       "Responses over max_response_bytes (stream reset)."),
+    RR(refused, "cp2p_reqresp_refused_total", "Requests the handler refused."),
+};
+#define NRR (sizeof(reqresp_defs) / sizeof(reqresp_defs[0]))
+
+/* One protocol's series and the values last copied. */
+typedef struct rr_entry {
+    struct rr_entry *next;
+    char *protocol;
+    cp2p_metric *series[NRR];
+    uint64_t last[NRR];
+} rr_entry;
+
+struct cp2p__reqresp_metrics {
+    cp2p_metrics *reg;
+    cp2p_metric_family *fams[NRR];
+    rr_entry *entries;
+};
+
+int cp2p__reqresp_metrics_update(cp2p__reqresp_metrics **state, cp2p_host *h,
+                                 const char *protocol, cp2p_metrics *reg)
+{
+    cp2p_reqresp_stats st;
+    if (cp2p_reqresp_stats_get(h, protocol, &st) != 0) {
+        return 0; /* not registered (any more): nothing to copy */
+    }
+    cp2p__reqresp_metrics *m = *state;
+    if (m == NULL) {
+        if ((m = cp2p_calloc(1, sizeof(*m))) == NULL) {
+            return CP2P_ENOMEM;
+        }
+        int rc = fams_register(reg, reqresp_defs, NRR, "protocol", m->fams);
+        if (rc != 0) {
+            cp2p_free(m);
+            return rc;
+        }
+        m->reg = reg;
+        *state = m;
+    }
+    if (m->reg != reg) {
+        return CP2P_EINVAL;
+    }
+    rr_entry *e = m->entries;
+    while (e != NULL && strcmp(e->protocol, protocol) != 0) {
+        e = e->next;
+    }
+    if (e == NULL) {
+        if ((e = cp2p_calloc(1, sizeof(*e))) == NULL ||
+            (e->protocol = cp2p__memdup(protocol, strlen(protocol) + 1)) == NULL) {
+            cp2p_free(e);
+            return CP2P_ENOMEM;
+        }
+        for (size_t i = 0; i < NRR; i++) {
+            int rc = cp2p_metrics_series(m->fams[i], (const char *const *)&e->protocol, 1,
+                                         &e->series[i]);
+            if (rc != 0) {
+                cp2p_free(e->protocol);
+                cp2p_free(e);
+                return rc;
+            }
+        }
+        e->next = m->entries;
+        m->entries = e;
+    }
+    copy_values(e->series, e->last, reqresp_defs, NRR, &st);
+    return 0;
+}
+
+void cp2p__reqresp_metrics_free(cp2p__reqresp_metrics *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    for (rr_entry *e = m->entries, *next; e != NULL; e = next) {
+        next = e->next;
+        cp2p_free(e->protocol);
+        cp2p_free(e);
+    }
+    cp2p_free(m);
 }
 
 int cp2p__pubsub_metrics_update(cp2p__stats_metrics **state, const cp2p_pubsub *ps,

@@ -632,5 +632,8 @@
 #define CP2P_NODE_MAX_ADDRS 64
 /* How long control calls (registering a handler) wait for the loop. */
 #define CP2P_NODE_CONTROL_TIMEOUT_MS 10000
+/* Host protocols /metrics looks at for request-response counters, labelled by protocol (a
+ * label set bounded by what the application registers; the host's handler table is smaller). */
+#define CP2P_NODE_API_REQRESP_METRICS_MAX 256
 
 #endif

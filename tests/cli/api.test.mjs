@@ -754,9 +754,9 @@ test('cp2p pubsub pub --api publishes through a running node; bytes that are not
 
 test('cp2p req --api sends the request from a running node, by multiaddr then by peer ID', { timeout: 60000 }, async () => {
   const a = await apiNode(['--no-dht'])
-  const b = start(['--no-dht', '--echo', '/my/echo/1'])
+  const b = await apiNode(['--no-dht', '--echo', '/my/echo/1'])
   try {
-    const bl = await b.waitFor(j => j.event === 'listening')
+    const bl = { addrs: [b.addr], peer_id: b.id }
     const api = apiAddr(a)
     const r = await runCli(['req', bl.addrs[0], '/my/echo/1', 'ping me', '--api', api, '--json'])
     assert.equal(r.code, 0, r.err)
@@ -774,6 +774,9 @@ test('cp2p req --api sends the request from a running node, by multiaddr then by
     // The two answered requests are in the latency histogram, the refused one is not.
     assert.equal(await metric(a, 'cp2p_node_request_duration_seconds_count'), 2)
     assert.ok(await metric(a, 'cp2p_node_request_duration_seconds_sum') > 0)
+    // The responder's own request-response counters, by protocol.
+    assert.equal(await metric(b, 'cp2p_reqresp_requests_served_total\\{protocol="/my/echo/1"\\}'), 2)
+    assert.equal(await metric(b, 'cp2p_reqresp_refused_total\\{protocol="/my/echo/1"\\}'), 0)
     const help = await runCli(['req', '--help'])
     assert.match(help.out, /--api HOST:PORT/)
   } finally {

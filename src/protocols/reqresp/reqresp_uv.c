@@ -533,6 +533,18 @@ const cp2p__reqresp_stats *cp2p__reqresp_get_stats(cp2p_host *h, const char *pro
     return p != NULL ? &p->stats : NULL;
 }
 
+int cp2p_reqresp_stats_get(cp2p_host *h, const char *protocol, cp2p_reqresp_stats *out)
+{
+    const cp2p__reqresp_stats *st = h != NULL && protocol != NULL && out != NULL
+                                        ? cp2p__reqresp_get_stats(h, protocol)
+                                        : NULL;
+    if (st == NULL) {
+        return CP2P_ENOENT;
+    }
+    *out = *st;
+    return 0;
+}
+
 /* ---- requester ---- */
 
 typedef struct {
