@@ -235,6 +235,20 @@ CP2P_API size_t cp2p_host_emitter_pending(const cp2p_host_emitter *he);
 CP2P_API void cp2p_host_emitter_stats_get(const cp2p_host_emitter *he,
                                           cp2p_host_emitter_stats *out);
 
+/* Copy he's counters (the core's and the binding's) into a metrics registry (cp2p/metrics.h;
+ * e.g. the node API's, cp2p_node_api_metrics), as cp2p_emitter_* counters (names in
+ * docs/METRICS.md). The first call passes *state == NULL: it registers the families; later
+ * calls pass the same state and registry. Call it when you want the registry current (before
+ * a scrape, or on a timer). Returns 0, CP2P_EINVAL (NULL argument, another registry),
+ * CP2P_ENOMEM, or cp2p_metrics_register's error (a name taken). Loop thread only. */
+typedef struct cp2p_host_emitter_metrics cp2p_host_emitter_metrics;
+typedef struct cp2p_metrics cp2p_metrics; /* cp2p/metrics.h (repeated typedef: same type) */
+CP2P_API CP2P_NODISCARD int cp2p_host_emitter_metrics_update(cp2p_host_emitter_metrics **state,
+                                                             const cp2p_host_emitter *he,
+                                                             cp2p_metrics *reg);
+/* Free the state (the registry keeps its families). NULL is a no-op. */
+CP2P_API void cp2p_host_emitter_metrics_free(cp2p_host_emitter_metrics *state);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,8 @@
 #include <cp2p/node.h>
 #include <cp2p/pubsub.h>
 
+#include "metrics/stats_table.h"
+
 /* The node's DHT and pubsub, or NULL when it runs none. */
 cp2p_kad *cp2p__node_kad(cp2p_node *n);
 cp2p_pubsub *cp2p__node_pubsub(cp2p_node *n);
@@ -81,14 +83,12 @@ void cp2p__node_observe_request(cp2p_node *n, double seconds);
  * docs/METRICS.md). The first call passes *state == NULL and registers the families; later
  * calls pass the same state and registry. Returns 0, CP2P_ENOMEM, CP2P_EINVAL (another
  * registry), or cp2p_metrics_register's error. Loop thread only. */
-typedef struct cp2p__stats_metrics cp2p__stats_metrics;
 CP2P_NODISCARD int cp2p__pubsub_metrics_update(cp2p__stats_metrics **state,
                                                const cp2p_pubsub *ps, cp2p_metrics *reg);
 CP2P_NODISCARD int cp2p__kad_metrics_update(cp2p__stats_metrics **state, const cp2p_kad *kad,
                                             cp2p_metrics *reg);
 CP2P_NODISCARD int cp2p__node_metrics_update(cp2p__stats_metrics **state, cp2p_node *node,
                                              cp2p_metrics *reg);
-void cp2p__stats_metrics_free(cp2p__stats_metrics *s);
 /* The counters of h's request-response registration of `protocol` (cp2p_reqresp_stats_get)
  * into the registry, labelled protocol="..." (families registered at the first call; a
  * protocol no longer registered is skipped). Returns 0, CP2P_ENOMEM, CP2P_EINVAL (another

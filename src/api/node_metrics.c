@@ -15,25 +15,12 @@
 #include <cp2p/reqresp.h>
 
 #include "api/node_internal.h"
+#include "metrics/stats_table.h"
 #include "util/alloc.h"
-
-typedef struct {
-    const char *name, *help;
-    size_t offset; /* of a uint64_t in the stats struct */
-    bool gauge;
-} stat_def;
-
-struct cp2p__stats_metrics {
-    cp2p_metrics *reg;
-    const stat_def *defs;
-    size_t n;
-    cp2p_metric **series;
-    uint64_t *last;
-};
 
 #define PS(f, name, help) {name, help, offsetof(cp2p_pubsub_stats, f), false}
 #define PSG(f, name, help) {name, help, offsetof(cp2p_pubsub_stats, f), true}
-static const stat_def pubsub_defs[] = {
+static const cp2p__stat_def pubsub_defs[] = {
     PSG(peers, "cp2p_gossipsub_peers", "Peers known to the router."),
     PS(rpcs_in, "cp2p_gossipsub_rpcs_received_total", "RPC frames received."),
     PS(rpcs_refused, "cp2p_gossipsub_rpcs_refused_total",
@@ -81,7 +68,7 @@ static const stat_def pubsub_defs[] = {
 
 #define KD(f, name, help) {name, help, offsetof(cp2p_kad_stats, f), false}
 #define KDG(f, name, help) {name, help, offsetof(cp2p_kad_stats, f), true}
-static const stat_def kad_defs[] = {
+static const cp2p__stat_def kad_defs[] = {
     KDG(table_size, "cp2p_kad_routing_table_peers", "Peers in the routing table."),
     KD(table_added, "cp2p_kad_routing_table_added_total", "Peers added to the routing table."),
     KD(table_removed, "cp2p_kad_routing_table_removed_total",
@@ -107,7 +94,7 @@ static const stat_def kad_defs[] = {
 };
 
 #define ND(f, name, help) {name, help, offsetof(cp2p_node_stats, f), false}
-static const stat_def node_defs[] = {
+static const cp2p__stat_def node_defs[] = {
     ND(commands, "cp2p_node_commands_total", "Calls posted to the node's loop."),
     ND(commands_refused_full, "cp2p_node_commands_refused_total",
        "Calls refused because the node's command queue was full."),
@@ -135,77 +122,8 @@ static const stat_def node_defs[] = {
        "Pubsub validations dropped because the worker queue was full."),
 };
 
-/* Register one family per def, with one label name (or none). */
-static int fams_register(cp2p_metrics *reg, const stat_def *defs, size_t n, const char *label,
-                         cp2p_metric_family **fams)
-{
-    for (size_t i = 0; i < n; i++) {
-        cp2p_metric_desc d = {
-            .type = defs[i].gauge ? CP2P_METRIC_GAUGE : CP2P_METRIC_COUNTER,
-            .name = defs[i].name,
-            .help = defs[i].help,
-            .labels = {label},
-        };
-        int rc = cp2p_metrics_register(reg, &d, &fams[i]);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* Copy the stats: a gauge is set, a counter grows by what its field grew since `last`. */
-static void copy_values(cp2p_metric *const *series, uint64_t *last, const stat_def *defs, size_t n,
-                        const void *stats)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v;
-        memcpy(&v, (const uint8_t *)stats + defs[i].offset, sizeof(v));
-        if (defs[i].gauge) {
-            cp2p_metric_set(series[i], (double)v);
-        } else if (v > last[i]) {
-            cp2p_metric_add(series[i], (double)(v - last[i]));
-        }
-        last[i] = v;
-    }
-}
-
-static int stats_update(cp2p__stats_metrics **state, cp2p_metrics *reg, const stat_def *defs,
-                        size_t n, const void *stats)
-{
-    cp2p__stats_metrics *s = *state;
-    if (s == NULL) {
-        cp2p_metric_family *fams[64];
-        int rc = n <= 64 ? 0 : CP2P_EINVAL;
-        s = cp2p_calloc(1, sizeof(*s));
-        if (s == NULL || (s->series = cp2p_calloc(n, sizeof(*s->series))) == NULL ||
-            (s->last = cp2p_calloc(n, sizeof(*s->last))) == NULL) {
-            rc = CP2P_ENOMEM;
-        }
-        if (rc == 0) {
-            rc = fams_register(reg, defs, n, NULL, fams);
-        }
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            rc = cp2p_metrics_series(fams[i], NULL, 0, &s->series[i]);
-        }
-        if (rc != 0) {
-            cp2p__stats_metrics_free(s);
-            return rc;
-        }
-        s->reg = reg;
-        s->defs = defs;
-        s->n = n;
-        *state = s;
-    }
-    if (s->reg != reg || s->defs != defs) {
-        return CP2P_EINVAL;
-    }
-    copy_values(s->series, s->last, defs, n, stats);
-    return 0;
-}
-
 #define RR(f, name, help) {name, help, offsetof(cp2p_reqresp_stats, f), false}
-static const stat_def reqresp_defs[] = {
+static const cp2p__stat_def reqresp_defs[] = {
     RR(requests_served, "cp2p_reqresp_requests_served_total",
        "Inbound requests handed to the handler."),
     RR(inbound_over_limit, "cp2p_reqresp_inbound_over_limit_total",
@@ -248,7 +166,7 @@ int cp2p__reqresp_metrics_update(cp2p__reqresp_metrics **state, cp2p_host *h,
         if ((m = cp2p_calloc(1, sizeof(*m))) == NULL) {
             return CP2P_ENOMEM;
         }
-        int rc = fams_register(reg, reqresp_defs, NRR, "protocol", m->fams);
+        int rc = cp2p__stats_fams_register(reg, reqresp_defs, NRR, "protocol", m->fams);
         if (rc != 0) {
             cp2p_free(m);
             return rc;
@@ -281,7 +199,7 @@ int cp2p__reqresp_metrics_update(cp2p__reqresp_metrics **state, cp2p_host *h,
         e->next = m->entries;
         m->entries = e;
     }
-    copy_values(e->series, e->last, reqresp_defs, NRR, &st);
+    cp2p__stats_copy(e->series, e->last, reqresp_defs, NRR, &st);
     return 0;
 }
 
@@ -303,7 +221,7 @@ int cp2p__pubsub_metrics_update(cp2p__stats_metrics **state, const cp2p_pubsub *
 {
     cp2p_pubsub_stats st;
     cp2p_pubsub_stats_get(ps, &st);
-    return stats_update(state, reg, pubsub_defs, sizeof(pubsub_defs) / sizeof(pubsub_defs[0]),
+    return cp2p__stats_metrics_update(state, reg, pubsub_defs, sizeof(pubsub_defs) / sizeof(pubsub_defs[0]),
                         &st);
 }
 
@@ -311,21 +229,14 @@ int cp2p__kad_metrics_update(cp2p__stats_metrics **state, const cp2p_kad *kad, c
 {
     cp2p_kad_stats st;
     cp2p_kad_stats_get(kad, &st);
-    return stats_update(state, reg, kad_defs, sizeof(kad_defs) / sizeof(kad_defs[0]), &st);
+    return cp2p__stats_metrics_update(state, reg, kad_defs, sizeof(kad_defs) / sizeof(kad_defs[0]),
+                                      &st);
 }
 
 int cp2p__node_metrics_update(cp2p__stats_metrics **state, cp2p_node *node, cp2p_metrics *reg)
 {
     cp2p_node_stats st;
     cp2p_node_stats_get(node, &st);
-    return stats_update(state, reg, node_defs, sizeof(node_defs) / sizeof(node_defs[0]), &st);
-}
-
-void cp2p__stats_metrics_free(cp2p__stats_metrics *s)
-{
-    if (s != NULL) {
-        cp2p_free(s->series);
-        cp2p_free(s->last);
-        cp2p_free(s);
-    }
+    return cp2p__stats_metrics_update(state, reg, node_defs,
+                                      sizeof(node_defs) / sizeof(node_defs[0]), &st);
 }

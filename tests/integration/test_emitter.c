@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cp2p/emitter.h>
+#include <cp2p/metrics.h>
 
 #include "integration/harness.h"
 
@@ -320,6 +321,25 @@ static void orgs(void **state)
     assert_int_equal(s0.streams_opened, NH - 1);
     assert_int_equal(s0.open_failed, 0);
     assert_int_equal(stats_of(1).truncated, 0);
+    /* The counters as metrics: the registry holds the emitter's values after each update. */
+    cp2p_metrics *reg;
+    cp2p_host_emitter_metrics *em = NULL;
+    assert_int_equal(cp2p_metrics_new(&reg), 0);
+    assert_int_equal(cp2p_host_emitter_metrics_update(&em, nodes[0].em, reg), 0);
+    assert_int_equal(cp2p_host_emitter_metrics_update(&em, nodes[0].em, reg), 0);
+    cp2p_buf text;
+    cp2p_buf_init(&text, CP2P_METRICS_RENDER_MAX_DEFAULT);
+    assert_int_equal(cp2p_metrics_render(reg, &text), 0);
+    assert_int_equal(cp2p_buf_append_byte(&text, 0), 0);
+    char line[128];
+    snprintf(line, sizeof(line), "\ncp2p_emitter_streams_opened_total %d\n", NH - 1);
+    assert_non_null(strstr((const char *)text.ptr, line));
+    snprintf(line, sizeof(line), "\ncp2p_emitter_frames_sent_total %llu\n",
+             (unsigned long long)s0.frames_sent);
+    assert_non_null(strstr((const char *)text.ptr, line));
+    cp2p_buf_fini(&text);
+    cp2p_host_emitter_metrics_free(em);
+    cp2p_metrics_free(reg);
     for (int i = 0; i < NH; i++) {
         cp2p_host_emitter_close(nodes[i].em);
     }
