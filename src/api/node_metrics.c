@@ -1,11 +1,12 @@
 /* Protocol statistics as metrics: a protocol's public stats struct (cp2p_pubsub_stats,
- * cp2p_kad_stats) is copied into the node's registry on the loop thread when /metrics is
- * scraped, the same way as the host's counters (src/swarm/host_metrics.c). One table per
- * protocol names each field; one function does the copying for every table: a field that only
- * grows becomes a counter (the registry adds what it grew since the last copy), a level
- * becomes a gauge. The node's own counters (cp2p_node_stats: its command queue, the
- * request-response requests it sends and handles, its worker pool's refusals) go the same
- * way. Metric names and meanings: docs/METRICS.md. */
+ * cp2p_kad_stats, cp2p_reqresp_stats per protocol) is copied into the node's registry on the
+ * loop thread when /metrics is scraped, the same way as the host's counters
+ * (src/swarm/host_metrics.c). One table per protocol names each field; the shared copier
+ * (metrics/stats_table.c, also used by the emitter) turns a field that only grows into a
+ * counter (the registry adds what it grew since the last copy) and a level into a gauge. The
+ * node's own counters (cp2p_node_stats: its command queue, the request-response requests it
+ * sends and handles, its worker pool's refusals) go the same way. Metric names and meanings:
+ * docs/METRICS.md. */
 #include <stddef.h>
 #include <string.h>
 
