@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "swarm/swarm.h"
-#include "transport/tcp_uv.h"
 #include "util/alloc.h"
 #include "util/log_internal.h"
 
@@ -1416,12 +1415,6 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
     cp2p__sched_init(&c->sched, CP2P_CONN_SCHED_QUANTUM);
     c->max_write_inflight = h->cfg.conn_write_inflight != 0 ? h->cfg.conn_write_inflight
                                                             : CP2P_CONN_MAX_WRITE_INFLIGHT;
-    uint32_t lowat = h->cfg.tcp_notsent_lowat != 0 ? h->cfg.tcp_notsent_lowat
-                                                   : CP2P_HOST_NOTSENT_LOWAT_DEFAULT;
-    uv_tcp_t *tcp = cp2p__tcp_tconn_handle(sock); /* NULL on other transports */
-    if (lowat != CP2P_HOST_NOTSENT_LOWAT_OFF && tcp != NULL) {
-        (void)!cp2p__tcp_set_notsent_lowat(tcp, lowat); /* best effort: Linux only */
-    }
     sock->data = c;
     (void)uv_timer_init(h->loop, &c->timer);
     c->timer.data = c;

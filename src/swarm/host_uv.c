@@ -157,7 +157,10 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
         rc = cp2p_peerstore_open(&pc, cfg->peerstore_path, cp2p__host_wall_ms(), &h->peerstore);
     }
     if (rc == 0) {
-        rc = cp2p__tcp_transport_new(loop, &h->tcp);
+        uint32_t lowat = cfg->tcp_notsent_lowat != 0 ? cfg->tcp_notsent_lowat
+                                                     : CP2P_HOST_NOTSENT_LOWAT_DEFAULT;
+        rc = cp2p__tcp_transport_new(loop, lowat == CP2P_HOST_NOTSENT_LOWAT_OFF ? 0 : lowat,
+                                     &h->tcp);
     }
     if (rc == 0 && cfg->memnet != NULL) {
         rc = cp2p__memnet_transport_new(cfg->memnet, loop, &h->mem);

@@ -18,6 +18,7 @@ static_assert(sizeof(uv_write_t) <= CP2P__TWRITE_PRIV, "a uv_write_t must fit a 
 typedef struct tcp_transport {
     cp2p__transport base;
     uv_loop_t *loop;
+    uint32_t notsent_lowat; /* TCP_NOTSENT_LOWAT of connection sockets; 0: not set */
 } tcp_transport;
 
 /* A connected socket behind the byte-stream interface. */
@@ -242,7 +243,11 @@ static const cp2p__tconn_ops TCP_CONN_OPS = {
     .addr = tc_addr,
 };
 
-int cp2p__tcp_set_notsent_lowat(uv_tcp_t *sock, uint32_t bytes)
+/* TCP_NOTSENT_LOWAT: the kernel reports the socket writable, and so takes more of our bytes,
+ * only while fewer than `bytes` of what it holds are unsent, so that what waits to be sent
+ * stays in the host, where stream priorities apply (h2o does this for HTTP/2). Returns 0,
+ * CP2P_EIO (setsockopt failed) or CP2P_ENOTSUP (no such option on this system). */
+static int set_notsent_lowat(uv_tcp_t *sock, uint32_t bytes)
 {
 #ifdef TCP_NOTSENT_LOWAT
     uv_os_fd_t fd;
@@ -257,6 +262,17 @@ int cp2p__tcp_set_notsent_lowat(uv_tcp_t *sock, uint32_t bytes)
     (void)bytes;
     return CP2P_ENOTSUP;
 #endif
+}
+
+/* The options of every connection socket, accepted or dialed: no Nagle delay, and the
+ * transport's unsent-queue bound (best effort: Linux only). */
+static void sock_options(const cp2p__transport *tr, uv_tcp_t *sock)
+{
+    uint32_t lowat = ((const tcp_transport *)tr)->notsent_lowat;
+    (void)uv_tcp_nodelay(sock, 1);
+    if (lowat != 0) {
+        (void)!set_notsent_lowat(sock, lowat);
+    }
 }
 
 /* A literal target to a sockaddr. */
@@ -289,7 +305,7 @@ static void on_connection(uv_stream_t *server, int status)
         conn_discard(tc);
         return;
     }
-    (void)uv_tcp_nodelay(&tc->tcp, 1);
+    sock_options(l->base.tr, &tc->tcp);
     l->cb(&l->base, &tc->base, l->ud);
 }
 
@@ -414,7 +430,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     if (status == 0) {
-        (void)uv_tcp_nodelay(&d->sock->tcp, 1);
+        sock_options(d->base.tr, &d->sock->tcp);
         dial_finish(d, 0);
         return;
     }
@@ -582,7 +598,7 @@ static const cp2p__transport_ops TCP_OPS = {
     .free = tcp_transport_free,
 };
 
-int cp2p__tcp_transport_new(uv_loop_t *loop, cp2p__transport **out)
+int cp2p__tcp_transport_new(uv_loop_t *loop, uint32_t notsent_lowat, cp2p__transport **out)
 {
     tcp_transport *t = cp2p_calloc(1, sizeof(*t));
     if (t == NULL) {
@@ -591,6 +607,7 @@ int cp2p__tcp_transport_new(uv_loop_t *loop, cp2p__transport **out)
     t->base.ops = &TCP_OPS;
     t->base.name = "tcp";
     t->loop = loop;
+    t->notsent_lowat = notsent_lowat;
     *out = &t->base;
     return 0;
 }

@@ -66,6 +66,19 @@ static void on_closed(cp2p_host *h, void *ud)
     (*(int *)ud)++;
 }
 
+/* Close both hosts, then the network they were on. */
+static void close_all(cp2p_host *x, cp2p_host *y)
+{
+    int closed = 0;
+    cp2p_host_close(x, on_closed, &closed);
+    cp2p_host_close(y, on_closed, &closed);
+    while (closed < 2) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(cp2p_memnet_close(net, NULL, NULL), 0);
+    net = NULL;
+}
+
 typedef struct {
     bool done;
     int status;
@@ -147,14 +160,7 @@ static void lossy_link_then_partition(void **state)
     assert_int_equal(r.status, 0);
     assert_true(r.same);
 
-    int closed = 0;
-    cp2p_host_close(cli.h, on_closed, &closed);
-    cp2p_host_close(srv.h, on_closed, &closed);
-    while (closed < 2) {
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    assert_int_equal(cp2p_memnet_close(net, NULL, NULL), 0);
-    net = NULL;
+    close_all(cli.h, srv.h);
 }
 
 /* Dials on the memory network: a name nobody listens on fails at once (CP2P_EIO); across a
@@ -194,14 +200,7 @@ static void dials_refused_and_cut(void **state)
     assert_int_equal(d.status, 0);
     assert_ping_ok(d.conn);
     cp2p_multiaddr_free(ma);
-    int closed = 0;
-    cp2p_host_close(a.h, on_closed, &closed);
-    cp2p_host_close(b.h, on_closed, &closed);
-    while (closed < 2) {
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    assert_int_equal(cp2p_memnet_close(net, NULL, NULL), 0);
-    net = NULL;
+    close_all(a.h, b.h);
 }
 
 /* /memory/NAME/p2p/ID dials, and a peer known by its memory address in the peerstore is
@@ -233,14 +232,7 @@ static void dial_by_peer_id(void **state)
     assert_int_equal(cp2p_multiaddr_to_string(cp2p_conn_remote_addr(d.conn), &t), 0);
     assert_string_equal((const char *)t.ptr, "/memory/b");
     cp2p_buf_fini(&t);
-    int closed = 0;
-    cp2p_host_close(a.h, on_closed, &closed);
-    cp2p_host_close(b.h, on_closed, &closed);
-    while (closed < 2) {
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    assert_int_equal(cp2p_memnet_close(net, NULL, NULL), 0);
-    net = NULL;
+    close_all(a.h, b.h);
 }
 
 int main(void)

@@ -490,7 +490,9 @@ static void on_query_response(cp2p_conn *conn, int status, const uint8_t *resp, 
         /* PUT phase: the echo of our record means stored. */
         cp2p__kad_op_on_stored(op->core, &q->peer, m.type == CP2P__KAD_PUT_VALUE);
     } else if (op != NULL) {
-        bool record_ok = m.has_record &&
+        /* Only a GET keeps records: validate (a namespace validator may verify a signature)
+         * only there. */
+        bool record_ok = op->type == CP2P__KAD_OP_GET && m.has_record &&
                          cp2p__kad_store_validate(kad->store, m.record.key, m.record.key_len,
                                                   m.record.value, m.record.value_len) == 0;
         (void)!cp2p__kad_op_on_answer(op->core, &q->peer, &m, record_ok, kad_now(kad));
