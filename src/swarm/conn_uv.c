@@ -1,7 +1,9 @@
-/* A connection: TCP socket -> multistream-select(/noise) -> Noise -> [multistream-select
- * (/yamux/1.0.0) unless Noise negotiated it early] -> yamux -> streams, each negotiated with
- * multistream-select. The protocol logic is in the sans-I/O cores; this file moves bytes
- * between them and the socket, runs their timers and turns their events into callbacks.
+/* A connection: a transport's byte stream (TCP or the memory network) -> the connection core
+ * (conn_core.h: multistream-select(/noise) -> Noise -> [multistream-select(/yamux/1.0.0)
+ * unless Noise negotiated it early] -> yamux, keepalive, deadlines) -> streams, each
+ * negotiated with multistream-select. The protocol logic is in the sans-I/O cores; this file
+ * moves bytes between the core and the transport, arms the connection's one timer, turns the
+ * core's events into host events, and runs the streams over the core's yamux session.
  *
  * Re-entrancy: public calls (write, read_start, open, close, reset) only change state and
  * schedule a run on the connection's timer at 0 ms, so no callback ever runs inside the call
@@ -16,11 +18,6 @@
 #include "util/alloc.h"
 #include "util/log_internal.h"
 
-#define YAMUX_ID "/yamux/1.0.0"
-#define IOV_MAX_BATCH 32
-
-static const char *const SEC_PROTOS[] = {CP2P__NOISE_PROTOCOL_ID};
-static const char *const MUX_PROTOS[] = {YAMUX_ID};
 
 typedef struct wq_item {
     struct wq_item *next;
@@ -145,66 +142,30 @@ static int write_raw(cp2p_conn *c, const uint8_t *p, size_t len)
     return 0;
 }
 
-/* Move every core's output toward the socket. Yamux output waits while the socket's write
+/* Move the core's output to the transport. Yamux output waits while the transport's write
  * queue is at its cap, except on the last flush of a graceful close (`last`), which must not
  * leave the GoAway and the streams' final bytes behind: they are bounded by yamux's own output
  * cap. Returns 0 or an error (the caller closes). */
 static int conn_flush_ex(cp2p_conn *c, bool last)
 {
-    cp2p_slice sl;
-    int rc;
     if (c->stage == CONN_CLOSED) {
         return 0;
     }
-    if (c->stage == CONN_SEC_NEG) {
-        sl = cp2p__mss_out(&c->mss);
-        if (sl.len > 0) {
-            if ((rc = write_raw(c, sl.ptr, sl.len)) != 0) {
-                return rc;
-            }
-            cp2p__mss_out_done(&c->mss, sl.len);
-        }
-        return 0;
-    }
-    if (c->noise == NULL) {
-        return 0;
-    }
     for (;;) {
-        bool progress = false;
-        if (c->stage == CONN_MUX_NEG) {
-            sl = cp2p__mss_out(&c->mss);
-            if (sl.len > 0) {
-                ptrdiff_t n = cp2p__noise_write(c->noise, sl.ptr, sl.len);
-                if (n < 0) {
-                    return (int)n;
-                }
-                cp2p__mss_out_done(&c->mss, (size_t)n);
-                progress = n > 0;
-            }
+        int rc = cp2p__conn_core_flush(c->core, last || c->write_inflight < c->max_write_inflight);
+        if (rc != 0) {
+            return rc;
         }
-        if (c->stage == CONN_OPEN && c->yamux != NULL &&
-            (last || c->write_inflight < c->max_write_inflight)) {
-            cp2p_slice iov[IOV_MAX_BATCH];
-            size_t niov = cp2p__yamux_outv(c->yamux, iov, IOV_MAX_BATCH);
-            if (niov > 0) {
-                ptrdiff_t n = cp2p__noise_writev(c->noise, iov, niov);
-                if (n < 0) {
-                    return (int)n;
-                }
-                if (n > 0) {
-                    (void)!cp2p__yamux_out_done(c->yamux, (size_t)n);
-                    progress = true;
-                }
-            }
-        }
-        while (cp2p__noise_out(c->noise, &sl) > 0) {
+        bool wrote = false;
+        cp2p_slice sl;
+        while (cp2p__conn_core_out(c->core, &sl) > 0) {
             if ((rc = write_raw(c, sl.ptr, sl.len)) != 0) {
                 return rc;
             }
-            cp2p__noise_out_done(c->noise, sl.len);
-            progress = true;
+            cp2p__conn_core_out_done(c->core, sl.len);
+            wrote = true;
         }
-        if (!progress) {
+        if (!wrote) {
             return 0;
         }
     }
@@ -821,7 +782,8 @@ static void conn_fail(cp2p_conn *c, int err, const char *why)
     /* Protocol cores log their own one line for a peer's fault; the host adds one only for
      * what no core reports (timeouts, I/O). */
     bool core_logged = (err == CP2P_EPROTO || err == CP2P_ELIMIT || err == CP2P_EPEERID) &&
-                       (c->stage == CONN_NOISE || c->stage == CONN_OPEN);
+                       (c->stage == CONN_OPEN ||
+                        (c->core != NULL && cp2p__conn_core_in_handshake(c->core)));
     cp2p_log_level lvl = core_logged ? CP2P_LOG_DEBUG : CP2P_LOG_INFO;
     CP2P_LOG(lvl, "host", c->id, "host.conn_failed err=%s why=%s", cp2p_strerror(err),
              why != NULL ? why : "-");
@@ -831,28 +793,27 @@ static void conn_fail(cp2p_conn *c, int err, const char *why)
     cp2p__conn_close(c, err, why);
 }
 
-static int start_yamux(cp2p_conn *c)
+/* The core's SECURED: the peer's identity is known. */
+static int on_secured(cp2p_conn *c)
+{
+    c->secured = true;
+    c->host->stats.noise_handshakes++;
+    c->peer = *cp2p__conn_core_remote_peer(c->core);
+    return cp2p_pubkey_dup(cp2p__conn_core_remote_pubkey(c->core), &c->peer_key);
+}
+
+/* The core's OPEN: yamux runs. The connection manager decides (through the host) whether the
+ * connection may stay; then the dialer and the host hear of it. */
+static int on_open(cp2p_conn *c)
 {
     int rc = cp2p__host_conn_peer_check(c); /* closes c with its own reason */
     if (rc != 0) {
         return rc;
     }
-    cp2p__yamux_config yc;
-    cp2p__yamux_config_default(&yc);
-    yc.max_window = c->host->cfg.yamux_max_window;
-    yc.max_out_buffered = c->host->cfg.conn_out_buffered != 0 ? c->host->cfg.conn_out_buffered
-                                                               : CP2P_CONN_YAMUX_OUT_BUFFERED;
-    yc.max_inbound_streams = c->host->cfg.max_streams_per_conn;
-    yc.max_outbound_streams = c->host->cfg.max_streams_per_conn;
-    yc.conn_id = c->id;
-    rc = cp2p__yamux_new(&yc, c->outbound, &c->yamux);
-    if (rc != 0) {
-        return rc;
-    }
+    c->yamux = cp2p__conn_core_yamux(c->core);
     c->stage = CONN_OPEN;
     c->upgraded = true;
     cp2p__host_conn_upgraded(c);
-    c->next_keepalive = c->host->cfg.keepalive_ms ? now_ms(c) + c->host->cfg.keepalive_ms : 0;
     if (!c->outbound) {
         c->host->npending_inbound--;
     }
@@ -871,132 +832,21 @@ static int start_yamux(cp2p_conn *c)
     return 0;
 }
 
-static int on_secured(cp2p_conn *c)
-{
-    c->secured = true;
-    c->host->stats.noise_handshakes++;
-    c->peer = *cp2p__noise_remote_peer_id(c->noise);
-    int rc = cp2p_pubkey_dup(cp2p__noise_remote_pubkey(c->noise), &c->peer_key);
-    if (rc != 0) {
-        return rc;
-    }
-    const char *mux = cp2p__noise_muxer(c->noise);
-    if (mux != NULL && strcmp(mux, YAMUX_ID) == 0) {
-        return start_yamux(c);
-    }
-    c->stage = CONN_MUX_NEG;
-    return c->outbound ? cp2p__mss_init_dialer(&c->mss, MUX_PROTOS, 1, false)
-                       : cp2p__mss_init_listener(&c->mss, MUX_PROTOS, 1);
-}
-
-static int start_noise(cp2p_conn *c)
-{
-    cp2p__noise_config nc;
-    cp2p__noise_config_default(&nc);
-    nc.muxers = MUX_PROTOS;
-    nc.n_muxers = 1;
-    nc.handshake_timeout_ms = c->host->cfg.upgrade_timeout_ms;
-    nc.conn_id = c->id;
-    int rc = cp2p__noise_new(&nc, c->outbound, c->host->key, c->expect_peer ? &c->expected : NULL,
-                             now_ms(c), &c->noise);
-    if (rc == 0) {
-        c->stage = CONN_NOISE;
-    }
-    return rc;
-}
-
-/* Consume socket bytes through the stages. Returns 0, or an error after which the caller
- * fails the connection (*why set). */
+/* Feed what was read through the core and act on its events. Returns 0, or an error after
+ * which the caller fails the connection (*why set). */
 static int conn_feed(cp2p_conn *c, const char **why)
 {
-    for (;;) {
-        bool progress = false;
-        ptrdiff_t n;
-        int rc;
-        if (c->stage == CONN_SEC_NEG) {
-            n = cp2p__mss_recv(&c->mss, c->rbuf.ptr, c->rbuf.len, why);
-            if (n < 0) {
-                return (int)n;
-            }
-            cp2p_buf_consume(&c->rbuf, (size_t)n);
-            if (cp2p__mss_state_get(&c->mss) == MSS_DONE) {
-                /* The listener's echo is still queued: send it before the next stage. */
-                if ((rc = conn_flush(c)) != 0) {
-                    *why = "cannot queue output";
-                    return rc;
-                }
-                cp2p__mss_fini(&c->mss);
-                if ((rc = start_noise(c)) != 0) {
-                    *why = "cannot start noise";
-                    return rc;
-                }
-                progress = true;
-            }
-            if (!progress && n == 0) {
-                return 0;
-            }
-            continue;
-        }
-        if (c->noise == NULL || c->stage == CONN_CLOSED) {
-            return 0;
-        }
-        n = cp2p__noise_recv(c->noise, c->rbuf.ptr, c->rbuf.len, now_ms(c), why);
-        if (n < 0) {
-            return (int)n;
-        }
-        cp2p_buf_consume(&c->rbuf, (size_t)n);
-        progress = n > 0;
-        if (c->stage == CONN_NOISE && cp2p__noise_handshake_done(c->noise)) {
-            if ((rc = on_secured(c)) != 0) {
-                *why = "cannot start the muxer";
-                return rc;
-            }
-            progress = true;
-        }
-        cp2p_slice pt;
-        while (c->stage != CONN_CLOSED && !c->closing && cp2p__noise_read(c->noise, &pt) > 0) {
-            ptrdiff_t m;
-            if (c->stage == CONN_MUX_NEG) {
-                m = cp2p__mss_recv(&c->mss, pt.ptr, pt.len, why);
-                if (m < 0) {
-                    return (int)m;
-                }
-                cp2p__noise_read_done(c->noise, (size_t)m);
-                if (cp2p__mss_state_get(&c->mss) == MSS_DONE) {
-                    /* Noise takes the whole echo (its buffer is empty at this stage); a
-                     * remainder would be lost with the negotiator, so it is an error. */
-                    if ((rc = conn_flush(c)) != 0 || cp2p__mss_out(&c->mss).len > 0) {
-                        *why = "cannot queue output";
-                        return rc != 0 ? rc : CP2P_ENOMEM;
-                    }
-                    cp2p__mss_fini(&c->mss);
-                    if ((rc = start_yamux(c)) != 0) {
-                        *why = "cannot start yamux";
-                        return rc;
-                    }
-                    progress = true;
-                    continue;
-                }
-            } else if (c->stage == CONN_OPEN) {
-                m = cp2p__yamux_recv(c->yamux, pt.ptr, pt.len, now_ms(c), why);
-                if (m < 0) {
-                    return (int)m;
-                }
-                cp2p__noise_read_done(c->noise, (size_t)m);
-                dispatch_yamux(c);
-            } else {
-                *why = "data before the muxer";
-                return CP2P_EPROTO;
-            }
-            if (m == 0) {
-                break;
-            }
-            progress = true;
-        }
-        if (!progress) {
-            return 0;
+    int rc = cp2p__conn_core_process(c->core, now_ms(c), why);
+    cp2p__conn_event_type ev;
+    while (!c->closing && cp2p__conn_core_next_event(c->core, &ev)) {
+        int e = ev == CP2P__CONN_EV_SECURED ? on_secured(c) : on_open(c);
+        if (e != 0 && !c->closing) {
+            *why = ev == CP2P__CONN_EV_SECURED ? "cannot keep the peer's key"
+                                               : "cannot start the muxer";
+            return e;
         }
     }
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- the run loop of one connection ---- */
@@ -1016,16 +866,7 @@ static void conn_arm_timer(cp2p_conn *c)
         (void)uv_timer_start(&c->timer, on_timer, 0, 0); /* work left after 8 rounds */
         return;
     }
-    if (!c->upgraded) {
-        d = min_deadline(d, c->upgrade_deadline);
-    }
-    if (c->noise != NULL) {
-        d = min_deadline(d, cp2p__noise_deadline(c->noise));
-    }
-    if (c->yamux != NULL) {
-        d = min_deadline(d, cp2p__yamux_deadline(c->yamux));
-        d = min_deadline(d, c->next_keepalive);
-    }
+    d = cp2p__conn_core_deadline(c->core);
     for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
         if (s->state == S_NEGOTIATING || (s->state == S_OPEN && s->mss_live)) {
             d = min_deadline(d, s->neg_deadline);
@@ -1039,36 +880,16 @@ static void conn_arm_timer(cp2p_conn *c)
     (void)uv_timer_start(&c->timer, on_timer, d > now ? d - now : 0, 0);
 }
 
-/* Give back the Noise buffers a burst grew while they are empty (every keepalive tick): after
- * one 64 KiB message they hold ~256 KiB for the life of the connection otherwise (bench/run.sh
- * conns). The read buffer is not trimmed here: on_alloc reserves CP2P_CONN_READ_CHUNK again at
- * the next read (the keepalive's answer), so only a read into a shared buffer would help. */
-static void conn_trim(cp2p_conn *c)
-{
-    if (c->noise != NULL && c->stage == CONN_OPEN) {
-        cp2p__noise_trim(c->noise);
-    }
-}
-
 static void conn_timers(cp2p_conn *c)
 {
     uint64_t now = now_ms(c);
-    if (!c->upgraded && now >= c->upgrade_deadline) {
-        conn_fail(c, CP2P_ETIMEDOUT, "upgrade timed out");
+    const char *why = NULL;
+    if (c->stage == CONN_CLOSED || c->core == NULL) {
         return;
     }
-    if (c->noise != NULL && !cp2p__noise_handshake_done(c->noise) &&
-        cp2p__noise_on_timeout(c->noise, now) != 0) {
-        conn_fail(c, CP2P_ETIMEDOUT, "noise handshake timed out");
+    if (cp2p__conn_core_on_timeout(c->core, now, &why) != 0) {
+        conn_fail(c, CP2P_ETIMEDOUT, why);
         return;
-    }
-    if (c->yamux != NULL) {
-        cp2p__yamux_on_timeout(c->yamux, now);
-        if (c->next_keepalive != 0 && now >= c->next_keepalive) {
-            (void)!cp2p__yamux_ping(c->yamux, now);
-            c->next_keepalive = now + c->host->cfg.keepalive_ms;
-            conn_trim(c);
-        }
     }
     for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
         next = s->next;
@@ -1133,11 +954,10 @@ static void on_timer(uv_timer_t *t)
 static void on_alloc(cp2p__tconn *t, uint8_t **buf, size_t *len)
 {
     cp2p_conn *c = t->data;
-    if (cp2p_buf_reserve(&c->rbuf, CP2P_CONN_READ_CHUNK) != 0) {
+    if (c->core == NULL || cp2p__conn_core_read_buf(c->core, CP2P_CONN_READ_CHUNK, buf) != 0) {
         *len = 0; /* the transport reports CP2P_ELIMIT */
         return;
     }
-    *buf = c->rbuf.ptr + c->rbuf.len;
     *len = CP2P_CONN_READ_CHUNK;
 }
 
@@ -1157,7 +977,7 @@ static void on_read(cp2p__tconn *t, ptrdiff_t nread)
         conn_run(c);
         return;
     }
-    c->rbuf.len += (size_t)nread;
+    cp2p__conn_core_read_done(c->core, (size_t)nread);
     c->in_run++;
     int rc = conn_feed(c, &why);
     c->in_run--;
@@ -1198,7 +1018,7 @@ static void conn_free(cp2p_conn *c)
     cp2p_pubkey_free(c->peer_key);
     cp2p_multiaddr_free(c->remote_addr);
     cp2p_multiaddr_free(c->local_addr);
-    cp2p_buf_fini(&c->rbuf);
+    cp2p__conn_core_free(c->core);
     cp2p__conn_services_free(c);
     cp2p_free(c);
 }
@@ -1323,20 +1143,18 @@ static void conn_teardown(cp2p_conn *c)
         dispatch_yamux(c);
         c->in_run--;
         yamux_stats_add(&h->yamux_closed, cp2p__yamux_get_stats(c->yamux));
-        cp2p__yamux_free(c->yamux);
-        c->yamux = NULL;
+        c->yamux = NULL; /* freed with the core below */
     }
     for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
         next = s->next;
         s->ys = NULL;
         stream_kill(s, CP2P_ECLOSED);
     }
-    if (c->noise != NULL && !c->secured) {
+    if (c->core != NULL && cp2p__conn_core_in_handshake(c->core)) {
         h->stats.noise_failures[noise_fail_reason(c->close_err)]++;
     }
-    cp2p__noise_free(c->noise);
-    c->noise = NULL;
-    cp2p__mss_fini(&c->mss); /* also after an earlier fini: the buffer is released once */
+    cp2p__conn_core_free(c->core); /* wipes Noise's keys; frees yamux and its streams */
+    c->core = NULL;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     if (c->close_err != 0 || c->write_inflight == 0 ||
@@ -1404,14 +1222,9 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
     c->id = h->next_conn_id++;
     c->outbound = outbound;
     c->t = sock;
-    c->stage = CONN_SEC_NEG;
+    c->stage = CONN_UPGRADING;
     c->dial_cb = cb;
     c->dial_ud = ud;
-    if (expected != NULL) {
-        c->expect_peer = true;
-        c->expected = *expected;
-    }
-    cp2p_buf_init(&c->rbuf, CP2P_CONN_RBUF_MAX);
     cp2p__sched_init(&c->sched, CP2P_CONN_SCHED_QUANTUM);
     c->max_write_inflight = h->cfg.conn_write_inflight != 0 ? h->cfg.conn_write_inflight
                                                             : CP2P_CONN_MAX_WRITE_INFLIGHT;
@@ -1419,7 +1232,6 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
     (void)uv_timer_init(h->loop, &c->timer);
     c->timer.data = c;
     c->handles_open = 2;
-    c->upgrade_deadline = now_ms(c) + h->cfg.upgrade_timeout_ms;
     c->next = h->conns;
     if (h->conns != NULL) {
         h->conns->prev = c;
@@ -1432,8 +1244,20 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
     (void)!sock->ops->addr(sock, true, &c->remote_addr);
     (void)!sock->ops->addr(sock, false, &c->local_addr);
     cp2p__host_conn_track(c);
-    rc = outbound ? cp2p__mss_init_dialer(&c->mss, SEC_PROTOS, 1, false)
-                  : cp2p__mss_init_listener(&c->mss, SEC_PROTOS, 1);
+    cp2p__conn_core_config cc;
+    cp2p__conn_core_config_default(&cc);
+    cc.outbound = outbound;
+    cc.identity = h->key;
+    cc.expected = expected;
+    cc.upgrade_timeout_ms = h->cfg.upgrade_timeout_ms;
+    cc.keepalive_ms = h->cfg.keepalive_ms;
+    cc.yamux.max_window = h->cfg.yamux_max_window;
+    cc.yamux.max_out_buffered = h->cfg.conn_out_buffered != 0 ? h->cfg.conn_out_buffered
+                                                              : CP2P_CONN_YAMUX_OUT_BUFFERED;
+    cc.yamux.max_inbound_streams = h->cfg.max_streams_per_conn;
+    cc.yamux.max_outbound_streams = h->cfg.max_streams_per_conn;
+    cc.conn_id = c->id;
+    rc = cp2p__conn_core_new(&cc, now_ms(c), &c->core);
     if (rc == 0 && sock->ops->read_start(sock, on_alloc, on_read) != 0) {
         rc = CP2P_EIO;
     }

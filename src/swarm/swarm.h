@@ -10,6 +10,7 @@
 #include "muxer/sched.h"
 #include "muxer/yamux.h"
 #include "negotiate/mss.h"
+#include "swarm/conn_core.h"
 #include "transport/transport.h"
 #include "util/limits.h"
 #include "swarm/connmgr.h"
@@ -133,11 +134,9 @@ struct cp2p_host {
 };
 
 typedef enum {
-    CONN_SEC_NEG,  /* multistream-select of the security protocol, in the clear */
-    CONN_NOISE,    /* Noise handshake */
-    CONN_MUX_NEG,  /* multistream-select of the muxer, inside Noise */
-    CONN_OPEN,     /* yamux running */
-    CONN_CLOSED,   /* terminal: handles closing, waiting for the application's streams */
+    CONN_UPGRADING, /* the core negotiates security and the muxer */
+    CONN_OPEN,      /* yamux running */
+    CONN_CLOSED,    /* terminal: handles closing, waiting for the application's streams */
 } conn_stage;
 
 struct cp2p_conn {
@@ -149,14 +148,8 @@ struct cp2p_conn {
     cp2p__tconn *t;         /* the byte stream (TCP or memory), NULL once closed */
     uv_timer_t timer;
     int handles_open;       /* byte stream + timer until their close callbacks ran */
-    cp2p__mss mss;          /* security or muxer negotiation */
-    cp2p__noise *noise;
-    cp2p__yamux *yamux;
-    cp2p_buf rbuf;          /* bytes read from the socket and not yet consumed */
-    uint64_t upgrade_deadline;
-    uint64_t next_keepalive;
-    bool expect_peer;
-    cp2p_peer_id expected;
+    cp2p__conn_core *core;  /* the pipeline and the session, sans-I/O (conn_core.h) */
+    cp2p__yamux *yamux;     /* the core's session once OPEN (owned by the core), else NULL */
     cp2p_peer_id peer;
     cp2p_pubkey *peer_key;
     cp2p_multiaddr *remote_addr, *local_addr;

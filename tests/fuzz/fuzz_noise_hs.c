@@ -155,16 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #else /* CP2P_NOISE_GEN_CORPUS: write the seed corpus */
 
-static void put(const char *dir, const char *name, uint8_t mode, const uint8_t *p, size_t len)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (f == NULL || fwrite(&mode, 1, 1, f) != 1 || fwrite(p, 1, len, f) != len) {
-        abort();
-    }
-    fclose(f);
-}
+#include "corpus_gen.h"
 
 /* Move everything `from` queued into buf (appending). */
 static size_t take(cp2p__noise *from, uint8_t *buf, size_t at)
@@ -205,15 +196,15 @@ int main(int argc, char **argv)
     nr = take(ini, to_resp, nr);
     ni = take(resp, to_ini, ni);
 
-    put(dir, "resp_msg1", 0, to_resp, m1);
-    put(dir, "resp_msg1_msg3", 0, to_resp, m3);
-    put(dir, "resp_full", 0, to_resp, nr);
-    put(dir, "resp_full_pieces7", 7 << 1, to_resp, nr);
-    put(dir, "ini_msg2", 1, to_ini, ni - (2 + 6 + 16));
-    put(dir, "ini_full", 1, to_ini, ni);
-    put(dir, "ini_full_pieces1", 1 | (1 << 1), to_ini, ni);
-    put(dir, "resp_garbage_http", 0, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18);
-    put(dir, "resp_short_msg1", 0, (const uint8_t *)"\x00\x05hello", 7);
+    corpus_put(dir, "resp_msg1", 0, to_resp, m1);
+    corpus_put(dir, "resp_msg1_msg3", 0, to_resp, m3);
+    corpus_put(dir, "resp_full", 0, to_resp, nr);
+    corpus_put(dir, "resp_full_pieces7", 7 << 1, to_resp, nr);
+    corpus_put(dir, "ini_msg2", 1, to_ini, ni - (2 + 6 + 16));
+    corpus_put(dir, "ini_full", 1, to_ini, ni);
+    corpus_put(dir, "ini_full_pieces1", 1 | (1 << 1), to_ini, ni);
+    corpus_put(dir, "resp_garbage_http", 0, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18);
+    corpus_put(dir, "resp_short_msg1", 0, (const uint8_t *)"\x00\x05hello", 7);
     cp2p__noise_free(ini);
     cp2p__noise_free(resp);
     return 0;
