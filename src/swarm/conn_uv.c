@@ -1004,6 +1004,7 @@ static void conn_free(cp2p_conn *c)
     while (c->streams != NULL) {
         stream_free(c->streams);
     }
+    cp2p__host_peer_index_remove(c);
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {

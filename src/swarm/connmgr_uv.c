@@ -33,6 +33,12 @@ static uint32_t or_default(uint32_t v, uint32_t def)
     return v != 0 ? v : def;
 }
 
+static cp2p_slice conn_peer_key(const void *item)
+{
+    const cp2p_conn *c = item;
+    return (cp2p_slice){c->peer.bytes, c->peer.len};
+}
+
 int cp2p__host_cm_new(cp2p_host *h)
 {
     /* Resolve the zeros in the host's copy, so the rest of the host reads real values. */
@@ -55,7 +61,8 @@ int cp2p__host_cm_new(cp2p_host *h)
         .inbound_per_sec = cfg->inbound_per_sec,
         .inbound_burst = cfg->inbound_burst,
     };
-    return cp2p__connmgr_new(&cc, uv_now(h->loop), &h->cm);
+    int rc = cp2p__hashmap_init(&h->peer_conns, CP2P_HASHMAP_MAX_ITEMS, conn_peer_key);
+    return rc != 0 ? rc : cp2p__connmgr_new(&cc, uv_now(h->loop), &h->cm);
 }
 
 static void on_cm_timer(uv_timer_t *t)
@@ -132,6 +139,7 @@ void cp2p__host_cm_free(cp2p_host *h)
     }
     cp2p__connmgr_free(h->cm);
     h->cm = NULL;
+    cp2p__hashmap_fini(&h->peer_conns, NULL, NULL); /* the connections are freed elsewhere */
 }
 
 const cp2p__connmgr_stats *cp2p__host_cm_stats(const cp2p_host *h)
@@ -146,6 +154,60 @@ int cp2p__host_cm_admit(cp2p_host *h, cp2p__tconn *sock, const char **why)
     uint8_t ip[16];
     size_t n = sock->ops->remote_ip(sock, ip);
     return cp2p__connmgr_admit(h->cm, ip, n, uv_now(h->loop), why);
+}
+
+/* ---- connections by peer ---- */
+
+cp2p_conn *cp2p__host_peer_conns(const cp2p_host *h, const cp2p_peer_id *peer)
+{
+    return cp2p__hashmap_find(&h->peer_conns, peer->bytes, peer->len);
+}
+
+/* The new connection becomes the head of its peer's chain. Only the map's slot array can fail
+ * to grow; the connection then stays out of the index (found by no lookup by peer) and the
+ * failure is logged. */
+static void peer_index_add(cp2p_conn *c)
+{
+    cp2p_host *h = c->host;
+    cp2p_conn *head = cp2p__host_peer_conns(h, &c->peer);
+    if (head != NULL) {
+        (void)cp2p__hashmap_remove(&h->peer_conns, head);
+    }
+    if (cp2p__hashmap_insert(&h->peer_conns, c) != 0) {
+        if (head != NULL) {
+            (void)!cp2p__hashmap_insert(&h->peer_conns, head); /* it was there: no growth */
+        }
+        CP2P_LOG(CP2P_LOG_WARN, "host", c->id, "host.peer_index_failed");
+        return;
+    }
+    c->peer_next = head;
+    c->peer_prev = NULL;
+    if (head != NULL) {
+        head->peer_prev = c;
+    }
+    c->peer_indexed = true;
+}
+
+void cp2p__host_peer_index_remove(cp2p_conn *c)
+{
+    cp2p_host *h = c->host;
+    if (!c->peer_indexed || h->peer_conns.key == NULL /* the host freed its map */) {
+        return;
+    }
+    c->peer_indexed = false;
+    if (c->peer_next != NULL) {
+        c->peer_next->peer_prev = c->peer_prev;
+    }
+    if (c->peer_prev != NULL) {
+        c->peer_prev->peer_next = c->peer_next;
+    } else {
+        (void)cp2p__hashmap_remove(&h->peer_conns, c);
+        /* The map just held this peer's item: putting the next one back needs no growth. */
+        if (c->peer_next != NULL && cp2p__hashmap_insert(&h->peer_conns, c->peer_next) != 0) {
+            CP2P_LOG(CP2P_LOG_WARN, "host", c->id, "host.peer_index_failed");
+        }
+    }
+    c->peer_next = c->peer_prev = NULL;
 }
 
 void cp2p__host_conn_track(cp2p_conn *c)
@@ -453,8 +515,8 @@ int cp2p__host_conn_peer_check(cp2p_conn *c)
     cp2p_host *h = c->host;
     uint32_t n = 0;
     char pid[CP2P_PEER_ID_STR_MAX];
-    for (const cp2p_conn *o = h->conns; o != NULL; o = o->next) {
-        if (o != c && counted_open(o) && cp2p_peer_id_equal(&o->peer, &c->peer)) {
+    for (const cp2p_conn *o = cp2p__host_peer_conns(h, &c->peer); o != NULL; o = o->peer_next) {
+        if (o != c && counted_open(o)) {
             n++;
         }
     }
@@ -473,6 +535,7 @@ void cp2p__host_conn_upgraded(cp2p_conn *c)
     cp2p_host *h = c->host;
     c->opened_ms = uv_now(h->loop);
     c->last_active_ms = c->opened_ms;
+    peer_index_add(c);
     h->nopen++;
     if (h->nopen > h->cfg.conn_high_water && h->cm_timer_open) {
         /* Trim from the loop, not inside this connection's run: restart the periodic timer

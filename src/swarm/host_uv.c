@@ -232,10 +232,9 @@ void cp2p__host_emit(cp2p_host *h, cp2p_event_type type, cp2p_conn *c, int err, 
 
 cp2p_conn *cp2p_host_conn_to(const cp2p_host *h, const cp2p_peer_id *peer)
 {
-    /* New connections are linked at the head, so the first match is the most recent. */
-    for (cp2p_conn *c = h->conns; c != NULL; c = c->next) {
-        if (c->upgraded && !c->closing && !c->goaway_received && c->stage == CONN_OPEN &&
-            cp2p_peer_id_equal(&c->peer, peer)) {
+    /* The peer's chain is newest first, so the first match is the most recent. */
+    for (cp2p_conn *c = cp2p__host_peer_conns(h, peer); c != NULL; c = c->peer_next) {
+        if (c->upgraded && !c->closing && !c->goaway_received && c->stage == CONN_OPEN) {
             return c;
         }
     }

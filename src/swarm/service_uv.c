@@ -107,8 +107,8 @@ static bool usable(const cp2p_service *svc, const cp2p_conn *c)
 /* Another connection to c's peer that has the service's bit. */
 static cp2p_conn *other_ready(const cp2p_service *svc, const cp2p_conn *c)
 {
-    for (cp2p_conn *o = svc->h->conns; o != NULL; o = o->next) {
-        if (o != c && bit_get(o, svc->idx) && cp2p_peer_id_equal(&o->peer, &c->peer)) {
+    for (cp2p_conn *o = cp2p__host_peer_conns(svc->h, &c->peer); o != NULL; o = o->peer_next) {
+        if (o != c && bit_get(o, svc->idx)) {
             return o;
         }
     }

@@ -12,6 +12,7 @@
 #include "negotiate/mss.h"
 #include "swarm/conn_core.h"
 #include "transport/transport.h"
+#include "util/hashmap.h"
 #include "util/limits.h"
 #include "swarm/connmgr.h"
 #include "swarm/host_new.h"
@@ -113,6 +114,10 @@ struct cp2p_host {
     cp2p__dialer *dialer; /* dials by peer ID (dialer_uv.c) */
     /* Connection manager (connmgr_uv.c): admission, per-IP counts, trimming. */
     cp2p__connmgr *cm;
+    /* Upgraded connections by peer: the map holds each peer's most recent one, the others
+     * chain from it through peer_next (newest first). Lookups by peer (cp2p_host_conn_to, the
+     * per-peer limit, services) cost the peer's connections, not the host's. */
+    cp2p_hashmap peer_conns;
     size_t nopen;           /* upgraded connections not yet torn down */
     uv_timer_t cm_timer;    /* trim check: every CP2P_CONNMGR_CHECK_MS, and at once when over */
     bool cm_timer_open;
@@ -142,6 +147,8 @@ typedef enum {
 struct cp2p_conn {
     cp2p_host *host;
     cp2p_conn *next, *prev;
+    cp2p_conn *peer_next, *peer_prev; /* the peer's other connections (h->peer_conns) */
+    bool peer_indexed;
     uint64_t id;
     bool outbound;
     conn_stage stage;
@@ -186,6 +193,13 @@ struct cp2p_conn {
     uint8_t *svc_bits;
     size_t svc_bits_len;    /* bytes */
 };
+
+/* The most recent upgraded connection to `peer` (closing and closed ones included, until freed), the others through
+ * peer_next; NULL when none. */
+cp2p_conn *cp2p__host_peer_conns(const cp2p_host *h, const cp2p_peer_id *peer);
+/* Take a connection out of that index: when it is freed (until then lookups by peer see it,
+ * as services must while its close is being reported). */
+void cp2p__host_peer_index_remove(cp2p_conn *c);
 
 /* ---- conn_uv.c ---- */
 /* Whether the peer's identify (so far) lists `proto`. */
@@ -270,6 +284,13 @@ void cp2p__host_conn_upgraded(cp2p_conn *c);
 /* Run the trim check now (also what the timer does). Returns how many were closed. */
 size_t cp2p__host_cm_trim(cp2p_host *h);
 const cp2p__connmgr_stats *cp2p__host_cm_stats(const cp2p_host *h);
+
+/* The most recent upgraded connection to `peer` (closing and closed ones included, until freed), the others through
+ * peer_next; NULL when none. */
+cp2p_conn *cp2p__host_peer_conns(const cp2p_host *h, const cp2p_peer_id *peer);
+/* Take a connection out of that index: when it is freed (until then lookups by peer see it,
+ * as services must while its close is being reported). */
+void cp2p__host_peer_index_remove(cp2p_conn *c);
 
 /* ---- conn_uv.c ---- */
 /* Take over an accepted or dialed byte stream and start the upgrade. On failure the stream is
