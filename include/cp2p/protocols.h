@@ -15,9 +15,12 @@ extern "C" {
 #define CP2P_PERF_PROTOCOL "/perf/1.0.0"
 
 /* One ping (libp2p ping spec: 32 random bytes echoed) on a new stream of c. cb gets the round
- * trip in nanoseconds (measured from sending to receiving the 32 bytes, after negotiation), or
- * an error: CP2P_ETIMEDOUT (no answer within timeout_ms), CP2P_EPROTO (wrong bytes back),
- * CP2P_ENOTSUP (the peer has no ping), CP2P_ERESET/CP2P_ECLOSED.
+ * trip in nanoseconds (measured from sending to receiving the 32 bytes), or an error. When the
+ * peer's identify lists ping, the stream is opened lazily (cp2p_open_opts): the proposal
+ * travels with the 32 bytes, so the whole ping is one round trip, and the measured time
+ * includes the peer's negotiation of the stream. Errors: CP2P_ETIMEDOUT (no answer within
+ * timeout_ms), CP2P_EPROTO (wrong bytes back), CP2P_ENOTSUP (the peer has no ping),
+ * CP2P_ERESET/CP2P_ECLOSED.
  * Returns 0, CP2P_ECLOSED, CP2P_ENOMEM. */
 typedef void (*cp2p_ping_cb)(cp2p_conn *c, int status, uint64_t rtt_ns, void *ud);
 CP2P_API CP2P_NODISCARD int cp2p_ping(cp2p_conn *c, uint64_t timeout_ms, cp2p_ping_cb cb,

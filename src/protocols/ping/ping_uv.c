@@ -183,7 +183,12 @@ int cp2p_ping(cp2p_conn *c, uint64_t timeout_ms, cp2p_ping_cb cb, void *ud)
         return CP2P_EIO;
     }
     p->timer.data = p;
-    if ((rc = cp2p_conn_open_stream(c, protos, 1, on_open, p)) != 0) {
+    /* Lazy when identify says the peer serves ping: the proposal and the 32 bytes go in one
+     * flight, so a ping costs one round trip on an established connection. */
+    cp2p_open_opts oo;
+    cp2p_open_opts_default(&oo);
+    oo.lazy_if_known = true;
+    if ((rc = cp2p_conn_open_stream_opts(c, protos, 1, &oo, on_open, p)) != 0) {
         p->done = true;
         uv_close((uv_handle_t *)&p->timer, on_timer_closed);
         return rc;
