@@ -40,7 +40,9 @@ struct cp2p__conn_core {
     bool mss_live;
     cp2p__noise *noise;
     cp2p__yamux *yamux;
-    cp2p_buf in;            /* input not yet consumed */
+    cp2p_buf in;            /* input not yet consumed (held between reads: a partial frame) */
+    const uint8_t *cur;     /* the input being processed: in's bytes or the caller's */
+    size_t cur_len;
     cp2p_buf plain;         /* output in the clear (the /noise negotiation) */
     uint64_t upgrade_deadline;
     uint64_t next_keepalive; /* 0: none */
@@ -227,11 +229,12 @@ static ptrdiff_t mux_neg_flush(cp2p__conn_core *c)
 /* SEC_NEG: multistream-select of /noise over the buffered input. */
 static int step_sec_neg(cp2p__conn_core *c, uint64_t now, const char **why)
 {
-    ptrdiff_t n = cp2p__mss_recv(&c->mss, c->in.ptr, c->in.len, why);
+    ptrdiff_t n = cp2p__mss_recv(&c->mss, c->cur, c->cur_len, why);
     if (n < 0) {
         return (int)n;
     }
-    cp2p_buf_consume(&c->in, (size_t)n);
+    c->cur += n;
+    c->cur_len -= (size_t)n;
     if (cp2p__mss_state_get(&c->mss) != MSS_DONE) {
         return n > 0;
     }
@@ -284,11 +287,12 @@ static ptrdiff_t take_plaintext(cp2p__conn_core *c, cp2p_slice pt, uint64_t now,
 /* NOISE, MUX_NEG, OPEN: decrypt what the input holds and feed the plaintext on. */
 static int step_secure(cp2p__conn_core *c, uint64_t now, const char **why)
 {
-    ptrdiff_t n = cp2p__noise_recv(c->noise, c->in.ptr, c->in.len, now, why);
+    ptrdiff_t n = cp2p__noise_recv(c->noise, c->cur, c->cur_len, now, why);
     if (n < 0) {
         return (int)n;
     }
-    cp2p_buf_consume(&c->in, (size_t)n);
+    c->cur += n;
+    c->cur_len -= (size_t)n;
     int progress = n > 0;
     if (c->stage == CP2P__CONN_NOISE && cp2p__noise_handshake_done(c->noise)) {
         int rc = on_secured(c, now);
@@ -314,7 +318,8 @@ static int step_secure(cp2p__conn_core *c, uint64_t now, const char **why)
     return progress;
 }
 
-int cp2p__conn_core_process(cp2p__conn_core *c, uint64_t now, const char **why)
+/* Run the stages over c->cur until nothing more happens. */
+static int run(cp2p__conn_core *c, uint64_t now, const char **why)
 {
     int any = 0;
     for (;;) {
@@ -332,6 +337,99 @@ int cp2p__conn_core_process(cp2p__conn_core *c, uint64_t now, const char **why)
         }
         any = 1;
     }
+}
+
+/* Give the input buffer's memory back once it is empty: a connection holds none between
+ * reads unless a frame is cut across them. */
+static void in_settle(cp2p__conn_core *c)
+{
+    if (c->in.len == 0 && c->in.cap > 0) {
+        cp2p_buf_fini(&c->in);
+    }
+}
+
+int cp2p__conn_core_process(cp2p__conn_core *c, uint64_t now, const char **why)
+{
+    c->cur = c->in.ptr;
+    c->cur_len = c->in.len;
+    int r = run(c, now, why);
+    if (c->in.len > 0) {
+        cp2p_buf_consume(&c->in, c->in.len - c->cur_len);
+    }
+    in_settle(c);
+    return r;
+}
+
+/* Bytes still missing from the frame that starts the held input (Noise's 2-byte length
+ * prefix, in every stage after SEC_NEG), or SIZE_MAX when unknown (SEC_NEG) or complete. */
+static size_t frame_need(const cp2p__conn_core *c)
+{
+    if (c->stage == CP2P__CONN_SEC_NEG) {
+        return SIZE_MAX;
+    }
+    if (c->in.len < 2) {
+        return 2 - c->in.len;
+    }
+    size_t whole = 2 + ((size_t)c->in.ptr[0] << 8 | c->in.ptr[1]);
+    return whole > c->in.len ? whole - c->in.len : SIZE_MAX;
+}
+
+static int hold(cp2p__conn_core *c, const uint8_t *p, size_t len)
+{
+    if (len > 0 && cp2p_buf_append(&c->in, p, len) != 0) {
+        return fail(c, CP2P_ELIMIT, "peer sent more than we can buffer");
+    }
+    return 0;
+}
+
+int cp2p__conn_core_feed(cp2p__conn_core *c, const uint8_t *p, size_t len, uint64_t now,
+                         const char **why)
+{
+    int any = 0, r;
+    if (c->stage == CP2P__CONN_FAILED) {
+        *why = c->fail_why;
+        return c->fail_err;
+    }
+    c->stats.bytes_in += len;
+    /* A frame cut by the previous read: complete it from p (at most two steps: its length
+     * prefix, then its body), process it, and go on in place with the rest. */
+    for (int i = 0; i < 2 && c->in.len > 0 && len > 0; i++) {
+        size_t take = frame_need(c);
+        take = take < len ? take : len;
+        if ((r = hold(c, p, take)) != 0) {
+            *why = c->fail_why;
+            return r;
+        }
+        p += take;
+        len -= take;
+    }
+    if (c->in.len > 0) {
+        if ((r = cp2p__conn_core_process(c, now, why)) < 0) {
+            return r;
+        }
+        any = r;
+        if (c->in.len > 0) { /* still not whole (or SEC_NEG's bytes): hold the rest too */
+            if ((r = hold(c, p, len)) != 0) {
+                *why = c->fail_why;
+                return r;
+            }
+            if (len == 0) {
+                return any;
+            }
+            r = cp2p__conn_core_process(c, now, why);
+            return r < 0 ? r : (any | r);
+        }
+    }
+    c->cur = p;
+    c->cur_len = len;
+    if ((r = run(c, now, why)) < 0) {
+        return r;
+    }
+    if (hold(c, c->cur, c->cur_len) != 0) {
+        *why = c->fail_why;
+        return c->fail_err;
+    }
+    return any | r;
 }
 
 /* ---- output ---- */
@@ -505,6 +603,11 @@ bool cp2p__conn_core_in_handshake(const cp2p__conn_core *c)
 cp2p__yamux *cp2p__conn_core_yamux(const cp2p__conn_core *c)
 {
     return c->yamux;
+}
+
+size_t cp2p__conn_core_input_held(const cp2p__conn_core *c)
+{
+    return c->in.cap;
 }
 
 const cp2p__conn_core_stats *cp2p__conn_core_get_stats(const cp2p__conn_core *c)

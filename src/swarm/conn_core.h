@@ -17,9 +17,8 @@
  * Driving it:
  *   1. cp2p__conn_core_new(&cfg, now, &core). The dialer's first multistream message (and the
  *      listener's header) is queued at once: drain the output (step 3).
- *   2. For each read: cp2p__conn_core_read_buf() gives room for up to `want` bytes, read into
- *      it, report the count with read_done(), then cp2p__conn_core_process(core, now, &why)
- *      until it returns 0. An error return is the connection's end (close it; for an
+ *   2. For each read: cp2p__conn_core_feed(core, bytes, n, now, &why) (or read_buf() +
+ *      read_done() + process()). An error return is the connection's end (close it; for an
  *      established session yamux queued a GoAway worth sending first).
  *   3. After any call: cp2p__conn_core_flush(core, take_mux) moves pending negotiation and
  *      (when take_mux) yamux output into Noise; then while cp2p__conn_core_out() gives bytes,
@@ -90,13 +89,22 @@ CP2P_NODISCARD int cp2p__conn_core_new(const cp2p__conn_core_config *cfg, uint64
 /* Frees Noise (wiping its keys), yamux with every stream, and the buffers. NULL allowed. */
 void cp2p__conn_core_free(cp2p__conn_core *c);
 
-/* Room for up to `want` bytes of input at the end of the buffered input. Returns 0 with *p,
+/* Input without a copy into the core's own buffer (tests use it; the binding uses feed).
+ * Room for up to `want` bytes of input at the end of the buffered input. Returns 0 with *p,
  * CP2P_ELIMIT (the peer sent more than max_input that we could not consume yet), CP2P_ENOMEM. */
 CP2P_NODISCARD int cp2p__conn_core_read_buf(cp2p__conn_core *c, size_t want, uint8_t **p);
 /* `n` bytes (<= want) were written at the pointer read_buf gave. */
 void cp2p__conn_core_read_done(cp2p__conn_core *c, size_t n);
 /* read_buf + memcpy + read_done, for tests and fuzzers. Same errors as read_buf. */
 CP2P_NODISCARD int cp2p__conn_core_input(cp2p__conn_core *c, const uint8_t *p, size_t len);
+
+/* Feed bytes read into a buffer the caller reuses (the host's one read buffer): they are
+ * processed in place, and only what cannot be consumed yet (a frame cut by the read) is copied
+ * into the core's own buffer, which holds no memory between reads otherwise. A frame cut
+ * earlier is completed from `p` first. Same results as process(), and CP2P_ELIMIT (the core
+ * FAILED) when what must be held passes max_input. */
+CP2P_NODISCARD int cp2p__conn_core_feed(cp2p__conn_core *c, const uint8_t *p, size_t len,
+                                        uint64_t now, const char **why);
 
 /* Consume buffered input through the stages. Returns 1 when something happened (call again),
  * 0 when nothing more can be done with the input held, or a negative cp2p_err with *why set
@@ -132,6 +140,8 @@ const cp2p_pubkey *cp2p__conn_core_remote_pubkey(const cp2p__conn_core *c);
 bool cp2p__conn_core_in_handshake(const cp2p__conn_core *c);
 /* The session once OPEN (owned by the core), else NULL. */
 cp2p__yamux *cp2p__conn_core_yamux(const cp2p__conn_core *c);
+/* Memory the core's input buffer holds now (0 between reads unless a frame was cut). */
+size_t cp2p__conn_core_input_held(const cp2p__conn_core *c);
 const cp2p__conn_core_stats *cp2p__conn_core_get_stats(const cp2p__conn_core *c);
 
 #endif

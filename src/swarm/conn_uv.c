@@ -834,9 +834,9 @@ static int on_open(cp2p_conn *c)
 
 /* Feed what was read through the core and act on its events. Returns 0, or an error after
  * which the caller fails the connection (*why set). */
-static int conn_feed(cp2p_conn *c, const char **why)
+static int conn_feed(cp2p_conn *c, const uint8_t *p, size_t len, const char **why)
 {
-    int rc = cp2p__conn_core_process(c->core, now_ms(c), why);
+    int rc = cp2p__conn_core_feed(c->core, p, len, now_ms(c), why);
     cp2p__conn_event_type ev;
     while (!c->closing && cp2p__conn_core_next_event(c->core, &ev)) {
         int e = ev == CP2P__CONN_EV_SECURED ? on_secured(c) : on_open(c);
@@ -954,10 +954,17 @@ static void on_timer(uv_timer_t *t)
 static void on_alloc(cp2p__tconn *t, uint8_t **buf, size_t *len)
 {
     cp2p_conn *c = t->data;
-    if (c->core == NULL || cp2p__conn_core_read_buf(c->core, CP2P_CONN_READ_CHUNK, buf) != 0) {
+    cp2p_host *h = c->host;
+    if (h->read_buf == NULL) {
+        h->read_buf = cp2p_malloc(CP2P_CONN_READ_CHUNK);
+    }
+    if (c->core == NULL || h->read_buf == NULL) {
         *len = 0; /* the transport reports CP2P_ELIMIT */
         return;
     }
+    /* Shared by every connection of the host: the transport calls on_read for this
+     * connection before it asks any connection for a buffer again. */
+    *buf = h->read_buf;
     *len = CP2P_CONN_READ_CHUNK;
 }
 
@@ -969,17 +976,16 @@ static void on_read(cp2p__tconn *t, ptrdiff_t nread)
         return;
     }
     if (nread < 0) {
-        if (nread == CP2P_ELIMIT) {
-            conn_fail(c, CP2P_ELIMIT, "peer sent more than we can buffer");
+        if (nread == CP2P_ELIMIT) { /* on_alloc gave no buffer */
+            conn_fail(c, CP2P_ENOMEM, "cannot allocate the read buffer");
         } else {
             cp2p__conn_close(c, (int)nread, t->why != NULL ? t->why : "connection error");
         }
         conn_run(c);
         return;
     }
-    cp2p__conn_core_read_done(c->core, (size_t)nread);
     c->in_run++;
-    int rc = conn_feed(c, &why);
+    int rc = conn_feed(c, c->host->read_buf, (size_t)nread, &why);
     c->in_run--;
     if (rc != 0) {
         conn_fail(c, rc, why);

@@ -105,6 +105,7 @@ static void host_free(cp2p_host *h)
     cp2p_privkey_free(h->key);
     cp2p_free(h->agent_version);
     cp2p_free(h->protocol_version);
+    cp2p_free(h->read_buf);
     cp2p_free(h);
 }
 

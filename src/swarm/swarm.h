@@ -89,6 +89,10 @@ struct cp2p_host {
     size_t nprotos;
     cp2p_conn *conns; /* doubly linked list of live connections */
     size_t nconns, npending_inbound;
+    /* The one read buffer of all the host's connections (CP2P_CONN_READ_CHUNK, allocated at the
+     * first read): a read is fed to its connection's core at once, and the core keeps only a
+     * frame cut by the read, so an idle connection holds no read buffer. */
+    uint8_t *read_buf;
     swarm_dial *dials; /* transport dials in flight */
     cp2p__transport *tcp; /* always */
     cp2p__transport *mem; /* when cfg.memnet is set */

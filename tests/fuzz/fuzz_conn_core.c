@@ -9,7 +9,9 @@
  *                plaintext, which the scripted peer encrypts, for multistream-select;
  *             4  listener OPEN (the scripted initiator inlines yamux): plaintext yamux frames;
  *             5  dialer OPEN (a scripted responder inlines yamux): plaintext yamux frames;
- *   bits 3-7  0: everything in one piece; k: pieces of 8k bytes, as a socket would deliver.
+ *   bits 3-7  0: everything in one piece, through input() + process(); k: pieces of 8k bytes,
+ *             as a socket would deliver them, through feed() (processed in place, a cut frame
+ *             held), the binding's path.
  * After the input the core's output is drained and its timers run to their deadlines, so the
  * answers (GoAways, window updates, pongs) and the timeouts are exercised too. Keys are fixed:
  * a recorded exchange replays byte for byte, so the corpus reaches past the handshake.
@@ -105,15 +107,20 @@ static size_t drain(cp2p__conn_core *c)
     return n;
 }
 
+static int g_in_place;
+
 /* Feed bytes; returns the process result (<0: the core failed, as it must stay). */
 static int feed(cp2p__conn_core *c, const uint8_t *p, size_t len, uint64_t now)
 {
     const char *why = NULL;
-    int rc = cp2p__conn_core_input(c, p, len);
-    if (rc != 0) {
+    int rc;
+    if (g_in_place) {
+        rc = cp2p__conn_core_feed(c, p, len, now, &why);
+    } else if ((rc = cp2p__conn_core_input(c, p, len)) == 0) {
+        rc = cp2p__conn_core_process(c, now, &why);
+    } else {
         return rc;
     }
-    rc = cp2p__conn_core_process(c, now, &why);
     if (rc < 0 && (why == NULL || cp2p__conn_core_stage(c) != CP2P__CONN_FAILED)) {
         abort(); /* every error has a reason and is terminal */
     }
@@ -229,7 +236,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
     cp2p__noise *peer = NULL;
+    g_in_place = 0;
     cp2p__conn_core *c = prepare(stage, &peer);
+    g_in_place = piece != 0;
     uint64_t now = 1;
     int rc = 0;
     for (size_t off = 0; off < size && rc >= 0;) {

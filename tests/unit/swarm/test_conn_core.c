@@ -101,8 +101,14 @@ static size_t drain(cp2p__conn_core *c, uint8_t *dst, size_t cap)
     return n;
 }
 
+static bool g_in_place; /* feed through cp2p__conn_core_feed (the binding's path) */
+
 static int feed(cp2p__conn_core *c, const void *p, size_t len, uint64_t now, const char **why)
 {
+    if (g_in_place) {
+        int r = cp2p__conn_core_feed(c, p, len, now, why);
+        return r < 0 ? r : 0;
+    }
     int rc = cp2p__conn_core_input(c, p, len);
     if (rc != 0) {
         return rc;
@@ -239,6 +245,63 @@ static void pair_opens_one_byte_at_a_time(void **state)
 {
     (void)state;
     pair_opens(1);
+}
+
+/* The binding's path: bytes processed where they were read, only a cut frame held. */
+static void pair_opens_fed_in_place(void **state)
+{
+    (void)state;
+    g_in_place = true;
+    pair_opens(0);
+    pair_opens(1);
+    pair_opens(7);
+    g_in_place = false;
+}
+
+/* Data frames cut across reads at every offset arrive whole, and once a read ends on a frame
+ * boundary the core holds no input memory. */
+static void cut_frames_are_held_then_released(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    g_in_place = true;
+    cp2p__conn_core *d = mk(&g_dialer, true, 0);
+    cp2p__conn_core *l = mk(&g_listener, false, 0);
+    assert_int_equal(pump(d, l, 0, 1, NULL, NULL), 0);
+    cp2p__yamux *yd = cp2p__conn_core_yamux(d), *yl = cp2p__conn_core_yamux(l);
+    cp2p__yamux_stream *s = NULL;
+    assert_int_equal(cp2p__yamux_stream_open(yd, NULL, &s), 0);
+    static uint8_t msg[100000];
+    for (size_t i = 0; i < sizeof(msg); i++) {
+        msg[i] = (uint8_t)(i * 7);
+    }
+    assert_int_equal(cp2p__yamux_stream_write(s, msg, sizeof(msg)), (ptrdiff_t)sizeof(msg));
+    size_t n = drain(d, g_buf, sizeof(g_buf));
+    assert_true(n > sizeof(msg));
+    /* Reads of 1,000 bytes: almost every one ends inside a Noise frame. */
+    size_t max_held = 0;
+    for (size_t off = 0; off < n; off += 1000) {
+        size_t k = n - off < 1000 ? n - off : 1000;
+        assert_int_equal(cp2p__conn_core_feed(l, g_buf + off, k, 2, &why) >= 0, 1);
+        size_t held = cp2p__conn_core_input_held(l);
+        max_held = held > max_held ? held : max_held;
+    }
+    assert_true(max_held > 0);
+    assert_int_equal(cp2p__conn_core_input_held(l), 0);
+    cp2p__yamux_event ev;
+    cp2p__yamux_stream *rs = NULL;
+    while (cp2p__yamux_next_event(yl, &ev)) {
+        if (ev.type == CP2P__YAMUX_EV_STREAM_OPENED) {
+            rs = ev.stream;
+        }
+    }
+    assert_non_null(rs);
+    static uint8_t got[sizeof(msg)];
+    assert_int_equal(cp2p__yamux_stream_read(rs, got, sizeof(got), 2), (ptrdiff_t)sizeof(msg));
+    assert_memory_equal(got, msg, sizeof(msg));
+    cp2p__conn_core_free(d);
+    cp2p__conn_core_free(l);
+    g_in_place = false;
 }
 
 static void exchange_is_deterministic(void **state)
@@ -464,6 +527,8 @@ int main(void)
         cmocka_unit_test(dialer_sends_noise_message_one_after_the_echo),
         cmocka_unit_test(pair_opens_with_the_muxer_inlined_in_noise),
         cmocka_unit_test(pair_opens_one_byte_at_a_time),
+        cmocka_unit_test(pair_opens_fed_in_place),
+        cmocka_unit_test(cut_frames_are_held_then_released),
         cmocka_unit_test(exchange_is_deterministic),
         cmocka_unit_test(muxer_negotiated_inside_noise),
         cmocka_unit_test(wrong_header_fails),
