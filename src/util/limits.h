@@ -666,9 +666,9 @@
 #define CP2P_ART_CHUNK_TIMEOUT_MS 5000
 /* The gossip timer (dfinity/ic on_gossip_timer: 100 ms). */
 #define CP2P_ART_TICK_MS 100
-/* Retransmissions answered per peer: one every 2 s, burst 2 (our choice: a reconnecting peer
+/* Retransmissions answered per peer: one a second, burst 2 (our choice: a reconnecting peer
  * needs one; a flood costs at most this). */
-#define CP2P_ART_RETRANS_PER_SEC_MILLI 500
+#define CP2P_ART_RETRANS_PER_SEC 1
 #define CP2P_ART_RETRANS_BURST 2
 /* Chunk requests from one peer being served at once; more are dropped, counted (our choice). */
 #define CP2P_ART_MAX_SERVING_PER_PEER 64
