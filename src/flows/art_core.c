@@ -560,17 +560,17 @@ static int held_add(cp2p__art_core *c, const art_key *k, uint64_t size, uint32_t
     return 0;
 }
 
-/* Tell every peer except those in skip[0..n_skip) about a newly held artifact: small ones
- * pushed whole (data given), the others advertised. */
-static void spread(cp2p__art_core *c, const art_held *h, const cp2p__art_advert *a,
-                   const uint8_t *data, art_peer *const *skip, uint32_t n_skip)
+/* Tell every peer except those in skip[0..n_skip) and those that advertised it to us about a
+ * newly held artifact: small ones pushed whole (when data is given), the others advertised. */
+static void spread(cp2p__art_core *c, const art_held *h, const uint8_t *data,
+                   art_peer *const *skip, uint32_t n_skip)
 {
     cp2p_buf push;
     const uint8_t *field = h->advert.ptr;
     size_t len = h->advert.len;
     cp2p_buf_init(&push, c->cfg.max_frame);
     if (data != NULL && h->size <= c->cfg.push_threshold &&
-        cp2p__art_push_append(&push, a, data, h->size) == 0) {
+        cp2p__art_push_append_raw(&push, h->advert.ptr, h->advert.len, data, h->size) == 0) {
         field = push.ptr;
         len = push.len;
     }
@@ -621,7 +621,8 @@ int cp2p__art_core_new(const cp2p__art_config *cfg, uint64_t now, cp2p__art_core
     }
     c->cfg = *cfg;
     int rc;
-    size_t n_events = (size_t)cfg->max_peers * cfg->max_serving_per_peer + cfg->max_fetches;
+    size_t n_events = (size_t)cfg->max_peers * (cfg->max_serving_per_peer + cfg->retrans_burst) +
+                      cfg->max_fetches;
     if ((rc = cp2p__hashmap_init(&c->peers, cfg->max_peers, key_of_peer)) != 0 ||
         (rc = cp2p__hashmap_init(&c->fetches, cfg->max_fetches, key_of_fetch)) != 0 ||
         (rc = cp2p__hashmap_init(&c->held, cfg->max_held, key_of_held)) != 0 ||
@@ -884,7 +885,11 @@ static void on_push(cp2p__art_core *c, art_peer *p, const cp2p__art_push *m)
         return;
     }
     padv_add(c, p, &k, mdig);
-    if (fetch_start(c, a, &k, mdig, p) != 0) {
+    int rc = fetch_start(c, a, &k, mdig, p);
+    if (rc == CP2P_EFULL) {
+        later_add(c, &k, a); /* fetched from the pusher when a slot frees */
+    }
+    if (rc != 0) {
         return;
     }
     art_fetch *f = c->f_last;
@@ -977,6 +982,8 @@ static void on_retrans(cp2p__art_core *c, art_peer *p, uint32_t max, uint64_t no
         c->st.retrans_limited++;
         return;
     }
+    cp2p__art_event ev = {.kind = CP2P_ART_EV_RETRANS, .peer = p->id};
+    (void)push_event(c, &ev); /* informational: a full queue only loses the notice */
     if (max == 0 || max > c->cfg.max_adverts_per_peer) {
         max = c->cfg.max_adverts_per_peer;
     }
@@ -1090,29 +1097,38 @@ void cp2p__art_core_tick(cp2p__art_core *c, uint64_t now)
 
 /* ---- the application's side ---- */
 
-int cp2p__art_core_publish(cp2p__art_core *c, const uint8_t *id, size_t id_len,
-                           const uint8_t *data, size_t len, const cp2p__art_attr *attrs,
-                           size_t n_attrs, uint64_t now, uint8_t *id_out, size_t *id_len_out)
+void cp2p__art_prepared_fini(cp2p__art_prepared *p)
 {
-    uint8_t mh[CP2P_ART_MAX_ID];
-    art_key k;
-    if (data == NULL || len == 0 || len > c->cfg.max_size || n_attrs > CP2P_ART_MAX_ATTRS) {
+    cp2p_buf_fini(&p->advert);
+}
+
+int cp2p__art_prepare(const cp2p__art_config *cfg, const uint8_t *id, size_t id_len,
+                      const uint8_t *data, size_t len, const cp2p__art_attr *attrs,
+                      size_t n_attrs, cp2p__art_prepared *out)
+{
+    *out = (cp2p__art_prepared){0};
+    if (data == NULL || len == 0 || len > cfg->max_size || n_attrs > CP2P_ART_MAX_ATTRS) {
         return CP2P_EINVAL;
+    }
+    for (size_t i = 0; i < n_attrs; i++) {
+        if (attrs[i].key.len == 0 || attrs[i].key.len > CP2P_ART_MAX_ATTR_KEY ||
+            attrs[i].value.len > CP2P_ART_MAX_ATTR_VALUE) {
+            return CP2P_EINVAL;
+        }
     }
     if (id == NULL) {
-        mh[0] = 0x12;
-        mh[1] = 0x20;
-        crypto_hash_sha256(mh + 2, data, len);
-        id = mh;
-        id_len = 34;
-    } else if (id_len > CP2P_ART_MAX_ID || cp2p_multihash_validate(id, id_len) != 0) {
+        out->id[0] = 0x12;
+        out->id[1] = 0x20;
+        crypto_hash_sha256(out->id + 2, data, len);
+        out->id_len = 34;
+    } else if (id_len > CP2P_ART_MAX_ID || cp2p_multihash_validate(id, id_len) != 0 ||
+               (cfg->id_sha256 && !is_sha256_id(id, id_len))) {
         return CP2P_EINVAL;
+    } else {
+        memcpy(out->id, id, id_len);
+        out->id_len = id_len;
     }
-    (void)key_set(&k, id, id_len);
-    if (held_find(c, k.id, k.len) != NULL) {
-        return CP2P_ESTATE;
-    }
-    uint32_t cs = len <= c->cfg.push_threshold ? (uint32_t)len : c->cfg.chunk_size;
+    uint32_t cs = len <= cfg->push_threshold ? (uint32_t)len : cfg->chunk_size;
     uint64_t n = cp2p__art_n_chunks(len, cs);
     uint8_t *hashes = cp2p_malloc(n * 32);
     if (hashes == NULL) {
@@ -1122,37 +1138,65 @@ int cp2p__art_core_publish(cp2p__art_core *c, const uint8_t *id, size_t id_len,
         size_t off = (size_t)(i * cs);
         crypto_hash_sha256(hashes + 32 * i, data + off, len - off < cs ? len - off : cs);
     }
-    cp2p__art_advert a = {.id = {k.id, k.len}, .size = len, .chunk_size = cs,
+    cp2p__art_advert a = {.id = {out->id, out->id_len}, .size = len, .chunk_size = cs,
                           .n_chunks = (uint32_t)n, .hashes = {hashes, n * 32}, .attrs = attrs,
                           .n_attrs = n_attrs};
-    cp2p_buf adv;
-    art_held *h;
-    cp2p_buf_init(&adv, c->cfg.max_frame);
-    int rc = cp2p__art_advert_append(&adv, &a);
-    if (rc == 0) {
-        rc = held_add(c, &k, len, cs, &adv, &h);
+    out->size = len;
+    out->chunk_size = cs;
+    cp2p_buf_init(&out->advert, cfg->max_frame);
+    int rc = cp2p__art_advert_append(&out->advert, &a);
+    cp2p_free(hashes);
+    if (rc != 0) {
+        cp2p__art_prepared_fini(out);
+        return rc == CP2P_ELIMIT ? CP2P_EINVAL : rc;
     }
-    if (rc == 0) {
-        art_fetch *f = cp2p__hashmap_find(&c->fetches, k.id, k.len);
-        if (f != NULL && f->state == F_FETCHING) {
-            fetch_free(c, f); /* we have it now */
-        }
-        spread(c, h, &a, data, NULL, 0);
-        forget_adverts(c, &k);
-        c->st.artifacts_published++;
-        c->st.held = cp2p__hashmap_len(&c->held);
+    return 0;
+}
+
+int cp2p__art_core_publish_prepared(cp2p__art_core *c, const cp2p__art_prepared *p,
+                                    const uint8_t *data, uint64_t now)
+{
+    art_key k;
+    art_held *h;
+    if (!key_set(&k, p->id, p->id_len) || p->size > c->cfg.max_size) {
+        return CP2P_EINVAL;
+    }
+    if (held_find(c, k.id, k.len) != NULL) {
+        return CP2P_ESTATE;
+    }
+    int rc = held_add(c, &k, p->size, p->chunk_size, &p->advert, &h);
+    if (rc != 0) {
+        return rc;
+    }
+    art_fetch *f = cp2p__hashmap_find(&c->fetches, k.id, k.len);
+    if (f != NULL && f->state == F_FETCHING) {
+        fetch_free(c, f); /* we have it now */
+    }
+    spread(c, h, data, NULL, 0);
+    forget_adverts(c, &k);
+    c->st.artifacts_published++;
+    schedule(c, now);
+    return 0;
+}
+
+int cp2p__art_core_publish(cp2p__art_core *c, const uint8_t *id, size_t id_len,
+                           const uint8_t *data, size_t len, const cp2p__art_attr *attrs,
+                           size_t n_attrs, uint64_t now, uint8_t *id_out, size_t *id_len_out)
+{
+    cp2p__art_prepared p;
+    int rc = cp2p__art_prepare(&c->cfg, id, id_len, data, len, attrs, n_attrs, &p);
+    if (rc != 0) {
+        return rc;
+    }
+    if ((rc = cp2p__art_core_publish_prepared(c, &p, data, now)) == 0) {
         if (id_out != NULL) {
-            memcpy(id_out, k.id, k.len);
+            memcpy(id_out, p.id, p.id_len);
         }
         if (id_len_out != NULL) {
-            *id_len_out = k.len;
+            *id_len_out = p.id_len;
         }
-        schedule(c, now);
-    } else if (rc == CP2P_ELIMIT) {
-        rc = CP2P_EINVAL;
     }
-    cp2p_buf_fini(&adv);
-    cp2p_free(hashes);
+    cp2p__art_prepared_fini(&p);
     return rc;
 }
 
@@ -1163,7 +1207,6 @@ int cp2p__art_core_purge(cp2p__art_core *c, const uint8_t *id, size_t id_len)
         return CP2P_ENOENT;
     }
     held_free(c, h);
-    c->st.held = cp2p__hashmap_len(&c->held);
     return 0;
 }
 
@@ -1246,18 +1289,8 @@ int cp2p__art_core_stored(cp2p__art_core *c, const uint8_t *id, size_t id_len, b
     }
     art_held *h;
     if (held_add(c, &f->k, f->size, f->chunk_size, &f->advert, &h) == 0) {
-        cp2p__art_env e;
-        const char *why;
-        /* Decode our own copy of the advert to push it with the bytes. */
-        if (cp2p__art_env_decode(f->advert.ptr, f->advert.len, c->cfg.max_frame,
-                                 c->cfg.max_size, &e, &why) == 0) {
-            if (e.n_adverts == 1) {
-                spread(c, h, &e.adverts[0], f->data, f->src, f->n_src);
-            }
-            cp2p__art_env_fini(&e);
-        }
+        spread(c, h, f->data, f->src, f->n_src);
         c->st.artifacts_stored++;
-        c->st.held = cp2p__hashmap_len(&c->held);
     }
     forget_adverts(c, &f->k);
     fetch_free(c, f);

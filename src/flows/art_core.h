@@ -19,6 +19,8 @@
  *        - CP2P_ART_EV_COMPLETE: an artifact arrived whole and passed the integrity checks;
  *          data[0..size) is borrowed until stored(id, ok) is called (the application validates
  *          and stores it, possibly on another thread: the core does not touch the bytes).
+ *        - CP2P_ART_EV_RETRANS: peer's retransmission request was answered (the core resent
+ *          its adverts); for the application's own state.
  *
  * The application's pool is consulted through cfg.bouncer (wanted / later / unwanted, called
  * synchronously from recv and tick: it must be quick, as dfinity/ic's Bouncer closures are).
@@ -97,6 +99,7 @@ typedef struct cp2p__art_stats {
 typedef enum cp2p__art_event_kind {
     CP2P_ART_EV_SERVE = 1,
     CP2P_ART_EV_COMPLETE = 2,
+    CP2P_ART_EV_RETRANS = 3, /* peer asked for a retransmission (answered within its limit) */
 } cp2p__art_event_kind;
 
 typedef struct cp2p__art_event {
@@ -136,6 +139,30 @@ CP2P_NODISCARD int cp2p__art_core_recv(cp2p__art_core *c, const cp2p_peer_id *pe
                                        const char **why);
 /* The gossip timer. */
 void cp2p__art_core_tick(cp2p__art_core *c, uint64_t now);
+
+/* An artifact made ready to publish: its id, manifest and encoded advert. Built by
+ * cp2p__art_prepare, a pure function (any thread: the binding hashes on a worker). */
+typedef struct cp2p__art_prepared {
+    uint8_t id[CP2P_ART_MAX_ID];
+    size_t id_len;
+    uint64_t size;
+    uint32_t chunk_size;
+    cp2p_buf advert; /* Envelope field 1 */
+} cp2p__art_prepared;
+
+/* Hash data[0..len) into chunks of chunk_size (one chunk when len <= push_threshold) and
+ * encode the advert. id NULL: the sha2-256 multihash of the data. Returns 0 (release with
+ * cp2p__art_prepared_fini), CP2P_EINVAL (empty, over max_size, a given id that is not a
+ * multihash, too many attributes or an invalid one), CP2P_ENOMEM. */
+CP2P_NODISCARD int cp2p__art_prepare(const cp2p__art_config *cfg, const uint8_t *id,
+                                     size_t id_len, const uint8_t *data, size_t len,
+                                     const cp2p__art_attr *attrs, size_t n_attrs,
+                                     cp2p__art_prepared *out);
+void cp2p__art_prepared_fini(cp2p__art_prepared *p);
+/* Publish a prepared artifact; data (the bytes, or NULL) is needed only to push a small one
+ * whole. Returns as cp2p__art_core_publish. */
+CP2P_NODISCARD int cp2p__art_core_publish_prepared(cp2p__art_core *c, const cp2p__art_prepared *p,
+                                                   const uint8_t *data, uint64_t now);
 
 /* A local artifact (the application stored it already): held from now on, pushed or
  * advertised to every peer. id NULL: the sha2-256 multihash of data (written to id_out if

@@ -391,6 +391,23 @@ int cp2p__art_push_append(cp2p_buf *out, const cp2p__art_advert *a, const uint8_
     return put_bytes(out, 2, data, len);
 }
 
+size_t cp2p__art_push_raw_size(size_t advert_field_len, size_t data_len)
+{
+    return bytes_field_size(5, advert_field_len + bytes_field_size(2, data_len));
+}
+
+int cp2p__art_push_append_raw(cp2p_buf *out, const uint8_t *advert_field, size_t advert_field_len,
+                              const uint8_t *data, size_t len)
+{
+    int rc;
+    if ((rc = put_key(out, 5, WT_LEN)) != 0 ||
+        (rc = cp2p_uvarint_append(out, advert_field_len + bytes_field_size(2, len))) != 0 ||
+        (rc = cp2p_buf_append(out, advert_field, advert_field_len)) != 0) {
+        return rc;
+    }
+    return put_bytes(out, 2, data, len);
+}
+
 int cp2p__art_env_encode(const cp2p__art_env *e, cp2p_buf *out)
 {
     int rc;

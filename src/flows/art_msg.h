@@ -106,5 +106,11 @@ CP2P_NODISCARD int cp2p__art_retrans_append(cp2p_buf *out, uint32_t max_adverts)
 size_t cp2p__art_push_size(const cp2p__art_advert *a, size_t data_len);
 CP2P_NODISCARD int cp2p__art_push_append(cp2p_buf *out, const cp2p__art_advert *a,
                                          const uint8_t *data, size_t len);
+/* The same from an advert already encoded as an Envelope field (field 1, which is also the
+ * Push's field for its advert). */
+size_t cp2p__art_push_raw_size(size_t advert_field_len, size_t data_len);
+CP2P_NODISCARD int cp2p__art_push_append_raw(cp2p_buf *out, const uint8_t *advert_field,
+                                             size_t advert_field_len, const uint8_t *data,
+                                             size_t len);
 
 #endif

@@ -43,6 +43,7 @@ typedef struct node {
     pend pending[MAXPEND];
     size_t n_pending;
     bool link[MAXN];
+    uint32_t retrans_events; /* retransmission requests answered */
 } node;
 
 static node N[MAXN];
@@ -186,6 +187,8 @@ static void pump(void)
                 if (ev.kind == CP2P_ART_EV_COMPLETE) {
                     add_item(n, ev.id, ev.id_len, ev.data, ev.size);
                     assert_int_equal(cp2p__art_core_stored(n->c, ev.id, ev.id_len, true, now), 0);
+                } else if (ev.kind == CP2P_ART_EV_RETRANS) {
+                    n->retrans_events++;
                 } else if (n->silent) {
                     continue;
                 } else if (n->delay_ms > 0) {
@@ -472,6 +475,11 @@ static void retransmission_after_reconnect(void **state)
     assert_int_equal(after.retrans_received - before.retrans_received, 100);
     assert_true(after.retrans_limited - before.retrans_limited >= 98);
     assert_true(after.retrans_adverts - before.retrans_adverts <= 2);
+    /* Each answered request is told to the application: two connects, at most two more. */
+    uint32_t told = N[0].retrans_events;
+    pump();
+    assert_true(N[0].retrans_events - told <= 2);
+    assert_true(told >= 2);
     free(d);
     teardown_nodes();
 }
