@@ -10,7 +10,8 @@
 
 #include "integration/harness.h"
 
-#define MAX_ITEMS 4096
+#define MAX_ITEMS 10240
+#define SLOTS 32768 /* open addressing over the ids' digests */
 
 typedef struct item {
     uint8_t id[CP2P_ARTIFACT_ID_MAX];
@@ -23,6 +24,7 @@ typedef struct item {
 typedef struct pool {
     pthread_mutex_t mu;
     item items[MAX_ITEMS];
+    int32_t slot[SLOTS]; /* index + 1 into items, 0 = empty */
     size_t n;
     int stored;          /* artifacts that arrived from the network */
     bool corrupt;        /* serve flips a byte of every chunk */
@@ -38,11 +40,21 @@ typedef struct node {
 
 static cp2p_memnet *net;
 
+static size_t slot_of(const uint8_t *id, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ id[i]) * 16777619u;
+    }
+    return h % SLOTS;
+}
+
 static item *pool_find(pool *p, const uint8_t *id, size_t len)
 {
-    for (size_t i = 0; i < p->n; i++) {
-        if (p->items[i].id_len == len && memcmp(p->items[i].id, id, len) == 0) {
-            return &p->items[i];
+    for (size_t s = slot_of(id, len); p->slot[s] != 0; s = (s + 1) % SLOTS) {
+        item *it = &p->items[p->slot[s] - 1];
+        if (it->id_len == len && memcmp(it->id, id, len) == 0) {
+            return it;
         }
     }
     return NULL;
@@ -56,7 +68,11 @@ static void pool_add(pool *p, const uint8_t *id, size_t id_len, const uint8_t *d
     it->data = malloc(len);
     memcpy(it->data, data, len);
     it->len = len;
-    p->n++;
+    size_t s = slot_of(id, id_len);
+    while (p->slot[s] != 0) {
+        s = (s + 1) % SLOTS;
+    }
+    p->slot[s] = (int32_t)++p->n;
 }
 
 static int pool_store(const uint8_t *id, size_t id_len, const uint8_t *data, size_t len, void *ud)
@@ -247,8 +263,8 @@ static uint8_t *pattern(size_t len, uint32_t seed)
 }
 
 #define NODES 13
-#define SMALL 500
-#define LARGE 4
+#define SMALL 10000
+#define LARGE 20
 
 /* 13 nodes, each linked to the next and the fourth next (degree 4, diameter 3): SMALL small
  * artifacts and LARGE of 1 MiB, published on different nodes, reach all, byte-identical. */
@@ -270,8 +286,8 @@ static void subnet_of_13(void **state)
         assert_int_equal(cp2p_artifact_start(nodes[i].a), 0);
     }
     pub_res r = {0};
-    uint8_t *small[SMALL], *large[LARGE];
-    size_t small_len[SMALL];
+    static uint8_t *small[SMALL], *large[LARGE];
+    static size_t small_len[SMALL];
     for (int k = 0; k < SMALL; k++) {
         small_len[k] = 100 + (size_t)(k * 37) % 900;
         small[k] = pattern(small_len[k], (uint32_t)k + 1);
