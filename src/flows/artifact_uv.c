@@ -9,6 +9,7 @@
 #include <cp2p/framed.h>
 
 #include "flows/art_core.h"
+#include "flows/artifact_internal.h"
 #include "flows/flow.h"
 #include "util/alloc.h"
 #include "util/limits.h"
@@ -45,8 +46,7 @@ struct cp2p_artifact {
     cp2p_buf frame;
     bool started;
     bool in_pump;
-    struct cp2p__stats_metrics *metrics;
-    void *flow_metrics;
+    cp2p__artifact_metrics *metrics;
 };
 
 /* ---- jobs of the flows ---- */
@@ -538,10 +538,6 @@ static void release_bcast(void *it, void *ud)
     job_free(it);
 }
 
-void cp2p__stats_metrics_free(struct cp2p__stats_metrics *s);
-
-static void flow_metrics_free(void *m);
-
 /* Everything but the framed helper (closed by the caller, or freeing itself). */
 static void teardown(cp2p_artifact *a)
 {
@@ -567,8 +563,7 @@ static void teardown(cp2p_artifact *a)
     cp2p__art_core_free(a->core);
     cp2p_buf_fini(&a->frame);
     cp2p_free(a->backlog);
-    cp2p__stats_metrics_free(a->metrics);
-    flow_metrics_free(a->flow_metrics);
+    cp2p__artifact_metrics_free(a->metrics);
     cp2p_free(a);
 }
 
@@ -803,15 +798,7 @@ void cp2p_artifact_stats_get(cp2p_artifact *a, cp2p_artifact_stats *out)
     }
 }
 
-/* Metrics come in the next part (artifact_metrics.c). */
-static void flow_metrics_free(void *m)
+cp2p__artifact_metrics **cp2p__artifact_metrics_slot(cp2p_artifact *a)
 {
-    cp2p_free(m);
-}
-
-int cp2p_artifact_metrics_update(cp2p_artifact *a, cp2p_metrics *reg)
-{
-    (void)a;
-    (void)reg;
-    return CP2P_ENOTSUP;
+    return &a->metrics;
 }

@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include <cp2p/artifact.h>
+#include <cp2p/metrics.h>
 
 #include "integration/harness.h"
 
@@ -363,6 +364,10 @@ static void corrupting_peer_caught(void **state)
         node_start(&nodes[i], i);
     }
     nodes[0].p.corrupt = true;
+    /* The honest peer is farther away: the corrupting one's advert comes first, so the fetch
+     * starts with it alone and it is asked for chunks before anyone else. */
+    cp2p_memnet_link far = {.latency_ms = 50};
+    assert_int_equal(cp2p_memnet_link_set(net, "n1", "n2", &far), 0);
     link_nodes(&nodes[0], &nodes[2]);
     link_nodes(&nodes[1], &nodes[2]);
     size_t len = 2 << 20;
@@ -388,6 +393,22 @@ static void corrupting_peer_caught(void **state)
            (unsigned long long)st.chunks_corrupt);
     assert_true(bad > 0);
     assert_int_equal(st.chunks_corrupt, bad);
+    /* The same in the metrics, with the per-flow families. */
+    cp2p_metrics *reg;
+    cp2p_buf text;
+    char want[96];
+    assert_int_equal(cp2p_metrics_new(&reg), 0);
+    assert_int_equal(cp2p_artifact_metrics_update(nodes[2].a, reg), 0);
+    assert_int_equal(cp2p_artifact_metrics_update(nodes[2].a, reg), 0);
+    cp2p_buf_init(&text, 1 << 20);
+    assert_int_equal(cp2p_metrics_render(reg, &text), 0);
+    assert_int_equal(cp2p_buf_append_byte(&text, 0), 0);
+    snprintf(want, sizeof(want), "cp2p_artifact_chunks_corrupt_total %u\n", bad);
+    assert_non_null(strstr((const char *)text.ptr, want));
+    assert_non_null(strstr((const char *)text.ptr, "cp2p_artifact_flow_processed_total{flow=\"chunk\"} 1\n"));
+    assert_non_null(strstr((const char *)text.ptr, "cp2p_artifact_flow_queue_depth{flow=\"advert\"} 0\n"));
+    cp2p_buf_fini(&text);
+    cp2p_metrics_free(reg);
     free(d);
     close_all(nodes, 3);
 }
