@@ -39,8 +39,9 @@ enum { CH_NEED = 0, CH_INFLIGHT = 1, CH_DONE = 2 };
 
 typedef struct art_chunk {
     art_peer *peer;  /* CH_INFLIGHT: asked of */
+    art_peer *peer2; /* CH_INFLIGHT, endgame: also asked of (first answer wins) */
     art_peer *avoid; /* the last peer that failed it */
-    uint64_t deadline;
+    uint64_t asked, deadline;
     uint8_t state;
 } art_chunk;
 
@@ -58,6 +59,7 @@ typedef struct art_fetch {
     art_peer **src;  /* peers that advertised this manifest */
     uint32_t n_src, cap_src;
     art_peer *manifest_peer; /* whose advert we fetch with */
+    uint64_t lat_ms;         /* moving average of a chunk's request-to-arrival time, 0: none */
     int state;
     struct art_fetch *prev, *next; /* list of all fetches, oldest first */
 } art_fetch;
@@ -302,25 +304,50 @@ static void fetch_src_add(art_fetch *f, art_peer *p)
     f->src[f->n_src++] = p;
 }
 
-/* A chunk in flight from `p` goes back to be asked of someone else. */
-static void chunk_release(art_chunk *ch, art_fetch *f, bool avoid)
+static void peer_unload(art_peer *p)
 {
-    art_peer *p = ch->peer;
-    if (p->inflight > 0) {
+    if (p != NULL && p->inflight > 0) {
         p->inflight--;
     }
-    ch->avoid = avoid ? p : NULL;
-    ch->peer = NULL;
+}
+
+/* A chunk in flight goes back to be asked of someone else. */
+static void chunk_release(art_chunk *ch, art_fetch *f, bool avoid)
+{
+    peer_unload(ch->peer);
+    peer_unload(ch->peer2);
+    ch->avoid = avoid ? ch->peer : NULL;
+    ch->peer = ch->peer2 = NULL;
     ch->state = CH_NEED;
     f->n_need++;
+}
+
+/* `p` no longer answers for this chunk: the other asker (endgame) keeps it, or it goes back
+ * to be asked again. Returns true when it went back. */
+static bool chunk_drop_asker(art_chunk *ch, art_fetch *f, const art_peer *p, bool avoid)
+{
+    if (ch->peer2 == p) {
+        peer_unload(ch->peer2);
+        ch->peer2 = NULL;
+        return false;
+    }
+    if (ch->peer2 != NULL) {
+        peer_unload(ch->peer);
+        ch->peer = ch->peer2;
+        ch->peer2 = NULL;
+        return false;
+    }
+    chunk_release(ch, f, avoid);
+    return true;
 }
 
 static void fetch_free(cp2p__art_core *c, art_fetch *f)
 {
     if (f->state == F_FETCHING) {
         for (uint32_t i = 0; i < f->n_chunks; i++) {
-            if (f->chunks[i].state == CH_INFLIGHT && f->chunks[i].peer->inflight > 0) {
-                f->chunks[i].peer->inflight--;
+            if (f->chunks[i].state == CH_INFLIGHT) {
+                peer_unload(f->chunks[i].peer);
+                peer_unload(f->chunks[i].peer2);
             }
         }
     }
@@ -455,11 +482,46 @@ static void fetch_finish(cp2p__art_core *c, art_fetch *f)
     c->st.fetches_completed++;
 }
 
-/* Ask each needed chunk of the least loaded source with room (inflight < credit). */
+/* The least loaded source with room (inflight < credit) other than `not`, preferring any
+ * peer but `avoid`; NULL when every source is busy. */
+static art_peer *pick_source(const art_fetch *f, const art_peer *avoid, const art_peer *not)
+{
+    art_peer *best = NULL, *fallback = NULL;
+    for (uint32_t s = 0; s < f->n_src; s++) {
+        art_peer *p = f->src[s];
+        if (p->banned || p->inflight >= p->credit || p == not) {
+            continue;
+        }
+        art_peer **slot = p == avoid ? &fallback : &best;
+        /* least loaded: inflight / credit, compared without division */
+        if (*slot == NULL ||
+            (uint64_t)p->inflight * (*slot)->credit < (uint64_t)(*slot)->inflight * p->credit) {
+            *slot = p;
+        }
+    }
+    return best != NULL ? best : fallback;
+}
+
+static bool ask(cp2p__art_core *c, art_fetch *f, uint32_t i, art_peer *p)
+{
+    cp2p_slice id = {f->k.id, f->k.len};
+    uint8_t field[CP2P_ART_MAX_ID + 32];
+    cp2p_buf b = {.ptr = field, .cap = sizeof(field), .max = sizeof(field)};
+    if (cp2p__art_request_append(&b, id, i) != 0 || outbox_add(c, p, b.ptr, b.len) != 0) {
+        return false;
+    }
+    p->inflight++;
+    c->st.chunks_requested++;
+    return true;
+}
+
+/* Ask each needed chunk of the least loaded source with room. Endgame: once nothing is left
+ * to ask, a chunk in flight for more than twice the fetch's usual chunk time (and 50 ms) is
+ * asked of a second source too, so one slow peer does not hold up the whole artifact. */
 static void schedule(cp2p__art_core *c, uint64_t now)
 {
     for (art_fetch *f = c->f_first; f != NULL; f = f->next) {
-        if (f->state != F_FETCHING || f->n_need == 0 || f->n_src == 0) {
+        if (f->state != F_FETCHING || f->n_src == 0) {
             continue;
         }
         for (uint32_t i = 0; i < f->n_chunks && f->n_need > 0; i++) {
@@ -467,38 +529,31 @@ static void schedule(cp2p__art_core *c, uint64_t now)
             if (ch->state != CH_NEED) {
                 continue;
             }
-            art_peer *best = NULL, *fallback = NULL;
-            for (uint32_t s = 0; s < f->n_src; s++) {
-                art_peer *p = f->src[s];
-                if (p->banned || p->inflight >= p->credit) {
-                    continue;
-                }
-                art_peer **slot = p == ch->avoid ? &fallback : &best;
-                /* least loaded: inflight / credit, compared without division */
-                if (*slot == NULL ||
-                    (uint64_t)p->inflight * (*slot)->credit < (uint64_t)(*slot)->inflight * p->credit) {
-                    *slot = p;
-                }
-            }
-            if (best == NULL) {
-                best = fallback;
-            }
-            if (best == NULL) {
+            art_peer *best = pick_source(f, ch->avoid, NULL);
+            if (best == NULL || !ask(c, f, i, best)) {
                 break; /* every source is busy */
-            }
-            cp2p_slice id = {f->k.id, f->k.len};
-            uint8_t field[CP2P_ART_MAX_ID + 32];
-            cp2p_buf b = {.ptr = field, .cap = sizeof(field), .max = sizeof(field)};
-            if (cp2p__art_request_append(&b, id, i) != 0 ||
-                outbox_add(c, best, b.ptr, b.len) != 0) {
-                break;
             }
             ch->state = CH_INFLIGHT;
             ch->peer = best;
+            ch->asked = now;
             ch->deadline = now + c->cfg.chunk_timeout_ms;
-            best->inflight++;
             f->n_need--;
-            c->st.chunks_requested++;
+        }
+        if (f->n_need > 0 || f->lat_ms == 0 || f->n_src < 2) {
+            continue;
+        }
+        uint64_t late = 2 * f->lat_ms + 50;
+        for (uint32_t i = 0; i < f->n_chunks; i++) {
+            art_chunk *ch = &f->chunks[i];
+            if (ch->state != CH_INFLIGHT || ch->peer2 != NULL || now - ch->asked < late) {
+                continue;
+            }
+            art_peer *second = pick_source(f, NULL, ch->peer);
+            if (second == NULL || !ask(c, f, i, second)) {
+                break;
+            }
+            ch->peer2 = second;
+            c->st.chunks_endgame++;
         }
     }
 }
@@ -735,8 +790,8 @@ void cp2p__art_core_peer_down(cp2p__art_core *c, const cp2p_peer_id *peer, uint6
             if (ch->avoid == p) {
                 ch->avoid = NULL;
             }
-            if (f->state == F_FETCHING && ch->state == CH_INFLIGHT && ch->peer == p) {
-                chunk_release(ch, f, false);
+            if (f->state == F_FETCHING && ch->state == CH_INFLIGHT &&
+                (ch->peer == p || ch->peer2 == p) && chunk_drop_asker(ch, f, p, false)) {
                 c->st.chunks_requeued++;
             }
         }
@@ -929,7 +984,7 @@ static void on_request(cp2p__art_core *c, art_peer *p, const cp2p__art_request *
     p->serving++;
 }
 
-static void on_chunk(cp2p__art_core *c, art_peer *p, const cp2p__art_chunk *m)
+static void on_chunk(cp2p__art_core *c, art_peer *p, const cp2p__art_chunk *m, uint64_t now)
 {
     c->st.chunks_received++;
     art_fetch *f = cp2p__hashmap_find(&c->fetches, m->id.ptr, m->id.len);
@@ -943,7 +998,7 @@ static void on_chunk(cp2p__art_core *c, art_peer *p, const cp2p__art_chunk *m)
         return;
     }
     art_chunk *ch = &f->chunks[m->index];
-    if (ch->state != CH_INFLIGHT || ch->peer != p) {
+    if (ch->state != CH_INFLIGHT || (ch->peer != p && ch->peer2 != p)) {
         c->st.chunks_unsolicited++; /* late after a timeout, or never asked */
         return;
     }
@@ -956,17 +1011,20 @@ static void on_chunk(cp2p__art_core *c, art_peer *p, const cp2p__art_chunk *m)
     if (m->data.len != want || sodium_memcmp(d, f->hashes + 32 * (size_t)m->index, 32) != 0) {
         /* Corrupt: penalise, stop asking this peer for this artifact, ask someone else. */
         c->st.chunks_corrupt++;
-        chunk_release(ch, f, true);
+        (void)chunk_drop_asker(ch, f, p, true);
         fetch_src_remove(f, p);
         penalise(c, p, 10);
         return;
     }
     memcpy(f->data + off, m->data.ptr, m->data.len);
-    ch->state = CH_DONE;
-    ch->peer = NULL;
-    if (p->inflight > 0) {
-        p->inflight--;
+    if (ch->peer == p && now >= ch->asked) {
+        uint64_t lat = now - ch->asked + 1;
+        f->lat_ms = f->lat_ms == 0 ? lat : (7 * f->lat_ms + lat) / 8;
     }
+    peer_unload(ch->peer);
+    peer_unload(ch->peer2);
+    ch->state = CH_DONE;
+    ch->peer = ch->peer2 = NULL;
     if (p->credit < c->cfg.inflight_max) {
         p->credit++; /* answered in time: one more in flight */
     }
@@ -1022,7 +1080,7 @@ int cp2p__art_core_recv(cp2p__art_core *c, const cp2p_peer_id *peer, const uint8
         on_request(c, p, &e.requests[i]);
     }
     for (size_t i = 0; i < e.n_chunks; i++) {
-        on_chunk(c, p, &e.chunks[i]);
+        on_chunk(c, p, &e.chunks[i], now);
     }
     if (e.has_retrans) {
         on_retrans(c, p, e.retrans_max, now);

@@ -87,6 +87,7 @@ typedef struct cp2p__art_stats {
     uint64_t requests_received, requests_unknown, requests_bad_index, requests_dropped;
     uint64_t chunks_requested, chunks_received, chunks_unsolicited, chunks_unknown;
     uint64_t chunks_bad_index, chunks_corrupt, chunks_timeout, chunks_requeued;
+    uint64_t chunks_endgame;      /* straggling chunks asked of a second source */
     uint64_t chunks_served, serve_failed;
     uint64_t fetches_started, fetches_refused, fetches_completed, fetches_bad_whole;
     uint64_t artifacts_stored, artifacts_rejected, artifacts_published;

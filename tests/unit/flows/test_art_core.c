@@ -337,13 +337,18 @@ static void timeout_then_elsewhere(void **state)
     publish(1, d, len, id, &id_len);
     N[0].silent = true;
     connect(0, 2);
-    connect(1, 2);
     want w = {2, id, id_len};
-    assert_true(run_until(has_it, &w, 4 * CP2P_ART_CHUNK_TIMEOUT_MS));
-    check_same(2, id, id_len, d, len);
+    /* Only the silent peer has it: its chunks time out (and, with no one else, go back to it). */
+    assert_false(run_until(has_it, &w, CP2P_ART_CHUNK_TIMEOUT_MS + 200));
     cp2p__art_stats s;
     cp2p__art_core_stats(N[2].c, &s);
-    assert_true(s.chunks_timeout > 0);
+    assert_int_equal(s.chunks_timeout, CP2P_ART_INFLIGHT_START);
+    /* Another source appears: the next timeouts send the chunks to it. */
+    connect(1, 2);
+    assert_true(run_until(has_it, &w, 4 * CP2P_ART_CHUNK_TIMEOUT_MS));
+    check_same(2, id, id_len, d, len);
+    cp2p__art_core_stats(N[2].c, &s);
+    assert_true(s.chunks_timeout >= CP2P_ART_INFLIGHT_START);
     assert_int_equal(N[0].served, 0);
     assert_int_equal(N[1].served, len / CP2P_ART_CHUNK_SIZE);
     uint32_t credit, inflight, penalty;
@@ -375,6 +380,11 @@ static void slow_peer_gets_fewer(void **state)
     assert_true(run_until(has_it, &w, 60000));
     check_same(2, id, id_len, d, len);
     assert_true(N[0].served > 4 * N[1].served);
+    /* The slow peer's last chunks were also asked of the fast one (endgame). */
+    cp2p__art_stats s;
+    cp2p__art_core_stats(N[2].c, &s);
+    assert_true(s.chunks_endgame > 0);
+    assert_int_equal(s.chunks_timeout, 0);
     free(d);
     teardown_nodes();
 }
