@@ -69,6 +69,9 @@ typedef struct cp2p_artifact_pool {
     void (*purge)(const uint8_t *id, size_t id_len, void *ud);
     void (*peer)(const cp2p_peer_id *peer, bool up, void *ud);
     void (*retransmission)(const cp2p_peer_id *peer, void *ud);
+    /* The host closed the layer: it is freed, its handle invalid (loop thread; not called for
+     * cp2p_artifact_close). */
+    void (*closed)(void *ud);
 } cp2p_artifact_pool;
 
 /* Flows, in this order everywhere (stats, metrics labels). */
@@ -164,6 +167,67 @@ CP2P_API void cp2p_artifact_stats_get(cp2p_artifact *a, cp2p_artifact_stats *out
 /* Copy the stats into `reg` (families cp2p_artifact_* and cp2p_artifact_flow_*{flow=...});
  * the first call registers them. 0 or the registry's errors. */
 CP2P_API CP2P_NODISCARD int cp2p_artifact_metrics_update(cp2p_artifact *a, cp2p_metrics *reg);
+
+/* ---- on a node (cp2p/node.h): a pool kept in a directory ----
+ *
+ * cp2p_node_artifacts_open() runs artifact gossip on a started node with a pool that is a
+ * directory: one file per artifact, named by its id in base58btc (the sha2-256 multihash, as
+ * an IPFS CIDv0 "Qm..."), written through a temporary file and renamed. Files already there
+ * are checked against their names and published at open. The directory is bounded by
+ * max_bytes: when a stored artifact takes it past, the oldest artifacts (by store time, at open
+ * by modification time) are removed and no longer served. Every function: any thread except
+ * the node's loop. Close it before cp2p_node_stop. */
+typedef struct cp2p_node_artifacts cp2p_node_artifacts;
+struct cp2p_node;
+
+#define CP2P_NODE_ARTIFACT_ID_STR_MAX 112 /* base58btc of CP2P_ARTIFACT_ID_MAX bytes, NUL */
+
+/* Returns 0 and *out, CP2P_EINVAL (max_bytes 0, dir NULL), CP2P_EIO (the directory cannot be
+ * created or read), CP2P_ECANCELED (node stopping), the errors of cp2p_artifact_new. */
+CP2P_API CP2P_NODISCARD int cp2p_node_artifacts_open(struct cp2p_node *n, const char *dir,
+                                                     uint64_t max_bytes,
+                                                     cp2p_node_artifacts **out);
+CP2P_API void cp2p_node_artifacts_close(cp2p_node_artifacts *x);
+/* The same for a node attached to a host the caller runs on its own loop (cp2p_node_attach),
+ * called on that loop thread: `h` is the node's host. Publishing what the directory holds is
+ * queued, not waited for. detach closes the layer (unless the host already did) and frees x:
+ * stop the HTTP API first. */
+CP2P_API CP2P_NODISCARD int cp2p_node_artifacts_attach(struct cp2p_node *n, cp2p_host *h,
+                                                       const char *dir, uint64_t max_bytes,
+                                                       cp2p_node_artifacts **out);
+CP2P_API void cp2p_node_artifacts_detach(cp2p_node_artifacts *x);
+/* Store data[0..len) in the pool and publish it; id_out gets its id (text). Returns 0,
+ * CP2P_EINVAL (empty or over the layer's max_size), CP2P_EIO, CP2P_EFULL, CP2P_ETIMEDOUT. */
+CP2P_API CP2P_NODISCARD int cp2p_node_artifact_put(cp2p_node_artifacts *x, const uint8_t *data,
+                                                   size_t len, uint64_t timeout_ms,
+                                                   char id_out[CP2P_NODE_ARTIFACT_ID_STR_MAX]);
+/* The bytes of a held artifact (*data: free with cp2p_free). CP2P_EINVAL (not an id),
+ * CP2P_ENOENT (not held), CP2P_EIO. */
+CP2P_API CP2P_NODISCARD int cp2p_node_artifact_get(cp2p_node_artifacts *x, const char *id,
+                                                   uint8_t **data, size_t *len);
+/* Each held artifact, oldest first: cb(id text, size, ud). Returns how many. */
+CP2P_API size_t cp2p_node_artifact_ls(cp2p_node_artifacts *x,
+                                      void (*cb)(const char *id, uint64_t size, void *ud),
+                                      void *ud);
+typedef struct cp2p_node_artifact_stat {
+    bool held;                 /* in the pool */
+    uint64_t size;             /* when held */
+    bool fetching;             /* being fetched now */
+    uint32_t chunks_done, chunks_total, peers; /* when fetching: progress, sources */
+} cp2p_node_artifact_stat;
+/* CP2P_EINVAL (not an id), CP2P_ENOENT (neither held nor fetching), CP2P_ETIMEDOUT. */
+CP2P_API CP2P_NODISCARD int cp2p_node_artifact_stat_get(cp2p_node_artifacts *x, const char *id,
+                                                        uint64_t timeout_ms,
+                                                        cp2p_node_artifact_stat *out);
+/* Serve x on the node's HTTP API (cp2p/node.h): /api/v0/artifact/put (body: the bytes; answers
+ * {"Id", "Bytes"}), artifact/get?arg=ID (answers the bytes), artifact/ls, artifact/stat?arg=ID.
+ * NULL stops serving them (501). Call before closing x. Any thread. */
+struct cp2p_node_api;
+CP2P_API void cp2p_node_api_set_artifacts(struct cp2p_node_api *a, cp2p_node_artifacts *x);
+/* The layer's counters (copied on the loop). */
+CP2P_API CP2P_NODISCARD int cp2p_node_artifacts_stats(cp2p_node_artifacts *x,
+                                                      uint64_t timeout_ms,
+                                                      cp2p_artifact_stats *out);
 
 #ifdef __cplusplus
 }

@@ -454,8 +454,13 @@ static void fr_closing(cp2p_framed *f, void *ud)
 {
     cp2p_artifact *a = ud;
     (void)f;
+    void (*closed)(void *) = a->cfg.pool.closed;
+    void *pud = a->cfg.pool_ud;
     a->fr = NULL; /* the helper frees itself */
     teardown(a);
+    if (closed != NULL) {
+        closed(pud);
+    }
 }
 
 /* ---- the gossip timer ---- */
