@@ -752,3 +752,8 @@ int cp2p_node_artifacts_stats(cp2p_node_artifacts *x, uint64_t timeout_ms,
     cp2p_free(s);
     return 0;
 }
+
+int cp2p__node_artifacts_metrics_update(cp2p_node_artifacts *x, cp2p_metrics *reg)
+{
+    return x->a != NULL ? cp2p_artifact_metrics_update(x->a, reg) : 0;
+}

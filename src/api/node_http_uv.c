@@ -138,6 +138,7 @@ typedef struct api_shared {
     size_t nsubs;
     bool closing;
     cp2p_metric *subs_gauge, *subs_dropped;
+    _Atomic(cp2p_node_artifacts *) artifacts; /* artifact/... endpoints (node_artifact_uv.c) */
 } api_shared;
 
 struct cp2p_node_api {
@@ -154,7 +155,6 @@ struct cp2p_node_api {
     cp2p_metric *rejected[R_COUNT];
     cp2p_metric *refresh_failed;
     cp2p_metric *connections;
-    _Atomic(cp2p_node_artifacts *) artifacts; /* artifact/... endpoints (node_artifact_uv.c) */
 };
 
 typedef struct api_req {
@@ -402,6 +402,10 @@ static void refresh_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
     }
     if (rc == 0 && kad != NULL) {
         rc = cp2p__kad_metrics_update(&sh->kadm, kad, sh->reg);
+    }
+    cp2p_node_artifacts *arts = atomic_load(&sh->artifacts);
+    if (rc == 0 && arts != NULL) {
+        rc = cp2p__node_artifacts_metrics_update(arts, sh->reg);
     }
     /* Every request-response registration of the host (the node's handlers, and those the
      * application registered on an attached host): the others are skipped by the update. */
@@ -1167,7 +1171,7 @@ static enum MHD_Result ep_req(struct MHD_Connection *con, api_req *r, const quer
 
 void cp2p_node_api_set_artifacts(cp2p_node_api *a, cp2p_node_artifacts *x)
 {
-    atomic_store(&a->artifacts, x);
+    atomic_store(&a->sh->artifacts, x);
 }
 
 static void ls_cb(const char *id, uint64_t size, void *ud)
@@ -1177,7 +1181,7 @@ static void ls_cb(const char *id, uint64_t size, void *ud)
 
 static enum MHD_Result ep_artifact(struct MHD_Connection *con, api_req *r, const query *q)
 {
-    cp2p_node_artifacts *x = atomic_load(&r->api->artifacts);
+    cp2p_node_artifacts *x = atomic_load(&r->api->sh->artifacts);
     const char *arg = query_get(q, "arg");
     uint64_t to;
     int rc;

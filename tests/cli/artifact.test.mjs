@@ -96,6 +96,11 @@ test('put on one node, get the same bytes from another; the pool survives a rest
     r = await fetch(b.base + '/api/v0/artifact/stat?arg=nope', { method: 'POST' })
     assert.equal(r.status, 400)
     assert.deepEqual(readdirSync(dirB).sort(), [...ids].sort())
+    // Per-flow metrics on /metrics.
+    const m = await (await fetch(b.base + '/metrics')).text()
+    assert.match(m, /^cp2p_artifact_flow_processed_total\{flow="chunk"\} [1-9]/m)
+    assert.match(m, /^cp2p_artifact_held 2$/m)
+    assert.match(m, /^cp2p_http_requests_total\{endpoint="artifact_get",code="200"\} 2$/m)
     // B restarts on its directory and holds them again.
     await b.stop()
     const b2 = await node(['--artifacts', dirB])
