@@ -56,12 +56,20 @@ static const cp2p__stat_def flow_defs[] = {
     FG(inflight, "cp2p_artifact_flow_in_flight", "Items taken by a worker and not yet answered."),
     FC(processed, "cp2p_artifact_flow_processed_total", "Items the flow's workers handled."),
     FC(dropped, "cp2p_artifact_flow_dropped_total", "Items refused: the flow's queue was full."),
-    FC(latency_ns_sum, "cp2p_artifact_flow_handling_nanoseconds_total",
-       "Sum over handled items of the time from queueing to the end of handling."),
-    FG(latency_ns_max, "cp2p_artifact_flow_handling_max_nanoseconds",
-       "Longest time from queueing to the end of handling of one item."),
 };
 #define NFLOW (sizeof(flow_defs) / sizeof(flow_defs[0]))
+
+/* Latency in seconds (Prometheus base unit), outside the integer stats table. */
+enum { LAT_SUM, LAT_MAX, NLAT };
+static const cp2p_metric_desc lat_descs[NLAT] = {
+    [LAT_SUM] = {.type = CP2P_METRIC_COUNTER, .name = "cp2p_artifact_flow_handling_seconds_total",
+                 .help = "Sum over handled items of the time from queueing to the end of "
+                         "handling.",
+                 .labels = {"flow"}},
+    [LAT_MAX] = {.type = CP2P_METRIC_GAUGE, .name = "cp2p_artifact_flow_handling_max_seconds",
+                 .help = "Longest time from queueing to the end of handling of one item.",
+                 .labels = {"flow"}},
+};
 
 struct cp2p__artifact_metrics {
     cp2p_metrics *reg;
@@ -69,6 +77,8 @@ struct cp2p__artifact_metrics {
     cp2p_metric_family *fams[NFLOW];
     cp2p_metric *series[CP2P_ARTIFACT_FLOWS][NFLOW];
     uint64_t last[CP2P_ARTIFACT_FLOWS][NFLOW];
+    cp2p_metric *lat[CP2P_ARTIFACT_FLOWS][NLAT];
+    uint64_t lat_last[CP2P_ARTIFACT_FLOWS];
 };
 
 static const char *const flow_names[CP2P_ARTIFACT_FLOWS] = {"advert", "request", "chunk",
@@ -90,7 +100,20 @@ int cp2p_artifact_metrics_update(cp2p_artifact *a, cp2p_metrics *reg)
             cp2p_free(m);
             return rc;
         }
+        cp2p_metric_family *lf[NLAT];
+        for (int i = 0; i < NLAT; i++) {
+            if ((rc = cp2p_metrics_register(reg, &lat_descs[i], &lf[i])) != 0) {
+                cp2p_free(m);
+                return rc;
+            }
+        }
         for (int f = 0; f < CP2P_ARTIFACT_FLOWS; f++) {
+            for (int i = 0; i < NLAT; i++) {
+                if ((rc = cp2p_metrics_series(lf[i], &flow_names[f], 1, &m->lat[f][i])) != 0) {
+                    cp2p_free(m);
+                    return rc;
+                }
+            }
             for (size_t i = 0; i < NFLOW; i++) {
                 if ((rc = cp2p_metrics_series(m->fams[i], &flow_names[f], 1,
                                               &m->series[f][i])) != 0) {
@@ -112,6 +135,10 @@ int cp2p_artifact_metrics_update(cp2p_artifact *a, cp2p_metrics *reg)
     }
     for (int f = 0; f < CP2P_ARTIFACT_FLOWS; f++) {
         cp2p__stats_copy(m->series[f], m->last[f], flow_defs, NFLOW, &st.flows[f]);
+        cp2p_metric_add(m->lat[f][LAT_SUM],
+                        (double)(st.flows[f].latency_ns_sum - m->lat_last[f]) / 1e9);
+        m->lat_last[f] = st.flows[f].latency_ns_sum;
+        cp2p_metric_set(m->lat[f][LAT_MAX], (double)st.flows[f].latency_ns_max / 1e9);
     }
     return 0;
 }

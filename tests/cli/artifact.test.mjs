@@ -100,6 +100,10 @@ test('put on one node, get the same bytes from another; the pool survives a rest
     const m = await (await fetch(b.base + '/metrics')).text()
     assert.match(m, /^cp2p_artifact_flow_processed_total\{flow="chunk"\} [1-9]/m)
     assert.match(m, /^cp2p_artifact_held 2$/m)
+    if (spawnSync('promtool', ['--version']).status === 0) {
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: m, encoding: 'utf8' })
+      assert.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`)
+    }
     assert.match(m, /^cp2p_http_requests_total\{endpoint="artifact_get",code="200"\} 2$/m)
     // B restarts on its directory and holds them again.
     await b.stop()
