@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include <cp2p/artifact.h>
+#include <cp2p/framed.h>
 #include <cp2p/metrics.h>
 
 #include "integration/harness.h"
@@ -451,11 +452,87 @@ static void broadcaster_holds_until_start(void **state)
     close_all(nodes, 2);
 }
 
+/* A peer speaking the protocol badly (a framed link of its own on the artifact protocol):
+ * malformed frames reset its stream and are counted, a flood of retransmission requests is
+ * answered at the rate limit only, and an honest peer's artifact still arrives. */
+static void bad_peer_over_the_wire(void **state)
+{
+    (void)state;
+    static node nodes[2];
+    assert_int_equal(cp2p_memnet_new(&loop, 18, &net), 0);
+    for (int i = 0; i < 2; i++) {
+        node_start(&nodes[i], i);
+    }
+    cp2p_host_config cfg;
+    cp2p_privkey *key;
+    cp2p_host *bad;
+    cp2p_multiaddr *ma;
+    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, &key), 0);
+    cp2p_host_config_default(&cfg);
+    cfg.identity = key;
+    cfg.reconnect_known_peers = CP2P_HOST_NO_RECONNECT;
+    cfg.memnet = net;
+    assert_int_equal(cp2p_host_new(&loop, &cfg, &bad), 0);
+    cp2p_privkey_free(key);
+    assert_int_equal(cp2p_multiaddr_parse("/memory/bad", 11, &ma), 0);
+    assert_int_equal(cp2p_host_listen(bad, ma), 0);
+    cp2p_multiaddr_free(ma);
+    static const char *const protos[] = {CP2P_ARTIFACT_PROTOCOL};
+    cp2p_framed_config fc;
+    cp2p_framed_config_default(&fc);
+    fc.protocols = protos;
+    fc.n_protocols = 1;
+    fc.max_queue_frames = 4096;
+    cp2p_framed *fr;
+    assert_int_equal(cp2p_framed_new(bad, &fc, NULL, &fr), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cp2p_artifact_start(nodes[i].a), 0);
+    }
+    link_nodes(&nodes[1], &nodes[0]);
+    dial_res r;
+    assert_non_null(dial_host(bad, nodes[0].h, &r));
+    const cp2p_peer_id *victim = cp2p_host_peer_id(nodes[0].h);
+    while (!cp2p_framed_peer_ready(fr, victim)) {
+        run_for(10);
+    }
+    /* 1,000 retransmission requests (Envelope field 4, empty), then a malformed frame. */
+    static const uint8_t retrans[] = {0x22, 0x00};
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(cp2p_framed_send(fr, victim, retrans, sizeof(retrans)), 0);
+    }
+    static const uint8_t junk[] = {0x0a, 0x05, 0xff, 0xff};
+    assert_int_equal(cp2p_framed_send(fr, victim, junk, sizeof(junk)), 0);
+    cp2p_artifact_stats st;
+    for (cp2p_artifact_stats_get(nodes[0].a, &st); st.frames_malformed == 0;
+         cp2p_artifact_stats_get(nodes[0].a, &st)) {
+        run_for(10);
+    }
+    printf("bad_peer_over_the_wire: 1000 retransmission requests, %llu over the limit; "
+           "%llu malformed frame(s)\n", (unsigned long long)st.retrans_limited,
+           (unsigned long long)st.frames_malformed);
+    assert_true(st.retrans_limited >= 990);
+    assert_int_equal(st.frames_malformed, 1);
+    /* The honest peer is unaffected. */
+    size_t len = 200000;
+    uint8_t *d = pattern(len, 4242);
+    pub_res pr = {0};
+    publish(&nodes[1], d, len, &pr);
+    wait_stored(&nodes[0], 1, 1);
+    free(d);
+    int closed = 0;
+    cp2p_host_close(bad, on_closed, &closed);
+    while (closed < 1) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    close_all(nodes, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(broadcaster_holds_until_start, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupting_peer_caught, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_peer_over_the_wire, setup, teardown),
         cmocka_unit_test_setup_teardown(subnet_of_13, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
