@@ -5,6 +5,9 @@
  *                       bandwidth. Prints the time until the last node stored it and the bytes
  *                       the network delivered / (SIZE x (N - 1)).
  *   gs N SIZE           the same graph and bytes published on one gossipsub topic.
+ *   mix N SMALL LARGE   artifact gossip only: SMALL artifacts of 100..1,000 bytes and LARGE of
+ *                       1 MiB from pseudo-random publishers, all at once: the time until every
+ *                       node holds all, bytes / ideal, and every copy checked against its id.
  * Links: 5 ms one way, 100 MB/s (slow: 10 MB/s). Output: one JSON line. Not a test. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +23,25 @@
 
 #define BW (100ull * 1000 * 1000)
 
+#define SLOTS (1u << 16) /* open addressing over ids; at most SLOTS / 2 items */
+
+typedef struct bitem {
+    uint8_t id[34];
+    uint8_t *data;
+    size_t len;
+} bitem;
+
 typedef struct bnode {
     cp2p_host *h;
     cp2p_artifact *a;
     cp2p_pubsub *ps;
-    uint8_t *data; /* the artifact, once here (only the loop writes it after the store) */
+    uv_mutex_t mu;  /* the pool: store and serve run on the layer's flow workers */
+    bitem *items;   /* SLOTS / 2 */
+    uint32_t *slot; /* index + 1 into items, 0 = empty */
+    uint32_t n;
+    uint8_t *data;  /* the first artifact stored */
     size_t len;
     bool got;
-    uv_mutex_t mu;
 } bnode;
 
 static uv_loop_t loop;
@@ -36,18 +50,54 @@ static bnode *nodes;
 static int n_nodes, n_got;
 static uint64_t t_last;
 
+static uint32_t slot_of(const uint8_t *id)
+{
+    uint32_t h;
+    memcpy(&h, id + 2, sizeof(h)); /* a digest byte run: uniform */
+    return h % SLOTS;
+}
+
+/* b->mu held. */
+static bitem *b_find(bnode *b, const uint8_t *id)
+{
+    for (uint32_t s = slot_of(id); b->slot[s] != 0; s = (s + 1) % SLOTS) {
+        if (memcmp(b->items[b->slot[s] - 1].id, id, 34) == 0) {
+            return &b->items[b->slot[s] - 1];
+        }
+    }
+    return NULL;
+}
+
 static int b_store(const uint8_t *id, size_t id_len, const uint8_t *data, size_t len, void *ud)
 {
     bnode *b = ud;
-    (void)id, (void)id_len;
+    if (id_len != 34) {
+        return -1;
+    }
     uint8_t *copy = malloc(len);
     if (copy == NULL) {
         return -1;
     }
     memcpy(copy, data, len);
     uv_mutex_lock(&b->mu);
-    b->data = copy;
-    b->len = len;
+    if (b_find(b, id) != NULL || b->n >= SLOTS / 2) {
+        uv_mutex_unlock(&b->mu);
+        free(copy);
+        return -1;
+    }
+    bitem *it = &b->items[b->n];
+    memcpy(it->id, id, 34);
+    it->data = copy;
+    it->len = len;
+    uint32_t s = slot_of(id);
+    while (b->slot[s] != 0) {
+        s = (s + 1) % SLOTS;
+    }
+    b->slot[s] = ++b->n;
+    if (b->data == NULL) {
+        b->data = copy;
+        b->len = len;
+    }
     uv_mutex_unlock(&b->mu);
     return 0;
 }
@@ -56,14 +106,37 @@ static int b_serve(const uint8_t *id, size_t id_len, uint64_t off, uint8_t *out,
                    void *ud)
 {
     bnode *b = ud;
-    (void)id, (void)id_len;
+    int rc = -1;
+    if (id_len != 34) {
+        return rc;
+    }
     uv_mutex_lock(&b->mu);
-    int rc = b->data != NULL && off + len <= b->len ? 0 : -1;
-    if (rc == 0) {
-        memcpy(out, b->data + off, len);
+    bitem *it = b_find(b, id);
+    if (it != NULL && off + len <= it->len) {
+        memcpy(out, it->data + off, len);
+        rc = 0;
     }
     uv_mutex_unlock(&b->mu);
     return rc;
+}
+
+static uint32_t b_count(bnode *b)
+{
+    uv_mutex_lock(&b->mu);
+    uint32_t n = b->n;
+    uv_mutex_unlock(&b->mu);
+    return n;
+}
+
+static void publish_local(bnode *b, const uint8_t *data, size_t len)
+{
+    uint8_t id[34] = {0x12, 0x20};
+    crypto_hash_sha256(id + 2, data, len);
+    if (b_store(id, sizeof(id), data, len, b) != 0 ||
+        cp2p_artifact_publish(b->a, NULL, 0, data, len, NULL, 0, NULL, NULL) != 0) {
+        fprintf(stderr, "publish failed\n");
+        exit(1);
+    }
 }
 
 static void on_gs_msg(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
@@ -109,15 +182,22 @@ static void on_closed(cp2p_host *h, void *ud)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4 || (strcmp(argv[1], "art") != 0 && strcmp(argv[1], "gs") != 0)) {
-        fprintf(stderr, "usage: bench_artifact art|gs N SIZE [SLOW]\n");
+    if (argc < 4 || (strcmp(argv[1], "art") != 0 && strcmp(argv[1], "gs") != 0 &&
+                     (strcmp(argv[1], "mix") != 0 || argc < 5))) {
+        fprintf(stderr, "usage: bench_artifact art|gs N SIZE [SLOW] | mix N SMALL LARGE\n");
         return 2;
     }
     bool gs = strcmp(argv[1], "gs") == 0;
+    bool mix = strcmp(argv[1], "mix") == 0;
     long nn = strtol(argv[2], NULL, 10);
     n_nodes = nn > 1 && nn < 100000 ? (int)nn : 2;
     size_t size = strtoull(argv[3], NULL, 10);
-    bool slow = argc > 4 && strcmp(argv[4], "1") == 0;
+    bool slow = !mix && argc > 4 && strcmp(argv[4], "1") == 0;
+    size_t n_large = mix ? strtoull(argv[4], NULL, 10) : 0;
+    if (mix && (size + n_large) * 2 >= SLOTS / 2) {
+        fprintf(stderr, "bench_artifact mix: at most %u artifacts\n", SLOTS / 4);
+        return 2;
+    }
     if (sodium_init() < 0 || uv_loop_init(&loop) != 0 || cp2p_memnet_new(&loop, 7, &net) != 0) {
         return 1;
     }
@@ -130,6 +210,11 @@ int main(int argc, char **argv)
         cp2p_privkey *key;
         cp2p_multiaddr *ma;
         uv_mutex_init(&nodes[i].mu);
+        nodes[i].items = calloc(SLOTS / 2, sizeof(bitem));
+        nodes[i].slot = calloc(SLOTS, sizeof(uint32_t));
+        if (nodes[i].items == NULL || nodes[i].slot == NULL) {
+            return 1;
+        }
         if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
             return 1;
         }
@@ -209,9 +294,51 @@ int main(int argc, char **argv)
         uv_run(&loop, UV_RUN_ONCE);
     }
     run_ms(gs ? 3000 : 1000); /* identify, meshes */
+    cp2p_memnet_stats before, after;
+    if (mix) {
+        size_t total = size + n_large;
+        uint64_t ideal = 0;
+        uint32_t pick = 99;
+        uint8_t *buf = malloc(1 << 20);
+        cp2p_memnet_stats_get(net, &before);
+        uint64_t t0 = uv_now(&loop);
+        for (size_t k = 0; k < total; k++) {
+            size_t len = k < size ? 100 + (k * 37) % 900 : (size_t)1 << 20;
+            randombytes_buf(buf, len);
+            pick = pick * 1103515245u + 12345u;
+            publish_local(&nodes[(pick >> 8) % (uint32_t)n_nodes], buf, len);
+            ideal += (uint64_t)len * (uint64_t)(n_nodes - 1);
+        }
+        free(buf);
+        uint64_t guard = t0 + 1200000;
+        int done = 0;
+        while (done < n_nodes && uv_now(&loop) < guard) {
+            uv_run(&loop, UV_RUN_ONCE);
+            done = 0;
+            for (int i = 0; i < n_nodes; i++) {
+                done += b_count(&nodes[i]) == total;
+            }
+        }
+        uint64_t ms = uv_now(&loop) - t0;
+        cp2p_memnet_stats_get(net, &after);
+        /* Every copy against its id. */
+        size_t bad = 0;
+        for (int i = 0; i < n_nodes; i++) {
+            for (uint32_t k = 0; k < nodes[i].n; k++) {
+                uint8_t d[32];
+                crypto_hash_sha256(d, nodes[i].items[k].data, nodes[i].items[k].len);
+                bad += memcmp(d, nodes[i].items[k].id + 2, 32) != 0;
+            }
+        }
+        printf("{\"mode\":\"mix\",\"nodes\":%d,\"small\":%zu,\"large\":%zu,\"complete\":%d,"
+               "\"bad\":%zu,\"ms\":%llu,\"bytes_ratio\":%.3f}\n",
+               n_nodes, size, n_large, done, bad, (unsigned long long)ms,
+               (double)(after.bytes_delivered - before.bytes_delivered) / (double)ideal);
+        n_got = done == n_nodes && bad == 0 ? n_nodes : 0;
+        goto out;
+    }
     uint8_t *data = malloc(size);
     randombytes_buf(data, size);
-    cp2p_memnet_stats before, after;
     cp2p_memnet_stats_get(net, &before);
     uint64_t t0 = uv_now(&loop);
     if (gs) {
@@ -221,10 +348,7 @@ int main(int argc, char **argv)
         nodes[0].got = true;
         n_got = 1;
     } else {
-        b_store(NULL, 0, data, size, &nodes[0]);
-        if (cp2p_artifact_publish(nodes[0].a, NULL, 0, data, size, NULL, 0, NULL, NULL) != 0) {
-            return 1;
-        }
+        publish_local(&nodes[0], data, size);
         nodes[0].got = true;
         n_got = 1;
     }
@@ -234,10 +358,7 @@ int main(int argc, char **argv)
         if (!gs) {
             for (int i = 1; i < n_nodes; i++) {
                 if (!nodes[i].got) {
-                    uv_mutex_lock(&nodes[i].mu);
-                    bool have = nodes[i].data != NULL;
-                    uv_mutex_unlock(&nodes[i].mu);
-                    if (have) {
+                    if (b_count(&nodes[i]) > 0) {
                         nodes[i].got = true;
                         n_got++;
                         t_last = uv_now(&loop);
@@ -258,6 +379,8 @@ int main(int argc, char **argv)
            "\"identical\":%d,\"ms\":%llu,\"bytes_ratio\":%.3f}\n",
            argv[1], n_nodes, size, slow ? 1 : 0, n_got, gs ? n_got - 1 : same,
            (unsigned long long)(t_last - t0), ratio);
+    free(data);
+out:;
     int closed = 0;
     for (int i = 0; i < n_nodes; i++) {
         cp2p_host_close(nodes[i].h, on_closed, &closed);
@@ -269,9 +392,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "memnet still in use\n");
     }
     for (int i = 0; i < n_nodes; i++) {
-        free(nodes[i].data);
+        for (uint32_t k = 0; k < nodes[i].n; k++) {
+            free(nodes[i].items[k].data);
+        }
+        free(nodes[i].items);
+        free(nodes[i].slot);
     }
     free(nodes);
-    free(data);
     return n_got == n_nodes ? 0 : 1;
 }
