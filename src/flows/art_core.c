@@ -1186,6 +1186,13 @@ int cp2p__art_prepare(const cp2p__art_config *cfg, const uint8_t *id, size_t id_
     } else {
         memcpy(out->id, id, id_len);
         out->id_len = id_len;
+        uint8_t d[32];
+        if (cfg->id_sha256) { /* every receiver checks it: refuse a wrong one here */
+            crypto_hash_sha256(d, data, len);
+            if (sodium_memcmp(d, id + 2, 32) != 0) {
+                return CP2P_EINVAL;
+            }
+        }
     }
     uint32_t cs = len <= cfg->push_threshold ? (uint32_t)len : cfg->chunk_size;
     uint64_t n = cp2p__art_n_chunks(len, cs);

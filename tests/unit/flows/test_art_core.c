@@ -658,9 +658,16 @@ static void lying_manifest(void **state)
     uint8_t *d = pattern(len, 11);
     uint8_t id[CP2P_ART_MAX_ID];
     size_t id_len;
-    /* Node 0 holds the bytes under someone else's id. */
+    /* Node 0 holds the bytes under someone else's id (its own check is off: a liar). */
     uint8_t other[34] = {0x12, 0x20};
     memset(other + 2, 0x5a, 32);
+    assert_int_equal(cp2p__art_core_publish(N[1].c, other, 34, d, len, NULL, 0, now, id, &id_len),
+                     CP2P_EINVAL); /* an honest node refuses to publish it */
+    cp2p__art_config liar = cfg;
+    liar.id_sha256 = false;
+    cp2p__art_core_free(N[0].c);
+    assert_int_equal(cp2p__art_core_new(&liar, now, &N[0].c), 0);
+    assert_int_equal(cp2p__art_core_peer_up(N[0].c, &N[1].id, now), 0);
     assert_int_equal(cp2p__art_core_publish(N[0].c, other, 34, d, len, NULL, 0, now, id, &id_len),
                      0);
     add_item(&N[0], id, id_len, d, len);
