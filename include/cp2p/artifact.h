@@ -131,8 +131,10 @@ CP2P_API void cp2p_artifact_config_default(cp2p_artifact_config *cfg);
 
 /* Attach artifact gossip to `h` (a service on CP2P_ARTIFACT_PROTOCOL) and start its flows'
  * threads. Returns 0 and *out; CP2P_EINVAL (no serve or store, a zero limit); the errors of
- * cp2p_framed_new; CP2P_ENOMEM; CP2P_EIO (a thread could not start). Nothing is sent until
- * cp2p_artifact_start(). */
+ * cp2p_framed_new; CP2P_ENOMEM; CP2P_EIO (a thread could not start). The layer exchanges
+ * with peers from now on (it answers and fetches); until cp2p_artifact_start() the gossip
+ * timer does not run (no chunk timeouts, no "later" adverts) and publications wait in the
+ * advert broadcaster. */
 CP2P_API CP2P_NODISCARD int cp2p_artifact_new(cp2p_host *h, const cp2p_artifact_config *cfg,
                                               cp2p_artifact **out);
 /* Start: the advert broadcaster releases what it held, the gossip timer runs. 0 or

@@ -686,8 +686,8 @@ void cp2p_artifact_close(cp2p_artifact *a)
     }
     cp2p_framed *fr = a->fr;
     a->fr = NULL;
+    cp2p_framed_close(fr); /* first: no framed callback reaches `a` after this */
     teardown(a);
-    cp2p_framed_close(fr);
 }
 
 int cp2p_artifact_publish(cp2p_artifact *a, const uint8_t *id, size_t id_len,
