@@ -608,20 +608,13 @@ int cp2p_artifact_new(cp2p_host *h, const cp2p_artifact_config *cfg, cp2p_artifa
     a->backlog = cp2p_calloc(CP2P_ART_MAX_PEERS, sizeof(*a->backlog));
     a->async = cp2p_calloc(1, sizeof(*a->async));
     a->timer = cp2p_calloc(1, sizeof(*a->timer));
-    if (a->backlog == NULL || a->async == NULL || a->timer == NULL) {
-        cp2p_free(a->async);
+    bool allocated = a->backlog != NULL && a->async != NULL && a->timer != NULL;
+    if (!allocated || uv_async_init(cp2p_host_loop(h), a->async, on_async) != 0) {
+        cp2p_free(a->async); /* never initialised as handles: plain memory */
         cp2p_free(a->timer);
         a->async = NULL;
         a->timer = NULL;
-        rc = CP2P_ENOMEM;
-        goto fail;
-    }
-    if (uv_async_init(cp2p_host_loop(h), a->async, on_async) != 0) {
-        cp2p_free(a->async);
-        cp2p_free(a->timer);
-        a->async = NULL;
-        a->timer = NULL;
-        rc = CP2P_EIO;
+        rc = allocated ? CP2P_EIO : CP2P_ENOMEM;
         goto fail;
     }
     a->async->data = a;
