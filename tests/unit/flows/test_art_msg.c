@@ -12,6 +12,7 @@
 #include <cp2p/multiformats.h>
 
 #include "flows/art_msg.h"
+#include "util/alloc.h"
 #include "util/limits.h"
 
 typedef struct fixture {
@@ -233,12 +234,50 @@ static void bad_frames(void **state)
     cp2p_buf_fini(&f.id);
 }
 
+/* Each allocation of a decode fails in turn: CP2P_ENOMEM, nothing leaked (ASan), and the
+ * decode succeeds once no allocation fails. */
+static void decode_allocation_failures(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f);
+    cp2p__art_attr attrs[] = {{{(const uint8_t *)"k", 1}, {(const uint8_t *)"v", 1}}};
+    cp2p__art_advert a = advert_of(&f, attrs, 1);
+    cp2p_buf b;
+    cp2p_buf_init(&b, 1 << 20);
+    assert_int_equal(cp2p__art_advert_append(&b, &a), 0);
+    assert_int_equal(cp2p__art_request_append(&b, a.id, 1), 0);
+    assert_int_equal(cp2p__art_chunk_append(&b, a.id, 0, f.data, 1024), 0);
+    assert_int_equal(cp2p__art_retrans_append(&b, 3), 0);
+    bool ok = false;
+    for (long n = 1; n < 200; n++) {
+        cp2p__art_env e;
+        const char *why = NULL;
+        cp2p__alloc_fail_after(n);
+        int rc = cp2p__art_env_decode(b.ptr, b.len, CP2P_ART_MAX_FRAME, CP2P_ART_MAX_SIZE, &e,
+                                      &why);
+        cp2p__alloc_fail_after(0);
+        if (rc == 0) {
+            assert_int_equal(e.n_adverts + e.n_requests + e.n_chunks, 3);
+            cp2p__art_env_fini(&e);
+            ok = true; /* from here on the failure falls past the decode's allocations */
+        } else {
+            assert_int_equal(rc, CP2P_ENOMEM);
+            assert_null(e.pb_);
+        }
+    }
+    assert_true(ok);
+    cp2p_buf_fini(&b);
+    cp2p_buf_fini(&f.id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
         cmocka_unit_test(bad_adverts),
         cmocka_unit_test(bad_frames),
+        cmocka_unit_test(decode_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
