@@ -105,6 +105,14 @@ typedef struct cp2p_artifact_config {
      * false: the application names artifacts (cp2p_artifact_publish's id) and validates them
      * in store. */
     bool id_sha256;
+    /* The application's id function instead (NULL: none): write the id of data[0..len) (a
+     * multihash, at most CP2P_ARTIFACT_ID_MAX bytes) to out and return its length, or a
+     * negative error. It names what cp2p_artifact_publish publishes without an id, and every
+     * artifact that arrives is checked against it (id_sha256 is then ignored). Runs on the
+     * loop and on the advert flow's workers: pure and thread-safe. */
+    ptrdiff_t (*id_fn)(const uint8_t *data, size_t len, uint8_t out[CP2P_ARTIFACT_ID_MAX],
+                       void *ud);
+    void *id_ud;
     cp2p_artifact_flow_config flows[CP2P_ARTIFACT_FLOWS];
 } cp2p_artifact_config;
 
@@ -145,7 +153,8 @@ CP2P_API CP2P_NODISCARD int cp2p_artifact_start(cp2p_artifact *a);
 CP2P_API void cp2p_artifact_close(cp2p_artifact *a);
 
 /* Publish an artifact the application has stored: the bytes are copied, hashed on the advert
- * flow, then pushed or advertised. id NULL: the sha2-256 multihash (required when id_sha256).
+ * flow, then pushed or advertised. id NULL: the id function's (id_fn, else the sha2-256
+ * multihash); a given id must be what they compute (when ids are checked).
  * Returns 0 (cb, if not NULL, runs later on the loop with the result and the id), CP2P_EINVAL,
  * CP2P_EFULL (advert flow or broadcaster full: counted), CP2P_ENOMEM. */
 typedef void (*cp2p_artifact_publish_cb)(cp2p_artifact *a, int status, const uint8_t *id,

@@ -173,6 +173,48 @@ static bool is_sha256_id(const uint8_t *id, size_t len)
     return len == 34 && id[0] == 0x12 && id[1] == 0x20;
 }
 
+/* Ids are checked against the bytes: by the application's function, or as sha2-256. */
+static bool ids_checked(const cp2p__art_config *cfg)
+{
+    return cfg->id_fn != NULL || cfg->id_sha256;
+}
+
+/* An id a peer names must have the shape of ours (any multihash under id_fn). */
+static bool id_shape_ok(const cp2p__art_config *cfg, const uint8_t *id, size_t len)
+{
+    return cfg->id_fn != NULL || !cfg->id_sha256 || is_sha256_id(id, len);
+}
+
+/* The id of data[0..len): the application's function, else the sha2-256 multihash. Returns
+ * its length or a negative error (CP2P_EINVAL: the function's answer is not a multihash). */
+static ptrdiff_t compute_id(const cp2p__art_config *cfg, const uint8_t *data, size_t len,
+                            uint8_t out[CP2P_ART_MAX_ID])
+{
+    if (cfg->id_fn == NULL) {
+        out[0] = 0x12;
+        out[1] = 0x20;
+        crypto_hash_sha256(out + 2, data, len);
+        return 34;
+    }
+    ptrdiff_t n = cfg->id_fn(data, len, out, cfg->id_ud);
+    if (n < 0) {
+        return n;
+    }
+    if (n == 0 || n > CP2P_ART_MAX_ID || cp2p_multihash_validate(out, (size_t)n) != 0) {
+        return CP2P_EINVAL;
+    }
+    return n;
+}
+
+/* True when data[0..len) is what `k` names (ids_checked). */
+static bool id_matches(const cp2p__art_config *cfg, const uint8_t *id, size_t id_len,
+                       const uint8_t *data, size_t len)
+{
+    uint8_t mine[CP2P_ART_MAX_ID];
+    ptrdiff_t n = compute_id(cfg, data, len, mine);
+    return n > 0 && (size_t)n == id_len && sodium_memcmp(mine, id, id_len) == 0;
+}
+
 static void mark_dirty(cp2p__art_core *c, art_peer *p)
 {
     if (!p->dirty && p->out.len > 0) {
@@ -458,10 +500,8 @@ static void penalise(cp2p__art_core *c, art_peer *p, uint32_t points)
  * the application. */
 static void fetch_finish(cp2p__art_core *c, art_fetch *f)
 {
-    if (c->cfg.id_sha256) {
-        uint8_t d[32];
-        crypto_hash_sha256(d, f->data, f->size);
-        if (sodium_memcmp(d, f->k.id + 2, 32) != 0) {
+    if (ids_checked(&c->cfg)) {
+        if (!id_matches(&c->cfg, f->k.id, f->k.len, f->data, f->size)) {
             /* The manifest matched every chunk, so the advert lied: blame whoever sent it. */
             c->st.fetches_bad_whole++;
             if (f->manifest_peer != NULL) {
@@ -852,8 +892,7 @@ static void on_advert(cp2p__art_core *c, art_peer *p, const cp2p__art_advert *a)
     if (p->banned) {
         return;
     }
-    if ((c->cfg.id_sha256 && !is_sha256_id(a->id.ptr, a->id.len)) ||
-        !key_set(&k, a->id.ptr, a->id.len)) {
+    if (!id_shape_ok(&c->cfg, a->id.ptr, a->id.len) || !key_set(&k, a->id.ptr, a->id.len)) {
         c->st.adverts_bad_id++;
         return;
     }
@@ -909,8 +948,7 @@ static void on_push(cp2p__art_core *c, art_peer *p, const cp2p__art_push *m)
         c->st.pushes_oversized++;
         return;
     }
-    if ((c->cfg.id_sha256 && !is_sha256_id(a->id.ptr, a->id.len)) ||
-        !key_set(&k, a->id.ptr, a->id.len)) {
+    if (!id_shape_ok(&c->cfg, a->id.ptr, a->id.len) || !key_set(&k, a->id.ptr, a->id.len)) {
         c->st.adverts_bad_id++;
         return;
     }
@@ -921,7 +959,7 @@ static void on_push(cp2p__art_core *c, art_peer *p, const cp2p__art_push *m)
     }
     crypto_hash_sha256(d, m->data.ptr, m->data.len);
     if (sodium_memcmp(d, a->hashes.ptr, 32) != 0 ||
-        (c->cfg.id_sha256 && sodium_memcmp(d, k.id + 2, 32) != 0)) {
+        (ids_checked(&c->cfg) && !id_matches(&c->cfg, k.id, k.len, m->data.ptr, m->data.len))) {
         c->st.pushes_corrupt++;
         penalise(c, p, 10);
         return;
@@ -1176,23 +1214,18 @@ int cp2p__art_prepare(const cp2p__art_config *cfg, const uint8_t *id, size_t id_
         }
     }
     if (id == NULL) {
-        out->id[0] = 0x12;
-        out->id[1] = 0x20;
-        crypto_hash_sha256(out->id + 2, data, len);
-        out->id_len = 34;
+        ptrdiff_t n = compute_id(cfg, data, len, out->id);
+        if (n < 0) {
+            return n;
+        }
+        out->id_len = (size_t)n;
     } else if (id_len > CP2P_ART_MAX_ID || cp2p_multihash_validate(id, id_len) != 0 ||
-               (cfg->id_sha256 && !is_sha256_id(id, id_len))) {
-        return CP2P_EINVAL;
+               !id_shape_ok(cfg, id, id_len) ||
+               (ids_checked(cfg) && !id_matches(cfg, id, id_len, data, len))) {
+        return CP2P_EINVAL; /* every receiver would check it: refuse a wrong one here */
     } else {
         memcpy(out->id, id, id_len);
         out->id_len = id_len;
-        uint8_t d[32];
-        if (cfg->id_sha256) { /* every receiver checks it: refuse a wrong one here */
-            crypto_hash_sha256(d, data, len);
-            if (sodium_memcmp(d, id + 2, 32) != 0) {
-                return CP2P_EINVAL;
-            }
-        }
     }
     uint32_t cs = len <= cfg->push_threshold ? (uint32_t)len : cfg->chunk_size;
     uint64_t n = cp2p__art_n_chunks(len, cs);

@@ -73,6 +73,11 @@ typedef struct cp2p__art_config {
     /* Ids are the sha2-256 multihash of the bytes (default true): adverts with another kind
      * of id are ignored (counted) and every complete artifact is checked against its id. */
     bool id_sha256;
+    /* The application's id function (pure, thread-safe): writes the id of data[0..len) (a
+     * multihash) to out and returns its length, or a negative error. When set it names
+     * published artifacts and checks every complete one instead of sha2-256. */
+    ptrdiff_t (*id_fn)(const uint8_t *data, size_t len, uint8_t out[CP2P_ART_MAX_ID], void *ud);
+    void *id_ud;
     cp2p__art_bouncer_fn bouncer; /* NULL: everything is wanted */
     void *bouncer_ud;
 } cp2p__art_config;

@@ -487,6 +487,8 @@ static const cp2p__art_config *core_cfg_of(const cp2p_artifact *a, cp2p__art_con
     c->max_later = a->cfg.max_adverts_per_peer;
     c->max_held = a->cfg.max_held;
     c->id_sha256 = a->cfg.id_sha256;
+    c->id_fn = a->cfg.id_fn;
+    c->id_ud = a->cfg.id_ud;
     if (c->max_fetch_bytes < c->max_size) {
         c->max_fetch_bytes = c->max_size;
     }

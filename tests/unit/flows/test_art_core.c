@@ -755,6 +755,49 @@ static void core_allocation_failures(void **state)
     free(d);
 }
 
+/* The application's id function (here the blake2b-256 multihash): it names what is
+ * published, and the receiver checks chunked and pushed artifacts against it. */
+static ptrdiff_t blake2b_id(const uint8_t *data, size_t len, uint8_t out[CP2P_ART_MAX_ID],
+                            void *ud)
+{
+    (void)ud;
+    out[0] = 0xa0; /* multicodec blake2b-256 = 0xb220, as a varint */
+    out[1] = 0xe4;
+    out[2] = 0x02;
+    out[3] = 0x20;
+    crypto_generichash(out + 4, 32, data, len, NULL, 0);
+    return 36;
+}
+
+static void application_id_function(void **state)
+{
+    (void)state;
+    cfg.id_fn = blake2b_id;
+    setup_nodes(2);
+    connect(0, 1);
+    pump();
+    uint8_t id[CP2P_ART_MAX_ID], expect[CP2P_ART_MAX_ID], sid[CP2P_ART_MAX_ID];
+    size_t id_len, sid_len;
+    uint8_t *d = pattern(300000, 13), *small = pattern(300, 14);
+    publish(0, d, 300000, id, &id_len);
+    assert_int_equal(blake2b_id(d, 300000, expect, NULL), 36);
+    assert_int_equal(id_len, 36);
+    assert_memory_equal(id, expect, 36);
+    publish(0, small, 300, sid, &sid_len);
+    want w = {1, id, id_len}, ws = {1, sid, sid_len};
+    assert_true(run_until(has_it, &w, 2000));
+    assert_true(run_until(has_it, &ws, 2000));
+    check_same(1, id, id_len, d, 300000);
+    check_same(1, sid, sid_len, small, 300);
+    /* A given id must be the function's. */
+    assert_int_equal(cp2p__art_core_publish(N[1].c, expect, 36, small, 299, NULL, 0, now, NULL,
+                                            NULL),
+                     CP2P_EINVAL);
+    free(d);
+    free(small);
+    teardown_nodes();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -770,6 +813,7 @@ int main(void)
         cmocka_unit_test_setup(flood_of_adverts_stays_bounded, reset_cfg),
         cmocka_unit_test_setup(lying_manifest, reset_cfg),
         cmocka_unit_test_setup(core_allocation_failures, reset_cfg),
+        cmocka_unit_test_setup(application_id_function, reset_cfg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
