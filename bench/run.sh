@@ -228,23 +228,29 @@ sched_bench() {
 # (each node dials the next and 3 fixed pseudo-random others), one artifact from node 0
 # (bench/bench_artifact.c). (1) 1 MiB to ART_N nodes, artifact gossip then gossipsub: time to
 # the last node and bytes delivered / (size x (N - 1)). (2) ART_BIG_MIB MiB to 13 nodes, then
-# again with node 1's links 10x slower.
+# again with node 1's links 10x slower; then the same at 10 MB/s links (network-bound):
+# the time to the last node, and to the last node but the slow one.
 ART_N=${BENCH_ART_N:-100}
 ART_BIG_MIB=${BENCH_ART_BIG_MIB:-100}
 artifact_bench() {
     echo "== artifact gossip vs gossipsub: 1 MiB to $ART_N nodes; $ART_BIG_MIB MiB to 13 nodes, one peer 10x slower"
-    local a g big slow
+    local a g big slow nbig nslow
     a=$("$B/bench_artifact" art "$ART_N" 1048576 2>/dev/null); echo "$a"
     g=$("$B/bench_artifact" gs "$ART_N" 1048576 2>/dev/null); echo "$g"
     big=$("$B/bench_artifact" art 13 $((ART_BIG_MIB * 1048576)) 0 2>/dev/null); echo "$big"
     slow=$("$B/bench_artifact" art 13 $((ART_BIG_MIB * 1048576)) 1 2>/dev/null); echo "$slow"
+    nbig=$(BENCH_ART_MBPS=10 "$B/bench_artifact" art 13 $((20 * 1048576)) 0 2>/dev/null); echo "$nbig"
+    nslow=$(BENCH_ART_MBPS=10 "$B/bench_artifact" art 13 $((20 * 1048576)) 1 2>/dev/null); echo "$nslow"
     awk -v n="$ART_N" -v am="$(json "$a" ms)" -v ab="$(json "$a" bytes_ratio)" \
         -v gm="$(json "$g" ms)" -v gb="$(json "$g" bytes_ratio)" \
-        -v bm="$(json "$big" ms)" -v sm="$(json "$slow" ms)" 'BEGIN {
+        -v bm="$(json "$big" ms)" -v sm="$(json "$slow" ms)" \
+        -v nb="$(json "$nbig" ms)" -v ns="$(json "$nslow" ms)" -v no="$(json "$nslow" ms_others)" 'BEGIN {
         printf "\n%-44s %10s %10s %8s\n", "artifact gossip figure", "artifact", "gossipsub", "ratio"
         printf "%-44s %10.0f %10.0f %8.2f  (target <= 1)\n", "1 MiB to " n " nodes: ms to the last", am, gm, am / gm
         printf "%-44s %10.3f %10.3f %8s  (target artifact <= 1.2)\n", "bytes delivered / (size x (N-1))", ab, gb, ""
         printf "%-44s %10.0f %10.0f %8.2f  (target <= 1.2)\n", "big artifact, 13 nodes: ms, slow peer vs not", sm, bm, sm / bm
+        printf "%-44s %10.0f %10.0f %8.2f  (target <= 1.2)\n", "20 MiB, 10 MB/s links: ms, slow peer vs not", ns, nb, ns / nb
+        printf "%-44s %10.0f %10.0f %8.2f\n", "the same, last node but the slow one", no, nb, no / nb
     }'
 }
 if [ "${2:-}" = artifact ]; then
