@@ -8,6 +8,7 @@
 #   bench/run.sh BUILD rr            request-response vs ping RTT only
 #   bench/run.sh BUILD memory        the memory-transport scale run only
 #   bench/run.sh BUILD sched         the stream-scheduling section only
+#   bench/run.sh BUILD artifact      the artifact-gossip section only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -223,6 +224,40 @@ sched_bench() {
         printf "%-44s %10.0f %10.0f %8.2f\n", "bulk MB/s, defaults vs before issue 12", mb, omb, mb / omb
     }'
 }
+# Artifact gossip (issue 15): on the memory transport (5 ms, 100 MB/s links), the same graph
+# (each node dials the next and 3 fixed pseudo-random others), one artifact from node 0
+# (bench/bench_artifact.c). (1) 1 MiB to ART_N nodes, artifact gossip then gossipsub: time to
+# the last node and bytes delivered / (size x (N - 1)). (2) ART_BIG_MIB MiB to 13 nodes, then
+# again with node 1's links 10x slower; then the same at 10 MB/s links (network-bound):
+# the time to the last node, and to the last node but the slow one.
+ART_N=${BENCH_ART_N:-100}
+ART_BIG_MIB=${BENCH_ART_BIG_MIB:-100}
+artifact_bench() {
+    echo "== artifact gossip vs gossipsub: 1 MiB to $ART_N nodes; $ART_BIG_MIB MiB to 13 nodes, one peer 10x slower"
+    local a g big slow nbig nslow
+    a=$("$B/bench_artifact" art "$ART_N" 1048576 2>/dev/null); echo "$a"
+    g=$("$B/bench_artifact" gs "$ART_N" 1048576 2>/dev/null); echo "$g"
+    big=$("$B/bench_artifact" art 13 $((ART_BIG_MIB * 1048576)) 0 2>/dev/null); echo "$big"
+    slow=$("$B/bench_artifact" art 13 $((ART_BIG_MIB * 1048576)) 1 2>/dev/null); echo "$slow"
+    nbig=$(BENCH_ART_MBPS=10 "$B/bench_artifact" art 13 $((20 * 1048576)) 0 2>/dev/null); echo "$nbig"
+    nslow=$(BENCH_ART_MBPS=10 "$B/bench_artifact" art 13 $((20 * 1048576)) 1 2>/dev/null); echo "$nslow"
+    awk -v n="$ART_N" -v am="$(json "$a" ms)" -v ab="$(json "$a" bytes_ratio)" \
+        -v gm="$(json "$g" ms)" -v gb="$(json "$g" bytes_ratio)" \
+        -v bm="$(json "$big" ms)" -v sm="$(json "$slow" ms)" \
+        -v nb="$(json "$nbig" ms)" -v ns="$(json "$nslow" ms)" -v no="$(json "$nslow" ms_others)" 'BEGIN {
+        printf "\n%-44s %10s %10s %8s\n", "artifact gossip figure", "artifact", "gossipsub", "ratio"
+        printf "%-44s %10.0f %10.0f %8.2f  (target <= 1)\n", "1 MiB to " n " nodes: ms to the last", am, gm, am / gm
+        printf "%-44s %10.3f %10.3f %8s  (target artifact <= 1.2)\n", "bytes delivered / (size x (N-1))", ab, gb, ""
+        printf "%-44s %10.0f %10.0f %8.2f  (target <= 1.2)\n", "big artifact, 13 nodes: ms, slow peer vs not", sm, bm, sm / bm
+        printf "%-44s %10.0f %10.0f %8.2f  (target <= 1.2)\n", "20 MiB, 10 MB/s links: ms, slow peer vs not", ns, nb, ns / nb
+        printf "%-44s %10.0f %10.0f %8.2f\n", "the same, last node but the slow one", no, nb, no / nb
+    }'
+}
+if [ "${2:-}" = artifact ]; then
+    artifact_bench
+    exit 0
+fi
+
 if [ "${2:-}" = sched ]; then
     sched_bench
     exit 0
@@ -317,6 +352,7 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
 gossipsub_bench
 conns_bench
 sched_bench
+artifact_bench
 
 # Metrics scrape cost (issue 13): gossipsub at full rate (one publisher, 10 subscribers, 100-byte
 # unsigned messages, 100 in flight, as gs-rate) with the publisher serving the HTTP API, in

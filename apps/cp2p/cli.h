@@ -23,6 +23,7 @@ int cli_cmd_node(int argc, char **argv);
 int cli_cmd_ping(int argc, char **argv);
 int cli_cmd_perf(int argc, char **argv);
 int cli_cmd_req(int argc, char **argv);
+int cli_cmd_artifact(int argc, char **argv);
 int cli_cmd_chat(int argc, char **argv);
 int cli_cmd_dht(int argc, char **argv);
 int cli_cmd_pubsub(int argc, char **argv);

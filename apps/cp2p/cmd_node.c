@@ -11,6 +11,8 @@
 #include <cp2p/pubsub.h>
 #include <cp2p/reqresp.h>
 
+#include <cp2p/artifact.h>
+
 #include "cli.h"
 
 static const char NODE_HELP[] =
@@ -21,6 +23,7 @@ static const char NODE_HELP[] =
     "                 [--bootstrap MULTIADDR]... [--no-dht] [--dht-mode MODE]\n"
     "                 [--dht-protocol ID] [--dht-namespace NS]... [--status-interval S]\n"
     "                 [--topic TOPIC]... [--no-pubsub] [--api [HOST:PORT]] [--api-token TOKEN]\n"
+    "                 [--artifacts DIR [--artifacts-max BYTES]]\n"
     "\n"
     "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
     "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
@@ -57,6 +60,9 @@ static const char NODE_HELP[] =
     "                            'message' events with --json), repeatable\n"
     "  --no-pubsub               do not run gossipsub (it runs by default and relays topics\n"
     "                            for peers even without --topic)\n"
+    "  --artifacts DIR           artifact gossip with a pool kept in DIR (one file per artifact,\n"
+    "                            oldest removed past --artifacts-max, default 1 GiB); the API\n"
+    "                            then serves /api/v0/artifact/put|get|ls|stat\n"
     "  --api [HOST:PORT]         serve the HTTP API (/metrics, /healthz, /api/v0/...; see\n"
     "                            docs/API.md) on HOST:PORT (default 127.0.0.1:5001; port 0\n"
     "                            picks one); the address is printed at start\n"
@@ -96,6 +102,10 @@ typedef struct {
     const char *api_token;
     cp2p_node *node;
     cp2p_node_api *api_srv;
+    /* --artifacts DIR: artifact gossip with a pool in DIR (cp2p/artifact.h) */
+    const char *artifacts_dir;
+    uint64_t artifacts_max;
+    cp2p_node_artifacts *artifacts;
 } node_ctx;
 
 static void print_conn_event(node_ctx *n, const char *what, cp2p_conn *c, int err)
@@ -188,6 +198,8 @@ static void on_closed(cp2p_host *h, void *ud)
     /* Nothing the API waits on is left: its threads return at once, then the node goes. */
     cp2p_node_api_stop(n->api_srv);
     n->api_srv = NULL;
+    cp2p_node_artifacts_detach(n->artifacts); /* the host closed the layer: frees the index */
+    n->artifacts = NULL;
     cp2p_node_detach(n->node);
     n->node = NULL;
 }
@@ -318,6 +330,8 @@ int cli_cmd_node(int argc, char **argv)
         {"no-pubsub", no_argument, NULL, 'U'},
         {"api", optional_argument, NULL, 'A'},
         {"api-token", required_argument, NULL, 'Z'},
+        {"artifacts", required_argument, NULL, 'F'},
+        {"artifacts-max", required_argument, NULL, 'G'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *listen[MAX_ADDRS], *peers[MAX_ADDRS];
@@ -444,6 +458,13 @@ int cli_cmd_node(int argc, char **argv)
             n.api = optarg != NULL ? optarg : CP2P_NODE_API_DEFAULT_LISTEN;
             break;
         case 'Z': n.api_token = optarg; break;
+        case 'F': n.artifacts_dir = optarg; break;
+        case 'G':
+            if (cli_parse_bytes(optarg, &n.artifacts_max) != 0 || n.artifacts_max == 0) {
+                fprintf(stderr, "cp2p node: --artifacts-max needs a size in bytes\n");
+                rc = CLI_EXIT_USAGE;
+            }
+            break;
         case 'N': n.no_dht = true; break;
         case 'U': n.no_pubsub = true; break;
         case 'o':
@@ -502,6 +523,27 @@ int cli_cmd_node(int argc, char **argv)
     return rc;
 }
 
+/* --artifacts DIR: artifact gossip on our host with its pool in DIR, bounded by
+ * --artifacts-max (1 GiB), served on the API when it runs. Returns 0 or an exit code. */
+static int artifacts_start(node_ctx *n)
+{
+    int rc;
+    if (n->node == NULL && (rc = cp2p_node_attach(n->host, n->ps, n->kad, NULL, &n->node)) != 0) {
+        fprintf(stderr, "cp2p node: cannot start artifacts: %s\n", cp2p_strerror(rc));
+        return CLI_EXIT_FAIL;
+    }
+    uint64_t max = n->artifacts_max > 0 ? n->artifacts_max : 1024ull * 1024 * 1024;
+    if ((rc = cp2p_node_artifacts_attach(n->node, n->host, n->artifacts_dir, max,
+                                         &n->artifacts)) != 0) {
+        fprintf(stderr, "cp2p node: --artifacts %s: %s\n", n->artifacts_dir, cp2p_strerror(rc));
+        return rc == CP2P_EIO ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+    }
+    if (n->api_srv != NULL) {
+        cp2p_node_api_set_artifacts(n->api_srv, n->artifacts);
+    }
+    return 0;
+}
+
 /* Serve the HTTP API (--api): a node attached to our host takes the API's calls from its
  * threads. Returns 0 or an exit code after printing why. */
 static int api_start(node_ctx *n)
@@ -510,6 +552,9 @@ static int api_start(node_ctx *n)
     int rc;
     cp2p_node_api_config_default(&ac);
     ac.listen = n->api;
+    if (n->artifacts_dir != NULL) {
+        ac.max_body = 64u * 1024 * 1024; /* artifact/put bodies */
+    }
     ac.token = n->api_token != NULL ? n->api_token : getenv("CP2P_API_TOKEN");
     if (ac.token != NULL && ac.token[0] == '\0') {
         ac.token = NULL;
@@ -642,6 +687,9 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
     }
     if (exit_code == 0 && n.api != NULL) {
         exit_code = api_start(&n);
+    }
+    if (exit_code == 0 && n.artifacts_dir != NULL) {
+        exit_code = artifacts_start(&n);
     }
     if (exit_code != 0) {
         cp2p_pubsub_close(n.ps);

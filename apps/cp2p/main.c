@@ -19,6 +19,7 @@ static const struct {
     {"ping", cli_cmd_ping, "ping a peer (/ipfs/ping/1.0.0)"},
     {"perf", cli_cmd_perf, "measure throughput to a peer (/perf/1.0.0)"},
     {"req", cli_cmd_req, "send one request-response request and print the response"},
+    {"artifact", cli_cmd_artifact, "artifact gossip through a node's API: put FILE, get ID, ls, stat ID"},
     {"chat", cli_cmd_chat, "line-based chat between two nodes"},
     {"pubsub", cli_cmd_pubsub, "gossipsub: sub TOPIC prints messages, pub TOPIC DATA publishes"},
     {"dht", cli_cmd_dht, "Kademlia DHT: find-peer, get, put, provide, find-providers"},

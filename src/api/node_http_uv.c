@@ -21,6 +21,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include <cp2p/artifact.h>
 #include <cp2p/node.h>
 #include <cp2p/protocols.h>
 
@@ -58,6 +59,10 @@ typedef enum {
     EP_DHT_PROVIDE,
     EP_DHT_FINDPROVS,
     EP_REQ,
+    EP_ARTIFACT_PUT,
+    EP_ARTIFACT_GET,
+    EP_ARTIFACT_LS,
+    EP_ARTIFACT_STAT,
     EP_OTHER, /* unknown paths */
     EP_COUNT
 } endpoint;
@@ -82,6 +87,10 @@ static const struct {
     [EP_DHT_PROVIDE] = {"/api/v0/dht/provide", "dht_provide", false},
     [EP_DHT_FINDPROVS] = {"/api/v0/dht/findprovs", "dht_findprovs", false},
     [EP_REQ] = {"/api/v0/req", "req", false},
+    [EP_ARTIFACT_PUT] = {"/api/v0/artifact/put", "artifact_put", false},
+    [EP_ARTIFACT_GET] = {"/api/v0/artifact/get", "artifact_get", false},
+    [EP_ARTIFACT_LS] = {"/api/v0/artifact/ls", "artifact_ls", false},
+    [EP_ARTIFACT_STAT] = {"/api/v0/artifact/stat", "artifact_stat", false},
     [EP_OTHER] = {NULL, "other", false},
 };
 
@@ -129,6 +138,7 @@ typedef struct api_shared {
     size_t nsubs;
     bool closing;
     cp2p_metric *subs_gauge, *subs_dropped;
+    _Atomic(cp2p_node_artifacts *) artifacts; /* artifact/... endpoints (node_artifact_uv.c) */
 } api_shared;
 
 struct cp2p_node_api {
@@ -392,6 +402,10 @@ static void refresh_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
     }
     if (rc == 0 && kad != NULL) {
         rc = cp2p__kad_metrics_update(&sh->kadm, kad, sh->reg);
+    }
+    cp2p_node_artifacts *arts = atomic_load(&sh->artifacts);
+    if (rc == 0 && arts != NULL) {
+        rc = cp2p__node_artifacts_metrics_update(arts, sh->reg);
     }
     /* Every request-response registration of the host (the node's handlers, and those the
      * application registered on an attached host): the others are skipped by the update. */
@@ -1153,6 +1167,77 @@ static enum MHD_Result ep_req(struct MHD_Connection *con, api_req *r, const quer
     return respond_json_max(con, r, MHD_HTTP_OK, j, API_JSON_MAX + rlen / 3 * 4 + 4);
 }
 
+/* ---- artifact/put|get|ls|stat (cp2p/artifact.h, "on a node") ---- */
+
+void cp2p_node_api_set_artifacts(cp2p_node_api *a, cp2p_node_artifacts *x)
+{
+    atomic_store(&a->sh->artifacts, x);
+}
+
+static void ls_cb(const char *id, uint64_t size, void *ud)
+{
+    json_array_append_new(ud, json_pack("{s:s, s:I}", "Id", id, "Bytes", (json_int_t)size));
+}
+
+static enum MHD_Result ep_artifact(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    cp2p_node_artifacts *x = atomic_load(&r->api->sh->artifacts);
+    const char *arg = query_get(q, "arg");
+    uint64_t to;
+    int rc;
+    if (x == NULL) {
+        return respond_error(con, r, MHD_HTTP_NOT_IMPLEMENTED,
+                             "artifacts are not enabled on this node (cp2p node --artifacts DIR)");
+    }
+    if (!arg_timeout(q, r->api->cfg.op_timeout_ms, &to)) {
+        return bad_arg(con, r, TIMEOUT_MSG);
+    }
+    if (r->ep == EP_ARTIFACT_PUT) {
+        char id[CP2P_NODE_ARTIFACT_ID_STR_MAX];
+        if (r->body.len == 0) {
+            return bad_arg(con, r, "the body (the artifact's bytes) is empty");
+        }
+        if ((rc = cp2p_node_artifact_put(x, r->body.ptr, r->body.len, to, id)) != 0) {
+            return rc == CP2P_EINVAL ? bad_arg(con, r, "the artifact is over the size limit")
+                                     : respond_op_error(con, r, "artifact/put", rc, NULL);
+        }
+        return respond_json(con, r, MHD_HTTP_OK,
+                            json_pack("{s:s, s:I}", "Id", id, "Bytes", (json_int_t)r->body.len));
+    }
+    if (r->ep == EP_ARTIFACT_LS) {
+        json_t *arr = json_array();
+        size_t n = cp2p_node_artifact_ls(x, ls_cb, arr);
+        return respond_json_max(con, r, MHD_HTTP_OK, json_pack("{s:o}", "Artifacts", arr),
+                                API_JSON_MAX + n * 128);
+    }
+    if (arg == NULL) {
+        return bad_arg(con, r, "argument \"arg\" (an artifact id, Qm...) is required");
+    }
+    if (r->ep == EP_ARTIFACT_GET) {
+        uint8_t *data;
+        size_t len;
+        if ((rc = cp2p_node_artifact_get(x, arg, &data, &len)) != 0) {
+            return rc == CP2P_EINVAL   ? bad_arg(con, r, "argument \"arg\" is not an artifact id")
+                   : rc == CP2P_ENOENT ? respond_error(con, r, MHD_HTTP_NOT_FOUND,
+                                                       "artifact/get: not held by this node")
+                                       : respond_op_error(con, r, "artifact/get", rc, NULL);
+        }
+        return respond(con, r, MHD_HTTP_OK, "application/octet-stream", data, len);
+    }
+    cp2p_node_artifact_stat st;
+    if ((rc = cp2p_node_artifact_stat_get(x, arg, to, &st)) != 0) {
+        return rc == CP2P_EINVAL   ? bad_arg(con, r, "argument \"arg\" is not an artifact id")
+               : rc == CP2P_ENOENT ? respond_error(con, r, MHD_HTTP_NOT_FOUND,
+                                                   "artifact/stat: neither held nor fetching")
+                                   : respond_op_error(con, r, "artifact/stat", rc, NULL);
+    }
+    return respond_json(con, r, MHD_HTTP_OK,
+                        json_pack("{s:s, s:b, s:I, s:b, s:I, s:I, s:I}", "Id", arg, "Held",
+                                  st.held, "Bytes", (json_int_t)st.size, "Fetching", st.fetching,
+                                  "ChunksDone", (json_int_t)st.chunks_done, "ChunksTotal",
+                                  (json_int_t)st.chunks_total, "Peers", (json_int_t)st.peers));
+}
+
 /* ---- pubsub/sub: newline-delimited JSON, one object per message ----
  *
  * The node's pubsub has one handler per topic, so the API joins a topic once (on the loop,
@@ -1655,6 +1740,10 @@ static enum MHD_Result dispatch(struct MHD_Connection *con, api_req *r)
     case EP_DHT_PROVIDE:
     case EP_DHT_FINDPROVS: ret = ep_dht_cid(con, r, &q); break;
     case EP_REQ: ret = ep_req(con, r, &q); break;
+    case EP_ARTIFACT_PUT:
+    case EP_ARTIFACT_GET:
+    case EP_ARTIFACT_LS:
+    case EP_ARTIFACT_STAT: ret = ep_artifact(con, r, &q); break;
     default: ret = reject(con, r, R_NOT_FOUND, MHD_HTTP_NOT_FOUND, "404 page not found"); break;
     }
     cp2p_free(q.buf);

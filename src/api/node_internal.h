@@ -54,6 +54,13 @@ const cp2p_node_config *cp2p__node_config(const cp2p_node *n);
 void cp2p__node_count(cp2p_node *n, size_t offset);
 #define CP2P__NODE_COUNT(n, field) cp2p__node_count((n), offsetof(cp2p_node_stats, field))
 
+/* ---- node_artifact_uv.c ---- */
+/* Copy the artifact layer's counters and flow metrics into reg (loop thread; 0 when the layer
+ * is gone). */
+struct cp2p_node_artifacts;
+CP2P_NODISCARD int cp2p__node_artifacts_metrics_update(struct cp2p_node_artifacts *x,
+                                                       cp2p_metrics *reg);
+
 /* ---- node_req.c ---- */
 typedef struct cp2p__node_req cp2p__node_req;
 /* Where the node keeps node_req.c's state (its request handlers; NULL until first used). */

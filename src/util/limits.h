@@ -617,6 +617,69 @@
 /* Retry delay of an emission that failed for lack of memory (our choice). */
 #define CP2P_HOST_EMITTER_RETRY_MS 10
 
+/* ---- flows: artifact gossip (src/flows/art_msg.c, art_core.c; docs/ARTIFACTS.md) ---- */
+/* Largest artifact id: one multihash (CP2P_MULTIHASH_MAX of cp2p/multiformats.h: code varint,
+ * length byte, 64-byte digest). */
+#define CP2P_ART_MAX_ID 74
+/* Attributes of one advert, and their sizes (our choice: the Internet Computer's adverts carry
+ * a handful of small fields: height, type, integrity hash). */
+#define CP2P_ART_MAX_ATTRS 16
+#define CP2P_ART_MAX_ATTR_KEY 64
+#define CP2P_ART_MAX_ATTR_VALUE 256
+/* Chunks of one artifact (our choice: the manifest is 32 bytes a chunk, so 16,384 chunks are a
+ * 512 KiB advert; with the default chunk size that is 1 GiB). */
+#define CP2P_ART_MAX_CHUNKS 16384
+/* Largest chunk size a peer may announce (our choice: one chunk must fit a frame). */
+#define CP2P_ART_MAX_CHUNK_SIZE (1024 * 1024)
+/* Default chunk size (our choice, docs/ARTIFACTS.md: 64 KiB keeps a 1 MiB artifact spread over
+ * 16 requests, enough to use several peers at once, while the 32-byte manifest entry and the
+ * request cost stay under 0.1 % of the bytes). */
+#define CP2P_ART_CHUNK_SIZE (64 * 1024)
+/* Largest frame (one Envelope) either way: the largest chunk or the largest advert with room
+ * for the message around it (our choice). */
+#define CP2P_ART_MAX_FRAME (CP2P_ART_MAX_CHUNK_SIZE + 64 * 1024)
+/* Messages of all kinds in one frame (our choice: 4,096 small adverts of ~100 bytes fill
+ * about 400 KiB). */
+#define CP2P_ART_MAX_FRAME_MSGS 4096
+/* Pushed whole at or under this size (dfinity/ic rs/p2p consensus_manager: 1,024 bytes). */
+#define CP2P_ART_PUSH_THRESHOLD 1024
+/* Largest artifact by default (our choice; configurable up to chunk size x max chunks). */
+#define CP2P_ART_MAX_SIZE (256ull * 1024 * 1024)
+/* Adverts remembered per peer (dfinity/ic's audit flags unbounded per-peer advert tables; our
+ * choice: 10,000 is ten seconds of the Internet Computer's busiest subnets). Past it the
+ * peer's oldest advert is forgotten, counted. */
+#define CP2P_ART_MAX_ADVERTS_PER_PEER 10000
+/* Peers tracked (our choice: above any subnet's size). */
+#define CP2P_ART_MAX_PEERS 1024
+/* Artifacts being fetched at once, and their bytes (our choice). */
+#define CP2P_ART_MAX_FETCHES 256
+#define CP2P_ART_MAX_FETCH_BYTES (512ull * 1024 * 1024)
+/* Artifacts held (advertised to peers) (our choice). */
+#define CP2P_ART_MAX_HELD 100000
+/* Chunk requests in flight to one peer: the start and the most (our choice; dfinity/ic
+ * state_sync_manager keeps several per peer). A timeout halves a peer's allowance, a chunk in
+ * time adds one: slow peers get fewer. */
+#define CP2P_ART_INFLIGHT_START 4
+#define CP2P_ART_INFLIGHT_MAX 16
+/* A chunk not answered in this time is asked of another peer (our choice; dfinity/ic uses
+ * seconds). */
+#define CP2P_ART_CHUNK_TIMEOUT_MS 5000
+/* The gossip timer (dfinity/ic on_gossip_timer: 100 ms). */
+#define CP2P_ART_TICK_MS 100
+/* Retransmissions answered per peer: one a second, burst 2 (our choice: a reconnecting peer
+ * needs one; a flood costs at most this). */
+#define CP2P_ART_RETRANS_PER_SEC 1
+#define CP2P_ART_RETRANS_BURST 2
+/* Chunk requests from one peer being served at once; more are dropped, counted (our choice). */
+#define CP2P_ART_MAX_SERVING_PER_PEER 64
+/* Bytes waiting in one peer's outbox (our choice: 8 MiB, the host's stream write buffer). */
+#define CP2P_ART_MAX_OUTBOX_BYTES (8 * 1024 * 1024)
+/* Penalty points a peer may earn (corrupt chunk: 10, timeout: 1) before we stop asking it
+ * anything (our choice). */
+#define CP2P_ART_PENALTY_BAN 100
+/* "later" adverts re-offered to the bouncer per gossip tick (our choice). */
+#define CP2P_ART_LATER_PER_TICK 256
+
 /* ---- api: the node (thread-safe client of a loop thread) ---- */
 /* Commands waiting for the loop thread; past it a call fails fast or waits, as the caller asks
  * (our choice: far above what a busy application keeps in flight). */
