@@ -1,0 +1,479 @@
+/* Reactors and channels (cp2p/reactor.h) between hosts on one loop: each anchor problem of
+ * issue 14 turned round. A Receive that blocks on channel X (on its reactor's worker) does not
+ * stop channel Y of the same reactor and peer, nor the keepalive, nor drop the peer; try_send
+ * fails at each channel's own capacity while its receiver is blocked, send times out with
+ * CP2P_ETIMEDOUT, and another channel still flows; bad input (oversized, malformed, a channel
+ * the peer has no reactor for) costs only that stream or channel and is counted; a peer that
+ * stops answering pings is removed with "pong timeout". Blocking is done with semaphores the
+ * test releases, not with sleeps, so nothing depends on timing. Only the public surface. */
+#include <string.h>
+
+#include <cp2p/codec.h>
+#include <cp2p/reactor.h>
+
+#include "integration/harness.h"
+
+enum { CH_X = 0x20, CH_Y = 0x22, CH_BULK = 0x40, CH_FREE = 0x41, CH_ONLY_A = 0x50 };
+
+typedef struct node {
+    cp2p_host *h;
+    cp2p_switch *sw;
+    cp2p_reactor *r1, *r2;
+    int added, removed;
+    char reason[64];
+    cp2p_reactor_peer *peer; /* the last added */
+    /* receive counts per channel (written by workers: read after the loop saw them) */
+    int got[256];
+    size_t got_bytes[256];
+    uint8_t block_on; /* a channel whose receive waits on `gate` (0: none) */
+    uv_sem_t gate;
+    volatile int blocked; /* a receive is waiting on the gate */
+    uv_mutex_t mu;
+    int send_done, send_status;
+} node;
+
+static void on_host_closed(cp2p_host *h, void *ud)
+{
+    (void)h;
+    *(bool *)ud = true;
+}
+
+static void on_add(cp2p_reactor *r, cp2p_reactor_peer *p, void *ud)
+{
+    node *n = ud;
+    (void)r;
+    if (r == n->r1) {
+        n->added++;
+        n->peer = p;
+        cp2p_reactor_peer_set_data(p, r, n);
+    }
+}
+
+static void on_remove(cp2p_reactor *r, cp2p_reactor_peer *p, const char *reason, void *ud)
+{
+    node *n = ud;
+    if (r == n->r1) {
+        assert_ptr_equal(cp2p_reactor_peer_data(p, r), n);
+        n->removed++;
+        snprintf(n->reason, sizeof(n->reason), "%s", reason);
+        if (n->peer == p) {
+            n->peer = NULL;
+        }
+    }
+}
+
+static void on_receive(cp2p_reactor *r, uint8_t ch, cp2p_reactor_peer *p, const uint8_t *msg,
+                       size_t len, void *ud)
+{
+    node *n = ud;
+    (void)r;
+    (void)p;
+    for (size_t i = 0; i < len; i++) {
+        assert_int_equal(msg[i], (uint8_t)(len + i));
+    }
+    if (ch == n->block_on) {
+        uv_mutex_lock(&n->mu);
+        n->blocked++;
+        uv_mutex_unlock(&n->mu);
+        uv_sem_wait(&n->gate);
+        uv_mutex_lock(&n->mu);
+        n->blocked--;
+        uv_mutex_unlock(&n->mu);
+    }
+    uv_mutex_lock(&n->mu);
+    n->got[ch]++;
+    n->got_bytes[ch] += len;
+    uv_mutex_unlock(&n->mu);
+}
+
+static int got(node *n, uint8_t ch)
+{
+    uv_mutex_lock(&n->mu);
+    int v = n->got[ch];
+    uv_mutex_unlock(&n->mu);
+    return v;
+}
+
+static int blocked(node *n)
+{
+    uv_mutex_lock(&n->mu);
+    int v = n->blocked;
+    uv_mutex_unlock(&n->mu);
+    return v;
+}
+
+/* Run the loop until got(n, ch) >= want. */
+static void wait_got(node *n, uint8_t ch, int want)
+{
+    uint64_t start = uv_now(&loop);
+    while (got(n, ch) < want) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_sleep(1);
+        uv_update_time(&loop);
+        if (uv_now(&loop) - start > GUARD_MS) {
+            fail_msg("channel 0x%02x: %d of %d messages", ch, got(n, ch), want);
+        }
+    }
+}
+
+static void wait_blocked(node *n)
+{
+    uint64_t start = uv_now(&loop);
+    while (blocked(n) == 0) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_sleep(1);
+        uv_update_time(&loop);
+        if (uv_now(&loop) - start > GUARD_MS) {
+            fail_msg("no receive blocked");
+        }
+    }
+}
+
+static void fill(uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(len + i);
+    }
+}
+
+/* A node: reactor 1 ("consensus": X and Y, two workers, plus BULK and FREE), reactor 2 on the
+ * loop (no channel of interest, only to show several reactors), optional ONLY_A channel. */
+static void node_make(node *n, const cp2p_switch_config *cfg, bool only_a)
+{
+    memset(n, 0, sizeof(*n));
+    assert_int_equal(uv_sem_init(&n->gate, 0), 0);
+    assert_int_equal(uv_mutex_init(&n->mu), 0);
+    n->h = harness_host();
+    assert_int_equal(cp2p_switch_new(n->h, cfg, &n->sw), 0);
+    cp2p_channel_desc c1[] = {
+        {.id = CH_X, .priority = 6, .recv_queue_capacity = 2},
+        {.id = CH_Y, .priority = 7},
+        {.id = CH_BULK, .priority = 5, .send_queue_capacity = 3, .recv_queue_capacity = 1},
+        {.id = CH_FREE, .priority = 5, .send_queue_capacity = 2},
+    };
+    cp2p_reactor_desc d1 = {.name = "consensus", .channels = c1, .n_channels = 4, .workers = 2,
+                            .add_peer = on_add, .remove_peer = on_remove,
+                            .receive = on_receive};
+    assert_int_equal(cp2p_switch_add_reactor(n->sw, &d1, n, &n->r1), 0);
+    cp2p_channel_desc c2[] = {{.id = 0x30, .priority = 5}, {.id = CH_ONLY_A, .priority = 1}};
+    cp2p_reactor_desc d2 = {.name = "mempool", .channels = c2, .n_channels = only_a ? 2 : 1,
+                            .add_peer = on_add, .remove_peer = on_remove,
+                            .receive = on_receive};
+    assert_int_equal(cp2p_switch_add_reactor(n->sw, &d2, n, &n->r2), 0);
+    assert_int_equal(cp2p_switch_start(n->sw), 0);
+    assert_true(cp2p_switch_is_running(n->sw));
+}
+
+static void node_close(node *n)
+{
+    bool done = false;
+    if (n->block_on != 0) {
+        n->block_on = 0;
+        for (int i = 0; i < 4; i++) {
+            uv_sem_post(&n->gate); /* release any receive still waiting */
+        }
+    }
+    cp2p_host_close(n->h, on_host_closed, &done); /* frees the switch too */
+    run_until(&done);
+    uv_sem_destroy(&n->gate);
+    uv_mutex_destroy(&n->mu);
+}
+
+static void connect_nodes(node *a, node *b)
+{
+    dial_res r;
+    assert_non_null(dial_host(a->h, b->h, &r));
+    assert_int_equal(r.status, 0);
+    wait_until_count(&a->added, 1);
+    wait_until_count(&b->added, 1);
+}
+
+static void registration_errors(void **state)
+{
+    (void)state;
+    cp2p_host *h = harness_host();
+    cp2p_switch *sw;
+    cp2p_reactor *r;
+    assert_int_equal(cp2p_switch_new(h, NULL, &sw), 0);
+    cp2p_channel_desc c[] = {{.id = 1, .priority = 3}, {.id = 2, .priority = 3}};
+    cp2p_reactor_desc d = {.name = "a", .channels = c, .n_channels = 2};
+    assert_int_equal(cp2p_switch_add_reactor(sw, &d, NULL, &r), 0);
+    cp2p_reactor_desc d2 = {.name = "b", .channels = c + 1, .n_channels = 1};
+    assert_int_equal(cp2p_switch_add_reactor(sw, &d2, NULL, &r), CP2P_ESTATE); /* id 2 taken */
+    cp2p_channel_desc twice[] = {{.id = 9}, {.id = 9}};
+    cp2p_reactor_desc d3 = {.name = "c", .channels = twice, .n_channels = 2};
+    assert_int_equal(cp2p_switch_add_reactor(sw, &d3, NULL, &r), CP2P_ESTATE);
+    cp2p_channel_desc bad[] = {{.id = 3, .priority = 17}};
+    cp2p_reactor_desc d4 = {.name = "d", .channels = bad, .n_channels = 1};
+    assert_int_equal(cp2p_switch_add_reactor(sw, &d4, NULL, &r), CP2P_EINVAL);
+    assert_false(cp2p_switch_is_running(sw));
+    assert_int_equal(cp2p_switch_start(sw), 0);
+    assert_int_equal(cp2p_switch_start(sw), CP2P_ESTATE);
+    cp2p_channel_desc late[] = {{.id = 4}};
+    cp2p_reactor_desc d5 = {.name = "e", .channels = late, .n_channels = 1};
+    assert_int_equal(cp2p_switch_add_reactor(sw, &d5, NULL, &r), CP2P_ESTATE);
+    /* A second switch on the host cannot take the same channels. */
+    cp2p_switch *sw2;
+    assert_int_equal(cp2p_switch_new(h, NULL, &sw2), 0);
+    assert_int_equal(cp2p_switch_add_reactor(sw2, &d, NULL, &r), 0);
+    assert_int_not_equal(cp2p_switch_start(sw2), 0);
+    cp2p_switch_free(sw2);
+    cp2p_switch_free(sw); /* stopped before the host: its services go */
+    bool done = false;
+    cp2p_host_close(h, on_host_closed, &done);
+    run_until(&done);
+}
+
+/* Receive on X blocks (a worker waits on a gate). Meanwhile 200 messages on Y arrive, pings
+ * keep being answered, and the peer stays. Released, X's messages all arrive. */
+static void blocked_receive_stalls_only_its_channel(void **state)
+{
+    (void)state;
+    cp2p_switch_config cfg;
+    cp2p_switch_config_default(&cfg);
+    cfg.ping_interval_ms = 50;
+    cfg.pong_timeout_ms = 200;
+    node a, b;
+    node_make(&a, &cfg, false);
+    node_make(&b, &cfg, false);
+    b.block_on = CH_X;
+    connect_nodes(&a, &b);
+    static uint8_t msg[3000];
+    fill(msg, 100);
+    /* The first X message blocks b's worker; more X messages fill X's queue on b. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cp2p_reactor_peer_send(a.peer, CH_X, msg, 100, 5000, NULL, NULL), 0);
+    }
+    wait_blocked(&b);
+    int sent = 0;
+    while (sent < 200) {
+        size_t len = 200 + (size_t)sent;
+        fill(msg, len);
+        int rc = cp2p_reactor_peer_try_send(a.peer, CH_Y, msg, len);
+        if (rc == CP2P_EFULL) {
+            uv_run(&loop, UV_RUN_NOWAIT); /* capacity 1: let it go out */
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        sent++;
+    }
+    wait_got(&b, CH_Y, 200);
+    /* Keepalive goes on both ways while X stays blocked, for more than the pong timeout
+     * (200 ms): a stalled keepalive would have removed the peer. */
+    cp2p_reactor_peer_stats pa0, pb0, pa, pb;
+    cp2p_reactor_peer_stats_get(a.peer, &pa0);
+    cp2p_reactor_peer_stats_get(b.peer, &pb0);
+    run_for(600);
+    cp2p_reactor_peer_stats_get(a.peer, &pa);
+    cp2p_reactor_peer_stats_get(b.peer, &pb);
+    assert_true(pa.pongs_received > pa0.pongs_received);
+    assert_true(pb.pongs_received > pb0.pongs_received);
+    assert_true(blocked(&b) == 1);
+    assert_int_equal(got(&b, CH_X), 0);
+    assert_int_equal(a.removed + b.removed, 0);
+    cp2p_channel_stats cs;
+    assert_int_equal(cp2p_switch_channel_stats(b.sw, CH_Y, &cs), 0);
+    assert_int_equal(cs.msgs_received, 200);
+    /* Release the gate: X's three messages arrive. */
+    b.block_on = 0;
+    uv_sem_post(&b.gate);
+    wait_got(&b, CH_X, 3);
+    assert_int_equal(a.removed + b.removed, 0);
+    cp2p_switch_stats st;
+    cp2p_switch_stats_get(b.sw, &st);
+    assert_int_equal(st.peers, 1);
+    assert_int_equal(st.pong_timeouts, 0);
+    node_close(&a);
+    node_close(&b);
+    /* Closing the host removed the peer from each reactor. */
+    assert_int_equal(a.removed, 1);
+}
+
+static void on_send_done(cp2p_reactor_peer *p, uint8_t ch, int status, void *ud)
+{
+    node *n = ud;
+    (void)p;
+    (void)ch;
+    n->send_done++;
+    n->send_status = status;
+}
+
+/* With b's BULK receive blocked, a's BULK queue fills at its own capacity (3): try_send fails
+ * at once, send times out with CP2P_ETIMEDOUT; the FREE channel still flows. */
+static void capacity_and_timeout(void **state)
+{
+    (void)state;
+    node a, b;
+    node_make(&a, NULL, false);
+    node_make(&b, NULL, false);
+    b.block_on = CH_BULK;
+    connect_nodes(&a, &b);
+    static uint8_t msg[16384];
+    fill(msg, sizeof(msg));
+    int queued = 0, rc = 0;
+    /* Fill everything between a's queue and b's blocked receive: the peer's window, the
+     * stream, the queue. Bounded: b's window is at most the host's 16 MiB. */
+    for (int i = 0; i < 4000; i++) {
+        rc = cp2p_reactor_peer_try_send(a.peer, CH_BULK, msg, sizeof(msg));
+        if (rc == CP2P_EFULL) {
+            /* Full now; is it still full after the loop ran (nothing drains any more)? */
+            for (int k = 0; k < 50; k++) {
+                uv_run(&loop, UV_RUN_NOWAIT);
+            }
+            run_for(20);
+            rc = cp2p_reactor_peer_try_send(a.peer, CH_BULK, msg, sizeof(msg));
+            if (rc == CP2P_EFULL) {
+                break;
+            }
+        }
+        assert_int_equal(rc, 0);
+        queued++;
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(rc, CP2P_EFULL);
+    cp2p_channel_stats cs;
+    assert_int_equal(cp2p_reactor_peer_channel_stats(a.peer, CH_BULK, &cs), 0);
+    assert_true(cs.send_queued >= 3); /* the channel's own capacity, not a default */
+    assert_true(cs.try_send_refused >= 1);
+    /* send waits, then times out. */
+    assert_int_equal(cp2p_reactor_peer_send(a.peer, CH_BULK, msg, 100, 150, on_send_done, &a),
+                     0);
+    assert_int_equal(a.send_done, 0); /* never inside the call */
+    wait_until_count(&a.send_done, 1);
+    assert_int_equal(a.send_status, CP2P_ETIMEDOUT);
+    assert_int_equal(cp2p_reactor_peer_channel_stats(a.peer, CH_BULK, &cs), 0);
+    assert_int_equal(cs.send_timeouts, 1);
+    /* Unknown channel, too large. */
+    assert_int_equal(cp2p_reactor_peer_try_send(a.peer, 0x99, msg, 1), CP2P_ENOENT);
+    static uint8_t huge[22020097];
+    assert_int_equal(cp2p_reactor_peer_try_send(a.peer, CH_FREE, huge, sizeof(huge)),
+                     CP2P_ELIMIT);
+    /* The FREE channel of the same peer and reactor still flows. */
+    for (int i = 0; i < 20; i++) {
+        fill(msg, 500);
+        while ((rc = cp2p_reactor_peer_try_send(a.peer, CH_FREE, msg, 500)) == CP2P_EFULL) {
+            uv_run(&loop, UV_RUN_ONCE);
+        }
+        assert_int_equal(rc, 0);
+    }
+    wait_got(&b, CH_FREE, 20);
+    /* A send that gets room in time completes with 0. */
+    a.send_done = 0;
+    assert_int_equal(cp2p_reactor_peer_send(a.peer, CH_FREE, msg, 500, 0, on_send_done, &a), 0);
+    wait_until_count(&a.send_done, 1);
+    assert_int_equal(a.send_status, 0);
+    /* Released, every BULK message queued arrives. */
+    b.block_on = 0;
+    uv_sem_post(&b.gate);
+    wait_got(&b, CH_BULK, queued);
+    assert_int_equal(a.removed + b.removed, 0);
+    node_close(&a);
+    node_close(&b);
+}
+
+/* Bad input costs one stream (oversized length, malformed length) or one channel (a channel
+ * the peer has no reactor for), each counted; the peer stays and other channels flow. */
+static void bad_input_costs_one_stream(void **state)
+{
+    (void)state;
+    node a, b;
+    node_make(&a, NULL, true);
+    node_make(&b, NULL, false);
+    connect_nodes(&a, &b);
+    cp2p_conn *c = cp2p_host_conn_to(a.h, cp2p_host_peer_id(b.h));
+    assert_non_null(c);
+    /* Over the channel's largest message (22,020,096): 22,020,097 as a uvarint. */
+    uint8_t oversized[CP2P_UVARINT_MAX];
+    size_t n = cp2p_uvarint_encode(oversized, 22020097);
+    harness_raw_bad(c, CP2P_CHANNEL_PROTOCOL_PREFIX "0x30", oversized, n);
+    uint8_t nonminimal[] = {0x80, 0x80, 0x00};
+    harness_raw_bad(c, CP2P_CHANNEL_PROTOCOL_PREFIX "0x22", nonminimal, sizeof(nonminimal));
+    cp2p_channel_stats cs;
+    assert_int_equal(cp2p_switch_channel_stats(b.sw, 0x30, &cs), 0);
+    assert_int_equal(cs.oversized, 1);
+    assert_int_equal(cp2p_switch_channel_stats(b.sw, CH_Y, &cs), 0);
+    assert_int_equal(cs.malformed, 1);
+    cp2p_switch_stats st;
+    cp2p_switch_stats_get(b.sw, &st);
+    assert_int_equal(st.bad_streams, 2);
+    /* A channel b declared no reactor for: a's stream is refused, counted, later sends fail
+     * with CP2P_ENOTSUP; nothing else changes. */
+    uint8_t m[64];
+    fill(m, sizeof(m));
+    assert_int_equal(cp2p_reactor_peer_try_send(a.peer, CH_ONLY_A, m, sizeof(m)), 0);
+    uint64_t start = uv_now(&loop);
+    int rc;
+    while ((rc = cp2p_reactor_peer_try_send(a.peer, CH_ONLY_A, m, sizeof(m))) != CP2P_ENOTSUP) {
+        uv_run(&loop, UV_RUN_ONCE);
+        assert_true(uv_now(&loop) - start < GUARD_MS);
+    }
+    cp2p_switch_stats_get(a.sw, &st);
+    assert_int_equal(st.channel_refused, 1);
+    /* The peer is still there, and Y (after its bad stream) works again. */
+    fill(m, sizeof(m));
+    assert_int_equal(cp2p_reactor_peer_try_send(a.peer, CH_Y, m, sizeof(m)), 0);
+    wait_got(&b, CH_Y, 1);
+    assert_int_equal(a.removed + b.removed, 0);
+    node_close(&a);
+    node_close(&b);
+}
+
+static void silent_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    (void)data;
+    (void)ud;
+    if (n < 0) {
+        cp2p_stream_reset(s);
+    }
+}
+
+/* Negotiates the keepalive, reads the pings, never answers. */
+static void silent_handler(cp2p_stream *s, void *ud)
+{
+    (void)ud;
+    assert_int_equal(cp2p_stream_read_start(s, silent_read, NULL), 0);
+}
+
+static void silent_peer_is_removed(void **state)
+{
+    (void)state;
+    cp2p_switch_config cfg;
+    cp2p_switch_config_default(&cfg);
+    cfg.ping_interval_ms = 100;
+    cfg.pong_timeout_ms = 300;
+    node a;
+    node_make(&a, &cfg, false);
+    cp2p_host *silent = harness_host();
+    assert_int_equal(cp2p_host_set_handler(silent, CP2P_REACTOR_KEEPALIVE_PROTOCOL,
+                                           silent_handler, NULL),
+                     0);
+    dial_res r;
+    assert_non_null(dial_host(a.h, silent, &r));
+    wait_until_count(&a.added, 1);
+    uint64_t added_at = uv_now(&loop);
+    wait_until_count(&a.removed, 1);
+    assert_string_equal(a.reason, "pong timeout");
+    /* Not before a ping and its timeout could pass (a lower bound only). */
+    assert_true(uv_now(&loop) - added_at >= 300);
+    cp2p_switch_stats st;
+    cp2p_switch_stats_get(a.sw, &st);
+    assert_int_equal(st.pong_timeouts, 1);
+    assert_int_equal(st.peers, 0);
+    bool done = false;
+    cp2p_host_close(silent, on_host_closed, &done);
+    run_until(&done);
+    node_close(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(registration_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(blocked_receive_stalls_only_its_channel, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(capacity_and_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_input_costs_one_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(silent_peer_is_removed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
