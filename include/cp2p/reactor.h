@@ -103,6 +103,10 @@ typedef struct cp2p_switch_stats {
     uint64_t inbound_refused;  /* inbound channel streams reset: unknown or closing peer,
                                 * or a second stream for a channel */
     uint64_t bad_streams;      /* inbound channel streams reset for bad input */
+    /* Over current and past peers: channel bytes each way (keepalive excluded), and the time
+     * peers spent waiting for send tokens or with reading paused by the receive rate. */
+    uint64_t bytes_sent, bytes_received;
+    uint64_t send_throttled_ms, recv_throttled_ms;
 } cp2p_switch_stats;
 
 /* Per channel, summed over peers, or of one peer (cp2p_reactor_peer_channel_stats). */
@@ -160,6 +164,19 @@ CP2P_API CP2P_NODISCARD int cp2p_switch_channel_stats(const cp2p_switch *sw, uin
 CP2P_API size_t cp2p_switch_peers(const cp2p_switch *sw, cp2p_reactor_peer **out, size_t max);
 CP2P_API const char *cp2p_reactor_name(const cp2p_reactor *r);
 CP2P_API cp2p_switch *cp2p_reactor_switch(const cp2p_reactor *r);
+
+/* Copy the switch's counters into a metrics registry (cp2p/metrics.h): switch-wide
+ * cp2p_switch_* and per channel cp2p_channel_* with the label channel="0xNN" (at most
+ * CP2P_SWITCH_MAX_CHANNELS values: bounded). Names in docs/METRICS.md. The first call passes
+ * *state == NULL and registers the families; later calls pass the same state and registry
+ * (call it before a scrape, or on a timer). Returns 0, CP2P_EINVAL (NULL argument, another
+ * registry), CP2P_ENOMEM, or cp2p_metrics_register's error. Loop thread only. */
+typedef struct cp2p_switch_metrics cp2p_switch_metrics;
+typedef struct cp2p_metrics cp2p_metrics; /* cp2p/metrics.h (repeated typedef: same type) */
+CP2P_API CP2P_NODISCARD int cp2p_switch_metrics_update(cp2p_switch_metrics **state,
+                                                       const cp2p_switch *sw, cp2p_metrics *reg);
+/* Free the state (the registry keeps its families). NULL is a no-op. */
+CP2P_API void cp2p_switch_metrics_free(cp2p_switch_metrics *state);
 
 /* ---- peers ---- */
 CP2P_API const cp2p_peer_id *cp2p_reactor_peer_id(const cp2p_reactor_peer *p);

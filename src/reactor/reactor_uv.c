@@ -20,6 +20,7 @@
 #include <cp2p/reactor.h>
 
 #include "reactor/chan.h"
+#include "reactor/reactor.h"
 #include "util/alloc.h"
 #include "util/hashmap.h"
 #include "util/limits.h"
@@ -128,6 +129,7 @@ struct cp2p_switch {
     cp2p_service *ch_svc[CP2P_SWITCH_MAX_CHANNELS];
     size_t nch;
     cp2p__chan_ch_stats past[CP2P_SWITCH_MAX_CHANNELS]; /* of freed peers */
+    cp2p__chan_stats past_peers;                       /* of freed peers */
     cp2p__chan_config core_cfg;
     cp2p_service *ka_svc;
     cp2p_hashmap peers;
@@ -806,6 +808,12 @@ static void peer_free(cp2p_reactor_peer *p)
         cp2p__chan_ch_stats_get(p->core, i, &cs);
         stats_add(&sw->past[i], &cs);
     }
+    cp2p__chan_stats ps;
+    cp2p__chan_stats_get(p->core, &ps);
+    sw->past_peers.bytes_sent += ps.bytes_sent;
+    sw->past_peers.bytes_received += ps.bytes_received;
+    sw->past_peers.send_throttled_ms += ps.send_throttled_ms;
+    sw->past_peers.recv_throttled_ms += ps.recv_throttled_ms;
     cp2p__chan_peer_free(p->core);
     cp2p_free(p);
 }
@@ -1227,6 +1235,29 @@ size_t cp2p_switch_broadcast(cp2p_switch *sw, uint8_t ch, const void *msg, size_
 void cp2p_switch_stats_get(const cp2p_switch *sw, cp2p_switch_stats *out)
 {
     *out = sw->st;
+    cp2p__chan_stats t = sw->past_peers;
+    size_t cur = 0;
+    cp2p_reactor_peer *p;
+    while ((p = cp2p__hashmap_next(&sw->peers, &cur)) != NULL) {
+        cp2p__chan_stats ps;
+        cp2p__chan_stats_get(p->core, &ps);
+        t.bytes_sent += ps.bytes_sent;
+        t.bytes_received += ps.bytes_received;
+        t.send_throttled_ms += ps.send_throttled_ms;
+        t.recv_throttled_ms += ps.recv_throttled_ms;
+    }
+    out->bytes_sent = t.bytes_sent;
+    out->bytes_received = t.bytes_received;
+    out->send_throttled_ms = t.send_throttled_ms;
+    out->recv_throttled_ms = t.recv_throttled_ms;
+}
+
+size_t cp2p__switch_channel_ids(const cp2p_switch *sw, uint8_t *ids, size_t max)
+{
+    for (size_t i = 0; i < sw->nch && i < max; i++) {
+        ids[i] = sw->cdesc[i].id;
+    }
+    return sw->nch;
 }
 
 static void ch_stats_public(cp2p_channel_stats *o, const cp2p__chan_ch_stats *c)

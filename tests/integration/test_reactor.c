@@ -8,7 +8,9 @@
  * test releases, not with sleeps, so nothing depends on timing. Only the public surface. */
 #include <string.h>
 
+#include <cp2p/buf.h>
 #include <cp2p/codec.h>
+#include <cp2p/metrics.h>
 #include <cp2p/reactor.h>
 
 #include "integration/harness.h"
@@ -367,6 +369,24 @@ static void capacity_and_timeout(void **state)
     uv_sem_post(&b.gate);
     wait_got(&b, CH_BULK, queued);
     assert_int_equal(a.removed + b.removed, 0);
+    /* The same counters as metrics, labelled by channel. */
+    cp2p_metrics *reg;
+    cp2p_switch_metrics *ms = NULL;
+    assert_int_equal(cp2p_metrics_new(&reg), 0);
+    assert_int_equal(cp2p_switch_metrics_update(&ms, a.sw, reg), 0);
+    assert_int_equal(cp2p_switch_metrics_update(&ms, a.sw, reg), 0); /* idempotent */
+    cp2p_buf text;
+    cp2p_buf_init(&text, CP2P_METRICS_RENDER_MAX_DEFAULT);
+    assert_int_equal(cp2p_metrics_render(reg, &text), 0);
+    assert_int_equal(cp2p_buf_append_byte(&text, 0), 0);
+    const char *t = (const char *)text.ptr;
+    assert_non_null(strstr(t, "cp2p_channel_send_timeouts_total{channel=\"0x40\"} 1\n"));
+    assert_non_null(strstr(t, "cp2p_channel_try_send_refused_total{channel=\"0x40\"}"));
+    assert_non_null(strstr(t, "cp2p_channel_too_large_total{channel=\"0x41\"} 1\n"));
+    assert_non_null(strstr(t, "cp2p_switch_peers 1\n"));
+    cp2p_buf_fini(&text);
+    cp2p_switch_metrics_free(ms);
+    cp2p_metrics_free(reg);
     node_close(&a);
     node_close(&b);
 }
@@ -413,6 +433,48 @@ static void bad_input_costs_one_stream(void **state)
     fill(m, sizeof(m));
     assert_int_equal(cp2p_reactor_peer_try_send(a.peer, CH_Y, m, sizeof(m)), 0);
     wait_got(&b, CH_Y, 1);
+    assert_int_equal(a.removed + b.removed, 0);
+    node_close(&a);
+    node_close(&b);
+}
+
+/* A peer flooding past the receive rate costs only itself: reading pauses (every channel of
+ * that peer) and the time is counted, while the keepalive, exempt, keeps it alive through a
+ * throttle far longer than the pong timeout. The bytes can arrive no faster than the rate
+ * allows (a lower bound on the time taken, which a slow machine only lengthens). */
+static void receive_rate_pauses_only_that_peer(void **state)
+{
+    (void)state;
+    cp2p_switch_config cfg;
+    cp2p_switch_config_default(&cfg);
+    cfg.ping_interval_ms = 50;
+    cfg.pong_timeout_ms = 200;
+    node a, b;
+    node_make(&a, &cfg, false);
+    cfg.recv_rate = 400000;
+    cfg.recv_burst = 40000;
+    node_make(&b, &cfg, false);
+    connect_nodes(&a, &b);
+    static uint8_t msg[10000];
+    fill(msg, sizeof(msg));
+    uint64_t start = uv_now(&loop);
+    for (int i = 0; i < 100; i++) {
+        int rc;
+        while ((rc = cp2p_reactor_peer_try_send(a.peer, CH_BULK, msg, sizeof(msg))) ==
+               CP2P_EFULL) {
+            uv_run(&loop, UV_RUN_ONCE);
+        }
+        assert_int_equal(rc, 0);
+    }
+    wait_got(&b, CH_BULK, 100);
+    uint64_t took = uv_now(&loop) - start;
+    /* 1,000,300 bytes; the bucket's burst and one read (a yamux window, 256 KiB) may come
+     * before the debt stops reading. */
+    assert_true(took >= (1000300 - 40000 - 262144) / 400);
+    cp2p_reactor_peer_stats ps;
+    cp2p_reactor_peer_stats_get(b.peer, &ps);
+    assert_true(ps.recv_throttled_ms > 0);
+    assert_true(ps.pongs_received > 0);
     assert_int_equal(a.removed + b.removed, 0);
     node_close(&a);
     node_close(&b);
@@ -473,6 +535,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(capacity_and_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_input_costs_one_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(receive_rate_pauses_only_that_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(silent_peer_is_removed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
