@@ -181,6 +181,16 @@ static void node_close(node *n)
     uv_mutex_destroy(&n->mu);
 }
 
+/* Pings every 50 ms, a peer is removed after 200 ms without a pong. */
+static cp2p_switch_config fast_keepalive(void)
+{
+    cp2p_switch_config cfg;
+    cp2p_switch_config_default(&cfg);
+    cfg.ping_interval_ms = 50;
+    cfg.pong_timeout_ms = 200;
+    return cfg;
+}
+
 static void connect_nodes(node *a, node *b)
 {
     dial_res r;
@@ -231,10 +241,7 @@ static void registration_errors(void **state)
 static void blocked_receive_stalls_only_its_channel(void **state)
 {
     (void)state;
-    cp2p_switch_config cfg;
-    cp2p_switch_config_default(&cfg);
-    cfg.ping_interval_ms = 50;
-    cfg.pong_timeout_ms = 200;
+    cp2p_switch_config cfg = fast_keepalive();
     node a, b;
     node_make(&a, &cfg, false);
     node_make(&b, &cfg, false);
@@ -445,10 +452,7 @@ static void bad_input_costs_one_stream(void **state)
 static void receive_rate_pauses_only_that_peer(void **state)
 {
     (void)state;
-    cp2p_switch_config cfg;
-    cp2p_switch_config_default(&cfg);
-    cfg.ping_interval_ms = 50;
-    cfg.pong_timeout_ms = 200;
+    cp2p_switch_config cfg = fast_keepalive();
     node a, b;
     node_make(&a, &cfg, false);
     cfg.recv_rate = 400000;
