@@ -8,6 +8,7 @@
 #   bench/run.sh BUILD rr            request-response vs ping RTT only
 #   bench/run.sh BUILD memory        the memory-transport scale run only
 #   bench/run.sh BUILD sched         the stream-scheduling section only
+#   bench/run.sh BUILD reactor       the reactors-and-channels section only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -223,6 +224,45 @@ sched_bench() {
         printf "%-44s %10.0f %10.0f %8.2f\n", "bulk MB/s, defaults vs before issue 12", mb, omb, mb / omb
     }'
 }
+# Reactors and channels (issue 14), two hosts in one process. (a) One channel's bulk
+# throughput against a raw cp2p stream on the same loopback connection setup (target >= 0.9).
+# (b) 200-byte votes every 2 ms on their channel over the memory transport (64 MB/s, 1 ms):
+# unloaded, then with the mempool channel saturated by 1 KiB messages and 64 KiB block parts
+# flowing (target: p99 <= 2x unloaded p99 + one 16 KiB frame time), then queued on the
+# saturated mempool channel itself (what one stream for all channels costs without an inner
+# scheduler); with the host's defaults and with 16 KiB below the stream scheduler. (c) 200-byte
+# messages across 8 channels, messages a second.
+REACTOR_MB=${BENCH_REACTOR_MB:-500}
+REACTOR_SECONDS=${BENCH_REACTOR_SECONDS:-3}
+reactor_bench() {
+    local bulk lat lat16 rate
+    echo "== reactors: one channel vs a raw stream ($REACTOR_MB MB); votes beside saturated channels; 8 channels x 200 B"
+    bulk=$("$B/bench_reactor" bulk "$REACTOR_MB"); echo "$bulk"
+    lat=$("$B/bench_reactor" latency "$REACTOR_SECONDS"); echo "$lat"
+    lat16=$("$B/bench_reactor" latency "$REACTOR_SECONDS" 16384); echo "$lat16"
+    rate=$("$B/bench_reactor" rate "$REACTOR_SECONDS"); echo "$rate"
+    awk -v rmb="$(json "$bulk" raw_mb_per_s)" -v cmb="$(json "$bulk" channel_mb_per_s)" \
+        -v u99="$(json "$lat" idle_p99_us)" -v l99="$(json "$lat" loaded_p99_us)" \
+        -v tg="$(json "$lat" target_us)" -v s99="$(json "$lat" samestream_p99_us)" \
+        -v bl="$(json "$lat" block_mb_per_s)" -v mp="$(json "$lat" mempool_msgs_per_s)" \
+        -v u99b="$(json "$lat16" idle_p99_us)" -v l99b="$(json "$lat16" loaded_p99_us)" \
+        -v tgb="$(json "$lat16" target_us)" -v s99b="$(json "$lat16" samestream_p99_us)" \
+        -v mps="$(json "$rate" msgs_per_s)" 'BEGIN {
+        printf "\n%-44s %10s %10s %8s\n", "reactor figure", "cp2p", "baseline", "ratio"
+        printf "%-44s %10.1f %10.1f %8.3f  (target >= 0.9)\n", "bulk MB/s, one channel vs raw stream", cmb, rmb, cmb / rmb
+        printf "%-44s %10.0f %10.0f %8.2f  (target p99 <= %.0f us)\n", "vote p99 us, mempool saturated vs unloaded", l99, u99, l99 / u99, tg
+        printf "%-44s %10.0f %10.0f %8.2f\n", "same, votes on the mempool channel", s99, u99, s99 / u99
+        printf "%-44s %10.0f %10.0f %8.2f  (target p99 <= %.0f us)\n", "vote p99 us, 16 KiB below the scheduler", l99b, u99b, l99b / u99b, tgb
+        printf "%-44s %10.0f %10.0f %8.2f\n", "same, votes on the mempool channel", s99b, u99b, s99b / u99b
+        printf "%-44s %10.1f %10s %8s  (mempool %.0f msgs/s)\n", "block parts MB/s meanwhile", bl, "", "", mp
+        printf "%-44s %10.0f %10s %8s\n", "msgs/s, 200 B across 8 channels", mps, "", ""
+    }'
+}
+if [ "${2:-}" = reactor ]; then
+    reactor_bench
+    exit 0
+fi
+
 if [ "${2:-}" = sched ]; then
     sched_bench
     exit 0
@@ -317,6 +357,7 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
 gossipsub_bench
 conns_bench
 sched_bench
+reactor_bench
 
 # Metrics scrape cost (issue 13): gossipsub at full rate (one publisher, 10 subscribers, 100-byte
 # unsigned messages, 100 in flight, as gs-rate) with the publisher serving the HTTP API, in

@@ -367,12 +367,17 @@ int cp2p__chan_next_packet(cp2p__chan_peer *p, uint64_t now, cp2p__chan_packet *
         size_t budget = cp2p__sched_budget(n);
         size_t room = p->cfg.stream_backlog - t->inflight;
         len = len < p->cfg.packet ? len : p->cfg.packet;
+        if (room < len) {
+            /* Wait for room for a whole packet: filling every small gap the stream's writes
+             * leave would cut the channel into ever smaller writes. */
+            cp2p__sched_done(&p->sched, n, 0, CP2P__SCHED_BLOCKED);
+            continue;
+        }
         if (cp2p__sched_listed(&p->sched) > 1) {
             /* Competing channels share by priority in turns of priority/16 packet; a channel
              * alone sends whole packets (its deficit still pays for them). */
             len = len < budget ? len : budget;
         }
-        len = len < room ? len : room;
         if (p->cfg.send_rate != 0) {
             if (!cp2p__token_bucket_take(&p->send_tb, (uint32_t)len, now)) {
                 /* Out of tokens: every channel waits (they share the bucket); the node keeps
