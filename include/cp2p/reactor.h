@@ -162,6 +162,8 @@ CP2P_API CP2P_NODISCARD int cp2p_switch_channel_stats(const cp2p_switch *sw, uin
 /* Added peers: writes up to `max` handles (valid until the next loop turn) and returns their
  * number (it may exceed max). */
 CP2P_API size_t cp2p_switch_peers(const cp2p_switch *sw, cp2p_reactor_peer **out, size_t max);
+/* The added peer `id`, or NULL (not connected, not added yet, or removed). */
+CP2P_API cp2p_reactor_peer *cp2p_switch_find_peer(const cp2p_switch *sw, const cp2p_peer_id *id);
 CP2P_API const char *cp2p_reactor_name(const cp2p_reactor *r);
 CP2P_API cp2p_switch *cp2p_reactor_switch(const cp2p_reactor *r);
 
@@ -209,6 +211,41 @@ CP2P_API void cp2p_reactor_peer_stats_get(const cp2p_reactor_peer *p,
 /* This peer's counters for channel `ch`. Returns 0 or CP2P_ENOENT. */
 CP2P_API CP2P_NODISCARD int cp2p_reactor_peer_channel_stats(const cp2p_reactor_peer *p,
                                                            uint8_t ch, cp2p_channel_stats *out);
+
+/* ---- on the thread-safe node API (cp2p/node.h) ----
+ * A switch on a node's host, used from any thread but the node's own: each call runs on the
+ * node's loop (cp2p_node_call_on_loop) and waits for its answer. The reactors' add_peer and
+ * remove_peer run on the loop; receive on the loop (workers 0: it may then use the loop
+ * functions above directly) or on the reactor's worker threads, from which these calls are
+ * allowed (a reactor answers a message with cp2p_node_switch_send). */
+typedef struct cp2p_node cp2p_node; /* cp2p/node.h (repeated typedef: same type) */
+typedef struct cp2p_node_switch cp2p_node_switch;
+/* Make and start a switch on the node's host with reactors[0..n) (copied; uds[i] is the ud of
+ * reactor i, uds may be NULL). Returns 0 and *out, or the errors of cp2p_switch_new,
+ * cp2p_switch_add_reactor and cp2p_switch_start, or cp2p_node_call_on_loop's. Stop it with
+ * cp2p_node_switch_stop, before cp2p_node_stop. */
+CP2P_API CP2P_NODISCARD int cp2p_node_switch_start(cp2p_node *n, const cp2p_switch_config *cfg,
+                                                   const cp2p_reactor_desc *reactors,
+                                                   size_t n_reactors, void *const *uds,
+                                                   cp2p_node_switch **out);
+/* cp2p_reactor_peer_try_send to `peer`: CP2P_ENOENT also when the peer is not added. */
+CP2P_API CP2P_NODISCARD int cp2p_node_switch_try_send(cp2p_node_switch *ns,
+                                                      const cp2p_peer_id *peer, uint8_t ch,
+                                                      const void *msg, size_t len);
+/* cp2p_reactor_peer_send to `peer`, waiting until the message is queued: 0, CP2P_ETIMEDOUT
+ * (no room within timeout_ms, > 0), or try_send's errors. */
+CP2P_API CP2P_NODISCARD int cp2p_node_switch_send(cp2p_node_switch *ns, const cp2p_peer_id *peer,
+                                                  uint8_t ch, const void *msg, size_t len,
+                                                  uint64_t timeout_ms);
+/* cp2p_switch_broadcast: *queued (may be NULL) gets the number of peers it queued for. */
+CP2P_API CP2P_NODISCARD int cp2p_node_switch_broadcast(cp2p_node_switch *ns, uint8_t ch,
+                                                       const void *msg, size_t len,
+                                                       size_t *queued);
+CP2P_API CP2P_NODISCARD int cp2p_node_switch_stats(cp2p_node_switch *ns, cp2p_switch_stats *out);
+/* Stop the switch (cp2p_switch_free on the loop: remove_peer runs for every peer) and free
+ * the handle. Call it before cp2p_node_stop, which frees the node (and, with its host, the
+ * switch): the handle cannot be used after that. */
+CP2P_API void cp2p_node_switch_stop(cp2p_node_switch *ns);
 
 #ifdef __cplusplus
 }

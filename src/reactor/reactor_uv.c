@@ -1321,6 +1321,12 @@ size_t cp2p_switch_peers(const cp2p_switch *sw, cp2p_reactor_peer **out, size_t 
     return n;
 }
 
+cp2p_reactor_peer *cp2p_switch_find_peer(const cp2p_switch *sw, const cp2p_peer_id *id)
+{
+    cp2p_reactor_peer *p = sw != NULL && id != NULL ? peer_find(sw, id) : NULL;
+    return p != NULL && p->state == P_ADDED ? p : NULL;
+}
+
 const char *cp2p_reactor_name(const cp2p_reactor *r)
 {
     return r->name;
