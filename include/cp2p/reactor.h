@@ -162,6 +162,13 @@ CP2P_API CP2P_NODISCARD int cp2p_switch_channel_stats(const cp2p_switch *sw, uin
 /* Added peers: writes up to `max` handles (valid until the next loop turn) and returns their
  * number (it may exceed max). */
 CP2P_API size_t cp2p_switch_peers(const cp2p_switch *sw, cp2p_reactor_peer **out, size_t max);
+/* The switch started on `h`, or NULL (how the node's HTTP API finds it). */
+CP2P_API cp2p_switch *cp2p_host_switch(const cp2p_host *h);
+/* The channels view as JSON (appended to out; docs/API.md, /api/v0/channels): the reactors and
+ * their channels with totals, and per peer (at most 256, PeersTotal counts all) its bytes,
+ * throttled time, keepalive RTT and per-channel queue depths. Returns 0, CP2P_ELIMIT (out's
+ * max), CP2P_ENOMEM. */
+CP2P_API CP2P_NODISCARD int cp2p_switch_channels_json(const cp2p_switch *sw, cp2p_buf *out);
 /* The added peer `id`, or NULL (not connected, not added yet, or removed). */
 CP2P_API cp2p_reactor_peer *cp2p_switch_find_peer(const cp2p_switch *sw, const cp2p_peer_id *id);
 CP2P_API const char *cp2p_reactor_name(const cp2p_reactor *r);

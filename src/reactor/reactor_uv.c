@@ -14,6 +14,7 @@
  * Re-entrancy. User callbacks run only from process() (add/remove, receive on the loop, send
  * completions), which every stream, timer and service callback calls; a call from a callback
  * that must tear a peer down (cp2p_reactor_peer_stop) only marks it, and process() acts. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1440,4 +1441,110 @@ int cp2p_reactor_peer_channel_stats(const cp2p_reactor_peer *p, uint8_t ch,
     memset(out, 0, sizeof(*out));
     ch_stats_public(out, &cs);
     return 0;
+}
+
+/* ---- the channels view ---- */
+
+cp2p_switch *cp2p_host_switch(const cp2p_host *h)
+{
+    cp2p_service *svc = cp2p_host_find_service(h, CP2P_REACTOR_KEEPALIVE_PROTOCOL, on_ka_inbound);
+    return svc != NULL ? cp2p_service_ud(svc) : NULL;
+}
+
+/* Peers listed by the view (our choice: a page a browser shows; PeersTotal has the count). */
+#define VIEW_MAX_PEERS 256
+
+static int jprintf(cp2p_buf *b, const char *fmt, ...) CP2P_PRINTF(2, 3);
+static int jprintf(cp2p_buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        return CP2P_ELIMIT;
+    }
+    return cp2p_buf_append(b, tmp, (size_t)n);
+}
+
+/* A reactor name as a JSON string: printable ASCII other than quote and backslash kept, the
+ * rest as '?' (names are the application's, short, for display). */
+static int jname(cp2p_buf *b, const char *name)
+{
+    int rc = cp2p_buf_append_byte(b, '"');
+    for (const char *c = name; rc == 0 && *c != 0 && c - name < 64; c++) {
+        rc = cp2p_buf_append_byte(b, (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\')
+                                         ? (uint8_t)*c : '?');
+    }
+    return rc != 0 ? rc : cp2p_buf_append_byte(b, '"');
+}
+
+#define U(x) ((unsigned long long)(x))
+
+int cp2p_switch_channels_json(const cp2p_switch *sw, cp2p_buf *out)
+{
+    int rc = jprintf(out, "{\"SendRate\":%llu,\"RecvRate\":%llu,\"Reactors\":[",
+                     U(sw->cfg.send_rate), U(sw->cfg.recv_rate));
+    for (size_t i = 0; rc == 0 && i < sw->n_reactors; i++) {
+        const cp2p_reactor *r = sw->reactors[i];
+        rc = jprintf(out, "%s{\"Name\":", i > 0 ? "," : "");
+        rc = rc != 0 ? rc : jname(out, r->name);
+        rc = rc != 0 ? rc : jprintf(out, ",\"Workers\":%u,\"Channels\":[", r->d.workers);
+        bool first = true;
+        for (size_t k = 0; rc == 0 && k < sw->nch; k++) {
+            if (sw->ch_reactor[k] != r) {
+                continue;
+            }
+            const cp2p__chan_desc *d = &sw->cdesc[k];
+            cp2p_channel_stats cs;
+            if (cp2p_switch_channel_stats(sw, d->id, &cs) != 0) {
+                continue;
+            }
+            rc = jprintf(out,
+                         "%s{\"Id\":\"0x%02x\",\"Priority\":%u,\"SendQueueCapacity\":%u,"
+                         "\"RecvQueueCapacity\":%u,\"RecvBufferCapacity\":%llu,"
+                         "\"RecvMessageCapacity\":%llu,",
+                         first ? "" : ",", d->id, d->priority, d->send_cap, d->recv_cap,
+                         U(d->recv_buffer), U(d->max_msg));
+            rc = rc != 0 ? rc
+                         : jprintf(out,
+                                   "\"MsgsSent\":%llu,\"BytesSent\":%llu,\"MsgsReceived\":%llu,"
+                                   "\"BytesReceived\":%llu,\"SendTimeouts\":%llu,"
+                                   "\"TrySendRefused\":%llu,\"SendQueued\":%llu,"
+                                   "\"RecvQueued\":%llu}",
+                                   U(cs.msgs_sent), U(cs.bytes_sent), U(cs.msgs_received),
+                                   U(cs.bytes_received), U(cs.send_timeouts),
+                                   U(cs.try_send_refused), U(cs.send_queued), U(cs.recv_queued));
+            first = false;
+        }
+        rc = rc != 0 ? rc : jprintf(out, "]}");
+    }
+    size_t total = 0, cur = 0;
+    cp2p_reactor_peer *p;
+    rc = rc != 0 ? rc : jprintf(out, "],\"Peers\":[");
+    while (rc == 0 && (p = cp2p__hashmap_next(&sw->peers, &cur)) != NULL) {
+        if (p->state != P_ADDED || total++ >= VIEW_MAX_PEERS) {
+            continue;
+        }
+        char id[CP2P_PEER_ID_STR_MAX];
+        cp2p__chan_stats ps;
+        cp2p__chan_stats_get(p->core, &ps);
+        rc = jprintf(out,
+                     "%s{\"Peer\":\"%s\",\"BytesSent\":%llu,\"BytesReceived\":%llu,"
+                     "\"SendThrottledMs\":%llu,\"RecvThrottledMs\":%llu,\"RttMs\":%llu,"
+                     "\"Channels\":[",
+                     total > 1 ? "," : "", cp2p_peer_id_str(&p->id, id), U(ps.bytes_sent),
+                     U(ps.bytes_received), U(ps.send_throttled_ms), U(ps.recv_throttled_ms),
+                     U(ps.rtt_ms));
+        for (size_t k = 0; rc == 0 && k < sw->nch; k++) {
+            cp2p__chan_ch_stats cs;
+            cp2p__chan_ch_stats_get(p->core, k, &cs);
+            rc = jprintf(out, "%s{\"Id\":\"0x%02x\",\"SendQueued\":%llu,\"RecvQueued\":%llu}",
+                         k > 0 ? "," : "", sw->cdesc[k].id, U(cs.send_queued),
+                         U(cs.recv_queued));
+        }
+        rc = rc != 0 ? rc : jprintf(out, "]}");
+    }
+    return rc != 0 ? rc : jprintf(out, "],\"PeersTotal\":%llu}", U(total));
 }

@@ -90,6 +90,22 @@ static void ask_and_answer(void **state)
     assert_int_equal(cp2p_node_switch_try_send(sa.ns, cp2p_node_peer_id(a), CH_ASK, "x", 1),
                      CP2P_ENOENT);
     assert_int_equal(cp2p_node_switch_try_send(sa.ns, &bid, 0x99, "x", 1), CP2P_ENOENT);
+    /* The HTTP API's channels view: reactors, channels with totals, peers with queues. */
+    cp2p_node_api *api;
+    cp2p_node_api_config acfg;
+    cp2p_node_api_config_default(&acfg);
+    acfg.listen = "127.0.0.1:0";
+    assert_int_equal(cp2p_node_api_start(a, &acfg, &api), 0);
+    char *r = harness_http(harness_api_port(api), "POST /api/v0/channels HTTP/1.0\r\n\r\n");
+    assert_non_null(strstr(r, "200 OK"));
+    assert_non_null(strstr(r, "\"Name\":\"qa\""));
+    assert_non_null(strstr(r, "\"MsgsReceived\":51"));
+    assert_non_null(strstr(r, "0x31"));
+    assert_non_null(strstr(r, "\"PeersTotal\""));
+    char bs[CP2P_PEER_ID_STR_MAX];
+    assert_non_null(strstr(r, cp2p_peer_id_str(&bid, bs)));
+    free(r);
+    cp2p_node_api_stop(api);
     cp2p_switch_stats st;
     assert_int_equal(cp2p_node_switch_stats(sb.ns, &st), 0);
     assert_int_equal(st.peers, 1);
