@@ -11,6 +11,9 @@
  *                                CONNBUF sets the host's conn_out_buffered and
  *                                conn_write_inflight (what waits below the stream scheduler)
  *   bench_reactor rate SEC       200-byte messages across 8 channels, messages a second (TCP)
+ *   bench_reactor ratelimit SEC  one channel saturated under a 2 MB/s send limit over the memory
+ *                                transport (5 ms one way): the rate measured over SEC seconds
+ *                                against the limit, and the keepalive RTT loaded vs idle
  *
  * Senders keep a few cp2p_reactor_peer_send calls waiting on each channel, so queues stay full
  * without polling. Not a test: nothing here fails on a slow machine. */
@@ -139,11 +142,13 @@ static void on_receive(cp2p_reactor *r, uint8_t ch, cp2p_reactor_peer *p, const 
     (void)ch;
 }
 
+static const cp2p_switch_config *SW_CFG; /* NULL: the defaults */
+
 static void mk_switch(cp2p_host *h, side *s, const cp2p_channel_desc *ch, size_t n)
 {
     cp2p_reactor_desc d = {.name = "bench", .channels = ch, .n_channels = n,
                            .add_peer = on_add, .receive = on_receive};
-    if (cp2p_switch_new(h, NULL, &s->sw) != 0 || cp2p_switch_add_reactor(s->sw, &d, s, &s->r) ||
+    if (cp2p_switch_new(h, SW_CFG, &s->sw) != 0 || cp2p_switch_add_reactor(s->sw, &d, s, &s->r) ||
         cp2p_switch_start(s->sw) != 0) {
         fprintf(stderr, "bench_reactor: switch\n");
         exit(1);
@@ -443,6 +448,76 @@ static void latency(double sec)
     NET = NULL;
 }
 
+/* ---- rate limit ---- */
+
+/* Keepalive RTT samples of a's peer: one per new pong, over `sec` seconds. */
+static double rtt_mean(side *sa, double sec)
+{
+    cp2p_reactor_peer_stats ps;
+    cp2p_reactor_peer_stats_get(sa->peer, &ps);
+    uint64_t pongs = ps.pongs_received;
+    double sum = 0;
+    int n = 0;
+    double end = now_s() + sec;
+    while (now_s() < end) {
+        uv_run(&L, UV_RUN_ONCE);
+        cp2p_reactor_peer_stats_get(sa->peer, &ps);
+        if (ps.pongs_received != pongs) {
+            pongs = ps.pongs_received;
+            sum += (double)ps.rtt_ms;
+            n++;
+        }
+    }
+    return n > 0 ? sum / n : 0;
+}
+
+static void ratelimit(double sec)
+{
+    if (cp2p_memnet_new(&L, 1, &NET) != 0) {
+        exit(1);
+    }
+    cp2p_memnet_link link = {.latency_ms = 5, .bandwidth_bps = 64 * 1000 * 1000};
+    cp2p_memnet_set_default_link(NET, &link);
+    cp2p_switch_config cfg;
+    cp2p_switch_config_default(&cfg);
+    cfg.send_rate = 2000000;
+    cfg.ping_interval_ms = 100;
+    cfg.pong_timeout_ms = 5000;
+    SW_CFG = &cfg;
+    cp2p_channel_desc ch = {.id = 0x40, .priority = 5, .send_queue_capacity = 16,
+                            .recv_queue_capacity = 64, .recv_message_capacity = 1 << 20};
+    cp2p_host *a, *b;
+    side sa = {0}, sb = {0};
+    pair(&a, &b, &sa, &sb, &ch, 1);
+    double idle = rtt_mean(&sa, 2.0);
+    feeder *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        exit(1);
+    }
+    *f = (feeder){.s = &sa, .ch = 0x40, .len = 65536};
+    feed_start(f, 8);
+    run_secs(1.0); /* the burst is spent */
+    uint64_t b0 = sb.got_bytes;
+    double t0 = now_s();
+    double loaded = rtt_mean(&sa, sec);
+    double rate = (double)(sb.got_bytes - b0) / (now_s() - t0);
+    f->on = false;
+    cp2p_reactor_peer_stats ps;
+    cp2p_reactor_peer_stats_get(sa.peer, &ps);
+    printf("{\"limit_bytes_per_s\":%u,\"measured_bytes_per_s\":%.0f,\"ratio\":%.4f,"
+           "\"rtt_idle_ms\":%.2f,\"rtt_loaded_ms\":%.2f,\"send_throttled_ms\":%llu}\n",
+           cfg.send_rate, rate, rate / cfg.send_rate, idle, loaded,
+           (unsigned long long)ps.send_throttled_ms);
+    close_host(a);
+    close_host(b);
+    SW_CFG = NULL;
+    if (cp2p_memnet_close(NET, NULL, NULL) != 0) {
+        exit(1);
+    }
+    run_secs(0.05);
+    NET = NULL;
+}
+
 /* ---- rate ---- */
 
 static void rate(double sec)
@@ -478,7 +553,7 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (argc < 3 || uv_loop_init(&L) != 0) {
-        fprintf(stderr, "usage: bench_reactor bulk MB | latency SEC | rate SEC\n");
+        fprintf(stderr, "usage: bench_reactor bulk MB | latency SEC [CONNBUF] | rate SEC | ratelimit SEC\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof(PAYLOAD); i++) {
@@ -489,6 +564,8 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[1], "latency") == 0) {
         CONN_BUF = argc > 3 ? strtoull(argv[3], NULL, 10) : 0;
         latency(strtod(argv[2], NULL));
+    } else if (strcmp(argv[1], "ratelimit") == 0) {
+        ratelimit(strtod(argv[2], NULL));
     } else if (strcmp(argv[1], "rate") == 0) {
         rate(strtod(argv[2], NULL));
     } else {
