@@ -519,13 +519,19 @@ static void on_open(cp2p_stream *s, int status, void *ud)
         o->p = NULL;
         cp2p_free(o);
         if (ch == KA_CH) {
-            if (status == CP2P_ENOTSUP || ++p->ka_attempts >= KA_OPEN_ATTEMPTS) {
-                if (p->state == P_CONNECTED) {
-                    p->state = P_FOREIGN;
-                    sw->st.foreign_peers++;
-                }
-            } else {
+            bool give_up = status == CP2P_ENOTSUP || ++p->ka_attempts >= KA_OPEN_ATTEMPTS;
+            if (!give_up) {
                 p->ka_retry_at = now_ms(sw) + KA_RETRY_MS;
+            } else if (p->state == P_CONNECTED) {
+                p->state = P_FOREIGN; /* no switch there: never added */
+                sw->st.foreign_peers++;
+            } else if (p->state == P_ADDED && !p->stop_req) {
+                /* An added peer whose keepalive cannot be reopened stopped its switch (or
+                 * cannot take streams): it leaves the reactors; its connection stays for the
+                 * other services. */
+                p->stop_req = true;
+                snprintf(p->reason, sizeof(p->reason), "%s",
+                         status == CP2P_ENOTSUP ? "peer stopped its switch" : "keepalive failed");
             }
         } else if (status == CP2P_ENOTSUP) {
             sw->st.channel_refused++;
@@ -955,7 +961,10 @@ static void process(cp2p_reactor_peer *p)
         return;
     }
     uint64_t now = now_ms(sw);
-    if (p->state != P_REMOVED) {
+    /* The core's clock (pings, pong deadline, waiting sends) runs only for added peers: a peer
+     * whose keepalive is still negotiating, or that runs no switch, is never pinged, so never
+     * timed out (its connection belongs to the other services too). */
+    if (p->state == P_ADDED) {
         if (cp2p__chan_deadline(p->core, now) <= now) {
             cp2p__chan_on_timeout(p->core, now);
         }
@@ -991,7 +1000,7 @@ static void process(cp2p_reactor_peer *p)
     }
     if (p->state != P_REMOVED && !p->gone) {
         sync_reads(p, now);
-        uint64_t d = cp2p__chan_deadline(p->core, now);
+        uint64_t d = p->state == P_ADDED ? cp2p__chan_deadline(p->core, now) : UINT64_MAX;
         if (p->ka_retry_at != 0 && p->ka_retry_at < d) {
             d = p->ka_retry_at;
         }

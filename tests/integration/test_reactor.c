@@ -484,6 +484,48 @@ static void receive_rate_pauses_only_that_peer(void **state)
     node_close(&b);
 }
 
+/* A connected peer that runs no switch is never added, never pinged, never timed out: its
+ * connection belongs to the other services. */
+static void foreign_peer_is_left_alone(void **state)
+{
+    (void)state;
+    cp2p_switch_config cfg = fast_keepalive();
+    node a;
+    node_make(&a, &cfg, false);
+    cp2p_host *plain = harness_host();
+    dial_res r;
+    assert_non_null(dial_host(a.h, plain, &r));
+    run_for(600); /* ping interval + pong timeout, three times over */
+    cp2p_switch_stats st;
+    cp2p_switch_stats_get(a.sw, &st);
+    assert_int_equal(st.foreign_peers, 1);
+    assert_int_equal(st.peers_added, 0);
+    assert_int_equal(a.added + a.removed, 0);
+    assert_non_null(cp2p_host_conn_to(a.h, cp2p_host_peer_id(plain)));
+    bool done = false;
+    cp2p_host_close(plain, on_host_closed, &done);
+    run_until(&done);
+    node_close(&a);
+}
+
+/* A peer whose switch stops (its host stays) leaves our reactors, and the connection stays. */
+static void peer_switch_stopped(void **state)
+{
+    (void)state;
+    node a, b;
+    node_make(&a, NULL, false);
+    node_make(&b, NULL, false);
+    connect_nodes(&a, &b);
+    cp2p_switch_free(b.sw);
+    assert_int_equal(b.removed, 1); /* before free returned */
+    assert_string_equal(b.reason, "switch stopped");
+    wait_until_count(&a.removed, 1);
+    assert_string_equal(a.reason, "peer stopped its switch");
+    assert_non_null(cp2p_host_conn_to(a.h, cp2p_host_peer_id(b.h)));
+    node_close(&a);
+    node_close(&b);
+}
+
 static void silent_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
 {
     (void)data;
@@ -541,6 +583,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(bad_input_costs_one_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(receive_rate_pauses_only_that_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(silent_peer_is_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(foreign_peer_is_left_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(peer_switch_stopped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
