@@ -536,10 +536,12 @@ int cp2p__chan_recv(cp2p__chan_peer *p, size_t ch, const uint8_t *data, size_t l
             p->rx_debt += len - take;
         }
     }
-    if (cp2p_buf_append(&r->buf, data, len) != 0) {
-        rx_drop_partial(p, ch, &cs->overflow);
-        *why = "read past the channel's receive buffer";
-        return CP2P_ELIMIT;
+    int arc = cp2p_buf_append(&r->buf, data, len);
+    if (arc != 0) {
+        rx_drop_partial(p, ch, arc == CP2P_ELIMIT ? &cs->overflow : NULL);
+        *why = arc == CP2P_ELIMIT ? "read past the channel's receive buffer"
+                                  : "no memory for the message";
+        return arc;
     }
     size_t max = p->cfg.chans[ch].max_msg;
     while (r->scan < r->buf.len) {

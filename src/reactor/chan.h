@@ -162,7 +162,7 @@ bool cp2p__chan_wants_stream(const cp2p__chan_peer *p, size_t ch);
 /* Bytes read from the channel's inbound stream. Returns 0, or (the stream must be reset; the
  * complete messages already read stay queued, the partial one is dropped) CP2P_ELIMIT (a
  * declared length over the channel's largest message, or past the buffer's slack), CP2P_EPROTO
- * (malformed length), with *why; each counted. */
+ * (malformed length), each counted, or CP2P_ENOMEM (the buffer could not grow); with *why. */
 CP2P_NODISCARD int cp2p__chan_recv(cp2p__chan_peer *p, size_t ch, const uint8_t *data,
                                    size_t len, uint64_t now, const char **why);
 /* The inbound stream of the channel ended (EOF or reset): a partial message is dropped and

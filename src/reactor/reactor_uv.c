@@ -618,6 +618,7 @@ static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
         return;
     }
     const char *why = NULL;
+    int rc;
     uint64_t now = now_ms(sw);
     if (in->ch == KA_CH) {
         if (cp2p__chan_keepalive_recv(p->core, data, (size_t)n, now, &why) != 0) {
@@ -625,8 +626,10 @@ static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
             in_release(in, true);
             cp2p_reactor_peer_stop(p, "keepalive protocol violation");
         }
-    } else if (cp2p__chan_recv(p->core, in->ch, data, (size_t)n, now, &why) != 0) {
-        sw->st.bad_streams++;
+    } else if ((rc = cp2p__chan_recv(p->core, in->ch, data, (size_t)n, now, &why)) != 0) {
+        if (rc != CP2P_ENOMEM) {
+            sw->st.bad_streams++;
+        }
         RLOG(INFO, "reactor.bad_channel_stream: %s: %s, stream reset", sw->ch_proto[in->ch], why);
         in_release(in, true);
     }

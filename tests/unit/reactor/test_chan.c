@@ -13,6 +13,7 @@
 #include <cp2p/codec.h>
 
 #include "reactor/chan.h"
+#include "util/alloc.h"
 
 #define PKT 1024
 
@@ -473,6 +474,40 @@ static void refused_channel_and_close(void **state)
     cp2p__chan_peer_free(p); /* frees the queued mempool messages */
 }
 
+/* Each allocation fails in turn: creation fails whole with CP2P_ENOMEM, a send fails with it
+ * and changes nothing, a receive that cannot grow its buffer fails the stream (counted), and
+ * whatever was accepted before is intact and freed (ASan checks the rest). */
+static void allocation_failures(void **state)
+{
+    (void)state;
+    uint8_t m[300] = {0}, wire[400];
+    size_t n = put_msg(wire, m, sizeof(m));
+    for (long k = 1; k < 20; k++) {
+        cp2p__chan_config c = base_cfg();
+        cp2p__chan_peer *p = NULL;
+        const char *why;
+        cp2p__alloc_fail_after(k);
+        int rc = cp2p__chan_peer_new(&c, 0, &p);
+        if (rc != 0) {
+            cp2p__alloc_fail_after(0);
+            assert_int_equal(rc, CP2P_ENOMEM);
+            assert_null(p);
+            continue;
+        }
+        rc = cp2p__chan_send(p, MEMPOOL, m, sizeof(m), 0, 0, 1);
+        assert_true(rc == 0 || rc == CP2P_ENOMEM);
+        cp2p__chan_ch_stats cs;
+        cp2p__chan_ch_stats_get(p, MEMPOOL, &cs);
+        assert_int_equal(cs.send_queued, rc == 0 ? 1 : 0);
+        rc = cp2p__chan_recv(p, MEMPOOL, wire, n, 0, &why);
+        assert_true(rc == 0 || rc == CP2P_ENOMEM);
+        cp2p__alloc_fail_after(0);
+        cp2p_slice got;
+        assert_int_equal(cp2p__chan_take(p, MEMPOOL, &got), rc == 0 ? 1 : 0);
+        cp2p__chan_peer_free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +522,7 @@ int main(void)
         cmocka_unit_test(receive_rate_pauses_reading),
         cmocka_unit_test(keepalive_pong_timeout),
         cmocka_unit_test(refused_channel_and_close),
+        cmocka_unit_test(allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
