@@ -175,8 +175,10 @@ CP2P_API const char *cp2p_reactor_name(const cp2p_reactor *r);
 CP2P_API cp2p_switch *cp2p_reactor_switch(const cp2p_reactor *r);
 
 /* Copy the switch's counters into a metrics registry (cp2p/metrics.h): switch-wide
- * cp2p_switch_* and per channel cp2p_channel_* with the label channel="0xNN" (at most
- * CP2P_SWITCH_MAX_CHANNELS values: bounded). Names in docs/METRICS.md. The first call passes
+ * cp2p_switch_*, per channel cp2p_channel_* with the label channel="0xNN" (at most
+ * CP2P_SWITCH_MAX_CHANNELS values), and per peer cp2p_switch_peer_* with the label peer (at
+ * most 64 series a family, the rest summed in peer="_other"): bounded. Names in
+ * docs/METRICS.md. The first call passes
  * *state == NULL and registers the families; later calls pass the same state and registry
  * (call it before a scrape, or on a timer). Returns 0, CP2P_EINVAL (NULL argument, another
  * registry), CP2P_ENOMEM, or cp2p_metrics_register's error. Loop thread only. */

@@ -6,6 +6,7 @@
  * the peer has no reactor for) costs only that stream or channel and is counted; a peer that
  * stops answering pings is removed with "pong timeout". Blocking is done with semaphores the
  * test releases, not with sleeps, so nothing depends on timing. Only the public surface. */
+#include <stdio.h>
 #include <string.h>
 
 #include <cp2p/buf.h>
@@ -391,6 +392,17 @@ static void capacity_and_timeout(void **state)
     assert_non_null(strstr(t, "cp2p_channel_try_send_refused_total{channel=\"0x40\"}"));
     assert_non_null(strstr(t, "cp2p_channel_too_large_total{channel=\"0x41\"} 1\n"));
     assert_non_null(strstr(t, "cp2p_switch_peers 1\n"));
+    char pid[CP2P_PEER_ID_STR_MAX], line[160];
+    snprintf(line, sizeof(line), "cp2p_switch_peer_sent_bytes_total{peer=\"%s\"} ",
+             cp2p_peer_id_str(cp2p_host_peer_id(b.h), pid));
+    assert_non_null(strstr(t, line));
+    /* promtool (Debian's prometheus) accepts the exposition, when it is installed. */
+    FILE *pt = popen("if command -v promtool >/dev/null; then promtool check metrics; "
+                     "else cat >/dev/null; fi",
+                     "w");
+    assert_non_null(pt);
+    assert_int_equal(fwrite(text.ptr, 1, text.len - 1, pt), text.len - 1);
+    assert_int_equal(pclose(pt), 0);
     cp2p_buf_fini(&text);
     cp2p_switch_metrics_free(ms);
     cp2p_metrics_free(reg);
