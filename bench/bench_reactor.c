@@ -11,6 +11,9 @@
  *                                CONNBUF sets the host's conn_out_buffered and
  *                                conn_write_inflight (what waits below the stream scheduler)
  *   bench_reactor rate SEC       200-byte messages across 8 channels, messages a second (TCP)
+ *   bench_reactor slow SEC       a receive that sleeps SEC seconds on channel X (its reactor has
+ *                                two workers) and 200-byte messages on channel Y of the same
+ *                                reactor and peer meanwhile, against Y alone (TCP loopback)
  *   bench_reactor ratelimit SEC  one channel saturated under a 2 MB/s send limit over the memory
  *                                transport (5 ms one way): the rate measured over SEC seconds
  *                                against the limit, and the keepalive RTT loaded vs idle
@@ -518,6 +521,81 @@ static void ratelimit(double sec)
     NET = NULL;
 }
 
+/* ---- slow receive ---- */
+
+/* A receive that sleeps on channel X (on its worker), and the latency of messages on channel Y
+ * of the same reactor and peer meanwhile, against Y alone. */
+static volatile int SLEEP_X_MS;
+
+static void slow_receive(cp2p_reactor *r, uint8_t ch, cp2p_reactor_peer *p, const uint8_t *msg,
+                         size_t len, void *ud)
+{
+    if (ch == 0x20 && SLEEP_X_MS > 0) {
+        uv_sleep((unsigned)SLEEP_X_MS);
+    }
+    on_receive(r, ch, p, msg, len, ud);
+}
+
+static void slow(double sleep_s)
+{
+    cp2p_channel_desc ch[] = {{.id = 0x20, .priority = 6, .send_queue_capacity = 4},
+                              {.id = 0x22, .priority = 7, .send_queue_capacity = 64}};
+    cp2p_reactor_desc d = {.name = "slow", .channels = ch, .n_channels = 2, .workers = 2,
+                           .add_peer = on_add, .receive = slow_receive};
+    cp2p_host *a = mk_host(), *b = mk_host();
+    side sa = {0}, sb = {0};
+    sb.cap_lat = 1 << 16;
+    sb.lat = calloc(sb.cap_lat, sizeof(double));
+    cp2p_switch_config cfg;
+    cp2p_switch_config_default(&cfg);
+    cfg.ping_interval_ms = 100;
+    cfg.pong_timeout_ms = 1000; /* far below the sleep: a stalled keepalive would drop b */
+    SW_CFG = &cfg;
+    cp2p_reactor *r;
+    if (cp2p_switch_new(a, SW_CFG, &sa.sw) != 0 || cp2p_switch_add_reactor(sa.sw, &d, &sa, &r) ||
+        cp2p_switch_start(sa.sw) != 0 || cp2p_switch_new(b, SW_CFG, &sb.sw) != 0 ||
+        cp2p_switch_add_reactor(sb.sw, &d, &sb, &r) || cp2p_switch_start(sb.sw) != 0) {
+        exit(1);
+    }
+    dial(a, b);
+    run_while(&sa.added, true);
+    run_while(&sb.added, true);
+    voter v = {.s = &sa, .ch = 0x22};
+    double p50[2], p99[2];
+    for (int phase = 0; phase < 2; phase++) {
+        SLEEP_X_MS = phase == 1 ? (int)(sleep_s * 1000) : 0;
+        if (phase == 1) {
+            uint8_t m[100] = {0};
+            if (cp2p_reactor_peer_try_send(sa.peer, 0x20, m, sizeof(m)) != 0) {
+                exit(1);
+            }
+            run_secs(0.2); /* b's worker is asleep in X's receive */
+        }
+        sb.n_lat = 0;
+        uv_timer_init(&L, &v.t);
+        v.t.data = &v;
+        uv_timer_start(&v.t, vote_tick, 2, 2);
+        run_secs(phase == 1 ? sleep_s - 0.5 : sleep_s);
+        uv_timer_stop(&v.t);
+        uv_close((uv_handle_t *)&v.t, NULL);
+        run_secs(0.1);
+        p50[phase] = pct(sb.lat, sb.n_lat, 0.5);
+        p99[phase] = pct(sb.lat, sb.n_lat, 0.99);
+    }
+    run_secs(1.0); /* X's receive wakes */
+    cp2p_switch_stats st;
+    cp2p_switch_stats_get(sb.sw, &st);
+    printf("{\"sleep_s\":%.1f,\"y_alone_p50_us\":%.0f,\"y_alone_p99_us\":%.0f,"
+           "\"y_beside_sleep_p50_us\":%.0f,\"y_beside_sleep_p99_us\":%.0f,"
+           "\"added_p99_us\":%.0f,\"pong_timeouts\":%llu,\"peers\":%llu}\n",
+           sleep_s, p50[0], p99[0], p50[1], p99[1], p99[1] - p99[0],
+           (unsigned long long)st.pong_timeouts, (unsigned long long)st.peers);
+    SW_CFG = NULL;
+    close_host(a);
+    close_host(b);
+    free(sb.lat);
+}
+
 /* ---- rate ---- */
 
 static void rate(double sec)
@@ -553,7 +631,7 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (argc < 3 || uv_loop_init(&L) != 0) {
-        fprintf(stderr, "usage: bench_reactor bulk MB | latency SEC [CONNBUF] | rate SEC | ratelimit SEC\n");
+        fprintf(stderr, "usage: bench_reactor bulk MB | latency SEC [CONNBUF] | rate SEC | ratelimit SEC | slow SEC\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof(PAYLOAD); i++) {
@@ -564,6 +642,8 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[1], "latency") == 0) {
         CONN_BUF = argc > 3 ? strtoull(argv[3], NULL, 10) : 0;
         latency(strtod(argv[2], NULL));
+    } else if (strcmp(argv[1], "slow") == 0) {
+        slow(strtod(argv[2], NULL));
     } else if (strcmp(argv[1], "ratelimit") == 0) {
         ratelimit(strtod(argv[2], NULL));
     } else if (strcmp(argv[1], "rate") == 0) {
