@@ -538,6 +538,48 @@ static void peer_switch_stopped(void **state)
     node_close(&b);
 }
 
+/* The memory network's NAME of a host listening on /memory/0. */
+static void mem_name(cp2p_host *h, char *out, size_t cap)
+{
+    cp2p_multiaddr *ma;
+    cp2p_buf t;
+    cp2p_buf_init(&t, 256);
+    assert_int_equal(cp2p_host_listen_addr(h, 0, false, &ma), 0);
+    assert_int_equal(cp2p_multiaddr_to_string(ma, &t), 0);
+    cp2p_multiaddr_free(ma);
+    assert_true(t.len > 8 && t.len - 8 < cap);
+    memcpy(out, t.ptr + 8, t.len - 8); /* after "/memory/" */
+    out[t.len - 8] = 0;
+    cp2p_buf_fini(&t);
+}
+
+/* Two switches whose link is cut (the memory network holds every byte, as a dead path does):
+ * both remove the other with "pong timeout" once a ping goes unanswered for the timeout. */
+static void cut_link_removes_both(void **state)
+{
+    (void)state;
+    if (!harness_memory()) {
+        printf("SKIP on TCP: a cut needs the memory transport\n");
+        skip();
+    }
+    cp2p_switch_config cfg = fast_keepalive();
+    node a, b;
+    node_make(&a, &cfg, false);
+    node_make(&b, &cfg, false);
+    connect_nodes(&a, &b);
+    char na[64], nb[64];
+    mem_name(a.h, na, sizeof(na));
+    mem_name(b.h, nb, sizeof(nb));
+    assert_int_equal(cp2p_memnet_cut(harness_net, na, nb), 0);
+    wait_until_count(&a.removed, 1);
+    wait_until_count(&b.removed, 1);
+    assert_string_equal(a.reason, "pong timeout");
+    assert_string_equal(b.reason, "pong timeout");
+    assert_int_equal(cp2p_memnet_heal(harness_net, na, nb), 0);
+    node_close(&a);
+    node_close(&b);
+}
+
 static void silent_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
 {
     (void)data;
@@ -597,6 +639,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(silent_peer_is_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(foreign_peer_is_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(peer_switch_stopped, setup, teardown),
+        cmocka_unit_test_setup_teardown(cut_link_removes_both, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
