@@ -147,10 +147,19 @@ CP2P_API CP2P_NODISCARD int cp2p_switch_add_reactor(cp2p_switch *sw, const cp2p_
  * cp2p_host_add_service's error (CP2P_ESTATE: a channel protocol already has a handler). */
 CP2P_API CP2P_NODISCARD int cp2p_switch_start(cp2p_switch *sw);
 CP2P_API bool cp2p_switch_is_running(const cp2p_switch *sw);
-/* Stop and free: every added peer is removed from every reactor ("switch stopped") before
- * this returns, streams are reset, workers are joined (this waits for receive calls in
- * progress). The handle is invalid on return. Not from a callback of the switch. When the host
- * closes first, it stops the switch the same way, and frees it: the handle is then invalid. */
+/* Stop (the seed's Service.Stop): from the next loop turn no callback of the switch runs but
+ * remove_peer ("switch stopped") for every added peer; its streams are reset, its workers
+ * joined (the loop waits for receive calls in progress), its services removed; then `cb` (may
+ * be NULL) runs once and the handle is invalid. Sends fail with CP2P_ECLOSED from this call on.
+ * Returns 0, CP2P_EINVAL (NULL), CP2P_ECLOSED (closing already, or the host closed it),
+ * CP2P_ENOMEM (nothing happened); on an error cb never runs. May be called from the switch's
+ * callbacks. When the host closes first it stops the switch the same way (remove_peer from the
+ * host's close) and frees it: the handle is then invalid; a close pending at that moment still
+ * calls its cb. */
+typedef void (*cp2p_switch_close_cb)(void *ud);
+CP2P_API CP2P_NODISCARD int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud);
+/* Free a switch that was never started, or whose start failed. (On a running switch it stops
+ * it at once, remove_peer running inside this call: use cp2p_switch_close.) NULL is a no-op. */
 CP2P_API void cp2p_switch_free(cp2p_switch *sw);
 
 /* Try send to every added peer (CometBFT's Broadcast): returns how many queued it. */
@@ -251,9 +260,10 @@ CP2P_API CP2P_NODISCARD int cp2p_node_switch_broadcast(cp2p_node_switch *ns, uin
                                                        const void *msg, size_t len,
                                                        size_t *queued);
 CP2P_API CP2P_NODISCARD int cp2p_node_switch_stats(cp2p_node_switch *ns, cp2p_switch_stats *out);
-/* Stop the switch (cp2p_switch_free on the loop: remove_peer runs for every peer) and free
- * the handle. Call it before cp2p_node_stop, which frees the node (and, with its host, the
- * switch): the handle cannot be used after that. */
+/* Stop the switch (cp2p_switch_close on the loop: remove_peer runs for every peer), wait for
+ * it and free the handle. The stop waits for receive calls in progress; one blocked in a node
+ * call (which needs the loop) waits for that call's timeout. Call it before cp2p_node_stop,
+ * which frees the node (and, with its host, the switch): the handle cannot be used after. */
 CP2P_API void cp2p_node_switch_stop(cp2p_node_switch *ns);
 
 #ifdef __cplusplus

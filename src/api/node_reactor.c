@@ -221,13 +221,20 @@ int cp2p_node_switch_stats(cp2p_node_switch *ns, cp2p_switch_stats *out)
     return rc;
 }
 
+static void on_switch_closed(void *ud)
+{
+    cp2p_node_call_done(ud, 0);
+}
+
 static void do_stop(cp2p_node_call *call, cp2p_host *host, void *ud)
 {
     cp2p_node_switch *ns = ud;
     (void)host;
-    cp2p_switch_free(ns->sw);
+    int rc = cp2p_switch_close(ns->sw, on_switch_closed, call);
     ns->sw = NULL;
-    cp2p_node_call_done(call, 0);
+    if (rc != 0) {
+        cp2p_node_call_done(call, rc);
+    }
 }
 
 void cp2p_node_switch_stop(cp2p_node_switch *ns)

@@ -134,6 +134,11 @@ struct cp2p_switch {
     cp2p__chan_config core_cfg;
     cp2p_service *ka_svc;
     cp2p_hashmap peers;
+    bool closing;                  /* cp2p_switch_close called */
+    bool host_closed;              /* the host's close reached the keepalive service */
+    uv_timer_t *closer;            /* runs the close on the next turn */
+    cp2p_switch_close_cb close_cb;
+    void *close_ud;
     uv_timer_t *timer;
     uint64_t timer_at; /* 0: stopped */
     uv_async_t *async;
@@ -649,8 +654,9 @@ static void in_attach(cp2p_switch *sw, cp2p_stream *s, size_t ch)
     const cp2p_peer_id *id = cp2p_conn_peer_id(c);
     /* An inbound stream may beat our peer_ready (the peer's came first): a peer with an open
      * connection gets its record now. */
-    cp2p_reactor_peer *p = sw->stopping ? NULL : peer_find(sw, id);
-    if (p == NULL && !sw->stopping && cp2p_host_conn_to(sw->h, id) != NULL) {
+    bool off = sw->stopping || sw->closing;
+    cp2p_reactor_peer *p = off ? NULL : peer_find(sw, id);
+    if (p == NULL && !off && cp2p_host_conn_to(sw->h, id) != NULL) {
         p = peer_get(sw, id);
     }
     rp_in **slot = p == NULL ? NULL : ch == KA_CH ? &p->ka_in : &p->in[ch];
@@ -843,7 +849,7 @@ static void on_peer_ready(cp2p_service *svc, const cp2p_peer_id *peer, cp2p_conn
     cp2p_switch *sw = ud;
     (void)svc;
     (void)conn;
-    cp2p_reactor_peer *p = sw->stopping ? NULL : peer_get(sw, peer);
+    cp2p_reactor_peer *p = sw->stopping || sw->closing ? NULL : peer_get(sw, peer);
     if (p != NULL) {
         process(p); /* opens the keepalive stream */
     }
@@ -960,7 +966,7 @@ static void write_packets(cp2p_reactor_peer *p, uint64_t now)
 static void process(cp2p_reactor_peer *p)
 {
     cp2p_switch *sw = p->sw;
-    if (p->gone || sw->stopping) {
+    if (p->gone || sw->stopping || sw->closing) {
         return;
     }
     uint64_t now = now_ms(sw);
@@ -1068,8 +1074,11 @@ static void on_ka_close(cp2p_service *svc, void *ud)
 {
     cp2p_switch *sw = ud;
     teardown(sw, false); /* the host releases the channel services itself */
+    sw->host_closed = true;
     cp2p_service_close_done(svc);
-    switch_free_mem(sw);
+    if (!sw->closing) {
+        switch_free_mem(sw); /* else the pending close frees it and calls its callback */
+    }
 }
 
 int cp2p_switch_start(cp2p_switch *sw)
@@ -1228,6 +1237,48 @@ void cp2p_switch_free(cp2p_switch *sw)
     switch_free_mem(sw);
 }
 
+static void on_closer_closed(uv_handle_t *h)
+{
+    cp2p_switch *sw = h->data;
+    cp2p_switch_close_cb cb = sw->close_cb;
+    void *ud = sw->close_ud;
+    cp2p_free(h);
+    switch_free_mem(sw);
+    if (cb != NULL) {
+        cb(ud);
+    }
+}
+
+static void on_closer(uv_timer_t *t)
+{
+    cp2p_switch *sw = t->data;
+    /* When the host closed meanwhile, its close already tore the switch down. */
+    teardown(sw, !sw->host_closed);
+    uv_close((uv_handle_t *)t, on_closer_closed); /* after the switch's own handles' */
+}
+
+int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
+{
+    if (sw == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (sw->closing || sw->host_closed) {
+        return CP2P_ECLOSED;
+    }
+    uv_timer_t *t = cp2p_calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return CP2P_ENOMEM;
+    }
+    (void)uv_timer_init(cp2p_host_loop(sw->h), t);
+    t->data = sw;
+    (void)uv_timer_start(t, on_closer, 0, 0);
+    sw->closer = t;
+    sw->closing = true;
+    sw->close_cb = cb;
+    sw->close_ud = ud;
+    return 0;
+}
+
 /* ---- queries and sends ---- */
 
 size_t cp2p_switch_broadcast(cp2p_switch *sw, uint8_t ch, const void *msg, size_t len)
@@ -1366,7 +1417,7 @@ static int peer_send(cp2p_reactor_peer *p, uint8_t ch, const void *msg, size_t l
     if (i < 0) {
         return CP2P_ENOENT;
     }
-    if (p->state != P_ADDED || p->stop_req || sw->stopping) {
+    if (p->state != P_ADDED || p->stop_req || sw->stopping || sw->closing) {
         return CP2P_ECLOSED;
     }
     rp_sreq *q = NULL;

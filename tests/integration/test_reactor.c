@@ -41,6 +41,11 @@ static void on_host_closed(cp2p_host *h, void *ud)
     *(bool *)ud = true;
 }
 
+static void on_flag(void *ud)
+{
+    *(bool *)ud = true;
+}
+
 static void on_add(cp2p_reactor *r, cp2p_reactor_peer *p, void *ud)
 {
     node *n = ud;
@@ -230,8 +235,12 @@ static void registration_errors(void **state)
     assert_int_equal(cp2p_switch_new(h, NULL, &sw2), 0);
     assert_int_equal(cp2p_switch_add_reactor(sw2, &d, NULL, &r), 0);
     assert_int_not_equal(cp2p_switch_start(sw2), 0);
-    cp2p_switch_free(sw2);
-    cp2p_switch_free(sw); /* stopped before the host: its services go */
+    cp2p_switch_free(sw2); /* its start failed: nothing to close */
+    bool closed = false;
+    assert_int_equal(cp2p_switch_close(sw, on_flag, &closed), 0); /* before the host */
+    assert_int_equal(cp2p_switch_close(sw, on_flag, &closed), CP2P_ECLOSED);
+    assert_false(closed); /* never inside the call */
+    run_until(&closed);
     bool done = false;
     cp2p_host_close(h, on_host_closed, &done);
     run_until(&done);
@@ -528,8 +537,12 @@ static void peer_switch_stopped(void **state)
     node_make(&a, NULL, false);
     node_make(&b, NULL, false);
     connect_nodes(&a, &b);
-    cp2p_switch_free(b.sw);
-    assert_int_equal(b.removed, 1); /* before free returned */
+    bool closed = false;
+    assert_int_equal(cp2p_switch_close(b.sw, on_flag, &closed), 0);
+    assert_int_equal(b.removed, 0); /* on a later turn */
+    assert_int_equal(cp2p_reactor_peer_try_send(b.peer, CH_Y, "x", 1), CP2P_ECLOSED);
+    run_until(&closed);
+    assert_int_equal(b.removed, 1);
     assert_string_equal(b.reason, "switch stopped");
     wait_until_count(&a.removed, 1);
     assert_string_equal(a.reason, "peer stopped its switch");
@@ -577,6 +590,24 @@ static void cut_link_removes_both(void **state)
     assert_string_equal(b.reason, "pong timeout");
     assert_int_equal(cp2p_memnet_heal(harness_net, na, nb), 0);
     node_close(&a);
+    node_close(&b);
+}
+
+/* A close still pending when the host closes: either may tear the switch down first; the
+ * close's callback runs once, the peer is removed once, nothing is used after it is freed. */
+static void close_pending_at_host_close(void **state)
+{
+    (void)state;
+    node a, b;
+    node_make(&a, NULL, false);
+    node_make(&b, NULL, false);
+    connect_nodes(&a, &b);
+    bool closed = false;
+    assert_int_equal(cp2p_switch_close(a.sw, on_flag, &closed), 0);
+    node_close(&a); /* the host's close in the same turn */
+    run_until(&closed);
+    assert_int_equal(a.removed, 1);
+    wait_until_count(&b.removed, 1);
     node_close(&b);
 }
 
@@ -640,6 +671,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(foreign_peer_is_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(peer_switch_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(cut_link_removes_both, setup, teardown),
+        cmocka_unit_test_setup_teardown(close_pending_at_host_close, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
