@@ -206,6 +206,14 @@ static void connect_nodes(node *a, node *b)
     wait_until_count(&b->added, 1);
 }
 
+/* Two nodes with the same switch config, connected, each added to the other's reactors. */
+static void two_nodes(node *a, node *b, const cp2p_switch_config *cfg)
+{
+    node_make(a, cfg, false);
+    node_make(b, cfg, false);
+    connect_nodes(a, b);
+}
+
 static void registration_errors(void **state)
 {
     (void)state;
@@ -534,9 +542,7 @@ static void peer_switch_stopped(void **state)
 {
     (void)state;
     node a, b;
-    node_make(&a, NULL, false);
-    node_make(&b, NULL, false);
-    connect_nodes(&a, &b);
+    two_nodes(&a, &b, NULL);
     bool closed = false;
     assert_int_equal(cp2p_switch_close(b.sw, on_flag, &closed), 0);
     assert_int_equal(b.removed, 0); /* on a later turn */
@@ -577,9 +583,7 @@ static void cut_link_removes_both(void **state)
     }
     cp2p_switch_config cfg = fast_keepalive();
     node a, b;
-    node_make(&a, &cfg, false);
-    node_make(&b, &cfg, false);
-    connect_nodes(&a, &b);
+    two_nodes(&a, &b, &cfg);
     char na[64], nb[64];
     mem_name(a.h, na, sizeof(na));
     mem_name(b.h, nb, sizeof(nb));
@@ -599,9 +603,7 @@ static void close_pending_at_host_close(void **state)
 {
     (void)state;
     node a, b;
-    node_make(&a, NULL, false);
-    node_make(&b, NULL, false);
-    connect_nodes(&a, &b);
+    two_nodes(&a, &b, NULL);
     bool closed = false;
     assert_int_equal(cp2p_switch_close(a.sw, on_flag, &closed), 0);
     node_close(&a); /* the host's close in the same turn */
