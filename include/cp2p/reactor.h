@@ -100,8 +100,8 @@ typedef struct cp2p_switch_stats {
     uint64_t peers_refused;    /* over max_peers */
     uint64_t foreign_peers;    /* connected peers without a switch (keepalive refused) */
     uint64_t channel_refused;  /* our channel streams the peer refused (no reactor there) */
-    uint64_t inbound_refused;  /* inbound channel streams reset: unknown or closing peer,
-                                * or a second stream for a channel */
+    uint64_t inbound_refused;  /* inbound channel streams reset: unknown or closing peer */
+    uint64_t inbound_replaced; /* older inbound streams of a channel reset for a newer one */
     uint64_t bad_streams;      /* inbound channel streams reset for bad input */
     /* Over current and past peers: channel bytes each way (keepalive excluded), and the time
      * peers spent waiting for send tokens or with reading paused by the receive rate. */

@@ -26,6 +26,8 @@ static const cp2p__stat_def switch_defs[] = {
     SW(channel_refused, "cp2p_switch_channel_refused_total",
        "Channel streams the peer refused (no reactor on the channel there)."),
     SW(inbound_refused, "cp2p_switch_inbound_refused_total", "Inbound channel streams refused."),
+    SW(inbound_replaced, "cp2p_switch_inbound_replaced_total",
+       "Inbound channel streams reset because the peer opened a newer one."),
     SW(bad_streams, "cp2p_switch_bad_streams_total",
        "Inbound channel streams reset for bad input."),
     SW(bytes_sent, "cp2p_switch_sent_bytes_total", "Channel bytes sent, all peers."),

@@ -661,12 +661,20 @@ static void in_attach(cp2p_switch *sw, cp2p_stream *s, size_t ch)
     }
     rp_in **slot = p == NULL ? NULL : ch == KA_CH ? &p->ka_in : &p->in[ch];
     rp_in *in = NULL;
-    if (p == NULL || p->state == P_REMOVED || *slot != NULL ||
-        (in = cp2p_calloc(1, sizeof(*in))) == NULL) {
-        /* One inbound stream per channel: a second one while the first lives is refused. */
+    if (p == NULL || p->state == P_REMOVED || (in = cp2p_calloc(1, sizeof(*in))) == NULL) {
         sw->st.inbound_refused++;
         cp2p_stream_reset(s);
         return;
+    }
+    if (*slot != NULL) {
+        /* One inbound stream per channel, the newest: the peer keeps one outbound stream per
+         * channel, so an older one is a stream it gave up (e.g. on its older connection).
+         * Refusing the new one instead would make the peer reopen it again and again. */
+        sw->st.inbound_replaced++;
+        if (ch != KA_CH) {
+            cp2p__chan_recv_end(p->core, ch);
+        }
+        in_release(*slot, true);
     }
     *in = (rp_in){.p = p, .ch = ch, .s = s};
     *slot = in;
