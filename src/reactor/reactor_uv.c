@@ -34,6 +34,10 @@
 #define KA_OPEN_ATTEMPTS 3
 #define KA_RETRY_MS 1000
 #define REASON_MAX 64
+/* A channel whose stream failed or died waits before it reopens: 100 ms, doubling to 5 s, back
+ * to the start once a stream opens (our choice; framed links use the same shape). */
+#define CH_REOPEN_MS 100
+#define CH_REOPEN_MAX_MS 5000
 
 typedef struct rp_out rp_out;
 typedef struct rp_in rp_in;
@@ -85,6 +89,8 @@ struct cp2p_reactor_peer {
     rp_out *out[CP2P_SWITCH_MAX_CHANNELS];
     rp_in *in[CP2P_SWITCH_MAX_CHANNELS];
     bool delivering[CP2P_SWITCH_MAX_CHANNELS];
+    uint64_t reopen_at[CP2P_SWITCH_MAX_CHANNELS]; /* 0: may open now */
+    uint32_t reopen_ms[CP2P_SWITCH_MAX_CHANNELS]; /* next delay; 0: the first */
     rp_out *ka_out;
     rp_in *ka_in;
     void *data[CP2P_SWITCH_MAX_REACTORS];
@@ -431,6 +437,15 @@ static void out_release(rp_out *o)
     out_free_if_idle(o);
 }
 
+/* The channel's stream failed or died: reopen only after a delay, so a peer that resets our
+ * streams cannot make us reopen at network speed. */
+static void ch_backoff(cp2p_reactor_peer *p, size_t ch)
+{
+    uint32_t ms = p->reopen_ms[ch] == 0 ? CH_REOPEN_MS : p->reopen_ms[ch];
+    p->reopen_at[ch] = now_ms(p->sw) + ms;
+    p->reopen_ms[ch] = ms * 2 > CH_REOPEN_MAX_MS ? CH_REOPEN_MAX_MS : ms * 2;
+}
+
 static rp_out **out_slot(cp2p_reactor_peer *p, size_t ch)
 {
     return ch == KA_CH ? &p->ka_out : &p->out[ch];
@@ -443,6 +458,7 @@ static void out_dead(rp_out *o)
     *out_slot(p, o->ch) = NULL;
     if (o->ch != KA_CH) {
         cp2p__chan_stream_down(p->core, o->ch);
+        ch_backoff(p, o->ch);
     } else if (p->state == P_ADDED) {
         p->ka_retry_at = now_ms(p->sw) + KA_RETRY_MS;
     }
@@ -544,6 +560,7 @@ static void on_open(cp2p_stream *s, int status, void *ud)
             cp2p__chan_refused(p->core, ch);
         } else {
             cp2p__chan_stream_down(p->core, ch);
+            ch_backoff(p, ch);
         }
         process(p);
         return;
@@ -558,6 +575,7 @@ static void on_open(cp2p_stream *s, int status, void *ud)
         }
     } else {
         cp2p__chan_stream_up(p->core, o->ch);
+        p->reopen_ms[o->ch] = 0;
     }
     process(p);
 }
@@ -583,6 +601,11 @@ static void out_open(cp2p_reactor_peer *p, size_t ch)
     *o = (rp_out){.sw = sw, .p = p, .ch = ch, .opening = true};
     if (cp2p_conn_open_stream_opts(c, &proto, 1, &opts, on_open, o) != 0) {
         cp2p_free(o);
+        if (ch != KA_CH) {
+            ch_backoff(p, ch); /* e.g. the connection's stream limit: not at every event */
+        } else {
+            p->ka_retry_at = now_ms(sw) + KA_RETRY_MS;
+        }
         return;
     }
     *out_slot(p, ch) = o;
@@ -1008,7 +1031,7 @@ static void process(cp2p_reactor_peer *p)
     }
     if (p->state == P_ADDED) {
         for (size_t ch = 0; ch < sw->nch; ch++) {
-            if (cp2p__chan_wants_stream(p->core, ch)) {
+            if (cp2p__chan_wants_stream(p->core, ch) && p->reopen_at[ch] <= now) {
                 out_open(p, ch);
             }
         }
@@ -1020,6 +1043,12 @@ static void process(cp2p_reactor_peer *p)
         uint64_t d = p->state == P_ADDED ? cp2p__chan_deadline(p->core, now) : UINT64_MAX;
         if (p->ka_retry_at != 0 && p->ka_retry_at < d) {
             d = p->ka_retry_at;
+        }
+        for (size_t ch = 0; p->state == P_ADDED && ch < sw->nch; ch++) {
+            if (p->reopen_at[ch] > now && p->reopen_at[ch] < d &&
+                cp2p__chan_wants_stream(p->core, ch)) {
+                d = p->reopen_at[ch];
+            }
         }
         if (p->done_h != NULL || p->stop_req) {
             d = now;
