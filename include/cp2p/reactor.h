@@ -72,8 +72,9 @@ typedef struct cp2p_reactor_desc {
     /* Each may be NULL; `ud` is the pointer given to cp2p_switch_add_reactor. The peer handle is
      * valid from add_peer until remove_peer returns (and during a worker's receive). */
     void (*add_peer)(cp2p_reactor *r, cp2p_reactor_peer *p, void *ud);
-    /* reason: static text ("pong timeout", "connection closed", "switch stopped",
-     * "keepalive protocol violation") or the reason given to cp2p_reactor_peer_stop. */
+    /* reason, valid for the call: "pong timeout", "connection closed", "switch stopped",
+     * "peer stopped its switch", "keepalive failed", "keepalive protocol violation", or the
+     * reason given to cp2p_reactor_peer_stop. */
     void (*remove_peer)(cp2p_reactor *r, cp2p_reactor_peer *p, const char *reason, void *ud);
     /* One message of channel `ch` from `p`, borrowed for the call. */
     void (*receive)(cp2p_reactor *r, uint8_t ch, cp2p_reactor_peer *p, const uint8_t *msg,
