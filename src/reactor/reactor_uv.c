@@ -101,6 +101,7 @@ struct cp2p_reactor_peer {
     bool gone;     /* out of the map (peer_gone or switch stop): free once refs == 0 */
     uint32_t ka_attempts;
     uint64_t ka_retry_at;
+    bool logged_bad; /* one INFO line per peer for bad input (STYLE.md 9), then counters only */
 };
 
 struct cp2p_reactor {
@@ -178,6 +179,7 @@ void cp2p_switch_config_default(cp2p_switch_config *cfg)
 
 static void process(cp2p_reactor_peer *p);
 static void arm_timer(cp2p_switch *sw, uint64_t at);
+static void set_state(cp2p_reactor_peer *p, int state);
 
 /* ---- lifecycle ---- */
 
@@ -544,7 +546,7 @@ static void on_open(cp2p_stream *s, int status, void *ud)
             if (!give_up) {
                 p->ka_retry_at = now_ms(sw) + KA_RETRY_MS;
             } else if (p->state == P_CONNECTED) {
-                p->state = P_FOREIGN; /* no switch there: never added */
+                set_state(p, P_FOREIGN); /* no switch there: never added */
                 sw->st.foreign_peers++;
             } else if (p->state == P_ADDED && !p->stop_req) {
                 /* An added peer whose keepalive cannot be reopened stopped its switch (or
@@ -650,7 +652,7 @@ static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
     uint64_t now = now_ms(sw);
     if (in->ch == KA_CH) {
         if (cp2p__chan_keepalive_recv(p->core, data, (size_t)n, now, &why) != 0) {
-            RLOG(INFO, "reactor.bad_keepalive: %s", why);
+            RLOG(INFO, "reactor.bad_keepalive: %s, peer removed", why); /* once: it goes */
             in_release(in, true);
             cp2p_reactor_peer_stop(p, "keepalive protocol violation");
         }
@@ -658,10 +660,25 @@ static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
         if (rc != CP2P_ENOMEM) {
             sw->st.bad_streams++;
         }
-        RLOG(INFO, "reactor.bad_channel_stream: %s: %s, stream reset", sw->ch_proto[in->ch], why);
+        if (!p->logged_bad) {
+            p->logged_bad = true; /* later ones only count: a peer cannot flood the log */
+            RLOG(INFO, "reactor.bad_channel_stream: %s: %s, stream reset", sw->ch_proto[in->ch],
+                 why);
+        }
         in_release(in, true);
     }
     process(p);
+}
+
+static const char *const state_names[] = {"connected", "added", "foreign", "removed"};
+
+/* Every peer state change goes through here (STYLE.md 7), logged at trace level. */
+static void set_state(cp2p_reactor_peer *p, int state)
+{
+    char id[CP2P_PEER_ID_STR_MAX];
+    CP2P_LOG(CP2P_LOG_TRACE, "reactor", 0, "reactor.peer_state: %s %s -> %s",
+             cp2p_peer_id_str(&p->id, id), state_names[p->state], state_names[state]);
+    p->state = state;
 }
 
 static cp2p_reactor_peer *peer_find(const cp2p_switch *sw, const cp2p_peer_id *id)
@@ -751,7 +768,7 @@ static cp2p_reactor_peer *peer_get(cp2p_switch *sw, const cp2p_peer_id *id)
 static void peer_add_to_reactors(cp2p_reactor_peer *p)
 {
     cp2p_switch *sw = p->sw;
-    p->state = P_ADDED;
+    set_state(p, P_ADDED);
     sw->st.peers_added++;
     sw->st.peers++;
     for (size_t i = 0; i < sw->n_reactors && p->state == P_ADDED; i++) {
@@ -802,7 +819,7 @@ static void peer_remove(cp2p_reactor_peer *p, const char *reason)
 {
     cp2p_switch *sw = p->sw;
     int was = p->state;
-    p->state = P_REMOVED;
+    set_state(p, P_REMOVED);
     cp2p__chan_close(p->core);
     run_send_done(p);
     drain_events(p);
