@@ -508,6 +508,48 @@ static void allocation_failures(void **state)
     }
 }
 
+/* Under the send rate limit too, a vote queued while block parts wait for tokens goes out
+ * after at most one packet of them: the tokens that come back go to the vote first. */
+static void vote_first_when_tokens_return(void **state)
+{
+    (void)state;
+    cp2p__chan_config c = base_cfg();
+    c.stream_backlog = 1 << 20;
+    c.send_rate = 100000;
+    c.send_burst = 2 * PKT;
+    cp2p__chan_peer *p = mk(&c);
+    all_up(p);
+    static uint8_t block[65536];
+    uint8_t vote[200] = {0};
+    assert_int_equal(cp2p__chan_send(p, BLOCK, block, sizeof(block), 0, 0, 1), 0);
+    assert_true(drain(p, 0, NULL) > 0); /* the burst goes; now out of tokens */
+    assert_int_equal(cp2p__chan_send(p, VOTE, vote, sizeof(vote), 0, 0, 2), 0);
+    uint64_t now = 0;
+    size_t block_before = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t d = cp2p__chan_deadline(p, now);
+        assert_true(d != UINT64_MAX);
+        now = d > now ? d : now + 1;
+        cp2p__chan_on_timeout(p, now);
+        cp2p__chan_packet pk;
+        bool vote_out = false;
+        while (cp2p__chan_next_packet(p, now, &pk) == 1) {
+            cp2p__chan_written(p, pk.ch, pk.len);
+            if (pk.ch == VOTE) {
+                vote_out = true;
+                break;
+            }
+            block_before += pk.len;
+        }
+        if (vote_out) {
+            break;
+        }
+    }
+    assert_true(block_before <= PKT);
+    assert_true(now <= 100); /* tokens for at most a packet and the vote: ~12 ms */
+    cp2p__chan_peer_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +565,7 @@ int main(void)
         cmocka_unit_test(keepalive_pong_timeout),
         cmocka_unit_test(refused_channel_and_close),
         cmocka_unit_test(allocation_failures),
+        cmocka_unit_test(vote_first_when_tokens_return),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
