@@ -101,8 +101,10 @@ typedef struct cp2p_switch_stats {
     uint64_t peers_refused;    /* over max_peers */
     uint64_t foreign_peers;    /* connected peers without a switch (keepalive refused) */
     uint64_t channel_refused;  /* our channel streams the peer refused (no reactor there) */
-    uint64_t inbound_refused;  /* inbound channel streams reset: unknown or closing peer */
-    uint64_t inbound_replaced; /* older inbound streams of a channel reset for a newer one */
+    uint64_t inbound_refused;  /* inbound streams reset: unknown or closing peer, a second
+                                * keepalive, more than 9 of one channel at once */
+    uint64_t inbound_waiting;  /* inbound channel streams that waited for an earlier one of
+                                * the same channel and peer to end (read in turn) */
     uint64_t bad_streams;      /* inbound channel streams reset for bad input */
     /* Over current and past peers: channel bytes each way (keepalive excluded), and the time
      * peers spent waiting for send tokens or with reading paused by the receive rate. */

@@ -36,6 +36,10 @@
 #define REASON_MAX 64
 /* A channel whose stream failed or died waits before it reopens: 100 ms, doubling to 5 s, back
  * to the start once a stream opens (our choice; framed links use the same shape). */
+/* Inbound streams of one channel and peer: one is read, up to this many more wait for it to end
+ * (a sender may use a stream per message, as CometBFT's libp2p transport seems to). Our
+ * choice; past it new ones are refused. */
+#define IN_MAX_PER_CHANNEL 8
 #define CH_REOPEN_MS 100
 #define CH_REOPEN_MAX_MS 5000
 
@@ -70,6 +74,7 @@ struct rp_out {
 };
 
 struct rp_in {
+    rp_in *next; /* the channel's streams: the first is read, the others wait their turn */
     cp2p_reactor_peer *p;
     size_t ch;
     cp2p_stream *s;
@@ -621,7 +626,12 @@ static void in_release(rp_in *in, bool reset)
     if (in->ch == KA_CH) {
         p->ka_in = NULL;
     } else {
-        p->in[in->ch] = NULL;
+        /* Out of the channel's list; when it was the one read, the next one is read now. */
+        rp_in **pp = &p->in[in->ch];
+        while (*pp != in) {
+            pp = &(*pp)->next;
+        }
+        *pp = in->next;
     }
     if (reset) {
         cp2p_stream_reset(in->s);
@@ -699,25 +709,30 @@ static void in_attach(cp2p_switch *sw, cp2p_stream *s, size_t ch)
     if (p == NULL && !off && cp2p_host_conn_to(sw->h, id) != NULL) {
         p = peer_get(sw, id);
     }
-    rp_in **slot = p == NULL ? NULL : ch == KA_CH ? &p->ka_in : &p->in[ch];
+    /* A channel's streams are read one after the other, never two at once (their messages
+     * would interleave in the channel's buffer): a newer one waits, unread (yamux's window
+     * holds its sender), until the one before it ends. A cp2p sender has one stream per
+     * channel, so a newer one means it gave the older up (a reset that is on its way); a sender
+     * with a stream per message is read message after message. */
+    size_t n = 0;
+    rp_in **tail = p == NULL ? NULL : ch == KA_CH ? &p->ka_in : &p->in[ch];
+    while (tail != NULL && *tail != NULL) {
+        tail = &(*tail)->next;
+        n++;
+    }
     rp_in *in = NULL;
-    if (p == NULL || p->state == P_REMOVED || (in = cp2p_calloc(1, sizeof(*in))) == NULL) {
+    if (p == NULL || p->state == P_REMOVED || n > (ch == KA_CH ? 0 : IN_MAX_PER_CHANNEL) ||
+        (in = cp2p_calloc(1, sizeof(*in))) == NULL) {
+        /* The keepalive has one stream: a second one is refused. */
         sw->st.inbound_refused++;
         cp2p_stream_reset(s);
         return;
     }
-    if (*slot != NULL) {
-        /* One inbound stream per channel, the newest: the peer keeps one outbound stream per
-         * channel, so an older one is a stream it gave up (e.g. on its older connection).
-         * Refusing the new one instead would make the peer reopen it again and again. */
-        sw->st.inbound_replaced++;
-        if (ch != KA_CH) {
-            cp2p__chan_recv_end(p->core, ch);
-        }
-        in_release(*slot, true);
+    if (n > 0) {
+        sw->st.inbound_waiting++;
     }
     *in = (rp_in){.p = p, .ch = ch, .s = s};
-    *slot = in;
+    *tail = in;
     process(p); /* starts reading if the channel wants to */
 }
 
@@ -829,7 +844,7 @@ static void peer_remove(cp2p_reactor_peer *p, const char *reason)
             p->out[i] = NULL;
             out_release(o);
         }
-        if (p->in[i] != NULL) {
+        while (p->in[i] != NULL) {
             in_release(p->in[i], true);
         }
     }
@@ -971,21 +986,23 @@ static void sync_reads(cp2p_reactor_peer *p, uint64_t now)
         }
     }
     for (size_t ch = 0; ch < sw->nch; ch++) {
-        rp_in *in = p->in[ch];
-        if (in == NULL) {
-            continue;
-        }
-        bool want = cp2p__chan_read_wanted(p->core, ch, now);
-        if (want && !in->reading) {
-            if (cp2p_stream_read_start(in->s, in_read, in) != 0) {
-                cp2p__chan_recv_end(p->core, ch); /* ended while paused */
-                in_release(in, true);
-                continue;
+        rp_in *in;
+        /* Only the first of the channel's streams is read; one that ended while paused makes
+         * way for the next at once. */
+        while ((in = p->in[ch]) != NULL) {
+            bool want = cp2p__chan_read_wanted(p->core, ch, now);
+            if (want && !in->reading) {
+                if (cp2p_stream_read_start(in->s, in_read, in) != 0) {
+                    cp2p__chan_recv_end(p->core, ch); /* ended while paused */
+                    in_release(in, true);
+                    continue;
+                }
+                in->reading = true;
+            } else if (!want && in->reading) {
+                cp2p_stream_read_stop(in->s);
+                in->reading = false;
             }
-            in->reading = true;
-        } else if (!want && in->reading) {
-            cp2p_stream_read_stop(in->s);
-            in->reading = false;
+            break;
         }
     }
 }

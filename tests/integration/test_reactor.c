@@ -476,6 +476,21 @@ static void capacity_and_timeout(void **state)
     node_close(&b);
 }
 
+/* A raw stream that writes bytes and is kept (not read, not ended) until the test ends it. */
+typedef struct {
+    const uint8_t *bytes;
+    size_t len;
+    cp2p_stream *s;
+} kept;
+
+static void kept_open(cp2p_stream *s, int status, void *ud)
+{
+    kept *k = ud;
+    assert_int_equal(status, 0);
+    assert_int_equal(cp2p_stream_write(s, k->bytes, k->len, NULL, NULL), 0);
+    k->s = s;
+}
+
 /* Bad input costs one stream (oversized length, malformed length) or one channel (a channel
  * the peer has no reactor for), each counted; the peer stays and other channels flow. */
 static void bad_input_costs_one_stream(void **state)
@@ -501,32 +516,32 @@ static void bad_input_costs_one_stream(void **state)
     cp2p_switch_stats st;
     cp2p_switch_stats_get(b.sw, &st);
     assert_int_equal(st.bad_streams, 2);
-    /* A newer inbound stream for a channel replaces the older one (whose partial message is
-     * counted as truncated); what the newer one carries is delivered. */
+    /* A channel's streams are read one after the other: a newer one waits while the older
+     * (here with half a message) lives, and is read once it ends (the half message counted as
+     * truncated): a sender with a stream per message is read in order. */
     const char *p30 = CP2P_CHANNEL_PROTOCOL_PREFIX "0x30";
     uint8_t partial[] = {10, 1, 2, 3};
     uint8_t whole[1 + 50];
     whole[0] = 50;
     fill(whole + 1, 50);
-    harness_raw old = {.bytes = partial, .len = sizeof(partial)};
-    harness_raw newer = {.bytes = whole, .len = sizeof(whole)};
-    assert_int_equal(cp2p_switch_channel_stats(b.sw, 0x30, &cs), 0);
-    uint64_t before = cs.bytes_received;
-    assert_int_equal(cp2p_conn_open_stream(c, &p30, 1, harness_raw_open, &old), 0);
+    kept old = {.bytes = partial, .len = sizeof(partial)};
+    kept newer = {.bytes = whole, .len = sizeof(whole)};
+    assert_int_equal(cp2p_conn_open_stream(c, &p30, 1, kept_open, &old), 0);
+    assert_int_equal(cp2p_conn_open_stream(c, &p30, 1, kept_open, &newer), 0);
     uint64_t t0 = uv_now(&loop);
-    do { /* until b has read the partial message */
+    do { /* until b has both streams */
         uv_run(&loop, UV_RUN_ONCE);
-        assert_int_equal(cp2p_switch_channel_stats(b.sw, 0x30, &cs), 0);
+        cp2p_switch_stats_get(b.sw, &st);
         assert_true(uv_now(&loop) - t0 < GUARD_MS);
-    } while (cs.bytes_received < before + sizeof(partial));
-    assert_int_equal(cp2p_conn_open_stream(c, &p30, 1, harness_raw_open, &newer), 0);
-    wait_until_count(&old.ended, 1);
-    assert_int_equal(old.ended, 2);
+    } while (st.inbound_waiting < 1 || old.s == NULL || newer.s == NULL);
+    run_for(50);
+    assert_int_equal(got(&b, 0x30), 0); /* the newer one waits */
+    assert_int_equal(cp2p_stream_close_write(old.s), 0);
     wait_got(&b, 0x30, 1);
-    cp2p_switch_stats_get(b.sw, &st);
-    assert_int_equal(st.inbound_replaced, 1);
     assert_int_equal(cp2p_switch_channel_stats(b.sw, 0x30, &cs), 0);
     assert_int_equal(cs.truncated, 1);
+    cp2p_stream_reset(old.s);
+    cp2p_stream_reset(newer.s);
     /* A channel b declared no reactor for: a's stream is refused, counted, later sends fail
      * with CP2P_ENOTSUP; nothing else changes. */
     uint8_t m[64];
