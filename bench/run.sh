@@ -9,6 +9,7 @@
 #   bench/run.sh BUILD memory        the memory-transport scale run only
 #   bench/run.sh BUILD sched         the stream-scheduling section only
 #   bench/run.sh BUILD artifact      the artifact-gossip section only
+#   bench/run.sh BUILD reactor       the reactors-and-channels section only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -257,6 +258,58 @@ if [ "${2:-}" = artifact ]; then
     artifact_bench
     exit 0
 fi
+# Reactors and channels (issue 14), two hosts in one process. (a) One channel's bulk
+# throughput against a raw cp2p stream on the same loopback connection setup (target >= 0.9).
+# (b) 200-byte votes every 2 ms on their channel over the memory transport (64 MB/s, 1 ms):
+# unloaded, then with the mempool channel saturated by 1 KiB messages and 64 KiB block parts
+# flowing (target: p99 <= 2x unloaded p99 + one 16 KiB frame time), then queued on the
+# saturated mempool channel itself (what one stream for all channels costs without an inner
+# scheduler); with the host's defaults and with 16 KiB below the stream scheduler. (c) 200-byte
+# messages across 8 channels, messages a second. (d) One channel saturated under a 2 MB/s send
+# limit (memory transport, 5 ms one way) for REACTOR_LIMIT_SECONDS: the rate against the limit
+# (target within 5 %) and the keepalive RTT against idle (target <= 2x). (e) A receive that
+# sleeps 5 s on channel X (its reactor has two workers): 200-byte messages on channel Y of the
+# same reactor and peer meanwhile, against Y alone (target: under 10 ms added; the peer stays,
+# with a 1 s pong timeout).
+REACTOR_LIMIT_SECONDS=${BENCH_REACTOR_LIMIT_SECONDS:-10}
+REACTOR_MB=${BENCH_REACTOR_MB:-500}
+REACTOR_SECONDS=${BENCH_REACTOR_SECONDS:-3}
+reactor_bench() {
+    local bulk lat lat16 rate lim slow
+    echo "== reactors: one channel vs a raw stream ($REACTOR_MB MB); votes beside saturated channels; 8 channels x 200 B"
+    bulk=$("$B/bench_reactor" bulk "$REACTOR_MB"); echo "$bulk"
+    lat=$("$B/bench_reactor" latency "$REACTOR_SECONDS"); echo "$lat"
+    lat16=$("$B/bench_reactor" latency "$REACTOR_SECONDS" 16384); echo "$lat16"
+    rate=$("$B/bench_reactor" rate "$REACTOR_SECONDS"); echo "$rate"
+    lim=$("$B/bench_reactor" ratelimit "$REACTOR_LIMIT_SECONDS"); echo "$lim"
+    slow=$("$B/bench_reactor" slow 5); echo "$slow"
+    awk -v rmb="$(json "$bulk" raw_mb_per_s)" -v cmb="$(json "$bulk" channel_mb_per_s)" \
+        -v u99="$(json "$lat" idle_p99_us)" -v l99="$(json "$lat" loaded_p99_us)" \
+        -v tg="$(json "$lat" target_us)" -v s99="$(json "$lat" samestream_p99_us)" \
+        -v bl="$(json "$lat" block_mb_per_s)" -v mp="$(json "$lat" mempool_msgs_per_s)" \
+        -v u99b="$(json "$lat16" idle_p99_us)" -v l99b="$(json "$lat16" loaded_p99_us)" \
+        -v tgb="$(json "$lat16" target_us)" -v s99b="$(json "$lat16" samestream_p99_us)" \
+        -v mps="$(json "$rate" msgs_per_s)" -v lr="$(json "$lim" ratio)" \
+        -v lmb="$(json "$lim" measured_bytes_per_s)" -v ri="$(json "$lim" rtt_idle_ms)" \
+        -v rl="$(json "$lim" rtt_loaded_ms)" -v ya="$(json "$slow" y_alone_p99_us)" \
+        -v ys="$(json "$slow" y_beside_sleep_p99_us)" -v pt="$(json "$slow" pong_timeouts)" 'BEGIN {
+        printf "\n%-44s %10s %10s %8s\n", "reactor figure", "cp2p", "baseline", "ratio"
+        printf "%-44s %10.1f %10.1f %8.3f  (target >= 0.9)\n", "bulk MB/s, one channel vs raw stream", cmb, rmb, cmb / rmb
+        printf "%-44s %10.0f %10.0f %8.2f  (target p99 <= %.0f us)\n", "vote p99 us, mempool saturated vs unloaded", l99, u99, l99 / u99, tg
+        printf "%-44s %10.0f %10.0f %8.2f\n", "same, votes on the mempool channel", s99, u99, s99 / u99
+        printf "%-44s %10.0f %10.0f %8.2f  (target p99 <= %.0f us)\n", "vote p99 us, 16 KiB below the scheduler", l99b, u99b, l99b / u99b, tgb
+        printf "%-44s %10.0f %10.0f %8.2f\n", "same, votes on the mempool channel", s99b, u99b, s99b / u99b
+        printf "%-44s %10.1f %10s %8s  (mempool %.0f msgs/s)\n", "block parts MB/s meanwhile", bl, "", "", mp
+        printf "%-44s %10.0f %10s %8s\n", "msgs/s, 200 B across 8 channels", mps, "", ""
+        printf "%-44s %10.0f %10.0f %8.4f  (target 0.95 .. 1.05)\n", "send rate B/s under a 2 MB/s limit", lmb, 2000000, lr
+        printf "%-44s %10.2f %10.2f %8.2f  (target <= 2)\n", "keepalive RTT ms, limited channel vs idle", rl, ri, rl / ri
+        printf "%-44s %10.0f %10.0f %8s  (target: < 10000 us added; pong timeouts %d)\n", "Y p99 us beside a 5 s receive on X vs alone", ys, ya, "", pt
+    }'
+}
+if [ "${2:-}" = reactor ]; then
+    reactor_bench
+    exit 0
+fi
 
 if [ "${2:-}" = sched ]; then
     sched_bench
@@ -353,6 +406,7 @@ gossipsub_bench
 conns_bench
 sched_bench
 artifact_bench
+reactor_bench
 
 # Metrics scrape cost (issue 13): gossipsub at full rate (one publisher, 10 subscribers, 100-byte
 # unsigned messages, 100 in flight, as gs-rate) with the publisher serving the HTTP API, in

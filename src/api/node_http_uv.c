@@ -24,6 +24,7 @@
 #include <cp2p/artifact.h>
 #include <cp2p/node.h>
 #include <cp2p/protocols.h>
+#include <cp2p/reactor.h>
 
 #include "api/node_http.h"
 #include "api/node_internal.h"
@@ -63,6 +64,7 @@ typedef enum {
     EP_ARTIFACT_GET,
     EP_ARTIFACT_LS,
     EP_ARTIFACT_STAT,
+    EP_CHANNELS,
     EP_OTHER, /* unknown paths */
     EP_COUNT
 } endpoint;
@@ -91,6 +93,7 @@ static const struct {
     [EP_ARTIFACT_GET] = {"/api/v0/artifact/get", "artifact_get", false},
     [EP_ARTIFACT_LS] = {"/api/v0/artifact/ls", "artifact_ls", false},
     [EP_ARTIFACT_STAT] = {"/api/v0/artifact/stat", "artifact_stat", false},
+    [EP_CHANNELS] = {"/api/v0/channels", "channels", false},
     [EP_OTHER] = {NULL, "other", false},
 };
 
@@ -650,6 +653,53 @@ static enum MHD_Result ep_peers(struct MHD_Connection *con, api_req *r)
     }
     peers_ctx_free(c);
     return respond_json(con, r, MHD_HTTP_OK, json_pack("{s:o}", "Peers", list));
+}
+
+/* ---- channels: the reactors' switch on the node's host (cp2p/reactor.h) ---- */
+
+typedef struct {
+    cp2p_buf text;
+    bool none; /* no switch on the host */
+} channels_ctx;
+
+static void channels_ctx_free(void *p)
+{
+    channels_ctx *c = p;
+    cp2p_buf_fini(&c->text);
+    cp2p_free(c);
+}
+
+static void channels_on_loop(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    channels_ctx *c = ud;
+    cp2p_switch *sw = cp2p_host_switch(host);
+    if (sw == NULL) {
+        c->none = true;
+        cp2p_node_call_done(call, 0);
+        return;
+    }
+    cp2p_node_call_done(call, cp2p_switch_channels_json(sw, &c->text));
+}
+
+static enum MHD_Result ep_channels(struct MHD_Connection *con, api_req *r)
+{
+    channels_ctx *c = cp2p_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return respond_op_error(con, r, "channels", CP2P_ENOMEM, NULL);
+    }
+    cp2p_buf_init(&c->text, API_JSON_MAX);
+    int rc = cp2p_node_call_on_loop(r->api->node, channels_on_loop, c, channels_ctx_free,
+                                    API_QUICK_MS);
+    if (rc != 0) {
+        return respond_op_error(con, r, "channels", rc, NULL);
+    }
+    json_t *j = c->none ? json_pack("{s:[],s:[],s:i}", "Reactors", "Peers", "PeersTotal", 0)
+                        : json_loadb((const char *)c->text.ptr, c->text.len, 0, NULL);
+    channels_ctx_free(c);
+    if (j == NULL) {
+        return respond_op_error(con, r, "channels", CP2P_ENOMEM, NULL);
+    }
+    return respond_json(con, r, MHD_HTTP_OK, j);
 }
 
 static enum MHD_Result ep_connect(struct MHD_Connection *con, api_req *r, const query *q)
@@ -1728,6 +1778,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *con, api_req *r)
     case EP_HEALTHZ: ret = ep_healthz(con, r); break;
     case EP_ID: ret = ep_id(con, r); break;
     case EP_PEERS: ret = ep_peers(con, r); break;
+    case EP_CHANNELS: ret = ep_channels(con, r); break;
     case EP_CONNECT: ret = ep_connect(con, r, &q); break;
     case EP_DISCONNECT: ret = ep_disconnect(con, r, &q); break;
     case EP_PING: ret = ep_ping(con, r, &q); break;

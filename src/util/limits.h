@@ -699,4 +699,24 @@
  * label set bounded by what the application registers; the host's handler table is smaller). */
 #define CP2P_NODE_API_REQRESP_METRICS_MAX 256
 
+/* ---- reactor: switch and channels (cp2p/reactor.h) ---- */
+/* CometBFT's defaults (p2p/conn/connection.go, config/config.go) where it has one: send queue
+ * capacity 1, receive buffer 4,096 bytes, largest message 22,020,096 bytes, ping 60 s, pong
+ * timeout 45 s, send timeout 10 s. Ours: 16 KiB packets (CometBFT's 1,024-byte payload costs a
+ * yamux frame and a write each here), 16 complete messages waiting per channel and peer
+ * (CometBFT has no such queue: Receive runs on its read loop), 16 waiting senders per channel,
+ * 1,024 peers, and 16 MiB for what one read may add past a paused channel's buffer (the host's
+ * largest yamux receive window bounds one read). */
+#define CP2P_SWITCH_PACKET (16 * 1024)
+#define CP2P_SWITCH_PING_INTERVAL_MS 60000
+#define CP2P_SWITCH_PONG_TIMEOUT_MS 45000
+#define CP2P_SWITCH_SEND_TIMEOUT_MS 10000
+#define CP2P_SWITCH_MAX_SEND_WAITERS 16
+#define CP2P_SWITCH_MAX_PEERS 1024
+#define CP2P_SWITCH_RX_SLACK (16 * 1024 * 1024)
+#define CP2P_CHANNEL_SEND_QUEUE 1
+#define CP2P_CHANNEL_RECV_QUEUE 16
+#define CP2P_CHANNEL_RECV_BUFFER 4096
+#define CP2P_CHANNEL_MAX_MESSAGE 22020096
+
 #endif

@@ -159,6 +159,45 @@ static inline void assert_ping_ok(cp2p_conn *c)
     assert_int_equal(p.status, 0);
 }
 
+/* A raw stream that writes bytes a protocol must refuse, and the peer's answer: open one on
+ * `proto`, write `bytes`, wait until the peer ends it, and assert it reset it. */
+typedef struct {
+    int status;
+    int ended; /* 1: EOF, 2: reset */
+    const uint8_t *bytes;
+    size_t len;
+} harness_raw;
+
+static inline void harness_raw_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
+{
+    harness_raw *r = ud;
+    (void)data;
+    if (n < 0) {
+        r->ended = n == CP2P_EOF ? 1 : 2;
+        cp2p_stream_reset(s);
+    }
+}
+
+static inline void harness_raw_open(cp2p_stream *s, int status, void *ud)
+{
+    harness_raw *r = ud;
+    r->status = status == 0 ? 1 : status;
+    if (status != 0) {
+        return;
+    }
+    assert_int_equal(cp2p_stream_write(s, r->bytes, r->len, NULL, NULL), 0);
+    assert_int_equal(cp2p_stream_read_start(s, harness_raw_read, r), 0);
+}
+
+static inline void harness_raw_bad(cp2p_conn *c, const char *proto, const uint8_t *bytes,
+                                   size_t len)
+{
+    harness_raw r = {.bytes = bytes, .len = len};
+    assert_int_equal(cp2p_conn_open_stream(c, &proto, 1, harness_raw_open, &r), 0);
+    wait_until_count(&r.ended, 1);
+    assert_int_equal(r.ended, 2);
+}
+
 /* A new host with a fresh Ed25519 identity, listening on the test's transport (127.0.0.1 on a
  * free port, or /memory/0), that redials no known peer at start. */
 static inline cp2p_host *harness_host(void)

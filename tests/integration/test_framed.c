@@ -257,45 +257,6 @@ static void full_policies(void **state)
     close_host(b);
 }
 
-typedef struct {
-    int status;
-    int ended; /* 1: EOF, 2: reset */
-    const uint8_t *bytes;
-    size_t len;
-} raw_res;
-
-static void raw_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
-{
-    raw_res *r = ud;
-    (void)data;
-    if (n < 0) {
-        r->ended = n == CP2P_EOF ? 1 : 2;
-        cp2p_stream_reset(s);
-    }
-}
-
-static void raw_open(cp2p_stream *s, int status, void *ud)
-{
-    raw_res *r = ud;
-    r->status = status == 0 ? 1 : status;
-    if (status != 0) {
-        return;
-    }
-    assert_int_equal(cp2p_stream_write(s, r->bytes, r->len, NULL, NULL), 0);
-    assert_int_equal(cp2p_stream_read_start(s, raw_read, r), 0);
-}
-
-/* Open a raw stream from a to b on the protocol, write `bytes`, and wait for b to reset it. */
-static void raw_bad(cp2p_host *a, cp2p_conn *c, const uint8_t *bytes, size_t len)
-{
-    (void)a;
-    static const char *const protos[] = {PROTO};
-    raw_res r = {.bytes = bytes, .len = len};
-    assert_int_equal(cp2p_conn_open_stream(c, protos, 1, raw_open, &r), 0);
-    wait_until_count(&r.ended, 1);
-    assert_int_equal(r.ended, 2);
-}
-
 static void bad_frames_and_reopen(void **state)
 {
     (void)state;
@@ -306,10 +267,10 @@ static void bad_frames_and_reopen(void **state)
     assert_non_null(c);
     /* Over max_frame (128 KiB): 0x80 0x80 0x10 = 262144. */
     static const uint8_t oversized[] = {0x80, 0x80, 0x10};
-    raw_bad(a, c, oversized, sizeof(oversized));
+    harness_raw_bad(c, PROTO, oversized, sizeof(oversized));
     /* A non-minimal uvarint. */
     static const uint8_t malformed[] = {0x81, 0x00, 0x41};
-    raw_bad(a, c, malformed, sizeof(malformed));
+    harness_raw_bad(c, PROTO, malformed, sizeof(malformed));
     cp2p_framed_stats st;
     cp2p_framed_stats_get(sb.f, &st);
     assert_int_equal(st.frames_oversized, 1);

@@ -127,34 +127,6 @@ static void call_on_loop_owns_data_until_done(void **state)
 
 /* ---- the HTTP API ---- */
 
-/* Send `req` to 127.0.0.1:port and return the whole answer (the server closes: HTTP/1.0). */
-static char *http(uint16_t port, const char *req)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    size_t cap = 1 << 20, len = 0;
-    char *out = calloc(1, cap);
-    ssize_t r;
-    while ((r = read(fd, out + len, cap - 1 - len)) > 0) {
-        len += (size_t)r;
-    }
-    close(fd);
-    return out;
-}
-
-static uint16_t api_port(cp2p_node_api *a)
-{
-    char addr[CP2P_NODE_API_ADDR_MAX];
-    assert_int_equal(cp2p_node_api_addr(a, addr, sizeof(addr)), 0);
-    const char *colon = strrchr(addr, ':');
-    assert_non_null(colon);
-    return (uint16_t)strtoul(colon + 1, NULL, 10);
-}
-
 static void api_serves_a_started_node(void **state)
 {
     cp2p_node *n = harness_node();
@@ -175,7 +147,7 @@ static void api_serves_a_started_node(void **state)
     assert_int_equal(cp2p_node_api_start(n, &cfg, &a), CP2P_EINVAL);
     cfg.token = NULL;
     assert_int_equal(cp2p_node_api_start(n, &cfg, &a), 0);
-    uint16_t port = api_port(a);
+    uint16_t port = harness_api_port(a);
     /* A second server on the same port cannot bind. */
     char taken[32];
     cp2p_node_api *b;
@@ -192,18 +164,18 @@ static void api_serves_a_started_node(void **state)
     assert_int_equal(cp2p_metrics_series(fam, NULL, 0, &m), 0);
     cp2p_metric_add(m, 7);
 
-    char *r = http(port, "GET /healthz HTTP/1.0\r\n\r\n");
+    char *r = harness_http(port, "GET /healthz HTTP/1.0\r\n\r\n");
     assert_non_null(strstr(r, "200 OK"));
     free(r);
-    r = http(port, "POST /api/v0/id HTTP/1.0\r\n\r\n");
+    r = harness_http(port, "POST /api/v0/id HTTP/1.0\r\n\r\n");
     assert_non_null(strstr(r, cp2p_peer_id_str(cp2p_node_peer_id(n), pid)));
     free(r);
-    r = http(port, "GET /metrics HTTP/1.0\r\n\r\n");
+    r = harness_http(port, "GET /metrics HTTP/1.0\r\n\r\n");
     assert_non_null(strstr(r, "\napp_things_total 7\n"));
     assert_non_null(strstr(r, "\ncp2p_host_connections_opened_total 0\n"));
     assert_non_null(strstr(r, "\ncp2p_http_requests_total{endpoint=\"id\",code=\"200\"} 1\n"));
     free(r);
-    r = http(port, "DELETE /api/v0/id HTTP/1.0\r\n\r\n");
+    r = harness_http(port, "DELETE /api/v0/id HTTP/1.0\r\n\r\n");
     assert_non_null(strstr(r, "405"));
     free(r);
     cp2p_node_api_stop(a);
