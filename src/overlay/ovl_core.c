@@ -1531,6 +1531,11 @@ bool cp2p__ovl_poll_event(cp2p__ovl *o, cp2p__ovl_event *ev)
     return true;
 }
 
+bool cp2p__ovl_events_pending(const cp2p__ovl *o)
+{
+    return cp2p__queue_len(&o->events) > 0;
+}
+
 void cp2p__ovl_event_fini(cp2p__ovl_event *ev)
 {
     cp2p_buf_fini(&ev->data);

@@ -54,6 +54,7 @@
 #include <cp2p/buf.h>
 #include <cp2p/common.h>
 #include <cp2p/keys.h>
+#include <cp2p/overlay.h>
 #include <cp2p/peer_id.h>
 
 #include "overlay/ovl_msg.h"
@@ -99,29 +100,8 @@ typedef struct cp2p__ovl_event {
     cp2p_buf data;     /* DELIVER: owned by the event until event_fini */
 } cp2p__ovl_event;
 
-typedef struct cp2p__ovl_stats {
-    uint64_t nodes, neighbours, routes, lsas;        /* gauges */
-    uint64_t unacked;                                /* gauge: reliable messages in flight */
-    uint64_t updates_sent, updates_received;         /* route entries */
-    uint64_t updates_infeasible;                     /* received, not selectable (FD) */
-    uint64_t requests_sent, requests_received, requests_forwarded;
-    uint64_t lsas_received, lsas_flooded, lsas_originated;
-    uint64_t spf_runs;
-    uint64_t bad_signature;      /* updates and LSAs whose signature did not verify */
-    uint64_t unverifiable;       /* origin whose key is not in its peer ID */
-    uint64_t nodes_refused;      /* node table full */
-    uint64_t frames_rejected;    /* malformed, over a limit, bad signature: stream reset */
-    uint64_t version_mismatch;   /* frames of another overlay wire version */
-    uint64_t sent, sent_reliable;
-    uint64_t delivered, forwarded;
-    uint64_t dropped_hop_limit, dropped_no_route, dropped_bad_route, dropped_events_full;
-    uint64_t random_forwards;
-    uint64_t retransmissions, failed;
-    uint64_t acks_sent, acks_received, acks_unknown;
-    uint64_t duplicates, stale;
-    uint64_t out_dropped;        /* output frames dropped: queue full */
-    uint64_t dedup_sources;      /* gauge */
-} cp2p__ovl_stats;
+/* The public counters (cp2p/overlay.h); link_refused is the binding's. */
+typedef cp2p_overlay_stats cp2p__ovl_stats;
 
 typedef struct cp2p__ovl cp2p__ovl;
 
@@ -172,6 +152,7 @@ void cp2p__ovl_on_timeout(cp2p__ovl *o, uint64_t now_ms);
 bool cp2p__ovl_take_out(cp2p__ovl *o, cp2p_peer_id *to, cp2p_buf *frame);
 bool cp2p__ovl_poll_event(cp2p__ovl *o, cp2p__ovl_event *ev);
 void cp2p__ovl_event_fini(cp2p__ovl_event *ev);
+bool cp2p__ovl_events_pending(const cp2p__ovl *o);
 
 /* Routing table queries. */
 typedef struct cp2p__ovl_route_info {
