@@ -9,6 +9,7 @@
 
 #include "integration/harness.h"
 
+#include <cp2p/metrics.h>
 #include <cp2p/overlay.h>
 
 #define N 10
@@ -216,6 +217,21 @@ static void line_of_ten_with_partition(void **state)
     cp2p_overlay_stats_get(nodes[N - 1].ov, &st);
     assert_int_equal(st.stale, 0);
     assert_int_equal(st.frames_rejected, 0);
+    /* The counters as metrics. */
+    cp2p_metrics *reg;
+    cp2p_overlay_metrics *ms = NULL;
+    cp2p_buf text;
+    assert_int_equal(cp2p_metrics_new(&reg), 0);
+    assert_int_equal(cp2p_overlay_metrics_update(&ms, nodes[N - 1].ov, reg), 0);
+    assert_int_equal(cp2p_overlay_metrics_update(&ms, nodes[N - 1].ov, reg), 0);
+    cp2p_buf_init(&text, 1 << 20);
+    assert_int_equal(cp2p_metrics_render(reg, &text), 0);
+    assert_int_equal(cp2p_buf_append_byte(&text, 0), 0);
+    assert_non_null(strstr((const char *)text.ptr, "cp2p_overlay_messages_delivered_total"));
+    assert_non_null(strstr((const char *)text.ptr, "cp2p_overlay_duplicates_suppressed_total"));
+    cp2p_buf_fini(&text);
+    cp2p_overlay_metrics_free(ms);
+    cp2p_metrics_free(reg);
     close_all();
 }
 
