@@ -953,8 +953,7 @@ static void deliver(cp2p__ovl *o, const cp2p__ovl_packet *p, uint64_t now)
     bool reliable = (p->flags & CP2P_OVL_F_RELIABLE) != 0;
     ovl_node *n = get_node(o, &p->src);
     if (n == NULL) {
-        o->st.dropped_events_full++;
-        return;
+        return; /* node table full (nodes_refused): not acked, the sender retries */
     }
     int fresh = dedup_check(o, n, p->id, false, now);
     if (fresh < 0) {
