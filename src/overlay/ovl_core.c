@@ -285,6 +285,14 @@ static int verify_route(cp2p__ovl *o, ovl_node *n, const cp2p__ovl_route *r)
     return 0;
 }
 
+/* A periodic interval with jitter: uniform in [3/4, 1] of it (RFC 8966 section 3.7: periodic
+ * messages are jittered, so that nodes started together do not stay in step). */
+static uint64_t jittered(cp2p__ovl *o, uint64_t interval)
+{
+    uint64_t quarter = interval / 4;
+    return interval - (quarter > 0 ? o->cfg.rand(o->cfg.rand_ud) % (quarter + 1) : 0);
+}
+
 /* ---- distance vector ---- */
 
 static ovl_rt *find_rt(ovl_node *n, int16_t nbr)
@@ -546,7 +554,7 @@ static void originate_lsa(cp2p__ovl *o, uint64_t now)
     o->st.lsas_originated++;
     o->lsa_dirty = false;
     o->spf_dirty = true;
-    o->next_lsa = now + o->cfg.lsa_refresh_ms;
+    o->next_lsa = now + jittered(o, o->cfg.lsa_refresh_ms);
     for (uint32_t i = 0; i < CP2P_OVL_MAX_NEIGHBOURS; i++) {
         if (o->nbrs[i].used) {
             o->nbrs[i].self_lsa_pending = true;
@@ -1482,7 +1490,7 @@ void cp2p__ovl_on_timeout(cp2p__ovl *o, uint64_t now)
         housekeeping(o, now);
     }
     if (now >= o->next_update) {
-        o->next_update = now + o->cfg.update_interval_ms;
+        o->next_update = now + jittered(o, o->cfg.update_interval_ms);
         for (uint32_t i = 0; i < CP2P_OVL_MAX_NEIGHBOURS; i++) {
             ovl_nbr *b = &o->nbrs[i];
             if (!b->used) {

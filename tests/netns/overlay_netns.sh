@@ -3,7 +3,8 @@
 # network namespace, joined by veth links in a sparse mesh (a ring plus chords); loss injected
 # by nftables rules inside the namespaces (`numgen random mod 100 < LOSS drop` on every
 # non-loopback input: each direction of a link loses LOSS %), a node cut off by a drop-all
-# rule and let back. Every node sends reliable messages to random nodes
+# rule and let back, a link taken down and up (`ip link set down/up`), with the time until
+# every node's routing table settles after it measured. Every node sends reliable messages to random nodes
 # (tests/netns/overlay_netns_tool.c). Checked, per phase:
 #   - every message sent has exactly one result (acked or failed): none silently lost;
 #   - no message is delivered twice; every acked message was delivered;
@@ -38,6 +39,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM # a ctest timeout still deletes the namespaces
 
 fail() { echo "FAIL: $*"; for f in "$WORK"/*.err; do [ -s "$f" ] && { echo "== $f"; tail -5 "$f"; }; done; exit 1; }
 
@@ -88,7 +90,9 @@ isolate() { # node, on|off: drop everything it receives and sends (a partition)
 
 count_files() { local c=0; for f in "$@"; do [ -e "$f" ] && c=$((c + 1)); done; echo $c; }
 
-phase() { # NAME LOSS PARTITION(yes|no) REQUIRE_ALL_ACKED(yes|no)
+now_ms() { date +%s%3N; }
+
+phase() { # NAME LOSS PARTITION(no|node|link) REQUIRE_ALL_ACKED(yes|no)
     local name=$1 loss=$2 part=$3 all=$4
     set_loss "$loss"
     PIDS=()
@@ -107,12 +111,31 @@ phase() { # NAME LOSS PARTITION(yes|no) REQUIRE_ALL_ACKED(yes|no)
     done
     local conv
     conv=$(grep -h '^C ' "$WORK"/$name.[0-9]* | awk '{ if ($2 > m) m = $2 } END { print m }')
-    if [ "$part" = yes ]; then
+    local settle=""
+    if [ "$part" = node ]; then
         sleep 1
         isolate 3 on
         echo "$name: node 3 cut off for 8 s while messages are in flight"
         sleep 8
         isolate 3 off
+    elif [ "$part" = link ]; then
+        # Link 0 (nodes 0 and 1, on the ring) goes down for 20 s; the routes around it are the
+        # ones over the rest of the ring and the chords. Routing tables may still change from
+        # start-up: wait until none has changed for 3 s first.
+        while :; do
+            local last
+            last=$(grep -h '^R ' "$WORK"/$name.[0-9]* | awk '{ if ($2 > m) m = $2 } END { printf "%.0f", m }')
+            (($(now_ms) - last > 3000)) && break
+            sleep 0.5
+        done
+        local t0
+        t0=$(now_ms)
+        ip -n ${P}0 link set va0 down
+        echo "$name: link 0-1 down for 20 s while messages are in flight"
+        sleep 20
+        ip -n ${P}0 link set va0 up
+        settle=$(grep -h '^R ' "$WORK"/$name.[0-9]* |
+            awk -v t0="$t0" '$2 >= t0 && $2 < t0 + 20000 { if ($2 - t0 > m) m = $2 - t0 } END { printf "%.0f", m }')
     fi
     deadline=$((SECONDS + 600))
     local donefiles=()
@@ -143,7 +166,7 @@ phase() { # NAME LOSS PARTITION(yes|no) REQUIRE_ALL_ACKED(yes|no)
     supp=$(grep -h '^X ' "$WORK"/$name.[0-9]* | awk '{ s += $5 } END { print s + 0 }')
     echo "$name: loss ${loss}% sent $sent acked $acked failed $failed delivered $delivered" \
          "duplicate deliveries $dups; overlay retransmissions $retx, duplicates suppressed $supp;" \
-         "converged in ${conv} ms; ${secs} s"
+         "converged in ${conv} ms;${settle:+ routes settled ${settle} ms after the link went down;} ${secs} s"
     ((sent == N * M)) || fail "$name: $sent results for $((N * M)) messages (some silently lost)"
     ((dups == 0)) || fail "$name: $dups messages delivered twice"
     local missing
@@ -154,6 +177,7 @@ phase() { # NAME LOSS PARTITION(yes|no) REQUIRE_ALL_ACKED(yes|no)
     fi
 }
 
-phase loss10_partition 10 yes no
+phase loss10_partition 10 node no
+phase linkdown 0 link yes
 phase loss30 30 no yes
 echo "PASS"

@@ -6,6 +6,7 @@
  *     C <ms>               converged: routes to all N-1 others after <ms>
  *     S <dst> <id> <status> a result of one of our messages (0 acked, else the error)
  *     D <src> <id>          a delivery to us
+ *     R <unix ms>           our routing table (destination, next hop, metric) changed
  * It touches OUT.done once every message has its result, and exits when the file STOP appears.
  * Identities come from the node index (seed = index + 1), so every node knows every peer ID.
  *
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cp2p/host.h>
 #include <cp2p/overlay.h>
@@ -40,6 +42,26 @@ static uint64_t start_ms, rng;
 static uv_loop_t loop;
 static uv_timer_t tick;
 static bool done_written;
+static uint64_t table_sig;
+
+/* A digest of the routing table (destination, next hop, metric), to log its changes. */
+static uint64_t routes_digest(void)
+{
+    cp2p_overlay_route rt[MAX_N];
+    size_t n = cp2p_overlay_routes(ov, rt, MAX_N);
+    uint64_t sig = n;
+    for (size_t i = 0; i < n && i < MAX_N; i++) {
+        uint64_t h = 1469598103934665603u;
+        for (size_t k = 0; k < rt[i].dst.len; k++) {
+            h = (h ^ rt[i].dst.bytes[k]) * 1099511628211u;
+        }
+        for (size_t k = 0; k < rt[i].next_hop.len; k++) {
+            h = (h ^ rt[i].next_hop.bytes[k]) * 1099511628211u;
+        }
+        sig += h * (rt[i].metric + 1); /* order-independent */
+    }
+    return sig;
+}
 
 static int num(const char *s)
 {
@@ -155,6 +177,14 @@ static void on_tick(uv_timer_t *t)
             fprintf(stderr, "node %d: no route to every node after 180 s\n", me);
             exit(3);
         }
+    }
+    uint64_t sig = routes_digest();
+    if (sig != table_sig) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        fprintf(out, "R %llu\n",
+                (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000);
+        table_sig = sig;
     }
     if (!done_written && converged_ms >= 0 && results == to_send) {
         char p[4096];
