@@ -88,6 +88,8 @@ typedef struct cp2p_overlay_stats {
     uint64_t lsas_received, lsas_flooded, lsas_originated;
     uint64_t spf_runs;                        /* Dijkstra runs */
     uint64_t bad_signature;                   /* updates and LSAs that did not verify */
+    uint64_t verify_budget;                   /* entries skipped: a neighbour's verification
+                                               * budget was spent (abuse budget) */
     uint64_t unverifiable;                    /* origins whose key is not in their peer ID */
     uint64_t nodes_refused;                   /* node table full */
     uint64_t frames_rejected;                 /* bad frames: stream reset */

@@ -27,6 +27,8 @@ static const cp2p__stat_def overlay_defs[] = {
     OC(spf_runs, "cp2p_overlay_spf_runs_total", "Dijkstra runs over the link-state database."),
     OC(bad_signature, "cp2p_overlay_bad_signatures_total",
        "Route updates and LSAs whose signature did not verify (stream reset)."),
+    OC(verify_budget, "cp2p_overlay_verify_budget_exceeded_total",
+       "Route updates and LSAs skipped: a neighbour spent its signature-verification budget."),
     OC(frames_rejected, "cp2p_overlay_frames_rejected_total",
        "Frames refused: malformed, over a limit, bad signature, other version."),
     OC(version_mismatch, "cp2p_overlay_version_mismatch_total",

@@ -7,10 +7,12 @@
 #include "util/alloc.h"
 #include "util/hashmap.h"
 #include "util/queue.h"
+#include "util/token_bucket.h"
 
 #define NO_NBR (-1)
 #define HOUSEKEEPING_MS 250
 #define REQ_RESEND_MS 1000
+#define VERIFY_SKIPPED 1 /* verify_route: not checked, the budget is spent */
 
 /* One route: destination `node` via neighbour slot `nbr`, as that neighbour advertised it. */
 typedef struct ovl_rt {
@@ -72,6 +74,7 @@ typedef struct ovl_nbr {
     uint8_t *route_pending; /* bit per node slot */
     uint8_t *lsa_pending;   /* bit per node slot */
     bool self_route_pending, self_lsa_pending, dirty;
+    cp2p_token_bucket verify; /* signature verifications this neighbour may cause */
     uint32_t n_reqs;
     cp2p__ovl_req reqs[CP2P_OVL_MAX_REQS_PER_FRAME];
 } ovl_nbr;
@@ -259,14 +262,29 @@ static int node_pubkey(cp2p__ovl *o, ovl_node *n, const cp2p_pubkey **out)
     return 0;
 }
 
-/* Check a route update's signature (cached per newest verified seqno). */
-static int verify_route(cp2p__ovl *o, ovl_node *n, const cp2p__ovl_route *r)
+/* Spend one verification of neighbour nbr's budget: false (counted) when it is spent. */
+static bool verify_allowed(cp2p__ovl *o, int16_t nbr, uint64_t now)
+{
+    if (cp2p__token_bucket_take(&o->nbrs[nbr].verify, 1, now)) {
+        return true;
+    }
+    o->st.verify_budget++;
+    return false;
+}
+
+/* Check a route update's signature (cached per newest verified seqno). Returns 0,
+ * CP2P_EBADSIG, or VERIFY_SKIPPED (the neighbour's verification budget is spent: skip it). */
+static int verify_route(cp2p__ovl *o, int16_t nbr, ovl_node *n, const cp2p__ovl_route *r,
+                        uint64_t now)
 {
     const cp2p_pubkey *pub;
     uint8_t in[CP2P_OVL_ROUTE_SIGIN_MAX];
     if (n->has_v && n->vseqno == r->seqno && n->vsig_len == r->sig_len &&
         memcmp(n->vsig, r->sig, r->sig_len) == 0) {
         return 0;
+    }
+    if (!verify_allowed(o, nbr, now)) {
+        return VERIFY_SKIPPED;
     }
     if (node_pubkey(o, n, &pub) != 0) {
         return CP2P_EBADSIG;
@@ -444,7 +462,10 @@ static int on_route(cp2p__ovl *o, int16_t nbr, const cp2p__ovl_route *r, uint64_
     if (n == NULL) {
         return 0; /* table full: counted */
     }
-    int rc = verify_route(o, n, r);
+    int rc = verify_route(o, nbr, n, r, now);
+    if (rc == VERIFY_SKIPPED) {
+        return 0; /* skipped, counted */
+    }
     if (rc != 0) {
         return rc;
     }
@@ -583,6 +604,9 @@ static int on_lsa(cp2p__ovl *o, int16_t nbr, const cp2p__ovl_lsa *l, uint64_t no
     const cp2p_pubkey *pub;
     cp2p_buf in;
     int rc;
+    if (!verify_allowed(o, nbr, now)) {
+        return 0; /* skipped, counted */
+    }
     if (node_pubkey(o, n, &pub) != 0) {
         return CP2P_EBADSIG;
     }
@@ -1076,6 +1100,8 @@ void cp2p__ovl_config_default(cp2p__ovl_config *cfg)
         .rto_min_ms = CP2P_OVL_RTO_MIN_MS,
         .rto_max_ms = CP2P_OVL_RTO_MAX_MS,
         .dedup_window = CP2P_OVL_DEDUP_WINDOW,
+        .verify_per_sec = CP2P_OVL_VERIFY_PER_SEC,
+        .verify_burst = CP2P_OVL_VERIFY_BURST,
         .max_out_frames = 4096,
         .max_events = 4096,
     };
@@ -1099,7 +1125,8 @@ int cp2p__ovl_new(const cp2p__ovl_config *cfg, uint64_t now, cp2p__ovl **out)
         cfg->lsa_refresh_ms == 0 || cfg->hop_limit < 2 || cfg->hop_limit > CP2P_OVL_MAX_HOPS ||
         cfg->max_unacked == 0 || cfg->max_unacked_per_dst == 0 || cfg->rto_min_ms == 0 ||
         cfg->rto_min_ms > cfg->rto_max_ms || cfg->dedup_window == 0 ||
-        cfg->max_out_frames == 0 || cfg->max_events == 0 ||
+        cfg->max_out_frames == 0 || cfg->max_events == 0 || cfg->verify_per_sec == 0 ||
+        cfg->verify_burst == 0 ||
         (cfg->dedup_ttl_ms != 0 && cfg->dedup_ttl_ms <= retry_budget(cfg))) {
         return CP2P_EINVAL;
     }
@@ -1243,6 +1270,7 @@ int cp2p__ovl_add_neighbour(cp2p__ovl *o, const cp2p_peer_id *peer, uint32_t cos
     b->used = true;
     b->node = node_idx(o, n);
     b->cost = cost;
+    cp2p__token_bucket_init(&b->verify, o->cfg.verify_per_sec, o->cfg.verify_burst, now);
     b->n_reqs = 0;
     n->nbr = slot;
     o->n_nbrs++;

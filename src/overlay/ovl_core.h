@@ -79,6 +79,7 @@ typedef struct cp2p__ovl_config {
     uint64_t rto_initial_ms, rto_min_ms, rto_max_ms;
     uint32_t dedup_window;          /* CP2P_OVL_DEDUP_WINDOW */
     uint64_t dedup_ttl_ms;          /* 0 = 4 x the retry budget */
+    uint32_t verify_per_sec, verify_burst; /* per neighbour (CP2P_OVL_VERIFY_*) */
     uint32_t max_out_frames;        /* frames waiting to be taken (4,096) */
     uint32_t max_events;            /* deliveries waiting to be polled (4,096) */
     cp2p__ovl_rand_fn rand;         /* required */

@@ -621,6 +621,13 @@
 #define CP2P_OVL_RTO_INITIAL_MS 1000
 #define CP2P_OVL_RTO_MIN_MS 200
 #define CP2P_OVL_RTO_MAX_MS 10000
+/* Signature verifications a neighbour may cause (cache misses: a new seqno or LSA), a second
+ * and in a burst (STYLE.md 6.9 abuse budget; our choice: a new neighbour's full dump of
+ * CP2P_OVL_MAX_NODES routes and LSAs fits the burst; an Ed25519 verification costs ~50 us, so
+ * the rate bounds one neighbour at ~10 % of a core). Past it the entries are skipped and
+ * counted; periodic updates bring them again. */
+#define CP2P_OVL_VERIFY_PER_SEC 2000
+#define CP2P_OVL_VERIFY_BURST (2 * CP2P_OVL_MAX_NODES + 256)
 /* Receiver dedup: ids remembered per source above its floor (our choice). */
 #define CP2P_OVL_DEDUP_WINDOW 1024
 /* Id generator: how far the persisted floor runs ahead of the ids handed out (our choice: one

@@ -99,7 +99,8 @@ phase() { # NAME LOSS PARTITION(no|node|link) REQUIRE_ALL_ACKED(yes|no)
     local t0=$SECONDS
     for ((i = 0; i < N; i++)); do
         # shellcheck disable=SC2086
-        ip netns exec ${P}$i "$TOOL" $i $N $PORT $M "$WORK/$name.$i" "$WORK/$name.stop" ${DIALS[$i]:-} \
+        OVL_PACE_MS=$([ "$part" = link ] && echo 40 || echo 0) \
+            ip netns exec ${P}$i "$TOOL" $i $N $PORT $M "$WORK/$name.$i" "$WORK/$name.stop" ${DIALS[$i]:-} \
             2>"$WORK/$name.$i.err" &
         PIDS+=($!)
     done
@@ -128,14 +129,14 @@ phase() { # NAME LOSS PARTITION(no|node|link) REQUIRE_ALL_ACKED(yes|no)
             (($(now_ms) - last > 3000)) && break
             sleep 0.5
         done
-        local t0
-        t0=$(now_ms)
+        local tdown
+        tdown=$(now_ms)
         ip -n ${P}0 link set va0 down
         echo "$name: link 0-1 down for 20 s while messages are in flight"
         sleep 20
         ip -n ${P}0 link set va0 up
         settle=$(grep -h '^R ' "$WORK"/$name.[0-9]* |
-            awk -v t0="$t0" '$2 >= t0 && $2 < t0 + 20000 { if ($2 - t0 > m) m = $2 - t0 } END { printf "%.0f", m }')
+            awk -v t0="$tdown" '$2 >= t0 && $2 < t0 + 20000 { if ($2 - t0 > m) m = $2 - t0 } END { printf "%.0f", m }')
     fi
     deadline=$((SECONDS + 600))
     local donefiles=()

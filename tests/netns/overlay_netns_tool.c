@@ -42,6 +42,8 @@ static uint64_t start_ms, rng;
 static uv_loop_t loop;
 static uv_timer_t tick;
 static bool done_written;
+static long credits = -1; /* OVL_PACE_MS: messages we may still send now (-1: no pacing) */
+static long pace_ms;
 static uint64_t table_sig;
 
 /* A digest of the routing table (destination, next hop, metric), to log its changes. */
@@ -113,7 +115,7 @@ static void on_result(cp2p_overlay *o, const cp2p_peer_id *dst, uint64_t id, int
 
 static void send_more(void)
 {
-    while (sent < to_send && sent - results < WINDOW) {
+    while (sent < to_send && sent - results < WINDOW && credits != 0) {
         int dst;
         do {
             dst = (int)(rnd() % (uint64_t)n_nodes);
@@ -130,6 +132,9 @@ static void send_more(void)
             exit(2);
         }
         sent++;
+        if (credits > 0) {
+            credits--;
+        }
     }
 }
 
@@ -167,11 +172,16 @@ static void on_tick(uv_timer_t *t)
             }
         }
     }
+    if (pace_ms > 0 && converged_ms >= 0) {
+        credits = 200 / pace_ms > 0 ? 200 / pace_ms : 1; /* per 200 ms tick */
+        send_more();
+    }
     if (converged_ms < 0) {
         cp2p_overlay_route rt[MAX_N];
         if (cp2p_overlay_routes(ov, rt, MAX_N) >= (size_t)(n_nodes - 1)) {
             converged_ms = (int)(now - start_ms);
             fprintf(out, "C %d\n", converged_ms);
+            fflush(out);
             send_more();
         } else if (now - start_ms > 180000) {
             fprintf(stderr, "node %d: no route to every node after 180 s\n", me);
@@ -184,6 +194,7 @@ static void on_tick(uv_timer_t *t)
         clock_gettime(CLOCK_REALTIME, &ts);
         fprintf(out, "R %llu\n",
                 (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000);
+        fflush(out); /* the driver reads these while we run */
         table_sig = sig;
     }
     if (!done_written && converged_ms >= 0 && results == to_send) {
@@ -229,6 +240,10 @@ int main(int argc, char **argv)
         return 64;
     }
     rng = 0x9E3779B97F4A7C15ull * (uint64_t)(me + 1);
+    const char *pace = getenv("OVL_PACE_MS"); /* send one message per this many ms */
+    if (pace != NULL && (pace_ms = num(pace)) > 0) {
+        credits = 0;
+    }
     cp2p_privkey *keys[MAX_N];
     for (int i = 0; i < n_nodes; i++) {
         uint8_t seed[32] = {0};

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "overlay/ovl_core.h"
+#include "util/limits.h"
 
 #define MAXN 16
 
@@ -757,6 +758,73 @@ static void forged_update_is_refused(void **state)
     free(s);
 }
 
+/* A neighbour replaying two genuine signatures of another node in turn makes every entry a
+ * cache miss: past its budget the entries are skipped and counted, not verified. */
+static void replayed_signatures_hit_the_budget(void **state)
+{
+    (void)state;
+    sim *s = calloc(1, sizeof(*s));
+    reliable_line(s, 3);
+    cp2p__ovl_route genuine[3];
+    for (int k = 0; k < 3; k++) {
+        uint8_t in[CP2P_OVL_ROUTE_SIGIN_MAX];
+        cp2p_buf sig;
+        genuine[k] = (cp2p__ovl_route){.origin = s->ids[2], .seqno = 1000u + (uint32_t)k,
+                                       .metric = 1};
+        size_t n = cp2p__ovl_route_sigin(&s->ids[2], genuine[k].seqno, in);
+        cp2p_buf_init(&sig, CP2P_SIG_MAX);
+        assert_int_equal(cp2p_privkey_sign(s->keys[2], in, n, &sig), 0);
+        memcpy(genuine[k].sig, sig.ptr, sig.len);
+        genuine[k].sig_len = (uint8_t)sig.len;
+        cp2p_buf_fini(&sig);
+    }
+    cp2p__ovl_frame *f = calloc(1, sizeof(*f));
+    cp2p_buf b;
+    cp2p_buf_init(&b, CP2P_OVL_MAX_FRAME);
+    int frames = (CP2P_OVL_VERIFY_BURST / CP2P_OVL_MAX_ROUTES_PER_FRAME) + 4;
+    /* The newest (1002) first: the cache keeps it, so 1000 and 1001 are misses every time. */
+    cp2p__ovl_frame_clear(f);
+    f->routes[f->n_routes++] = genuine[2];
+    cp2p_buf_reset(&b);
+    assert_int_equal(cp2p__ovl_frame_encode(f, &b), 0);
+    const char *why0 = NULL;
+    assert_int_equal(cp2p__ovl_on_frame(s->cores[0], &s->ids[1], b.ptr, b.len, s->now, &why0), 0);
+    for (int fr = 0; fr < frames; fr++) {
+        cp2p__ovl_frame_clear(f);
+        for (int k = 0; k < CP2P_OVL_MAX_ROUTES_PER_FRAME; k++) {
+            f->routes[f->n_routes++] = genuine[k % 2];
+        }
+        cp2p_buf_reset(&b);
+        assert_int_equal(cp2p__ovl_frame_encode(f, &b), 0);
+        const char *why = NULL;
+        assert_int_equal(cp2p__ovl_on_frame(s->cores[0], &s->ids[1], b.ptr, b.len, s->now, &why),
+                         0);
+        drain(s, 0);
+    }
+    cp2p__ovl_stats st;
+    cp2p__ovl_stats_get(s->cores[0], &st);
+    assert_int_equal(st.bad_signature, 0);
+    assert_true(st.verify_budget >= (uint64_t)(frames * CP2P_OVL_MAX_ROUTES_PER_FRAME) -
+                                        CP2P_OVL_VERIFY_BURST);
+    printf("%d replayed entries: %llu skipped by the budget\n",
+           frames * CP2P_OVL_MAX_ROUTES_PER_FRAME, (unsigned long long)st.verify_budget);
+    /* The budget refills: a second later one more entry is verified. */
+    s->now += 1000;
+    cp2p__ovl_frame_clear(f);
+    f->routes[f->n_routes++] = genuine[0];
+    cp2p_buf_reset(&b);
+    assert_int_equal(cp2p__ovl_frame_encode(f, &b), 0);
+    const char *why = NULL;
+    assert_int_equal(cp2p__ovl_on_frame(s->cores[0], &s->ids[1], b.ptr, b.len, s->now, &why), 0);
+    cp2p__ovl_stats st2;
+    cp2p__ovl_stats_get(s->cores[0], &st2);
+    assert_int_equal(st2.verify_budget, st.verify_budget);
+    cp2p_buf_fini(&b);
+    free(f);
+    sim_fini(s);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,6 +834,7 @@ int main(void)
         cmocka_unit_test(reliable_across_partition_and_failure),
         cmocka_unit_test(unacked_limit_and_hop_limit),
         cmocka_unit_test(forged_update_is_refused),
+        cmocka_unit_test(replayed_signatures_hit_the_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
