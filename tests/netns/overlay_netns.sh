@@ -13,11 +13,11 @@
 # SKIP and exits 77, which ctest reports as skipped. Namespaces are created and deleted here.
 #
 #   overlay_netns.sh TOOL        env: CP2P_NETNS_NODES (12), CP2P_NETNS_MESSAGES (total per
-#                                phase, 2400; the full run is 10000)
+#                                phase, 1200; the full run is 10000)
 set -uo pipefail
 TOOL=${1:?usage: overlay_netns.sh TOOL}
 N=${CP2P_NETNS_NODES:-12}
-TOTAL=${CP2P_NETNS_MESSAGES:-2400}
+TOTAL=${CP2P_NETNS_MESSAGES:-1200}
 M=$(( (TOTAL + N - 1) / N ))
 PORT=4001
 
