@@ -104,6 +104,8 @@ typedef struct cp2p_overlay_stats {
     uint64_t out_dropped;                     /* frames dropped: output queue full */
     uint64_t dedup_sources;                   /* gauge */
     uint64_t link_refused;                    /* frames a neighbour's link refused (full) */
+    uint64_t neighbours_silent;               /* neighbours silent for a route expiry (a
+                                               * stalled link): out of our LSA until heard */
 } cp2p_overlay_stats;
 
 typedef struct cp2p_overlay_route {

@@ -57,6 +57,8 @@ static const cp2p__stat_def overlay_defs[] = {
     OC(stale, "cp2p_overlay_stale_total",
        "Messages below a source's dedup floor: neither delivered nor acked."),
     OC(out_dropped, "cp2p_overlay_out_dropped_total", "Frames dropped: output queue full."),
+    OC(neighbours_silent, "cp2p_overlay_neighbours_silent_total",
+       "Neighbours silent for a route expiry (stalled link), left out of our LSA."),
     OC(link_refused, "cp2p_overlay_link_refused_total",
        "Frames a neighbour's framed link refused (queue full or peer gone)."),
 };

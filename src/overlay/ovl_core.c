@@ -75,6 +75,9 @@ typedef struct ovl_nbr {
     uint8_t *lsa_pending;   /* bit per node slot */
     bool self_route_pending, self_lsa_pending, dirty;
     cp2p_token_bucket verify; /* signature verifications this neighbour may cause */
+    uint64_t last_heard;      /* last frame from it */
+    bool silent;              /* nothing heard for route_expiry_ms: left out of our LSA and of
+                               * source routes until it speaks again */
     uint32_t n_reqs;
     cp2p__ovl_req reqs[CP2P_OVL_MAX_REQS_PER_FRAME];
 } ovl_nbr;
@@ -563,7 +566,7 @@ static void originate_lsa(cp2p__ovl *o, uint64_t now)
     l->seq++;
     l->n_links = 0;
     for (uint32_t i = 0; i < CP2P_OVL_MAX_NEIGHBOURS; i++) {
-        if (o->nbrs[i].used) {
+        if (o->nbrs[i].used && !o->nbrs[i].silent) {
             l->links[l->n_links].peer = o->nodes[o->nbrs[i].node].id;
             l->links[l->n_links].cost = o->nbrs[i].cost;
             l->n_links++;
@@ -825,7 +828,7 @@ static int route_packet(cp2p__ovl *o, cp2p__ovl_packet *p, int16_t from)
     if ((p->flags & CP2P_OVL_F_SOURCE) != 0) {
         next = &p->path[p->path_idx];
         ovl_node *n = find_node(o, next);
-        if (n == NULL || n->nbr == NO_NBR) {
+        if (n == NULL || n->nbr == NO_NBR || o->nbrs[n->nbr].silent) {
             o->st.dropped_no_route++;
             return CP2P_ENOENT;
         }
@@ -1271,6 +1274,8 @@ int cp2p__ovl_add_neighbour(cp2p__ovl *o, const cp2p_peer_id *peer, uint32_t cos
     b->node = node_idx(o, n);
     b->cost = cost;
     cp2p__token_bucket_init(&b->verify, o->cfg.verify_per_sec, o->cfg.verify_burst, now);
+    b->last_heard = now;
+    b->silent = false;
     b->n_reqs = 0;
     n->nbr = slot;
     o->n_nbrs++;
@@ -1339,6 +1344,11 @@ int cp2p__ovl_on_frame(cp2p__ovl *o, const cp2p_peer_id *from, const uint8_t *in
             rc = on_packet(o, NO_NBR, &f->packet, now, why);
         }
         goto out;
+    }
+    o->nbrs[nbr].last_heard = now;
+    if (o->nbrs[nbr].silent) {
+        o->nbrs[nbr].silent = false; /* back: in our LSA again */
+        o->lsa_dirty = true;
     }
     for (uint32_t i = 0; i < f->n_lsas && rc == 0; i++) {
         rc = on_lsa(o, nbr, &f->lsas[i], now);
@@ -1470,6 +1480,17 @@ static void retransmit(cp2p__ovl *o, uint64_t now)
 
 static void housekeeping(cp2p__ovl *o, uint64_t now)
 {
+    /* A neighbour sends at least its periodic update every update_interval_ms: silence for
+     * route_expiry_ms means the link carries nothing (a connection stalled by a partition),
+     * even if it has not closed. Its routes expire at the same time. */
+    for (uint32_t i = 0; i < CP2P_OVL_MAX_NEIGHBOURS; i++) {
+        ovl_nbr *b = &o->nbrs[i];
+        if (b->used && !b->silent && now >= b->last_heard + o->cfg.route_expiry_ms) {
+            b->silent = true;
+            o->lsa_dirty = true;
+            o->st.neighbours_silent++;
+        }
+    }
     for (uint32_t i = 0; i < o->cfg.max_nodes; i++) {
         ovl_node *n = &o->nodes[i];
         if (!n->used) {
