@@ -10,6 +10,7 @@
 #   bench/run.sh BUILD sched         the stream-scheduling section only
 #   bench/run.sh BUILD artifact      the artifact-gossip section only
 #   bench/run.sh BUILD reactor       the reactors-and-channels section only
+#   bench/run.sh BUILD overlay       the overlay section only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -402,11 +403,44 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
     printf "%-44s %10.1f %10.1f %8.2f\n", "the same vs ping 1 ms apart (idle wake-up)", 1e6 / rr1, p * 1000, 1e6 / rr1 / (p * 1000)
 }'
 
+# The overlay (issue 16, bench/bench_overlay.c). (1) A line of H+1 hosts on the in-memory
+# network (no added latency): reliable 64-byte messages end to end, one at a time: round trip
+# and bytes per message against H. (2) N sans-I/O cores on virtual time (random sparse graph,
+# 5 ms links): routing traffic per node per second, and the time to converge again after one
+# link fails, against N (BENCH_OVL_BIG=1000 adds N = 1000: minutes of CPU).
+OVL_MSGS=${BENCH_OVL_MSGS:-2000}
+OVL_BIG=${BENCH_OVL_BIG:-0}
+overlay_bench() {
+    echo "== overlay: reliable 64-byte messages over H hops (memory transport), $OVL_MSGS each"
+    local h r n
+    printf "%-6s %12s %12s %16s %18s\n" hops "rtt p50 ms" "rtt p99 ms" "wire B/msg" "overlay B/msg"
+    for h in 1 2 4 8; do
+        r=$("$B/bench_overlay" hops "$h" "$OVL_MSGS")
+        printf "%-6s %12s %12s %16s %18s\n" "$h" "$(json "$r" rtt_p50_ms)" "$(json "$r" rtt_p99_ms)" \
+            "$(json "$r" wire_bytes_per_msg)" "$(json "$r" overlay_bytes_per_msg)"
+    done
+    echo "== overlay: routing traffic and convergence against N (virtual time, 5 ms links)"
+    printf "%-6s %18s %16s %18s %20s\n" nodes "routing B/node/s" "frames/node/s" "converge ms" "after failure ms"
+    local sizes="10 30 100"
+    if [ "$OVL_BIG" != 0 ]; then sizes="$sizes $OVL_BIG"; fi
+    for n in $sizes; do
+        r=$("$B/bench_overlay" scale "$n" 10)
+        printf "%-6s %18s %16s %18s %20s\n" "$n" "$(json "$r" routing_bytes_per_node_s)" \
+            "$(json "$r" routing_frames_per_node_s)" "$(json "$r" initial_convergence_ms)" \
+            "$(json "$r" failure_convergence_ms)"
+    done
+}
+if [ "${2:-}" = overlay ]; then
+    overlay_bench
+    exit 0
+fi
+
 gossipsub_bench
 conns_bench
 sched_bench
 artifact_bench
 reactor_bench
+overlay_bench
 
 # Metrics scrape cost (issue 13): gossipsub at full rate (one publisher, 10 subscribers, 100-byte
 # unsigned messages, 100 in flight, as gs-rate) with the publisher serving the HTTP API, in

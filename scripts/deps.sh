@@ -8,7 +8,8 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libsodium-dev libsecp256k1-dev libprotobuf-c-dev protobuf-c-compiler
       libcmocka-dev libsqlite3-dev
       libmicrohttpd-dev libjansson-dev  # the node's HTTP API: server and JSON
-      prometheus)  # promtool: the metrics_promtool test checks our /metrics text with it
+      prometheus  # promtool: the metrics_promtool test checks our /metrics text with it
+      iproute2 nftables)  # tests/netns: network namespaces, veth links, loss rules
 
 missing=()
 for p in "${PKGS[@]}"; do

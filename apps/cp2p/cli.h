@@ -28,6 +28,8 @@ int cli_cmd_chat(int argc, char **argv);
 int cli_cmd_dht(int argc, char **argv);
 int cli_cmd_pubsub(int argc, char **argv);
 int cli_cmd_stats(int argc, char **argv);
+int cli_cmd_overlay(int argc, char **argv);
+int cli_cmd_route(int argc, char **argv);
 
 /* Load (--key), derive (--seed) or generate the identity the options ask for; `type_s` may be
  * NULL. Returns 0 or an exit code after printing why. */

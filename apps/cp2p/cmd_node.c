@@ -24,6 +24,7 @@ static const char NODE_HELP[] =
     "                 [--dht-protocol ID] [--dht-namespace NS]... [--status-interval S]\n"
     "                 [--topic TOPIC]... [--no-pubsub] [--api [HOST:PORT]] [--api-token TOKEN]\n"
     "                 [--artifacts DIR [--artifacts-max BYTES]]\n"
+    "                 [--overlay] [--overlay-ids FILE]\n"
     "\n"
     "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
     "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
@@ -68,6 +69,11 @@ static const char NODE_HELP[] =
     "                            picks one); the address is printed at start\n"
     "  --api-token TOKEN         require 'Authorization: Bearer TOKEN' on the API (default\n"
     "                            $CP2P_API_TOKEN); needed to listen beyond loopback\n"
+    "  --overlay                 join the overlay (/cp2p/overlay/1.0.0): route messages for\n"
+    "                            others and print each one delivered here ('overlay_message'\n"
+    "                            events with --json: from, id, data); see docs/OVERLAY.md\n"
+    "  --overlay-ids FILE        keep the overlay's message-id floor in FILE, so ids never\n"
+    "                            repeat across restarts even with the clock set back\n"
     "  --status-interval S       print a status line (connections, DHT table size) every S\n"
     "                            seconds; 0 = never (default 30)\n"
     "  --config FILE             read options from FILE first: one 'name = value' per line,\n"
@@ -106,6 +112,10 @@ typedef struct {
     const char *artifacts_dir;
     uint64_t artifacts_max;
     cp2p_node_artifacts *artifacts;
+    /* the overlay (--overlay): ours, or the attached node's when the API runs */
+    bool overlay;
+    const char *overlay_ids;
+    cp2p_overlay *ov;
 } node_ctx;
 
 static void print_conn_event(node_ctx *n, const char *what, cp2p_conn *c, int err)
@@ -228,6 +238,42 @@ static void on_message(cp2p_pubsub *ps, const cp2p_pubsub_msg *m, void *ud)
     free(text);
 }
 
+static void on_overlay_message(cp2p_overlay *ov, const cp2p_peer_id *src, uint64_t id,
+                               const uint8_t *data, size_t len, bool reliable, void *ud)
+{
+    node_ctx *n = ud;
+    char pid[CP2P_PEER_ID_STR_MAX], ids[24];
+    (void)ov;
+    cp2p_peer_id_str(src, pid);
+    snprintf(ids, sizeof(ids), "%llu", (unsigned long long)id);
+    if (n->json) {
+        cli_json_print(json_pack("{s:s,s:s,s:s,s:o,s:I,s:b}", "event", "overlay_message", "from",
+                                 pid, "id", ids, "data", cli_json_text((const char *)data, len),
+                                 "bytes", (json_int_t)len, "reliable", reliable));
+    } else {
+        printf("overlay message %s %s: %.*s\n", pid, ids, (int)len, (const char *)data);
+    }
+    fflush(stdout);
+}
+
+/* --overlay: on the attached node when the API runs (so the API's overlay endpoints reach it), else
+ * our own. Returns 0 or an exit code after printing why. */
+static int overlay_start(node_ctx *n)
+{
+    cp2p_overlay_config oc;
+    cp2p_overlay_config_default(&oc);
+    oc.deliver = on_overlay_message;
+    oc.id_floor_path = n->overlay_ids;
+    int rc = n->node != NULL ? cp2p_node_attach_overlay(n->node, &oc, n)
+                             : cp2p_overlay_new(n->host, &oc, n, &n->ov);
+    if (rc != 0) {
+        fprintf(stderr, "cp2p node: cannot start the overlay: %s%s\n", cp2p_strerror(rc),
+                rc == CP2P_EIO ? " (--overlay-ids: unreadable file)" : "");
+        return CLI_EXIT_FAIL;
+    }
+    return 0;
+}
+
 static void on_status(uv_timer_t *t)
 {
     node_ctx *n = t->data;
@@ -260,7 +306,9 @@ static void on_signal(uv_signal_t *s, int signum)
         if (!n->json) {
             fprintf(stderr, "cp2p node: closing connections\n");
         }
-        cp2p_node_detach_begin(n->node); /* API calls fail from now on */
+        cp2p_node_detach_begin(n->node); /* API calls fail from now on (its overlay closes) */
+        cp2p_overlay_close(n->ov);
+        n->ov = NULL;
         for (size_t i = 0; i < n->necho; i++) {
             (void)!cp2p_reqresp_unregister(n->host, n->echo[i]);
         }
@@ -332,6 +380,8 @@ int cli_cmd_node(int argc, char **argv)
         {"api-token", required_argument, NULL, 'Z'},
         {"artifacts", required_argument, NULL, 'F'},
         {"artifacts-max", required_argument, NULL, 'G'},
+        {"overlay", no_argument, NULL, 'V'},
+        {"overlay-ids", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *listen[MAX_ADDRS], *peers[MAX_ADDRS];
@@ -467,6 +517,8 @@ int cli_cmd_node(int argc, char **argv)
             break;
         case 'N': n.no_dht = true; break;
         case 'U': n.no_pubsub = true; break;
+        case 'V': n.overlay = true; break;
+        case 'W': n.overlay_ids = optarg; break;
         case 'o':
             if (n.ntopics == MAX_ADDRS) {
                 fprintf(stderr, "cp2p node: at most %d --topic\n", MAX_ADDRS);
@@ -691,7 +743,13 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
     if (exit_code == 0 && n.artifacts_dir != NULL) {
         exit_code = artifacts_start(&n);
     }
+    if (exit_code == 0 && n.overlay) {
+        exit_code = overlay_start(&n);
+    }
     if (exit_code != 0) {
+        cp2p_node_detach_begin(n.node);
+        cp2p_overlay_close(n.ov);
+        n.ov = NULL;
         cp2p_pubsub_close(n.ps);
         n.ps = NULL;
         cp2p_kad_close(n.kad);
@@ -701,6 +759,11 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
         }
         cp2p_host_close(n.host, NULL, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
+        if (n.node != NULL) { /* the API started, the overlay did not */
+            cp2p_node_api_stop(n.api_srv);
+            cp2p_node_detach(n.node);
+            uv_run(loop, UV_RUN_DEFAULT);
+        }
         return exit_code;
     }
     /* Handlers first: whoever reads our addresses may signal us at once. */

@@ -23,6 +23,8 @@ static const struct {
     {"chat", cli_cmd_chat, "line-based chat between two nodes"},
     {"pubsub", cli_cmd_pubsub, "gossipsub: sub TOPIC prints messages, pub TOPIC DATA publishes"},
     {"dht", cli_cmd_dht, "Kademlia DHT: find-peer, get, put, provide, find-providers"},
+    {"overlay", cli_cmd_overlay, "overlay: send PEER DATA routed over other peers; routes, topology"},
+    {"route", cli_cmd_route, "the overlay's routing table of a running node (--api)"},
     {"stats", cli_cmd_stats, "summary of a running node read from its HTTP API (--api)"},
     {"version", cli_cmd_version, "print the version"},
 };

@@ -12,6 +12,7 @@
 
 #include <cp2p/host.h>
 #include <cp2p/kad.h>
+#include <cp2p/overlay.h>
 #include <cp2p/pubsub.h>
 
 #ifdef __cplusplus
@@ -41,6 +42,11 @@ typedef struct cp2p_node_config {
      * cp2p_node_start() runs. */
     bool pubsub;
     cp2p_pubsub_config pubsub_cfg; /* filled with cp2p_pubsub_config_default() */
+    /* The overlay (cp2p/overlay.h): off by default. overlay_cfg's callbacks run on the loop
+     * thread with overlay_ud; its strings are only read while cp2p_node_start() runs. */
+    bool overlay;
+    cp2p_overlay_config overlay_cfg; /* filled with cp2p_overlay_config_default() */
+    void *overlay_ud;
 } cp2p_node_config;
 
 /* Fill c with the defaults (no identity, no listen address). Any thread. */
@@ -203,6 +209,27 @@ typedef cp2p_pubsub_verdict (*cp2p_node_validator)(void *ud, const char *topic,
 CP2P_API CP2P_NODISCARD int cp2p_node_set_validator(cp2p_node *n, cp2p_node_validator cb,
                                                     void *ud, cp2p_node_exec exec);
 
+/* ---- the overlay (cfg.overlay, or cp2p_node_attach_overlay): routed messages to peers the
+ * node is not connected to. Each call blocks the calling thread; any thread except the node's
+ * own. Errors common to all: CP2P_ENOTSUP (no overlay on this node), CP2P_EFULL (command
+ * queue), CP2P_ECANCELED (node stopping), CP2P_ENOMEM. ---- */
+
+/* Send data (copied) to dst (cp2p_overlay_send; flags CP2P_OVERLAY_RELIABLE,
+ * CP2P_OVERLAY_SOURCE_ROUTE); *id (may be NULL) gets the message id. Best effort: returns once
+ * the message is handed to the next hop (CP2P_ENOENT: no route now). Reliable: waits for its
+ * result: 0 when dst acknowledged it, CP2P_ETIMEDOUT when the overlay gave up (retry limit)
+ * or timeout_ms passed first (the message may then still arrive), CP2P_EFULL (too many
+ * unacknowledged). Also CP2P_EINVAL, CP2P_ELIMIT (len over 48 KiB). */
+CP2P_API CP2P_NODISCARD int cp2p_node_overlay_send(cp2p_node *n, const cp2p_peer_id *dst,
+                                                   const void *data, size_t len, uint32_t flags,
+                                                   uint64_t timeout_ms, uint64_t *id);
+/* The distance-vector routes / the link-state links: up to max into out, the total into
+ * *total. */
+CP2P_API CP2P_NODISCARD int cp2p_node_overlay_routes(cp2p_node *n, cp2p_overlay_route *out,
+                                                     size_t max, size_t *total);
+CP2P_API CP2P_NODISCARD int cp2p_node_overlay_topology(cp2p_node *n, cp2p_overlay_link *out,
+                                                       size_t max, size_t *total);
+
 /* Counters (a snapshot; any thread). */
 typedef struct cp2p_node_stats {
     uint64_t commands, commands_refused_full;
@@ -264,6 +291,11 @@ CP2P_API void cp2p_node_detach_begin(cp2p_node *n);
  * have their answer), and free the node on a later turn of the loop (its async handle
  * closes), so the loop must run again. Loop thread. */
 CP2P_API void cp2p_node_detach(cp2p_node *n);
+/* Run an overlay on an attached node's host, owned by the node (its callbacks in cfg run on
+ * the loop with ud; cp2p_node_detach_begin closes it). Returns 0, CP2P_EINVAL, CP2P_ESTATE
+ * (the node has one), or cp2p_overlay_new's errors. Loop thread, before the host closes. */
+CP2P_API CP2P_NODISCARD int cp2p_node_attach_overlay(cp2p_node *n, const cp2p_overlay_config *cfg,
+                                                     void *ud);
 
 /* ---- the HTTP API (docs/API.md): /metrics, /healthz and a kubo-style /api/v0 ----
  * The server runs on libmicrohttpd's own threads (one per connection, at most

@@ -65,6 +65,9 @@ typedef enum {
     EP_ARTIFACT_LS,
     EP_ARTIFACT_STAT,
     EP_CHANNELS,
+    EP_OVERLAY_SEND,
+    EP_OVERLAY_ROUTES,
+    EP_OVERLAY_TOPOLOGY,
     EP_OTHER, /* unknown paths */
     EP_COUNT
 } endpoint;
@@ -94,6 +97,9 @@ static const struct {
     [EP_ARTIFACT_LS] = {"/api/v0/artifact/ls", "artifact_ls", false},
     [EP_ARTIFACT_STAT] = {"/api/v0/artifact/stat", "artifact_stat", false},
     [EP_CHANNELS] = {"/api/v0/channels", "channels", false},
+    [EP_OVERLAY_SEND] = {"/api/v0/overlay/send", "overlay_send", false},
+    [EP_OVERLAY_ROUTES] = {"/api/v0/overlay/routes", "overlay_routes", false},
+    [EP_OVERLAY_TOPOLOGY] = {"/api/v0/overlay/topology", "overlay_topology", false},
     [EP_OTHER] = {NULL, "other", false},
 };
 
@@ -1750,6 +1756,96 @@ static enum MHD_Result ep_healthz(struct MHD_Connection *con, api_req *r)
     return respond(con, r, MHD_HTTP_OK, "text/plain; charset=utf-8", cp2p__memdup("ok\n", 3), 3);
 }
 
+/* ---- the overlay (cp2p/overlay.h, docs/OVERLAY.md) ---- */
+
+/* Our choice: a table answer is cut at this many entries (Total says how many there are). */
+#define API_OVERLAY_TABLE_MAX 4096
+
+static bool query_true(const query *q, const char *name)
+{
+    const char *v = query_get(q, name);
+    return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || v[0] == '\0');
+}
+
+static enum MHD_Result ep_overlay_send(struct MHD_Connection *con, api_req *r, const query *q)
+{
+    const char *arg = query_get(q, "arg");
+    cp2p_peer_id peer;
+    bool is_addr;
+    if (arg == NULL || parse_peer(arg, &peer, &is_addr) != 0 || is_addr) {
+        return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST,
+                      "argument \"arg\" (the destination peer ID) is required; the body is the "
+                      "message");
+    }
+    uint32_t flags = (query_true(q, "reliable") ? CP2P_OVERLAY_RELIABLE : 0) |
+                     (query_true(q, "source-route") ? CP2P_OVERLAY_SOURCE_ROUTE : 0);
+    const void *data = r->body.ptr != NULL ? (const void *)r->body.ptr : "";
+    uint64_t id = 0;
+    int rc = cp2p_node_overlay_send(r->api->node, &peer, data, r->body.len, flags,
+                                    r->api->cfg.op_timeout_ms, &id);
+    if (rc == CP2P_ENOTSUP) {
+        return respond_error(con, r, MHD_HTTP_NOT_IMPLEMENTED,
+                             "the overlay is not enabled on this node");
+    }
+    if (rc == CP2P_EINVAL || rc == CP2P_ELIMIT) {
+        return reject(con, r, R_BAD_ARGUMENT, MHD_HTTP_BAD_REQUEST,
+                      rc == CP2P_ELIMIT ? "message larger than 48 KiB"
+                                        : "invalid destination (this node?)");
+    }
+    if (rc != 0) {
+        return respond_op_error(con, r, "overlay/send", rc,
+                                rc == CP2P_ENOENT ? "(no route to the peer)" : NULL);
+    }
+    char text[32];
+    snprintf(text, sizeof(text), "%llu", (unsigned long long)id);
+    return respond_json(con, r, MHD_HTTP_OK,
+                        json_pack("{s:s, s:b}", "Id", text, "Acked",
+                                  (flags & CP2P_OVERLAY_RELIABLE) != 0));
+}
+
+static enum MHD_Result ep_overlay_table(struct MHD_Connection *con, api_req *r)
+{
+    bool topo = r->ep == EP_OVERLAY_TOPOLOGY;
+    size_t total = 0, esz = topo ? sizeof(cp2p_overlay_link) : sizeof(cp2p_overlay_route);
+    void *buf = cp2p_malloc(API_OVERLAY_TABLE_MAX * esz);
+    if (buf == NULL) {
+        return respond_op_error(con, r, topo ? "overlay/topology" : "overlay/routes",
+                                CP2P_ENOMEM, NULL);
+    }
+    int rc = topo ? cp2p_node_overlay_topology(r->api->node, buf, API_OVERLAY_TABLE_MAX, &total)
+                  : cp2p_node_overlay_routes(r->api->node, buf, API_OVERLAY_TABLE_MAX, &total);
+    if (rc != 0) {
+        cp2p_free(buf);
+        if (rc == CP2P_ENOTSUP) {
+            return respond_error(con, r, MHD_HTTP_NOT_IMPLEMENTED,
+                                 "the overlay is not enabled on this node");
+        }
+        return respond_op_error(con, r, topo ? "overlay/topology" : "overlay/routes", rc, NULL);
+    }
+    json_t *arr = json_array();
+    size_t n = total < API_OVERLAY_TABLE_MAX ? total : API_OVERLAY_TABLE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (topo) {
+            const cp2p_overlay_link *l = (const cp2p_overlay_link *)buf + i;
+            json_array_append_new(arr, json_pack("{s:o, s:o, s:I, s:I}", "From",
+                                                 peer_json(&l->from), "To", peer_json(&l->to),
+                                                 "Cost", (json_int_t)l->cost, "Seq",
+                                                 (json_int_t)(l->seq & INT64_MAX)));
+        } else {
+            const cp2p_overlay_route *rt = (const cp2p_overlay_route *)buf + i;
+            json_array_append_new(arr, json_pack("{s:o, s:o, s:I, s:I}", "Peer",
+                                                 peer_json(&rt->dst), "NextHop",
+                                                 peer_json(&rt->next_hop), "Metric",
+                                                 (json_int_t)rt->metric, "Seqno",
+                                                 (json_int_t)rt->seqno));
+        }
+    }
+    cp2p_free(buf);
+    return respond_json(con, r, MHD_HTTP_OK,
+                        json_pack("{s:o, s:I}", topo ? "Links" : "Routes", arr, "Total",
+                                  (json_int_t)total));
+}
+
 /* The final call: everything checked, the body (if any) in r->body. */
 static enum MHD_Result dispatch(struct MHD_Connection *con, api_req *r)
 {
@@ -1795,6 +1891,9 @@ static enum MHD_Result dispatch(struct MHD_Connection *con, api_req *r)
     case EP_ARTIFACT_GET:
     case EP_ARTIFACT_LS:
     case EP_ARTIFACT_STAT: ret = ep_artifact(con, r, &q); break;
+    case EP_OVERLAY_SEND: ret = ep_overlay_send(con, r, &q); break;
+    case EP_OVERLAY_ROUTES:
+    case EP_OVERLAY_TOPOLOGY: ret = ep_overlay_table(con, r); break;
     default: ret = reject(con, r, R_NOT_FOUND, MHD_HTTP_NOT_FOUND, "404 page not found"); break;
     }
     cp2p_free(q.buf);

@@ -9,6 +9,7 @@
 #include <cp2p/kad.h>
 #include <cp2p/metrics.h>
 #include <cp2p/node.h>
+#include <cp2p/overlay.h>
 #include <cp2p/pubsub.h>
 
 #include "metrics/stats_table.h"
@@ -78,6 +79,20 @@ cp2p__node_ps **cp2p__node_ps_slot(cp2p_node *n);
 void cp2p__node_pubsub_attach(cp2p_node *n, cp2p_pubsub *ps);
 /* The node is freed (its pubsub is closed). NULL is fine. */
 void cp2p__node_pubsub_free(cp2p__node_ps *st);
+
+/* ---- node_overlay.c ---- */
+typedef struct cp2p__node_ovl cp2p__node_ovl;
+/* Where the node keeps node_overlay.c's state (NULL: no overlay). Loop thread. */
+cp2p__node_ovl **cp2p__node_ovl_slot(cp2p_node *n);
+/* Create the overlay on h, its callbacks wrapped (cfg's run too, with ud). Loop thread. */
+CP2P_NODISCARD int cp2p__node_overlay_open(cp2p_host *h, const cp2p_overlay_config *cfg, void *ud,
+                                           cp2p__node_ovl **slot);
+/* Close the overlay (before its host closes): waiting sends complete with CP2P_ECANCELED. */
+void cp2p__node_overlay_close(cp2p__node_ovl *st);
+/* Close if needed and free. NULL is fine. */
+void cp2p__node_overlay_free(cp2p__node_ovl *st);
+/* The node's overlay, or NULL. Loop thread. */
+cp2p_overlay *cp2p__node_overlay(cp2p_node *n);
 
 /* Observe the latency of each answered cp2p_node_request (from the call to the response,
  * queueing and dial included, in seconds) into histogram h; NULL stops it. The caller keeps h

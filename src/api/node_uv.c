@@ -71,6 +71,7 @@ struct cp2p_node {
     cp2p_kad *kad;             /* the DHT when cfg.dht (loop thread only) */
     cp2p_pubsub *ps;           /* gossipsub when cfg.pubsub (loop thread only) */
     cp2p__node_ps *psx;        /* node_pubsub.c's state (loop thread only) */
+    cp2p__node_ovl *ovx;       /* node_overlay.c's state when an overlay runs (loop thread) */
     cp2p__node_req *reqx;      /* node_req.c's state (loop thread only) */
     cp2p_node_event_handler ev_cb; /* loop thread only */
     void *ev_ud;
@@ -111,6 +112,7 @@ void cp2p_node_config_default(cp2p_node_config *c)
     c->max_response_bytes = CP2P_REQRESP_MAX_RESPONSE_BYTES;
     cp2p_kad_config_default(&c->kad);
     cp2p_pubsub_config_default(&c->pubsub_cfg);
+    cp2p_overlay_config_default(&c->overlay_cfg);
 }
 
 /* ---- time and conditions ---- */
@@ -362,6 +364,11 @@ cp2p__node_ps **cp2p__node_ps_slot(cp2p_node *n)
     return &n->psx;
 }
 
+cp2p__node_ovl **cp2p__node_ovl_slot(cp2p_node *n)
+{
+    return &n->ovx;
+}
+
 cp2p__node_req **cp2p__node_req_slot(cp2p_node *n)
 {
     return &n->reqx;
@@ -464,6 +471,7 @@ static void loop_shutdown(cp2p_node *n)
     n->kad = NULL;
     cp2p_pubsub_close(n->ps);
     n->ps = NULL;
+    cp2p__node_overlay_close(n->ovx); /* waiting sends complete with CP2P_ECANCELED */
     cp2p_host_close(n->host, on_host_closed, n);
 }
 
@@ -590,6 +598,9 @@ static int loop_start(cp2p_node *n)
             cp2p__node_pubsub_attach(n, n->ps); /* see node_pubsub.c */
         }
     }
+    if (rc == 0 && n->cfg.overlay) {
+        rc = cp2p__node_overlay_open(n->host, &n->cfg.overlay_cfg, n->cfg.overlay_ud, &n->ovx);
+    }
     if (rc == 0 && n->cfg.dht) {
         rc = cp2p_kad_new(n->host, &n->cfg.kad, &n->kad);
         for (size_t i = 0; rc == 0 && i < n->cfg.n_dht_namespaces; i++) {
@@ -614,6 +625,7 @@ static void *loop_main(void *arg)
     pthread_cond_broadcast(&n->ready);
     pthread_mutex_unlock(&n->mu);
     if (rc != 0) {
+        cp2p__node_overlay_close(n->ovx); /* before its host */
         if (n->host != NULL) {
             cp2p_host_close(n->host, NULL, NULL);
             n->host = NULL;
@@ -626,6 +638,7 @@ static void *loop_main(void *arg)
 
 static void node_free(cp2p_node *n)
 {
+    cp2p__node_overlay_free(n->ovx);
     cp2p__node_pubsub_free(n->psx);
     cp2p__node_req_free(n->reqx);
     for (size_t i = 0; i < n->naddrs; i++) {
@@ -1044,6 +1057,7 @@ void cp2p_node_detach_begin(cp2p_node *n)
     n->detaching = true;
     refuse_commands(n);
     cp2p__node_req_unregister(n, n->reqx);
+    cp2p__node_overlay_close(n->ovx);
 }
 
 static void on_detached(uv_handle_t *h)

@@ -579,6 +579,61 @@
  * follows at once, short enough that a replayed old record ages out quickly. */
 #define CP2P_GS_PX_ADDR_TTL_MS (2 * 60 * 1000)
 
+/* ---- overlay: routing and reliable delivery (src/overlay/, cp2p/overlay.h) ---- */
+/* Wire version of /cp2p/overlay/1.0.0 frames (OvlFrame.version); another is refused. */
+#define CP2P_OVL_VERSION 1
+/* Largest overlay frame. Our choice: one data message of CP2P_OVL_MAX_PAYLOAD plus its header
+ * and path (32 peer IDs of 38 bytes), or a batch of route updates. */
+#define CP2P_OVL_MAX_FRAME (64 * 1024)
+/* Largest application payload of one overlay message (our choice: fits one frame). */
+#define CP2P_OVL_MAX_PAYLOAD (48 * 1024)
+/* Entries per frame: route updates (one signature of at most 72 bytes each), seqno requests,
+ * link-state advertisements and links per advertisement (our choice: a frame stays under
+ * CP2P_OVL_MAX_FRAME with Ed25519 ids). */
+#define CP2P_OVL_MAX_ROUTES_PER_FRAME 128
+#define CP2P_OVL_MAX_REQS_PER_FRAME 64
+#define CP2P_OVL_MAX_LSAS_PER_FRAME 16
+#define CP2P_OVL_MAX_LINKS 64
+/* Hop limit: the most hops a message may take, and the longest source route (our choice; the
+ * seed asks for a hop limit, IPv6 uses 64 for the whole Internet). */
+#define CP2P_OVL_MAX_HOPS 32
+#define CP2P_OVL_DEFAULT_HOP_LIMIT 16
+/* Babel metric meaning unreachable (RFC 8966 section 2.1: 0xFFFF). */
+#define CP2P_OVL_INF 0xFFFFu
+/* Largest link cost (our choice: leaves room for a path of CP2P_OVL_MAX_HOPS links). */
+#define CP2P_OVL_MAX_COST 1024u
+/* Seqno requests travel this many hops toward the origin (RFC 8966 3.8.1.2 suggests 64; our
+ * overlay is smaller). */
+#define CP2P_OVL_REQ_HOPS 16
+/* Nodes (route origins, link-state origins, dedup sources) one overlay keeps (our choice). */
+#define CP2P_OVL_MAX_NODES 1024
+/* Direct neighbours (our choice: a sparse mesh; bounds each LSA at CP2P_OVL_MAX_LINKS). */
+#define CP2P_OVL_MAX_NEIGHBOURS CP2P_OVL_MAX_LINKS
+/* Babel timers (RFC 8966 appendix B: update interval 4 x hello 4 s = 16 s; route expiry 3.5 x
+ * update interval). Our default is faster: overlays are small and links are streams. */
+#define CP2P_OVL_UPDATE_INTERVAL_MS 4000
+#define CP2P_OVL_LSA_REFRESH_MS 10000
+/* Reliable delivery (our choices, after RFC 6298 for the RTO): unacknowledged messages in all
+ * and per destination, retransmissions before failure, RTO bounds. */
+#define CP2P_OVL_MAX_UNACKED 4096
+#define CP2P_OVL_MAX_UNACKED_PER_DST 256
+#define CP2P_OVL_RETRY_LIMIT 8
+#define CP2P_OVL_RTO_INITIAL_MS 1000
+#define CP2P_OVL_RTO_MIN_MS 200
+#define CP2P_OVL_RTO_MAX_MS 10000
+/* Signature verifications a neighbour may cause (cache misses: a new seqno or LSA), a second
+ * and in a burst (STYLE.md 6.9 abuse budget; our choice: a new neighbour's full dump of
+ * CP2P_OVL_MAX_NODES routes and LSAs fits the burst; an Ed25519 verification costs ~50 us, so
+ * the rate bounds one neighbour at ~10 % of a core). Past it the entries are skipped and
+ * counted; periodic updates bring them again. */
+#define CP2P_OVL_VERIFY_PER_SEC 2000
+#define CP2P_OVL_VERIFY_BURST (2 * CP2P_OVL_MAX_NODES + 256)
+/* Receiver dedup: ids remembered per source above its floor (our choice). */
+#define CP2P_OVL_DEDUP_WINDOW 1024
+/* Id generator: how far the persisted floor runs ahead of the ids handed out (our choice: one
+ * write of the floor file per 10 s of ids). */
+#define CP2P_OVL_ID_RESERVE_MS 10000
+
 /* ---- emitter: Fabric-style batching emitter (src/emitter/emitter.c) ---- */
 /* Defaults from Hyperledger Fabric's gossip config (core.yaml peer.gossip.*: propagateIterations
  * 1, maxPropagationBurstSize 10, maxPropagationBurstLatency 10ms, propagatePeerNum 3). */
