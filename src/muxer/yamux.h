@@ -196,6 +196,13 @@ void cp2p__yamux_on_timeout(cp2p__yamux *y, uint64_t now);
 CP2P_NODISCARD int cp2p__yamux_ping(cp2p__yamux *y, uint64_t now);
 /* Smoothed round-trip time in ms from pings and window-update probes; false if none measured. */
 bool cp2p__yamux_rtt(const cp2p__yamux *y, uint64_t *rtt_ms);
+/* The same in microseconds. */
+bool cp2p__yamux_rtt_us(const cp2p__yamux *y, uint64_t *rtt_us);
+/* Offer a finer clock (microseconds, the same origin as the `now` in ms passed elsewhere:
+ * now_us / 1000 is that now). RTT samples and window auto-tuning use it; without it they see
+ * whole milliseconds, so on a LAN or loopback every RTT reads as 1 ms and receive windows grow
+ * to ~1 ms of bandwidth, which is queueing, not throughput. Never moves the clock back. */
+void cp2p__yamux_set_clock_us(cp2p__yamux *y, uint64_t now_us);
 
 /* Send GoAway(`code`): the peer's new streams are refused (RST) and open() fails with
  * CP2P_ECLOSED; existing streams continue. Returns 0, CP2P_ESTATE (already sent), CP2P_ECLOSED

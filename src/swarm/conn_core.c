@@ -46,6 +46,7 @@ struct cp2p__conn_core {
     cp2p_buf plain;         /* output in the clear (the /noise negotiation) */
     uint64_t upgrade_deadline;
     uint64_t next_keepalive; /* 0: none */
+    uint64_t clock_us;       /* the binding's finer clock for yamux, 0: none offered */
     uint8_t ev[EV_MAX];
     unsigned ev_head, ev_n;
     cp2p__conn_core_stats stats;
@@ -56,6 +57,7 @@ void cp2p__conn_core_config_default(cp2p__conn_core_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->upgrade_timeout_ms = CP2P_HOST_UPGRADE_TIMEOUT_MS;
     cfg->keepalive_ms = CP2P_HOST_KEEPALIVE_MS;
+    cfg->ping_at_open = true;
     cfg->max_input = CP2P_CONN_RBUF_MAX;
     cp2p__yamux_config_default(&cfg->yamux);
 }
@@ -193,6 +195,14 @@ static int start_yamux(cp2p__conn_core *c, uint64_t now)
         return rc;
     }
     c->stage = CP2P__CONN_OPEN;
+    if (c->clock_us != 0) {
+        cp2p__yamux_set_clock_us(c->yamux, c->clock_us);
+    }
+    /* One ping at once: window auto-tuning needs an RTT measured before bulk data can queue
+     * behind it (a first sample taken under load would count the queue as distance). */
+    if (c->cfg.ping_at_open && cp2p__yamux_ping(c->yamux, now) == 0) {
+        c->stats.keepalive_pings++;
+    }
     c->next_keepalive = c->cfg.keepalive_ms != 0 ? now + c->cfg.keepalive_ms : 0;
     push_event(c, CP2P__CONN_EV_OPEN);
     return 0;
@@ -613,4 +623,12 @@ size_t cp2p__conn_core_input_held(const cp2p__conn_core *c)
 const cp2p__conn_core_stats *cp2p__conn_core_get_stats(const cp2p__conn_core *c)
 {
     return &c->stats;
+}
+
+void cp2p__conn_core_set_clock_us(cp2p__conn_core *c, uint64_t now_us)
+{
+    c->clock_us = now_us;
+    if (c->yamux != NULL) {
+        cp2p__yamux_set_clock_us(c->yamux, now_us);
+    }
 }

@@ -59,6 +59,7 @@ typedef struct cp2p__conn_core_config {
     const cp2p_peer_id *expected;  /* the peer we dialled (copied), NULL when any */
     uint64_t upgrade_timeout_ms;   /* SEC_NEG..MUX_NEG must end this long after new() */
     uint64_t keepalive_ms;         /* yamux ping interval once OPEN; 0 = none */
+    bool ping_at_open;             /* one yamux ping as soon as OPEN, for the RTT (true) */
     size_t max_input;              /* bytes of unconsumed input held (CP2P_CONN_RBUF_MAX) */
     cp2p__yamux_config yamux;      /* the session's settings (copied) */
     /* Tests and fuzzers only (noise.h): fixed X25519 static and ephemeral keys, 32 bytes
@@ -131,6 +132,10 @@ uint64_t cp2p__conn_core_deadline(const cp2p__conn_core *c);
  * CP2P_ETIMEDOUT. */
 CP2P_NODISCARD int cp2p__conn_core_on_timeout(cp2p__conn_core *c, uint64_t now,
                                               const char **why);
+
+/* Offer a finer clock, in microseconds of the same origin as `now` (cp2p__yamux_set_clock_us):
+ * call it before each feed, process, on_timeout and stream consumption. */
+void cp2p__conn_core_set_clock_us(cp2p__conn_core *c, uint64_t now_us);
 
 cp2p__conn_stage cp2p__conn_core_stage(const cp2p__conn_core *c);
 /* Valid from SECURED on (NULL before). */

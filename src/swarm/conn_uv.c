@@ -79,6 +79,16 @@ static uint64_t now_ms(const cp2p_conn *c)
     return uv_now(c->host->loop);
 }
 
+/* now_ms(), after giving the core the precise time for yamux's RTT and window auto-tuning
+ * (uv_hrtime and uv_now read the same monotonic clock). */
+static uint64_t conn_now(const cp2p_conn *c)
+{
+    if (c->core != NULL) {
+        cp2p__conn_core_set_clock_us(c->core, uv_hrtime() / 1000);
+    }
+    return now_ms(c);
+}
+
 /* Schedule a run of the connection: on the next loop iteration, or at the end of the run in
  * progress. */
 static void conn_defer(cp2p_conn *c)
@@ -450,7 +460,7 @@ static ptrdiff_t stream_feed_mss(cp2p_stream *s)
         stream_kill(s, used == CP2P_ENOTSUP ? CP2P_ENOTSUP : CP2P_EPROTO);
         return used;
     }
-    if (used > 0 && cp2p__yamux_stream_consumed(s->ys, (size_t)used, now_ms(s->conn)) != 0) {
+    if (used > 0 && cp2p__yamux_stream_consumed(s->ys, (size_t)used, conn_now(s->conn)) != 0) {
         stream_kill(s, CP2P_ENOMEM);
         return CP2P_ENOMEM;
     }
@@ -546,7 +556,7 @@ static void stream_deliver(cp2p_stream *s)
         if (s->ys == NULL || !s->app_owned) {
             break; /* reset, or closed (which discarded the buffer), inside the callback */
         }
-        if (cp2p__yamux_stream_consumed(s->ys, len, now_ms(s->conn)) != 0) {
+        if (cp2p__yamux_stream_consumed(s->ys, len, conn_now(s->conn)) != 0) {
             stream_kill(s, CP2P_ENOMEM);
             return;
         }
@@ -567,7 +577,7 @@ static void stream_discard(cp2p_stream *s)
     size_t n;
     while (s->ys != NULL && (n = cp2p__yamux_stream_peek(s->ys, sl)) > 0) {
         size_t total = sl[0].len + (n > 1 ? sl[1].len : 0);
-        if (cp2p__yamux_stream_consumed(s->ys, total, now_ms(s->conn)) != 0) {
+        if (cp2p__yamux_stream_consumed(s->ys, total, conn_now(s->conn)) != 0) {
             break;
         }
     }
@@ -836,7 +846,7 @@ static int on_open(cp2p_conn *c)
  * which the caller fails the connection (*why set). */
 static int conn_feed(cp2p_conn *c, const uint8_t *p, size_t len, const char **why)
 {
-    int rc = cp2p__conn_core_feed(c->core, p, len, now_ms(c), why);
+    int rc = cp2p__conn_core_feed(c->core, p, len, conn_now(c), why);
     cp2p__conn_event_type ev;
     while (!c->closing && cp2p__conn_core_next_event(c->core, &ev)) {
         int e = ev == CP2P__CONN_EV_SECURED ? on_secured(c) : on_open(c);
@@ -882,7 +892,7 @@ static void conn_arm_timer(cp2p_conn *c)
 
 static void conn_timers(cp2p_conn *c)
 {
-    uint64_t now = now_ms(c);
+    uint64_t now = conn_now(c);
     const char *why = NULL;
     if (c->stage == CONN_CLOSED || c->core == NULL) {
         return;

@@ -554,9 +554,9 @@ size_t cp2p_host_conns_list(cp2p_host *h, cp2p_host_conn_info *out, size_t max)
                 memcpy(ci->addr, b.ptr, b.len + 1);
             }
             cp2p_buf_fini(&b);
-            uint64_t rtt_ms = 0;
-            if (c->yamux != NULL && cp2p__yamux_rtt(c->yamux, &rtt_ms) && rtt_ms > 0) {
-                ci->rtt_ns = rtt_ms * 1000000;
+            uint64_t rtt_us = 0;
+            if (c->yamux != NULL && cp2p__yamux_rtt_us(c->yamux, &rtt_us) && rtt_us > 0) {
+                ci->rtt_ns = rtt_us * 1000;
             } else {
                 cp2p_peerstore_info pi;
                 if (cp2p_peerstore_info_get(h->peerstore, &c->peer, &pi) == 0) {

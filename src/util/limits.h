@@ -103,9 +103,11 @@
 /* Our SYNs not yet acknowledged: go-yamux blocks OpenStream at AcceptBacklog (256) in-flight
  * SYNs ("synCh"); we return CP2P_EFULL instead. */
 #define CP2P_YAMUX_MAX_UNACKED_OUTBOUND 256
-/* Largest Data frame we send, header included: go-yamux MaxMessageSize and js-libp2p yamux
- * maxMessageSize are 64 KiB, so one stream cannot hog the connection. */
-#define CP2P_YAMUX_MAX_FRAME (64 * 1024)
+/* Largest Data frame we send, header included, so one stream cannot hog the connection
+ * (go-yamux MaxMessageSize and js-libp2p yamux maxMessageSize are 64 KiB): one Noise frame's
+ * plaintext, so that each Data frame is encrypted in one piece straight from yamux's buffer
+ * instead of straddling two Noise frames and being copied to be gathered. */
+#define CP2P_YAMUX_MAX_FRAME CP2P_NOISE_PLAINTEXT_MAX
 /* Cap on bytes buffered for all streams of one session, and on the sum of their receive windows
  * beyond what auto-tuning may grow: go-libp2p's resource manager gives a connection 32 MiB
  * (ConnBaseLimit.Memory). */

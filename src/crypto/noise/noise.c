@@ -20,6 +20,8 @@
 #define LOG_MODULE "noise"
 #define FRAME_HDR 2
 #define TAG CP2P__NOISE_TAGLEN
+/* Smallest slice of a writev encrypted in place rather than gathered with its neighbours. */
+#define NOISE_DIRECT_MIN 4096
 
 /* libp2p noise spec, "The libp2p Handshake Payload": the signed data is this UTF-8 prefix
  * followed by the 32-byte Noise static public key. */
@@ -656,6 +658,21 @@ ptrdiff_t cp2p__noise_writev(cp2p__noise *n, const cp2p_slice *iov, size_t cnt)
         while (iov[i].len == ioff) { /* skip empty and finished slices */
             i++;
             ioff = 0;
+        }
+        /* Frames follow the caller's slices where that saves a copy: a large slice (a yamux
+         * Data frame) is encrypted straight from the caller's bytes, as one frame or several,
+         * and small slices (control frames) are gathered up to the next large one. */
+        size_t rem = iov[i].len - ioff;
+        if (rem < chunk) {
+            if (rem >= NOISE_DIRECT_MIN) {
+                chunk = rem;
+            } else {
+                size_t g = rem;
+                for (size_t j = i + 1; j < cnt && g < chunk && iov[j].len < NOISE_DIRECT_MIN; j++) {
+                    g += iov[j].len;
+                }
+                chunk = g < chunk ? g : chunk;
+            }
         }
         const uint8_t *src;
         if (iov[i].len - ioff >= chunk) {

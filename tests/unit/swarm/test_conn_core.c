@@ -60,11 +60,14 @@ static int teardown(void **state)
     return 0;
 }
 
+static bool g_ping_at_open; /* the default is on; the scripted transcripts are without it */
+
 static cp2p__conn_core *mk_cfg(const side *sd, bool outbound, const cp2p_peer_id *expected,
                                size_t max_input, uint64_t now)
 {
     cp2p__conn_core_config cfg;
     cp2p__conn_core_config_default(&cfg);
+    cfg.ping_at_open = g_ping_at_open;
     cfg.outbound = outbound;
     cfg.identity = sd->id;
     cfg.expected = expected;
@@ -506,6 +509,40 @@ static void keepalive_pings_and_times_out_unanswered(void **state)
     cp2p__conn_core_free(l);
 }
 
+/* With the default ping at open, both ends know the RTT once the upgrade's exchange is over,
+ * before any data; with a finer clock offered, samples are in microseconds. */
+static void ping_at_open_measures_rtt(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    g_ping_at_open = true;
+    cp2p__conn_core *d = mk(&g_dialer, true, 0);
+    cp2p__conn_core *l = mk(&g_listener, false, 0);
+    g_ping_at_open = false;
+    cp2p__conn_core_set_clock_us(d, 1000);
+    cp2p__conn_core_set_clock_us(l, 1000);
+    assert_int_equal(pump(d, l, 0, 1, NULL, NULL), 0);
+    assert_int_equal(cp2p__conn_core_get_stats(d)->keepalive_pings, 1);
+    assert_int_equal(cp2p__conn_core_get_stats(l)->keepalive_pings, 1);
+    cp2p__yamux *yd = cp2p__conn_core_yamux(d);
+    uint64_t rtt = 1;
+    assert_true(cp2p__yamux_rtt_us(yd, &rtt));
+    assert_int_equal(rtt, 0); /* no time passed */
+    assert_true(cp2p__yamux_rtt_us(cp2p__conn_core_yamux(l), &rtt));
+    /* A ping answered 250 us later: the smoothed estimate moves by 1/8 of the difference. */
+    cp2p__conn_core_set_clock_us(d, 5000);
+    assert_int_equal(cp2p__yamux_ping(yd, 5), 0);
+    size_t n = drain(d, g_buf, sizeof(g_buf));
+    assert_int_equal(feed(l, g_buf, n, 5, &why), 0);
+    n = drain(l, g_buf, sizeof(g_buf));
+    cp2p__conn_core_set_clock_us(d, 5250);
+    assert_int_equal(feed(d, g_buf, n, 5, &why), 0);
+    assert_true(cp2p__yamux_rtt_us(yd, &rtt));
+    assert_int_equal(rtt, 250 / 8);
+    cp2p__conn_core_free(d);
+    cp2p__conn_core_free(l);
+}
+
 static void bad_config_is_refused(void **state)
 {
     (void)state;
@@ -538,6 +575,7 @@ int main(void)
         cmocka_unit_test(input_is_bounded),
         cmocka_unit_test(upgrade_deadline),
         cmocka_unit_test(keepalive_pings_and_times_out_unanswered),
+        cmocka_unit_test(ping_at_open_measures_rtt),
         cmocka_unit_test(bad_config_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
