@@ -11,6 +11,7 @@
 #   bench/run.sh BUILD artifact      the artifact-gossip section only
 #   bench/run.sh BUILD reactor       the reactors-and-channels section only
 #   bench/run.sh BUILD overlay       the overlay section only
+#   bench/run.sh BUILD tput          raw TCP, then one stream vs the encrypted pipe (medians)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
@@ -321,17 +322,36 @@ echo "== raw TCP, one direction, $BYTES bytes"
 "$B/bench_tools" raw-sink $port >/dev/null & sink=$!; sleep 0.2
 raw=$("$B/bench_tools" raw-send $port "$BYTES"); wait $sink
 echo "$raw"
-echo "== encrypted pipe (ChaCha20-Poly1305 64 KiB frames, two processes), $BYTES bytes"
-"$B/bench_tools" enc-sink $((port + 1)) >/dev/null & sink=$!; sleep 0.2
-enc=$("$B/bench_tools" enc-send $((port + 1)) "$BYTES"); wait $sink
-echo "$enc"
-
-echo "== cp2p -> cp2p, /perf/1.0.0, one stream, two processes, $BYTES bytes each way"
+# The encrypted pipe and cp2p alternate TPUT_RUNS times and the medians are compared: on this
+# VM either alone swings by 20-30 % from run to run, and a ratio of two single runs with it.
+TPUT_RUNS=${BENCH_TPUT_RUNS:-3}
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 "$B/cp2p" node --listen /ip4/127.0.0.1/tcp/$((port + 2)) --perf --json > "$tmp/node" & node=$!
 for _ in $(seq 50); do grep -q listening "$tmp/node" 2>/dev/null && break; sleep 0.1; done
 addr=$(sed -E 's/.*"addrs":\["([^"]+)".*/\1/' < <(grep listening "$tmp/node"))
-perf=$("$B/cp2p" perf "$addr" --upload "$BYTES" --download "$BYTES" --json)
-echo "$perf"
+enc_all="" up_all="" down_all=""
+for i in $(seq "$TPUT_RUNS"); do
+    echo "== encrypted pipe (ChaCha20-Poly1305 64 KiB frames, two processes), $BYTES bytes, run $i"
+    "$B/bench_tools" enc-sink $((port + 1)) >/dev/null & sink=$!; sleep 0.2
+    enc=$("$B/bench_tools" enc-send $((port + 1)) "$BYTES"); wait $sink
+    echo "$enc"
+    echo "== cp2p -> cp2p, /perf/1.0.0, one stream, two processes, $BYTES bytes each way, run $i"
+    perf=$("$B/cp2p" perf "$addr" --upload "$BYTES" --download "$BYTES" --json)
+    echo "$perf"
+    enc_all="$enc_all $(json "$enc" mb_per_s)"
+    up_all="$up_all $(json "$perf" upload_bytes_per_s)"
+    down_all="$down_all $(json "$perf" download_bytes_per_s)"
+done
+enc_med=$(tr ' ' '\n' <<<"$enc_all" | grep . | median)
+up_med=$(tr ' ' '\n' <<<"$up_all" | grep . | median)
+down_med=$(tr ' ' '\n' <<<"$down_all" | grep . | median)
+echo "medians of $TPUT_RUNS: encrypted pipe $enc_med MB/s, cp2p upload $up_med B/s, download $down_med B/s"
+if [ "${2:-}" = tput ]; then
+    awk -v e="$enc_med" -v u="$up_med" -v d="$down_med" 'BEGIN {
+        printf "one stream vs encrypted pipe (medians): upload %.2f, download %.2f (target >= 0.90)\n", u / 1e6 / e, d / 1e6 / e
+    }'
+    exit 0
+fi
 # The same with TCP_NOTSENT_LOWAT off on both sockets' sending sides that matter here: the
 # client's (upload). The default keeps 16 KiB unsent; this row is what that costs.
 echo "== the same, client without TCP_NOTSENT_LOWAT"
@@ -377,8 +397,8 @@ jsrr64=$(node tests/interop/bench_rr.mjs client "$jsrraddr" /bench/rr/1 64 "$RR_
 echo "$jsrr64"
 kill $jsrr_pid 2>/dev/null || true
 
-raw_mb=$(json "$raw" mb_per_s); enc_mb=$(json "$enc" mb_per_s)
-up=$(json "$perf" upload_bytes_per_s); down=$(json "$perf" download_bytes_per_s)
+raw_mb=$(json "$raw" mb_per_s); enc_mb=$enc_med
+up=$up_med; down=$down_med
 up_nl=$(json "$perf_nolowat" upload_bytes_per_s)
 js_up=$(json "$js" upload_mb_per_s); js_down=$(json "$js" download_mb_per_s)
 ping_avg=$(json "$ping" avg_ms); rtt_us=$(json "$rtt" avg_us); ping0_avg=$(json "$ping0" avg_ms)
@@ -388,8 +408,8 @@ awk -v raw="$raw_mb" -v enc="$enc_mb" -v up="$up" -v down="$down" -v jsu="$js_up
     -v jrr1="$(json "$jsrr1" per_s)" -v jrr64="$(json "$jsrr64" per_s)" 'BEGIN {
     cu = up / 1e6; cd = down / 1e6
     printf "\n%-44s %10s %10s %8s\n", "figure", "cp2p", "baseline", "ratio"
-    printf "%-44s %10.0f %10.0f %8.2f  (target >= 0.70)\n", "upload MB/s vs encrypted pipe", cu, enc, cu / enc
-    printf "%-44s %10.0f %10.0f %8.2f  (target >= 0.70)\n", "download MB/s vs encrypted pipe", cd, enc, cd / enc
+    printf "%-44s %10.0f %10.0f %8.2f  (target >= 0.90)\n", "upload MB/s vs encrypted pipe (medians)", cu, enc, cu / enc
+    printf "%-44s %10.0f %10.0f %8.2f  (target >= 0.90)\n", "download MB/s vs encrypted pipe (medians)", cd, enc, cd / enc
     printf "%-44s %10.0f %10.0f %8.2f\n", "upload MB/s, no TCP_NOTSENT_LOWAT, vs enc.", upnl / 1e6, enc, upnl / 1e6 / enc
     printf "%-44s %10.0f %10.0f %8.2f\n", "upload MB/s vs raw TCP (libuv-free sockets)", cu, raw, cu / raw
     printf "%-44s %10.0f %10.0f %8.2f  (target >= 3)\n", "upload MB/s vs js-libp2p", cu, jsu, cu / jsu
