@@ -53,6 +53,8 @@ struct cp2p_stream {
     void *read_ud;
     bool reading;
     bool read_done;        /* EOF or an error was delivered */
+    bool on_deliver;       /* on conn->deliver, linked by deliver_next */
+    cp2p_stream *deliver_next;
     int dead_err;
     wq_item *wq_head, *wq_tail;
     size_t queued;
@@ -203,6 +205,12 @@ static void stream_free(cp2p_stream *s)
 {
     cp2p_conn *c = s->conn;
     cp2p__sched_remove(&c->sched, &s->sn);
+    for (cp2p_stream **p = &c->deliver; s->on_deliver && *p != NULL; p = &(*p)->deliver_next) {
+        if (*p == s) {
+            *p = s->deliver_next;
+            s->on_deliver = false;
+        }
+    }
     if (s->prev != NULL) {
         s->prev->next = s->next;
     } else {
@@ -917,8 +925,13 @@ static void conn_work(cp2p_conn *c)
         c->pending = false;
         dispatch_yamux(c);
         conn_pump_streams(c);
-        for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
-            next = s->next;
+        /* Data that arrived is delivered by its READABLE event; what waits here is data (or
+         * an EOF) buffered while the application was not reading. Work per run follows the
+         * streams that started reading, not every stream. */
+        while (c->deliver != NULL) {
+            cp2p_stream *s = c->deliver;
+            c->deliver = s->deliver_next;
+            s->on_deliver = false;
             if (s->state == S_OPEN && s->app_owned && s->reading) {
                 stream_deliver(s);
             }
@@ -1452,6 +1465,11 @@ int cp2p_stream_read_start(cp2p_stream *s, cp2p_read_cb cb, void *ud)
     s->reading = true;
     s->read_cb = cb;
     s->read_ud = ud;
+    if (!s->on_deliver) {
+        s->on_deliver = true;
+        s->deliver_next = s->conn->deliver;
+        s->conn->deliver = s;
+    }
     conn_defer(s->conn);
     return 0;
 }

@@ -167,6 +167,7 @@ struct cp2p_conn {
     cp2p_dial_cb dial_cb;
     void *dial_ud;
     cp2p_stream *streams;   /* every stream with a yamux stream or held by the app */
+    cp2p_stream *deliver;   /* streams whose reading (re)started: delivered on the next run */
     size_t app_streams;     /* streams the application has not closed or reset */
     size_t write_inflight;  /* bytes in uv_write requests */
     size_t max_write_inflight; /* yamux output waits past this (CP2P_CONN_MAX_WRITE_INFLIGHT) */
