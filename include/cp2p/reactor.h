@@ -9,6 +9,13 @@
  * goes (its last connection closed, it stopped answering pings, a reactor stopped it) every
  * reactor hears remove_peer with the reason.
  *
+ * Handshake: before a peer is added, both sides send their node info (cp2p/nodeinfo.h,
+ * CometBFT's DefaultNodeInfo) on CP2P_NODEINFO_PROTOCOL; a peer whose node info is malformed,
+ * names another peer id, or is not compatible with ours (CometBFT's CompatibleWith: another
+ * block protocol version, another network, no channel in common), or does not arrive within
+ * handshake_timeout_ms, is rejected: no reactor ever hears of it, the reason is logged and
+ * counted (cp2p_switch_stats), and with disconnect_rejected its connection is closed.
+ *
  * Wire (docs/CHANNELS.md): one yamux stream per channel each way, protocol
  * /p2p/cometbft/1.0.0/channel/0xNN, uvarint-length-prefixed messages, the stream's write
  * priority set to the channel's; ping/pong on /cp2p/reactor/keepalive/1.0.0.
@@ -34,6 +41,7 @@
 
 #include <stdbool.h>
 
+#include <cp2p/nodeinfo.h>
 #include <cp2p/service.h>
 
 #ifdef __cplusplus
@@ -92,6 +100,13 @@ typedef struct cp2p_switch_config {
     uint64_t pong_timeout_ms;  /* a peer whose pong is this late is removed (45 s) */
     uint32_t max_send_waiters; /* cp2p_reactor_peer_send callers waiting per channel (16) */
     uint32_t max_peers;        /* peers tracked; more are ignored and counted (1,024) */
+    /* Our node info (copied by cp2p_switch_new; NULL: cp2p_node_info_default()). The switch
+     * fills node_id (the host's peer id), channels (its reactors'), and listen_addr when empty
+     * (the host's first listen address at start). */
+    const cp2p_node_info *node_info;
+    uint64_t handshake_timeout_ms; /* the peer's node info must arrive within it (20 s) */
+    bool disconnect_rejected;      /* close the connection of a rejected peer (false: the
+                                    * host's other services keep it) */
 } cp2p_switch_config;
 
 typedef struct cp2p_switch_stats {
@@ -106,6 +121,12 @@ typedef struct cp2p_switch_stats {
     uint64_t inbound_waiting;  /* inbound channel streams that waited for an earlier one of
                                 * the same channel and peer to end (read in turn) */
     uint64_t bad_streams;      /* inbound channel streams reset for bad input */
+    /* Peers rejected at the node info handshake, by reason (never added to a reactor). */
+    uint64_t rejected_network;       /* "incompatible network" */
+    uint64_t rejected_block_version; /* "incompatible block version" */
+    uint64_t rejected_no_channels;   /* "no common channels" */
+    uint64_t rejected_bad_node_info; /* malformed, oversized, cut short, another peer id */
+    uint64_t handshake_timeouts;     /* "handshake timeout": no node info in time */
     /* Over current and past peers: channel bytes each way (keepalive excluded), and the time
      * peers spent waiting for send tokens or with reading paused by the receive rate. */
     uint64_t bytes_sent, bytes_received;
@@ -134,9 +155,13 @@ typedef struct cp2p_reactor_peer_stats {
 
 /* Defaults (above). Any thread. */
 CP2P_API void cp2p_switch_config_default(cp2p_switch_config *cfg);
+/* Node info defaults: P2P version 8, block version 11 (CometBFT v0.38), network "cp2p",
+ * version "cp2p/<version>", moniker "cp2p", the rest empty. Any thread. */
+CP2P_API void cp2p_node_info_default(cp2p_node_info *ni);
 
 /* A switch on `h` (cfg NULL: defaults), not started. Returns 0 and *out, CP2P_EINVAL (bad
- * config: ping interval without pong timeout, a burst below a packet), CP2P_ENOMEM. */
+ * config: ping interval without pong timeout, a burst below a packet, a node info that fails
+ * CometBFT's ValidateBasic: docs/CHANNELS.md), CP2P_ENOMEM. */
 CP2P_API CP2P_NODISCARD int cp2p_switch_new(cp2p_host *h, const cp2p_switch_config *cfg,
                                             cp2p_switch **out);
 /* Register a reactor (before start). Returns 0 and *out (valid until the switch is freed),
@@ -201,8 +226,14 @@ CP2P_API CP2P_NODISCARD int cp2p_switch_metrics_update(cp2p_switch_metrics **sta
 /* Free the state (the registry keeps its families). NULL is a no-op. */
 CP2P_API void cp2p_switch_metrics_free(cp2p_switch_metrics *state);
 
+/* Our node info as sent (after start: with node id, channels, listen address). */
+CP2P_API const cp2p_node_info *cp2p_switch_node_info(const cp2p_switch *sw);
+
 /* ---- peers ---- */
 CP2P_API const cp2p_peer_id *cp2p_reactor_peer_id(const cp2p_reactor_peer *p);
+/* The peer's node info, as received and checked (valid as long as the handle; also from r's
+ * workers). */
+CP2P_API const cp2p_node_info *cp2p_reactor_peer_node_info(const cp2p_reactor_peer *p);
 /* Queue msg[0..len) (copied) on channel `ch` unless its queue for this peer is full
  * (CometBFT's TrySend). Returns 0 (queued), CP2P_EFULL (full: counted), CP2P_ENOENT (no
  * reactor of this switch declared `ch`), CP2P_ELIMIT (len over the channel's
