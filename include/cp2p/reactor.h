@@ -81,8 +81,8 @@ typedef struct cp2p_reactor_desc {
      * valid from add_peer until remove_peer returns (and during a worker's receive). */
     void (*add_peer)(cp2p_reactor *r, cp2p_reactor_peer *p, void *ud);
     /* reason, valid for the call: "pong timeout", "connection closed", "switch stopped",
-     * "peer stopped its switch", "keepalive failed", "keepalive protocol violation", or the
-     * reason given to cp2p_reactor_peer_stop. */
+     * "peer stopped its switch", "peer restarted its switch", "keepalive failed",
+     * "keepalive protocol violation", or the reason given to cp2p_reactor_peer_stop. */
     void (*remove_peer)(cp2p_reactor *r, cp2p_reactor_peer *p, const char *reason, void *ud);
     /* One message of channel `ch` from `p`, borrowed for the call. */
     void (*receive)(cp2p_reactor *r, uint8_t ch, cp2p_reactor_peer *p, const uint8_t *msg,
@@ -174,6 +174,7 @@ CP2P_API CP2P_NODISCARD int cp2p_switch_add_reactor(cp2p_switch *sw, const cp2p_
  * connected now and later are added. Returns 0, CP2P_ESTATE (started already or stopped), or
  * cp2p_host_add_service's error (CP2P_ESTATE: a channel protocol already has a handler). */
 CP2P_API CP2P_NODISCARD int cp2p_switch_start(cp2p_switch *sw);
+/* Started, and neither stopping nor closing (false from cp2p_switch_stop/close on). */
 CP2P_API bool cp2p_switch_is_running(const cp2p_switch *sw);
 /* Stop (the seed's Service.Stop): from the next loop turn no callback of the switch runs but
  * remove_peer ("switch stopped") for every added peer; its streams are reset, its workers
@@ -186,8 +187,34 @@ CP2P_API bool cp2p_switch_is_running(const cp2p_switch *sw);
  * calls its cb. */
 typedef void (*cp2p_switch_close_cb)(void *ud);
 CP2P_API CP2P_NODISCARD int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud);
-/* Free a switch that was never started, or whose start failed. (On a running switch it stops
- * it at once, remove_peer running inside this call: use cp2p_switch_close.) NULL is a no-op. */
+/* Stop and keep (the seed's Service.Stop, then Reset to start again): as cp2p_switch_close,
+ * but after `cb` the handle stays valid, the reactors registered, the switch stopped: then
+ * cp2p_switch_reset() makes it startable, cp2p_switch_close() or cp2p_switch_free() frees it.
+ * Returns 0, CP2P_EINVAL (NULL), CP2P_ESTATE (not running), CP2P_ECLOSED (closing already, or
+ * the host closed it), CP2P_ENOMEM; on an error cb never runs. When the host closes before the
+ * stop completes the stop still completes (cb runs) and the handle stays the application's. A
+ * stopped switch is no longer the host's: free it (also after the host closed). */
+CP2P_API CP2P_NODISCARD int cp2p_switch_stop(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud);
+/* Reset a stopped switch (Service.Reset): no peers (the stop freed them, with their queues,
+ * streams and reactor slots), counters zeroed, reactors and config kept; cp2p_switch_start
+ * works again (peers connected then are handshaken afresh; a peer that sees our new node info
+ * removes us with "peer restarted its switch" and adds us again). Returns 0, CP2P_EINVAL,
+ * CP2P_ESTATE (running, stopping, or never started: nothing to reset), CP2P_ECLOSED (its host
+ * closed during the stop). The host must still be open when it starts again (a stopped switch
+ * does not hear of its host's close). */
+CP2P_API CP2P_NODISCARD int cp2p_switch_reset(cp2p_switch *sw);
+/* Wait for the switch to quit (Service.Wait / Quit()): `cb` runs once, from the loop, when it
+ * has stopped, however (cp2p_switch_stop, cp2p_switch_close, its host's close), after every
+ * remove_peer and before the stop's or close's own callback; the switch handle must not be used
+ * in it after a close. At most CP2P_SWITCH_MAX_QUIT_WAITERS at once. Returns 0, CP2P_EINVAL,
+ * CP2P_ESTATE (not started, or stopped already: nothing to wait for), CP2P_EFULL. Waiters do
+ * not run when the switch is freed with cp2p_switch_free. */
+#define CP2P_SWITCH_MAX_QUIT_WAITERS 8
+CP2P_API CP2P_NODISCARD int cp2p_switch_on_quit(cp2p_switch *sw, cp2p_switch_close_cb cb,
+                                                void *ud);
+/* Free a switch that was never started, whose start failed, or that is stopped. (On a running
+ * switch it stops it at once, remove_peer running inside this call: use cp2p_switch_close.)
+ * NULL is a no-op. */
 CP2P_API void cp2p_switch_free(cp2p_switch *sw);
 
 /* Try send to every added peer (CometBFT's Broadcast): returns how many queued it. */

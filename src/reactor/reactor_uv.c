@@ -162,7 +162,14 @@ struct cp2p_switch {
     uint8_t ni_wire[CP2P__NODEINFO_WIRE_MAX]; /* ours, encoded at start */
     size_t ni_wire_len;
     cp2p_hashmap peers;
-    bool closing;                  /* cp2p_switch_close called */
+    bool closing;                  /* cp2p_switch_close or cp2p_switch_stop called */
+    bool keep;                     /* ... stop: keep the handle once stopped */
+    bool stopped;                  /* stopped and kept: cp2p_switch_reset may run */
+    struct {
+        cp2p_switch_close_cb cb;
+        void *ud;
+    } quit[CP2P_SWITCH_MAX_QUIT_WAITERS]; /* cp2p_switch_on_quit */
+    size_t n_quit;
     bool host_closed;              /* the host's close reached the keepalive service */
     uv_timer_t *closer;            /* runs the close on the next turn */
     cp2p_switch_close_cb close_cb;
@@ -432,6 +439,7 @@ static void pool_stop(cp2p_reactor *r)
     r->qh = r->qt = NULL;
     cp2p_free(r->threads);
     r->threads = NULL;
+    r->nthreads = 0;
     uv_cond_destroy(&r->cv);
     uv_mutex_destroy(&r->mu);
     r->pool = false;
@@ -458,6 +466,7 @@ static int pool_start(cp2p_reactor *r)
         return CP2P_ENOMEM;
     }
     r->pool = true;
+    r->stop = false; /* a restart after cp2p_switch_reset */
     for (uint32_t i = 0; i < r->d.workers; i++) {
         if (uv_thread_create(&r->threads[i], worker_main, r) != 0) {
             pool_stop(r);
@@ -783,6 +792,8 @@ static cp2p_reactor_peer *peer_find(const cp2p_switch *sw, const cp2p_peer_id *i
 }
 
 static cp2p_reactor_peer *peer_get(cp2p_switch *sw, const cp2p_peer_id *id);
+static void peer_remove(cp2p_reactor_peer *p, const char *reason);
+static void peer_forget(cp2p_reactor_peer *p);
 
 static void in_attach(cp2p_switch *sw, cp2p_stream *s, size_t ch)
 {
@@ -792,7 +803,19 @@ static void in_attach(cp2p_switch *sw, cp2p_stream *s, size_t ch)
      * connection gets its record now. */
     bool off = sw->stopping || sw->closing;
     cp2p_reactor_peer *p = off ? NULL : peer_find(sw, id);
-    if (p == NULL && !off && cp2p_host_conn_to(sw->h, id) != NULL) {
+    if (p != NULL && ch == NI_CH && !p->gone &&
+        (p->state == P_ADDED || (p->state == P_REMOVED && !p->close_conn))) {
+        /* A node info from a peer we added (or removed because its switch stopped): it
+         * restarted its switch (cp2p_switch_reset), so the handshake starts over with a fresh
+         * record. */
+        if (p->state == P_ADDED) {
+            peer_remove(p, "peer restarted its switch");
+        }
+        peer_forget(p);
+        p = sw->stopping || sw->closing ? NULL : peer_find(sw, id);
+    }
+    if (p == NULL && !off && !sw->stopping && !sw->closing &&
+        cp2p_host_conn_to(sw->h, id) != NULL) {
         p = peer_get(sw, id);
     }
     /* A channel's streams are read one after the other, never two at once (their messages
@@ -1361,6 +1384,16 @@ static void on_handle_closed(uv_handle_t *h)
 static void teardown(cp2p_switch *sw, bool remove_services);
 static void switch_free_mem(cp2p_switch *sw);
 
+/* The switch quit (Service.Quit): its waiters run once, oldest first. */
+static void run_quit(cp2p_switch *sw)
+{
+    size_t n = sw->n_quit;
+    sw->n_quit = 0;
+    for (size_t i = 0; i < n; i++) {
+        sw->quit[i].cb(sw->quit[i].ud);
+    }
+}
+
 static void on_ka_close(cp2p_service *svc, void *ud)
 {
     cp2p_switch *sw = ud;
@@ -1368,6 +1401,7 @@ static void on_ka_close(cp2p_service *svc, void *ud)
     sw->host_closed = true;
     cp2p_service_close_done(svc);
     if (!sw->closing) {
+        run_quit(sw);
         switch_free_mem(sw); /* else the pending close frees it and calls its callback */
     }
 }
@@ -1487,7 +1521,7 @@ int cp2p_switch_start(cp2p_switch *sw)
 
 bool cp2p_switch_is_running(const cp2p_switch *sw)
 {
-    return sw != NULL && sw->started && !sw->stopping;
+    return sw != NULL && sw->started && !sw->stopping && !sw->closing;
 }
 
 /* Remove every peer, join the workers, release handles and (when the host is not closing us)
@@ -1582,7 +1616,16 @@ static void on_closer_closed(uv_handle_t *h)
     cp2p_switch_close_cb cb = sw->close_cb;
     void *ud = sw->close_ud;
     cp2p_free(h);
-    switch_free_mem(sw);
+    sw->closer = NULL;
+    run_quit(sw);
+    if (sw->keep) {
+        /* cp2p_switch_stop: the handle stays for cp2p_switch_reset or cp2p_switch_free. */
+        sw->keep = false;
+        sw->closing = false;
+        sw->stopped = true;
+    } else {
+        switch_free_mem(sw);
+    }
     if (cb != NULL) {
         cb(ud);
     }
@@ -1596,13 +1639,19 @@ static void on_closer(uv_timer_t *t)
     uv_close((uv_handle_t *)t, on_closer_closed); /* after the switch's own handles' */
 }
 
-int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
+static int close_or_stop(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud, bool keep)
 {
     if (sw == NULL) {
         return CP2P_EINVAL;
     }
-    if (sw->closing || sw->host_closed) {
+    if (sw->closing || (sw->host_closed && !sw->stopped)) {
         return CP2P_ECLOSED;
+    }
+    if (keep && !cp2p_switch_is_running(sw)) {
+        return CP2P_ESTATE;
+    }
+    if (sw->host_closed) {
+        return CP2P_ECLOSED; /* stopped and kept, its host gone: cp2p_switch_free it */
     }
     uv_timer_t *t = cp2p_calloc(1, sizeof(*t));
     if (t == NULL) {
@@ -1613,8 +1662,60 @@ int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
     (void)uv_timer_start(t, on_closer, 0, 0);
     sw->closer = t;
     sw->closing = true;
+    sw->keep = keep;
+    sw->stopped = false;
     sw->close_cb = cb;
     sw->close_ud = ud;
+    return 0;
+}
+
+int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
+{
+    return close_or_stop(sw, cb, ud, false);
+}
+
+int cp2p_switch_stop(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
+{
+    return close_or_stop(sw, cb, ud, true);
+}
+
+int cp2p_switch_reset(cp2p_switch *sw)
+{
+    if (sw == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (sw->host_closed) {
+        return CP2P_ECLOSED;
+    }
+    if (!sw->stopped) {
+        return CP2P_ESTATE; /* running, stopping, closing, or never started */
+    }
+    /* The stop freed every peer (their queues, streams and reactor slots) and the handles;
+     * what is left to undo is the state and the counters. */
+    sw->started = false;
+    sw->stopping = false;
+    sw->stopped = false;
+    sw->timer_at = 0;
+    memset(&sw->st, 0, sizeof(sw->st));
+    memset(sw->past, 0, sizeof(sw->past));
+    memset(&sw->past_peers, 0, sizeof(sw->past_peers));
+    return 0;
+}
+
+int cp2p_switch_on_quit(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
+{
+    if (sw == NULL || cb == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (!sw->started || sw->stopped || (sw->stopping && !sw->closing)) {
+        return CP2P_ESTATE; /* nothing to wait for: not started, or quit already */
+    }
+    if (sw->n_quit == CP2P_SWITCH_MAX_QUIT_WAITERS) {
+        return CP2P_EFULL;
+    }
+    sw->quit[sw->n_quit].cb = cb;
+    sw->quit[sw->n_quit].ud = ud;
+    sw->n_quit++;
     return 0;
 }
 
