@@ -1064,7 +1064,10 @@ static void ni_read(rp_in *in, ptrdiff_t n, const uint8_t *data)
         }
     }
     if (rc == CP2P_ENOMEM) {
-        in_release(in, true); /* ours, not the peer's fault: the handshake timeout decides */
+        /* ours, not the peer's fault: drop what was read; the handshake timeout decides */
+        cp2p_free(p->ni_rd);
+        p->ni_rd = NULL;
+        in_release(in, true);
         return;
     }
     if (rc < 0) {
