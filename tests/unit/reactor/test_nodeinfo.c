@@ -14,6 +14,7 @@
 #include <cp2p/codec.h>
 
 #include "reactor/nodeinfo.h"
+#include "util/alloc.h"
 
 static cp2p_node_info sample(void)
 {
@@ -240,12 +241,40 @@ static void bad_input(void **state)
     assert_string_equal(why, "bytes after the node info");
 }
 
+/* Every allocation of the decoder failing in turn: CP2P_ENOMEM ("out of memory"), never a
+ * crash or a leak (ASan), and never taken for malformed input. */
+static void allocation_failures(void **state)
+{
+    (void)state;
+    cp2p_node_info ni = sample(), out;
+    uint8_t wire[CP2P__NODEINFO_WIRE_MAX];
+    ptrdiff_t n = cp2p__nodeinfo_encode(&ni, wire, sizeof(wire));
+    uint64_t body;
+    ptrdiff_t pre = cp2p_uvarint_decode(wire, (size_t)n, &body);
+    assert_true(pre > 0 && (size_t)pre + body == (size_t)n);
+    const char *why = NULL;
+    int failures = 0;
+    for (long k = 1; k < 100; k++) {
+        cp2p__alloc_fail_after(k);
+        int rc = cp2p__nodeinfo_decode(wire + pre, body, &out, &why);
+        cp2p__alloc_fail_after(0);
+        if (rc == 0) {
+            assert_memory_equal(&ni, &out, sizeof(ni));
+            break;
+        }
+        assert_int_equal(rc, CP2P_ENOMEM);
+        assert_string_equal(why, "out of memory");
+        failures++;
+    }
+    assert_true(failures > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),      cmocka_unit_test(wire_is_cometbft),
         cmocka_unit_test(validate_basic),  cmocka_unit_test(compatible_with),
-        cmocka_unit_test(bad_input),
+        cmocka_unit_test(bad_input),       cmocka_unit_test(allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
