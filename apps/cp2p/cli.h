@@ -31,6 +31,19 @@ int cli_cmd_stats(int argc, char **argv);
 int cli_cmd_overlay(int argc, char **argv);
 int cli_cmd_route(int argc, char **argv);
 
+/* cp2p node --channel/--network/--moniker (cmd_node_switch.c): a switch with one reactor. */
+typedef struct cli_switch_opts {
+    uint8_t channels[16];
+    size_t n_channels;
+    const char *network, *moniker; /* NULL: the node info defaults */
+    bool json;
+} cli_switch_opts;
+/* "0x30", "48": a channel id. Returns 0 or -1. */
+int cli_parse_channel(const char *s, uint8_t *out);
+/* Start the switch when channels were given (o must outlive the host). Returns 0 or an exit
+ * code after printing why. */
+int cli_node_switch_start(cp2p_host *h, cli_switch_opts *o);
+
 /* Load (--key), derive (--seed) or generate the identity the options ask for; `type_s` may be
  * NULL. Returns 0 or an exit code after printing why. */
 int cli_get_key(const char *key_file, const char *seed_hex, const char *type_s,

@@ -25,6 +25,7 @@ static const char NODE_HELP[] =
     "                 [--topic TOPIC]... [--no-pubsub] [--api [HOST:PORT]] [--api-token TOKEN]\n"
     "                 [--artifacts DIR [--artifacts-max BYTES]]\n"
     "                 [--overlay] [--overlay-ids FILE]\n"
+    "                 [--channel ID]... [--network ID] [--moniker NAME]\n"
     "\n"
     "Run a node until interrupted (SIGINT or SIGTERM close its connections and exit 0). It\n"
     "prints its peer ID and full listen addresses (with /p2p/ID), then one line per event.\n"
@@ -74,6 +75,13 @@ static const char NODE_HELP[] =
     "                            events with --json: from, id, data); see docs/OVERLAY.md\n"
     "  --overlay-ids FILE        keep the overlay's message-id floor in FILE, so ids never\n"
     "                            repeat across restarts even with the clock set back\n"
+    "  --channel ID              run a reactor switch (CometBFT-style channels, see\n"
+    "                            docs/CHANNELS.md) with one reactor on channel ID (0x00..0xff,\n"
+    "                            repeatable, at most 16) that prints peers added and removed\n"
+    "                            and messages received; the API serves /api/v0/channels\n"
+    "  --network ID              the switch's network (chain id) in its node info: peers on\n"
+    "                            another network are never added (default cp2p)\n"
+    "  --moniker NAME            the switch's moniker in its node info (default cp2p)\n"
     "  --status-interval S       print a status line (connections, DHT table size) every S\n"
     "                            seconds; 0 = never (default 30)\n"
     "  --config FILE             read options from FILE first: one 'name = value' per line,\n"
@@ -112,6 +120,8 @@ typedef struct {
     const char *artifacts_dir;
     uint64_t artifacts_max;
     cp2p_node_artifacts *artifacts;
+    /* --channel/--network/--moniker: a reactor switch (cmd_node_switch.c) */
+    cli_switch_opts sw;
     /* the overlay (--overlay): ours, or the attached node's when the API runs */
     bool overlay;
     const char *overlay_ids;
@@ -382,6 +392,9 @@ int cli_cmd_node(int argc, char **argv)
         {"artifacts-max", required_argument, NULL, 'G'},
         {"overlay", no_argument, NULL, 'V'},
         {"overlay-ids", required_argument, NULL, 'W'},
+        {"channel", required_argument, NULL, 0x100},
+        {"network", required_argument, NULL, 0x101},
+        {"moniker", required_argument, NULL, 0x102},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *listen[MAX_ADDRS], *peers[MAX_ADDRS];
@@ -519,6 +532,18 @@ int cli_cmd_node(int argc, char **argv)
         case 'U': n.no_pubsub = true; break;
         case 'V': n.overlay = true; break;
         case 'W': n.overlay_ids = optarg; break;
+        case 0x100:
+            if (n.sw.n_channels == sizeof(n.sw.channels) ||
+                cli_parse_channel(optarg, &n.sw.channels[n.sw.n_channels]) != 0) {
+                fprintf(stderr, "cp2p node: bad --channel '%s' (0x00..0xff, at most 16)\n",
+                        optarg);
+                rc = CLI_EXIT_USAGE;
+                break;
+            }
+            n.sw.n_channels++;
+            break;
+        case 0x101: n.sw.network = optarg; break;
+        case 0x102: n.sw.moniker = optarg; break;
         case 'o':
             if (n.ntopics == MAX_ADDRS) {
                 fprintf(stderr, "cp2p node: at most %d --topic\n", MAX_ADDRS);
@@ -562,6 +587,10 @@ int cli_cmd_node(int argc, char **argv)
     }
     if (rc == 0 && optind != argc) {
         fprintf(stderr, "cp2p node: unexpected argument '%s'\n", argv[optind]);
+        rc = CLI_EXIT_USAGE;
+    }
+    if (rc == 0 && n.sw.n_channels == 0 && (n.sw.network != NULL || n.sw.moniker != NULL)) {
+        fprintf(stderr, "cp2p node: --network and --moniker need --channel\n");
         rc = CLI_EXIT_USAGE;
     }
     if (rc != 0) {
@@ -745,6 +774,10 @@ static int node_run(node_ctx *np, cp2p_host_config *cfgp, const char **listen, s
     }
     if (exit_code == 0 && n.overlay) {
         exit_code = overlay_start(&n);
+    }
+    if (exit_code == 0) {
+        n.sw.json = n.json;
+        exit_code = cli_node_switch_start(n.host, &n.sw);
     }
     if (exit_code != 0) {
         cp2p_node_detach_begin(n.node);

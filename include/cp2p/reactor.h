@@ -9,6 +9,13 @@
  * goes (its last connection closed, it stopped answering pings, a reactor stopped it) every
  * reactor hears remove_peer with the reason.
  *
+ * Handshake: before a peer is added, both sides send their node info (cp2p/nodeinfo.h,
+ * CometBFT's DefaultNodeInfo) on CP2P_NODEINFO_PROTOCOL; a peer whose node info is malformed,
+ * names another peer id, or is not compatible with ours (CometBFT's CompatibleWith: another
+ * block protocol version, another network, no channel in common), or does not arrive within
+ * handshake_timeout_ms, is rejected: no reactor ever hears of it, the reason is logged and
+ * counted (cp2p_switch_stats), and with disconnect_rejected its connection is closed.
+ *
  * Wire (docs/CHANNELS.md): one yamux stream per channel each way, protocol
  * /p2p/cometbft/1.0.0/channel/0xNN, uvarint-length-prefixed messages, the stream's write
  * priority set to the channel's; ping/pong on /cp2p/reactor/keepalive/1.0.0.
@@ -34,6 +41,7 @@
 
 #include <stdbool.h>
 
+#include <cp2p/nodeinfo.h>
 #include <cp2p/service.h>
 
 #ifdef __cplusplus
@@ -73,8 +81,8 @@ typedef struct cp2p_reactor_desc {
      * valid from add_peer until remove_peer returns (and during a worker's receive). */
     void (*add_peer)(cp2p_reactor *r, cp2p_reactor_peer *p, void *ud);
     /* reason, valid for the call: "pong timeout", "connection closed", "switch stopped",
-     * "peer stopped its switch", "keepalive failed", "keepalive protocol violation", or the
-     * reason given to cp2p_reactor_peer_stop. */
+     * "peer stopped its switch", "peer restarted its switch", "keepalive failed",
+     * "keepalive protocol violation", or the reason given to cp2p_reactor_peer_stop. */
     void (*remove_peer)(cp2p_reactor *r, cp2p_reactor_peer *p, const char *reason, void *ud);
     /* One message of channel `ch` from `p`, borrowed for the call. */
     void (*receive)(cp2p_reactor *r, uint8_t ch, cp2p_reactor_peer *p, const uint8_t *msg,
@@ -92,6 +100,13 @@ typedef struct cp2p_switch_config {
     uint64_t pong_timeout_ms;  /* a peer whose pong is this late is removed (45 s) */
     uint32_t max_send_waiters; /* cp2p_reactor_peer_send callers waiting per channel (16) */
     uint32_t max_peers;        /* peers tracked; more are ignored and counted (1,024) */
+    /* Our node info (copied by cp2p_switch_new; NULL: cp2p_node_info_default()). The switch
+     * fills node_id (the host's peer id), channels (its reactors'), and listen_addr when empty
+     * (the host's first listen address at start). */
+    const cp2p_node_info *node_info;
+    uint64_t handshake_timeout_ms; /* the peer's node info must arrive within it (20 s) */
+    bool disconnect_rejected;      /* close the connection of a rejected peer (false: the
+                                    * host's other services keep it) */
 } cp2p_switch_config;
 
 typedef struct cp2p_switch_stats {
@@ -106,6 +121,12 @@ typedef struct cp2p_switch_stats {
     uint64_t inbound_waiting;  /* inbound channel streams that waited for an earlier one of
                                 * the same channel and peer to end (read in turn) */
     uint64_t bad_streams;      /* inbound channel streams reset for bad input */
+    /* Peers rejected at the node info handshake, by reason (never added to a reactor). */
+    uint64_t rejected_network;       /* "incompatible network" */
+    uint64_t rejected_block_version; /* "incompatible block version" */
+    uint64_t rejected_no_channels;   /* "no common channels" */
+    uint64_t rejected_bad_node_info; /* malformed, oversized, cut short, another peer id */
+    uint64_t handshake_timeouts;     /* "handshake timeout": no node info in time */
     /* Over current and past peers: channel bytes each way (keepalive excluded), and the time
      * peers spent waiting for send tokens or with reading paused by the receive rate. */
     uint64_t bytes_sent, bytes_received;
@@ -134,9 +155,13 @@ typedef struct cp2p_reactor_peer_stats {
 
 /* Defaults (above). Any thread. */
 CP2P_API void cp2p_switch_config_default(cp2p_switch_config *cfg);
+/* Node info defaults: P2P version 8, block version 11 (CometBFT v0.38), network "cp2p",
+ * version "cp2p/<version>", moniker "cp2p", the rest empty. Any thread. */
+CP2P_API void cp2p_node_info_default(cp2p_node_info *ni);
 
 /* A switch on `h` (cfg NULL: defaults), not started. Returns 0 and *out, CP2P_EINVAL (bad
- * config: ping interval without pong timeout, a burst below a packet), CP2P_ENOMEM. */
+ * config: ping interval without pong timeout, a burst below a packet, a node info that fails
+ * CometBFT's ValidateBasic: docs/CHANNELS.md), CP2P_ENOMEM. */
 CP2P_API CP2P_NODISCARD int cp2p_switch_new(cp2p_host *h, const cp2p_switch_config *cfg,
                                             cp2p_switch **out);
 /* Register a reactor (before start). Returns 0 and *out (valid until the switch is freed),
@@ -149,6 +174,7 @@ CP2P_API CP2P_NODISCARD int cp2p_switch_add_reactor(cp2p_switch *sw, const cp2p_
  * connected now and later are added. Returns 0, CP2P_ESTATE (started already or stopped), or
  * cp2p_host_add_service's error (CP2P_ESTATE: a channel protocol already has a handler). */
 CP2P_API CP2P_NODISCARD int cp2p_switch_start(cp2p_switch *sw);
+/* Started, and neither stopping nor closing (false from cp2p_switch_stop/close on). */
 CP2P_API bool cp2p_switch_is_running(const cp2p_switch *sw);
 /* Stop (the seed's Service.Stop): from the next loop turn no callback of the switch runs but
  * remove_peer ("switch stopped") for every added peer; its streams are reset, its workers
@@ -161,8 +187,34 @@ CP2P_API bool cp2p_switch_is_running(const cp2p_switch *sw);
  * calls its cb. */
 typedef void (*cp2p_switch_close_cb)(void *ud);
 CP2P_API CP2P_NODISCARD int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud);
-/* Free a switch that was never started, or whose start failed. (On a running switch it stops
- * it at once, remove_peer running inside this call: use cp2p_switch_close.) NULL is a no-op. */
+/* Stop and keep (the seed's Service.Stop, then Reset to start again): as cp2p_switch_close,
+ * but after `cb` the handle stays valid, the reactors registered, the switch stopped: then
+ * cp2p_switch_reset() makes it startable, cp2p_switch_close() or cp2p_switch_free() frees it.
+ * Returns 0, CP2P_EINVAL (NULL), CP2P_ESTATE (not running), CP2P_ECLOSED (closing already, or
+ * the host closed it), CP2P_ENOMEM; on an error cb never runs. When the host closes before the
+ * stop completes the stop still completes (cb runs) and the handle stays the application's. A
+ * stopped switch is no longer the host's: free it (also after the host closed). */
+CP2P_API CP2P_NODISCARD int cp2p_switch_stop(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud);
+/* Reset a stopped switch (Service.Reset): no peers (the stop freed them, with their queues,
+ * streams and reactor slots), counters zeroed, reactors and config kept; cp2p_switch_start
+ * works again (peers connected then are handshaken afresh; a peer that sees our new node info
+ * removes us with "peer restarted its switch" and adds us again). Returns 0, CP2P_EINVAL,
+ * CP2P_ESTATE (running, stopping, or never started: nothing to reset), CP2P_ECLOSED (its host
+ * closed during the stop). The host must still be open when it starts again (a stopped switch
+ * does not hear of its host's close). */
+CP2P_API CP2P_NODISCARD int cp2p_switch_reset(cp2p_switch *sw);
+/* Wait for the switch to quit (Service.Wait / Quit()): `cb` runs once, from the loop, when it
+ * has stopped, however (cp2p_switch_stop, cp2p_switch_close, its host's close), after every
+ * remove_peer and before the stop's or close's own callback; the switch handle must not be used
+ * in it after a close. At most CP2P_SWITCH_MAX_QUIT_WAITERS at once. Returns 0, CP2P_EINVAL,
+ * CP2P_ESTATE (not started, or stopped already: nothing to wait for), CP2P_EFULL. Waiters do
+ * not run when the switch is freed with cp2p_switch_free. */
+#define CP2P_SWITCH_MAX_QUIT_WAITERS 8
+CP2P_API CP2P_NODISCARD int cp2p_switch_on_quit(cp2p_switch *sw, cp2p_switch_close_cb cb,
+                                                void *ud);
+/* Free a switch that was never started, whose start failed, or that is stopped. (On a running
+ * switch it stops it at once, remove_peer running inside this call: use cp2p_switch_close.)
+ * NULL is a no-op. */
 CP2P_API void cp2p_switch_free(cp2p_switch *sw);
 
 /* Try send to every added peer (CometBFT's Broadcast): returns how many queued it. */
@@ -201,8 +253,14 @@ CP2P_API CP2P_NODISCARD int cp2p_switch_metrics_update(cp2p_switch_metrics **sta
 /* Free the state (the registry keeps its families). NULL is a no-op. */
 CP2P_API void cp2p_switch_metrics_free(cp2p_switch_metrics *state);
 
+/* Our node info as sent (after start: with node id, channels, listen address). */
+CP2P_API const cp2p_node_info *cp2p_switch_node_info(const cp2p_switch *sw);
+
 /* ---- peers ---- */
 CP2P_API const cp2p_peer_id *cp2p_reactor_peer_id(const cp2p_reactor_peer *p);
+/* The peer's node info, as received and checked (valid as long as the handle; also from r's
+ * workers). */
+CP2P_API const cp2p_node_info *cp2p_reactor_peer_node_info(const cp2p_reactor_peer *p);
 /* Queue msg[0..len) (copied) on channel `ch` unless its queue for this peer is full
  * (CometBFT's TrySend). Returns 0 (queued), CP2P_EFULL (full: counted), CP2P_ENOENT (no
  * reactor of this switch declared `ch`), CP2P_ELIMIT (len over the channel's

@@ -21,6 +21,7 @@
 #include <cp2p/reactor.h>
 
 #include "reactor/chan.h"
+#include "reactor/nodeinfo.h"
 #include "reactor/reactor.h"
 #include "util/alloc.h"
 #include "util/hashmap.h"
@@ -30,6 +31,7 @@
 #define RLOG(lvl, ...) CP2P_LOG(CP2P_LOG_##lvl, "reactor", 0, __VA_ARGS__)
 
 #define KA_CH SIZE_MAX
+#define NI_CH (SIZE_MAX - 1) /* the node info stream */
 #define DELIVER_BUDGET 64 /* messages delivered per process() of one peer (our choice) */
 #define KA_OPEN_ATTEMPTS 3
 #define KA_RETRY_MS 1000
@@ -46,7 +48,9 @@
 typedef struct rp_out rp_out;
 typedef struct rp_in rp_in;
 
-enum { P_CONNECTED, P_ADDED, P_FOREIGN, P_REMOVED };
+/* REJECTED: the node info handshake failed (reason in `reason`); like REMOVED it waits for
+ * peer_gone, and no reactor ever heard of the peer. */
+enum { P_CONNECTED, P_ADDED, P_FOREIGN, P_REMOVED, P_REJECTED };
 
 typedef struct rp_sreq {
     struct rp_sreq *next;
@@ -98,6 +102,14 @@ struct cp2p_reactor_peer {
     uint32_t reopen_ms[CP2P_SWITCH_MAX_CHANNELS]; /* next delay; 0: the first */
     rp_out *ka_out;
     rp_in *ka_in;
+    /* The node info handshake: ours sent on ni_out, theirs read from ni_in into ni_rd. */
+    rp_out *ni_out;
+    rp_in *ni_in;
+    cp2p__nodeinfo_reader *ni_rd;
+    bool ni_sent, ni_refused, ni_got;
+    uint32_t ni_attempts;
+    uint64_t ni_retry_at, hs_deadline;
+    cp2p_node_info info; /* theirs, once ni_got */
     void *data[CP2P_SWITCH_MAX_REACTORS];
     rp_sreq *done_h, *done_t; /* sends queued at once, completed on the next turn */
     bool stop_req, close_conn;
@@ -145,8 +157,19 @@ struct cp2p_switch {
     cp2p__chan_stats past_peers;                       /* of freed peers */
     cp2p__chan_config core_cfg;
     cp2p_service *ka_svc;
+    cp2p_service *ni_svc;
+    cp2p_node_info info;                      /* ours */
+    uint8_t ni_wire[CP2P__NODEINFO_WIRE_MAX]; /* ours, encoded at start */
+    size_t ni_wire_len;
     cp2p_hashmap peers;
-    bool closing;                  /* cp2p_switch_close called */
+    bool closing;                  /* cp2p_switch_close or cp2p_switch_stop called */
+    bool keep;                     /* ... stop: keep the handle once stopped */
+    bool stopped;                  /* stopped and kept: cp2p_switch_reset may run */
+    struct {
+        cp2p_switch_close_cb cb;
+        void *ud;
+    } quit[CP2P_SWITCH_MAX_QUIT_WAITERS]; /* cp2p_switch_on_quit */
+    size_t n_quit;
     bool host_closed;              /* the host's close reached the keepalive service */
     uv_timer_t *closer;            /* runs the close on the next turn */
     cp2p_switch_close_cb close_cb;
@@ -180,6 +203,17 @@ void cp2p_switch_config_default(cp2p_switch_config *cfg)
     cfg->pong_timeout_ms = CP2P_SWITCH_PONG_TIMEOUT_MS;
     cfg->max_send_waiters = CP2P_SWITCH_MAX_SEND_WAITERS;
     cfg->max_peers = CP2P_SWITCH_MAX_PEERS;
+    cfg->handshake_timeout_ms = CP2P_SWITCH_HANDSHAKE_TIMEOUT_MS;
+}
+
+void cp2p_node_info_default(cp2p_node_info *ni)
+{
+    memset(ni, 0, sizeof(*ni));
+    ni->p2p_version = CP2P_NODEINFO_P2P_VERSION;
+    ni->block_version = CP2P_NODEINFO_BLOCK_VERSION;
+    snprintf(ni->network, sizeof(ni->network), "%s", CP2P_NODEINFO_NETWORK);
+    snprintf(ni->version, sizeof(ni->version), "cp2p/%s", cp2p_version());
+    snprintf(ni->moniker, sizeof(ni->moniker), "%s", CP2P_NODEINFO_MONIKER);
 }
 
 static void process(cp2p_reactor_peer *p);
@@ -211,6 +245,23 @@ int cp2p_switch_new(cp2p_host *h, const cp2p_switch_config *cfg, cp2p_switch **o
     if (c.max_peers == 0) {
         c.max_peers = CP2P_SWITCH_MAX_PEERS;
     }
+    if (c.handshake_timeout_ms == 0) {
+        c.handshake_timeout_ms = CP2P_SWITCH_HANDSHAKE_TIMEOUT_MS;
+    }
+    cp2p_node_info ni;
+    const char *why;
+    if (c.node_info != NULL) {
+        ni = *c.node_info;
+    } else {
+        cp2p_node_info_default(&ni);
+    }
+    ni.node_id[0] = 0;
+    ni.n_channels = 0;
+    if (cp2p__nodeinfo_check(&ni, &why) != 0) {
+        RLOG(INFO, "reactor.bad_node_info: ours: %s", why);
+        return CP2P_EINVAL;
+    }
+    c.node_info = NULL; /* copied into the switch */
     if (c.send_rate != 0 && c.send_burst == 0) {
         c.send_burst = c.send_rate / 10 > c.packet_size ? c.send_rate / 10 : (uint32_t)c.packet_size;
     }
@@ -227,6 +278,7 @@ int cp2p_switch_new(cp2p_host *h, const cp2p_switch_config *cfg, cp2p_switch **o
     }
     sw->h = h;
     sw->cfg = c;
+    sw->info = ni;
     int rc = cp2p__hashmap_init(&sw->peers, c.max_peers, peer_key);
     if (rc != 0) {
         cp2p_free(sw);
@@ -387,6 +439,7 @@ static void pool_stop(cp2p_reactor *r)
     r->qh = r->qt = NULL;
     cp2p_free(r->threads);
     r->threads = NULL;
+    r->nthreads = 0;
     uv_cond_destroy(&r->cv);
     uv_mutex_destroy(&r->mu);
     r->pool = false;
@@ -413,6 +466,7 @@ static int pool_start(cp2p_reactor *r)
         return CP2P_ENOMEM;
     }
     r->pool = true;
+    r->stop = false; /* a restart after cp2p_switch_reset */
     for (uint32_t i = 0; i < r->d.workers; i++) {
         if (uv_thread_create(&r->threads[i], worker_main, r) != 0) {
             pool_stop(r);
@@ -455,7 +509,7 @@ static void ch_backoff(cp2p_reactor_peer *p, size_t ch)
 
 static rp_out **out_slot(cp2p_reactor_peer *p, size_t ch)
 {
-    return ch == KA_CH ? &p->ka_out : &p->out[ch];
+    return ch == KA_CH ? &p->ka_out : ch == NI_CH ? &p->ni_out : &p->out[ch];
 }
 
 /* The stream of o died: forget it; the channel reopens when it has something to send. */
@@ -522,7 +576,30 @@ static void out_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
     process(p);
 }
 
-static void peer_add_to_reactors(cp2p_reactor_peer *p);
+static void maybe_add(cp2p_reactor_peer *p);
+
+/* Our node info stream opened (or not): write it and close (FIN after the bytes), once. */
+static void ni_opened(cp2p_reactor_peer *p, cp2p_stream *s, int status)
+{
+    cp2p_switch *sw = p->sw;
+    p->ni_out = NULL;
+    if (status == 0) {
+        if (cp2p_stream_write(s, sw->ni_wire, sw->ni_wire_len, NULL, NULL) == 0) {
+            p->ni_sent = true;
+            cp2p_stream_close(s);
+        } else {
+            cp2p_stream_reset(s);
+            status = CP2P_ECLOSED;
+        }
+    }
+    if (status == CP2P_ENOTSUP) {
+        p->ni_refused = true; /* no node info protocol there: the keepalive and the
+                               * handshake timeout decide */
+    } else if (status != 0 && ++p->ni_attempts < KA_OPEN_ATTEMPTS) {
+        p->ni_retry_at = now_ms(sw) + KA_RETRY_MS;
+    }
+    process(p);
+}
 
 static void on_open(cp2p_stream *s, int status, void *ud)
 {
@@ -537,6 +614,12 @@ static void on_open(cp2p_stream *s, int status, void *ud)
     }
     cp2p_reactor_peer *p = o->p;
     cp2p_switch *sw = p->sw;
+    if (o->ch == NI_CH) {
+        o->p = NULL;
+        cp2p_free(o);
+        ni_opened(p, status == 0 ? s : NULL, status);
+        return;
+    }
     if (status == 0 && cp2p_stream_read_start(s, out_read, o) != 0) {
         cp2p_stream_reset(s);
         status = CP2P_ECLOSED;
@@ -577,9 +660,7 @@ static void on_open(cp2p_stream *s, int status, void *ud)
     o->s = s;
     if (o->ch == KA_CH) {
         p->ka_attempts = 0;
-        if (p->state == P_CONNECTED) {
-            peer_add_to_reactors(p);
-        }
+        maybe_add(p); /* once the peer's node info came too */
     } else {
         cp2p__chan_stream_up(p->core, o->ch);
         p->reopen_ms[o->ch] = 0;
@@ -601,14 +682,18 @@ static void out_open(cp2p_reactor_peer *p, size_t ch)
     if (o == NULL) {
         return; /* retried at the next process() that wants the stream */
     }
-    const char *proto = ch == KA_CH ? CP2P_REACTOR_KEEPALIVE_PROTOCOL : sw->ch_proto[ch];
+    const char *proto = ch == KA_CH   ? CP2P_REACTOR_KEEPALIVE_PROTOCOL
+                        : ch == NI_CH ? CP2P_NODEINFO_PROTOCOL
+                                      : sw->ch_proto[ch];
     cp2p_open_opts opts;
     cp2p_open_opts_default(&opts);
     opts.lazy_if_known = true;
     *o = (rp_out){.sw = sw, .p = p, .ch = ch, .opening = true};
     if (cp2p_conn_open_stream_opts(c, &proto, 1, &opts, on_open, o) != 0) {
         cp2p_free(o);
-        if (ch != KA_CH) {
+        if (ch == NI_CH) {
+            p->ni_retry_at = now_ms(sw) + KA_RETRY_MS;
+        } else if (ch != KA_CH) {
             ch_backoff(p, ch); /* e.g. the connection's stream limit: not at every event */
         } else {
             p->ka_retry_at = now_ms(sw) + KA_RETRY_MS;
@@ -625,6 +710,8 @@ static void in_release(rp_in *in, bool reset)
     cp2p_reactor_peer *p = in->p;
     if (in->ch == KA_CH) {
         p->ka_in = NULL;
+    } else if (in->ch == NI_CH) {
+        p->ni_in = NULL;
     } else {
         /* Out of the channel's list; when it was the one read, the next one is read now. */
         rp_in **pp = &p->in[in->ch];
@@ -641,12 +728,19 @@ static void in_release(rp_in *in, bool reset)
     cp2p_free(in);
 }
 
+static void ni_read(rp_in *in, ptrdiff_t n, const uint8_t *data);
+
 static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
 {
     rp_in *in = ud;
     cp2p_reactor_peer *p = in->p;
     cp2p_switch *sw = p->sw;
     (void)s;
+    if (in->ch == NI_CH) {
+        ni_read(in, n, data);
+        process(p);
+        return;
+    }
     if (n < 0) {
         if (in->ch == KA_CH) {
             in_release(in, n != CP2P_EOF);
@@ -680,7 +774,8 @@ static void in_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
     process(p);
 }
 
-static const char *const state_names[] = {"connected", "added", "foreign", "removed"};
+static const char *const state_names[] = {"connected", "added", "foreign", "removed",
+                                          "rejected"};
 
 /* Every peer state change goes through here (STYLE.md 7), logged at trace level. */
 static void set_state(cp2p_reactor_peer *p, int state)
@@ -697,6 +792,8 @@ static cp2p_reactor_peer *peer_find(const cp2p_switch *sw, const cp2p_peer_id *i
 }
 
 static cp2p_reactor_peer *peer_get(cp2p_switch *sw, const cp2p_peer_id *id);
+static void peer_remove(cp2p_reactor_peer *p, const char *reason);
+static void peer_forget(cp2p_reactor_peer *p);
 
 static void in_attach(cp2p_switch *sw, cp2p_stream *s, size_t ch)
 {
@@ -706,7 +803,19 @@ static void in_attach(cp2p_switch *sw, cp2p_stream *s, size_t ch)
      * connection gets its record now. */
     bool off = sw->stopping || sw->closing;
     cp2p_reactor_peer *p = off ? NULL : peer_find(sw, id);
-    if (p == NULL && !off && cp2p_host_conn_to(sw->h, id) != NULL) {
+    if (p != NULL && ch == NI_CH && !p->gone &&
+        (p->state == P_ADDED || (p->state == P_REMOVED && !p->close_conn))) {
+        /* A node info from a peer we added (or removed because its switch stopped): it
+         * restarted its switch (cp2p_switch_reset), so the handshake starts over with a fresh
+         * record. */
+        if (p->state == P_ADDED) {
+            peer_remove(p, "peer restarted its switch");
+        }
+        peer_forget(p);
+        p = sw->stopping || sw->closing ? NULL : peer_find(sw, id);
+    }
+    if (p == NULL && !off && !sw->stopping && !sw->closing &&
+        cp2p_host_conn_to(sw->h, id) != NULL) {
         p = peer_get(sw, id);
     }
     /* A channel's streams are read one after the other, never two at once (their messages
@@ -715,15 +824,21 @@ static void in_attach(cp2p_switch *sw, cp2p_stream *s, size_t ch)
      * channel, so a newer one means it gave the older up (a reset that is on its way); a sender
      * with a stream per message is read message after message. */
     size_t n = 0;
-    rp_in **tail = p == NULL ? NULL : ch == KA_CH ? &p->ka_in : &p->in[ch];
+    rp_in **tail = p == NULL     ? NULL
+                   : ch == KA_CH ? &p->ka_in
+                   : ch == NI_CH ? &p->ni_in
+                                 : &p->in[ch];
     while (tail != NULL && *tail != NULL) {
         tail = &(*tail)->next;
         n++;
     }
     rp_in *in = NULL;
-    if (p == NULL || p->state == P_REMOVED || n > (ch == KA_CH ? 0 : IN_MAX_PER_CHANNEL) ||
+    bool single = ch == KA_CH || ch == NI_CH;
+    if (p == NULL || p->state == P_REMOVED || p->state == P_REJECTED ||
+        n > (single ? 0 : IN_MAX_PER_CHANNEL) ||
+        (ch == NI_CH && (p->state != P_CONNECTED || p->ni_got)) ||
         (in = cp2p_calloc(1, sizeof(*in))) == NULL) {
-        /* The keepalive has one stream: a second one is refused. */
+        /* The keepalive has one stream, the node info one, once: a second one is refused. */
         sw->st.inbound_refused++;
         cp2p_stream_reset(s);
         return;
@@ -747,6 +862,12 @@ static void on_ka_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
 {
     (void)svc;
     in_attach(ud, s, KA_CH);
+}
+
+static void on_ni_inbound(cp2p_service *svc, cp2p_stream *s, void *ud)
+{
+    (void)svc;
+    in_attach(ud, s, NI_CH);
 }
 
 /* ---- peers ---- */
@@ -777,6 +898,7 @@ static cp2p_reactor_peer *peer_get(cp2p_switch *sw, const cp2p_peer_id *id)
         return NULL;
     }
     p->state = P_CONNECTED;
+    p->hs_deadline = now_ms(sw) + sw->cfg.handshake_timeout_ms;
     return p;
 }
 
@@ -856,6 +978,16 @@ static void peer_remove(cp2p_reactor_peer *p, const char *reason)
     if (p->ka_in != NULL) {
         in_release(p->ka_in, true);
     }
+    if (p->ni_out != NULL) {
+        rp_out *o = p->ni_out;
+        p->ni_out = NULL;
+        out_release(o);
+    }
+    if (p->ni_in != NULL) {
+        in_release(p->ni_in, true);
+    }
+    cp2p_free(p->ni_rd);
+    p->ni_rd = NULL;
     if (was == P_ADDED) {
         sw->st.peers--;
         sw->st.peers_removed++;
@@ -866,6 +998,97 @@ static void peer_remove(cp2p_reactor_peer *p, const char *reason)
             }
         }
     }
+}
+
+/* ---- the node info handshake ---- */
+
+enum { REJ_BAD = 100, REJ_TIMEOUT };
+
+/* The handshake failed: no reactor hears of the peer; counted by reason, logged once. */
+static void reject(cp2p_reactor_peer *p, int which, const char *why)
+{
+    cp2p_switch *sw = p->sw;
+    switch (which) {
+    case CP2P__NI_NETWORK: sw->st.rejected_network++; break;
+    case CP2P__NI_BLOCK_VERSION: sw->st.rejected_block_version++; break;
+    case CP2P__NI_NO_CHANNELS: sw->st.rejected_no_channels++; break;
+    case REJ_TIMEOUT: sw->st.handshake_timeouts++; break;
+    default: sw->st.rejected_bad_node_info++; break;
+    }
+    char id[CP2P_PEER_ID_STR_MAX];
+    RLOG(INFO, "reactor.peer_rejected: %s: %s%s", cp2p_peer_id_str(&p->id, id), why,
+         sw->cfg.disconnect_rejected ? ", disconnected" : "");
+    snprintf(p->reason, sizeof(p->reason), "%s", why);
+    peer_remove(p, why); /* not added yet: only its streams go */
+    set_state(p, P_REJECTED);
+    if (sw->cfg.disconnect_rejected) {
+        cp2p_conn *c = cp2p_host_conn_to(sw->h, &p->id);
+        if (c != NULL) {
+            cp2p_conn_close(c);
+        }
+    }
+}
+
+/* Added once the handshake is complete: our keepalive stream is open and the peer's node info
+ * came and is compatible. Channels the peer does not serve are refused up front (CometBFT's
+ * peer.hasChannel), so sends on them fail at once with CP2P_ENOTSUP. */
+static void maybe_add(cp2p_reactor_peer *p)
+{
+    cp2p_switch *sw = p->sw;
+    if (p->state != P_CONNECTED || !p->ni_got || p->ka_out == NULL || p->ka_out->s == NULL) {
+        return;
+    }
+    for (size_t ch = 0; ch < sw->nch; ch++) {
+        if (memchr(p->info.channels, sw->cdesc[ch].id, p->info.n_channels) == NULL) {
+            cp2p__chan_refused(p->core, ch);
+        }
+    }
+    peer_add_to_reactors(p);
+}
+
+static void ni_read(rp_in *in, ptrdiff_t n, const uint8_t *data)
+{
+    cp2p_reactor_peer *p = in->p;
+    cp2p_switch *sw = p->sw;
+    const char *why = "node info cut short";
+    int rc = CP2P_EPROTO;
+    if (n >= 0) {
+        if (p->ni_rd == NULL && (p->ni_rd = cp2p_malloc(sizeof(*p->ni_rd))) != NULL) {
+            cp2p__nodeinfo_reader_init(p->ni_rd);
+        }
+        rc = p->ni_rd == NULL ? CP2P_ENOMEM
+                              : cp2p__nodeinfo_reader_feed(p->ni_rd, data, (size_t)n, &p->info,
+                                                           &why);
+        if (rc == 0) {
+            return; /* more to come */
+        }
+    }
+    if (rc == CP2P_ENOMEM) {
+        /* ours, not the peer's fault: drop what was read; the handshake timeout decides */
+        cp2p_free(p->ni_rd);
+        p->ni_rd = NULL;
+        in_release(in, true);
+        return;
+    }
+    if (rc < 0) {
+        reject(p, REJ_BAD, why); /* resets the stream */
+        return;
+    }
+    cp2p_free(p->ni_rd);
+    p->ni_rd = NULL;
+    in_release(in, false);
+    char id[CP2P_PEER_ID_STR_MAX];
+    if (strcmp(p->info.node_id, cp2p_peer_id_str(&p->id, id)) != 0) {
+        reject(p, REJ_BAD, "node info names another peer id");
+        return;
+    }
+    int which = cp2p__nodeinfo_compatible(&sw->info, &p->info, &why);
+    if (which != CP2P__NI_OK) {
+        reject(p, which, why);
+        return;
+    }
+    p->ni_got = true;
+    maybe_add(p);
 }
 
 static void stats_add(cp2p__chan_ch_stats *a, const cp2p__chan_ch_stats *b)
@@ -894,6 +1117,7 @@ static void peer_free(cp2p_reactor_peer *p)
     sw->past_peers.send_throttled_ms += ps.send_throttled_ms;
     sw->past_peers.recv_throttled_ms += ps.recv_throttled_ms;
     cp2p__chan_peer_free(p->core);
+    cp2p_free(p->ni_rd);
     cp2p_free(p);
 }
 
@@ -985,6 +1209,13 @@ static void sync_reads(cp2p_reactor_peer *p, uint64_t now)
             p->ka_in->reading = true;
         }
     }
+    if (p->ni_in != NULL && !p->ni_in->reading) {
+        if (cp2p_stream_read_start(p->ni_in->s, in_read, p->ni_in) != 0) {
+            in_release(p->ni_in, true);
+        } else {
+            p->ni_in->reading = true;
+        }
+    }
     for (size_t ch = 0; ch < sw->nch; ch++) {
         rp_in *in;
         /* Only the first of the channel's streams is read; one that ended while paused makes
@@ -1056,12 +1287,21 @@ static void process(cp2p_reactor_peer *p)
         }
         return;
     }
-    if (p->state == P_REMOVED || p->state == P_FOREIGN) {
+    if (p->state == P_REMOVED || p->state == P_FOREIGN || p->state == P_REJECTED) {
+        return;
+    }
+    if (p->state == P_CONNECTED && now >= p->hs_deadline) {
+        reject(p, REJ_TIMEOUT, "handshake timeout");
         return;
     }
     if (p->ka_out == NULL && (p->ka_retry_at == 0 || p->ka_retry_at <= now)) {
         p->ka_retry_at = 0;
         out_open(p, KA_CH);
+    }
+    if (p->state == P_CONNECTED && !p->ni_sent && !p->ni_refused && p->ni_out == NULL &&
+        p->ni_attempts < KA_OPEN_ATTEMPTS && p->ni_retry_at <= now) {
+        p->ni_retry_at = 0;
+        out_open(p, NI_CH);
     }
     if (p->state == P_ADDED) {
         for (size_t ch = 0; ch < sw->nch; ch++) {
@@ -1072,11 +1312,17 @@ static void process(cp2p_reactor_peer *p)
         write_packets(p, now);
         deliver(p);
     }
-    if (p->state != P_REMOVED && !p->gone) {
+    if (p->state != P_REMOVED && p->state != P_REJECTED && !p->gone) {
         sync_reads(p, now);
         uint64_t d = p->state == P_ADDED ? cp2p__chan_deadline(p->core, now) : UINT64_MAX;
         if (p->ka_retry_at != 0 && p->ka_retry_at < d) {
             d = p->ka_retry_at;
+        }
+        if (p->state == P_CONNECTED) {
+            d = p->hs_deadline < d ? p->hs_deadline : d;
+            if (p->ni_retry_at != 0 && p->ni_retry_at < d) {
+                d = p->ni_retry_at;
+            }
         }
         for (size_t ch = 0; p->state == P_ADDED && ch < sw->nch; ch++) {
             if (p->reopen_at[ch] > now && p->reopen_at[ch] < d &&
@@ -1141,6 +1387,16 @@ static void on_handle_closed(uv_handle_t *h)
 static void teardown(cp2p_switch *sw, bool remove_services);
 static void switch_free_mem(cp2p_switch *sw);
 
+/* The switch quit (Service.Quit): its waiters run once, oldest first. */
+static void run_quit(cp2p_switch *sw)
+{
+    size_t n = sw->n_quit;
+    sw->n_quit = 0;
+    for (size_t i = 0; i < n; i++) {
+        sw->quit[i].cb(sw->quit[i].ud);
+    }
+}
+
 static void on_ka_close(cp2p_service *svc, void *ud)
 {
     cp2p_switch *sw = ud;
@@ -1148,8 +1404,41 @@ static void on_ka_close(cp2p_service *svc, void *ud)
     sw->host_closed = true;
     cp2p_service_close_done(svc);
     if (!sw->closing) {
+        run_quit(sw);
         switch_free_mem(sw); /* else the pending close frees it and calls its callback */
     }
+}
+
+/* Ours, completed at start: the host's peer id, the reactors' channels, and a listen address
+ * when none was given; encoded once. */
+static int fill_node_info(cp2p_switch *sw)
+{
+    cp2p_node_info *ni = &sw->info;
+    char id[CP2P_PEER_ID_STR_MAX];
+    snprintf(ni->node_id, sizeof(ni->node_id), "%s",
+             cp2p_peer_id_str(cp2p_host_peer_id(sw->h), id));
+    ni->n_channels = sw->nch;
+    for (size_t i = 0; i < sw->nch; i++) {
+        ni->channels[i] = sw->cdesc[i].id;
+    }
+    cp2p_multiaddr *ma = NULL;
+    if (ni->listen_addr[0] == 0 && cp2p_host_listen_addr(sw->h, 0, false, &ma) == 0) {
+        cp2p_buf b;
+        cp2p_buf_init(&b, sizeof(ni->listen_addr) - 1);
+        if (cp2p_multiaddr_to_string(ma, &b) == 0) {
+            memcpy(ni->listen_addr, b.ptr, b.len);
+            ni->listen_addr[b.len] = 0;
+        }
+        cp2p_buf_fini(&b);
+        cp2p_multiaddr_free(ma);
+    }
+    ptrdiff_t n = cp2p__nodeinfo_encode(ni, sw->ni_wire, sizeof(sw->ni_wire));
+    if (n < 0) {
+        RLOG(INFO, "reactor.bad_node_info: ours does not encode");
+        return (int)n;
+    }
+    sw->ni_wire_len = (size_t)n;
+    return 0;
 }
 
 int cp2p_switch_start(cp2p_switch *sw)
@@ -1171,6 +1460,9 @@ int cp2p_switch_start(cp2p_switch *sw)
     const char *why;
     if (cp2p__chan_config_check(&sw->core_cfg, &why) != 0) {
         RLOG(INFO, "reactor.bad_config: %s", why);
+        return CP2P_EINVAL;
+    }
+    if (fill_node_info(sw) != 0) {
         return CP2P_EINVAL;
     }
     uv_loop_t *loop = cp2p_host_loop(sw->h);
@@ -1203,6 +1495,15 @@ int cp2p_switch_start(cp2p_switch *sw)
         rc = pool_start(sw->reactors[i]);
     }
     if (rc == 0) {
+        const char *proto = CP2P_NODEINFO_PROTOCOL;
+        cp2p_service_desc d = {
+            .name = "reactor-nodeinfo", .protocols = &proto, .n_protocols = 1,
+            .ready = CP2P_SERVICE_READY_CONNECTED, .inbound = on_ni_inbound,
+            .stream_priority = CP2P_STREAM_PRIORITY_MAX,
+        };
+        rc = cp2p_host_add_service(sw->h, &d, sw, &sw->ni_svc);
+    }
+    if (rc == 0) {
         const char *proto = CP2P_REACTOR_KEEPALIVE_PROTOCOL;
         cp2p_service_desc d = {
             .name = "reactor-switch", .protocols = &proto, .n_protocols = 1,
@@ -1223,7 +1524,7 @@ int cp2p_switch_start(cp2p_switch *sw)
 
 bool cp2p_switch_is_running(const cp2p_switch *sw)
 {
-    return sw != NULL && sw->started && !sw->stopping;
+    return sw != NULL && sw->started && !sw->stopping && !sw->closing;
 }
 
 /* Remove every peer, join the workers, release handles and (when the host is not closing us)
@@ -1274,6 +1575,10 @@ static void teardown(cp2p_switch *sw, bool remove_services)
             cp2p_service_remove(sw->ka_svc);
             sw->ka_svc = NULL;
         }
+        if (sw->ni_svc != NULL) {
+            cp2p_service_remove(sw->ni_svc);
+            sw->ni_svc = NULL;
+        }
     }
     if (sw->timer != NULL) {
         uv_close((uv_handle_t *)sw->timer, on_handle_closed);
@@ -1314,7 +1619,16 @@ static void on_closer_closed(uv_handle_t *h)
     cp2p_switch_close_cb cb = sw->close_cb;
     void *ud = sw->close_ud;
     cp2p_free(h);
-    switch_free_mem(sw);
+    sw->closer = NULL;
+    run_quit(sw);
+    if (sw->keep) {
+        /* cp2p_switch_stop: the handle stays for cp2p_switch_reset or cp2p_switch_free. */
+        sw->keep = false;
+        sw->closing = false;
+        sw->stopped = true;
+    } else {
+        switch_free_mem(sw);
+    }
     if (cb != NULL) {
         cb(ud);
     }
@@ -1328,13 +1642,19 @@ static void on_closer(uv_timer_t *t)
     uv_close((uv_handle_t *)t, on_closer_closed); /* after the switch's own handles' */
 }
 
-int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
+static int close_or_stop(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud, bool keep)
 {
     if (sw == NULL) {
         return CP2P_EINVAL;
     }
-    if (sw->closing || sw->host_closed) {
+    if (sw->closing || (sw->host_closed && !sw->stopped)) {
         return CP2P_ECLOSED;
+    }
+    if (keep && !cp2p_switch_is_running(sw)) {
+        return CP2P_ESTATE;
+    }
+    if (sw->host_closed) {
+        return CP2P_ECLOSED; /* stopped and kept, its host gone: cp2p_switch_free it */
     }
     uv_timer_t *t = cp2p_calloc(1, sizeof(*t));
     if (t == NULL) {
@@ -1345,8 +1665,60 @@ int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
     (void)uv_timer_start(t, on_closer, 0, 0);
     sw->closer = t;
     sw->closing = true;
+    sw->keep = keep;
+    sw->stopped = false;
     sw->close_cb = cb;
     sw->close_ud = ud;
+    return 0;
+}
+
+int cp2p_switch_close(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
+{
+    return close_or_stop(sw, cb, ud, false);
+}
+
+int cp2p_switch_stop(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
+{
+    return close_or_stop(sw, cb, ud, true);
+}
+
+int cp2p_switch_reset(cp2p_switch *sw)
+{
+    if (sw == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (sw->host_closed) {
+        return CP2P_ECLOSED;
+    }
+    if (!sw->stopped) {
+        return CP2P_ESTATE; /* running, stopping, closing, or never started */
+    }
+    /* The stop freed every peer (their queues, streams and reactor slots) and the handles;
+     * what is left to undo is the state and the counters. */
+    sw->started = false;
+    sw->stopping = false;
+    sw->stopped = false;
+    sw->timer_at = 0;
+    memset(&sw->st, 0, sizeof(sw->st));
+    memset(sw->past, 0, sizeof(sw->past));
+    memset(&sw->past_peers, 0, sizeof(sw->past_peers));
+    return 0;
+}
+
+int cp2p_switch_on_quit(cp2p_switch *sw, cp2p_switch_close_cb cb, void *ud)
+{
+    if (sw == NULL || cb == NULL) {
+        return CP2P_EINVAL;
+    }
+    if (!sw->started || sw->stopped || (sw->stopping && !sw->closing)) {
+        return CP2P_ESTATE; /* nothing to wait for: not started, or quit already */
+    }
+    if (sw->n_quit == CP2P_SWITCH_MAX_QUIT_WAITERS) {
+        return CP2P_EFULL;
+    }
+    sw->quit[sw->n_quit].cb = cb;
+    sw->quit[sw->n_quit].ud = ud;
+    sw->n_quit++;
     return 0;
 }
 
@@ -1477,6 +1849,16 @@ const cp2p_peer_id *cp2p_reactor_peer_id(const cp2p_reactor_peer *p)
     return &p->id;
 }
 
+const cp2p_node_info *cp2p_reactor_peer_node_info(const cp2p_reactor_peer *p)
+{
+    return &p->info;
+}
+
+const cp2p_node_info *cp2p_switch_node_info(const cp2p_switch *sw)
+{
+    return &sw->info;
+}
+
 static int peer_send(cp2p_reactor_peer *p, uint8_t ch, const void *msg, size_t len,
                      uint64_t timeout_ms, cp2p_reactor_send_cb cb, void *ud, bool wait)
 {
@@ -1585,6 +1967,8 @@ cp2p_switch *cp2p_host_switch(const cp2p_host *h)
     return svc != NULL ? cp2p_service_ud(svc) : NULL;
 }
 
+#define U(x) ((unsigned long long)(x))
+
 /* Peers listed by the view (our choice: a page a browser shows; PeersTotal has the count). */
 #define VIEW_MAX_PEERS 256
 
@@ -1602,24 +1986,55 @@ static int jprintf(cp2p_buf *b, const char *fmt, ...)
     return cp2p_buf_append(b, tmp, (size_t)n);
 }
 
-/* A reactor name as a JSON string: printable ASCII other than quote and backslash kept, the
- * rest as '?' (names are the application's, short, for display). */
-static int jname(cp2p_buf *b, const char *name)
+/* A reactor name or node info field as a JSON string: printable ASCII other than quote and
+ * backslash kept, the rest as '?' (for display; at most `max` bytes). */
+static int jtext(cp2p_buf *b, const char *name, size_t max)
 {
     int rc = cp2p_buf_append_byte(b, '"');
-    for (const char *c = name; rc == 0 && *c != 0 && c - name < 64; c++) {
+    for (const char *c = name; rc == 0 && *c != 0 && (size_t)(c - name) < max; c++) {
         rc = cp2p_buf_append_byte(b, (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\')
                                          ? (uint8_t)*c : '?');
     }
     return rc != 0 ? rc : cp2p_buf_append_byte(b, '"');
 }
 
-#define U(x) ((unsigned long long)(x))
+static int jname(cp2p_buf *b, const char *name)
+{
+    return jtext(b, name, 64);
+}
+
+/* A node info as a JSON object (CometBFT's field names, as in its /net_info). */
+static int jinfo(cp2p_buf *b, const cp2p_node_info *ni)
+{
+    int rc = jprintf(b, "{\"ProtocolVersion\":{\"P2P\":%llu,\"Block\":%llu,\"App\":%llu},"
+                        "\"NodeId\":",
+                     U(ni->p2p_version), U(ni->block_version), U(ni->app_version));
+    const char *names[] = {"NodeId", "ListenAddr", "Network", "Version", "Moniker"};
+    const char *vals[] = {ni->node_id, ni->listen_addr, ni->network, ni->version, ni->moniker};
+    for (size_t i = 0; rc == 0 && i < 5; i++) {
+        rc = i == 0 ? 0 : jprintf(b, ",\"%s\":", names[i]);
+        rc = rc != 0 ? rc : jtext(b, vals[i], CP2P_NODEINFO_ADDR_MAX);
+    }
+    rc = rc != 0 ? rc : jprintf(b, ",\"Channels\":\"");
+    for (size_t i = 0; rc == 0 && i < ni->n_channels; i++) {
+        rc = jprintf(b, "%02x", ni->channels[i]);
+    }
+    return rc != 0 ? rc : jprintf(b, "\"}");
+}
 
 int cp2p_switch_channels_json(const cp2p_switch *sw, cp2p_buf *out)
 {
-    int rc = jprintf(out, "{\"SendRate\":%llu,\"RecvRate\":%llu,\"Reactors\":[",
+    int rc = jprintf(out, "{\"SendRate\":%llu,\"RecvRate\":%llu,\"NodeInfo\":",
                      U(sw->cfg.send_rate), U(sw->cfg.recv_rate));
+    rc = rc != 0 ? rc : jinfo(out, &sw->info);
+    rc = rc != 0 ? rc
+                 : jprintf(out,
+                           ",\"Rejected\":{\"Network\":%llu,\"BlockVersion\":%llu,"
+                           "\"NoChannels\":%llu,\"BadNodeInfo\":%llu,\"HandshakeTimeout\":%llu},"
+                           "\"Reactors\":[",
+                           U(sw->st.rejected_network), U(sw->st.rejected_block_version),
+                           U(sw->st.rejected_no_channels), U(sw->st.rejected_bad_node_info),
+                           U(sw->st.handshake_timeouts));
     for (size_t i = 0; rc == 0 && i < sw->n_reactors; i++) {
         const cp2p_reactor *r = sw->reactors[i];
         rc = jprintf(out, "%s{\"Name\":", i > 0 ? "," : "");
@@ -1678,7 +2093,9 @@ int cp2p_switch_channels_json(const cp2p_switch *sw, cp2p_buf *out)
                          k > 0 ? "," : "", sw->cdesc[k].id, U(cs.send_queued),
                          U(cs.recv_queued));
         }
-        rc = rc != 0 ? rc : jprintf(out, "]}");
+        rc = rc != 0 ? rc : jprintf(out, "],\"NodeInfo\":");
+        rc = rc != 0 ? rc : jinfo(out, &p->info);
+        rc = rc != 0 ? rc : jprintf(out, "}");
     }
     return rc != 0 ? rc : jprintf(out, "],\"PeersTotal\":%llu}", U(total));
 }

@@ -768,6 +768,8 @@
 #define CP2P_SWITCH_PING_INTERVAL_MS 60000
 #define CP2P_SWITCH_PONG_TIMEOUT_MS 45000
 #define CP2P_SWITCH_SEND_TIMEOUT_MS 10000
+/* CometBFT's HandshakeTimeout (config/config.go): the peer's node info must arrive within it. */
+#define CP2P_SWITCH_HANDSHAKE_TIMEOUT_MS 20000
 #define CP2P_SWITCH_MAX_SEND_WAITERS 16
 #define CP2P_SWITCH_MAX_PEERS 1024
 #define CP2P_SWITCH_RX_SLACK (16 * 1024 * 1024)

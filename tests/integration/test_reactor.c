@@ -15,6 +15,7 @@
 #include <cp2p/reactor.h>
 
 #include "integration/harness.h"
+#include "reactor/nodeinfo.h"
 
 enum { CH_X = 0x20, CH_Y = 0x22, CH_BULK = 0x40, CH_FREE = 0x41, CH_ONLY_A = 0x50 };
 
@@ -546,15 +547,20 @@ static void bad_input_costs_one_stream(void **state)
      * with CP2P_ENOTSUP; nothing else changes. */
     uint8_t m[64];
     fill(m, sizeof(m));
-    assert_int_equal(cp2p_reactor_peer_try_send(a.peer, CH_ONLY_A, m, sizeof(m)), 0);
+    assert_int_equal(cp2p_reactor_peer_try_send(a.peer, CH_ONLY_A, m, sizeof(m)), CP2P_ENOTSUP);
+    /* A raw stream for a channel b declared no reactor for is refused at negotiation. */
+    harness_raw raw = {.bytes = m, .len = sizeof(m)};
+    const char *only_a = CP2P_CHANNEL_PROTOCOL_PREFIX "0x50";
+    assert_int_equal(cp2p_conn_open_stream(c, &only_a, 1, harness_raw_open, &raw), 0);
     uint64_t start = uv_now(&loop);
-    int rc;
-    while ((rc = cp2p_reactor_peer_try_send(a.peer, CH_ONLY_A, m, sizeof(m))) != CP2P_ENOTSUP) {
+    while (raw.status == 0) {
         uv_run(&loop, UV_RUN_ONCE);
         assert_true(uv_now(&loop) - start < GUARD_MS);
     }
+    assert_int_equal(raw.status, CP2P_ENOTSUP);
     cp2p_switch_stats_get(a.sw, &st);
-    assert_int_equal(st.channel_refused, 1);
+    /* b's node info lists no ONLY_A: a refuses it up front, no stream is tried. */
+    assert_int_equal(st.channel_refused, 0);
     /* The peer is still there, and Y (after its bad stream) works again. */
     fill(m, sizeof(m));
     assert_int_equal(cp2p_reactor_peer_try_send(a.peer, CH_Y, m, sizeof(m)), 0);
@@ -734,6 +740,22 @@ static void silent_peer_is_removed(void **state)
                      0);
     dial_res r;
     assert_non_null(dial_host(a.h, silent, &r));
+    /* It sends a node info like a's (a's own, under its own id), so a adds it. */
+    cp2p_node_info ni = *cp2p_switch_node_info(a.sw);
+    char id[CP2P_PEER_ID_STR_MAX];
+    snprintf(ni.node_id, sizeof(ni.node_id), "%s", cp2p_peer_id_str(cp2p_host_peer_id(silent), id));
+    uint8_t wire[CP2P__NODEINFO_WIRE_MAX];
+    ptrdiff_t wn = cp2p__nodeinfo_encode(&ni, wire, sizeof(wire));
+    assert_true(wn > 0);
+    harness_raw raw = {.bytes = wire, .len = (size_t)wn};
+    const char *nip = CP2P_NODEINFO_PROTOCOL;
+    cp2p_conn *sc;
+    uint64_t t0 = uv_now(&loop);
+    while ((sc = cp2p_host_conn_to(silent, cp2p_host_peer_id(a.h))) == NULL) {
+        uv_run(&loop, UV_RUN_ONCE); /* its side of the connection comes up */
+        assert_true(uv_now(&loop) - t0 < GUARD_MS);
+    }
+    assert_int_equal(cp2p_conn_open_stream(sc, &nip, 1, harness_raw_open, &raw), 0);
     wait_until_count(&a.added, 1);
     uint64_t added_at = uv_now(&loop);
     wait_until_count(&a.removed, 1);
