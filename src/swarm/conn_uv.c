@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "swarm/swarm.h"
+#include "transport/tcp_uv.h"
 #include "util/alloc.h"
 #include "util/log_internal.h"
 
@@ -82,10 +83,12 @@ static uint64_t now_ms(const cp2p_conn *c)
 }
 
 /* now_ms(), after giving the core the precise time for yamux's RTT and window auto-tuning
- * (uv_hrtime and uv_now read the same monotonic clock). */
+ * (uv_hrtime and uv_now read the same monotonic clock). TCP only: the memory network's links
+ * run on the loop's millisecond timers, and its runs repeat from their seed only if what the
+ * connections see of time does too. */
 static uint64_t conn_now(const cp2p_conn *c)
 {
-    if (c->core != NULL) {
+    if (c->core != NULL && cp2p__tcp_tconn_handle(c->t) != NULL) {
         cp2p__conn_core_set_clock_us(c->core, uv_hrtime() / 1000);
     }
     return now_ms(c);
@@ -209,6 +212,7 @@ static void stream_free(cp2p_stream *s)
         if (*p == s) {
             *p = s->deliver_next;
             s->on_deliver = false;
+            break;
         }
     }
     if (s->prev != NULL) {
