@@ -910,11 +910,44 @@ static void small_push_tree(void **state)
     assert_true(2 * dup_burst[1] < dup_burst[0]);
 }
 
+/* Pushes that find the small-fetch table full are kept with their bytes and validated when a
+ * slot frees: nothing is fetched a second time, everything arrives byte-identical. */
+static void small_pushes_kept_when_full(void **state)
+{
+    (void)state;
+    cfg.max_small_fetches = 1;
+    setup_nodes(2);
+    N[1].store_delay_ms = 250; /* the one slot stays busy while the others arrive */
+    connect(0, 1);
+    pump();
+    uint8_t ids[3][CP2P_ART_MAX_ID];
+    uint8_t *data[3];
+    size_t id_len = 0;
+    for (size_t k = 0; k < 3; k++) {
+        data[k] = pattern(200 + 100 * k, (uint32_t)(900 + k));
+        publish(0, data[k], 200 + 100 * k, ids[k], &id_len);
+    }
+    all_want w = {(const uint8_t(*)[CP2P_ART_MAX_ID])ids, 3, id_len};
+    assert_true(run_until(all_have, &w, 5000));
+    for (size_t k = 0; k < 3; k++) {
+        check_same(1, ids[k], id_len, data[k], 200 + 100 * k);
+        free(data[k]);
+    }
+    cp2p__art_stats s;
+    cp2p__art_core_stats(N[1].c, &s);
+    assert_int_equal(s.pushes_received, 3);
+    assert_true(s.fetches_refused >= 2);
+    assert_int_equal(s.chunks_requested, 0);
+    assert_int_equal(s.artifacts_stored, 3);
+    teardown_nodes();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(small_pushed_and_relayed, reset_cfg),
         cmocka_unit_test_setup(small_push_tree, reset_cfg),
+        cmocka_unit_test_setup(small_pushes_kept_when_full, reset_cfg),
         cmocka_unit_test_setup(chunks_from_every_peer, reset_cfg),
         cmocka_unit_test_setup(timeout_then_elsewhere, reset_cfg),
         cmocka_unit_test_setup(slow_peer_gets_fewer, reset_cfg),
