@@ -2,7 +2,9 @@
  * docs/ARTIFACTS.md, protocol /cp2p/artifact/1.0.0).
  *
  * Artifacts are byte strings the application wants on every node. A small one (at most
- * push_threshold bytes) is pushed whole to each peer; a larger one is advertised, and each node
+ * push_threshold bytes) is pushed whole along a push tree (peers that pruned us because they
+ * had it from elsewhere get an advert instead, and fetch it if no push follows); a larger one
+ * is advertised, and each node
  * that wants it fetches its chunks from every peer that has it, several in flight per peer,
  * checking each chunk against the advert's manifest of SHA-256 hashes (a peer serving a bad
  * chunk is penalised and the chunk asked elsewhere) and the whole against its id (by default
