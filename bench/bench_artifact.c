@@ -7,9 +7,12 @@
  *   gs N SIZE           the same graph and bytes published on one gossipsub topic.
  *   mix N SMALL LARGE   artifact gossip only: SMALL artifacts of 100..1,000 bytes and LARGE of
  *                       1 MiB from pseudo-random publishers, all at once: the time until every
- *                       node holds all, bytes / ideal, and every copy checked against its id.
- * Links: 5 ms one way, 100 MB/s (slow: 10 MB/s); BENCH_ART_MBPS=N sets N MB/s. Output: one
- * JSON line. Not a test. */
+ *                       node holds all, bytes / ideal, and every copy checked against its id;
+ *                       BENCH_ART_RATE=R publishes R a second (10 at a time) instead.
+ * Links: 5 ms one way, 100 MB/s (slow: 10 MB/s); BENCH_ART_MBPS=N sets N MB/s;
+ * BENCH_ART_PUSH_ALL=1 pushes small artifacts to every peer (no push tree). Bytes are every
+ * byte the memory network delivered (artifact frames, yamux, noise, identify, pings). Output:
+ * one JSON line. Not a test. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +33,14 @@ typedef struct bitem {
     uint8_t id[34];
     uint8_t *data;
     size_t len;
+    bool shared; /* data is `origin` (not freed) */
 } bitem;
+
+/* `art` mode: the published bytes. A node whose stored copy is identical keeps a pointer to
+ * them instead of a copy (the same immutable bytes): N x SIZE of pools fit in memory. The layer
+ * still receives, checks and hands over every byte; only the application's pool is shared. */
+static const uint8_t *origin;
+static size_t origin_len;
 
 typedef struct bnode {
     cp2p_host *h;
@@ -75,21 +85,27 @@ static int b_store(const uint8_t *id, size_t id_len, const uint8_t *data, size_t
     if (id_len != 34) {
         return -1;
     }
-    uint8_t *copy = malloc(len);
+    bool shared = origin != NULL && len == origin_len && memcmp(data, origin, len) == 0;
+    uint8_t *copy = shared ? (uint8_t *)(uintptr_t)origin : malloc(len);
     if (copy == NULL) {
         return -1;
     }
-    memcpy(copy, data, len);
+    if (!shared) {
+        memcpy(copy, data, len);
+    }
     uv_mutex_lock(&b->mu);
     if (b_find(b, id) != NULL || b->n >= SLOTS / 2) {
         uv_mutex_unlock(&b->mu);
-        free(copy);
+        if (!shared) {
+            free(copy);
+        }
         return -1;
     }
     bitem *it = &b->items[b->n];
     memcpy(it->id, id, 34);
     it->data = copy;
     it->len = len;
+    it->shared = shared;
     uint32_t s = slot_of(id);
     while (b->slot[s] != 0) {
         s = (s + 1) % SLOTS;
@@ -199,6 +215,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_artifact mix: at most %u artifacts\n", SLOTS / 4);
         return 2;
     }
+    const char *pa = getenv("BENCH_ART_PUSH_ALL");
+    bool push_all = pa != NULL && strcmp(pa, "1") == 0;
+    const char *rt = getenv("BENCH_ART_RATE");
+    uint64_t rate = rt != NULL ? strtoull(rt, NULL, 10) : 0; /* mix: publications a second */
+    if (rate > 10000) {
+        rate = 10000;
+    }
     const char *mbps = getenv("BENCH_ART_MBPS");
     if (mbps != NULL && strtoull(mbps, NULL, 10) > 0) {
         BW = strtoull(mbps, NULL, 10) * 1000 * 1000;
@@ -252,6 +275,7 @@ int main(int argc, char **argv)
             ac.pool.store = b_store;
             ac.pool.serve = b_serve;
             ac.pool_ud = &nodes[i];
+            ac.push_to_all = push_all;
             if (cp2p_artifact_new(nodes[i].h, &ac, &nodes[i].a) != 0 ||
                 cp2p_artifact_start(nodes[i].a) != 0) {
                 return 1;
@@ -308,6 +332,9 @@ int main(int argc, char **argv)
         cp2p_memnet_stats_get(net, &before);
         uint64_t t0 = uv_now(&loop);
         for (size_t k = 0; k < total; k++) {
+            if (rate > 0 && k > 0 && k % 10 == 0) {
+                run_ms(10000 / rate); /* BENCH_ART_RATE: 10 publications, then wait */
+            }
             size_t len = k < size ? 100 + (k * 37) % 900 : (size_t)1 << 20;
             randombytes_buf(buf, len);
             pick = pick * 1103515245u + 12345u;
@@ -335,15 +362,37 @@ int main(int argc, char **argv)
                 bad += memcmp(d, nodes[i].items[k].id + 2, 32) != 0;
             }
         }
+        /* Where the bytes go: the layer's own frames, pushes and their duplicates. */
+        cp2p_artifact_stats t = {0};
+        for (int i = 0; i < n_nodes; i++) {
+            cp2p_artifact_stats st;
+            cp2p_artifact_stats_get(nodes[i].a, &st);
+            t.bytes_received += st.bytes_received;
+            t.pushes_received += st.pushes_received;
+            t.pushes_dup += st.pushes_dup;
+            t.adverts_received += st.adverts_received;
+            t.adverts_lazy += st.adverts_lazy;
+            t.prunes_sent += st.prunes_sent;
+            t.grafts += st.grafts;
+            t.small_pulled += st.small_pulled;
+        }
         printf("{\"mode\":\"mix\",\"nodes\":%d,\"small\":%zu,\"large\":%zu,\"complete\":%d,"
-               "\"bad\":%zu,\"ms\":%llu,\"bytes_ratio\":%.3f}\n",
+               "\"bad\":%zu,\"ms\":%llu,\"bytes_ratio\":%.3f,\"layer_bytes_ratio\":%.3f,"
+               "\"pushes\":%llu,\"pushes_dup\":%llu,\"adverts\":%llu,\"adverts_lazy\":%llu,"
+               "\"prunes\":%llu,\"grafts\":%llu,\"pulled\":%llu}\n",
                n_nodes, size, n_large, done, bad, (unsigned long long)ms,
-               (double)(after.bytes_delivered - before.bytes_delivered) / (double)ideal);
+               (double)(after.bytes_delivered - before.bytes_delivered) / (double)ideal,
+               (double)t.bytes_received / (double)ideal, (unsigned long long)t.pushes_received,
+               (unsigned long long)t.pushes_dup, (unsigned long long)t.adverts_received,
+               (unsigned long long)t.adverts_lazy, (unsigned long long)t.prunes_sent,
+               (unsigned long long)t.grafts, (unsigned long long)t.small_pulled);
         n_got = done == n_nodes && bad == 0 ? n_nodes : 0;
         goto out;
     }
     uint8_t *data = malloc(size);
     randombytes_buf(data, size);
+    origin = data;
+    origin_len = size;
     cp2p_memnet_stats_get(net, &before);
     uint64_t t0 = uv_now(&loop);
     if (gs) {
@@ -388,7 +437,6 @@ int main(int argc, char **argv)
            argv[1], n_nodes, size, slow ? 1 : 0, n_got, gs ? n_got - 1 : same,
            (unsigned long long)(t_last - t0),
            (unsigned long long)((gs ? t_last : t_last_others) - t0), ratio);
-    free(data);
 out:;
     int closed = 0;
     for (int i = 0; i < n_nodes; i++) {
@@ -402,11 +450,14 @@ out:;
     }
     for (int i = 0; i < n_nodes; i++) {
         for (uint32_t k = 0; k < nodes[i].n; k++) {
-            free(nodes[i].items[k].data);
+            if (!nodes[i].items[k].shared) {
+                free(nodes[i].items[k].data);
+            }
         }
         free(nodes[i].items);
         free(nodes[i].slot);
     }
     free(nodes);
+    free((void *)(uintptr_t)origin);
     return n_got == n_nodes ? 0 : 1;
 }

@@ -244,16 +244,25 @@ artifact_bench() {
     slow=$("$B/bench_artifact" art 13 $((ART_BIG_MIB * 1048576)) 1 2>/dev/null); echo "$slow"
     nbig=$(BENCH_ART_MBPS=10 "$B/bench_artifact" art 13 $((20 * 1048576)) 0 2>/dev/null); echo "$nbig"
     nslow=$(BENCH_ART_MBPS=10 "$B/bench_artifact" art 13 $((20 * 1048576)) 1 2>/dev/null); echo "$nslow"
+    # Small artifacts (issue 15 follow-up): 10,000 of 100..1,000 B at once to 13 nodes, the
+    # push tree against pushing to every peer.
+    st=$("$B/bench_artifact" mix 13 10000 0 2>/dev/null); echo "$st"
+    sa=$(BENCH_ART_PUSH_ALL=1 "$B/bench_artifact" mix 13 10000 0 2>/dev/null); echo "$sa"
     awk -v n="$ART_N" -v am="$(json "$a" ms)" -v ab="$(json "$a" bytes_ratio)" \
         -v gm="$(json "$g" ms)" -v gb="$(json "$g" bytes_ratio)" \
         -v bm="$(json "$big" ms)" -v sm="$(json "$slow" ms)" \
-        -v nb="$(json "$nbig" ms)" -v ns="$(json "$nslow" ms)" -v no="$(json "$nslow" ms_others)" 'BEGIN {
+        -v nb="$(json "$nbig" ms)" -v ns="$(json "$nslow" ms)" -v no="$(json "$nslow" ms_others)" \
+        -v stb="$(json "$st" bytes_ratio)" -v sab="$(json "$sa" bytes_ratio)" \
+        -v stm="$(json "$st" ms)" -v sam="$(json "$sa" ms)" 'BEGIN {
         printf "\n%-44s %10s %10s %8s\n", "artifact gossip figure", "artifact", "gossipsub", "ratio"
         printf "%-44s %10.0f %10.0f %8.2f  (target <= 1)\n", "1 MiB to " n " nodes: ms to the last", am, gm, am / gm
         printf "%-44s %10.3f %10.3f %8s  (target artifact <= 1.2)\n", "bytes delivered / (size x (N-1))", ab, gb, ""
         printf "%-44s %10.0f %10.0f %8.2f  (target <= 1.2)\n", "big artifact, 13 nodes: ms, slow peer vs not", sm, bm, sm / bm
         printf "%-44s %10.0f %10.0f %8.2f  (target <= 1.2)\n", "20 MiB, 10 MB/s links: ms, slow peer vs not", ns, nb, ns / nb
         printf "%-44s %10.0f %10.0f %8.2f\n", "the same, last node but the slow one", no, nb, no / nb
+        printf "\n%-44s %10s %10s\n", "10,000 small to 13 nodes at once", "push tree", "push all"
+        printf "%-44s %10.3f %10.3f  (target <= 1.2)\n", "bytes delivered / (size x (N-1))", stb, sab
+        printf "%-44s %10.0f %10.0f\n", "ms until every node holds all", stm, sam
     }'
 }
 if [ "${2:-}" = artifact ]; then

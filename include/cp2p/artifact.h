@@ -2,7 +2,9 @@
  * docs/ARTIFACTS.md, protocol /cp2p/artifact/1.0.0).
  *
  * Artifacts are byte strings the application wants on every node. A small one (at most
- * push_threshold bytes) is pushed whole to each peer; a larger one is advertised, and each node
+ * push_threshold bytes) is pushed whole along a push tree (peers that pruned us because they
+ * had it from elsewhere get an advert instead, and fetch it if no push follows); a larger one
+ * is advertised, and each node
  * that wants it fetches its chunks from every peer that has it, several in flight per peer,
  * checking each chunk against the advert's manifest of SHA-256 hashes (a peer serving a bad
  * chunk is penalised and the chunk asked elsewhere) and the whole against its id (by default
@@ -95,6 +97,11 @@ typedef struct cp2p_artifact_config {
     void *pool_ud;
     uint32_t chunk_size;       /* 64 KiB */
     uint32_t push_threshold;   /* 1,024 bytes; at most chunk_size */
+    /* false (default): small artifacts travel a push tree (docs/ARTIFACTS.md): pushed whole to
+     * the peers that did not prune us, advertised to the others, who fetch one if no push came
+     * within 50 ms. true: pushed whole to every peer not known to have it (fewer waits, about
+     * twice the bytes on a graph of degree 8). */
+    bool push_to_all;
     uint64_t max_size;         /* largest artifact, 256 MiB */
     uint32_t chunk_timeout_ms; /* 5,000 */
     uint32_t tick_ms;          /* the gossip timer, 100 */
@@ -126,6 +133,10 @@ typedef struct cp2p_artifact_stats {
     uint64_t held, fetching, peers;                     /* levels */
     uint64_t published, stored, rejected;
     uint64_t adverts_received, adverts_evicted, pushes_received;
+    /* The push tree (small artifacts): pushes of what we had already, adverts sent instead of
+     * a push, prunes sent and received, grafts, small artifacts fetched after waiting for a
+     * push that did not come. */
+    uint64_t pushes_dup, adverts_lazy, prunes_sent, prunes_received, grafts, small_pulled;
     uint64_t chunks_requested, chunks_received, chunks_corrupt, chunks_timeout, chunks_served;
     uint64_t requests_dropped, retrans_limited, outbox_dropped, frames_malformed;
     uint64_t fetches_bad_whole, peers_banned;

@@ -31,6 +31,7 @@ typedef struct art_peer {
     art_padv *oldest, *newest;
     uint32_t credit, inflight, serving, penalty;
     bool banned, dirty;
+    bool lazy; /* push tree: it pruned us (or we it): small artifacts are advertised to it */
     cp2p_token_bucket retrans;
     cp2p_buf out; /* Envelope fields waiting to be cut into frames */
 } art_peer;
@@ -61,6 +62,8 @@ typedef struct art_fetch {
     art_peer *manifest_peer; /* whose advert we fetch with */
     uint64_t lat_ms;         /* moving average of a chunk's request-to-arrival time, 0: none */
     int state;
+    bool small;              /* one chunk, at most the push threshold: max_small_fetches */
+    bool graft;              /* a small artifact no push brought: whom we ask pushes to us again */
     struct art_fetch *prev, *next; /* list of all fetches, oldest first */
 } art_fetch;
 
@@ -75,13 +78,20 @@ typedef struct art_held {
 typedef struct art_later {
     art_key k;
     cp2p_buf advert; /* the encoded advert, decoded again when the bouncer says wanted */
+    uint64_t due;    /* waiting for a push (small artifacts): fetched from now on */
+    uint8_t *data;   /* a push that found the fetch table full: its bytes (<= push threshold) */
+    size_t data_len;
 } art_later;
 
 struct cp2p__art_core {
     cp2p__art_config cfg;
     cp2p_hashmap peers, fetches, held, later;
+    cp2p_hashmap waiting; /* art_later: small adverts waiting for a push (push tree) */
+    cp2p_queue wait_q;    /* the same, by due time (a constant wait: oldest first) */
     art_fetch *f_first, *f_last;
     art_held *h_first, *h_last;
+    uint32_t n_small; /* fetches of small artifacts */
+    uint32_t wait_ms; /* push tree: how long a small advert waits for a push (adapts) */
     cp2p_queue later_q; /* art_later, oldest first */
     cp2p_queue events;  /* cp2p__art_event */
     art_peer **dirty;
@@ -120,11 +130,14 @@ void cp2p__art_config_default(cp2p__art_config *cfg)
     *cfg = (cp2p__art_config){
         .chunk_size = CP2P_ART_CHUNK_SIZE,
         .push_threshold = CP2P_ART_PUSH_THRESHOLD,
+        .push_tree = true,
+        .push_wait_ms = CP2P_ART_PUSH_WAIT_MS,
         .max_size = CP2P_ART_MAX_SIZE,
         .max_frame = CP2P_ART_MAX_FRAME,
         .max_peers = CP2P_ART_MAX_PEERS,
         .max_adverts_per_peer = CP2P_ART_MAX_ADVERTS_PER_PEER,
         .max_fetches = CP2P_ART_MAX_FETCHES,
+        .max_small_fetches = CP2P_ART_MAX_SMALL_FETCHES,
         .max_fetch_bytes = CP2P_ART_MAX_FETCH_BYTES,
         .max_held = CP2P_ART_MAX_HELD,
         .max_later = CP2P_ART_MAX_ADVERTS_PER_PEER,
@@ -405,6 +418,7 @@ static void fetch_free(cp2p__art_core *c, art_fetch *f)
     }
     (void)cp2p__hashmap_remove(&c->fetches, f);
     c->st.fetch_bytes -= f->size;
+    c->n_small -= f->small;
     cp2p_free(f->hashes);
     cp2p_free(f->data);
     cp2p_free(f->chunks);
@@ -418,7 +432,9 @@ static void fetch_free(cp2p__art_core *c, art_fetch *f)
 static int fetch_start(cp2p__art_core *c, const cp2p__art_advert *a, const art_key *k,
                        const uint8_t mdig[32], art_peer *from)
 {
-    if (cp2p__hashmap_len(&c->fetches) >= c->cfg.max_fetches ||
+    bool small = a->n_chunks == 1 && a->size <= c->cfg.push_threshold;
+    if ((small ? c->n_small >= c->cfg.max_small_fetches
+               : cp2p__hashmap_len(&c->fetches) - c->n_small >= c->cfg.max_fetches) ||
         c->st.fetch_bytes + a->size > c->cfg.max_fetch_bytes) {
         c->st.fetches_refused++;
         return CP2P_EFULL;
@@ -448,6 +464,8 @@ static int fetch_start(cp2p__art_core *c, const cp2p__art_advert *a, const art_k
         return CP2P_ENOMEM;
     }
     c->st.fetch_bytes += f->size;
+    f->small = small;
+    c->n_small += small;
     f->prev = c->f_last;
     if (c->f_last != NULL) {
         c->f_last->next = f;
@@ -576,6 +594,9 @@ static void schedule(cp2p__art_core *c, uint64_t now)
             }
             ch->state = CH_INFLIGHT;
             ch->peer = best;
+            if (f->graft) {
+                best->lazy = false; /* graft: it pushes to us again (it does so on our request) */
+            }
             ch->asked = now;
             ch->deadline = now + c->cfg.chunk_timeout_ms;
             f->n_need--;
@@ -677,7 +698,14 @@ static void spread(cp2p__art_core *c, const art_held *h, const uint8_t *data,
         for (uint32_t i = 0; i < n_skip && !has; i++) {
             has = skip[i] == p;
         }
-        if (!has) {
+        if (has) {
+            continue;
+        }
+        if (p->lazy && c->cfg.push_tree && field != h->advert.ptr) {
+            if (outbox_add(c, p, h->advert.ptr, h->advert.len) == 0) {
+                c->st.adverts_lazy++; /* pruned: the advert only, it asks if no push comes */
+            }
+        } else {
             (void)outbox_add(c, p, field, len);
         }
     }
@@ -702,6 +730,7 @@ int cp2p__art_core_new(const cp2p__art_config *cfg, uint64_t now, cp2p__art_core
     if (cfg == NULL || out == NULL || cfg->chunk_size == 0 ||
         cfg->chunk_size > CP2P_ART_MAX_CHUNK_SIZE || cfg->max_peers == 0 ||
         cfg->max_adverts_per_peer == 0 || cfg->max_fetches == 0 || cfg->max_held == 0 ||
+        cfg->max_small_fetches == 0 ||
         cfg->max_later == 0 || cfg->inflight_start == 0 ||
         cfg->inflight_max < cfg->inflight_start || cfg->chunk_timeout_ms == 0 ||
         cfg->retrans_per_sec == 0 || cfg->retrans_burst == 0 || cfg->max_serving_per_peer == 0 ||
@@ -716,14 +745,18 @@ int cp2p__art_core_new(const cp2p__art_config *cfg, uint64_t now, cp2p__art_core
         return CP2P_ENOMEM;
     }
     c->cfg = *cfg;
+    c->wait_ms = cfg->push_wait_ms;
     int rc;
     size_t n_events = (size_t)cfg->max_peers * (cfg->max_serving_per_peer + cfg->retrans_burst) +
-                      cfg->max_fetches;
+                      cfg->max_fetches + cfg->max_small_fetches;
     if ((rc = cp2p__hashmap_init(&c->peers, cfg->max_peers, key_of_peer)) != 0 ||
-        (rc = cp2p__hashmap_init(&c->fetches, cfg->max_fetches, key_of_fetch)) != 0 ||
+        (rc = cp2p__hashmap_init(&c->fetches, (size_t)cfg->max_fetches + cfg->max_small_fetches,
+                                 key_of_fetch)) != 0 ||
         (rc = cp2p__hashmap_init(&c->held, cfg->max_held, key_of_held)) != 0 ||
         (rc = cp2p__hashmap_init(&c->later, cfg->max_later, key_of_later)) != 0 ||
         (rc = cp2p__queue_init(&c->later_q, cfg->max_later, CP2P_QUEUE_REJECT, NULL, NULL)) ||
+        (rc = cp2p__hashmap_init(&c->waiting, cfg->max_later, key_of_later)) != 0 ||
+        (rc = cp2p__queue_init(&c->wait_q, cfg->max_later, CP2P_QUEUE_REJECT, NULL, NULL)) ||
         (rc = cp2p__queue_init(&c->events, n_events, CP2P_QUEUE_REJECT, NULL, NULL)) != 0) {
         goto fail;
     }
@@ -748,6 +781,7 @@ static void release_later(void *it, void *ud)
 {
     art_later *l = it;
     (void)ud;
+    cp2p_free(l->data);
     cp2p_buf_fini(&l->advert);
     cp2p_free(l);
 }
@@ -775,6 +809,8 @@ void cp2p__art_core_free(cp2p__art_core *c)
     cp2p__hashmap_fini(&c->held, NULL, NULL);
     cp2p__queue_fini(&c->later_q, NULL, NULL);
     cp2p__hashmap_fini(&c->later, release_later, NULL);
+    cp2p__queue_fini(&c->wait_q, NULL, NULL);
+    cp2p__hashmap_fini(&c->waiting, release_later, NULL);
     cp2p__queue_fini(&c->events, release_event, NULL);
     cp2p_free(c->dirty);
     cp2p_free(c);
@@ -851,29 +887,52 @@ void cp2p__art_core_peer_down(cp2p__art_core *c, const cp2p_peer_id *peer, uint6
 
 /* ---- input ---- */
 
+/* Keep advert `a` in table `map` and its queue `q` (the "later" adverts, or small ones waiting
+ * for a push until `due`). Returns 0, or nonzero when not kept (the table is full). */
+static int advert_keep(cp2p__art_core *c, cp2p_hashmap *map, cp2p_queue *q, const art_key *k,
+                       const cp2p__art_advert *a, uint64_t due)
+{
+    if (cp2p__hashmap_find(map, k->id, k->len) != NULL) {
+        return 0;
+    }
+    art_later *l = cp2p_calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return CP2P_ENOMEM;
+    }
+    l->k = *k;
+    l->due = due;
+    cp2p_buf_init(&l->advert, c->cfg.max_frame);
+    int rc;
+    if ((rc = cp2p__art_advert_append(&l->advert, a)) != 0 ||
+        (rc = cp2p__hashmap_insert(map, l)) != 0) {
+        release_later(l, NULL);
+        return rc;
+    }
+    if ((rc = cp2p__queue_push(q, l)) != 0) {
+        (void)cp2p__hashmap_remove(map, l);
+        release_later(l, NULL);
+        return rc;
+    }
+    return 0;
+}
+
 static void later_add(cp2p__art_core *c, const art_key *k, const cp2p__art_advert *a)
 {
     if (cp2p__hashmap_find(&c->later, k->id, k->len) != NULL) {
         return;
     }
-    art_later *l = cp2p_calloc(1, sizeof(*l));
-    if (l == NULL) {
-        return;
-    }
-    l->k = *k;
-    cp2p_buf_init(&l->advert, c->cfg.max_frame);
-    if (cp2p__art_advert_append(&l->advert, a) != 0 || cp2p__hashmap_insert(&c->later, l) != 0) {
-        c->st.later_dropped++;
-        release_later(l, NULL);
-        return;
-    }
-    if (cp2p__queue_push(&c->later_q, l) != 0) {
-        (void)cp2p__hashmap_remove(&c->later, l);
-        release_later(l, NULL);
+    if (advert_keep(c, &c->later, &c->later_q, k, a, 0) != 0) {
         c->st.later_dropped++;
         return;
     }
     c->st.later++;
+}
+
+/* Push tree: a small artifact (one chunk, pushed whole) is advertised to us only by a peer
+ * that we pruned or that pruned us. */
+static bool small_advert(const cp2p__art_core *c, const cp2p__art_advert *a)
+{
+    return c->cfg.push_tree && a->n_chunks == 1 && a->size <= c->cfg.push_threshold;
 }
 
 static cp2p__art_verdict bounce(cp2p__art_core *c, const cp2p__art_advert *a)
@@ -884,7 +943,7 @@ static cp2p__art_verdict bounce(cp2p__art_core *c, const cp2p__art_advert *a)
     return c->cfg.bouncer(a->id.ptr, a->id.len, a->size, a->attrs, a->n_attrs, c->cfg.bouncer_ud);
 }
 
-static void on_advert(cp2p__art_core *c, art_peer *p, const cp2p__art_advert *a)
+static void on_advert(cp2p__art_core *c, art_peer *p, const cp2p__art_advert *a, uint64_t now)
 {
     art_key k;
     uint8_t mdig[32];
@@ -917,9 +976,22 @@ static void on_advert(cp2p__art_core *c, art_peer *p, const cp2p__art_advert *a)
         padv_add(c, p, &k, mdig);
         return;
     }
+    if (cp2p__hashmap_find(&c->waiting, k.id, k.len) != NULL) {
+        c->st.adverts_dup++; /* one more peer that has it, if no push comes */
+        padv_add(c, p, &k, mdig);
+        return;
+    }
     switch (bounce(c, a)) {
     case CP2P__ART_WANTED:
         padv_add(c, p, &k, mdig);
+        if (small_advert(c, a)) {
+            /* A push is probably on its way along the tree: wait for it a little. */
+            if (advert_keep(c, &c->waiting, &c->wait_q, &k, a, now + c->wait_ms) == 0) {
+                c->st.small_waited++;
+                break;
+            }
+            c->st.small_wait_full++;
+        }
         if (fetch_start(c, a, &k, mdig, p) == CP2P_EFULL) {
             later_add(c, &k, a); /* asked again when a fetch slot frees */
         }
@@ -933,6 +1005,23 @@ static void on_advert(cp2p__art_core *c, art_peer *p, const cp2p__art_advert *a)
         c->st.adverts_unwanted++;
         break;
     }
+}
+
+/* Push tree: a push came after we fetched the artifact: wait twice as long from now on. */
+static void wait_longer(cp2p__art_core *c)
+{
+    c->wait_ms = c->wait_ms * 2 < CP2P_ART_PUSH_WAIT_MAX_MS ? c->wait_ms * 2
+                                                             : CP2P_ART_PUSH_WAIT_MAX_MS;
+}
+
+/* A fetch of one chunk just started, its bytes in hand (checked): complete it. */
+static void fetch_whole(cp2p__art_core *c, art_fetch *f, const uint8_t *data, size_t len)
+{
+    memcpy(f->data, data, len);
+    f->chunks[0].state = CH_DONE;
+    f->done = 1;
+    f->n_need = 0;
+    fetch_finish(c, f);
 }
 
 static void on_push(cp2p__art_core *c, art_peer *p, const cp2p__art_push *m)
@@ -952,9 +1041,35 @@ static void on_push(cp2p__art_core *c, art_peer *p, const cp2p__art_push *m)
         c->st.adverts_bad_id++;
         return;
     }
-    if (held_find(c, k.id, k.len) != NULL ||
-        cp2p__hashmap_find(&c->fetches, k.id, k.len) != NULL) {
+    uint8_t mdig[32];
+    art_mdig(a, mdig);
+    art_fetch *f = cp2p__hashmap_find(&c->fetches, k.id, k.len);
+    bool late = f != NULL && f->state == F_FETCHING && f->n_chunks == 1 &&
+                memcmp(f->mdig, mdig, 32) == 0; /* fetching it after the wait: take the push */
+    if (f != NULL && f->graft) {
+        wait_longer(c); /* the push came after all: we fetched too early */
+    }
+    const art_later *kept = f == NULL ? cp2p__hashmap_find(&c->later, k.id, k.len) : NULL;
+    if (held_find(c, k.id, k.len) != NULL || (f != NULL && !late) ||
+        (kept != NULL && kept->data != NULL)) {
         c->st.pushes_dup++;
+        if (kept != NULL) {
+            padv_add(c, p, &k, mdig); /* a source when it is validated: not pushed back to */
+        }
+        if (f != NULL && memcmp(f->mdig, mdig, 32) == 0) {
+            fetch_src_add(f, p); /* it has it: not pushed to when we relay */
+        }
+        if (f != NULL && f->graft) {
+            c->st.pushes_late++; /* the tree works, it was slower than our wait: keep it */
+        } else if (c->cfg.push_tree) {
+            /* Push tree: this edge is redundant for small artifacts; ask p to advertise. */
+            uint8_t field[4];
+            cp2p_buf b = {.ptr = field, .cap = sizeof(field), .max = sizeof(field)};
+            p->lazy = true;
+            if (cp2p__art_prune_append(&b) == 0 && outbox_add(c, p, b.ptr, b.len) == 0) {
+                c->st.prunes_sent++;
+            }
+        }
         return;
     }
     crypto_hash_sha256(d, m->data.ptr, m->data.len);
@@ -964,8 +1079,22 @@ static void on_push(cp2p__art_core *c, art_peer *p, const cp2p__art_push *m)
         penalise(c, p, 10);
         return;
     }
-    uint8_t mdig[32];
-    art_mdig(a, mdig);
+    if (late) {
+        art_chunk *ch = &f->chunks[0];
+        if (ch->state == CH_INFLIGHT) {
+            peer_unload(ch->peer);
+            peer_unload(ch->peer2);
+            ch->peer = ch->peer2 = NULL;
+        } else {
+            f->n_need--;
+        }
+        ch->state = CH_DONE;
+        memcpy(f->data, m->data.ptr, m->data.len);
+        f->done = 1;
+        fetch_src_add(f, p);
+        fetch_finish(c, f);
+        return;
+    }
     switch (bounce(c, a)) {
     case CP2P__ART_WANTED:
         break;
@@ -979,19 +1108,25 @@ static void on_push(cp2p__art_core *c, art_peer *p, const cp2p__art_push *m)
         return;
     }
     padv_add(c, p, &k, mdig);
+    if (cp2p__hashmap_find(&c->waiting, k.id, k.len) != NULL) {
+        /* Pushed within the wait: try a slightly shorter one (not below the configured). */
+        uint32_t w = c->wait_ms - c->wait_ms / 8;
+        c->wait_ms = w > c->cfg.push_wait_ms ? w : c->cfg.push_wait_ms;
+    }
     int rc = fetch_start(c, a, &k, mdig, p);
     if (rc == CP2P_EFULL) {
-        later_add(c, &k, a); /* fetched from the pusher when a slot frees */
+        /* Kept with its bytes (bounded like every "later" advert): validated when a slot
+         * frees, not fetched a second time. */
+        later_add(c, &k, a);
+        art_later *l = cp2p__hashmap_find(&c->later, k.id, k.len);
+        if (l != NULL && l->data == NULL && (l->data = cp2p__memdup(m->data.ptr, m->data.len))) {
+            l->data_len = m->data.len;
+        }
     }
     if (rc != 0) {
         return;
     }
-    art_fetch *f = c->f_last;
-    memcpy(f->data, m->data.ptr, m->data.len);
-    f->chunks[0].state = CH_DONE;
-    f->done = 1;
-    f->n_need = 0;
-    fetch_finish(c, f);
+    fetch_whole(c, c->f_last, m->data.ptr, m->data.len);
 }
 
 static void on_request(cp2p__art_core *c, art_peer *p, const cp2p__art_request *r)
@@ -1005,6 +1140,10 @@ static void on_request(cp2p__art_core *c, art_peer *p, const cp2p__art_request *
     if (r->index >= h->n_chunks) {
         c->st.requests_bad_index++;
         return;
+    }
+    if (p->lazy && h->n_chunks == 1 && h->size <= c->cfg.push_threshold) {
+        p->lazy = false; /* graft: it missed a small artifact, push to it again */
+        c->st.grafts++;
     }
     if (p->serving >= c->cfg.max_serving_per_peer) {
         c->st.requests_dropped++;
@@ -1110,7 +1249,7 @@ int cp2p__art_core_recv(cp2p__art_core *c, const cp2p_peer_id *peer, const uint8
     }
     c->st.frames_received++;
     for (size_t i = 0; i < e.n_adverts; i++) {
-        on_advert(c, p, &e.adverts[i]);
+        on_advert(c, p, &e.adverts[i], now);
     }
     for (size_t i = 0; i < e.n_pushes; i++) {
         on_push(c, p, &e.pushes[i]);
@@ -1124,9 +1263,43 @@ int cp2p__art_core_recv(cp2p__art_core *c, const cp2p_peer_id *peer, const uint8
     if (e.has_retrans) {
         on_retrans(c, p, e.retrans_max, now);
     }
+    if (e.prune) {
+        p->lazy = true; /* it had our pushes from elsewhere: advertise small ones to it */
+        c->st.prunes_received++;
+    }
     cp2p__art_env_fini(&e);
     schedule(c, now);
     return 0;
+}
+
+/* Small adverts whose wait is over and that no push brought: fetch them (grafting). */
+static void wait_tick(cp2p__art_core *c, uint64_t now)
+{
+    art_later *l;
+    while ((l = cp2p__queue_peek(&c->wait_q)) != NULL && l->due <= now) {
+        (void)cp2p__queue_pop(&c->wait_q);
+        (void)cp2p__hashmap_remove(&c->waiting, l);
+        cp2p__art_env e;
+        const char *why;
+        if (held_find(c, l->k.id, l->k.len) == NULL &&
+            cp2p__hashmap_find(&c->fetches, l->k.id, l->k.len) == NULL &&
+            cp2p__art_env_decode(l->advert.ptr, l->advert.len, c->cfg.max_frame, c->cfg.max_size,
+                                 &e, &why) == 0) {
+            if (e.n_adverts == 1) {
+                uint8_t mdig[32];
+                art_mdig(&e.adverts[0], mdig);
+                int rc = fetch_start(c, &e.adverts[0], &l->k, mdig, NULL);
+                if (rc == 0) {
+                    c->f_last->graft = true;
+                    c->st.small_pulled++;
+                } else if (rc == CP2P_EFULL) {
+                    later_add(c, &l->k, &e.adverts[0]);
+                }
+            }
+            cp2p__art_env_fini(&e);
+        }
+        release_later(l, NULL);
+    }
 }
 
 /* Offer "later" adverts to the bouncer again, at most CP2P_ART_LATER_PER_TICK a tick. */
@@ -1149,9 +1322,15 @@ static void later_tick(cp2p__art_core *c)
                 uint8_t mdig[32];
                 art_mdig(&e.adverts[0], mdig);
                 switch (bounce(c, &e.adverts[0])) {
-                case CP2P__ART_WANTED:
-                    keep = fetch_start(c, &e.adverts[0], &l->k, mdig, NULL) == CP2P_EFULL;
+                case CP2P__ART_WANTED: {
+                    int rc = fetch_start(c, &e.adverts[0], &l->k, mdig, NULL);
+                    keep = rc == CP2P_EFULL;
+                    if (rc == 0 && l->data != NULL && l->data_len == e.adverts[0].size &&
+                        e.adverts[0].n_chunks == 1) {
+                        fetch_whole(c, c->f_last, l->data, l->data_len); /* checked on arrival */
+                    }
                     break;
+                }
                 case CP2P__ART_LATER:
                     keep = true;
                     break;
@@ -1188,6 +1367,7 @@ void cp2p__art_core_tick(cp2p__art_core *c, uint64_t now)
             }
         }
     }
+    wait_tick(c, now);
     later_tick(c);
     schedule(c, now);
 }
@@ -1418,6 +1598,9 @@ static size_t field_len(const uint8_t *b, size_t len)
     uint64_t tag, n;
     ptrdiff_t a = cp2p_uvarint_decode(b, len, &tag);
     ptrdiff_t l = cp2p_uvarint_decode(b + a, len - (size_t)a, &n);
+    if ((tag & 7) == 0) {
+        return (size_t)a + (size_t)l; /* a varint field (prune) */
+    }
     return (size_t)a + (size_t)l + (size_t)n;
 }
 
@@ -1466,6 +1649,7 @@ void cp2p__art_core_stats(const cp2p__art_core *c, cp2p__art_stats *out)
     out->fetching = cp2p__hashmap_len(&c->fetches);
     out->held = cp2p__hashmap_len(&c->held);
     out->later = cp2p__hashmap_len(&c->later);
+    out->push_wait_ms = c->wait_ms;
 }
 
 size_t cp2p__art_core_peer_adverts(const cp2p__art_core *c, const cp2p_peer_id *peer)

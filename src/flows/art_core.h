@@ -56,11 +56,20 @@ typedef cp2p__art_verdict (*cp2p__art_bouncer_fn)(const uint8_t *id, size_t id_l
 typedef struct cp2p__art_config {
     uint32_t chunk_size;          /* chunks of what we publish (CP2P_ART_CHUNK_SIZE) */
     uint32_t push_threshold;      /* pushed whole at or under (CP2P_ART_PUSH_THRESHOLD) */
+    /* Small artifacts travel a push tree (default true): pushed whole only to peers that have
+     * not pruned us, advertised to the others; a duplicate push is answered with a prune (the
+     * sender advertises to us from then on); an advert of a small artifact waits push_wait_ms
+     * (checked on the gossip tick) for a push before it is fetched, and fetching it grafts the
+     * edge back (both sides push again). false: pushed whole to every peer not known to have
+     * it. */
+    bool push_tree;
+    uint32_t push_wait_ms;        /* CP2P_ART_PUSH_WAIT_MS; adapts up to CP2P_ART_PUSH_WAIT_MAX_MS */
     uint64_t max_size;            /* largest artifact accepted (CP2P_ART_MAX_SIZE) */
     size_t max_frame;             /* largest frame either way (CP2P_ART_MAX_FRAME) */
     uint32_t max_peers;           /* CP2P_ART_MAX_PEERS */
     uint32_t max_adverts_per_peer; /* CP2P_ART_MAX_ADVERTS_PER_PEER */
     uint32_t max_fetches;         /* CP2P_ART_MAX_FETCHES */
+    uint32_t max_small_fetches;   /* CP2P_ART_MAX_SMALL_FETCHES, besides max_fetches */
     uint64_t max_fetch_bytes;     /* CP2P_ART_MAX_FETCH_BYTES */
     uint32_t max_held;            /* CP2P_ART_MAX_HELD */
     uint32_t max_later;           /* "later" adverts kept (CP2P_ART_MAX_ADVERTS_PER_PEER) */
@@ -98,6 +107,14 @@ typedef struct cp2p__art_stats {
     uint64_t artifacts_stored, artifacts_rejected, artifacts_published;
     uint64_t retrans_sent, retrans_received, retrans_limited, retrans_adverts;
     uint64_t outbox_dropped;      /* messages not queued: a peer's outbox was full */
+    /* Push tree (small artifacts): adverts sent instead of a push (the peer pruned us), prunes
+     * sent (a duplicate push) and received, grafts (a pruned peer fetched a small artifact of
+     * ours: we push to it again), small adverts put to wait for a push, of which fetched after
+     * the wait (no push came), and waits refused (table full: fetched at once). */
+    uint64_t adverts_lazy, prunes_sent, prunes_received, grafts;
+    uint64_t small_waited, small_pulled, small_wait_full;
+    uint64_t pushes_late; /* of pushes_dup: after we fetched it (no prune, the wait grows) */
+    uint64_t push_wait_ms; /* the wait now (a level) */
     uint64_t peers_refused, peers_banned;
     uint64_t peers, fetching, held, later, fetch_bytes; /* levels now */
 } cp2p__art_stats;

@@ -42,6 +42,11 @@ static int take_id(bool has, ProtobufCBinaryData d, cp2p_slice *out, const char 
     return 0;
 }
 
+static bool is_sha256_mh(cp2p_slice id)
+{
+    return id.len == 2 + CP2P_ART_HASH_LEN && id.ptr[0] == 0x12 && id.ptr[1] == 0x20;
+}
+
 static int take_advert(const Cp2pArtifactPb__Advert *a, uint64_t max_size, cp2p__art_attr **attrs,
                        cp2p__art_advert *o, const char **why)
 {
@@ -66,7 +71,8 @@ static int take_advert(const Cp2pArtifactPb__Advert *a, uint64_t max_size, cp2p_
         *why = "advert with too many chunks";
         return CP2P_ELIMIT;
     }
-    if (!a->has_chunk_hashes || a->chunk_hashes.len != n * CP2P_ART_HASH_LEN) {
+    bool implied = !a->has_chunk_hashes && n == 1 && is_sha256_mh(o->id);
+    if (!implied && (!a->has_chunk_hashes || a->chunk_hashes.len != n * CP2P_ART_HASH_LEN)) {
         *why = "advert manifest length is not 32 x chunks";
         return CP2P_EPROTO;
     }
@@ -77,7 +83,9 @@ static int take_advert(const Cp2pArtifactPb__Advert *a, uint64_t max_size, cp2p_
     o->size = a->size;
     o->chunk_size = a->chunk_size;
     o->n_chunks = (uint32_t)n;
-    o->hashes = slice_of(a->chunk_hashes);
+    /* One chunk under a sha2-256 id: the manifest entry is the id's digest. */
+    o->hashes = implied ? (cp2p_slice){o->id.ptr + 2, CP2P_ART_HASH_LEN}
+                        : slice_of(a->chunk_hashes);
     o->attrs = *attrs;
     o->n_attrs = a->n_attributes;
     for (size_t i = 0; i < a->n_attributes; i++) {
@@ -214,6 +222,7 @@ int cp2p__art_env_decode(const uint8_t *in, size_t len, size_t max_frame, uint64
         out->has_retrans = true;
         out->retrans_max = m->retransmission->has_max_adverts ? m->retransmission->max_adverts : 0;
     }
+    out->prune = m->has_prune && m->prune;
     return 0;
 fail:
     cp2p__art_env_fini(out);
@@ -264,10 +273,18 @@ static size_t attr_body_size(const cp2p__art_attr *t)
     return bytes_field_size(1, t->key.len) + bytes_field_size(2, t->value.len);
 }
 
+/* The manifest is left out when the decoder can take it from the id (art_msg.h). */
+static bool manifest_implied(const cp2p__art_advert *a)
+{
+    return a->chunk_size > 0 && a->size <= a->chunk_size && a->hashes.len == CP2P_ART_HASH_LEN && is_sha256_mh(a->id) &&
+           memcmp(a->hashes.ptr, a->id.ptr + 2, CP2P_ART_HASH_LEN) == 0;
+}
+
 static size_t advert_body_size(const cp2p__art_advert *a)
 {
     size_t n = bytes_field_size(1, a->id.len) + varint_field_size(2, a->size) +
-               varint_field_size(3, a->chunk_size) + bytes_field_size(4, a->hashes.len);
+               varint_field_size(3, a->chunk_size) +
+               (manifest_implied(a) ? 0 : bytes_field_size(4, a->hashes.len));
     for (size_t i = 0; i < a->n_attrs; i++) {
         n += bytes_field_size(5, attr_body_size(&a->attrs[i]));
     }
@@ -279,7 +296,7 @@ static int put_advert_body(cp2p_buf *out, const cp2p__art_advert *a)
     int rc;
     if ((rc = put_bytes(out, 1, a->id.ptr, a->id.len)) != 0 ||
         (rc = put_varint(out, 2, a->size)) != 0 || (rc = put_varint(out, 3, a->chunk_size)) != 0 ||
-        (rc = put_bytes(out, 4, a->hashes.ptr, a->hashes.len)) != 0) {
+        (!manifest_implied(a) && (rc = put_bytes(out, 4, a->hashes.ptr, a->hashes.len)) != 0)) {
         return rc;
     }
     for (size_t i = 0; i < a->n_attrs; i++) {
@@ -367,6 +384,11 @@ int cp2p__art_retrans_append(cp2p_buf *out, uint32_t max_adverts)
     return put_varint(out, 1, max_adverts);
 }
 
+int cp2p__art_prune_append(cp2p_buf *out)
+{
+    return put_varint(out, 6, 1);
+}
+
 static size_t push_body_size(const cp2p__art_advert *a, size_t len)
 {
     return bytes_field_size(1, advert_body_size(a)) + bytes_field_size(2, len);
@@ -428,6 +450,9 @@ int cp2p__art_env_encode(const cp2p__art_env *e, cp2p_buf *out)
         }
     }
     if (e->has_retrans && (rc = cp2p__art_retrans_append(out, e->retrans_max)) != 0) {
+        return rc;
+    }
+    if (e->prune && (rc = cp2p__art_prune_append(out)) != 0) {
         return rc;
     }
     for (size_t i = 0; i < e->n_pushes; i++) {

@@ -70,6 +70,7 @@ typedef struct cp2p__art_env {
     size_t n_pushes;
     bool has_retrans;
     uint32_t retrans_max; /* 0: the receiver's bound */
+    bool prune;           /* the sender asks us to advertise small artifacts, not push them */
     void *pb_;            /* internal: the unpacked protobuf the slices point into */
     void *mem_;           /* internal: our arrays */
 } cp2p__art_env;
@@ -93,7 +94,10 @@ void cp2p__art_env_fini(cp2p__art_env *e);
  * errors. */
 CP2P_NODISCARD int cp2p__art_env_encode(const cp2p__art_env *e, cp2p_buf *out);
 
-/* Envelope fields: 1 advert, 2 request, 3 chunk, 4 retransmission, 5 push. */
+/* Envelope fields: 1 advert, 2 request, 3 chunk, 4 retransmission, 5 push, 6 prune.
+ * An advert of one chunk whose id is a sha2-256 multihash equal to the SHA-256 of that chunk
+ * is encoded without its manifest (field 4): the decoder takes the id's digest as the one
+ * manifest entry (hashes then points into the id). */
 size_t cp2p__art_advert_size(const cp2p__art_advert *a);
 CP2P_NODISCARD int cp2p__art_advert_append(cp2p_buf *out, const cp2p__art_advert *a);
 size_t cp2p__art_request_size(cp2p_slice id, uint32_t index);
@@ -103,6 +107,8 @@ CP2P_NODISCARD int cp2p__art_chunk_append(cp2p_buf *out, cp2p_slice id, uint32_t
                                           const uint8_t *data, size_t len);
 size_t cp2p__art_retrans_size(uint32_t max_adverts);
 CP2P_NODISCARD int cp2p__art_retrans_append(cp2p_buf *out, uint32_t max_adverts);
+/* Field 6 (prune = true): 2 bytes. */
+CP2P_NODISCARD int cp2p__art_prune_append(cp2p_buf *out);
 size_t cp2p__art_push_size(const cp2p__art_advert *a, size_t data_len);
 CP2P_NODISCARD int cp2p__art_push_append(cp2p_buf *out, const cp2p__art_advert *a,
                                          const uint8_t *data, size_t len);

@@ -481,6 +481,7 @@ static const cp2p__art_config *core_cfg_of(const cp2p_artifact *a, cp2p__art_con
     cp2p__art_config_default(c);
     c->chunk_size = a->cfg.chunk_size;
     c->push_threshold = a->cfg.push_threshold;
+    c->push_tree = !a->cfg.push_to_all;
     c->max_size = a->cfg.max_size;
     c->chunk_timeout_ms = a->cfg.chunk_timeout_ms;
     c->max_adverts_per_peer = a->cfg.max_adverts_per_peer;
@@ -603,7 +604,8 @@ int cp2p_artifact_new(cp2p_host *h, const cp2p_artifact_config *cfg, cp2p_artifa
     if ((rc = cp2p__art_core_new(&cc, uv_now(cp2p_host_loop(h)), &a->core)) != 0 ||
         (rc = cp2p__queue_init(&a->bcast, cfg->broadcaster_max, CP2P_QUEUE_REJECT, NULL,
                                NULL)) != 0 ||
-        (rc = cp2p__queue_init(&a->stalled, cc.max_fetches + 1, CP2P_QUEUE_REJECT, NULL,
+        (rc = cp2p__queue_init(&a->stalled, cc.max_fetches + cc.max_small_fetches + 1,
+                               CP2P_QUEUE_REJECT, NULL,
                                NULL)) != 0) {
         goto fail;
     }
@@ -773,6 +775,8 @@ void cp2p_artifact_stats_get(cp2p_artifact *a, cp2p_artifact_stats *out)
         .published = s.artifacts_published, .stored = s.artifacts_stored,
         .rejected = s.artifacts_rejected, .adverts_received = s.adverts_received,
         .adverts_evicted = s.adverts_evicted, .pushes_received = s.pushes_received,
+        .pushes_dup = s.pushes_dup, .adverts_lazy = s.adverts_lazy, .prunes_sent = s.prunes_sent,
+        .prunes_received = s.prunes_received, .grafts = s.grafts, .small_pulled = s.small_pulled,
         .chunks_requested = s.chunks_requested, .chunks_received = s.chunks_received,
         .chunks_corrupt = s.chunks_corrupt, .chunks_timeout = s.chunks_timeout,
         .chunks_served = s.chunks_served, .requests_dropped = s.requests_dropped,

@@ -700,6 +700,14 @@
 #define CP2P_ART_MAX_FRAME_MSGS 4096
 /* Pushed whole at or under this size (dfinity/ic rs/p2p consensus_manager: 1,024 bytes). */
 #define CP2P_ART_PUSH_THRESHOLD 1024
+/* Small artifacts travel a push tree (Plumtree, Leitao et al. 2007): pushed whole to peers
+ * that have not pruned us, advertised to the others; an advert of a small artifact waits this
+ * long for a push from elsewhere before it is fetched (and the edge grafted back). */
+#define CP2P_ART_PUSH_WAIT_MS 50
+/* The wait adapts: doubled (up to this) each time a push arrives after we fetched the artifact
+ * (the tree was slower than the wait, e.g. validation queues under load), shortened by an
+ * eighth (down to CP2P_ART_PUSH_WAIT_MS) each time a push arrives within it. */
+#define CP2P_ART_PUSH_WAIT_MAX_MS 2000
 /* Largest artifact by default (our choice; configurable up to chunk size x max chunks). */
 #define CP2P_ART_MAX_SIZE (256ull * 1024 * 1024)
 /* Adverts remembered per peer (dfinity/ic's audit flags unbounded per-peer advert tables; our
@@ -710,6 +718,10 @@
 #define CP2P_ART_MAX_PEERS 1024
 /* Artifacts being fetched at once, and their bytes (our choice). */
 #define CP2P_ART_MAX_FETCHES 256
+/* Small artifacts (one chunk, at most the push threshold) being fetched or validated, bounded
+ * apart: a burst of pushes must not be dropped (and fetched again) because large fetches hold
+ * the slots. At most 4,096 x (1 KiB + bookkeeping), about 8 MiB. */
+#define CP2P_ART_MAX_SMALL_FETCHES 256
 #define CP2P_ART_MAX_FETCH_BYTES (512ull * 1024 * 1024)
 /* Artifacts held (advertised to peers) (our choice). */
 #define CP2P_ART_MAX_HELD 100000

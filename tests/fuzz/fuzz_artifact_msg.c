@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (again.n_adverts != m.n_adverts || again.n_requests != m.n_requests ||
         again.n_chunks != m.n_chunks || again.n_pushes != m.n_pushes ||
-        again.has_retrans != m.has_retrans || again.retrans_max != m.retrans_max) {
+        again.has_retrans != m.has_retrans || again.retrans_max != m.retrans_max ||
+        again.prune != m.prune) {
         abort();
     }
     for (size_t i = 0; i < m.n_adverts; i++) {
