@@ -228,7 +228,7 @@ int main(void)
 {
     static char line[1 << 21];
     while (fgets(line, sizeof(line), stdin) != NULL) {
-        char *f[FIELD_MAX];
+        char *f[FIELD_MAX] = {0};
         int n = 0;
         line[strcspn(line, "\r\n")] = 0;
         for (char *p = line; *p != 0 && n < FIELD_MAX;) {
