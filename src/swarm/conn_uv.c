@@ -1155,15 +1155,20 @@ static void conn_teardown(cp2p_conn *c)
             last_cap = c->host->cfg.conn_out_buffered;
         }
         (void)!cp2p__yamux_set_max_out_buffered(c->yamux, last_cap);
-        for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
-            next = s->next;
+        /* Pinned like the kill walk below: a write callback may reset another stream. */
+        for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
+            s->in_cb++;
+        }
+        for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
             if (s->state == S_OPEN) {
                 size_t sent;
-                s->in_cb++;
                 (void)stream_pump(s, SIZE_MAX, &sent);
-                s->in_cb--;
-                (void)stream_maybe_free(s);
             }
+        }
+        for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
+            next = s->next;
+            s->in_cb--;
+            (void)stream_maybe_free(s);
         }
         c->in_run--;
         (void)!cp2p__yamux_goaway(c->yamux, 0);
@@ -1179,10 +1184,25 @@ static void conn_teardown(cp2p_conn *c)
         yamux_stats_add(&h->yamux_closed, cp2p__yamux_get_stats(c->yamux));
         c->yamux = NULL; /* freed with the core below */
     }
+    /* Every stream dies; what is still queued fails with its callback, on streams the
+     * application already reset too (their writes fail from the loop otherwise, which no
+     * longer serves this connection). The callbacks may reset or close other streams: all
+     * are pinned (in_cb) until the walk is over, so none is freed under it. */
+    for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
+        s->in_cb++;
+    }
+    for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
+        s->ys = NULL;
+        if (s->state == S_DEAD) {
+            stream_fail_writes(s, CP2P_ERESET); /* as conn_pump_streams does */
+        } else {
+            stream_kill(s, CP2P_ECLOSED);
+        }
+    }
     for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
         next = s->next;
-        s->ys = NULL;
-        stream_kill(s, CP2P_ECLOSED);
+        s->in_cb--;
+        (void)stream_maybe_free(s);
     }
     if (c->core != NULL && cp2p__conn_core_in_handshake(c->core)) {
         h->stats.noise_failures[noise_fail_reason(c->close_err)]++;

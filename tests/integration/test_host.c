@@ -746,6 +746,63 @@ static void graceful_close_under_backpressure(void **state)
     nodes_stop((node[]){a, b}, 2);
 }
 
+/* A write queued on a stream the application then resets is failed, with its callback, even
+ * when the connection closes before the loop serves the stream (the callback's context used
+ * to leak: integration_reactor under ASan, CI of 2026-12-04). */
+typedef struct {
+    cp2p_stream *s;
+    int calls, status;
+} reset_res;
+
+static void rq_open(cp2p_stream *s, int status, void *ud)
+{
+    reset_res *r = ud;
+    assert_int_equal(status, 0);
+    r->s = s;
+}
+
+static void rq_written(cp2p_stream *s, int status, void *ud)
+{
+    reset_res *r = ud;
+    (void)s;
+    r->calls++;
+    r->status = status;
+}
+
+static void reset_then_close_fails_queued_writes(void **state)
+{
+    static const char *const echo[] = {"/test/echo/1.0.0"};
+    node a, b;
+    dial_res r;
+    (void)state;
+    node_start(&a, true);
+    node_start(&b, false);
+    cp2p_conn *c = dial_host(b.h, a.h, &r);
+    assert_int_equal(r.status, 0);
+    for (int i = 0; i < 2; i++) {
+        reset_res rr = {0};
+        assert_int_equal(cp2p_conn_open_stream(c, echo, 1, rq_open, &rr), 0);
+        while (rr.s == NULL) {
+            uv_run(&loop, UV_RUN_ONCE);
+        }
+        assert_int_equal(cp2p_stream_write(rr.s, "queued", 6, rq_written, &rr), 0);
+        cp2p_stream_reset(rr.s);
+        assert_int_equal(rr.calls, 0); /* never inside the call that caused it */
+        if (i == 0) {
+            uv_run(&loop, UV_RUN_NOWAIT); /* the loop fails it */
+            assert_int_equal(rr.calls, 1);
+        } else {
+            cp2p_conn_close(c); /* before the loop runs: the teardown fails it */
+            assert_int_equal(rr.calls, 1);
+        }
+        assert_int_equal(rr.status, CP2P_ERESET);
+    }
+    while (a.closed < 1 || b.closed < 1) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    nodes_stop((node[]){a, b}, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -760,6 +817,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(resource_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(inbound_stream_under_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(graceful_close_under_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(reset_then_close_fails_queued_writes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
