@@ -2,8 +2,10 @@
  *   art N SIZE [SLOW]   N nodes on one loop, each dialing the next and 3 pseudo-random others
  *                       (fixed seed: the same graph every run), one artifact of SIZE bytes
  *                       published by node 0; SLOW = 1: node 1's links have a tenth of the
- *                       bandwidth. Prints the time until the last node stored it and the bytes
- *                       the network delivered / (SIZE x (N - 1)).
+ *                       bandwidth; SLOW = 2: only the link between nodes 1 and 2 has (each of
+ *                       the two sees one slow peer among fast ones). Prints the time until
+ *                       the last node stored it and the bytes the network delivered /
+ *                       (SIZE x (N - 1)).
  *   gs N SIZE           the same graph and bytes published on one gossipsub topic.
  *   mix N SMALL LARGE   artifact gossip only: SMALL artifacts of 100..1,000 bytes and LARGE of
  *                       1 MiB from pseudo-random publishers, all at once: the time until every
@@ -210,6 +212,7 @@ int main(int argc, char **argv)
     n_nodes = nn > 1 && nn < 100000 ? (int)nn : 2;
     size_t size = strtoull(argv[3], NULL, 10);
     bool slow = !mix && argc > 4 && strcmp(argv[4], "1") == 0;
+    bool slow_link = !mix && argc > 4 && strcmp(argv[4], "2") == 0;
     size_t n_large = mix ? strtoull(argv[4], NULL, 10) : 0;
     if (mix && (size + n_large) * 2 >= SLOTS / 2) {
         fprintf(stderr, "bench_artifact mix: at most %u artifacts\n", SLOTS / 4);
@@ -280,6 +283,12 @@ int main(int argc, char **argv)
                 cp2p_artifact_start(nodes[i].a) != 0) {
                 return 1;
             }
+        }
+    }
+    if (slow_link) {
+        cp2p_memnet_link sl = {.latency_ms = 5, .bandwidth_bps = BW / 10};
+        if (cp2p_memnet_link_set(net, "b1", "b2", &sl) != 0) {
+            return 1;
         }
     }
     if (slow) {
@@ -434,7 +443,7 @@ int main(int argc, char **argv)
                    ((double)size * (n_nodes - 1));
     printf("{\"mode\":\"%s\",\"nodes\":%d,\"size\":%zu,\"slow\":%d,\"reached\":%d,"
            "\"identical\":%d,\"ms\":%llu,\"ms_others\":%llu,\"bytes_ratio\":%.3f}\n",
-           argv[1], n_nodes, size, slow ? 1 : 0, n_got, gs ? n_got - 1 : same,
+           argv[1], n_nodes, size, slow ? 1 : slow_link ? 2 : 0, n_got, gs ? n_got - 1 : same,
            (unsigned long long)(t_last - t0),
            (unsigned long long)((gs ? t_last : t_last_others) - t0), ratio);
 out:;
