@@ -9,7 +9,9 @@
  *                                votes queued on the saturated mempool channel itself; over the
  *                                memory transport at 64 MB/s, 1 ms one way (deterministic link);
  *                                CONNBUF sets the host's conn_out_buffered and
- *                                conn_write_inflight (what waits below the stream scheduler)
+ *                                conn_write_inflight (what waits below the stream scheduler);
+ *                                BENCH_LOWAT=off in the environment turns TCP_NOTSENT_LOWAT
+ *                                off (the memory transport models it too)
  *   bench_reactor rate SEC       200-byte messages across 8 channels, messages a second (TCP)
  *   bench_reactor slow SEC       a receive that sleeps SEC seconds on channel X (its reactor has
  *                                two workers) and 200-byte messages on channel Y of the same
@@ -49,6 +51,11 @@ static cp2p_host *mk_host(void)
     cfg.memnet = NET;
     cfg.conn_out_buffered = CONN_BUF;
     cfg.conn_write_inflight = CONN_BUF;
+    /* BENCH_LOWAT=off: no TCP_NOTSENT_LOWAT, on sockets and in the memory model (baseline). */
+    const char *lw = getenv("BENCH_LOWAT");
+    if (lw != NULL && strcmp(lw, "off") == 0) {
+        cfg.tcp_notsent_lowat = CP2P_HOST_NOTSENT_LOWAT_OFF;
+    }
     if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
         exit(1);
     }

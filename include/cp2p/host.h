@@ -113,7 +113,8 @@ typedef struct cp2p_host_config {
      * connection's bytes only while fewer than this many are queued unsent, so what waits to
      * be sent stays in the host, where stream priorities (cp2p_stream_set_priority) apply. 0 =
      * default (CP2P_HOST_NOTSENT_LOWAT_DEFAULT); CP2P_HOST_NOTSENT_LOWAT_OFF keeps the kernel's
-     * unlimited queue. docs/BENCHMARKS.md ("Stream scheduling") has what it costs. */
+     * unlimited queue. docs/BENCHMARKS.md ("Stream scheduling") has what it costs. The memory
+     * transport models the same bound on its links (cp2p/memnet.h). */
     uint32_t tcp_notsent_lowat;
     /* What may wait below the stream scheduler on each connection: yamux's unsent output and
      * the socket write requests not yet completed, in bytes; 0 = default (64 KiB each). Bytes

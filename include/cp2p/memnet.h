@@ -33,7 +33,11 @@
  * - A write completes when its bytes are accepted into the connection's queue toward the
  *   peer; the queue holds at most CP2P_MEMNET_QUEUE_MAX bytes in flight or unread (the TCP send
  *   and receive buffers together), and further writes wait for the peer to read: a peer that
- *   does not read pushes back through yamux as on TCP.
+ *   does not read pushes back through yamux as on TCP. On a link with a bandwidth, a write is
+ *   also held while the link's unsent backlog in that direction (bytes waiting for the
+ *   serialiser) is at or over the host's TCP_NOTSENT_LOWAT (cp2p_host_config.tcp_notsent_lowat,
+ *   16 KiB by default), as a socket with that option reports itself writable: what waits for
+ *   the link then stays above, in the host's stream scheduler, where priorities apply.
  * - Establishing a connection takes one RTT for the dialer, one way for the listener.
  *
  * Determinism: every random draw (loss) comes from one PRNG seeded by `seed`, and every time

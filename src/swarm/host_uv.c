@@ -157,14 +157,15 @@ int cp2p__swarm_new(uv_loop_t *loop, const cp2p_host_config *cfg, cp2p_host **ou
         }
         rc = cp2p_peerstore_open(&pc, cfg->peerstore_path, cp2p__host_wall_ms(), &h->peerstore);
     }
+    /* The memory transport models the same option, so its links queue what TCP would. */
+    uint32_t lowat = cfg->tcp_notsent_lowat != 0 ? cfg->tcp_notsent_lowat
+                                                 : CP2P_HOST_NOTSENT_LOWAT_DEFAULT;
+    lowat = lowat == CP2P_HOST_NOTSENT_LOWAT_OFF ? 0 : lowat;
     if (rc == 0) {
-        uint32_t lowat = cfg->tcp_notsent_lowat != 0 ? cfg->tcp_notsent_lowat
-                                                     : CP2P_HOST_NOTSENT_LOWAT_DEFAULT;
-        rc = cp2p__tcp_transport_new(loop, lowat == CP2P_HOST_NOTSENT_LOWAT_OFF ? 0 : lowat,
-                                     &h->tcp);
+        rc = cp2p__tcp_transport_new(loop, lowat, &h->tcp);
     }
     if (rc == 0 && cfg->memnet != NULL) {
-        rc = cp2p__memnet_transport_new(cfg->memnet, loop, &h->mem);
+        rc = cp2p__memnet_transport_new(cfg->memnet, loop, lowat, &h->mem);
     }
     if (rc == 0) {
         rc = cp2p__dialer_new(h, &h->dialer);

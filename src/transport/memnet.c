@@ -21,7 +21,7 @@
 
 #define MAX_NAMES (1u << 20) /* our choice: far above any simulation this process can hold */
 
-enum { TMR_EP, TMR_DIAL, TMR_DIAL_TIMEOUT };
+enum { TMR_EP, TMR_EP_WRITE, TMR_DIAL, TMR_DIAL_TIMEOUT };
 enum { DIAL_SYN, DIAL_SYN_SENT, DIAL_WAIT_HEAL, DIAL_CONNECTING, DIAL_DONE };
 
 struct cp2p__mn_node {
@@ -33,6 +33,7 @@ struct cp2p__mn_node {
     cp2p__mn_link **links;
     size_t nlinks, caplinks;
     size_t neps, ndials; /* alive: the node's memory waits for them after a free */
+    uint32_t notsent_lowat; /* its connections' TCP_NOTSENT_LOWAT; 0 = none */
     cp2p__mn_node *next, *prev;
 };
 
@@ -585,11 +586,40 @@ static void send_fin(cp2p__mn_ep *ep, uint64_t now)
     seg_append(ep->link, ep->dir, ep->peer, s, now);
 }
 
-/* Accept queued writes while the peer's queue has room. */
+/* TCP_NOTSENT_LOWAT of the writer's node: 0 when its bytes may be taken now, else the time
+ * at which the link's unsent backlog in our direction (bytes not yet serialised) falls below
+ * the low-water mark. The backlog is the link's, shared by its connections in that direction
+ * (one in practice: hosts hold one connection to a peer). The binding runs the model on the
+ * loop's millisecond clock, so a write waiting for a time between two ticks would leave the
+ * link idle until the later one: the mark is widened by one millisecond of the link's rate,
+ * and the wait ends at the earlier tick. */
+static uint64_t lowat_wait_until(const cp2p__mn_ep *ep, uint64_t now)
+{
+    const cp2p_memnet_link *c = link_cfg(ep->net, ep->link);
+    uint32_t lowat = ep->node->notsent_lowat;
+    uint64_t free_at = ep->link->tx_free[ep->dir];
+    if (lowat == 0 || c->bandwidth_bps == 0 || ep->link->cut || free_at <= now) {
+        return 0;
+    }
+    uint64_t lowat_ns =
+        (uint64_t)lowat * UINT64_C(1000000000) / c->bandwidth_bps + CP2P__MN_NS_PER_MS;
+    return free_at - now < lowat_ns ? 0 : free_at - lowat_ns + 1;
+}
+
+/* Accept queued writes while the peer's queue has room and the link's unsent backlog is under
+ * the writer's low-water mark (a timer resumes them when it falls below). */
 static void pump_writes(cp2p__mn_ep *ep, uint64_t now)
 {
     cp2p__mn *net = ep->net;
+    tmr_disarm(net, &ep->wtmr);
     while (ep->wq_head != NULL && (peer_gone(ep) || ep->peer->queued < CP2P_MEMNET_QUEUE_MAX)) {
+        uint64_t at = peer_gone(ep) ? 0 : lowat_wait_until(ep, now);
+        if (at != 0) {
+            if (tmr_arm(net, &ep->wtmr, at) == 0) {
+                break;
+            }
+            /* No memory for the heap: accept now rather than stall. */
+        }
         cp2p__mn_wreq *w = ep->wq_head;
         ep->wq_head = w->next;
         if (ep->wq_head == NULL) {
@@ -765,6 +795,11 @@ int cp2p__mn_cut(cp2p__mn *net, const char *a, const char *b, bool cut, uint64_t
 
 /* ---- nodes, listeners ---- */
 
+void cp2p__mn_node_set_notsent_lowat(cp2p__mn_node *node, uint32_t lowat)
+{
+    node->notsent_lowat = lowat;
+}
+
 int cp2p__mn_node_new(cp2p__mn *net, cp2p__mn_node **out)
 {
     cp2p__mn_node *n = cp2p_calloc(1, sizeof(*n));
@@ -870,6 +905,7 @@ static cp2p__mn_ep *ep_new(cp2p__mn_node *node, cp2p__mn_link *l, const char *lo
     ep->link = l;
     ep->dir = node->id != l->a;
     ep->tmr = (cp2p__mn_tmr){.idx = SIZE_MAX, .kind = TMR_EP};
+    ep->wtmr = (cp2p__mn_tmr){.idx = SIZE_MAX, .kind = TMR_EP_WRITE};
     snprintf(ep->local, sizeof(ep->local), "%s", local);
     snprintf(ep->remote, sizeof(ep->remote), "%s", remote);
     ep->link_next = l->eps;
@@ -911,6 +947,7 @@ void cp2p__mn_close(cp2p__mn_ep *ep, uint64_t now)
     ep->closed = true;
     ep->reading = false;
     tmr_disarm(net, &ep->tmr);
+    tmr_disarm(net, &ep->wtmr);
     segs_free(ep);
     if (ep->peer != NULL) {
         pump_writes(ep->peer, now); /* its waiting writes now go nowhere */
@@ -924,6 +961,7 @@ void cp2p__mn_ep_free(cp2p__mn_ep *ep)
     ep_rec *r = CONTAINER(ep, ep_rec, ep);
     cp2p__mn_link *l = ep->link;
     tmr_disarm(net, &ep->tmr);
+    tmr_disarm(net, &ep->wtmr);
     segs_free(ep);
     if (ep->peer != NULL) {
         ep->peer->peer = NULL;
@@ -1134,6 +1172,9 @@ void cp2p__mn_advance(cp2p__mn *net, uint64_t now)
         switch (t->kind) {
         case TMR_EP:
             ep_rearm(CONTAINER(t, cp2p__mn_ep, tmr), now);
+            break;
+        case TMR_EP_WRITE:
+            pump_writes(CONTAINER(t, cp2p__mn_ep, wtmr), now);
             break;
         case TMR_DIAL:
             dial_step(CONTAINER(t, cp2p__mn_dial, tmr), now);

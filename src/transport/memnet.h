@@ -86,6 +86,7 @@ struct cp2p__mn_ep {
     size_t queued;
     uint64_t last_due;          /* head-of-line: no segment is due before the previous one */
     cp2p__mn_tmr tmr;           /* the head segment's due time */
+    cp2p__mn_tmr wtmr;          /* writes waiting for the backlog to fall under the lowat */
     /* Our writes waiting for room in the peer's queue, oldest first. */
     cp2p__mn_wreq *wq_head, *wq_tail;
     cp2p__mn_evnode ev_accept, ev_readable, ev_shutdown, ev_closed;
@@ -142,6 +143,11 @@ CP2P_NODISCARD int cp2p__mn_link_stats(const cp2p__mn *net, const char *a, const
 
 /* ---- nodes and listeners ---- */
 CP2P_NODISCARD int cp2p__mn_node_new(cp2p__mn *net, cp2p__mn_node **out);
+/* TCP_NOTSENT_LOWAT for the node's connections (bytes; 0, the default, = none): a write is
+ * accepted only while the link's unsent backlog in the writer's direction (bytes waiting for
+ * the serialiser, on links with a bandwidth) is under it, as a socket with that option reports
+ * itself writable. It applies to every write pumped after the call. */
+void cp2p__mn_node_set_notsent_lowat(cp2p__mn_node *node, uint32_t lowat);
 /* Free a node: its endpoints must be freed and its dials done; its listeners and links go. */
 void cp2p__mn_node_free(cp2p__mn_node *node);
 /* Register `name` ("0" picks a fresh one). Returns 0, CP2P_EIO (*why "address in use"),

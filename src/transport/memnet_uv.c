@@ -431,7 +431,8 @@ static const cp2p__transport_ops MEM_OPS = {
     .free = mem_transport_free,
 };
 
-int cp2p__memnet_transport_new(cp2p_memnet *net, uv_loop_t *loop, cp2p__transport **out)
+int cp2p__memnet_transport_new(cp2p_memnet *net, uv_loop_t *loop, uint32_t notsent_lowat,
+                               cp2p__transport **out)
 {
     if (net->loop != loop || net->closing) {
         return CP2P_EINVAL;
@@ -444,6 +445,7 @@ int cp2p__memnet_transport_new(cp2p_memnet *net, uv_loop_t *loop, cp2p__transpor
         cp2p_free(mt);
         return CP2P_ENOMEM;
     }
+    cp2p__mn_node_set_notsent_lowat(mt->node, notsent_lowat);
     mt->base.ops = &MEM_OPS;
     mt->base.name = "memory";
     mt->net = net;

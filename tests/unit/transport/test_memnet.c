@@ -273,6 +273,46 @@ static void backpressure_until_read(void **state)
     world_free(&w);
 }
 
+/* TCP_NOTSENT_LOWAT: with a low-water mark, the next write waits until the link's unsent
+ * backlog falls under it (a timer, not a read, resumes it); without one it is taken at once. */
+static void notsent_lowat_paces_writes(void **state)
+{
+    world w;
+    static uint8_t chunk[40000];
+    cp2p__mn_wreq r[3];
+    (void)state;
+    world_new(&w, 1);
+    cp2p__mn_node_set_notsent_lowat(w.a, 10000);
+    link_cfg(&w, 10, 1000000, 0); /* 1e6 B/s: 1 byte per us */
+    world_connect(&w, 0);
+    uint64_t t0 = 100 * MS;
+    tx(&w, &r[0], chunk, sizeof(chunk), t0); /* backlog 0 < lowat: taken */
+    tx(&w, &r[1], chunk, sizeof(chunk), t0); /* backlog 40,000 B: waits */
+    tx(&w, &r[2], chunk, sizeof(chunk), t0);
+    assert_int_equal(w.writes_done, 1);
+    /* The mark is widened by one ms of the link (1,000 B; the binding's clock is in ms): the
+     * backlog is under 11,000 B once 29,000 B are serialised, 29 ms later. */
+    uint64_t due = t0 + 29 * MS + 1;
+    at(&w, due - 1);
+    assert_int_equal(w.writes_done, 1);
+    at(&w, due);
+    assert_int_equal(w.writes_done, 2);
+    at(&w, t0 + 69 * MS); /* 80,000 B are serialised at 80 ms: the third waits until 69 ms */
+    assert_int_equal(w.writes_done, 2);
+    at(&w, t0 + 69 * MS + 1);
+    assert_int_equal(w.writes_done, 3);
+    world_free(&w);
+    /* No mark: every write is taken at once (the queue's 256 KiB bound alone). */
+    world_new(&w, 1);
+    link_cfg(&w, 10, 1000000, 0);
+    world_connect(&w, 0);
+    for (int i = 0; i < 3; i++) {
+        tx(&w, &r[i], chunk, sizeof(chunk), t0);
+    }
+    assert_int_equal(w.writes_done, 3);
+    world_free(&w);
+}
+
 /* Unknown names are refused at once; names are unique; "0" picks a fresh one; the end of a
  * shut-down stream is read after its bytes. */
 static void names_refusal_and_end(void **state)
@@ -347,6 +387,7 @@ int main(void)
         cmocka_unit_test(loss_blocks_head_of_line),
         cmocka_unit_test(cut_and_heal),
         cmocka_unit_test(backpressure_until_read),
+        cmocka_unit_test(notsent_lowat_paces_writes),
         cmocka_unit_test(names_refusal_and_end),
         cmocka_unit_test(same_seed_same_times),
     };
