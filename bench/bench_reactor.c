@@ -9,7 +9,9 @@
  *                                votes queued on the saturated mempool channel itself; over the
  *                                memory transport at 64 MB/s, 1 ms one way (deterministic link);
  *                                CONNBUF sets the host's conn_out_buffered and
- *                                conn_write_inflight (what waits below the stream scheduler);
+ *                                conn_write_inflight (what waits below the stream scheduler)
+ *                                and keeps the switch from setting its own (16 KiB);
+ *                                BENCH_SWITCH_BUFFERS=host in the environment does that alone;
  *                                BENCH_LOWAT=off in the environment turns TCP_NOTSENT_LOWAT
  *                                off (the memory transport models it too)
  *   bench_reactor rate SEC       200-byte messages across 8 channels, messages a second (TCP)
@@ -158,7 +160,16 @@ static void mk_switch(cp2p_host *h, side *s, const cp2p_channel_desc *ch, size_t
 {
     cp2p_reactor_desc d = {.name = "bench", .channels = ch, .n_channels = n,
                            .add_peer = on_add, .receive = on_receive};
-    if (cp2p_switch_new(h, SW_CFG, &s->sw) != 0 || cp2p_switch_add_reactor(s->sw, &d, s, &s->r) ||
+    /* BENCH_SWITCH_BUFFERS=host: the switch leaves the host's 64 KiB below the scheduler. */
+    cp2p_switch_config hb;
+    const cp2p_switch_config *cfg = SW_CFG;
+    const char *e = getenv("BENCH_SWITCH_BUFFERS");
+    if (cfg == NULL && e != NULL && strcmp(e, "host") == 0) {
+        cp2p_switch_config_default(&hb);
+        hb.conn_send_buffer = CP2P_SWITCH_CONN_BUFFER_HOST;
+        cfg = &hb;
+    }
+    if (cp2p_switch_new(h, cfg, &s->sw) != 0 || cp2p_switch_add_reactor(s->sw, &d, s, &s->r) ||
         cp2p_switch_start(s->sw) != 0) {
         fprintf(stderr, "bench_reactor: switch\n");
         exit(1);
@@ -434,6 +445,11 @@ static void latency(double sec)
     };
     cp2p_host *a, *b;
     side sa = {0}, sb = {0};
+    /* CONNBUF given: the host's caps, which the switch then leaves alone. */
+    cp2p_switch_config swc;
+    cp2p_switch_config_default(&swc);
+    swc.conn_send_buffer = CP2P_SWITCH_CONN_BUFFER_HOST;
+    SW_CFG = CONN_BUF != 0 ? &swc : NULL;
     sb.cap_lat = 1 << 20;
     sb.lat = calloc(sb.cap_lat, sizeof(double));
     pair(&a, &b, &sa, &sb, ch, 3);
@@ -456,6 +472,7 @@ static void latency(double sec)
     }
     run_secs(0.05);
     NET = NULL;
+    SW_CFG = NULL;
 }
 
 /* ---- rate limit ---- */

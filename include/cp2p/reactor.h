@@ -40,6 +40,7 @@
 #define CP2P_REACTOR_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <cp2p/nodeinfo.h>
 #include <cp2p/service.h>
@@ -107,7 +108,13 @@ typedef struct cp2p_switch_config {
     uint64_t handshake_timeout_ms; /* the peer's node info must arrive within it (20 s) */
     bool disconnect_rejected;      /* close the connection of a rejected peer (false: the
                                     * host's other services keep it) */
+    /* Bytes that may wait below the connection's stream scheduler, where channel priorities
+     * no longer act, on the connections to our peers (cp2p_conn_set_send_buffers; it applies
+     * to every stream of that connection): 0 = 16 KiB; CP2P_SWITCH_CONN_BUFFER_HOST leaves
+     * the host's setting (64 KiB by default, more one-stream throughput). */
+    size_t conn_send_buffer;
 } cp2p_switch_config;
+#define CP2P_SWITCH_CONN_BUFFER_HOST SIZE_MAX
 
 typedef struct cp2p_switch_stats {
     uint64_t peers;            /* now: peers added to the reactors */

@@ -119,6 +119,8 @@ struct cp2p_reactor_peer {
     uint32_t ka_attempts;
     uint64_t ka_retry_at;
     bool logged_bad; /* one INFO line per peer for bad input (STYLE.md 9), then counters only */
+    bool buffers_set;       /* conn_send_buffer applied to the connection buffers_conn */
+    uint64_t buffers_conn;
 };
 
 struct cp2p_reactor {
@@ -247,6 +249,9 @@ int cp2p_switch_new(cp2p_host *h, const cp2p_switch_config *cfg, cp2p_switch **o
     }
     if (c.handshake_timeout_ms == 0) {
         c.handshake_timeout_ms = CP2P_SWITCH_HANDSHAKE_TIMEOUT_MS;
+    }
+    if (c.conn_send_buffer == 0) {
+        c.conn_send_buffer = CP2P_SWITCH_CONN_SEND_BUFFER;
     }
     cp2p_node_info ni;
     const char *why;
@@ -677,6 +682,12 @@ static void out_open(cp2p_reactor_peer *p, size_t ch)
     cp2p_conn *c = cp2p_host_conn_to(sw->h, &p->id);
     if (c == NULL) {
         return; /* the peer is going: peer_gone follows */
+    }
+    if (sw->cfg.conn_send_buffer != CP2P_SWITCH_CONN_BUFFER_HOST &&
+        (!p->buffers_set || p->buffers_conn != cp2p_conn_id(c)) &&
+        cp2p_conn_set_send_buffers(c, sw->cfg.conn_send_buffer, sw->cfg.conn_send_buffer) == 0) {
+        p->buffers_set = true; /* every connection our streams go on, e.g. after a redial */
+        p->buffers_conn = cp2p_conn_id(c);
     }
     rp_out *o = cp2p_calloc(1, sizeof(*o));
     if (o == NULL) {

@@ -1253,6 +1253,29 @@ void cp2p__conn_close(cp2p_conn *c, int err, const char *why)
     }
 }
 
+int cp2p_conn_set_send_buffers(cp2p_conn *c, size_t out_buffered, size_t write_inflight)
+{
+    const cp2p_host_config *hc = &c->host->cfg;
+    if (c->closing || c->stage == CONN_CLOSED) {
+        return CP2P_ECLOSED;
+    }
+    if (c->yamux == NULL) {
+        return CP2P_ESTATE;
+    }
+    if (out_buffered == 0) {
+        out_buffered = hc->conn_out_buffered != 0 ? hc->conn_out_buffered
+                                                  : CP2P_CONN_YAMUX_OUT_BUFFERED;
+    }
+    if (write_inflight == 0) {
+        write_inflight = hc->conn_write_inflight != 0 ? hc->conn_write_inflight
+                                                      : CP2P_CONN_MAX_WRITE_INFLIGHT;
+    }
+    (void)!cp2p__yamux_set_max_out_buffered(c->yamux, out_buffered);
+    c->max_write_inflight = write_inflight;
+    conn_defer(c); /* a larger cap takes more at the next run */
+    return 0;
+}
+
 void cp2p_conn_close(cp2p_conn *c)
 {
     cp2p__conn_close(c, 0, "closed locally");

@@ -782,6 +782,10 @@
 #define CP2P_SWITCH_SEND_TIMEOUT_MS 10000
 /* CometBFT's HandshakeTimeout (config/config.go): the peer's node info must arrive within it. */
 #define CP2P_SWITCH_HANDSHAKE_TIMEOUT_MS 20000
+/* What may wait below the stream scheduler on a peer's connection (cp2p_conn_set_send_buffers,
+ * both caps): with the host's 64 KiB, a vote beside saturated channels waited 3.1x its
+ * unloaded p99; with 16 KiB 1.8-1.9x, the link still 94 % full (docs/BENCHMARKS.md). */
+#define CP2P_SWITCH_CONN_SEND_BUFFER (16 * 1024)
 #define CP2P_SWITCH_MAX_SEND_WAITERS 16
 #define CP2P_SWITCH_MAX_PEERS 1024
 #define CP2P_SWITCH_RX_SLACK (16 * 1024 * 1024)

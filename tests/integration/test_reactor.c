@@ -16,6 +16,7 @@
 
 #include "integration/harness.h"
 #include "reactor/nodeinfo.h"
+#include "swarm/swarm.h"
 
 enum { CH_X = 0x20, CH_Y = 0x22, CH_BULK = 0x40, CH_FREE = 0x41, CH_ONLY_A = 0x50 };
 
@@ -633,6 +634,34 @@ static void foreign_peer_is_left_alone(void **state)
     node_close(&a);
 }
 
+/* The switch keeps 16 KiB below the scheduler on its peers' connections, both ends; with
+ * CP2P_SWITCH_CONN_BUFFER_HOST it leaves the host's setting; 0 restores the host's. */
+static void switch_sets_connection_buffers(void **state)
+{
+    (void)state;
+    node a, b;
+    two_nodes(&a, &b, NULL);
+    cp2p_conn *ca = cp2p_host_conn_to(a.h, cp2p_host_peer_id(b.h));
+    cp2p_conn *cb = cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h));
+    assert_non_null(ca);
+    assert_non_null(cb);
+    assert_int_equal(ca->max_write_inflight, 16384);
+    assert_int_equal(cb->max_write_inflight, 16384);
+    assert_int_equal(cp2p_conn_set_send_buffers(ca, 0, 0), 0);
+    assert_int_equal(ca->max_write_inflight, CP2P_CONN_MAX_WRITE_INFLIGHT);
+    node_close(&a);
+    node_close(&b);
+    cp2p_switch_config cfg;
+    cp2p_switch_config_default(&cfg);
+    cfg.conn_send_buffer = CP2P_SWITCH_CONN_BUFFER_HOST;
+    two_nodes(&a, &b, &cfg);
+    ca = cp2p_host_conn_to(a.h, cp2p_host_peer_id(b.h));
+    assert_non_null(ca);
+    assert_int_equal(ca->max_write_inflight, CP2P_CONN_MAX_WRITE_INFLIGHT);
+    node_close(&a);
+    node_close(&b);
+}
+
 /* A peer whose switch stops (its host stays) leaves our reactors, and the connection stays. */
 static void peer_switch_stopped(void **state)
 {
@@ -778,6 +807,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(registration_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(interleaved_sizes_arrive_whole_and_in_order, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(switch_sets_connection_buffers, setup, teardown),
         cmocka_unit_test_setup_teardown(blocked_receive_stalls_only_its_channel, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(capacity_and_timeout, setup, teardown),
