@@ -9,9 +9,8 @@
  *                                votes queued on the saturated mempool channel itself; over the
  *                                memory transport at 64 MB/s, 1 ms one way (deterministic link);
  *                                CONNBUF sets the host's conn_out_buffered and
- *                                conn_write_inflight (what waits below the stream scheduler)
- *                                and keeps the switch from setting its own (16 KiB);
- *                                BENCH_SWITCH_BUFFERS=host in the environment does that alone;
+ *                                conn_write_inflight (what waits below the stream scheduler;
+ *                                maxima that follow the send rate unless BENCH_CONN_QUEUE=fixed);
  *                                BENCH_LOWAT=off in the environment turns TCP_NOTSENT_LOWAT
  *                                off (the memory transport models it too)
  *   bench_reactor rate SEC       200-byte messages across 8 channels, messages a second (TCP)
@@ -57,6 +56,11 @@ static cp2p_host *mk_host(void)
     const char *lw = getenv("BENCH_LOWAT");
     if (lw != NULL && strcmp(lw, "off") == 0) {
         cfg.tcp_notsent_lowat = CP2P_HOST_NOTSENT_LOWAT_OFF;
+    }
+    /* BENCH_CONN_QUEUE=fixed: the caps below the scheduler do not follow the send rate. */
+    const char *cq = getenv("BENCH_CONN_QUEUE");
+    if (cq != NULL && strcmp(cq, "fixed") == 0) {
+        cfg.conn_queue_us = CP2P_HOST_CONN_QUEUE_FIXED;
     }
     if (cp2p_privkey_generate(CP2P_KEY_ED25519, &key) != 0) {
         exit(1);
@@ -160,16 +164,7 @@ static void mk_switch(cp2p_host *h, side *s, const cp2p_channel_desc *ch, size_t
 {
     cp2p_reactor_desc d = {.name = "bench", .channels = ch, .n_channels = n,
                            .add_peer = on_add, .receive = on_receive};
-    /* BENCH_SWITCH_BUFFERS=host: the switch leaves the host's 64 KiB below the scheduler. */
-    cp2p_switch_config hb;
-    const cp2p_switch_config *cfg = SW_CFG;
-    const char *e = getenv("BENCH_SWITCH_BUFFERS");
-    if (cfg == NULL && e != NULL && strcmp(e, "host") == 0) {
-        cp2p_switch_config_default(&hb);
-        hb.conn_send_buffer = CP2P_SWITCH_CONN_BUFFER_HOST;
-        cfg = &hb;
-    }
-    if (cp2p_switch_new(h, cfg, &s->sw) != 0 || cp2p_switch_add_reactor(s->sw, &d, s, &s->r) ||
+    if (cp2p_switch_new(h, SW_CFG, &s->sw) != 0 || cp2p_switch_add_reactor(s->sw, &d, s, &s->r) ||
         cp2p_switch_start(s->sw) != 0) {
         fprintf(stderr, "bench_reactor: switch\n");
         exit(1);
@@ -445,11 +440,6 @@ static void latency(double sec)
     };
     cp2p_host *a, *b;
     side sa = {0}, sb = {0};
-    /* CONNBUF given: the host's caps, which the switch then leaves alone. */
-    cp2p_switch_config swc;
-    cp2p_switch_config_default(&swc);
-    swc.conn_send_buffer = CP2P_SWITCH_CONN_BUFFER_HOST;
-    SW_CFG = CONN_BUF != 0 ? &swc : NULL;
     sb.cap_lat = 1 << 20;
     sb.lat = calloc(sb.cap_lat, sizeof(double));
     pair(&a, &b, &sa, &sb, ch, 3);
@@ -472,7 +462,6 @@ static void latency(double sec)
     }
     run_secs(0.05);
     NET = NULL;
-    SW_CFG = NULL;
 }
 
 /* ---- rate limit ---- */

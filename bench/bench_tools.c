@@ -1369,6 +1369,11 @@ static cp2p_host *sc_new_host(uv_loop_t *loop, uint32_t lowat, uint32_t max_wind
     cfg.tcp_notsent_lowat = lowat;
     cfg.conn_out_buffered = outbuf;
     cfg.conn_write_inflight = inflight;
+    /* CP2P_CONN_QUEUE_US=fixed: the caps below the scheduler do not follow the send rate. */
+    const char *q = getenv("CP2P_CONN_QUEUE_US");
+    if (q != NULL && strcmp(q, "fixed") == 0) {
+        cfg.conn_queue_us = CP2P_HOST_CONN_QUEUE_FIXED;
+    }
     if (max_window != 0) {
         cfg.yamux_max_window = max_window;
     }

@@ -54,7 +54,7 @@ int cli_parse_bytes(const char *s, uint64_t *out);
 /* Parse a multiaddr argument, printing an error. Returns 0 or -1. */
 int cli_parse_multiaddr(const char *s, cp2p_multiaddr **out);
 /* Host settings from the environment, for benchmarks: CP2P_TCP_NOTSENT_LOWAT=BYTES|off
- * (cp2p_host_config.tcp_notsent_lowat). */
+ * (cp2p_host_config.tcp_notsent_lowat), CP2P_CONN_QUEUE_US=US|fixed (conn_queue_us). */
 void cli_host_env(cp2p_host_config *cfg);
 
 /* Read a config file (see config.c) into flags: *argv_out holds "--name" [value] pairs to

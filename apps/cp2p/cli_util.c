@@ -202,6 +202,16 @@ int cli_parse_bytes(const char *s, uint64_t *out)
 
 void cli_host_env(cp2p_host_config *cfg)
 {
+    const char *q = getenv("CP2P_CONN_QUEUE_US");
+    if (q != NULL && strcmp(q, "fixed") == 0) {
+        cfg->conn_queue_us = CP2P_HOST_CONN_QUEUE_FIXED;
+    } else if (q != NULL && *q != '\0') {
+        char *qe = NULL;
+        unsigned long n = strtoul(q, &qe, 10);
+        if (qe != NULL && *qe == '\0' && n > 0 && n < UINT32_MAX) {
+            cfg->conn_queue_us = (uint32_t)n;
+        }
+    }
     const char *v = getenv("CP2P_TCP_NOTSENT_LOWAT");
     if (v == NULL || *v == '\0') {
         return;

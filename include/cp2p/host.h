@@ -42,6 +42,8 @@ typedef struct cp2p_stream cp2p_stream;
  * default (measured: docs/BENCHMARKS.md, "Stream scheduling"). */
 #define CP2P_HOST_NOTSENT_LOWAT_OFF UINT32_MAX
 #define CP2P_HOST_NOTSENT_LOWAT_DEFAULT (16 * 1024)
+/* cp2p_host_config.conn_queue_us: no adaptation, the caps below the scheduler stay fixed. */
+#define CP2P_HOST_CONN_QUEUE_FIXED UINT32_MAX
 
 typedef struct cp2p_memnet cp2p_memnet;
 
@@ -122,6 +124,11 @@ typedef struct cp2p_host_config {
      * holds the data in flight, so larger values rarely add throughput (docs/BENCHMARKS.md). */
     size_t conn_out_buffered;
     size_t conn_write_inflight;
+    /* Both are maxima: each connection lowers them to what it sends in this many microseconds
+     * at its measured send rate, never under 16 KiB (as Linux's byte queue limits size a NIC's
+     * queue), so on slow links priorities act within about this time. 0 = 250 us;
+     * CP2P_HOST_CONN_QUEUE_FIXED keeps the maxima. */
+    uint32_t conn_queue_us;
 } cp2p_host_config;
 
 /* Fill c with the defaults (identity NULL). Any thread. */

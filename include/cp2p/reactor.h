@@ -109,12 +109,11 @@ typedef struct cp2p_switch_config {
     bool disconnect_rejected;      /* close the connection of a rejected peer (false: the
                                     * host's other services keep it) */
     /* Bytes that may wait below the connection's stream scheduler, where channel priorities
-     * no longer act, on the connections to our peers (cp2p_conn_set_send_buffers; it applies
-     * to every stream of that connection): 0 = 16 KiB; CP2P_SWITCH_CONN_BUFFER_HOST leaves
-     * the host's setting (64 KiB by default, more one-stream throughput). */
+     * no longer act, on the connections to our peers (cp2p_conn_set_send_buffers, for every
+     * stream of that connection): 0 (default) leaves the host's caps, which follow each
+     * connection's send rate (cp2p_host_config.conn_queue_us: 16 KiB at 64 MB/s). */
     size_t conn_send_buffer;
 } cp2p_switch_config;
-#define CP2P_SWITCH_CONN_BUFFER_HOST SIZE_MAX
 
 typedef struct cp2p_switch_stats {
     uint64_t peers;            /* now: peers added to the reactors */

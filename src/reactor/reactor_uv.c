@@ -250,9 +250,6 @@ int cp2p_switch_new(cp2p_host *h, const cp2p_switch_config *cfg, cp2p_switch **o
     if (c.handshake_timeout_ms == 0) {
         c.handshake_timeout_ms = CP2P_SWITCH_HANDSHAKE_TIMEOUT_MS;
     }
-    if (c.conn_send_buffer == 0) {
-        c.conn_send_buffer = CP2P_SWITCH_CONN_SEND_BUFFER;
-    }
     cp2p_node_info ni;
     const char *why;
     if (c.node_info != NULL) {
@@ -683,7 +680,7 @@ static void out_open(cp2p_reactor_peer *p, size_t ch)
     if (c == NULL) {
         return; /* the peer is going: peer_gone follows */
     }
-    if (sw->cfg.conn_send_buffer != CP2P_SWITCH_CONN_BUFFER_HOST &&
+    if (sw->cfg.conn_send_buffer != 0 &&
         (!p->buffers_set || p->buffers_conn != cp2p_conn_id(c)) &&
         cp2p_conn_set_send_buffers(c, sw->cfg.conn_send_buffer, sw->cfg.conn_send_buffer) == 0) {
         p->buffers_set = true; /* every connection our streams go on, e.g. after a redial */

@@ -114,6 +114,56 @@ static void stream_wake(cp2p_stream *s)
 
 /* ---- socket output ---- */
 
+/* Microseconds for the send-rate estimate: the precise clock on TCP, the loop's on the memory
+ * network (whose runs repeat only if what connections see of time does, as for conn_now). */
+static uint64_t rate_clock_us(const cp2p_conn *c)
+{
+    return cp2p__tcp_tconn_handle(c->t) != NULL ? uv_hrtime() / 1000 : now_ms(c) * 1000;
+}
+
+static size_t cap_between(uint64_t want, size_t max)
+{
+    size_t lo = CP2P_CONN_QUEUE_MIN < max ? CP2P_CONN_QUEUE_MIN : max;
+    return want < lo ? lo : want > max ? max : (size_t)want;
+}
+
+/* Set the caps below the stream scheduler from the maxima and the measured rate. */
+static void caps_apply(cp2p_conn *c)
+{
+    uint32_t q = c->host->cfg.conn_queue_us != 0 ? c->host->cfg.conn_queue_us : CP2P_CONN_QUEUE_US;
+    uint64_t want = q == CP2P_HOST_CONN_QUEUE_FIXED || c->rate_bps == 0
+                        ? UINT64_MAX
+                        : c->rate_bps * q / 1000000;
+    c->max_write_inflight = cap_between(want, c->cap_inflight_max);
+    if (c->yamux != NULL) {
+        (void)!cp2p__yamux_set_max_out_buffered(c->yamux, cap_between(want, c->cap_out_max));
+    }
+}
+
+/* A write of len bytes completed (write_inflight already lowered). While the writes in flight
+ * filled their cap, the connection was sending as fast as the path drains: the time since the
+ * previous completion was spent draining these bytes. Otherwise the sender was the limit (a
+ * window update alone, say, whose completion measures the loop, not the path): no sample. */
+static void rate_sample(cp2p_conn *c, size_t len)
+{
+    uint64_t now = rate_clock_us(c);
+    if (c->write_inflight + len < c->max_write_inflight) {
+        c->rate_from_us = now;
+        return;
+    }
+    c->rate_acc_bytes += len;
+    c->rate_acc_us += now - c->rate_from_us;
+    c->rate_from_us = now;
+    if (c->rate_acc_us < CP2P_CONN_QUEUE_SAMPLE_US) {
+        return;
+    }
+    uint64_t r = c->rate_acc_bytes * 1000000 / c->rate_acc_us;
+    c->rate_bps = c->rate_bps == 0 ? r : (3 * c->rate_bps + r) / 4;
+    c->rate_acc_bytes = 0;
+    c->rate_acc_us = 0;
+    caps_apply(c);
+}
+
 typedef struct {
     cp2p__twrite req; /* first: the transport hands it back */
     cp2p_conn *conn;
@@ -126,6 +176,9 @@ static void on_written(cp2p__twrite *req, int status)
     wreq *w = (wreq *)req;
     cp2p_conn *c = w->conn;
     c->write_inflight -= w->len;
+    if (status >= 0 && c->stage != CONN_CLOSED) {
+        rate_sample(c, w->len);
+    }
     cp2p_free(w);
     if (status < 0) {
         if (status != CP2P_ECANCELED) {
@@ -152,6 +205,9 @@ static int write_raw(cp2p_conn *c, const uint8_t *p, size_t len)
     if (e != 0) {
         cp2p_free(w);
         return CP2P_EIO;
+    }
+    if (c->write_inflight == 0) {
+        c->rate_from_us = rate_clock_us(c); /* a busy period starts */
     }
     c->write_inflight += len;
     return 0;
@@ -1270,8 +1326,9 @@ int cp2p_conn_set_send_buffers(cp2p_conn *c, size_t out_buffered, size_t write_i
         write_inflight = hc->conn_write_inflight != 0 ? hc->conn_write_inflight
                                                       : CP2P_CONN_MAX_WRITE_INFLIGHT;
     }
-    (void)!cp2p__yamux_set_max_out_buffered(c->yamux, out_buffered);
-    c->max_write_inflight = write_inflight;
+    c->cap_out_max = out_buffered;
+    c->cap_inflight_max = write_inflight;
+    caps_apply(c);
     conn_defer(c); /* a larger cap takes more at the next run */
     return 0;
 }
@@ -1303,8 +1360,11 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
     c->dial_cb = cb;
     c->dial_ud = ud;
     cp2p__sched_init(&c->sched, CP2P_CONN_SCHED_QUANTUM);
-    c->max_write_inflight = h->cfg.conn_write_inflight != 0 ? h->cfg.conn_write_inflight
-                                                            : CP2P_CONN_MAX_WRITE_INFLIGHT;
+    c->cap_inflight_max = h->cfg.conn_write_inflight != 0 ? h->cfg.conn_write_inflight
+                                                          : CP2P_CONN_MAX_WRITE_INFLIGHT;
+    c->cap_out_max = h->cfg.conn_out_buffered != 0 ? h->cfg.conn_out_buffered
+                                                   : CP2P_CONN_YAMUX_OUT_BUFFERED;
+    c->max_write_inflight = c->cap_inflight_max;
     sock->data = c;
     (void)uv_timer_init(h->loop, &c->timer);
     c->timer.data = c;
@@ -1329,8 +1389,7 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
     cc.upgrade_timeout_ms = h->cfg.upgrade_timeout_ms;
     cc.keepalive_ms = h->cfg.keepalive_ms;
     cc.yamux.max_window = h->cfg.yamux_max_window;
-    cc.yamux.max_out_buffered = h->cfg.conn_out_buffered != 0 ? h->cfg.conn_out_buffered
-                                                              : CP2P_CONN_YAMUX_OUT_BUFFERED;
+    cc.yamux.max_out_buffered = c->cap_out_max;
     cc.yamux.max_inbound_streams = h->cfg.max_streams_per_conn;
     cc.yamux.max_outbound_streams = h->cfg.max_streams_per_conn;
     cc.conn_id = c->id;

@@ -171,6 +171,10 @@ struct cp2p_conn {
     size_t app_streams;     /* streams the application has not closed or reset */
     size_t write_inflight;  /* bytes in uv_write requests */
     size_t max_write_inflight; /* yamux output waits past this (CP2P_CONN_MAX_WRITE_INFLIGHT) */
+    /* The caps' maxima (the host's, or cp2p_conn_set_send_buffers'), and the send rate that
+     * lowers them (CP2P_CONN_QUEUE_US): completed write bytes over time with writes in flight. */
+    size_t cap_out_max, cap_inflight_max;
+    uint64_t rate_from_us, rate_acc_bytes, rate_acc_us, rate_bps;
     size_t queued_total;    /* bytes queued by this connection's stream writers */
     cp2p__sched sched;      /* streams with something for yamux (muxer/sched.h) */
     bool logged_protocol_limit;

@@ -188,6 +188,16 @@
  * bulk streams of priorities 1 and 4 shared about 1:1 on loopback and a small message waited
  * 5-10 ms; with 64 KiB each the share is 1:4 and throughput did not drop. */
 #define CP2P_CONN_YAMUX_OUT_BUFFERED (64 * 1024)
+/* Both caps above are maxima: a connection lowers them to what it sends in
+ * CP2P_CONN_QUEUE_US at its measured send rate, never under CP2P_CONN_QUEUE_MIN (as Linux's
+ * byte queue limits size a NIC's queue by its drain rate). 250 us: one 16 KiB packet at
+ * 64 MB/s, the channel layer's latency target (a vote beside saturated channels waited 3.1x
+ * its unloaded p99 with 64 KiB there, 1.9x with 16 KiB); on loopback (300-700 MB/s) the caps
+ * stay at 64 KiB, where one stream's throughput needs them. The rate is taken over at least
+ * CP2P_CONN_QUEUE_SAMPLE_US of time with writes in flight. */
+#define CP2P_CONN_QUEUE_US 250
+#define CP2P_CONN_QUEUE_MIN (16 * 1024)
+#define CP2P_CONN_QUEUE_SAMPLE_US 4000
 /* Write scheduler (src/muxer/sched.c): bytes a stream of priority 1 may push into yamux per
  * round; priority p gets p times this. Our choice: at the default priority 4 a stream gets
  * 16 KiB per turn, a quarter of a full yamux frame (CP2P_YAMUX_MAX_FRAME), so streams
@@ -782,10 +792,6 @@
 #define CP2P_SWITCH_SEND_TIMEOUT_MS 10000
 /* CometBFT's HandshakeTimeout (config/config.go): the peer's node info must arrive within it. */
 #define CP2P_SWITCH_HANDSHAKE_TIMEOUT_MS 20000
-/* What may wait below the stream scheduler on a peer's connection (cp2p_conn_set_send_buffers,
- * both caps): with the host's 64 KiB, a vote beside saturated channels waited 3.1x its
- * unloaded p99; with 16 KiB 1.8-1.9x, the link still 94 % full (docs/BENCHMARKS.md). */
-#define CP2P_SWITCH_CONN_SEND_BUFFER (16 * 1024)
 #define CP2P_SWITCH_MAX_SEND_WAITERS 16
 #define CP2P_SWITCH_MAX_PEERS 1024
 #define CP2P_SWITCH_RX_SLACK (16 * 1024 * 1024)

@@ -634,30 +634,32 @@ static void foreign_peer_is_left_alone(void **state)
     node_close(&a);
 }
 
-/* The switch keeps 16 KiB below the scheduler on its peers' connections, both ends; with
- * CP2P_SWITCH_CONN_BUFFER_HOST it leaves the host's setting; 0 restores the host's. */
+/* By default the switch leaves its peers' connections the host's caps; conn_send_buffer sets
+ * them on both ends; cp2p_conn_set_send_buffers(c, 0, 0) restores the host's. */
 static void switch_sets_connection_buffers(void **state)
 {
     (void)state;
     node a, b;
     two_nodes(&a, &b, NULL);
     cp2p_conn *ca = cp2p_host_conn_to(a.h, cp2p_host_peer_id(b.h));
-    cp2p_conn *cb = cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h));
     assert_non_null(ca);
-    assert_non_null(cb);
-    assert_int_equal(ca->max_write_inflight, 16384);
-    assert_int_equal(cb->max_write_inflight, 16384);
-    assert_int_equal(cp2p_conn_set_send_buffers(ca, 0, 0), 0);
-    assert_int_equal(ca->max_write_inflight, CP2P_CONN_MAX_WRITE_INFLIGHT);
+    assert_int_equal(ca->cap_inflight_max, CP2P_CONN_MAX_WRITE_INFLIGHT);
     node_close(&a);
     node_close(&b);
     cp2p_switch_config cfg;
     cp2p_switch_config_default(&cfg);
-    cfg.conn_send_buffer = CP2P_SWITCH_CONN_BUFFER_HOST;
+    cfg.conn_send_buffer = 20000;
     two_nodes(&a, &b, &cfg);
     ca = cp2p_host_conn_to(a.h, cp2p_host_peer_id(b.h));
+    cp2p_conn *cb = cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h));
     assert_non_null(ca);
-    assert_int_equal(ca->max_write_inflight, CP2P_CONN_MAX_WRITE_INFLIGHT);
+    assert_non_null(cb);
+    assert_int_equal(ca->cap_inflight_max, 20000);
+    assert_int_equal(cb->cap_out_max, 20000);
+    assert_true(ca->max_write_inflight <= 20000);
+    assert_int_equal(cp2p_conn_set_send_buffers(ca, 0, 0), 0);
+    assert_int_equal(ca->cap_inflight_max, CP2P_CONN_MAX_WRITE_INFLIGHT);
+    assert_int_equal(ca->cap_out_max, CP2P_CONN_YAMUX_OUT_BUFFERED);
     node_close(&a);
     node_close(&b);
 }
