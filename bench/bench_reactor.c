@@ -21,6 +21,9 @@
  *                                transport (5 ms one way): the rate measured over SEC seconds
  *                                against the limit, and the keepalive RTT loaded vs idle
  *
+ * BENCH_PACKET=BYTES in the environment sets the switches' packet_size (default: 64 KiB
+ * without a send rate, 16 KiB with one).
+ *
  * Senders keep a few cp2p_reactor_peer_send calls waiting on each channel, so queues stay full
  * without polling. Not a test: nothing here fails on a slow machine. */
 #include <inttypes.h>
@@ -164,7 +167,16 @@ static void mk_switch(cp2p_host *h, side *s, const cp2p_channel_desc *ch, size_t
 {
     cp2p_reactor_desc d = {.name = "bench", .channels = ch, .n_channels = n,
                            .add_peer = on_add, .receive = on_receive};
-    if (cp2p_switch_new(h, SW_CFG, &s->sw) != 0 || cp2p_switch_add_reactor(s->sw, &d, s, &s->r) ||
+    cp2p_switch_config pc;
+    const cp2p_switch_config *cfg = SW_CFG;
+    const char *pk = getenv("BENCH_PACKET"); /* packet_size (and a 4-packet backlog) */
+    if (cfg == NULL && pk != NULL) {
+        cp2p_switch_config_default(&pc);
+        pc.packet_size = strtoull(pk, NULL, 10);
+        pc.stream_backlog = 4 * pc.packet_size;
+        cfg = &pc;
+    }
+    if (cp2p_switch_new(h, cfg, &s->sw) != 0 || cp2p_switch_add_reactor(s->sw, &d, s, &s->r) ||
         cp2p_switch_start(s->sw) != 0) {
         fprintf(stderr, "bench_reactor: switch\n");
         exit(1);

@@ -95,7 +95,7 @@ typedef struct cp2p_switch_config {
      * the bucket size; 0 = no limit (default; CometBFT's config default is 5,120,000). */
     uint32_t send_rate, recv_rate;
     uint32_t send_burst, recv_burst; /* 0 = one tenth of a second of the rate, >= a packet */
-    size_t packet_size;       /* bytes per packet (16 KiB) */
+    size_t packet_size;       /* bytes per packet (0: 16 KiB with a send_rate, else 64 KiB) */
     size_t stream_backlog;    /* bytes a channel's stream may hold unwritten (4 packets) */
     uint64_t ping_interval_ms; /* keepalive ping (60 s) */
     uint64_t pong_timeout_ms;  /* a peer whose pong is this late is removed (45 s) */

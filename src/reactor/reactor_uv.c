@@ -198,9 +198,7 @@ static cp2p_slice peer_key(const void *item)
 
 void cp2p_switch_config_default(cp2p_switch_config *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->packet_size = CP2P_SWITCH_PACKET;
-    cfg->stream_backlog = 4 * CP2P_SWITCH_PACKET;
+    memset(cfg, 0, sizeof(*cfg)); /* packet_size, stream_backlog: chosen at cp2p_switch_new */
     cfg->ping_interval_ms = CP2P_SWITCH_PING_INTERVAL_MS;
     cfg->pong_timeout_ms = CP2P_SWITCH_PONG_TIMEOUT_MS;
     cfg->max_send_waiters = CP2P_SWITCH_MAX_SEND_WAITERS;
@@ -236,7 +234,7 @@ int cp2p_switch_new(cp2p_host *h, const cp2p_switch_config *cfg, cp2p_switch **o
         cp2p_switch_config_default(&c);
     }
     if (c.packet_size == 0) {
-        c.packet_size = CP2P_SWITCH_PACKET;
+        c.packet_size = c.send_rate != 0 ? CP2P_SWITCH_PACKET : CP2P_SWITCH_PACKET_UNLIMITED;
     }
     if (c.stream_backlog == 0) {
         c.stream_backlog = 4 * c.packet_size;

@@ -787,6 +787,13 @@
  * 1,024 peers, and 16 MiB for what one read may add past a paused channel's buffer (the host's
  * largest yamux receive window bounds one read). */
 #define CP2P_SWITCH_PACKET (16 * 1024)
+/* Without a send rate limit the core's packets only feed the channels' streams (their
+ * backlogs gate the channels, the connection's scheduler interleaves them on the wire by its
+ * own quantum), so a packet is one yamux frame: one channel's bulk over loopback went from
+ * 0.83-0.86 of a raw stream with 16 KiB packets to 0.94-0.98, vote latency unchanged
+ * (docs/BENCHMARKS.md, reactors). Under a rate limit the core's scheduler orders packets and a
+ * message waits for at most one packet of another channel: 16 KiB there. */
+#define CP2P_SWITCH_PACKET_UNLIMITED (64 * 1024)
 #define CP2P_SWITCH_PING_INTERVAL_MS 60000
 #define CP2P_SWITCH_PONG_TIMEOUT_MS 45000
 #define CP2P_SWITCH_SEND_TIMEOUT_MS 10000
