@@ -327,6 +327,12 @@ CP2P_API CP2P_NODISCARD int cp2p_node_switch_broadcast(cp2p_node_switch *ns, uin
                                                        const void *msg, size_t len,
                                                        size_t *queued);
 CP2P_API CP2P_NODISCARD int cp2p_node_switch_stats(cp2p_node_switch *ns, cp2p_switch_stats *out);
+/* The seed's Stop, Reset, Start on the node API: cp2p_switch_stop (remove_peer "switch
+ * stopped" for every peer), cp2p_switch_reset, cp2p_switch_start, waiting for all three; the
+ * reactors stay registered and the peers are added again as they handshake anew. Returns 0,
+ * the errors of those calls (CP2P_ESTATE: not running, or a restart in progress),
+ * CP2P_ETIMEDOUT or cp2p_node_call_on_loop's. */
+CP2P_API CP2P_NODISCARD int cp2p_node_switch_restart(cp2p_node_switch *ns);
 /* Stop the switch (cp2p_switch_close on the loop: remove_peer runs for every peer), wait for
  * it and free the handle. The stop waits for receive calls in progress; one blocked in a node
  * call (which needs the loop) waits for that call's timeout. Call it before cp2p_node_stop,

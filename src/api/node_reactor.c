@@ -14,6 +14,7 @@
 struct cp2p_node_switch {
     cp2p_node *node;
     cp2p_switch *sw; /* the loop's; touched only on the loop */
+    cp2p_node_call *restarting; /* the restart call waiting for the stop (loop only) */
 };
 
 /* Control calls (start, stop, stats) wait this long for the loop. */
@@ -235,6 +236,43 @@ static void do_stop(cp2p_node_call *call, cp2p_host *host, void *ud)
     if (rc != 0) {
         cp2p_node_call_done(call, rc);
     }
+}
+
+/* Restart: cp2p_switch_stop, then (its callback) cp2p_switch_reset and cp2p_switch_start. */
+static void on_restart_stopped(void *ud)
+{
+    cp2p_node_switch *ns = ud;
+    cp2p_node_call *call = ns->restarting;
+    ns->restarting = NULL;
+    int rc = cp2p_switch_reset(ns->sw);
+    if (rc == 0) {
+        rc = cp2p_switch_start(ns->sw);
+    }
+    cp2p_node_call_done(call, rc);
+}
+
+static void do_restart(cp2p_node_call *call, cp2p_host *host, void *ud)
+{
+    cp2p_node_switch *ns = ud;
+    (void)host;
+    if (ns->restarting != NULL) {
+        cp2p_node_call_done(call, CP2P_ESTATE);
+        return;
+    }
+    ns->restarting = call;
+    int rc = cp2p_switch_stop(ns->sw, on_restart_stopped, ns);
+    if (rc != 0) {
+        ns->restarting = NULL;
+        cp2p_node_call_done(call, rc);
+    }
+}
+
+int cp2p_node_switch_restart(cp2p_node_switch *ns)
+{
+    if (ns == NULL) {
+        return CP2P_EINVAL;
+    }
+    return cp2p_node_call_on_loop(ns->node, do_restart, ns, NULL, CALL_MS);
 }
 
 void cp2p_node_switch_stop(cp2p_node_switch *ns)

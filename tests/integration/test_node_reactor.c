@@ -110,6 +110,13 @@ static void ask_and_answer(void **state)
     assert_int_equal(cp2p_node_switch_stats(sb.ns, &st), 0);
     assert_int_equal(st.peers, 1);
     assert_true(st.bytes_received > 0);
+    /* Stop, reset, start on the node API: b's reactor loses a and gets it back, and works. */
+    int added_before = atomic_load(&sb.added);
+    assert_int_equal(cp2p_node_switch_restart(sb.ns), 0);
+    wait_for(&sb.added, added_before + 1);
+    wait_for(&sa.added, 2); /* a saw b's switch go and come back */
+    assert_int_equal(cp2p_node_switch_send(sa.ns, &bid, CH_ASK, "again", 5, 5000), 0);
+    wait_for(&sa.answered, 52);
     cp2p_node_switch_stop(sa.ns);
     cp2p_node_switch_stop(sb.ns);
     cp2p_node_stop(a);
