@@ -45,6 +45,11 @@ typedef struct cp2p_host_conn_info {
     size_t streams;      /* yamux streams open now */
     uint64_t bytes_in;   /* yamux data payload bytes so far on this connection */
     uint64_t bytes_out;
+    /* What may wait below the stream scheduler now (the transport write cap, which follows
+     * the send rate: cp2p_host_config.conn_queue_us), and that rate (bytes a second while
+     * writes filled the cap; 0 = not measured yet). */
+    size_t send_queue_cap;
+    uint64_t send_rate_bps;
 } cp2p_host_conn_info;
 
 /* Describe up to `max` open connections into out (oldest first); returns how many are open

@@ -650,12 +650,14 @@ static enum MHD_Result ep_peers(struct MHD_Connection *con, api_req *r)
             snprintf(lat, sizeof(lat), "%.3fms", (double)ci->rtt_ns / 1e6);
         }
         json_array_append_new(
-            list, json_pack("{s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "Peer",
+            list, json_pack("{s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "Peer",
                             peer_json(&ci->peer), "Addr", ci->addr, "Direction",
                             ci->outbound ? "outbound" : "inbound", "Latency", lat, "LatencyNs",
                             (json_int_t)ci->rtt_ns, "Streams", (json_int_t)ci->streams,
                             "BytesIn", (json_int_t)ci->bytes_in, "BytesOut",
-                            (json_int_t)ci->bytes_out));
+                            (json_int_t)ci->bytes_out, "SendQueueCap",
+                            (json_int_t)ci->send_queue_cap, "SendRate",
+                            (json_int_t)ci->send_rate_bps));
     }
     peers_ctx_free(c);
     return respond_json(con, r, MHD_HTTP_OK, json_pack("{s:o}", "Peers", list));

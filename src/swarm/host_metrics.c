@@ -569,6 +569,8 @@ size_t cp2p_host_conns_list(cp2p_host *h, cp2p_host_conn_info *out, size_t max)
                 ci->bytes_in = ys->data_bytes_in;
                 ci->bytes_out = ys->data_bytes_out;
             }
+            ci->send_queue_cap = c->max_write_inflight;
+            ci->send_rate_bps = c->rate_bps;
         }
         n++;
     }

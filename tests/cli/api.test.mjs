@@ -145,6 +145,9 @@ test('two nodes driven over HTTP: connect, peers, ping, id, healthz, pubsub, met
     const lat = await call(a.base, '/api/v0/peers')
     assert.match(lat.json.Peers[0].Latency, /^\d+\.\d{3}ms$/)
     assert.ok(lat.json.Peers[0].BytesOut > 0 && lat.json.Peers[0].Streams >= 1)
+    // What may wait below the scheduler: 64 KiB until a rate is measured, never under 16 KiB.
+    assert.ok(lat.json.Peers[0].SendQueueCap >= 16384 && lat.json.Peers[0].SendQueueCap <= 65536)
+    assert.ok(Number.isInteger(lat.json.Peers[0].SendRate))
 
     // Publish through A once B's subscription reached it; B prints the message.
     await poll('publish to news', async () =>
