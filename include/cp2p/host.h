@@ -285,9 +285,9 @@ CP2P_API void cp2p_conn_set_tag(cp2p_conn *c, int32_t value);
  * output and the transport writes not yet completed (cp2p_host_config.conn_out_buffered and
  * conn_write_inflight; 0 = the host's setting). Smaller values let stream priorities act
  * sooner, at some cost in one stream's throughput (docs/BENCHMARKS.md); every stream of the
- * connection is affected. The reactor switch sets 16 KiB on its peers' connections
- * (cp2p_switch_config.conn_send_buffer). Returns 0, CP2P_ECLOSED (closing), CP2P_ESTATE (not
- * upgraded yet). Loop thread only. */
+ * connection is affected. These are maxima: the caps below them follow the send rate
+ * (conn_queue_us). The reactor switch calls it when cp2p_switch_config.conn_send_buffer is
+ * set. Returns 0, CP2P_ECLOSED (closing), CP2P_ESTATE (not upgraded yet). Loop thread only. */
 CP2P_API CP2P_NODISCARD int cp2p_conn_set_send_buffers(cp2p_conn *c, size_t out_buffered,
                                                        size_t write_inflight);
 /* Close the connection: GoAway, flush, close; streams are reset. CONN_CLOSED follows. */

@@ -119,8 +119,7 @@ struct cp2p_reactor_peer {
     uint32_t ka_attempts;
     uint64_t ka_retry_at;
     bool logged_bad; /* one INFO line per peer for bad input (STYLE.md 9), then counters only */
-    bool buffers_set;       /* conn_send_buffer applied to the connection buffers_conn */
-    uint64_t buffers_conn;
+    uint64_t buffers_conn; /* id of the connection conn_send_buffer was set on (ids start at 1) */
 };
 
 struct cp2p_reactor {
@@ -678,11 +677,9 @@ static void out_open(cp2p_reactor_peer *p, size_t ch)
     if (c == NULL) {
         return; /* the peer is going: peer_gone follows */
     }
-    if (sw->cfg.conn_send_buffer != 0 &&
-        (!p->buffers_set || p->buffers_conn != cp2p_conn_id(c)) &&
+    if (sw->cfg.conn_send_buffer != 0 && p->buffers_conn != cp2p_conn_id(c) &&
         cp2p_conn_set_send_buffers(c, sw->cfg.conn_send_buffer, sw->cfg.conn_send_buffer) == 0) {
-        p->buffers_set = true; /* every connection our streams go on, e.g. after a redial */
-        p->buffers_conn = cp2p_conn_id(c);
+        p->buffers_conn = cp2p_conn_id(c); /* every connection our streams go on (redials) */
     }
     rp_out *o = cp2p_calloc(1, sizeof(*o));
     if (o == NULL) {

@@ -121,6 +121,17 @@ static uint64_t rate_clock_us(const cp2p_conn *c)
     return cp2p__tcp_tconn_handle(c->t) != NULL ? uv_hrtime() / 1000 : now_ms(c) * 1000;
 }
 
+/* The caps' maxima a host gives its connections. */
+static size_t host_out_cap(const cp2p_host_config *hc)
+{
+    return hc->conn_out_buffered != 0 ? hc->conn_out_buffered : CP2P_CONN_YAMUX_OUT_BUFFERED;
+}
+
+static size_t host_inflight_cap(const cp2p_host_config *hc)
+{
+    return hc->conn_write_inflight != 0 ? hc->conn_write_inflight : CP2P_CONN_MAX_WRITE_INFLIGHT;
+}
+
 static size_t cap_between(uint64_t want, size_t max)
 {
     size_t lo = CP2P_CONN_QUEUE_MIN < max ? CP2P_CONN_QUEUE_MIN : max;
@@ -133,7 +144,7 @@ static void caps_apply(cp2p_conn *c)
     uint32_t q = c->host->cfg.conn_queue_us != 0 ? c->host->cfg.conn_queue_us : CP2P_CONN_QUEUE_US;
     uint64_t want = q == CP2P_HOST_CONN_QUEUE_FIXED || c->rate_bps == 0
                         ? UINT64_MAX
-                        : c->rate_bps * q / 1000000;
+                        : c->rate_bps / 1000 * q / 1000; /* no overflow for any q */
     c->max_write_inflight = cap_between(want, c->cap_inflight_max);
     if (c->yamux != NULL) {
         (void)!cp2p__yamux_set_max_out_buffered(c->yamux, cap_between(want, c->cap_out_max));
@@ -157,7 +168,7 @@ static void rate_sample(cp2p_conn *c, size_t len)
     if (c->rate_acc_us < CP2P_CONN_QUEUE_SAMPLE_US) {
         return;
     }
-    uint64_t r = c->rate_acc_bytes * 1000000 / c->rate_acc_us;
+    uint64_t r = (uint64_t)((double)c->rate_acc_bytes * 1e6 / (double)c->rate_acc_us);
     c->rate_bps = c->rate_bps == 0 ? r : (3 * c->rate_bps + r) / 4;
     c->rate_acc_bytes = 0;
     c->rate_acc_us = 0;
@@ -315,6 +326,25 @@ static bool stream_maybe_free(cp2p_stream *s)
         return true;
     }
     return false;
+}
+
+/* Pin every stream of c (in_cb) for a walk whose callbacks may reset or close others, so
+ * none is freed under it; unpin frees those nobody needs any more. No stream is linked while
+ * pinned (the walks run in the teardown, where opening fails). */
+static void streams_pin(cp2p_conn *c)
+{
+    for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
+        s->in_cb++;
+    }
+}
+
+static void streams_unpin(cp2p_conn *c)
+{
+    for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
+        next = s->next;
+        s->in_cb--;
+        (void)stream_maybe_free(s);
+    }
 }
 
 static void stream_release_ys(cp2p_stream *s)
@@ -1211,21 +1241,14 @@ static void conn_teardown(cp2p_conn *c)
             last_cap = c->host->cfg.conn_out_buffered;
         }
         (void)!cp2p__yamux_set_max_out_buffered(c->yamux, last_cap);
-        /* Pinned like the kill walk below: a write callback may reset another stream. */
-        for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
-            s->in_cb++;
-        }
+        streams_pin(c); /* a write callback may reset another stream */
         for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
             if (s->state == S_OPEN) {
                 size_t sent;
                 (void)stream_pump(s, SIZE_MAX, &sent);
             }
         }
-        for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
-            next = s->next;
-            s->in_cb--;
-            (void)stream_maybe_free(s);
-        }
+        streams_unpin(c);
         c->in_run--;
         (void)!cp2p__yamux_goaway(c->yamux, 0);
         (void)conn_flush_ex(c, true);
@@ -1242,11 +1265,8 @@ static void conn_teardown(cp2p_conn *c)
     }
     /* Every stream dies; what is still queued fails with its callback, on streams the
      * application already reset too (their writes fail from the loop otherwise, which no
-     * longer serves this connection). The callbacks may reset or close other streams: all
-     * are pinned (in_cb) until the walk is over, so none is freed under it. */
-    for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
-        s->in_cb++;
-    }
+     * longer serves this connection). The callbacks may reset or close other streams. */
+    streams_pin(c);
     for (cp2p_stream *s = c->streams; s != NULL; s = s->next) {
         s->ys = NULL;
         if (s->state == S_DEAD) {
@@ -1255,11 +1275,7 @@ static void conn_teardown(cp2p_conn *c)
             stream_kill(s, CP2P_ECLOSED);
         }
     }
-    for (cp2p_stream *s = c->streams, *next; s != NULL; s = next) {
-        next = s->next;
-        s->in_cb--;
-        (void)stream_maybe_free(s);
-    }
+    streams_unpin(c);
     if (c->core != NULL && cp2p__conn_core_in_handshake(c->core)) {
         h->stats.noise_failures[noise_fail_reason(c->close_err)]++;
     }
@@ -1318,16 +1334,8 @@ int cp2p_conn_set_send_buffers(cp2p_conn *c, size_t out_buffered, size_t write_i
     if (c->yamux == NULL) {
         return CP2P_ESTATE;
     }
-    if (out_buffered == 0) {
-        out_buffered = hc->conn_out_buffered != 0 ? hc->conn_out_buffered
-                                                  : CP2P_CONN_YAMUX_OUT_BUFFERED;
-    }
-    if (write_inflight == 0) {
-        write_inflight = hc->conn_write_inflight != 0 ? hc->conn_write_inflight
-                                                      : CP2P_CONN_MAX_WRITE_INFLIGHT;
-    }
-    c->cap_out_max = out_buffered;
-    c->cap_inflight_max = write_inflight;
+    c->cap_out_max = out_buffered != 0 ? out_buffered : host_out_cap(hc);
+    c->cap_inflight_max = write_inflight != 0 ? write_inflight : host_inflight_cap(hc);
     caps_apply(c);
     conn_defer(c); /* a larger cap takes more at the next run */
     return 0;
@@ -1360,10 +1368,8 @@ cp2p_conn *cp2p__conn_start(cp2p_host *h, cp2p__tconn *sock, bool outbound,
     c->dial_cb = cb;
     c->dial_ud = ud;
     cp2p__sched_init(&c->sched, CP2P_CONN_SCHED_QUANTUM);
-    c->cap_inflight_max = h->cfg.conn_write_inflight != 0 ? h->cfg.conn_write_inflight
-                                                          : CP2P_CONN_MAX_WRITE_INFLIGHT;
-    c->cap_out_max = h->cfg.conn_out_buffered != 0 ? h->cfg.conn_out_buffered
-                                                   : CP2P_CONN_YAMUX_OUT_BUFFERED;
+    c->cap_inflight_max = host_inflight_cap(&h->cfg);
+    c->cap_out_max = host_out_cap(&h->cfg);
     c->max_write_inflight = c->cap_inflight_max;
     sock->data = c;
     (void)uv_timer_init(h->loop, &c->timer);

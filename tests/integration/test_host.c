@@ -68,6 +68,17 @@ static void node_start(node *n, bool listen)
     }
 }
 
+/* a listening, b dialing it: the connection from b, upgraded. */
+static cp2p_conn *connected_pair(node *a, node *b)
+{
+    dial_res r;
+    node_start(a, true);
+    node_start(b, false);
+    cp2p_conn *c = dial_host(b->h, a->h, &r);
+    assert_int_equal(r.status, 0);
+    return c;
+}
+
 static bool closed_flag;
 static void on_host_closed(cp2p_host *h, void *ud)
 {
@@ -91,12 +102,8 @@ static void nodes_stop(node *ns, int count)
 static void connect_identify_and_close(void **state)
 {
     node a, b;
-    dial_res r;
     (void)state;
-    node_start(&a, true);
-    node_start(&b, false);
-    cp2p_conn *c = dial_host(b.h, a.h, &r);
-    assert_int_equal(r.status, 0);
+    cp2p_conn *c = connected_pair(&a, &b);
     assert_non_null(c);
     assert_true(cp2p_peer_id_equal(cp2p_conn_peer_id(c), cp2p_host_peer_id(a.h)));
     assert_true(cp2p_conn_is_outbound(c));
@@ -137,12 +144,8 @@ static void connect_identify_and_close(void **state)
 static void ping_works(void **state)
 {
     node a, b;
-    dial_res r;
     (void)state;
-    node_start(&a, true);
-    node_start(&b, false);
-    cp2p_conn *c = dial_host(b.h, a.h, &r);
-    assert_int_equal(r.status, 0);
+    cp2p_conn *c = connected_pair(&a, &b);
     for (int i = 0; i < 10; i++) {
         ping_res p = {0};
         assert_int_equal(cp2p_ping(c, 5000, on_ping, &p), 0);
@@ -222,14 +225,10 @@ static void concurrent_echo_streams(void **state)
 {
     static const char *const protos[] = {"/nope/1.0.0", "/test/echo/1.0.0"};
     node a, b;
-    dial_res r;
     echo_client e[NSTREAMS];
     int remaining = NSTREAMS;
     (void)state;
-    node_start(&a, true);
-    node_start(&b, false);
-    cp2p_conn *c = dial_host(b.h, a.h, &r);
-    assert_int_equal(r.status, 0);
+    cp2p_conn *c = connected_pair(&a, &b);
     for (int i = 0; i < NSTREAMS; i++) {
         e[i] = (echo_client){.sent = malloc(STREAM_BYTES), .ok = true, .remaining = &remaining};
         randombytes_buf(e[i].sent, STREAM_BYTES);
@@ -264,13 +263,9 @@ static void unsupported_protocol_is_refused(void **state)
 {
     static const char *const protos[] = {"/nope/1.0.0", "/nope/2.0.0"};
     node a, b;
-    dial_res r;
     open_res o = {0};
     (void)state;
-    node_start(&a, true);
-    node_start(&b, false);
-    cp2p_conn *c = dial_host(b.h, a.h, &r);
-    assert_int_equal(r.status, 0);
+    cp2p_conn *c = connected_pair(&a, &b);
     assert_int_equal(cp2p_conn_open_stream(c, protos, 0, on_open_res, &o), CP2P_EINVAL);
     assert_int_equal(cp2p_conn_open_stream(c, protos, 2, on_open_res, &o), 0);
     run_until(&o.done);
@@ -309,12 +304,8 @@ static void on_perf(cp2p_conn *c, int status, const cp2p_perf_result *res, void 
 static void perf_both_ways(void **state)
 {
     node a, b;
-    dial_res r;
     (void)state;
-    node_start(&a, true);
-    node_start(&b, false);
-    cp2p_conn *c = dial_host(b.h, a.h, &r);
-    assert_int_equal(r.status, 0);
+    cp2p_conn *c = connected_pair(&a, &b);
     perf_res p = {0};
     assert_int_equal(cp2p_perf(c, 32u << 20, 48u << 20, on_perf, &p), 0);
     run_until(&p.done);
@@ -773,12 +764,8 @@ static void reset_then_close_fails_queued_writes(void **state)
 {
     static const char *const echo[] = {"/test/echo/1.0.0"};
     node a, b;
-    dial_res r;
     (void)state;
-    node_start(&a, true);
-    node_start(&b, false);
-    cp2p_conn *c = dial_host(b.h, a.h, &r);
-    assert_int_equal(r.status, 0);
+    cp2p_conn *c = connected_pair(&a, &b);
     for (int i = 0; i < 2; i++) {
         reset_res rr = {0};
         assert_int_equal(cp2p_conn_open_stream(c, echo, 1, rq_open, &rr), 0);
