@@ -673,7 +673,7 @@ function runCli (args, ms = 15000) {
     p.stdout.on('data', d => { out += d })
     p.stderr.on('data', d => { err += d })
     const t = setTimeout(() => p.kill('SIGKILL'), ms)
-    p.on('exit', code => { clearTimeout(t); resolve({ code, out, err }) })
+    p.on('close', code => { clearTimeout(t); resolve({ code, out, err }) })
   })
 }
 

@@ -32,7 +32,7 @@ const dht = (...args) => new Promise(resolve => {
   let err = ''
   p.stdout.on('data', d => { out += d })
   p.stderr.on('data', d => { err += d })
-  p.on('exit', code => resolve({ code, out, err }))
+  p.on('close', code => resolve({ code, out, err }))
 })
 
 test('cp2p node --bootstrap + cp2p dht: put/get, find-peer, provide/find-providers', { timeout: 90000 }, async () => {

@@ -32,5 +32,5 @@ export const run = (...args) => new Promise(resolve => {
   let err = ''
   p.stdout.on('data', d => { out += d })
   p.stderr.on('data', d => { err += d })
-  p.on('exit', code => resolve({ code, out, err }))
+  p.on('close', code => resolve({ code, out, err }))
 })

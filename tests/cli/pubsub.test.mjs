@@ -30,7 +30,7 @@ const pub = (...args) => new Promise(resolve => {
   const p = spawn(cli, ['pubsub', 'pub', ...args])
   let err = ''
   p.stderr.on('data', d => { err += d })
-  p.on('exit', code => resolve({ code, err }))
+  p.on('close', code => resolve({ code, err }))
 })
 
 test('node --topic relays; pubsub sub receives what pubsub pub sends, signed by its author', { timeout: 60000 }, async () => {
