@@ -361,6 +361,12 @@ CP2P_API void cp2p_stream_read_stop(cp2p_stream *s);
 typedef void (*cp2p_write_cb)(cp2p_stream *s, int status, void *ud);
 CP2P_API CP2P_NODISCARD int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len,
                                               cp2p_write_cb cb, void *ud);
+/* cp2p_stream_write without the copy (as uv_write): the bytes are read in place, so they must
+ * stay valid and unchanged until cb runs, which it always does, once (cb is required). Saves a
+ * copy of every byte for large writes (docs/BENCHMARKS.md, "Throughput"). Returns as
+ * cp2p_stream_write, or CP2P_EINVAL (cb NULL, or data NULL with len > 0). */
+CP2P_API CP2P_NODISCARD int cp2p_stream_write_ref(cp2p_stream *s, const void *data, size_t len,
+                                                  cp2p_write_cb cb, void *ud);
 /* Bytes queued by cp2p_stream_write and not yet handed to the connection. */
 CP2P_API size_t cp2p_stream_write_queued(const cp2p_stream *s);
 /* Half-close: FIN once the queued bytes are sent. Reading continues. Returns 0 or

@@ -518,6 +518,15 @@ void cp2p__conn_core_out_done(cp2p__conn_core *c, size_t n)
     cp2p__noise_out_done(c->noise, n);
 }
 
+bool cp2p__conn_core_out_take(cp2p__conn_core *c, uint8_t **ptr, size_t *len)
+{
+    if (c->plain.len > 0 || c->noise == NULL || !cp2p__noise_out_take(c->noise, ptr, len)) {
+        return false;
+    }
+    c->stats.bytes_out += *len;
+    return true;
+}
+
 /* ---- events and timers ---- */
 
 bool cp2p__conn_core_next_event(cp2p__conn_core *c, cp2p__conn_event_type *ev)

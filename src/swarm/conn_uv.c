@@ -26,8 +26,14 @@ typedef struct wq_item {
     bool negotiation;      /* multistream-select output, not counted as protocol bytes */
     cp2p_write_cb cb;
     void *ud;
+    const uint8_t *ref;    /* cp2p_stream_write_ref: the caller's bytes; NULL: they are in data */
     uint8_t data[];
 } wq_item;
+
+static const uint8_t *wq_bytes(const wq_item *w)
+{
+    return w->ref != NULL ? w->ref : w->data;
+}
 
 typedef enum { S_NEGOTIATING, S_OPEN, S_DEAD } stream_state;
 
@@ -179,6 +185,7 @@ typedef struct {
     cp2p__twrite req; /* first: the transport hands it back */
     cp2p_conn *conn;
     size_t len;
+    uint8_t *own;     /* the bytes, handed over by the core; NULL: they are in data */
     uint8_t data[];
 } wreq;
 
@@ -190,6 +197,7 @@ static void on_written(cp2p__twrite *req, int status)
     if (status >= 0 && c->stage != CONN_CLOSED) {
         rate_sample(c, w->len);
     }
+    cp2p_free(w->own);
     cp2p_free(w);
     if (status < 0) {
         if (status != CP2P_ECANCELED) {
@@ -202,18 +210,25 @@ static void on_written(cp2p__twrite *req, int status)
     }
 }
 
-static int write_raw(cp2p_conn *c, const uint8_t *p, size_t len)
+/* Write len bytes: copied from p, or (own != NULL) the buffer own itself, which the request
+ * frees once written (on failure too). */
+static int write_raw(cp2p_conn *c, const uint8_t *p, uint8_t *own, size_t len)
 {
-    wreq *w = cp2p_malloc(sizeof(*w) + len);
+    wreq *w = cp2p_malloc(sizeof(*w) + (own != NULL ? 0 : len));
     if (w == NULL) {
+        cp2p_free(own);
         return CP2P_ENOMEM;
     }
     w->conn = c;
     w->len = len;
-    memcpy(w->data, p, len);
-    cp2p_slice b = {w->data, len};
+    w->own = own;
+    if (own == NULL) {
+        memcpy(w->data, p, len);
+    }
+    cp2p_slice b = {own != NULL ? own : w->data, len};
     int e = c->t->ops->write(c->t, &w->req, &b, 1, on_written);
     if (e != 0) {
+        cp2p_free(w->own);
         cp2p_free(w);
         return CP2P_EIO;
     }
@@ -240,11 +255,21 @@ static int conn_flush_ex(cp2p_conn *c, bool last)
         }
         bool wrote = false;
         cp2p_slice sl;
-        while (cp2p__conn_core_out(c->core, &sl) > 0) {
-            if ((rc = write_raw(c, sl.ptr, sl.len)) != 0) {
+        uint8_t *own;
+        size_t len;
+        for (;;) {
+            if (cp2p__conn_core_out_take(c->core, &own, &len)) {
+                rc = write_raw(c, NULL, own, len); /* Noise frames: no copy */
+            } else if (cp2p__conn_core_out(c->core, &sl) > 0) {
+                if ((rc = write_raw(c, sl.ptr, NULL, sl.len)) == 0) {
+                    cp2p__conn_core_out_done(c->core, sl.len);
+                }
+            } else {
+                break;
+            }
+            if (rc != 0) {
                 return rc;
             }
-            cp2p__conn_core_out_done(c->core, sl.len);
             wrote = true;
         }
         if (!wrote) {
@@ -705,7 +730,7 @@ static cp2p__sched_outcome stream_pump(cp2p_stream *s, size_t budget, size_t *se
         want = want < budget - *sent ? want : budget - *sent;
         ptrdiff_t n = 0;
         if (want > 0) {
-            n = cp2p__yamux_stream_write(s->ys, w->data + w->off, want);
+            n = cp2p__yamux_stream_write(s->ys, wq_bytes(w) + w->off, want);
             if (n < 0) {
                 stream_kill(s, CP2P_ERESET);
                 return CP2P__SCHED_EMPTY;
@@ -1591,7 +1616,9 @@ void cp2p_stream_read_stop(cp2p_stream *s)
     s->reading = false;
 }
 
-int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len, cp2p_write_cb cb, void *ud)
+/* cp2p_stream_write (copy) and cp2p_stream_write_ref (the caller's bytes, ref). */
+static int stream_write(cp2p_stream *s, const void *data, size_t len, bool copy, cp2p_write_cb cb,
+                        void *ud)
 {
     if (s->state != S_OPEN || s->want_fin || s->app_closed) {
         return CP2P_ECLOSED;
@@ -1602,12 +1629,12 @@ int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len, cp2p_write_c
         s->conn->queued_total > hc->max_conn_write_buffer - len) {
         return CP2P_ELIMIT;
     }
-    wq_item *w = cp2p_malloc(sizeof(*w) + len);
+    wq_item *w = cp2p_malloc(sizeof(*w) + (copy ? len : 0));
     if (w == NULL) {
         return CP2P_ENOMEM;
     }
-    *w = (wq_item){.len = len, .cb = cb, .ud = ud};
-    if (len > 0) {
+    *w = (wq_item){.len = len, .cb = cb, .ud = ud, .ref = copy ? NULL : data};
+    if (copy && len > 0) {
         memcpy(w->data, data, len);
     }
     if (s->wq_tail != NULL) {
@@ -1620,6 +1647,20 @@ int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len, cp2p_write_c
     s->conn->queued_total += len;
     stream_wake(s);
     return 0;
+}
+
+int cp2p_stream_write(cp2p_stream *s, const void *data, size_t len, cp2p_write_cb cb, void *ud)
+{
+    return stream_write(s, data, len, true, cb, ud);
+}
+
+int cp2p_stream_write_ref(cp2p_stream *s, const void *data, size_t len, cp2p_write_cb cb,
+                          void *ud)
+{
+    if (cb == NULL || (len > 0 && data == NULL)) {
+        return CP2P_EINVAL;
+    }
+    return stream_write(s, data, len, false, cb, ud);
 }
 
 size_t cp2p_stream_write_queued(const cp2p_stream *s)

@@ -393,7 +393,12 @@ static void corrupting_peer_caught(void **state)
     printf("corrupting_peer_caught: %u corrupted chunks served, %llu caught\n", bad,
            (unsigned long long)st.chunks_corrupt);
     assert_true(bad > 0);
-    assert_int_equal(st.chunks_corrupt, bad);
+    /* Caught, and none accepted (the stored bytes are the original ones, above). Equality
+     * (every corrupted chunk caught) is checked on a virtual clock in unit_flows_art_core
+     * (corrupt_chunks_caught): here, on the loop's real time, a chunk served late can still be
+     * in flight when the artifact is stored, or arrive after the honest peer's copy (ignored
+     * as no longer wanted), as seen once under CPU load. */
+    assert_true(st.chunks_corrupt > 0 && st.chunks_corrupt <= bad);
     /* The same in the metrics, with the per-flow families. */
     cp2p_metrics *reg;
     cp2p_buf text;

@@ -188,7 +188,17 @@ typedef struct {
     bool done;
     bool ok;
     int *remaining;
+    bool by_ref;         /* write with cp2p_stream_write_ref */
+    unsigned ref_writes; /* of those, callbacks still to come */
 } echo_client;
+
+static void ec_ref_written(cp2p_stream *s, int status, void *ud)
+{
+    echo_client *e = ud;
+    (void)s;
+    assert_int_equal(status, 0);
+    e->ref_writes--;
+}
 
 static void ec_read(cp2p_stream *s, ptrdiff_t n, const uint8_t *data, void *ud)
 {
@@ -216,7 +226,16 @@ static void ec_open(cp2p_stream *s, int status, void *ud)
     assert_int_equal(cp2p_stream_read_start(s, ec_read, e), 0);
     /* Write in pieces so several frames and window updates are needed. */
     for (size_t off = 0; off < STREAM_BYTES; off += 32768) {
-        assert_int_equal(cp2p_stream_write(s, e->sent + off, 32768, NULL, NULL), 0);
+        if (e->by_ref) {
+            /* Read in place: the buffer outlives the callback (freed after the test). */
+            assert_int_equal(cp2p_stream_write_ref(s, e->sent + off, 32768, NULL, NULL),
+                             CP2P_EINVAL);
+            assert_int_equal(cp2p_stream_write_ref(s, e->sent + off, 32768, ec_ref_written, e),
+                             0);
+            e->ref_writes++;
+        } else {
+            assert_int_equal(cp2p_stream_write(s, e->sent + off, 32768, NULL, NULL), 0);
+        }
     }
     assert_int_equal(cp2p_stream_close_write(s), 0);
 }
@@ -230,7 +249,8 @@ static void concurrent_echo_streams(void **state)
     (void)state;
     cp2p_conn *c = connected_pair(&a, &b);
     for (int i = 0; i < NSTREAMS; i++) {
-        e[i] = (echo_client){.sent = malloc(STREAM_BYTES), .ok = true, .remaining = &remaining};
+        e[i] = (echo_client){.sent = malloc(STREAM_BYTES), .ok = true, .remaining = &remaining,
+                             .by_ref = i % 2 == 1};
         randombytes_buf(e[i].sent, STREAM_BYTES);
         assert_int_equal(cp2p_conn_open_stream(c, protos, 2, ec_open, &e[i]), 0);
     }
@@ -239,6 +259,7 @@ static void concurrent_echo_streams(void **state)
     }
     for (int i = 0; i < NSTREAMS; i++) {
         assert_true(e[i].ok);
+        assert_int_equal(e[i].ref_writes, 0); /* every write_ref callback ran, once */
         free(e[i].sent);
     }
     nodes_stop((node[]){a, b}, 2);

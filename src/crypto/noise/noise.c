@@ -639,6 +639,13 @@ ptrdiff_t cp2p__noise_writev(cp2p__noise *n, const cp2p_slice *iov, size_t cnt)
         }
         total += iov[k].len;
     }
+    if (n->out.cap == 0 && total > 0) {
+        /* An empty buffer (new, trimmed or handed over): size it for what this call encrypts
+         * at once, rather than doubling up to it with a copy per step. */
+        size_t frames = total / CP2P_NOISE_PLAINTEXT_MAX + 1;
+        size_t want = total + frames * CP2P__NOISE_FRAME_OVERHEAD;
+        (void)!cp2p_buf_reserve(&n->out, want < n->out.max ? want : n->out.max);
+    }
     while (taken < total) {
         size_t room = n->out.max - pending(&n->out, n->out_off);
         if (room <= CP2P__NOISE_FRAME_OVERHEAD) {
@@ -726,6 +733,17 @@ size_t cp2p__noise_out(cp2p__noise *n, cp2p_slice *out)
 void cp2p__noise_out_done(cp2p__noise *n, size_t len)
 {
     buf_done(&n->out, &n->out_off, len);
+}
+
+bool cp2p__noise_out_take(cp2p__noise *n, uint8_t **ptr, size_t *len)
+{
+    if (n->out_off != 0 || n->out.len == 0) {
+        return false;
+    }
+    *ptr = n->out.ptr;
+    *len = n->out.len;
+    cp2p_buf_init(&n->out, n->out.max);
+    return true;
 }
 
 /* ---- queries, timer ---- */

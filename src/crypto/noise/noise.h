@@ -144,6 +144,11 @@ size_t cp2p__noise_write_space(const cp2p__noise *n);
 size_t cp2p__noise_out(cp2p__noise *n, cp2p_slice *out);
 /* Mark `len` of those bytes as sent. */
 void cp2p__noise_out_done(cp2p__noise *n, size_t len);
+/* Hand over the buffer holding the bytes waiting to be sent, instead of copying them out:
+ * *ptr (release with cp2p_free) holds *len bytes, which count as sent. Returns false, and
+ * hands over nothing, when no bytes wait or part of them was already marked sent (use
+ * cp2p__noise_out then). The next write allocates a buffer for what it encrypts. */
+bool cp2p__noise_out_take(cp2p__noise *n, uint8_t **ptr, size_t *len);
 
 /* Give back the receive and send buffers while they hold nothing: they grow to the largest
  * burst (a 64 KiB frame makes each 128 KiB) and would otherwise keep that memory for the life

@@ -26,7 +26,7 @@ static void send_more(sender *snd, cp2p_write_cb cb, void *ud)
            cp2p_stream_write_queued(snd->s) < CP2P_PERF_QUEUE) {
         uint64_t left = snd->total - snd->queued_total;
         size_t n = left < CP2P_PERF_CHUNK ? (size_t)left : CP2P_PERF_CHUNK;
-        int rc = cp2p_stream_write(snd->s, ZEROS, n, cb, ud);
+        int rc = cp2p_stream_write_ref(snd->s, ZEROS, n, cb, ud); /* static bytes */
         if (rc != 0) {
             snd->err = rc;
             return;

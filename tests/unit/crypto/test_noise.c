@@ -515,6 +515,53 @@ static void transport_sizes_both_ways(void **state)
     cp2p_privkey_free(b);
 }
 
+/* The output buffer handed over (cp2p__noise_out_take) carries the same frames as out/out_done,
+ * the session goes on with a new buffer, and a partly consumed output is not taken. */
+static void transport_out_take(void **state)
+{
+    cp2p_privkey *a = key_ed25519(1), *b = key_ed25519(2);
+    side ini, resp;
+    uint8_t *p;
+    size_t len;
+    (void)state;
+    make_pair(&ini, &resp, a, b, NULL, 0);
+    assert_int_equal(run_handshake(&ini, &resp, 0), 0);
+    assert_false(cp2p__noise_out_take(ini.n, &p, &len)); /* nothing waits */
+    size_t n = 3 * CP2P_NOISE_PLAINTEXT_MAX + 5;
+    uint8_t *data = malloc(n);
+    assert_non_null(data);
+    fill_pattern(data, n, 9);
+    for (int round = 0; round < 3; round++) {
+        resp.got_len = 0;
+        assert_int_equal(cp2p__noise_write(ini.n, data, n), (ptrdiff_t)n);
+        assert_true(cp2p__noise_out_take(ini.n, &p, &len));
+        assert_int_equal(len, n + 4 * CP2P__NOISE_FRAME_OVERHEAD);
+        cp2p_slice o;
+        assert_int_equal(cp2p__noise_out(ini.n, &o), 0); /* counted as sent */
+        grow_append(&resp.pend, &resp.pend_len, &resp.pend_cap, p, len);
+        cp2p_free(p);
+        assert_int_equal(side_feed(&resp, 0), 0);
+        assert_int_equal(resp.got_len, n);
+        assert_memory_equal(resp.got, data, n);
+    }
+    /* Part of the output consumed already: not taken, the rest still goes out. */
+    resp.got_len = 0;
+    assert_int_equal(cp2p__noise_write(ini.n, data, 100), 100);
+    cp2p_slice o;
+    assert_int_equal(cp2p__noise_out(ini.n, &o), 100 + CP2P__NOISE_FRAME_OVERHEAD);
+    grow_append(&resp.pend, &resp.pend_len, &resp.pend_cap, o.ptr, 10);
+    cp2p__noise_out_done(ini.n, 10);
+    assert_false(cp2p__noise_out_take(ini.n, &p, &len));
+    assert_int_equal(flow(&ini, &resp, 0), 0);
+    assert_int_equal(resp.got_len, 100);
+    assert_memory_equal(resp.got, data, 100);
+    free(data);
+    side_fini(&ini);
+    side_fini(&resp);
+    cp2p_privkey_free(a);
+    cp2p_privkey_free(b);
+}
+
 /* A frame of exactly 65535 bytes carries 65519 bytes of plaintext; more is split. */
 static void transport_full_frame_on_the_wire(void **state)
 {
@@ -1481,6 +1528,7 @@ int main(void)
         cmocka_unit_test(xx_rejects_all_zero_dh),
         cmocka_unit_test(cipher_refuses_last_nonce),
         cmocka_unit_test(handshake_ed25519),
+        cmocka_unit_test(transport_out_take),
         cmocka_unit_test(handshake_secp256k1),
         cmocka_unit_test(handshake_mixed_key_types),
         cmocka_unit_test(handshake_wire_shape),
