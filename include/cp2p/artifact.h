@@ -140,6 +140,10 @@ typedef struct cp2p_artifact_stats {
     uint64_t chunks_requested, chunks_received, chunks_corrupt, chunks_timeout, chunks_served;
     uint64_t requests_dropped, retrans_limited, outbox_dropped, frames_malformed;
     uint64_t fetches_bad_whole, peers_banned;
+    /* Partial availability (docs/ARTIFACTS.md): partial adverts sent and received, Haves sent
+     * and received, chunks served from a fetch in progress (also in chunks_served). */
+    uint64_t partial_adverts_sent, partial_adverts_received, haves_sent, haves_received;
+    uint64_t chunks_served_partial;
     uint64_t broadcaster_held, broadcaster_dropped;
     uint64_t frames_sent, bytes_sent, frames_received, bytes_received; /* the framed links */
     cp2p_artifact_flow_stats flows[CP2P_ARTIFACT_FLOWS];

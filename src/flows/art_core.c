@@ -48,6 +48,14 @@ typedef struct art_chunk {
 
 enum { F_FETCHING = 0, F_VALIDATING = 1 };
 
+/* A source of a fetch: a peer that advertised its manifest (bits NULL: it holds every chunk),
+ * or a partial source, fetching it too (a partial advert): bit i of bits (n_chunks bits) is
+ * set once it announced chunk i with Have. */
+typedef struct art_src {
+    art_peer *p;
+    uint8_t *bits;
+} art_src;
+
 typedef struct art_fetch {
     art_key k;
     uint64_t size;
@@ -57,8 +65,10 @@ typedef struct art_fetch {
     cp2p_buf advert; /* the encoded advert (Envelope field), relayed once stored */
     uint8_t *data;   /* size bytes */
     art_chunk *chunks;
-    art_peer **src;  /* peers that advertised this manifest */
-    uint32_t n_src, cap_src;
+    art_src *src;    /* peers that advertised this manifest, or are fetching it (partial) */
+    uint32_t n_src, cap_src, n_partial;
+    art_peer **told; /* peers sent our partial advert: told of each chunk we verify (Have) */
+    uint32_t n_told, cap_told;
     art_peer *manifest_peer; /* whose advert we fetch with */
     uint64_t lat_ms;         /* moving average of a chunk's request-to-arrival time, 0: none */
     int state;
@@ -74,6 +84,12 @@ typedef struct art_held {
     cp2p_buf advert; /* the encoded advert (Envelope field) */
     struct art_held *prev, *next; /* oldest first */
 } art_held;
+
+/* A chunk verified during one recv call, to be announced with Have at its end. */
+typedef struct art_hq {
+    struct art_fetch *f;
+    uint32_t index;
+} art_hq;
 
 typedef struct art_later {
     art_key k;
@@ -96,6 +112,10 @@ struct cp2p__art_core {
     cp2p_queue events;  /* cp2p__art_event */
     art_peer **dirty;
     uint32_t n_dirty;
+    art_hq *hq;       /* chunks verified since the last Have flush (CP2P_ART_MAX_FRAME_MSGS) */
+    uint32_t n_hq;
+    uint32_t *hq_idx; /* scratch: the indexes of one Have */
+    cp2p_buf hq_buf;  /* scratch: one encoded Have */
     cp2p__art_stats st;
 };
 
@@ -139,6 +159,7 @@ void cp2p__art_config_default(cp2p__art_config *cfg)
         .max_fetches = CP2P_ART_MAX_FETCHES,
         .max_small_fetches = CP2P_ART_MAX_SMALL_FETCHES,
         .max_fetch_bytes = CP2P_ART_MAX_FETCH_BYTES,
+        .max_partial_sources = CP2P_ART_MAX_PARTIAL_SOURCES,
         .max_held = CP2P_ART_MAX_HELD,
         .max_later = CP2P_ART_MAX_ADVERTS_PER_PEER,
         .inflight_start = CP2P_ART_INFLIGHT_START,
@@ -252,6 +273,29 @@ static int outbox_add(cp2p__art_core *c, art_peer *p, const uint8_t *field, size
     return 0;
 }
 
+/* Append an Envelope field given as its one-byte key and the rest (an advert re-keyed as a
+ * partial advert), whole or not at all. */
+static int outbox_add_keyed(cp2p__art_core *c, art_peer *p, uint8_t key, const uint8_t *rest,
+                            size_t len)
+{
+    if (1 + len > c->cfg.max_frame) {
+        c->st.outbox_dropped++;
+        return CP2P_ELIMIT;
+    }
+    size_t old = p->out.len;
+    int rc = cp2p_buf_reserve(&p->out, 1 + len);
+    if (rc == 0 && ((rc = cp2p_buf_append_byte(&p->out, key)) != 0 ||
+                    (rc = cp2p_buf_append(&p->out, rest, len)) != 0)) {
+        p->out.len = old; /* cannot happen after the reserve */
+    }
+    if (rc != 0) {
+        c->st.outbox_dropped++;
+        return rc == CP2P_ELIMIT ? CP2P_EFULL : rc;
+    }
+    mark_dirty(c, p);
+    return 0;
+}
+
 /* ---- peers ---- */
 
 static art_peer *peer_find(const cp2p__art_core *c, const cp2p_peer_id *id)
@@ -326,28 +370,49 @@ static void peer_free(art_peer *p)
 
 /* ---- fetches ---- */
 
-static void fetch_src_remove(art_fetch *f, const art_peer *p)
+static art_src *src_find(const art_fetch *f, const art_peer *p)
 {
     for (uint32_t i = 0; i < f->n_src; i++) {
-        if (f->src[i] == p) {
-            f->src[i] = f->src[--f->n_src];
-            return;
+        if (f->src[i].p == p) {
+            return &f->src[i];
         }
     }
+    return NULL;
 }
 
-static void fetch_src_add(art_fetch *f, art_peer *p)
+/* True if `p` advertised the whole of what f fetches. */
+static bool src_full(const art_fetch *f, const art_peer *p)
 {
-    for (uint32_t i = 0; i < f->n_src; i++) {
-        if (f->src[i] == p) {
-            return;
-        }
+    const art_src *s = src_find(f, p);
+    return s != NULL && s->bits == NULL;
+}
+
+static bool src_has(const art_src *s, uint32_t i)
+{
+    return s->bits == NULL || (s->bits[i >> 3] >> (i & 7) & 1) != 0;
+}
+
+static void fetch_src_remove(art_fetch *f, const art_peer *p)
+{
+    art_src *s = src_find(f, p);
+    if (s == NULL) {
+        return;
     }
+    if (s->bits != NULL) {
+        cp2p_free(s->bits);
+        f->n_partial--;
+    }
+    *s = f->src[--f->n_src];
+}
+
+/* A new entry for `p` (bits as given), growing the array; NULL when out of memory. */
+static art_src *src_append(art_fetch *f, art_peer *p, uint8_t *bits)
+{
     if (f->n_src == f->cap_src) {
         uint32_t cap = f->cap_src ? 2 * f->cap_src : 8;
-        art_peer **n = cp2p_calloc(cap, sizeof(*n));
+        art_src *n = cp2p_calloc(cap, sizeof(*n));
         if (n == NULL) {
-            return;
+            return NULL;
         }
         if (f->n_src > 0) {
             memcpy(n, f->src, f->n_src * sizeof(*n));
@@ -356,7 +421,50 @@ static void fetch_src_add(art_fetch *f, art_peer *p)
         f->src = n;
         f->cap_src = cap;
     }
-    f->src[f->n_src++] = p;
+    f->src[f->n_src] = (art_src){p, bits};
+    return &f->src[f->n_src++];
+}
+
+/* `p` holds all of it: a full source (a partial one is upgraded, its bitmap dropped). */
+static void fetch_src_add(art_fetch *f, art_peer *p)
+{
+    art_src *s = src_find(f, p);
+    if (s == NULL) {
+        (void)src_append(f, p, NULL);
+    } else if (s->bits != NULL) {
+        cp2p_free(s->bits);
+        s->bits = NULL;
+        f->n_partial--;
+    }
+}
+
+/* `p` is fetching it too (a partial advert): a partial source with no chunk yet, unless it is
+ * a source already. At most cfg.max_partial_sources per fetch (counted). */
+static void fetch_src_add_partial(cp2p__art_core *c, art_fetch *f, art_peer *p)
+{
+    if (src_find(f, p) != NULL) {
+        return;
+    }
+    if (f->n_partial >= c->cfg.max_partial_sources) {
+        c->st.partial_src_full++;
+        return;
+    }
+    uint8_t *bits = cp2p_calloc(1, f->n_chunks / 8 + 1);
+    if (bits == NULL || src_append(f, p, bits) == NULL) {
+        cp2p_free(bits);
+        return;
+    }
+    f->n_partial++;
+}
+
+static void told_remove(art_fetch *f, const art_peer *p)
+{
+    for (uint32_t i = 0; i < f->n_told; i++) {
+        if (f->told[i] == p) {
+            f->told[i] = f->told[--f->n_told];
+            return;
+        }
+    }
 }
 
 static void peer_unload(art_peer *p)
@@ -398,6 +506,15 @@ static bool chunk_drop_asker(art_chunk *ch, art_fetch *f, const art_peer *p, boo
 
 static void fetch_free(cp2p__art_core *c, art_fetch *f)
 {
+    for (uint32_t i = 0; i < c->n_hq; i++) {
+        if (c->hq[i].f == f) {
+            c->hq[i].f = NULL; /* its Haves are not sent */
+        }
+    }
+    for (uint32_t i = 0; i < f->n_src; i++) {
+        cp2p_free(f->src[i].bits);
+    }
+    cp2p_free(f->told);
     if (f->state == F_FETCHING) {
         for (uint32_t i = 0; i < f->n_chunks; i++) {
             if (f->chunks[i].state == CH_INFLIGHT) {
@@ -427,10 +544,37 @@ static void fetch_free(cp2p__art_core *c, art_fetch *f)
     cp2p_free(f);
 }
 
-/* Start fetching `a` (bouncer said wanted), with `from` (may be NULL) and every other peer
- * that advertised the same manifest as sources. Returns 0, CP2P_EFULL (counted), CP2P_ENOMEM. */
+/* A large fetch started: tell every up, non-banned peer that is not a full source that we
+ * are fetching it (a partial advert: our advert re-keyed), and remember whom we told: they
+ * get a Have for each chunk we verify. Peers that come up later are not told (they learn of
+ * it from our advert once we hold it). */
+static void announce_partial(cp2p__art_core *c, art_fetch *f)
+{
+    size_t n = cp2p__hashmap_len(&c->peers);
+    if (f->n_chunks < 2 || n == 0 || f->advert.len < 2 ||
+        (f->told = cp2p_calloc(n, sizeof(*f->told))) == NULL) {
+        return;
+    }
+    f->cap_told = (uint32_t)n;
+    size_t cur = 0;
+    art_peer *p;
+    while ((p = cp2p__hashmap_next(&c->peers, &cur)) != NULL && f->n_told < f->cap_told) {
+        if (p->banned || src_full(f, p)) {
+            continue;
+        }
+        if (outbox_add_keyed(c, p, CP2P_ART_KEY_PARTIAL, f->advert.ptr + 1, f->advert.len - 1) ==
+            0) {
+            f->told[f->n_told++] = p;
+            c->st.partial_adverts_sent++;
+        }
+    }
+}
+
+/* Start fetching `a` (bouncer said wanted), with `from` (may be NULL; a partial source when
+ * `from_partial`, else a full one) and every other peer that advertised the same manifest as
+ * sources. Returns 0, CP2P_EFULL (counted), CP2P_ENOMEM. */
 static int fetch_start(cp2p__art_core *c, const cp2p__art_advert *a, const art_key *k,
-                       const uint8_t mdig[32], art_peer *from)
+                       const uint8_t mdig[32], art_peer *from, bool from_partial)
 {
     bool small = a->n_chunks == 1 && a->size <= c->cfg.push_threshold;
     if ((small ? c->n_small >= c->cfg.max_small_fetches
@@ -482,10 +626,13 @@ static int fetch_start(cp2p__art_core *c, const cp2p__art_advert *a, const art_k
             fetch_src_add(f, p);
         }
     }
-    if (from != NULL) {
+    if (from != NULL && from_partial) {
+        fetch_src_add_partial(c, f, from);
+    } else if (from != NULL) {
         fetch_src_add(f, from);
     }
     c->st.fetches_started++;
+    announce_partial(c, f);
     return 0;
 }
 
@@ -540,14 +687,31 @@ static void fetch_finish(cp2p__art_core *c, art_fetch *f)
     c->st.fetches_completed++;
 }
 
-/* The least loaded source with room (inflight < credit) other than `not`, preferring any
- * peer but `avoid`; NULL when every source is busy. */
-static art_peer *pick_source(const art_fetch *f, const art_peer *avoid, const art_peer *not)
+static bool has_room(const art_peer *p)
+{
+    return !p->banned && p->inflight < p->credit;
+}
+
+/* Sources of f with room for one more request. */
+static uint32_t sources_with_room(const art_fetch *f)
+{
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < f->n_src; s++) {
+        n += has_room(f->src[s].p);
+    }
+    return n;
+}
+
+/* The least loaded source that has chunk i (a full source, or a partial one that announced
+ * it) and room (inflight < credit), other than `not`, preferring any peer but `avoid`; NULL
+ * when none. */
+static art_peer *pick_source(const art_fetch *f, uint32_t i, const art_peer *avoid,
+                             const art_peer *not)
 {
     art_peer *best = NULL, *fallback = NULL;
     for (uint32_t s = 0; s < f->n_src; s++) {
-        art_peer *p = f->src[s];
-        if (p->banned || p->inflight >= p->credit || p == not) {
+        art_peer *p = f->src[s].p;
+        if (!has_room(p) || p == not || !src_has(&f->src[s], i)) {
             continue;
         }
         art_peer **slot = p == avoid ? &fallback : &best;
@@ -573,7 +737,9 @@ static bool ask(cp2p__art_core *c, art_fetch *f, uint32_t i, art_peer *p)
     return true;
 }
 
-/* Ask each needed chunk of the least loaded source with room. Endgame: once nothing is left
+/* Ask each needed chunk of the least loaded source that has it and has room. A chunk no
+ * source can take now (partial sources without it) is skipped; the scan of a fetch stops once
+ * no source has room, so it costs at most n_chunks x n_src. Endgame: once nothing is left
  * to ask, a chunk in flight for more than four times the fetch's usual chunk time plus 100 ms
  * is asked of a second source too, so one slow peer does not hold up the whole artifact (a
  * tighter bound cost 5 % more bytes and 50 % more time on 100 nodes, bench_artifact). */
@@ -583,15 +749,20 @@ static void schedule(cp2p__art_core *c, uint64_t now)
         if (f->state != F_FETCHING || f->n_src == 0) {
             continue;
         }
-        for (uint32_t i = 0; i < f->n_chunks && f->n_need > 0; i++) {
+        uint32_t room = sources_with_room(f);
+        for (uint32_t i = 0; i < f->n_chunks && f->n_need > 0 && room > 0; i++) {
             art_chunk *ch = &f->chunks[i];
             if (ch->state != CH_NEED) {
                 continue;
             }
-            art_peer *best = pick_source(f, ch->avoid, NULL);
-            if (best == NULL || !ask(c, f, i, best)) {
-                break; /* every source is busy */
+            art_peer *best = pick_source(f, i, ch->avoid, NULL);
+            if (best == NULL) {
+                continue; /* no source with room has this chunk (yet) */
             }
+            if (!ask(c, f, i, best)) {
+                break; /* its outbox is full */
+            }
+            room -= !has_room(best);
             ch->state = CH_INFLIGHT;
             ch->peer = best;
             if (f->graft) {
@@ -605,15 +776,20 @@ static void schedule(cp2p__art_core *c, uint64_t now)
             continue;
         }
         uint64_t late = 4 * f->lat_ms + 100;
-        for (uint32_t i = 0; i < f->n_chunks; i++) {
+        room = sources_with_room(f);
+        for (uint32_t i = 0; i < f->n_chunks && room > 0; i++) {
             art_chunk *ch = &f->chunks[i];
             if (ch->state != CH_INFLIGHT || ch->peer2 != NULL || now - ch->asked < late) {
                 continue;
             }
-            art_peer *second = pick_source(f, NULL, ch->peer);
-            if (second == NULL || !ask(c, f, i, second)) {
+            art_peer *second = pick_source(f, i, NULL, ch->peer);
+            if (second == NULL) {
+                continue;
+            }
+            if (!ask(c, f, i, second)) {
                 break;
             }
+            room -= !has_room(second);
             ch->peer2 = second;
             c->st.chunks_endgame++;
         }
@@ -677,10 +853,12 @@ static int held_add(cp2p__art_core *c, const art_key *k, uint64_t size, uint32_t
     return 0;
 }
 
-/* Tell every peer except those in skip[0..n_skip) and those that advertised it to us about a
- * newly held artifact: small ones pushed whole (when data is given), the others advertised. */
+/* Tell every peer except the full sources of `from` (the fetch that brought it, or NULL) and
+ * those that advertised it to us about a newly held artifact: small ones pushed whole (when
+ * data is given), the others advertised. Partial sources get the advert too: we become a full
+ * source for them. */
 static void spread(cp2p__art_core *c, const art_held *h, const uint8_t *data,
-                   art_peer *const *skip, uint32_t n_skip)
+                   const art_fetch *from)
 {
     cp2p_buf push;
     const uint8_t *field = h->advert.ptr;
@@ -694,11 +872,8 @@ static void spread(cp2p__art_core *c, const art_held *h, const uint8_t *data,
     size_t cur = 0;
     art_peer *p;
     while ((p = cp2p__hashmap_next(&c->peers, &cur)) != NULL) {
-        bool has = cp2p__hashmap_find(&p->adverts, h->k.id, h->k.len) != NULL;
-        for (uint32_t i = 0; i < n_skip && !has; i++) {
-            has = skip[i] == p;
-        }
-        if (has) {
+        if (cp2p__hashmap_find(&p->adverts, h->k.id, h->k.len) != NULL ||
+            (from != NULL && src_full(from, p))) {
             continue;
         }
         if (p->lazy && c->cfg.push_tree && field != h->advert.ptr) {
@@ -760,7 +935,10 @@ int cp2p__art_core_new(const cp2p__art_config *cfg, uint64_t now, cp2p__art_core
         (rc = cp2p__queue_init(&c->events, n_events, CP2P_QUEUE_REJECT, NULL, NULL)) != 0) {
         goto fail;
     }
-    if ((c->dirty = cp2p_calloc(cfg->max_peers, sizeof(*c->dirty))) == NULL) {
+    cp2p_buf_init(&c->hq_buf, 64 + CP2P_ART_MAX_ID + 5 * (size_t)CP2P_ART_MAX_FRAME_MSGS);
+    if ((c->dirty = cp2p_calloc(cfg->max_peers, sizeof(*c->dirty))) == NULL ||
+        (c->hq = cp2p_calloc(CP2P_ART_MAX_FRAME_MSGS, sizeof(*c->hq))) == NULL ||
+        (c->hq_idx = cp2p_calloc(CP2P_ART_MAX_FRAME_MSGS, sizeof(*c->hq_idx))) == NULL) {
         rc = CP2P_ENOMEM;
         goto fail;
     }
@@ -813,6 +991,9 @@ void cp2p__art_core_free(cp2p__art_core *c)
     cp2p__hashmap_fini(&c->waiting, release_later, NULL);
     cp2p__queue_fini(&c->events, release_event, NULL);
     cp2p_free(c->dirty);
+    cp2p_free(c->hq);
+    cp2p_free(c->hq_idx);
+    cp2p_buf_fini(&c->hq_buf);
     cp2p_free(c);
 }
 
@@ -858,7 +1039,8 @@ void cp2p__art_core_peer_down(cp2p__art_core *c, const cp2p_peer_id *peer, uint6
         return;
     }
     for (art_fetch *f = c->f_first; f != NULL; f = f->next) {
-        fetch_src_remove(f, p);
+        fetch_src_remove(f, p); /* a partial source's bitmap too */
+        told_remove(f, p);
         if (f->manifest_peer == p) {
             f->manifest_peer = NULL;
         }
@@ -992,7 +1174,7 @@ static void on_advert(cp2p__art_core *c, art_peer *p, const cp2p__art_advert *a,
             }
             c->st.small_wait_full++;
         }
-        if (fetch_start(c, a, &k, mdig, p) == CP2P_EFULL) {
+        if (fetch_start(c, a, &k, mdig, p, false) == CP2P_EFULL) {
             later_add(c, &k, a); /* asked again when a fetch slot frees */
         }
         break;
@@ -1113,7 +1295,7 @@ static void on_push(cp2p__art_core *c, art_peer *p, const cp2p__art_push *m)
         uint32_t w = c->wait_ms - c->wait_ms / 8;
         c->wait_ms = w > c->cfg.push_wait_ms ? w : c->cfg.push_wait_ms;
     }
-    int rc = fetch_start(c, a, &k, mdig, p);
+    int rc = fetch_start(c, a, &k, mdig, p, false);
     if (rc == CP2P_EFULL) {
         /* Kept with its bytes (bounded like every "later" advert): validated when a slot
          * frees, not fetched a second time. */
@@ -1129,12 +1311,95 @@ static void on_push(cp2p__art_core *c, art_peer *p, const cp2p__art_push *m)
     fetch_whole(c, c->f_last, m->data.ptr, m->data.len);
 }
 
+/* A partial advert: `p` is fetching `a` and will announce its chunks with Have. */
+static void on_partial(cp2p__art_core *c, art_peer *p, const cp2p__art_advert *a)
+{
+    art_key k;
+    uint8_t mdig[32];
+    c->st.partial_adverts_received++;
+    if (p->banned) {
+        return;
+    }
+    if (!id_shape_ok(&c->cfg, a->id.ptr, a->id.len) || !key_set(&k, a->id.ptr, a->id.len)) {
+        c->st.adverts_bad_id++;
+        return;
+    }
+    /* Held (nothing to fetch), one chunk (nothing to share before the whole), or kept as a
+     * "later" advert (the bouncer is asked on the tick): nothing kept. */
+    if (a->n_chunks < 2 || held_find(c, k.id, k.len) != NULL ||
+        cp2p__hashmap_find(&c->later, k.id, k.len) != NULL) {
+        c->st.partial_adverts_ignored++;
+        return;
+    }
+    art_mdig(a, mdig);
+    art_fetch *f = cp2p__hashmap_find(&c->fetches, k.id, k.len);
+    if (f != NULL) {
+        if (memcmp(f->mdig, mdig, 32) != 0) {
+            c->st.adverts_other_manifest++;
+        } else if (f->state != F_FETCHING) {
+            c->st.partial_adverts_ignored++; /* validating: every chunk is here */
+        } else {
+            fetch_src_add_partial(c, f, p);
+        }
+        return;
+    }
+    /* Unknown: the bouncer decides as for an advert, so that an artifact spreads while it is
+     * still being fetched (pipelining). Only "wanted" keeps anything. */
+    if (bounce(c, a) != CP2P__ART_WANTED || fetch_start(c, a, &k, mdig, p, true) != 0) {
+        c->st.partial_adverts_ignored++;
+    }
+}
+
+/* A Have: `p` holds chunks h->indexes of an artifact it told us (partial advert) it fetches. */
+static void on_have(cp2p__art_core *c, art_peer *p, const cp2p__art_have *h)
+{
+    c->st.haves_received++;
+    art_fetch *f = cp2p__hashmap_find(&c->fetches, h->id.ptr, h->id.len);
+    art_src *s = f != NULL && f->state == F_FETCHING ? src_find(f, p) : NULL;
+    if (s == NULL || s->bits == NULL) {
+        c->st.haves_unknown++; /* not fetching it, not a partial source (or a full one) */
+        return;
+    }
+    for (size_t i = 0; i < h->n_indexes; i++) {
+        uint32_t x = h->indexes[i];
+        if (x >= f->n_chunks) {
+            c->st.haves_bad_index++;
+            continue;
+        }
+        s->bits[x >> 3] |= (uint8_t)(1u << (x & 7));
+    }
+}
+
+/* A request for an artifact we do not hold: answered from a fetch in progress (or being
+ * validated) when that chunk is verified, straight into the peer's outbox. */
+static void serve_from_fetch(cp2p__art_core *c, art_peer *p, const cp2p__art_request *r)
+{
+    const art_fetch *f = cp2p__hashmap_find(&c->fetches, r->id.ptr, r->id.len);
+    if (f == NULL || r->index >= f->n_chunks || f->chunks[r->index].state != CH_DONE) {
+        c->st.requests_unknown++;
+        return;
+    }
+    cp2p_slice id = {f->k.id, f->k.len};
+    uint64_t off = (uint64_t)r->index * f->chunk_size;
+    size_t len = (size_t)(f->size - off < f->chunk_size ? f->size - off : f->chunk_size);
+    size_t need = cp2p__art_chunk_size(id, r->index, len);
+    if (p->out.len + need > p->out.max || need > c->cfg.max_frame ||
+        cp2p_buf_reserve(&p->out, need) != 0 ||
+        cp2p__art_chunk_append(&p->out, id, r->index, f->data + off, len) != 0) {
+        c->st.outbox_dropped++;
+        return;
+    }
+    c->st.chunks_served++;
+    c->st.chunks_served_partial++;
+    mark_dirty(c, p);
+}
+
 static void on_request(cp2p__art_core *c, art_peer *p, const cp2p__art_request *r)
 {
     c->st.requests_received++;
     art_held *h = held_find(c, r->id.ptr, r->id.len);
     if (h == NULL) {
-        c->st.requests_unknown++;
+        serve_from_fetch(c, p, r);
         return;
     }
     if (r->index >= h->n_chunks) {
@@ -1160,6 +1425,50 @@ static void on_request(cp2p__art_core *c, art_peer *p, const cp2p__art_request *
         return;
     }
     p->serving++;
+}
+
+/* Send the queued Haves: one Have per fetch with every chunk verified since the last flush,
+ * to each peer told of the fetch that is not a full source of it (nor banned). */
+static void have_flush(cp2p__art_core *c)
+{
+    for (uint32_t a = 0; a < c->n_hq; a++) {
+        art_fetch *f = c->hq[a].f;
+        if (f == NULL) {
+            continue;
+        }
+        uint32_t n = 0;
+        for (uint32_t b = a; b < c->n_hq; b++) {
+            if (c->hq[b].f == f) {
+                c->hq_idx[n++] = c->hq[b].index;
+                c->hq[b].f = NULL;
+            }
+        }
+        cp2p_buf_reset(&c->hq_buf);
+        if (cp2p__art_have_append(&c->hq_buf, (cp2p_slice){f->k.id, f->k.len}, c->hq_idx, n) !=
+            0) {
+            continue; /* cannot happen: hq_buf fits CP2P_ART_MAX_FRAME_MSGS indexes */
+        }
+        for (uint32_t t = 0; t < f->n_told; t++) {
+            art_peer *p = f->told[t];
+            if (!p->banned && !src_full(f, p) &&
+                outbox_add(c, p, c->hq_buf.ptr, c->hq_buf.len) == 0) {
+                c->st.haves_sent++;
+            }
+        }
+    }
+    c->n_hq = 0;
+}
+
+/* Chunk i of f was verified: announce it with the next flush (to the peers told). */
+static void have_note(cp2p__art_core *c, art_fetch *f, uint32_t i)
+{
+    if (f->n_told == 0) {
+        return;
+    }
+    if (c->n_hq == CP2P_ART_MAX_FRAME_MSGS) {
+        have_flush(c);
+    }
+    c->hq[c->n_hq++] = (art_hq){f, i};
 }
 
 static void on_chunk(cp2p__art_core *c, art_peer *p, const cp2p__art_chunk *m, uint64_t now)
@@ -1206,6 +1515,7 @@ static void on_chunk(cp2p__art_core *c, art_peer *p, const cp2p__art_chunk *m, u
     if (p->credit < c->cfg.inflight_max) {
         p->credit++; /* answered in time: one more in flight */
     }
+    have_note(c, f, m->index);
     if (++f->done == f->n_chunks) {
         fetch_finish(c, f);
     }
@@ -1251,6 +1561,12 @@ int cp2p__art_core_recv(cp2p__art_core *c, const cp2p_peer_id *peer, const uint8
     for (size_t i = 0; i < e.n_adverts; i++) {
         on_advert(c, p, &e.adverts[i], now);
     }
+    for (size_t i = 0; i < e.n_partials; i++) {
+        on_partial(c, p, &e.partials[i]);
+    }
+    for (size_t i = 0; i < e.n_haves; i++) {
+        on_have(c, p, &e.haves[i]);
+    }
     for (size_t i = 0; i < e.n_pushes; i++) {
         on_push(c, p, &e.pushes[i]);
     }
@@ -1268,6 +1584,7 @@ int cp2p__art_core_recv(cp2p__art_core *c, const cp2p_peer_id *peer, const uint8
         c->st.prunes_received++;
     }
     cp2p__art_env_fini(&e);
+    have_flush(c);
     schedule(c, now);
     return 0;
 }
@@ -1288,7 +1605,7 @@ static void wait_tick(cp2p__art_core *c, uint64_t now)
             if (e.n_adverts == 1) {
                 uint8_t mdig[32];
                 art_mdig(&e.adverts[0], mdig);
-                int rc = fetch_start(c, &e.adverts[0], &l->k, mdig, NULL);
+                int rc = fetch_start(c, &e.adverts[0], &l->k, mdig, NULL, false);
                 if (rc == 0) {
                     c->f_last->graft = true;
                     c->st.small_pulled++;
@@ -1323,7 +1640,7 @@ static void later_tick(cp2p__art_core *c)
                 art_mdig(&e.adverts[0], mdig);
                 switch (bounce(c, &e.adverts[0])) {
                 case CP2P__ART_WANTED: {
-                    int rc = fetch_start(c, &e.adverts[0], &l->k, mdig, NULL);
+                    int rc = fetch_start(c, &e.adverts[0], &l->k, mdig, NULL, false);
                     keep = rc == CP2P_EFULL;
                     if (rc == 0 && l->data != NULL && l->data_len == e.adverts[0].size &&
                         e.adverts[0].n_chunks == 1) {
@@ -1369,6 +1686,7 @@ void cp2p__art_core_tick(cp2p__art_core *c, uint64_t now)
     }
     wait_tick(c, now);
     later_tick(c);
+    have_flush(c);
     schedule(c, now);
 }
 
@@ -1451,7 +1769,7 @@ int cp2p__art_core_publish_prepared(cp2p__art_core *c, const cp2p__art_prepared 
     if (f != NULL && f->state == F_FETCHING) {
         fetch_free(c, f); /* we have it now */
     }
-    spread(c, h, data, NULL, 0);
+    spread(c, h, data, NULL);
     forget_adverts(c, &k);
     c->st.artifacts_published++;
     schedule(c, now);
@@ -1568,7 +1886,7 @@ int cp2p__art_core_stored(cp2p__art_core *c, const uint8_t *id, size_t id_len, b
     }
     art_held *h;
     if (held_add(c, &f->k, f->size, f->chunk_size, &f->advert, &h) == 0) {
-        spread(c, h, f->data, f->src, f->n_src);
+        spread(c, h, f->data, f);
         c->st.artifacts_stored++;
     }
     forget_adverts(c, &f->k);

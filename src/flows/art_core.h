@@ -25,10 +25,21 @@
  * The application's pool is consulted through cfg.bouncer (wanted / later / unwanted, called
  * synchronously from recv and tick: it must be quick, as dfinity/ic's Bouncer closures are).
  *
+ * Partial availability (docs/ARTIFACTS.md, "Partial sources"): a fetch of more than one chunk
+ * sends a partial advert to each up, non-banned peer that is not a full source of it (peers
+ * that come up later are not told), then a Have for the chunks verified during each recv call
+ * to those peers. A peer that sends us a partial advert of what we fetch with the same
+ * manifest (or of an unknown artifact the bouncer wants: the fetch starts with it) becomes a
+ * partial source: asked only for chunks it announced; its full advert upgrades it. Requests
+ * for verified chunks of a fetch in progress are answered from the fetch's bytes.
+ *
  * Every table is bounded (src/util/limits.h, "flows: artifact gossip"): peers, adverts per peer
  * (oldest forgotten past the bound), fetches and their bytes, held artifacts, "later" adverts,
- * serving per peer, outbox bytes per peer. Every refusal and drop is counted in
- * cp2p__art_stats. */
+ * serving per peer, outbox bytes per peer, partial sources per fetch (max_partial_sources,
+ * each a bitmap of n_chunks / 8 + 1 bytes: at most max_fetches x max_partial_sources x 2 KiB),
+ * peers told per fetch (the peers up when it started, <= max_peers), Haves queued (one per
+ * chunk verified in one recv call, <= CP2P_ART_MAX_FRAME_MSGS). Every refusal and drop is
+ * counted in cp2p__art_stats. */
 #ifndef CP2P_FLOWS_ART_CORE_H
 #define CP2P_FLOWS_ART_CORE_H
 
@@ -71,6 +82,7 @@ typedef struct cp2p__art_config {
     uint32_t max_fetches;         /* CP2P_ART_MAX_FETCHES */
     uint32_t max_small_fetches;   /* CP2P_ART_MAX_SMALL_FETCHES, besides max_fetches */
     uint64_t max_fetch_bytes;     /* CP2P_ART_MAX_FETCH_BYTES */
+    uint32_t max_partial_sources; /* per fetch (CP2P_ART_MAX_PARTIAL_SOURCES); 0: none kept */
     uint32_t max_held;            /* CP2P_ART_MAX_HELD */
     uint32_t max_later;           /* "later" adverts kept (CP2P_ART_MAX_ADVERTS_PER_PEER) */
     uint32_t inflight_start, inflight_max; /* per peer (CP2P_ART_INFLIGHT_*) */
@@ -115,6 +127,15 @@ typedef struct cp2p__art_stats {
     uint64_t small_waited, small_pulled, small_wait_full;
     uint64_t pushes_late; /* of pushes_dup: after we fetched it (no prune, the wait grows) */
     uint64_t push_wait_ms; /* the wait now (a level) */
+    /* Partial availability: partial adverts sent (one per peer told of a fetch), received,
+     * ignored (held, one chunk, "later", not wanted, validating, or the fetch refused), refused
+     * because a fetch had max_partial_sources; Haves sent (one message per peer) and received,
+     * of which for no fetch or from no partial source, and indexes past the last chunk;
+     * chunks served from a fetch in progress (also in chunks_served). */
+    uint64_t partial_adverts_sent, partial_adverts_received, partial_adverts_ignored;
+    uint64_t partial_src_full;
+    uint64_t haves_sent, haves_received, haves_unknown, haves_bad_index;
+    uint64_t chunks_served_partial;
     uint64_t peers_refused, peers_banned;
     uint64_t peers, fetching, held, later, fetch_bytes; /* levels now */
 } cp2p__art_stats;

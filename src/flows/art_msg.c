@@ -1,4 +1,5 @@
 /* Artifact gossip wire codec: protobuf-c decoding with validation, hand-written encoding. */
+#include <assert.h>
 #include <string.h>
 
 #include <cp2p/codec.h>
@@ -109,6 +110,9 @@ static int decode_fields(const Cp2pArtifactPb__Envelope *m, uint64_t max_size, c
     for (size_t i = 0; i < m->n_adverts; i++) {
         n_attrs += m->adverts[i]->n_attributes;
     }
+    for (size_t i = 0; i < m->n_partial_adverts; i++) {
+        n_attrs += m->partial_adverts[i]->n_attributes;
+    }
     for (size_t i = 0; i < m->n_pushes; i++) {
         if (m->pushes[i]->advert != NULL) {
             n_attrs += m->pushes[i]->advert->n_attributes;
@@ -119,7 +123,8 @@ static int decode_fields(const Cp2pArtifactPb__Envelope *m, uint64_t max_size, c
     size_t bytes = m->n_adverts * sizeof(cp2p__art_advert) +
                    m->n_requests * sizeof(cp2p__art_request) +
                    m->n_chunks * sizeof(cp2p__art_chunk) + m->n_pushes * sizeof(cp2p__art_push) +
-                   n_attrs * sizeof(cp2p__art_attr);
+                   m->n_partial_adverts * sizeof(cp2p__art_advert) +
+                   m->n_haves * sizeof(cp2p__art_have) + n_attrs * sizeof(cp2p__art_attr);
     if (bytes == 0) {
         return 0;
     }
@@ -137,6 +142,10 @@ static int decode_fields(const Cp2pArtifactPb__Envelope *m, uint64_t max_size, c
     mem += m->n_requests * sizeof(cp2p__art_request);
     e->chunks = (cp2p__art_chunk *)(void *)mem;
     mem += m->n_chunks * sizeof(cp2p__art_chunk);
+    e->partials = (cp2p__art_advert *)(void *)mem;
+    mem += m->n_partial_adverts * sizeof(cp2p__art_advert);
+    e->haves = (cp2p__art_have *)(void *)mem;
+    mem += m->n_haves * sizeof(cp2p__art_have);
     cp2p__art_attr *attrs = (cp2p__art_attr *)(void *)mem;
     int rc;
     for (size_t i = 0; i < m->n_adverts; i++) {
@@ -190,6 +199,32 @@ static int decode_fields(const Cp2pArtifactPb__Envelope *m, uint64_t max_size, c
         e->pushes[i].data = slice_of(p->data);
         e->n_pushes++;
     }
+    for (size_t i = 0; i < m->n_partial_adverts; i++) {
+        if ((rc = take_advert(m->partial_adverts[i], max_size, &attrs, &e->partials[i], why)) !=
+            0) {
+            return rc;
+        }
+        e->n_partials++;
+    }
+    size_t n_idx = 0;
+    for (size_t i = 0; i < m->n_haves; i++) {
+        const Cp2pArtifactPb__Have *h = m->haves[i];
+        if ((rc = take_id(h->has_id, h->id, &e->haves[i].id, why)) != 0) {
+            return rc;
+        }
+        if (h->n_indexes == 0) {
+            *why = "have without an index";
+            return CP2P_EPROTO;
+        }
+        n_idx += h->n_indexes;
+        if (h->n_indexes > CP2P_ART_MAX_CHUNKS || n_idx > CP2P_ART_MAX_FRAME_HAVE_INDEXES) {
+            *why = "too many have indexes";
+            return CP2P_ELIMIT;
+        }
+        e->haves[i].indexes = h->indexes;
+        e->haves[i].n_indexes = h->n_indexes;
+        e->n_haves++;
+    }
     return 0;
 }
 
@@ -210,7 +245,9 @@ int cp2p__art_env_decode(const uint8_t *in, size_t len, size_t max_frame, uint64
     }
     out->pb_ = m;
     int rc;
-    if (m->n_adverts + m->n_requests + m->n_chunks + m->n_pushes > CP2P_ART_MAX_FRAME_MSGS) {
+    if (m->n_adverts + m->n_requests + m->n_chunks + m->n_pushes + m->n_partial_adverts +
+            m->n_haves >
+        CP2P_ART_MAX_FRAME_MSGS) {
         *why = "too many messages in one artifact frame";
         rc = CP2P_ELIMIT;
         goto fail;
@@ -232,6 +269,8 @@ fail:
 /* ---- encoding ---- */
 
 enum { WT_VARINT = 0, WT_LEN = 2 };
+static_assert(CP2P_ART_KEY_ADVERT == (1 << 3 | WT_LEN), "advert field key");
+static_assert(CP2P_ART_KEY_PARTIAL == (7 << 3 | WT_LEN), "partial advert field key");
 
 static size_t key_size(unsigned field)
 {
@@ -324,6 +363,57 @@ int cp2p__art_advert_append(cp2p_buf *out, const cp2p__art_advert *a)
         return rc;
     }
     return put_advert_body(out, a);
+}
+
+size_t cp2p__art_partial_advert_size(const cp2p__art_advert *a)
+{
+    return bytes_field_size(7, advert_body_size(a));
+}
+
+int cp2p__art_partial_advert_append(cp2p_buf *out, const cp2p__art_advert *a)
+{
+    int rc;
+    if ((rc = put_key(out, 7, WT_LEN)) != 0 ||
+        (rc = cp2p_uvarint_append(out, advert_body_size(a))) != 0) {
+        return rc;
+    }
+    return put_advert_body(out, a);
+}
+
+static size_t packed_size(const uint32_t *v, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        len += cp2p_uvarint_len(v[i]);
+    }
+    return len;
+}
+
+static size_t have_body_size(cp2p_slice id, const uint32_t *indexes, size_t n)
+{
+    return bytes_field_size(1, id.len) + bytes_field_size(2, packed_size(indexes, n));
+}
+
+size_t cp2p__art_have_size(cp2p_slice id, const uint32_t *indexes, size_t n)
+{
+    return bytes_field_size(8, have_body_size(id, indexes, n));
+}
+
+int cp2p__art_have_append(cp2p_buf *out, cp2p_slice id, const uint32_t *indexes, size_t n)
+{
+    int rc;
+    if ((rc = put_key(out, 8, WT_LEN)) != 0 ||
+        (rc = cp2p_uvarint_append(out, have_body_size(id, indexes, n))) != 0 ||
+        (rc = put_bytes(out, 1, id.ptr, id.len)) != 0 || (rc = put_key(out, 2, WT_LEN)) != 0 ||
+        (rc = cp2p_uvarint_append(out, packed_size(indexes, n))) != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = cp2p_uvarint_append(out, indexes[i])) != 0) {
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static size_t request_body_size(cp2p_slice id, uint32_t index)
@@ -458,6 +548,17 @@ int cp2p__art_env_encode(const cp2p__art_env *e, cp2p_buf *out)
     for (size_t i = 0; i < e->n_pushes; i++) {
         const cp2p__art_push *p = &e->pushes[i];
         if ((rc = cp2p__art_push_append(out, &p->advert, p->data.ptr, p->data.len)) != 0) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < e->n_partials; i++) {
+        if ((rc = cp2p__art_partial_advert_append(out, &e->partials[i])) != 0) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < e->n_haves; i++) {
+        const cp2p__art_have *h = &e->haves[i];
+        if ((rc = cp2p__art_have_append(out, h->id, h->indexes, h->n_indexes)) != 0) {
             return rc;
         }
     }

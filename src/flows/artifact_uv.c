@@ -782,7 +782,10 @@ void cp2p_artifact_stats_get(cp2p_artifact *a, cp2p_artifact_stats *out)
         .chunks_served = s.chunks_served, .requests_dropped = s.requests_dropped,
         .retrans_limited = s.retrans_limited, .outbox_dropped = s.outbox_dropped,
         .frames_malformed = s.frames_malformed, .fetches_bad_whole = s.fetches_bad_whole,
-        .peers_banned = s.peers_banned, .broadcaster_held = cp2p__queue_len(&a->bcast),
+        .peers_banned = s.peers_banned, .partial_adverts_sent = s.partial_adverts_sent,
+        .partial_adverts_received = s.partial_adverts_received, .haves_sent = s.haves_sent,
+        .haves_received = s.haves_received, .chunks_served_partial = s.chunks_served_partial,
+        .broadcaster_held = cp2p__queue_len(&a->bcast),
         .broadcaster_dropped = a->bcast_dropped,
     };
     if (a->fr != NULL) {

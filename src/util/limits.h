@@ -708,6 +708,9 @@
 /* Messages of all kinds in one frame (our choice: 4,096 small adverts of ~100 bytes fill
  * about 400 KiB). */
 #define CP2P_ART_MAX_FRAME_MSGS 4096
+/* Have indexes in one frame, all Haves together (our choice: four Haves of a whole artifact;
+ * bounds the core's work per frame). */
+#define CP2P_ART_MAX_FRAME_HAVE_INDEXES (4 * CP2P_ART_MAX_CHUNKS)
 /* Pushed whole at or under this size (dfinity/ic rs/p2p consensus_manager: 1,024 bytes). */
 #define CP2P_ART_PUSH_THRESHOLD 1024
 /* Small artifacts travel a push tree (Plumtree, Leitao et al. 2007): pushed whole to peers
@@ -733,6 +736,11 @@
  * the slots. At most 4,096 x (1 KiB + bookkeeping), about 8 MiB. */
 #define CP2P_ART_MAX_SMALL_FETCHES 256
 #define CP2P_ART_MAX_FETCH_BYTES (512ull * 1024 * 1024)
+/* Partial sources (peers fetching the same artifact, announcing chunks with Have) of one fetch
+ * (our choice: a chunk bitmap of at most 2 KiB each, so at most 256 x 64 x 2 KiB = 32 MiB over
+ * every fetch; past it a partial advert is ignored, counted, and the peer is a source once it
+ * advertises the whole). */
+#define CP2P_ART_MAX_PARTIAL_SOURCES 64
 /* Artifacts held (advertised to peers) (our choice). */
 #define CP2P_ART_MAX_HELD 100000
 /* Chunk requests in flight to one peer: the start and the most (our choice; dfinity/ic

@@ -47,8 +47,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (again.n_adverts != m.n_adverts || again.n_requests != m.n_requests ||
         again.n_chunks != m.n_chunks || again.n_pushes != m.n_pushes ||
         again.has_retrans != m.has_retrans || again.retrans_max != m.retrans_max ||
-        again.prune != m.prune) {
+        again.prune != m.prune || again.n_partials != m.n_partials ||
+        again.n_haves != m.n_haves) {
         abort();
+    }
+    for (size_t i = 0; i < m.n_partials; i++) {
+        same_advert(&m.partials[i], &again.partials[i]);
+    }
+    for (size_t i = 0; i < m.n_haves; i++) {
+        same_slice(m.haves[i].id, again.haves[i].id);
+        if (m.haves[i].n_indexes != again.haves[i].n_indexes || m.haves[i].n_indexes == 0 ||
+            m.haves[i].n_indexes > CP2P_ART_MAX_CHUNKS ||
+            memcmp(m.haves[i].indexes, again.haves[i].indexes,
+                   m.haves[i].n_indexes * sizeof(uint32_t)) != 0) {
+            abort();
+        }
     }
     for (size_t i = 0; i < m.n_adverts; i++) {
         same_advert(&m.adverts[i], &again.adverts[i]);

@@ -942,6 +942,264 @@ static void small_pushes_kept_when_full(void **state)
     teardown_nodes();
 }
 
+/* Partial availability, chain A - B - C (C not linked to A): C learns of the artifact from B's
+ * partial advert while B is still fetching, starts at once, and receives from B chunks B got
+ * from A (answered from B's fetch in progress, announced to C with Have). */
+typedef struct started {
+    size_t node;
+    const uint8_t *id;
+    size_t id_len;
+} started;
+
+static bool fetching_it(void *arg)
+{
+    started *s = arg;
+    return cp2p__art_core_fetching(N[s->node].c, s->id, s->id_len);
+}
+
+static void partial_chain_pipelines(void **state)
+{
+    (void)state;
+    setup_nodes(3);
+    N[0].delay_ms = 40; /* A serves slowly: B's fetch takes a while */
+    connect(0, 1);
+    connect(1, 2);
+    pump();
+    size_t len = 1 << 20;
+    uint8_t *d = pattern(len, 20);
+    uint8_t id[CP2P_ART_MAX_ID];
+    size_t id_len;
+    publish(0, d, len, id, &id_len);
+    started st = {2, id, id_len};
+    assert_true(run_until(fetching_it, &st, 1000));
+    /* C fetches before B holds it: it heard only B's partial advert. */
+    assert_false(cp2p__art_core_holds(N[1].c, id, id_len));
+    uint32_t done_b, total, src;
+    assert_int_equal(cp2p__art_core_progress(N[1].c, id, id_len, &done_b, &total, &src), 0);
+    assert_true(done_b < total);
+    want w = {2, id, id_len};
+    assert_true(run_until(has_it, &w, 20000));
+    check_same(1, id, id_len, d, len);
+    check_same(2, id, id_len, d, len);
+    cp2p__art_stats sb, sc;
+    cp2p__art_core_stats(N[1].c, &sb);
+    cp2p__art_core_stats(N[2].c, &sc);
+    assert_int_equal(sb.partial_adverts_sent, 1); /* to C only: A is a full source */
+    assert_true(sb.haves_sent > 0);
+    assert_true(sb.chunks_served_partial > 0);   /* served while B was still fetching */
+    assert_int_equal(sc.partial_adverts_received, 1);
+    assert_true(sc.haves_received > 0);
+    assert_int_equal(sc.haves_bad_index + sc.haves_unknown, 0);
+    assert_int_equal(sc.fetches_started, 1);
+    assert_int_equal(sc.chunks_corrupt + sc.chunks_timeout, 0);
+    /* C asked each chunk once: B was asked only for what it announced or held. */
+    assert_int_equal(sc.chunks_requested, len / CP2P_ART_CHUNK_SIZE);
+    free(d);
+    teardown_nodes();
+}
+
+/* One core (B) driven by hand with two fake peers: A advertised the whole, X is fetching it
+ * too (partial advert). The frames B sends are decoded and checked. */
+static uint32_t frames_to(cp2p__art_core *c, const cp2p_peer_id *to, uint32_t *req,
+                          uint32_t max_req, uint32_t *n_partials, uint32_t *n_chunks)
+{
+    cp2p_buf b;
+    cp2p_buf_init(&b, CP2P_ART_MAX_FRAME);
+    uint32_t n = 0;
+    while (cp2p__art_core_take_frame(c, to, &b)) {
+        cp2p__art_env e;
+        const char *why;
+        assert_int_equal(cp2p__art_env_decode(b.ptr, b.len, CP2P_ART_MAX_FRAME, CP2P_ART_MAX_SIZE,
+                                              &e, &why),
+                         0);
+        for (size_t i = 0; i < e.n_requests; i++) {
+            assert_true(n < max_req);
+            req[n++] = e.requests[i].index;
+        }
+        if (n_partials != NULL) {
+            *n_partials += (uint32_t)e.n_partials;
+        }
+        if (n_chunks != NULL) {
+            *n_chunks += (uint32_t)e.n_chunks;
+        }
+        cp2p__art_env_fini(&e);
+    }
+    cp2p_buf_fini(&b);
+    return n;
+}
+
+static void feed(cp2p__art_core *c, const cp2p_peer_id *from, const cp2p_buf *b)
+{
+    const char *why;
+    assert_int_equal(cp2p__art_core_recv(c, from, b->ptr, b->len, now, &why), 0);
+}
+
+static void partial_source_by_hand(void **state)
+{
+    (void)state;
+    setup_nodes(3); /* 0: A (full source), 1: B (the core under test), 2: X (partial source) */
+    cp2p__art_core *b = N[1].c;
+    const cp2p_peer_id *pa = &N[0].id, *px = &N[2].id;
+    assert_int_equal(cp2p__art_core_peer_up(b, pa, now), 0);
+    assert_int_equal(cp2p__art_core_peer_up(b, px, now), 0);
+    size_t len = 1 << 20;
+    uint32_t n_chunks = (uint32_t)(len / CP2P_ART_CHUNK_SIZE);
+    uint8_t *d = pattern(len, 21);
+    cp2p__art_prepared prep;
+    assert_int_equal(cp2p__art_prepare(&cfg, NULL, 0, d, len, NULL, 0, &prep), 0);
+    cp2p_slice id = {prep.id, prep.id_len};
+    cp2p_buf f;
+    cp2p_buf_init(&f, CP2P_ART_MAX_FRAME);
+    uint32_t req[64], n, partials = 0;
+    (void)frames_to(b, px, req, 64, NULL, NULL); /* retransmission requests */
+    /* A advertises the whole: B asks A for the first chunks and tells X it fetches it. */
+    assert_int_equal(cp2p_buf_append(&f, prep.advert.ptr, prep.advert.len), 0);
+    feed(b, pa, &f);
+    cp2p__art_stats s;
+    cp2p__art_core_stats(b, &s);
+    assert_int_equal(s.partial_adverts_sent, 1);
+    n = frames_to(b, px, req, 64, &partials, NULL);
+    assert_int_equal(n, 0);
+    assert_int_equal(partials, 1);
+    /* X fetches it too: a partial source, never asked before it announces a chunk. */
+    cp2p_buf_reset(&f);
+    assert_int_equal(cp2p_buf_append(&f, prep.advert.ptr, prep.advert.len), 0);
+    f.ptr[0] = CP2P_ART_KEY_PARTIAL;
+    feed(b, px, &f);
+    assert_int_equal(frames_to(b, px, req, 64, NULL, NULL), 0);
+    uint32_t done, total, src;
+    assert_int_equal(cp2p__art_core_progress(b, id.ptr, id.len, &done, &total, &src), 0);
+    assert_int_equal(src, 2);
+    /* Haves: chunks 10 and 11, an index past the end (counted), and Haves B cannot use. */
+    uint32_t have[] = {10, 11, n_chunks + 5};
+    cp2p_buf_reset(&f);
+    assert_int_equal(cp2p__art_have_append(&f, id, have, 3), 0);
+    feed(b, px, &f);
+    cp2p__art_core_stats(b, &s);
+    assert_int_equal(s.haves_received, 1);
+    assert_int_equal(s.haves_bad_index, 1);
+    n = frames_to(b, px, req, 64, NULL, NULL);
+    assert_int_equal(n, 2); /* only what it announced */
+    assert_true((req[0] == 10 && req[1] == 11) || (req[0] == 11 && req[1] == 10));
+    cp2p_buf_reset(&f);
+    assert_int_equal(cp2p__art_have_append(&f, id, have, 1), 0);
+    feed(b, pa, &f); /* A is a full source, not a partial one */
+    uint8_t other[34] = {0x12, 0x20, 7};
+    cp2p_buf_reset(&f);
+    assert_int_equal(cp2p__art_have_append(&f, (cp2p_slice){other, 34}, have, 1), 0);
+    feed(b, px, &f); /* an artifact B does not fetch */
+    cp2p__art_core_stats(b, &s);
+    assert_int_equal(s.haves_unknown, 2);
+    /* X leaves with chunks 10 and 11 in flight: they go back, no one else has them... */
+    cp2p__art_core_peer_down(b, px, now);
+    cp2p__art_core_stats(b, &s);
+    assert_int_equal(s.chunks_requeued, 2);
+    assert_int_equal(cp2p__art_core_progress(b, id.ptr, id.len, &done, &total, &src), 0);
+    assert_int_equal(src, 1);
+    /* ... A's allowance is taken by chunks 0..3; answer chunk 0: A is asked the next one,
+     * which is the first needed chunk (4), not what X had. */
+    n = frames_to(b, pa, req, 64, NULL, NULL);
+    assert_int_equal(n, CP2P_ART_INFLIGHT_START);
+    /* X comes back (it is not told again: it came up after the fetch started), advertises
+     * it is fetching and announces 10 and 11 again. */
+    assert_int_equal(cp2p__art_core_peer_up(b, px, now), 0);
+    (void)frames_to(b, px, req, 64, NULL, NULL);
+    cp2p_buf_reset(&f);
+    assert_int_equal(cp2p_buf_append(&f, prep.advert.ptr, prep.advert.len), 0);
+    f.ptr[0] = CP2P_ART_KEY_PARTIAL;
+    assert_int_equal(cp2p__art_have_append(&f, id, have, 2), 0);
+    feed(b, px, &f);
+    n = frames_to(b, px, req, 64, NULL, NULL);
+    assert_int_equal(n, 2);
+    assert_true(req[0] >= 10 && req[0] <= 11 && req[1] >= 10 && req[1] <= 11);
+    /* X answers both; B verifies them and serves them to A on request (from its fetch in
+     * progress); a chunk B does not have yet is not served. */
+    cp2p_buf_reset(&f);
+    for (uint32_t i = 10; i <= 11; i++) {
+        assert_int_equal(cp2p__art_chunk_append(&f, id, i, d + (size_t)i * CP2P_ART_CHUNK_SIZE,
+                                                CP2P_ART_CHUNK_SIZE),
+                         0);
+    }
+    feed(b, px, &f);
+    assert_int_equal(cp2p__art_core_progress(b, id.ptr, id.len, &done, &total, &src), 0);
+    assert_int_equal(done, 2);
+    cp2p_buf_reset(&f);
+    assert_int_equal(cp2p__art_request_append(&f, id, 10), 0);
+    assert_int_equal(cp2p__art_request_append(&f, id, 5), 0);
+    feed(b, pa, &f);
+    uint32_t chunks = 0;
+    (void)frames_to(b, pa, req, 64, NULL, &chunks);
+    assert_int_equal(chunks, 1);
+    cp2p__art_core_stats(b, &s);
+    assert_int_equal(s.chunks_served_partial, 1);
+    assert_int_equal(s.requests_unknown, 1);
+    /* X never was asked a chunk it had not announced; its full advert upgrades it to a full
+     * source: from now on it is asked for any needed chunk. */
+    assert_int_equal(frames_to(b, px, req, 64, NULL, NULL), 0);
+    cp2p_buf_reset(&f);
+    assert_int_equal(cp2p_buf_append(&f, prep.advert.ptr, prep.advert.len), 0);
+    feed(b, px, &f);
+    n = frames_to(b, px, req, 64, NULL, NULL);
+    assert_true(n > 0);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_true(req[i] >= CP2P_ART_INFLIGHT_START && req[i] != 10 && req[i] != 11);
+    }
+    cp2p__art_core_stats(b, &s);
+    assert_int_equal(s.partial_adverts_received, 2);
+    cp2p_buf_fini(&f);
+    cp2p__art_prepared_fini(&prep);
+    free(d);
+    teardown_nodes();
+}
+
+/* Partial adverts of what we hold, of one-chunk artifacts, or that the bouncer does not want
+ * leave nothing behind (counted); one with another manifest is counted as such. */
+static void partial_adverts_ignored(void **state)
+{
+    (void)state;
+    cfg.bouncer = test_bouncer;
+    verdict = CP2P__ART_UNWANTED;
+    setup_nodes(2);
+    cp2p__art_core *b = N[1].c;
+    assert_int_equal(cp2p__art_core_peer_up(b, &N[0].id, now), 0);
+    size_t len = 300000;
+    uint8_t *d = pattern(len, 22);
+    cp2p__art_prepared prep;
+    assert_int_equal(cp2p__art_prepare(&cfg, NULL, 0, d, len, NULL, 0, &prep), 0);
+    cp2p_buf f;
+    cp2p_buf_init(&f, CP2P_ART_MAX_FRAME);
+    assert_int_equal(cp2p_buf_append(&f, prep.advert.ptr, prep.advert.len), 0);
+    f.ptr[0] = CP2P_ART_KEY_PARTIAL;
+    feed(b, &N[0].id, &f); /* unwanted */
+    assert_false(cp2p__art_core_fetching(b, prep.id, prep.id_len));
+    verdict = CP2P__ART_LATER;
+    feed(b, &N[0].id, &f); /* later: not kept for a partial advert */
+    cp2p__art_stats s;
+    cp2p__art_core_stats(b, &s);
+    assert_int_equal(s.later, 0);
+    assert_int_equal(s.partial_adverts_ignored, 2);
+    verdict = CP2P__ART_WANTED;
+    feed(b, &N[0].id, &f); /* wanted: fetched, with N[0] as a partial source */
+    assert_true(cp2p__art_core_fetching(b, prep.id, prep.id_len));
+    /* The same id with another manifest (another chunk size). */
+    cp2p__art_config c2 = cfg;
+    c2.chunk_size = 32 * 1024;
+    cp2p__art_prepared p2;
+    assert_int_equal(cp2p__art_prepare(&c2, NULL, 0, d, len, NULL, 0, &p2), 0);
+    cp2p_buf_reset(&f);
+    assert_int_equal(cp2p_buf_append(&f, p2.advert.ptr, p2.advert.len), 0);
+    f.ptr[0] = CP2P_ART_KEY_PARTIAL;
+    feed(b, &N[0].id, &f);
+    cp2p__art_core_stats(b, &s);
+    assert_int_equal(s.adverts_other_manifest, 1);
+    assert_int_equal(s.partial_adverts_received, 4);
+    cp2p__art_prepared_fini(&p2);
+    cp2p_buf_fini(&f);
+    cp2p__art_prepared_fini(&prep);
+    free(d);
+    teardown_nodes();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -960,6 +1218,9 @@ int main(void)
         cmocka_unit_test_setup(lying_manifest, reset_cfg),
         cmocka_unit_test_setup(core_allocation_failures, reset_cfg),
         cmocka_unit_test_setup(application_id_function, reset_cfg),
+        cmocka_unit_test_setup(partial_chain_pipelines, reset_cfg),
+        cmocka_unit_test_setup(partial_source_by_hand, reset_cfg),
+        cmocka_unit_test_setup(partial_adverts_ignored, reset_cfg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,6 +271,113 @@ static void decode_allocation_failures(void **state)
     cp2p_buf_fini(&f.id);
 }
 
+/* Partial adverts (field 7) and Haves (field 8): round trip, sizes, an advert re-keyed as a
+ * partial advert, every truncation; a Have without index or id, with too many indexes, or too
+ * many indexes in one frame rejects the frame; a partial advert is validated as an advert. */
+static void partial_and_have(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f);
+    cp2p__art_advert a = advert_of(&f, NULL, 0);
+    uint32_t idx[] = {0, 2, 127, 128, 16383};
+    cp2p_buf b;
+    cp2p_buf_init(&b, 4 << 20);
+    assert_int_equal(cp2p__art_partial_advert_append(&b, &a), 0);
+    assert_int_equal(b.len, cp2p__art_partial_advert_size(&a));
+    size_t before = b.len;
+    assert_int_equal(cp2p__art_have_append(&b, a.id, idx, 5), 0);
+    assert_int_equal(b.len - before, cp2p__art_have_size(a.id, idx, 5));
+    cp2p__art_env e;
+    assert_int_equal(decode(&b, &e), 0);
+    assert_int_equal(e.n_adverts, 0);
+    assert_int_equal(e.n_partials, 1);
+    assert_int_equal(e.partials[0].n_chunks, 3);
+    assert_memory_equal(e.partials[0].hashes.ptr, f.hashes, sizeof(f.hashes));
+    assert_int_equal(e.n_haves, 1);
+    assert_int_equal(e.haves[0].n_indexes, 5);
+    assert_memory_equal(e.haves[0].indexes, idx, sizeof(idx));
+    assert_memory_equal(e.haves[0].id.ptr, f.id.ptr, f.id.len);
+    cp2p_buf b2;
+    cp2p_buf_init(&b2, 1 << 20);
+    assert_int_equal(cp2p__art_env_encode(&e, &b2), 0);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.ptr, b.ptr, b.len);
+    cp2p__art_env_fini(&e);
+    for (size_t i = 0; i < b.len; i++) {
+        cp2p__art_env t;
+        const char *why = NULL;
+        int rc = cp2p__art_env_decode(b.ptr, i, CP2P_ART_MAX_FRAME, CP2P_ART_MAX_SIZE, &t, &why);
+        if (rc == 0) {
+            assert_true(t.n_partials + t.n_haves < 2);
+            cp2p__art_env_fini(&t);
+        } else {
+            assert_true(rc == CP2P_EPROTO);
+        }
+    }
+    /* An advert field with its key byte replaced is the same partial advert. */
+    cp2p_buf_reset(&b2);
+    assert_int_equal(cp2p__art_advert_append(&b2, &a), 0);
+    assert_int_equal(b2.ptr[0], CP2P_ART_KEY_ADVERT);
+    b2.ptr[0] = CP2P_ART_KEY_PARTIAL;
+    assert_int_equal(b2.len, before);
+    assert_memory_equal(b2.ptr, b.ptr, before);
+    /* A partial advert is validated as an advert. */
+    cp2p__art_advert bad = a;
+    bad.hashes.len = 64;
+    cp2p_buf_reset(&b);
+    assert_int_equal(cp2p__art_partial_advert_append(&b, &bad), 0);
+    assert_int_equal(decode(&b, &e), CP2P_EPROTO);
+    /* A Have without index, without id, with an id that is not a multihash. */
+    cp2p_buf_reset(&b);
+    assert_int_equal(cp2p__art_have_append(&b, a.id, idx, 0), 0);
+    assert_int_equal(decode(&b, &e), CP2P_EPROTO);
+    cp2p_buf_reset(&b);
+    assert_int_equal(cp2p__art_have_append(&b, (cp2p_slice){NULL, 0}, idx, 1), 0);
+    assert_int_equal(decode(&b, &e), CP2P_EPROTO);
+    cp2p_buf_reset(&b);
+    assert_int_equal(cp2p__art_have_append(&b, (cp2p_slice){(const uint8_t *)"\x12\x20x", 3},
+                                           idx, 1),
+                     0);
+    assert_int_equal(decode(&b, &e), CP2P_EPROTO);
+    /* Too many indexes in one Have, then in one frame (each Have within its bound). */
+    uint32_t *many = calloc(CP2P_ART_MAX_CHUNKS + 1, sizeof(*many));
+    assert_non_null(many);
+    cp2p_buf_reset(&b);
+    assert_int_equal(cp2p__art_have_append(&b, a.id, many, CP2P_ART_MAX_CHUNKS + 1), 0);
+    assert_int_equal(decode(&b, &e), CP2P_ELIMIT);
+    cp2p_buf_reset(&b);
+    for (int i = 0; i < CP2P_ART_MAX_FRAME_HAVE_INDEXES / CP2P_ART_MAX_CHUNKS; i++) {
+        assert_int_equal(cp2p__art_have_append(&b, a.id, many, CP2P_ART_MAX_CHUNKS), 0);
+    }
+    assert_int_equal(decode(&b, &e), 0);
+    cp2p__art_env_fini(&e);
+    assert_int_equal(cp2p__art_have_append(&b, a.id, many, 1), 0);
+    assert_int_equal(decode(&b, &e), CP2P_ELIMIT);
+    free(many);
+    /* An unpacked encoding of the indexes (allowed by protobuf) decodes the same. */
+    cp2p_buf_reset(&b);
+    uint8_t body[64];
+    size_t n = 0;
+    body[n++] = 0x0a;
+    body[n++] = (uint8_t)f.id.len;
+    memcpy(body + n, f.id.ptr, f.id.len);
+    n += f.id.len;
+    body[n++] = 0x10; /* field 2, varint */
+    body[n++] = 7;
+    assert_int_equal(cp2p_buf_append_byte(&b, 0x42), 0); /* field 8, length-delimited */
+    assert_int_equal(cp2p_buf_append_byte(&b, (uint8_t)n), 0);
+    assert_int_equal(cp2p_buf_append(&b, body, n), 0);
+    assert_int_equal(decode(&b, &e), 0);
+    assert_int_equal(e.n_haves, 1);
+    assert_int_equal(e.haves[0].n_indexes, 1);
+    assert_int_equal(e.haves[0].indexes[0], 7);
+    cp2p__art_env_fini(&e);
+    cp2p_buf_fini(&b);
+    cp2p_buf_fini(&b2);
+    cp2p_buf_fini(&f.id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +385,7 @@ int main(void)
         cmocka_unit_test(bad_adverts),
         cmocka_unit_test(bad_frames),
         cmocka_unit_test(decode_allocation_failures),
+        cmocka_unit_test(partial_and_have),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
