@@ -273,29 +273,6 @@ static int outbox_add(cp2p__art_core *c, art_peer *p, const uint8_t *field, size
     return 0;
 }
 
-/* Append an Envelope field given as its one-byte key and the rest (an advert re-keyed as a
- * partial advert), whole or not at all. */
-static int outbox_add_keyed(cp2p__art_core *c, art_peer *p, uint8_t key, const uint8_t *rest,
-                            size_t len)
-{
-    if (1 + len > c->cfg.max_frame) {
-        c->st.outbox_dropped++;
-        return CP2P_ELIMIT;
-    }
-    size_t old = p->out.len;
-    int rc = cp2p_buf_reserve(&p->out, 1 + len);
-    if (rc == 0 && ((rc = cp2p_buf_append_byte(&p->out, key)) != 0 ||
-                    (rc = cp2p_buf_append(&p->out, rest, len)) != 0)) {
-        p->out.len = old; /* cannot happen after the reserve */
-    }
-    if (rc != 0) {
-        c->st.outbox_dropped++;
-        return rc == CP2P_ELIMIT ? CP2P_EFULL : rc;
-    }
-    mark_dirty(c, p);
-    return 0;
-}
-
 /* ---- peers ---- */
 
 static art_peer *peer_find(const cp2p__art_core *c, const cp2p_peer_id *id)
@@ -556,18 +533,21 @@ static void announce_partial(cp2p__art_core *c, art_fetch *f)
         return;
     }
     f->cap_told = (uint32_t)n;
+    /* Our advert re-keyed as field 7: the same body, one byte changed. */
+    uint8_t *field = cp2p__memdup(f->advert.ptr, f->advert.len);
+    if (field == NULL) {
+        return;
+    }
+    field[0] = CP2P_ART_KEY_PARTIAL;
     size_t cur = 0;
     art_peer *p;
     while ((p = cp2p__hashmap_next(&c->peers, &cur)) != NULL && f->n_told < f->cap_told) {
-        if (p->banned || src_full(f, p)) {
-            continue;
-        }
-        if (outbox_add_keyed(c, p, CP2P_ART_KEY_PARTIAL, f->advert.ptr + 1, f->advert.len - 1) ==
-            0) {
+        if (!p->banned && !src_full(f, p) && outbox_add(c, p, field, f->advert.len) == 0) {
             f->told[f->n_told++] = p;
             c->st.partial_adverts_sent++;
         }
     }
+    cp2p_free(field);
 }
 
 /* Start fetching `a` (bouncer said wanted), with `from` (may be NULL; a partial source when
@@ -1125,16 +1105,27 @@ static cp2p__art_verdict bounce(cp2p__art_core *c, const cp2p__art_advert *a)
     return c->cfg.bouncer(a->id.ptr, a->id.len, a->size, a->attrs, a->n_attrs, c->cfg.bouncer_ud);
 }
 
+/* The key of an advert (or partial advert) from `p`; false when it is not taken: `p` is
+ * banned, or the id has the wrong shape (counted). */
+static bool advert_key(cp2p__art_core *c, const art_peer *p, const cp2p__art_advert *a,
+                       art_key *k)
+{
+    if (p->banned) {
+        return false;
+    }
+    if (!id_shape_ok(&c->cfg, a->id.ptr, a->id.len) || !key_set(k, a->id.ptr, a->id.len)) {
+        c->st.adverts_bad_id++;
+        return false;
+    }
+    return true;
+}
+
 static void on_advert(cp2p__art_core *c, art_peer *p, const cp2p__art_advert *a, uint64_t now)
 {
     art_key k;
     uint8_t mdig[32];
     c->st.adverts_received++;
-    if (p->banned) {
-        return;
-    }
-    if (!id_shape_ok(&c->cfg, a->id.ptr, a->id.len) || !key_set(&k, a->id.ptr, a->id.len)) {
-        c->st.adverts_bad_id++;
+    if (!advert_key(c, p, a, &k)) {
         return;
     }
     if (held_find(c, k.id, k.len) != NULL) {
@@ -1317,11 +1308,7 @@ static void on_partial(cp2p__art_core *c, art_peer *p, const cp2p__art_advert *a
     art_key k;
     uint8_t mdig[32];
     c->st.partial_adverts_received++;
-    if (p->banned) {
-        return;
-    }
-    if (!id_shape_ok(&c->cfg, a->id.ptr, a->id.len) || !key_set(&k, a->id.ptr, a->id.len)) {
-        c->st.adverts_bad_id++;
+    if (!advert_key(c, p, a, &k)) {
         return;
     }
     /* Held (nothing to fetch), one chunk (nothing to share before the whole), or kept as a

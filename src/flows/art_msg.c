@@ -350,6 +350,17 @@ static int put_advert_body(cp2p_buf *out, const cp2p__art_advert *a)
     return 0;
 }
 
+/* An Advert as Envelope field `field` (1: advert, 7: partial advert). */
+static int advert_field_append(cp2p_buf *out, unsigned field, const cp2p__art_advert *a)
+{
+    int rc;
+    if ((rc = put_key(out, field, WT_LEN)) != 0 ||
+        (rc = cp2p_uvarint_append(out, advert_body_size(a))) != 0) {
+        return rc;
+    }
+    return put_advert_body(out, a);
+}
+
 size_t cp2p__art_advert_size(const cp2p__art_advert *a)
 {
     return bytes_field_size(1, advert_body_size(a));
@@ -357,12 +368,7 @@ size_t cp2p__art_advert_size(const cp2p__art_advert *a)
 
 int cp2p__art_advert_append(cp2p_buf *out, const cp2p__art_advert *a)
 {
-    int rc;
-    if ((rc = put_key(out, 1, WT_LEN)) != 0 ||
-        (rc = cp2p_uvarint_append(out, advert_body_size(a))) != 0) {
-        return rc;
-    }
-    return put_advert_body(out, a);
+    return advert_field_append(out, 1, a);
 }
 
 size_t cp2p__art_partial_advert_size(const cp2p__art_advert *a)
@@ -372,12 +378,7 @@ size_t cp2p__art_partial_advert_size(const cp2p__art_advert *a)
 
 int cp2p__art_partial_advert_append(cp2p_buf *out, const cp2p__art_advert *a)
 {
-    int rc;
-    if ((rc = put_key(out, 7, WT_LEN)) != 0 ||
-        (rc = cp2p_uvarint_append(out, advert_body_size(a))) != 0) {
-        return rc;
-    }
-    return put_advert_body(out, a);
+    return advert_field_append(out, 7, a);
 }
 
 static size_t packed_size(const uint32_t *v, size_t n)

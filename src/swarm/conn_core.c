@@ -520,7 +520,11 @@ void cp2p__conn_core_out_done(cp2p__conn_core *c, size_t n)
 
 bool cp2p__conn_core_out_take(cp2p__conn_core *c, uint8_t **ptr, size_t *len)
 {
-    if (c->plain.len > 0 || c->noise == NULL || !cp2p__noise_out_take(c->noise, ptr, len)) {
+    if (c->plain.len > 0) {
+        *ptr = c->plain.ptr;
+        *len = c->plain.len;
+        cp2p_buf_init(&c->plain, c->plain.max);
+    } else if (c->noise == NULL || !cp2p__noise_out_take(c->noise, ptr, len)) {
         return false;
     }
     c->stats.bytes_out += *len;

@@ -122,8 +122,8 @@ CP2P_NODISCARD int cp2p__conn_core_flush(cp2p__conn_core *c, bool take_mux);
 size_t cp2p__conn_core_out(cp2p__conn_core *c, cp2p_slice *out);
 void cp2p__conn_core_out_done(cp2p__conn_core *c, size_t n);
 /* The same bytes handed over in their buffer, saving a copy (cp2p__noise_out_take): true with
- * *ptr (the caller frees it, cp2p_free) and *len, which count as written; false when the next
- * bytes cannot be taken so (none, or not Noise frames): use out and out_done. */
+ * *ptr (the caller frees it, cp2p_free) and *len, which count as written; false when none
+ * wait, or only what remains of output already partly marked done with out_done. */
 bool cp2p__conn_core_out_take(cp2p__conn_core *c, uint8_t **ptr, size_t *len);
 
 bool cp2p__conn_core_next_event(cp2p__conn_core *c, cp2p__conn_event_type *ev);

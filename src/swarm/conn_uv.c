@@ -185,8 +185,7 @@ typedef struct {
     cp2p__twrite req; /* first: the transport hands it back */
     cp2p_conn *conn;
     size_t len;
-    uint8_t *own;     /* the bytes, handed over by the core; NULL: they are in data */
-    uint8_t data[];
+    uint8_t *own;     /* the bytes, handed over by the core */
 } wreq;
 
 static void on_written(cp2p__twrite *req, int status)
@@ -210,22 +209,17 @@ static void on_written(cp2p__twrite *req, int status)
     }
 }
 
-/* Write len bytes: copied from p, or (own != NULL) the buffer own itself, which the request
- * frees once written (on failure too). */
-static int write_raw(cp2p_conn *c, const uint8_t *p, uint8_t *own, size_t len)
+/* Write the len bytes of own, a buffer the core handed over (cp2p__conn_core_out_take): the
+ * request frees it once written, or at once on failure. */
+static int write_raw(cp2p_conn *c, uint8_t *own, size_t len)
 {
-    wreq *w = cp2p_malloc(sizeof(*w) + (own != NULL ? 0 : len));
+    wreq *w = cp2p_malloc(sizeof(*w));
     if (w == NULL) {
         cp2p_free(own);
         return CP2P_ENOMEM;
     }
-    w->conn = c;
-    w->len = len;
-    w->own = own;
-    if (own == NULL) {
-        memcpy(w->data, p, len);
-    }
-    cp2p_slice b = {own != NULL ? own : w->data, len};
+    *w = (wreq){.conn = c, .len = len, .own = own};
+    cp2p_slice b = {own, len};
     int e = c->t->ops->write(c->t, &w->req, &b, 1, on_written);
     if (e != 0) {
         cp2p_free(w->own);
@@ -254,20 +248,10 @@ static int conn_flush_ex(cp2p_conn *c, bool last)
             return rc;
         }
         bool wrote = false;
-        cp2p_slice sl;
         uint8_t *own;
         size_t len;
-        for (;;) {
-            if (cp2p__conn_core_out_take(c->core, &own, &len)) {
-                rc = write_raw(c, NULL, own, len); /* Noise frames: no copy */
-            } else if (cp2p__conn_core_out(c->core, &sl) > 0) {
-                if ((rc = write_raw(c, sl.ptr, NULL, sl.len)) == 0) {
-                    cp2p__conn_core_out_done(c->core, sl.len);
-                }
-            } else {
-                break;
-            }
-            if (rc != 0) {
+        while (cp2p__conn_core_out_take(c->core, &own, &len)) { /* no copy */
+            if ((rc = write_raw(c, own, len)) != 0) {
                 return rc;
             }
             wrote = true;

@@ -945,16 +945,10 @@ static void small_pushes_kept_when_full(void **state)
 /* Partial availability, chain A - B - C (C not linked to A): C learns of the artifact from B's
  * partial advert while B is still fetching, starts at once, and receives from B chunks B got
  * from A (answered from B's fetch in progress, announced to C with Have). */
-typedef struct started {
-    size_t node;
-    const uint8_t *id;
-    size_t id_len;
-} started;
-
 static bool fetching_it(void *arg)
 {
-    started *s = arg;
-    return cp2p__art_core_fetching(N[s->node].c, s->id, s->id_len);
+    want *w = arg;
+    return cp2p__art_core_fetching(N[w->node].c, w->id, w->id_len);
 }
 
 static void partial_chain_pipelines(void **state)
@@ -970,7 +964,7 @@ static void partial_chain_pipelines(void **state)
     uint8_t id[CP2P_ART_MAX_ID];
     size_t id_len;
     publish(0, d, len, id, &id_len);
-    started st = {2, id, id_len};
+    want st = {2, id, id_len};
     assert_true(run_until(fetching_it, &st, 1000));
     /* C fetches before B holds it: it heard only B's partial advert. */
     assert_false(cp2p__art_core_holds(N[1].c, id, id_len));
