@@ -205,7 +205,13 @@ static void on_written(cp2p__twrite *req, int status)
         return;
     }
     if (c->stage != CONN_CLOSED) {
-        conn_run(c); /* more output may be waiting for room */
+        /* More output may be waiting for room, but it goes out on the next loop iteration, not
+         * from here. libuv runs write callbacks up to nine times per iteration, each after the
+         * last one's write, and polls for input only once: a run from here encrypted and wrote
+         * the next batch at once, so a busy sender chained about ten 64 KiB batches (650 us)
+         * between two polls, and a reply that arrived meanwhile waited for all of them (issue
+         * 12, docs/BENCHMARKS.md "Write completions wait for the next iteration"). */
+        conn_defer(c);
     }
 }
 
