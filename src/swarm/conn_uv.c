@@ -144,16 +144,37 @@ static size_t cap_between(uint64_t want, size_t max)
     return want < lo ? lo : want > max ? max : (size_t)want;
 }
 
-/* Set the caps below the stream scheduler from the maxima and the measured rate. */
+/* Set the caps below the stream scheduler from the maxima, the measured rate and whether
+ * streams share the connection (CP2P_CONN_QUEUE_SHARED). */
 static void caps_apply(cp2p_conn *c)
 {
     uint32_t q = c->host->cfg.conn_queue_us != 0 ? c->host->cfg.conn_queue_us : CP2P_CONN_QUEUE_US;
-    uint64_t want = q == CP2P_HOST_CONN_QUEUE_FIXED || c->rate_bps == 0
-                        ? UINT64_MAX
-                        : c->rate_bps / 1000 * q / 1000; /* no overflow for any q */
+    bool fixed = q == CP2P_HOST_CONN_QUEUE_FIXED;
+    uint64_t want = fixed || c->rate_bps == 0 ? UINT64_MAX
+                                              : c->rate_bps / 1000 * q / 1000; /* no overflow */
+    if (!fixed && c->shared && want > CP2P_CONN_QUEUE_SHARED) {
+        want = CP2P_CONN_QUEUE_SHARED;
+    }
     c->max_write_inflight = cap_between(want, c->cap_inflight_max);
     if (c->yamux != NULL) {
         (void)!cp2p__yamux_set_max_out_buffered(c->yamux, cap_between(want, c->cap_out_max));
+    }
+}
+
+/* The scheduler served stream `id`: note whether streams now share the connection, or no longer
+ * do, and move the caps when that changes. */
+static void shared_note(cp2p_conn *c, uint32_t id, uint64_t now)
+{
+    if (c->last_served_id != 0 && id != c->last_served_id &&
+        now - c->last_served_ms < CP2P_CONN_SHARED_MS) {
+        c->shared_until_ms = now + CP2P_CONN_SHARED_MS;
+    }
+    c->last_served_id = id;
+    c->last_served_ms = now;
+    bool shared = now < c->shared_until_ms;
+    if (shared != c->shared) {
+        c->shared = shared;
+        caps_apply(c);
     }
 }
 
@@ -802,6 +823,9 @@ static void conn_pump_streams(cp2p_conn *c)
             o = CP2P__SCHED_EMPTY;
         }
         s->in_cb--;
+        if (sent > 0 && s->ys != NULL) {
+            shared_note(c, cp2p__yamux_stream_id(s->ys), now_ms(c));
+        }
         cp2p__sched_done(&c->sched, n, sent, o);
         (void)stream_maybe_free(s);
         if (o == CP2P__SCHED_FULL) {

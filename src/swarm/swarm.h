@@ -175,6 +175,11 @@ struct cp2p_conn {
      * lowers them (CP2P_CONN_QUEUE_US): completed write bytes over time with writes in flight. */
     size_t cap_out_max, cap_inflight_max;
     uint64_t rate_from_us, rate_acc_bytes, rate_acc_us, rate_bps;
+    /* Streams share the connection until shared_until_ms (CP2P_CONN_SHARED_MS after the
+     * scheduler last served a stream other than last_served_id): the caps are then lower. */
+    uint32_t last_served_id;
+    uint64_t last_served_ms, shared_until_ms;
+    bool shared;
     size_t queued_total;    /* bytes queued by this connection's stream writers */
     cp2p__sched sched;      /* streams with something for yamux (muxer/sched.h) */
     bool logged_protocol_limit;

@@ -197,6 +197,13 @@
  * CP2P_CONN_QUEUE_SAMPLE_US of time with writes in flight. */
 #define CP2P_CONN_QUEUE_US 250
 #define CP2P_CONN_QUEUE_MIN (16 * 1024)
+/* While streams share a connection (the scheduler served two different ones less than
+ * CP2P_CONN_SHARED_MS apart), each cap is at most CP2P_CONN_QUEUE_SHARED: the two together hold
+ * at most one 64 KiB frame, so what a newly ready stream waits for below the scheduler is one
+ * frame time, the issue-12 target's allowance. A stream alone keeps the full caps, which one
+ * stream's throughput needs on loopback (32 KiB caps cost a bulk stream 15 % there). */
+#define CP2P_CONN_QUEUE_SHARED (32 * 1024)
+#define CP2P_CONN_SHARED_MS 100
 #define CP2P_CONN_QUEUE_SAMPLE_US 4000
 /* Write scheduler (src/muxer/sched.c): bytes a stream of priority 1 may push into yamux per
  * round; priority p gets p times this. Our choice: at the default priority 4 a stream gets

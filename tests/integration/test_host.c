@@ -739,7 +739,7 @@ static void graceful_close_under_backpressure(void **state)
         uv_run(&loop, UV_RUN_ONCE);
     }
     stall_go(c, &ss);
-    while (ac->write_inflight < CP2P_CONN_MAX_WRITE_INFLIGHT) {
+    while (ac->write_inflight < ac->max_write_inflight) { /* the cap in force */
         uv_run(&loop, UV_RUN_ONCE);
     }
     /* a echoes the hello and closes the connection at once, its socket queue full. */

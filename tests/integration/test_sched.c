@@ -412,6 +412,57 @@ static void write_batches_leave_room_for_input(void **state)
     close_hosts(a, b);
 }
 
+/* A stream alone keeps the full caps below the scheduler; once a second stream is served beside
+ * it they drop to CP2P_CONN_QUEUE_SHARED, and CP2P_CONN_SHARED_MS after the second stream fell
+ * silent they come back. TCP only: on the memory network's 64 MB/s link the rate already holds
+ * them under the shared cap. */
+static void shared_connection_lowers_the_caps(void **state)
+{
+    (void)state;
+    if (harness_memory()) {
+        skip();
+    }
+    dial_res r;
+    bulk_set bs = {0};
+    cp2p_host *a = harness_host(), *b = harness_host();
+    assert_int_equal(cp2p_host_set_handler(b, SINK, sink_handler, NULL), 0);
+    cp2p_conn *c = dial_host(a, b, &r);
+    assert_int_equal(r.status, 0);
+    open_bulk(c, &bs, 2);
+    bs.feeding = true;
+    feed(&bs, 0); /* stream 1 stays quiet */
+    uint64_t t = uv_now(&loop);
+    while (taken(&bs, 0) < 8u * 1024 * 1024 || uv_now(&loop) - t < 2 * CP2P_CONN_SHARED_MS) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_false(c->shared);
+    assert_true(c->max_write_inflight > CP2P_CONN_QUEUE_SHARED);
+    size_t alone = c->max_write_inflight;
+    /* A small message on stream 1 now and then. */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(cp2p_stream_write(bs.s[1], "tick", 4, NULL, NULL), 0);
+        uint64_t before = taken(&bs, 0);
+        while (cp2p_stream_write_queued(bs.s[1]) > 0 || taken(&bs, 0) - before < 256 * 1024) {
+            uv_run(&loop, UV_RUN_ONCE);
+        }
+        assert_true(c->shared);
+        assert_true(c->max_write_inflight <= CP2P_CONN_QUEUE_SHARED);
+    }
+    t = uv_now(&loop);
+    while (uv_now(&loop) - t < 2 * CP2P_CONN_SHARED_MS) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_false(c->shared);
+    print_message("write cap alone %zu, shared <= %d, alone again %zu\n", alone,
+                  CP2P_CONN_QUEUE_SHARED, c->max_write_inflight);
+    assert_true(c->max_write_inflight > CP2P_CONN_QUEUE_SHARED);
+    bs.feeding = false;
+    cp2p_stream_reset(bs.s[0]);
+    cp2p_stream_reset(bs.s[1]);
+    assert_ping_ok(c);
+    close_hosts(a, b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +472,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(service_sets_stream_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(write_batches_leave_room_for_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(shared_connection_lowers_the_caps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
