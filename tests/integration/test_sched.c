@@ -371,26 +371,35 @@ static void service_sets_stream_priority(void **state)
     close_hosts(a, b);
 }
 
+/* a dialing b with the host defaults (kernel buffers included, so the kernel takes every batch
+ * at once, as on loopback), n bulk streams open, stream 0 kept backlogged. */
+static cp2p_conn *bulk_pair_defaults(cp2p_host **a, cp2p_host **b, bulk_set *bs, int n)
+{
+    dial_res r;
+    *a = harness_host();
+    *b = harness_host();
+    assert_int_equal(cp2p_host_set_handler(*b, SINK, sink_handler, NULL), 0);
+    cp2p_conn *c = dial_host(*a, *b, &r);
+    assert_int_equal(r.status, 0);
+    open_bulk(c, bs, n);
+    bs->feeding = true;
+    feed(bs, 0);
+    return c;
+}
+
 /* A write completion leaves the next batch to the next loop iteration: between two polls for
  * input a busy connection takes at most a few of yamux's output caps from its streams. Before,
  * libuv's callbacks chained about ten batches (each written at once, its callback run again in
- * the same iteration), and a reply that arrived meanwhile waited for all of them (issue 12).
- * Default socket buffers, so that the kernel takes every batch at once, as on loopback. */
+ * the same iteration), and a reply that arrived meanwhile waited for all of them (issue 12). */
 static void write_batches_leave_room_for_input(void **state)
 {
     (void)state;
     if (harness_memory()) {
         skip(); /* the memory network delivers from its own timers: no poll to leave room for */
     }
-    dial_res r;
     bulk_set bs = {0};
-    cp2p_host *a = harness_host(), *b = harness_host();
-    assert_int_equal(cp2p_host_set_handler(b, SINK, sink_handler, NULL), 0);
-    cp2p_conn *c = dial_host(a, b, &r);
-    assert_int_equal(r.status, 0);
-    open_bulk(c, &bs, 1);
-    bs.feeding = true;
-    feed(&bs, 0);
+    cp2p_host *a, *b;
+    cp2p_conn *c = bulk_pair_defaults(&a, &b, &bs, 1);
     while (taken(&bs, 0) < 4u * 1024 * 1024) {
         uv_run(&loop, UV_RUN_ONCE);
     }
@@ -422,15 +431,9 @@ static void shared_connection_lowers_the_caps(void **state)
     if (harness_memory()) {
         skip();
     }
-    dial_res r;
     bulk_set bs = {0};
-    cp2p_host *a = harness_host(), *b = harness_host();
-    assert_int_equal(cp2p_host_set_handler(b, SINK, sink_handler, NULL), 0);
-    cp2p_conn *c = dial_host(a, b, &r);
-    assert_int_equal(r.status, 0);
-    open_bulk(c, &bs, 2);
-    bs.feeding = true;
-    feed(&bs, 0); /* stream 1 stays quiet */
+    cp2p_host *a, *b;
+    cp2p_conn *c = bulk_pair_defaults(&a, &b, &bs, 2); /* stream 1 stays quiet */
     uint64_t t = uv_now(&loop);
     while (taken(&bs, 0) < 8u * 1024 * 1024 || uv_now(&loop) - t < 2 * CP2P_CONN_SHARED_MS) {
         uv_run(&loop, UV_RUN_ONCE);
