@@ -190,8 +190,9 @@ fi
 # the idle connection (p50; target: <= 2x idle plus one 64 KiB frame time at the measured bulk
 # rate). (b) Two backlogged upload streams of priorities 1 and 4: bytes each got in
 # SCHED_SECONDS, counted at the sender's yamux (target 1:4 within 10 %). Each with the defaults
-# (TCP_NOTSENT_LOWAT 16 KiB, 64 KiB yamux output and socket write caps) and with the queues of
-# before issue 12 (no TCP_NOTSENT_LOWAT, 4 MiB caps).
+# (TCP_NOTSENT_LOWAT 16 KiB, 64 KiB yamux output and socket write caps, 32 KiB each while
+# streams share the connection) and with the queues of before issue 12 (no TCP_NOTSENT_LOWAT,
+# fixed 4 MiB caps: CP2P_CONN_QUEUE_US=fixed).
 SCHED_SECONDS=${BENCH_SCHED_SECONDS:-3}
 sched_pids=""
 sched_server() { # PORT LOWAT: starts a server in this shell, sets saddr
@@ -207,9 +208,9 @@ sched_bench() {
     b_new=$("$B/bench_tools" sched "$saddr" share "$SCHED_SECONDS"); echo "$b_new"
     echo "== the same with the queues of before issue 12 (no TCP_NOTSENT_LOWAT, 4 MiB caps)"
     sched_server $((sport + 1)) off
-    a_old=$("$B/bench_tools" sched "$saddr" latency "$SCHED_SECONDS" off 4194304 4194304)
+    a_old=$(CP2P_CONN_QUEUE_US=fixed "$B/bench_tools" sched "$saddr" latency "$SCHED_SECONDS" off 4194304 4194304)
     echo "$a_old"
-    b_old=$("$B/bench_tools" sched "$saddr" share "$SCHED_SECONDS" off 4194304 4194304)
+    b_old=$(CP2P_CONN_QUEUE_US=fixed "$B/bench_tools" sched "$saddr" share "$SCHED_SECONDS" off 4194304 4194304)
     echo "$b_old"
     kill $sched_pids 2>/dev/null || true
     awk -v il="$(json "$a_new" idle_p50_us)" -v ll="$(json "$a_new" loaded_p50_us)" \

@@ -126,8 +126,10 @@ typedef struct cp2p_host_config {
     size_t conn_write_inflight;
     /* Both are maxima: each connection lowers them to what it sends in this many microseconds
      * at its measured send rate, never under 16 KiB (as Linux's byte queue limits size a NIC's
-     * queue), so on slow links priorities act within about this time. 0 = 250 us;
-     * CP2P_HOST_CONN_QUEUE_FIXED keeps the maxima. */
+     * queue), so on slow links priorities act within about this time; and while streams share
+     * the connection (two different ones served less than 100 ms apart) never over 32 KiB
+     * each, so a newly ready stream waits for about one 64 KiB frame. 0 = 250 us;
+     * CP2P_HOST_CONN_QUEUE_FIXED keeps the maxima (and no shared-connection limit). */
     uint32_t conn_queue_us;
 } cp2p_host_config;
 
