@@ -414,7 +414,9 @@ static void write_batches_leave_room_for_input(void **state)
     }
     print_message("16 MiB in %d iterations, at most %llu bytes in one\n", iterations,
                   (unsigned long long)most);
-    assert_true(most <= 4 * CP2P_CONN_YAMUX_OUT_BUFFERED);
+    /* Now at most two runs per iteration (the deferred one, and one for what was read), each
+     * taking at most two output caps: 4 caps, measured 2. Before: 9 (589 KB). */
+    assert_true(most <= 6 * CP2P_CONN_YAMUX_OUT_BUFFERED);
     bs.feeding = false;
     cp2p_stream_reset(bs.s[0]);
     assert_ping_ok(c);
