@@ -531,6 +531,15 @@ bool cp2p__conn_core_out_take(cp2p__conn_core *c, uint8_t **ptr, size_t *len)
     return true;
 }
 
+void cp2p__conn_core_out_give(cp2p__conn_core *c, uint8_t *ptr, size_t len)
+{
+    if (c->noise != NULL && cp2p__noise_handshake_done(c->noise)) {
+        cp2p__noise_out_give(c->noise, ptr, len);
+    } else {
+        cp2p_free(ptr);
+    }
+}
+
 /* ---- events and timers ---- */
 
 bool cp2p__conn_core_next_event(cp2p__conn_core *c, cp2p__conn_event_type *ev)

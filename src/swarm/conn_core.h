@@ -125,6 +125,9 @@ void cp2p__conn_core_out_done(cp2p__conn_core *c, size_t n);
  * *ptr (the caller frees it, cp2p_free) and *len, which count as written; false when none
  * wait, or only what remains of output already partly marked done with out_done. */
 bool cp2p__conn_core_out_take(cp2p__conn_core *c, uint8_t **ptr, size_t *len);
+/* A buffer that out_take handed over, written: reused for the next output once the session is
+ * encrypted (cp2p__noise_out_give), else freed. */
+void cp2p__conn_core_out_give(cp2p__conn_core *c, uint8_t *ptr, size_t len);
 
 bool cp2p__conn_core_next_event(cp2p__conn_core *c, cp2p__conn_event_type *ev);
 

@@ -676,12 +676,16 @@ static void inbound_stream_under_backpressure(void **state)
     }
     uint64_t opened = cp2p__host_stats_get(a.h)->streams_opened;
     uint64_t deferred = cp2p__host_stats_get(a.h)->negotiation_output_deferred;
+    /* The streams are served only while the socket writes have room, so a's yamux output is
+     * empty now, not full: a one-byte cap makes it refuse the answer to the new stream. */
+    assert_int_equal(cp2p__yamux_set_max_out_buffered(ac->yamux, 1), 0);
     assert_int_equal(cp2p_conn_open_stream(c, echo, 1, hello_open, &hr), 0);
     while (cp2p__host_stats_get(a.h)->streams_opened == opened) {
         uv_run(&loop, UV_RUN_ONCE);
     }
     /* a's echo handler runs with its answer still unsent: it waits in the stream's queue. */
     assert_int_equal(cp2p__host_stats_get(a.h)->negotiation_output_deferred, deferred + 1);
+    assert_int_equal(cp2p__yamux_set_max_out_buffered(ac->yamux, 64 * 1024), 0);
     for (int i = 0; i < NSRC; i++) {
         cp2p_stream_reset(ss.s[i]);
     }

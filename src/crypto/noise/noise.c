@@ -746,6 +746,16 @@ bool cp2p__noise_out_take(cp2p__noise *n, uint8_t **ptr, size_t *len)
     return true;
 }
 
+void cp2p__noise_out_give(cp2p__noise *n, uint8_t *ptr, size_t len)
+{
+    if (n->out.ptr == NULL && n->out_off == 0 && len > 0 && len < n->out.max) {
+        n->out.ptr = ptr;
+        n->out.cap = len + 1; /* a cp2p_buf keeps one byte spare: it held len */
+        return;
+    }
+    cp2p_free(ptr);
+}
+
 /* ---- queries, timer ---- */
 
 bool cp2p__noise_handshake_done(const cp2p__noise *n)

@@ -149,6 +149,12 @@ void cp2p__noise_out_done(cp2p__noise *n, size_t len);
  * hands over nothing, when no bytes wait or part of them was already marked sent (use
  * cp2p__noise_out then). The next write allocates a buffer for what it encrypts. */
 bool cp2p__noise_out_take(cp2p__noise *n, uint8_t **ptr, size_t *len);
+/* Give back a buffer that cp2p__noise_out_take() handed over, with the length it had, once the
+ * transport wrote it: the next write encrypts into it instead of allocating, if the output
+ * holds no buffer; else it is freed. A busy connection thus reuses one buffer instead of
+ * a malloc and free per batch (which made glibc trim and regrow the top of the heap, two brk
+ * calls per batch, when nothing else held the memory). cp2p__noise_trim() frees it. */
+void cp2p__noise_out_give(cp2p__noise *n, uint8_t *ptr, size_t len);
 
 /* Give back the receive and send buffers while they hold nothing: they grow to the largest
  * burst (a 64 KiB frame makes each 128 KiB) and would otherwise keep that memory for the life
